@@ -1,0 +1,46 @@
+# The two commands: `make demo` and `make test`. Both install what is missing first.
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+JOBS       ?= $(shell nproc)
+CMAKE_ARGS ?=
+# CI builds treat warnings as errors.
+WERROR     := $(if $(CI),-DCNNC_WERROR=ON,)
+CNNC       := $(BUILD)/tools/cnnc
+
+.PHONY: all build deps test-deps demo test test-fast test-asan clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh build
+
+test-deps:
+	@scripts/install-deps.sh test
+
+build: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(WERROR) $(CMAKE_ARGS) >/dev/null
+	@cmake --build $(BUILD) -j$(JOBS)
+
+demo: build
+	@echo "== The MNIST network, every shape inferred (cnnc models/mnist_cnn.cnn --emit=ir)"
+	@$(CNNC) models/mnist_cnn.cnn --emit=ir
+	@echo
+	@echo "== A mistake is located (cnnc tests/bad/mnist_pool_twice.cnn --emit=ir)"
+	@! $(CNNC) tests/bad/mnist_pool_twice.cnn --emit=ir
+	@echo
+	@echo "== ResNet-18 on the reference interpreter, random weights (cnnc run models/resnet18.cnn)"
+	@$(CNNC) run models/resnet18.cnn --random-weights=0 --seed=0
+
+test: test-deps test-fast test-asan
+
+test-fast: build
+	@cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
+
+test-asan: deps
+	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCNNC_SANITIZE=ON $(WERROR) $(CMAKE_ARGS) >/dev/null
+	@cmake --build $(ASAN_BUILD) -j$(JOBS)
+	@cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  ctest --output-on-failure -j$(JOBS) -LE slow
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

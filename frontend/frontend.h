@@ -1,0 +1,29 @@
+/* frontend.h: from model source and weight files to an IR graph with every
+ * shape inferred. Errors go to a Diag; callers decide what to do with them. */
+#ifndef CNNC_FRONTEND_H
+#define CNNC_FRONTEND_H
+
+#include "ir.h"
+
+typedef struct FeOptions {
+    int64_t batch; /* > 0: overrides the leading symbolic dim of every input */
+} FeOptions;
+
+/* Parses and elaborates a model file (or text) of the cnnc language into a
+ * graph with inferred shapes; parameters are PARAM nodes without data.
+ * Returns NULL after reporting every error it found to `d`. */
+Graph *fe_load_file(const char *path, const FeOptions *opt, Diag *d);
+Graph *fe_load_string(const char *name, const char *text, const FeOptions *opt, Diag *d);
+
+/* safetensors.c: binds every PARAM by name from a .safetensors file (F32, F16,
+ * BF16). A missing, unexpected or wrongly shaped tensor is an error naming it
+ * (and both shapes); batch-norm `num_batches_tracked` entries are ignored. */
+bool fe_bind_safetensors(Graph *g, const char *path, Diag *d);
+/* Writes every bound PARAM of `g` as F32 safetensors (through a temp file). */
+bool fe_write_safetensors(const Graph *g, const char *path, char *err, size_t errlen);
+
+/* weights.c: deterministic weights that depend only on (seed, parameter name,
+ * shape), scaled so activations stay in a sane range through deep networks. */
+void fe_random_weights(Graph *g, uint64_t seed);
+
+#endif

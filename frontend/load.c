@@ -1,0 +1,170 @@
+/* load.c: the frontend's entry points. Reads a model file and the files it
+ * includes (each once, relative to the including file), parses them, collects
+ * their blocks and the one network, and elaborates the network into a graph. */
+#define _XOPEN_SOURCE 700 /* realpath */
+
+#include "elab.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct Loader {
+    Arena *arena; /* syntax trees and file texts; freed after elaboration */
+    Diag *d;
+    Elab *E;
+    StrMap seen; /* canonical paths of the files read */
+    const NetworkDef *net;
+    bool syntax_ok;
+} Loader;
+
+static bool read_file(Arena *a, const char *path, char **text, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return false;
+    size_t cap = 4096, n = 0;
+    char *buf = ir_xmalloc(cap);
+    for (size_t got; (got = fread(buf + n, 1, cap - n, f)) > 0;) {
+        n += got;
+        if (n == cap)
+            buf = ir_xrealloc(buf, cap *= 2);
+    }
+    int err = ferror(f) ? errno : 0;
+    fclose(f);
+    if (err) {
+        free(buf);
+        errno = err;
+        return false;
+    }
+    *text = ir_strndup(a, buf, n);
+    *len = n;
+    free(buf);
+    return true;
+}
+
+/* Marks a file as read; false if it was already. */
+static bool first_visit(Loader *L, const char *path)
+{
+    char buf[PATH_MAX];
+    const char *key = realpath(path, buf) ? buf : path;
+    if (fe_map_get(&L->seen, key))
+        return false;
+    fe_map_put(&L->seen, L->arena, ir_strdup(L->arena, key), (void *)L);
+    return true;
+}
+
+/* `path` as seen from the directory of `from`. */
+static const char *relative_to(Arena *a, const char *from, const char *path)
+{
+    const char *slash = strrchr(from, '/');
+    if (path[0] == '/' || !slash)
+        return path;
+    return ir_strfmt(a, "%.*s/%s", (int)(slash - from), from, path);
+}
+
+static void load_text(Loader *L, const char *name, const char *text, size_t len);
+
+static void load_include(Loader *L, const char *from, const Include *inc)
+{
+    const char *path = relative_to(L->arena, from, inc->path);
+    if (!first_visit(L, path))
+        return;
+    char *text;
+    size_t len;
+    if (!read_file(L->arena, path, &text, &len)) {
+        ir_error(L->d, inc->loc, "cannot read '%s': %s", path, strerror(errno));
+        return;
+    }
+    load_text(L, path, text, len);
+}
+
+static void add_definitions(Loader *L, const AstFile *f)
+{
+    for (int32_t i = 0; i < f->blocks.n; i++)
+        fe_elab_add_block(L->E, f->blocks.items[i]);
+    for (int32_t i = 0; i < f->networks.n; i++) {
+        const NetworkDef *n = f->networks.items[i];
+        if (L->net) {
+            ir_error(L->d, n->loc, "a model has one network, and '%s' is a second one",
+                     n->name);
+            ir_note(L->d, L->net->loc, "the first is '%s'", L->net->name);
+            continue;
+        }
+        L->net = n;
+    }
+}
+
+static void load_text(Loader *L, const char *name, const char *text, size_t len)
+{
+    const char *file = ir_diag_add_source(L->d, name, text, len);
+    AstFile *f = fe_parse(L->arena, L->d, file, text, len);
+    if (!f) {
+        L->syntax_ok = false;
+        return;
+    }
+    for (int32_t i = 0; i < f->includes.n; i++)
+        load_include(L, file, &f->includes.items[i]);
+    add_definitions(L, f);
+}
+
+static Graph *elaborate(Loader *L, const char *name)
+{
+    if (!L->net) {
+        ir_error(L->d, (SrcLoc){name, 0, 0}, "no network in %s", name);
+        return NULL;
+    }
+    const NetworkDef *net = L->net;
+    fe_elab_begin(L->E, net);
+    for (int32_t i = 0; i < net->body.n; i++)
+        if (!fe_elab_stmt(L->E, net->body.items[i]))
+            break;
+    return fe_elab_finish(L->E, net);
+}
+
+static Graph *load(const char *name, const char *text, size_t len, const FeOptions *opt,
+                   Diag *d)
+{
+    Diag quiet;
+    if (!d) {
+        ir_diag_init(&quiet, NULL);
+        d = &quiet;
+    }
+    int errors = d->nerrors;
+    Loader L = {.arena = ir_arena_new(), .d = d, .syntax_ok = true};
+    L.E = fe_elab_new(d, opt);
+    first_visit(&L, name);
+    load_text(&L, name, text, len);
+    Graph *g = NULL;
+    if (L.syntax_ok)
+        g = elaborate(&L, name);
+    if (g && (d->nerrors > errors || !ir_verify(g, d))) {
+        ir_graph_free(g);
+        g = NULL;
+    }
+    fe_elab_free(L.E);
+    ir_arena_free(L.arena);
+    if (d == &quiet)
+        ir_diag_fini(&quiet);
+    return g;
+}
+
+Graph *fe_load_string(const char *name, const char *text, const FeOptions *opt, Diag *d)
+{
+    return load(name ? name : "<string>", text, strlen(text), opt, d);
+}
+
+Graph *fe_load_file(const char *path, const FeOptions *opt, Diag *d)
+{
+    Arena *a = ir_arena_new();
+    char *text;
+    size_t len;
+    Graph *g = NULL;
+    if (read_file(a, path, &text, &len))
+        g = load(path, text, len, opt, d);
+    else
+        ir_error(d, (SrcLoc){path, 0, 0}, "cannot read '%s': %s", path, strerror(errno));
+    ir_arena_free(a);
+    return g;
+}

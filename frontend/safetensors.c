@@ -1,0 +1,531 @@
+/* safetensors.c: binds graph parameters from .safetensors files and writes
+ * them back. The whole header is checked before any data is read; then the
+ * data is read once, in file order, straight into the graph's arena. */
+#include "frontend.h"
+#include "json.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* Layout: u64 little-endian N, N bytes of JSON header, then the data buffer
+ * that each tensor's data_offsets [begin, end) index into. */
+#define ST_MAX_HEADER ((uint64_t)100 << 20) /* the reference reader's limit */
+#define ST_CHUNK      ((size_t)1 << 20)     /* conversion buffer for F16/BF16/F64 */
+
+typedef enum { ST_F32, ST_F16, ST_BF16, ST_F64, ST_NBINDABLE } StBindable;
+
+/* Every dtype of the format, so files holding other tensors (integer
+ * counters, for one) validate; only the first ST_NBINDABLE become weights. */
+static const struct {
+    const char *name;
+    uint32_t size;
+} st_dtypes[] = {
+    {"F32", 4}, {"F16", 2}, {"BF16", 2}, {"F64", 8}, {"I64", 8},     {"I32", 4},
+    {"I16", 2}, {"I8", 1},  {"U8", 1},   {"U16", 2}, {"U32", 4},     {"U64", 8},
+    {"BOOL", 1}, {"F8_E4M3", 1}, {"F8_E5M2", 1},
+};
+#define ST_NDTYPES ((int)(sizeof st_dtypes / sizeof st_dtypes[0]))
+
+typedef struct StTensor {
+    const char *name;
+    int dtype; /* index into st_dtypes */
+    int32_t rank;
+    int64_t dims[IR_MAX_RANK];
+    uint64_t begin, end; /* within the data buffer */
+    int32_t node;        /* the PARAM it binds, or -1 */
+} StTensor;
+
+typedef struct StFile {
+    const char *path;
+    SrcLoc loc;
+    Diag *d;
+    Arena *arena; /* header text and parsed values, freed after binding */
+    FILE *f;
+    uint64_t header_len, data_len;
+    StTensor *t; /* in file order */
+    StTensor **byname;
+    int32_t nt;
+} StFile;
+
+static uint64_t load_u64le(const unsigned char *b)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = v << 8 | b[i];
+    return v;
+}
+
+static void store_u64le(unsigned char *b, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        b[i] = (unsigned char)(v >> (8 * i));
+}
+
+static char *dims_str(int32_t rank, const int64_t *dims, char *buf, size_t n)
+{
+    size_t len = (size_t)snprintf(buf, n, "[");
+    for (int32_t i = 0; i < rank && len < n; i++)
+        len += (size_t)snprintf(buf + len, n - len, i ? ", %lld" : "%lld", (long long)dims[i]);
+    if (len < n)
+        snprintf(buf + len, n - len, "]");
+    return buf;
+}
+
+/* ---- header validation -------------------------------------------------- */
+
+static bool json_uint(const JsonValue *v, uint64_t *out)
+{
+    if (!v || v->kind != JSON_NUMBER || !v->is_int || v->integer < 0)
+        return false;
+    *out = (uint64_t)v->integer;
+    return true;
+}
+
+static bool parse_shape(StFile *sf, StTensor *t, const JsonValue *shape)
+{
+    if (!shape || shape->kind != JSON_ARRAY) {
+        ir_error(sf->d, sf->loc, "tensor '%s': 'shape' must be an array", t->name);
+        return false;
+    }
+    if (shape->count > IR_MAX_RANK) {
+        ir_error(sf->d, sf->loc, "tensor '%s' has %d dimensions; at most %d are supported",
+                 t->name, (int)shape->count, IR_MAX_RANK);
+        return false;
+    }
+    for (const JsonValue *e = shape->first; e; e = e->next) {
+        uint64_t dim;
+        if (!json_uint(e, &dim)) {
+            ir_error(sf->d, sf->loc, "tensor '%s': shape entries must be non-negative integers",
+                     t->name);
+            return false;
+        }
+        t->dims[t->rank++] = (int64_t)dim;
+    }
+    return true;
+}
+
+static bool parse_dtype(StFile *sf, StTensor *t, const JsonValue *dtype)
+{
+    if (!dtype || dtype->kind != JSON_STRING) {
+        ir_error(sf->d, sf->loc, "tensor '%s': 'dtype' must be a string", t->name);
+        return false;
+    }
+    for (t->dtype = 0; t->dtype < ST_NDTYPES; t->dtype++)
+        if (strcmp(st_dtypes[t->dtype].name, dtype->str) == 0)
+            return true;
+    ir_error(sf->d, sf->loc, "tensor '%s' has unknown dtype '%s'", t->name, dtype->str);
+    return false;
+}
+
+/* data_offsets must lie inside the data buffer and span exactly shape × dtype. */
+static bool parse_offsets(StFile *sf, StTensor *t, const JsonValue *offs)
+{
+    if (!offs || offs->kind != JSON_ARRAY || offs->count != 2 ||
+        !json_uint(offs->first, &t->begin) || !json_uint(offs->first->next, &t->end)) {
+        ir_error(sf->d, sf->loc, "tensor '%s': 'data_offsets' must be [begin, end]", t->name);
+        return false;
+    }
+    if (t->begin > t->end || t->end > sf->data_len) {
+        ir_error(sf->d, sf->loc,
+                 "tensor '%s': data_offsets [%llu, %llu] lie outside the %llu bytes of data",
+                 t->name, (unsigned long long)t->begin, (unsigned long long)t->end,
+                 (unsigned long long)sf->data_len);
+        return false;
+    }
+    uint64_t bytes = st_dtypes[t->dtype].size;
+    bool overflow = false;
+    for (int32_t i = 0; i < t->rank; i++)
+        overflow |= __builtin_mul_overflow(bytes, (uint64_t)t->dims[i], &bytes);
+    if (overflow || bytes != t->end - t->begin) {
+        char buf[128];
+        ir_error(sf->d, sf->loc, "tensor '%s': %s %s needs %llu bytes, data_offsets span %llu",
+                 t->name, st_dtypes[t->dtype].name, dims_str(t->rank, t->dims, buf, sizeof buf),
+                 (unsigned long long)bytes, (unsigned long long)(t->end - t->begin));
+        return false;
+    }
+    return true;
+}
+
+static bool parse_tensor(StFile *sf, StTensor *t, const JsonValue *v)
+{
+    t->name = v->key;
+    t->node = -1;
+    if (strlen(v->key) != v->keylen) {
+        ir_error(sf->d, sf->loc, "tensor name '%s...' contains a NUL character", v->key);
+        return false;
+    }
+    if (v->kind != JSON_OBJECT) {
+        ir_error(sf->d, sf->loc, "tensor '%s': expected an object, got %s", t->name,
+                 fe_json_kind_name(v->kind));
+        return false;
+    }
+    return parse_dtype(sf, t, fe_json_get(v, "dtype")) &&
+           parse_shape(sf, t, fe_json_get(v, "shape")) &&
+           parse_offsets(sf, t, fe_json_get(v, "data_offsets"));
+}
+
+static int cmp_tensor_name(const void *a, const void *b)
+{
+    return strcmp((*(const StTensor *const *)a)->name, (*(const StTensor *const *)b)->name);
+}
+
+/* Parses and checks every entry; all problems are reported, not just the first. */
+static bool parse_entries(StFile *sf, const JsonValue *root)
+{
+    sf->t = ir_alloc(sf->arena, (size_t)root->count * sizeof *sf->t + 1);
+    bool ok = true;
+    for (const JsonValue *v = root->first; v; v = v->next) {
+        if (strcmp(v->key, "__metadata__") == 0 && v->kind == JSON_OBJECT)
+            continue;
+        ok &= parse_tensor(sf, &sf->t[sf->nt], v);
+        sf->nt++;
+    }
+    if (!ok)
+        return false;
+    StTensor **s = sf->byname = ir_alloc(sf->arena, (size_t)sf->nt * sizeof *s + 1);
+    for (int32_t i = 0; i < sf->nt; i++)
+        s[i] = &sf->t[i];
+    qsort(s, (size_t)sf->nt, sizeof *s, cmp_tensor_name);
+    for (int32_t i = 1; i < sf->nt; i++)
+        if (strcmp(s[i - 1]->name, s[i]->name) == 0 &&
+            (i < 2 || strcmp(s[i - 2]->name, s[i]->name) != 0)) {
+            ir_error(sf->d, sf->loc, "tensor '%s' appears more than once", s[i]->name);
+            ok = false;
+        }
+    return ok;
+}
+
+static bool read_header(StFile *sf)
+{
+    struct stat st;
+    unsigned char len8[8];
+    if (fstat(fileno(sf->f), &st) != 0 || fread(len8, 1, 8, sf->f) != 8) {
+        ir_error(sf->d, sf->loc, "not a safetensors file: too short for a header");
+        return false;
+    }
+    uint64_t size = (uint64_t)st.st_size, n = load_u64le(len8);
+    if (n > size - 8 || n > ST_MAX_HEADER) {
+        ir_error(sf->d, sf->loc, "not a safetensors file: header size %llu exceeds %s (%llu)",
+                 (unsigned long long)n, n > size - 8 ? "the file's size" : "the limit",
+                 (unsigned long long)(n > size - 8 ? size : ST_MAX_HEADER));
+        return false;
+    }
+    sf->header_len = n;
+    sf->data_len = size - 8 - n;
+    char *text = ir_alloc(sf->arena, (size_t)n + 1);
+    if (fread(text, 1, (size_t)n, sf->f) != n) {
+        ir_error(sf->d, sf->loc, "cannot read the header: %s", strerror(errno));
+        return false;
+    }
+    char err[200];
+    JsonValue *root = fe_json_parse(sf->arena, text, (size_t)n, err, sizeof err);
+    if (!root || root->kind != JSON_OBJECT) {
+        ir_error(sf->d, sf->loc, "invalid safetensors header: %s",
+                 root ? "the header is not a JSON object" : err);
+        return false;
+    }
+    return parse_entries(sf, root);
+}
+
+/* ---- matching tensors to parameters ------------------------------------- */
+
+/* PARAM nodes (all of them, or only the bound ones) sorted by name. */
+typedef struct ParamRef {
+    const char *name;
+    int32_t id;
+} ParamRef;
+
+typedef struct ParamIndex {
+    ParamRef *p;
+    int32_t n;
+} ParamIndex;
+
+static int cmp_param_name(const void *a, const void *b)
+{
+    return strcmp(((const ParamRef *)a)->name, ((const ParamRef *)b)->name);
+}
+
+static ParamIndex index_params(const Graph *g, bool bound_only, ParamRef *buf)
+{
+    ParamIndex pi = {buf, 0};
+    for (int32_t i = 0; i < g->nnodes; i++)
+        if (g->nodes[i].op == OP_PARAM && (!bound_only || g->nodes[i].data))
+            pi.p[pi.n++] = (ParamRef){g->nodes[i].name, i};
+    qsort(pi.p, (size_t)pi.n, sizeof *pi.p, cmp_param_name);
+    return pi;
+}
+
+static int32_t find_param(const ParamIndex *pi, const char *name)
+{
+    ParamRef key = {name, -1};
+    const ParamRef *hit = bsearch(&key, pi->p, (size_t)pi->n, sizeof key, cmp_param_name);
+    return hit ? hit->id : -1;
+}
+
+static StTensor *find_tensor(const StFile *sf, const char *name)
+{
+    StTensor key = {.name = name}, *pkey = &key;
+    StTensor **hit = bsearch(&pkey, sf->byname, (size_t)sf->nt, sizeof pkey, cmp_tensor_name);
+    return hit ? *hit : NULL;
+}
+
+/* PyTorch saves a step counter beside each batch norm's statistics; it has no
+ * meaning at inference, so it is skipped when the batch norm is in the graph. */
+static bool is_bn_counter(const ParamIndex *pi, const char *name, Arena *a)
+{
+    static const char suffix[] = ".num_batches_tracked";
+    size_t n = strlen(name), ns = sizeof suffix - 1;
+    if (n < ns || strcmp(name + n - ns, suffix) != 0)
+        return false;
+    char *mean = ir_strfmt(a, "%.*s.running_mean", (int)(n - ns), name);
+    return find_param(pi, mean) >= 0;
+}
+
+static bool check_param(StFile *sf, const Node *node, StTensor *t)
+{
+    const TensorType *ty = &node->type;
+    bool same = t->rank == ty->rank;
+    for (int32_t i = 0; same && i < t->rank; i++)
+        same = t->dims[i] == ty->dims[i];
+    char want[128], have[128];
+    if (!same) {
+        ir_error(sf->d, sf->loc, "parameter '%s': model expects %s, file has %s", node->name,
+                 dims_str(ty->rank, ty->dims, want, sizeof want),
+                 dims_str(t->rank, t->dims, have, sizeof have));
+        return false;
+    }
+    if (t->dtype >= ST_NBINDABLE) {
+        ir_error(sf->d, sf->loc,
+                 "parameter '%s' has dtype %s in %s; expected F32, F16, BF16 or F64", node->name,
+                  st_dtypes[t->dtype].name, sf->path);
+        return false;
+    }
+    return true;
+}
+
+/* Every PARAM needs a tensor of its shape; reported in graph order. */
+static bool bind_params(StFile *sf, Graph *g)
+{
+    bool ok = true;
+    char buf[128];
+    for (int32_t i = 0; i < g->nnodes; i++) {
+        const Node *node = &g->nodes[i];
+        if (node->op != OP_PARAM)
+            continue;
+        StTensor *t = find_tensor(sf, node->name);
+        if (!t) {
+            ir_error(sf->d, sf->loc, "missing parameter '%s' (%s) in %s", node->name,
+                     ir_type_str(&node->type, buf, sizeof buf), sf->path);
+            ok = false;
+        } else if (check_param(sf, node, t)) {
+            t->node = i;
+        } else {
+            ok = false;
+        }
+    }
+    return ok;
+}
+
+/* Every tensor needs a PARAM; reported in file order. */
+static bool check_unexpected(StFile *sf, const Graph *g)
+{
+    ParamRef *refs = ir_alloc(sf->arena, (size_t)g->nnodes * sizeof *refs + 1);
+    ParamIndex pi = index_params(g, false, refs);
+    bool ok = true;
+    for (int32_t i = 0; i < sf->nt; i++) {
+        const char *name = sf->t[i].name;
+        if (find_param(&pi, name) < 0 && !is_bn_counter(&pi, name, sf->arena)) {
+            ir_error(sf->d, sf->loc, "unexpected tensor '%s' in %s", name, sf->path);
+            ok = false;
+        }
+    }
+    return ok;
+}
+
+/* ---- reading data ------------------------------------------------------- */
+
+static void convert(float *dst, const unsigned char *src, size_t n, int dtype)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (dtype == ST_F16) {
+            dst[i] = ir_f16_to_f32((uint16_t)(src[2 * i] | src[2 * i + 1] << 8));
+        } else if (dtype == ST_BF16) {
+            dst[i] = ir_bf16_to_f32((uint16_t)(src[2 * i] | src[2 * i + 1] << 8));
+        } else {
+            uint64_t bits = load_u64le(src + 8 * i);
+            double v;
+            memcpy(&v, &bits, sizeof v);
+            dst[i] = (float)v;
+        }
+    }
+}
+
+/* F32 goes straight into the parameter; other dtypes pass a chunk buffer. */
+static bool read_tensor(StFile *sf, const StTensor *t, float *dst, unsigned char **chunk)
+{
+    size_t size = st_dtypes[t->dtype].size, n = (size_t)(t->end - t->begin) / size;
+    if (t->dtype == ST_F32)
+        return fread(dst, sizeof(float), n, sf->f) == n;
+    if (!*chunk)
+        *chunk = ir_xmalloc(ST_CHUNK);
+    size_t per = ST_CHUNK / size;
+    for (size_t done = 0; done < n; done += per) {
+        size_t k = n - done < per ? n - done : per;
+        if (fread(*chunk, size, k, sf->f) != k)
+            return false;
+        convert(dst + done, *chunk, k, t->dtype);
+    }
+    return true;
+}
+
+static int cmp_offset(const void *a, const void *b)
+{
+    uint64_t x = (*(const StTensor *const *)a)->begin, y = (*(const StTensor *const *)b)->begin;
+    return (x > y) - (x < y);
+}
+
+static bool read_data(StFile *sf, Graph *g)
+{
+    const StTensor **order = ir_alloc(sf->arena, (size_t)sf->nt * sizeof *order + 1);
+    int32_t n = 0;
+    for (int32_t i = 0; i < sf->nt; i++)
+        if (sf->t[i].node >= 0)
+            order[n++] = &sf->t[i];
+    qsort(order, (size_t)n, sizeof *order, cmp_offset);
+    unsigned char *chunk = NULL;
+    uint64_t pos = 0;
+    bool ok = true;
+    for (int32_t i = 0; i < n && ok; i++) {
+        const StTensor *t = order[i];
+        Node *node = &g->nodes[t->node];
+        if (!node->data)
+            node->data = ir_alloc(g->arena, (size_t)ir_numel(&node->type) * sizeof(float) + 1);
+        if (t->begin != pos)
+            ok = fseeko(sf->f, (off_t)(8 + sf->header_len + t->begin), SEEK_SET) == 0;
+        ok = ok && read_tensor(sf, t, node->data, &chunk);
+        pos = t->end;
+    }
+    free(chunk);
+    if (!ok)
+        ir_error(sf->d, sf->loc, "cannot read tensor data: %s",
+                 ferror(sf->f) ? strerror(errno) : "file changed while reading");
+    return ok;
+}
+
+bool fe_bind_safetensors(Graph *g, const char *path, Diag *d)
+{
+    StFile sf = {.path = path, .loc = {path, 0, 0}, .d = d};
+    sf.f = fopen(path, "rb");
+    if (!sf.f) {
+        ir_error(d, sf.loc, "cannot open weights: %s", strerror(errno));
+        return false;
+    }
+    sf.arena = ir_arena_new();
+    bool ok = read_header(&sf);
+    if (ok) {
+        bool bound = bind_params(&sf, g);
+        ok = check_unexpected(&sf, g) && bound && read_data(&sf, g);
+    }
+    ir_arena_free(sf.arena);
+    fclose(sf.f);
+    return ok;
+}
+
+/* ---- writing ------------------------------------------------------------ */
+
+typedef struct StWrite {
+    const Graph *g;
+    ParamIndex params; /* the bound ones */
+    char *header;
+    size_t len, cap;
+} StWrite;
+
+static void put(StWrite *w, const char *s, size_t n)
+{
+    if (w->len + n > w->cap) {
+        w->cap = (w->len + n) * 2 + 256;
+        w->header = ir_xrealloc(w->header, w->cap);
+    }
+    memcpy(w->header + w->len, s, n);
+    w->len += n;
+}
+
+static void puts_(StWrite *w, const char *s)
+{
+    put(w, s, strlen(s));
+}
+
+static void putf(StWrite *w, const char *fmt, unsigned long long a, unsigned long long b)
+{
+    char buf[64];
+    int n = snprintf(buf, sizeof buf, fmt, a, b);
+    put(w, buf, (size_t)n);
+}
+
+static void put_json_string(StWrite *w, const char *s)
+{
+    puts_(w, "\"");
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') {
+            char esc[2] = {'\\', (char)c};
+            put(w, esc, 2);
+        } else if (c < 0x20) {
+            putf(w, "\\u%04llx", c, 0);
+        } else {
+            put(w, s, 1);
+        }
+    }
+    puts_(w, "\"");
+}
+
+/* {"name":{"dtype":"F32","shape":[..],"data_offsets":[b,e]},...} padded with
+ * spaces so the data starts 8-byte aligned. */
+static void build_header(StWrite *w)
+{
+    uint64_t offset = 0;
+    puts_(w, "{");
+    for (int32_t i = 0; i < w->params.n; i++) {
+        const Node *node = &w->g->nodes[w->params.p[i].id];
+        puts_(w, i ? "," : "");
+        put_json_string(w, node->name);
+        puts_(w, ":{\"dtype\":\"F32\",\"shape\":[");
+        for (int32_t k = 0; k < node->type.rank; k++)
+            putf(w, k ? ",%llu" : "%llu", (unsigned long long)node->type.dims[k], 0);
+        uint64_t bytes = (uint64_t)ir_numel(&node->type) * sizeof(float);
+        putf(w, "],\"data_offsets\":[%llu,%llu]}", offset, offset + bytes);
+        offset += bytes;
+    }
+    puts_(w, "}");
+    while (w->len % 8)
+        puts_(w, " ");
+}
+
+static bool emit_safetensors(FILE *f, void *ctx)
+{
+    const StWrite *w = ctx;
+    unsigned char len8[8];
+    store_u64le(len8, w->len);
+    if (fwrite(len8, 1, 8, f) != 8 || fwrite(w->header, 1, w->len, f) != w->len)
+        return false;
+    for (int32_t i = 0; i < w->params.n; i++) {
+        const Node *node = &w->g->nodes[w->params.p[i].id];
+        size_t n = (size_t)ir_numel(&node->type);
+        if (fwrite(node->data, sizeof(float), n, f) != n)
+            return false;
+    }
+    return true;
+}
+
+bool fe_write_safetensors(const Graph *g, const char *path, char *err, size_t errlen)
+{
+    ParamRef *refs = ir_xmalloc((size_t)g->nnodes * sizeof *refs + 1);
+    StWrite w = {.g = g, .params = index_params(g, true, refs)};
+    build_header(&w);
+    bool ok = ir_write_atomic(path, emit_safetensors, &w, err, errlen);
+    free(w.header);
+    free(refs);
+    return ok;
+}

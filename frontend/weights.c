@@ -1,0 +1,106 @@
+/* weights.c: deterministic random weights for benchmarks and tests. Each
+ * parameter draws from its own stream, ir_rng(seed, name), so its values depend
+ * on the seed, its name, its shape and the kind of layer using it: never on
+ * node order or on which other parameters exist. */
+#include "frontend.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+/* The scales keep activations in a sane range through deep networks, with a
+ * uniform[-1, 1] input:
+ *   conv/dense weight  U(±sqrt(6 / fan_in))   Kaiming-uniform: a ReLU layer keeps
+ *                                             the second moment of its input
+ *   conv/dense bias    U(±1 / sqrt(fan_in))   PyTorch's default, small vs. the sum
+ *   batchnorm weight   U(0.5, 1.0)            a gain a little under 1, so residual
+ *   batchnorm bias     U(±0.1)                sums grow slowly with depth
+ *   running_mean       U(±0.1)
+ *   running_var        U(0.5, 1.5)            1/sqrt(var) stays near 1
+ *   anything else      U(±0.1)
+ * With these, the outputs' largest magnitude is about 30 for ResNet-50, 8 for
+ * VGG-16, 1.4 for MobileNetV2 and 2 for SqueezeNet 1.1. */
+typedef enum { W_OTHER, W_KAIMING, W_BIAS, W_BN_GAMMA, W_BN_BETA, W_BN_MEAN, W_BN_VAR } Role;
+
+typedef struct Usage {
+    Role role;
+    int64_t fan_in;
+} Usage;
+
+/* Inputs per output of a conv or dense: the weight's dims after the first. */
+static int64_t fan_in(const Graph *g, const Node *user)
+{
+    const TensorType *w = &g->nodes[user->inputs[1]].type;
+    int64_t n = 1;
+    for (int32_t i = 1; i < w->rank; i++)
+        n *= w->dims[i];
+    return n > 0 ? n : 1;
+}
+
+static Usage usage(const Graph *g, const Node *user, int32_t slot)
+{
+    static const Role bn_roles[5] = {W_OTHER, W_BN_GAMMA, W_BN_BETA, W_BN_MEAN, W_BN_VAR};
+    switch (user->op) {
+    case OP_CONV2D:
+    case OP_DENSE:
+        if (slot == 1 || slot == 2)
+            return (Usage){slot == 1 ? W_KAIMING : W_BIAS, fan_in(g, user)};
+        return (Usage){W_OTHER, 1};
+    case OP_BATCHNORM:
+        return (Usage){bn_roles[slot], 1};
+    default:
+        return (Usage){W_OTHER, 1};
+    }
+}
+
+static double uniform(Rng *r, double lo, double hi)
+{
+    return lo + (hi - lo) * ir_rng_uniform(r);
+}
+
+static double draw(Rng *r, Usage u)
+{
+    switch (u.role) {
+    case W_KAIMING: {
+        double bound = sqrt(6.0 / (double)u.fan_in);
+        return uniform(r, -bound, bound);
+    }
+    case W_BIAS:
+        return uniform(r, -1.0 / sqrt((double)u.fan_in), 1.0 / sqrt((double)u.fan_in));
+    case W_BN_GAMMA:
+        return uniform(r, 0.5, 1.0);
+    case W_BN_VAR:
+        return uniform(r, 0.5, 1.5);
+    case W_BN_BETA:
+    case W_BN_MEAN:
+    case W_OTHER:
+        return uniform(r, -0.1, 0.1);
+    }
+    ICE("unknown weight role %d", (int)u.role);
+}
+
+void fe_random_weights(Graph *g, uint64_t seed)
+{
+    /* A parameter's role comes from its first user (fan_in 0 marks "none yet");
+     * unused ones draw as W_OTHER. */
+    Usage *use = ir_xcalloc((size_t)g->nnodes + 1, sizeof *use);
+    for (int32_t i = 0; i < g->nnodes; i++) {
+        const Node *n = &g->nodes[i];
+        for (int32_t k = 0; k < n->ninputs; k++) {
+            int32_t p = n->inputs[k];
+            if (g->nodes[p].op == OP_PARAM && use[p].fan_in == 0)
+                use[p] = usage(g, n, k);
+        }
+    }
+    for (int32_t i = 0; i < g->nnodes; i++) {
+        Node *n = &g->nodes[i];
+        if (n->op != OP_PARAM)
+            continue;
+        int64_t count = ir_numel(&n->type);
+        if (!n->data)
+            n->data = ir_alloc(g->arena, (size_t)count * sizeof(float) + 1);
+        Rng r = ir_rng(seed, n->name);
+        for (int64_t k = 0; k < count; k++)
+            n->data[k] = (float)draw(&r, use[i]);
+    }
+    free(use);
+}

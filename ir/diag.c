@@ -1,0 +1,159 @@
+/* diag.c: user diagnostics in the style of gcc: `file:line:col: error: msg`,
+ * then the source line and a caret under the column when the file's text is
+ * known. Every message of a run goes through one Diag, which counts them. */
+#include "ir.h"
+
+#include <string.h>
+
+struct DiagSource {
+    DiagSource *next;
+    const char *file;
+    const char *text;
+    size_t len;
+};
+
+static const char *const level_names[] = {"error", "warning", "note"};
+
+void ir_diag_init(Diag *d, FILE *out)
+{
+    memset(d, 0, sizeof *d);
+    d->out = out;
+    d->arena = ir_arena_new();
+}
+
+void ir_diag_fini(Diag *d)
+{
+    ir_arena_free(d->arena);
+    d->arena = NULL;
+    d->sources = NULL;
+}
+
+const char *ir_diag_add_source(Diag *d, const char *file, const char *text, size_t len)
+{
+    DiagSource *s = ir_alloc(d->arena, sizeof *s);
+    s->file = ir_strdup(d->arena, file);
+    s->text = ir_strndup(d->arena, text, len);
+    s->len = len;
+    s->next = d->sources;
+    d->sources = s;
+    return s->file;
+}
+
+static const DiagSource *find_source(const Diag *d, const char *file)
+{
+    for (const DiagSource *s = d->sources; s; s = s->next)
+        if (s->file == file || strcmp(s->file, file) == 0)
+            return s;
+    return NULL;
+}
+
+/* Finds line `line` (1-based) of the source; false if the text is shorter. */
+static bool find_line(const DiagSource *s, int32_t line, const char **start, size_t *len)
+{
+    const char *p = s->text, *end = s->text + s->len;
+    for (int32_t i = 1; i < line; i++) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        if (!nl)
+            return false;
+        p = nl + 1;
+    }
+    if (p == end && line > 1)
+        return false;
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+    if (n > 0 && p[n - 1] == '\r')
+        n--;
+    *start = p;
+    *len = n;
+    return true;
+}
+
+/* The quoted line and its caret, behind a gutter as wide as the line number
+ * (at least four). The caret padding copies tabs so it lines up in any
+ * terminal, and counts a UTF-8 sequence as one column. */
+static void print_excerpt(const Diag *d, SrcLoc loc)
+{
+    const DiagSource *s = find_source(d, loc.file);
+    const char *text;
+    size_t len;
+    if (!s || loc.line <= 0 || !find_line(s, loc.line, &text, &len))
+        return;
+    char num[16];
+    int width = snprintf(num, sizeof num, "%d", (int)loc.line);
+    if (width < 4)
+        width = 4;
+    fprintf(d->out, " %*s | %.*s\n", width, num, (int)len, text);
+    if (loc.col <= 0)
+        return;
+    fprintf(d->out, " %*s | ", width, "");
+    for (size_t i = 0; i + 1 < (size_t)loc.col && i < len; i++) {
+        unsigned char c = (unsigned char)text[i];
+        if (c == '\t')
+            fputc('\t', d->out);
+        else if ((c & 0xC0) != 0x80)
+            fputc(' ', d->out);
+    }
+    fputs("^\n", d->out);
+}
+
+static void print_header(const Diag *d, DiagLevel level, SrcLoc loc)
+{
+    if (!loc.file)
+        fprintf(d->out, "%s: ", level_names[level]);
+    else if (loc.line <= 0)
+        fprintf(d->out, "%s: %s: ", loc.file, level_names[level]);
+    else if (loc.col <= 0)
+        fprintf(d->out, "%s:%d: %s: ", loc.file, (int)loc.line, level_names[level]);
+    else
+        fprintf(d->out, "%s:%d:%d: %s: ", loc.file, (int)loc.line, (int)loc.col,
+                level_names[level]);
+}
+
+/* Once max_errors is exceeded, everything after is counted but not printed:
+ * the later messages are mostly consequences of the earlier ones. */
+void ir_vdiag(Diag *d, DiagLevel level, SrcLoc loc, const char *fmt, va_list ap)
+{
+    if (!d)
+        return;
+    bool stopped = d->max_errors > 0 && d->nerrors > d->max_errors;
+    if (level == DIAG_ERROR) {
+        d->nerrors++;
+        if (!stopped && d->max_errors > 0 && d->nerrors > d->max_errors) {
+            if (d->out)
+                fputs("too many errors; stopping\n", d->out);
+            stopped = true;
+        }
+    } else if (level == DIAG_WARNING) {
+        d->nwarnings++;
+    }
+    if (stopped || !d->out)
+        return;
+    print_header(d, level, loc);
+    vfprintf(d->out, fmt, ap);
+    fputc('\n', d->out);
+    print_excerpt(d, loc);
+}
+
+void ir_error(Diag *d, SrcLoc loc, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    ir_vdiag(d, DIAG_ERROR, loc, fmt, ap);
+    va_end(ap);
+}
+
+void ir_warn(Diag *d, SrcLoc loc, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    ir_vdiag(d, DIAG_WARNING, loc, fmt, ap);
+    va_end(ap);
+}
+
+void ir_note(Diag *d, SrcLoc loc, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    ir_vdiag(d, DIAG_NOTE, loc, fmt, ap);
+    va_end(ap);
+}

@@ -1,0 +1,588 @@
+/* interp.c: the reference interpreter. Every op is a naive loop nest over the
+ * unoptimized graph that accumulates in double and rounds to float once, with
+ * PyTorch's semantics; it is the oracle that backends and passes are tested against. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ir.h"
+
+typedef struct Interp {
+    const Graph *g;
+    const float *const *inputs;
+    float **values;
+    int32_t ninputs_seen; /* INPUT nodes met so far: the ordinal of the next one */
+    char *err;
+    size_t errlen;
+} Interp;
+
+static const char *node_name(const Node *n)
+{
+    return n->name ? n->name : ir_ops[n->op].name;
+}
+
+static bool fail(Interp *in, const Node *n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Writes "node 'NAME' (op): message" to the caller's error buffer. */
+static bool fail(Interp *in, const Node *n, const char *fmt, ...)
+{
+    if (!in->err || in->errlen == 0)
+        return false;
+    int k = snprintf(in->err, in->errlen, "node '%s' (%s): ", node_name(n), ir_ops[n->op].name);
+    if (k < 0 || (size_t)k >= in->errlen)
+        return false;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(in->err + k, in->errlen - (size_t)k, fmt, ap);
+    va_end(ap);
+    return false;
+}
+
+static const TensorType *arg_type(const Interp *in, const Node *n, int32_t k)
+{
+    return &in->g->nodes[n->inputs[k]].type;
+}
+
+static const float *arg(const Interp *in, const Node *n, int32_t k)
+{
+    return in->values[n->inputs[k]];
+}
+
+static int64_t prod(const TensorType *t, int32_t from, int32_t to)
+{
+    int64_t p = 1;
+    for (int32_t i = from; i < to; i++)
+        p *= t->dims[i];
+    return p;
+}
+
+static bool is_nchw(const TensorType *t)
+{
+    return t->rank == 4;
+}
+
+/* ---- graph inputs and weights ------------------------------------------- */
+
+static bool run_input(Interp *in, const Node *n, float *out)
+{
+    int32_t i = in->ninputs_seen++;
+    if (!in->inputs || !in->inputs[i])
+        return fail(in, n, "no data given for graph input %d", i);
+    memcpy(out, in->inputs[i], (size_t)ir_numel(&n->type) * sizeof(float));
+    return true;
+}
+
+/* Weights are copied rather than aliased so that a result outlives its graph.
+ * The message is the one a user of the command line sees, hence no node prefix. */
+static bool run_param(Interp *in, const Node *n, float *out)
+{
+    if (!n->data) {
+        if (in->err && in->errlen)
+            snprintf(in->err, in->errlen,
+                     "parameter '%s' has no weights (use --weights or --random-weights)",
+                     node_name(n));
+        return false;
+    }
+    memcpy(out, n->data, (size_t)ir_numel(&n->type) * sizeof(float));
+    return true;
+}
+
+/* ---- convolution, normalization, dense ---------------------------------- */
+
+static bool conv_shapes_ok(const Interp *in, const Node *n)
+{
+    const TensorType *x = arg_type(in, n, 0), *w = arg_type(in, n, 1), *y = &n->type;
+    int32_t groups = n->attrs.conv.groups;
+    if (!is_nchw(x) || !is_nchw(w) || !is_nchw(y) || groups < 1)
+        return false;
+    if (w->dims[0] % groups != 0 || w->dims[1] * groups != x->dims[1])
+        return false;
+    if (y->dims[0] != x->dims[0] || y->dims[1] != w->dims[0])
+        return false;
+    return n->ninputs < 3 || ir_numel(arg_type(in, n, 2)) == w->dims[0];
+}
+
+/* One output element: the sum over the input channels of its group and the
+ * kernel window, taps that fall into the zero padding skipped. */
+static double conv_point(const ConvAttrs *a, const TensorType *x, const TensorType *w,
+                         const float *xv, const float *wv, int64_t b, int64_t o, int64_t oh,
+                         int64_t ow)
+{
+    int64_t cpg = w->dims[1], opg = w->dims[0] / a->groups;
+    int64_t c0 = (o / opg) * cpg, kh = w->dims[2], kw = w->dims[3];
+    int64_t H = x->dims[2], W = x->dims[3];
+    double sum = 0.0;
+    for (int64_t c = 0; c < cpg; c++)
+        for (int64_t i = 0; i < kh; i++) {
+            int64_t ih = oh * a->stride[0] - a->pad[0] + i * a->dilation[0];
+            if (ih < 0 || ih >= H)
+                continue;
+            for (int64_t j = 0; j < kw; j++) {
+                int64_t iw = ow * a->stride[1] - a->pad[1] + j * a->dilation[1];
+                if (iw < 0 || iw >= W)
+                    continue;
+                sum += (double)xv[((b * x->dims[1] + c0 + c) * H + ih) * W + iw] *
+                       (double)wv[((o * cpg + c) * kh + i) * kw + j];
+            }
+        }
+    return sum;
+}
+
+static bool run_conv2d(Interp *in, const Node *n, float *out)
+{
+    if (!conv_shapes_ok(in, n))
+        return fail(in, n, "inconsistent input, weight and output shapes");
+    const TensorType *x = arg_type(in, n, 0), *w = arg_type(in, n, 1), *y = &n->type;
+    const float *xv = arg(in, n, 0), *wv = arg(in, n, 1);
+    const float *bv = n->ninputs == 3 ? arg(in, n, 2) : NULL;
+    float *p = out;
+    for (int64_t b = 0; b < y->dims[0]; b++)
+        for (int64_t o = 0; o < y->dims[1]; o++)
+            for (int64_t oh = 0; oh < y->dims[2]; oh++)
+                for (int64_t ow = 0; ow < y->dims[3]; ow++) {
+                    double s = conv_point(&n->attrs.conv, x, w, xv, wv, b, o, oh, ow);
+                    *p++ = (float)(bv ? s + (double)bv[o] : s);
+                }
+    return true;
+}
+
+/* Inference-mode batch norm over dim 1: inputs x, weight, bias, mean, var. */
+static bool run_batchnorm(Interp *in, const Node *n, float *out)
+{
+    const TensorType *x = arg_type(in, n, 0);
+    if (x->rank < 2 || ir_numel(&n->type) != ir_numel(x))
+        return fail(in, n, "inconsistent input and output shapes");
+    int64_t C = x->dims[1], inner = prod(x, 2, x->rank), outer = x->dims[0];
+    for (int32_t k = 1; k < 5; k++)
+        if (ir_numel(arg_type(in, n, k)) != C)
+            return fail(in, n, "parameter %d does not have %lld elements", k, (long long)C);
+    const float *xv = arg(in, n, 0), *wv = arg(in, n, 1), *bv = arg(in, n, 2);
+    const float *mv = arg(in, n, 3), *vv = arg(in, n, 4);
+    double eps = (double)n->attrs.bn.eps;
+    for (int64_t b = 0; b < outer; b++)
+        for (int64_t c = 0; c < C; c++) {
+            double scale = (double)wv[c] / sqrt((double)vv[c] + eps);
+            for (int64_t i = 0; i < inner; i++) {
+                int64_t at = (b * C + c) * inner + i;
+                out[at] = (float)(((double)xv[at] - (double)mv[c]) * scale + (double)bv[c]);
+            }
+        }
+    return true;
+}
+
+/* y[r, o] = sum_i x[r, i] * W[o, i] + b[o], PyTorch Linear's weight layout. */
+static bool run_dense(Interp *in, const Node *n, float *out)
+{
+    const TensorType *x = arg_type(in, n, 0), *w = arg_type(in, n, 1);
+    if (x->rank < 1 || w->rank != 2 || w->dims[1] != x->dims[x->rank - 1])
+        return fail(in, n, "input features do not match the weight");
+    int64_t I = w->dims[1], O = w->dims[0], rows = ir_numel(x) / (I ? I : 1);
+    if (ir_numel(&n->type) != rows * O || (n->ninputs == 3 && ir_numel(arg_type(in, n, 2)) != O))
+        return fail(in, n, "inconsistent output or bias shape");
+    const float *xv = arg(in, n, 0), *wv = arg(in, n, 1);
+    const float *bv = n->ninputs == 3 ? arg(in, n, 2) : NULL;
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t o = 0; o < O; o++) {
+            double s = bv ? (double)bv[o] : 0.0;
+            for (int64_t i = 0; i < I; i++)
+                s += (double)xv[r * I + i] * (double)wv[o * I + i];
+            out[r * O + o] = (float)s;
+        }
+    return true;
+}
+
+/* ---- elementwise activations -------------------------------------------- */
+
+typedef double (*ScalarFn)(double x, const Attrs *a);
+
+/* Comparisons are written so that NaN passes through, as in PyTorch. */
+static double relu_of(double x, const Attrs *a)
+{
+    return x < 0.0 ? 0.0 : x;
+}
+
+static double clip_of(double x, const Attrs *a)
+{
+    if (x < (double)a->clip.lo)
+        return (double)a->clip.lo;
+    return x > (double)a->clip.hi ? (double)a->clip.hi : x;
+}
+
+static double sigmoid_of(double x, const Attrs *a)
+{
+    return 1.0 / (1.0 + exp(-x));
+}
+
+static double tanh_of(double x, const Attrs *a)
+{
+    return tanh(x);
+}
+
+static double silu_of(double x, const Attrs *a)
+{
+    return x / (1.0 + exp(-x));
+}
+
+static double leaky_relu_of(double x, const Attrs *a)
+{
+    return x < 0.0 ? x * (double)a->leaky.alpha : x;
+}
+
+static double identity_of(double x, const Attrs *a)
+{
+    return x;
+}
+
+static bool run_unary(Interp *in, const Node *n, float *out, ScalarFn f)
+{
+    int64_t count = ir_numel(&n->type);
+    if (count != ir_numel(arg_type(in, n, 0)))
+        return fail(in, n, "input and output sizes differ");
+    const float *xv = arg(in, n, 0);
+    for (int64_t i = 0; i < count; i++)
+        out[i] = (float)f((double)xv[i], &n->attrs);
+    return true;
+}
+
+/* ---- broadcasting binary ops -------------------------------------------- */
+
+/* Element strides of `t` seen through the output's dims (numpy broadcasting:
+ * ranks aligned on the right, a dim of 1 repeats); false if incompatible. */
+static bool broadcast_strides(const TensorType *t, const TensorType *y, int64_t *strides)
+{
+    int32_t shift = y->rank - t->rank;
+    if (shift < 0)
+        return false;
+    int64_t s = 1;
+    for (int32_t d = y->rank - 1; d >= 0; d--) {
+        int64_t dim = d >= shift ? t->dims[d - shift] : 1;
+        if (dim != 1 && dim != y->dims[d])
+            return false;
+        strides[d] = dim == 1 ? 0 : s;
+        s *= dim;
+    }
+    return true;
+}
+
+static bool run_binary(Interp *in, const Node *n, float *out, bool is_mul)
+{
+    const TensorType *y = &n->type;
+    int64_t sa[IR_MAX_RANK], sb[IR_MAX_RANK];
+    if (!broadcast_strides(arg_type(in, n, 0), y, sa) ||
+        !broadcast_strides(arg_type(in, n, 1), y, sb))
+        return fail(in, n, "operand shapes do not broadcast to the output shape");
+    const float *av = arg(in, n, 0), *bv = arg(in, n, 1);
+    int64_t count = ir_numel(y);
+    for (int64_t i = 0; i < count; i++) {
+        int64_t rest = i, ia = 0, ib = 0;
+        for (int32_t d = y->rank - 1; d >= 0; d--) {
+            int64_t idx = rest % y->dims[d];
+            rest /= y->dims[d];
+            ia += idx * sa[d];
+            ib += idx * sb[d];
+        }
+        double a = (double)av[ia], b = (double)bv[ib];
+        out[i] = (float)(is_mul ? a * b : a + b);
+    }
+    return true;
+}
+
+/* ---- data movement ------------------------------------------------------ */
+
+static int32_t norm_axis(int32_t axis, int32_t rank)
+{
+    return axis < 0 ? axis + rank : axis;
+}
+
+static bool concat_shapes_ok(const Interp *in, const Node *n, int32_t axis)
+{
+    const TensorType *y = &n->type;
+    int64_t total = 0;
+    for (int32_t k = 0; k < n->ninputs; k++) {
+        const TensorType *t = arg_type(in, n, k);
+        if (t->rank != y->rank)
+            return false;
+        for (int32_t d = 0; d < y->rank; d++)
+            if (d != axis && t->dims[d] != y->dims[d])
+                return false;
+        total += t->dims[axis];
+    }
+    return total == y->dims[axis];
+}
+
+/* For each index of the dims before the axis, the inputs' slabs one after another. */
+static bool run_concat(Interp *in, const Node *n, float *out)
+{
+    const TensorType *y = &n->type;
+    int32_t axis = norm_axis(n->attrs.axis.axis, y->rank);
+    if (axis < 0 || axis >= y->rank || !concat_shapes_ok(in, n, axis))
+        return fail(in, n, "inconsistent shapes along axis %d", n->attrs.axis.axis);
+    int64_t outer = prod(y, 0, axis);
+    float *p = out;
+    for (int64_t o = 0; o < outer; o++)
+        for (int32_t k = 0; k < n->ninputs; k++) {
+            const TensorType *t = arg_type(in, n, k);
+            int64_t slab = prod(t, axis, t->rank);
+            memcpy(p, arg(in, n, k) + o * slab, (size_t)slab * sizeof(float));
+            p += slab;
+        }
+    return true;
+}
+
+static bool run_flatten(Interp *in, const Node *n, float *out)
+{
+    int64_t count = ir_numel(&n->type);
+    if (count != ir_numel(arg_type(in, n, 0)))
+        return fail(in, n, "input and output sizes differ");
+    memcpy(out, arg(in, n, 0), (size_t)count * sizeof(float));
+    return true;
+}
+
+/* ---- pooling ------------------------------------------------------------ */
+
+static bool pool_shapes_ok(const Interp *in, const Node *n)
+{
+    const TensorType *x = arg_type(in, n, 0), *y = &n->type;
+    return is_nchw(x) && y->rank >= 2 && y->dims[0] == x->dims[0] && y->dims[1] == x->dims[1];
+}
+
+/* Padding acts as -inf: it is never selected. NaN wins, as in PyTorch. */
+static float max_window(const PoolAttrs *a, const float *plane, int64_t H, int64_t W, int64_t oh,
+                        int64_t ow)
+{
+    float m = -INFINITY;
+    for (int64_t i = 0; i < a->kernel[0]; i++) {
+        int64_t ih = oh * a->stride[0] - a->pad[0] + i * a->dilation[0];
+        for (int64_t j = 0; ih >= 0 && ih < H && j < a->kernel[1]; j++) {
+            int64_t iw = ow * a->stride[1] - a->pad[1] + j * a->dilation[1];
+            if (iw < 0 || iw >= W)
+                continue;
+            float v = plane[ih * W + iw];
+            if (v > m || isnan(v))
+                m = v;
+        }
+    }
+    return m;
+}
+
+static bool run_maxpool(Interp *in, const Node *n, float *out)
+{
+    if (!pool_shapes_ok(in, n) || n->type.rank != 4)
+        return fail(in, n, "expects [N, C, H, W] input and output");
+    const TensorType *x = arg_type(in, n, 0), *y = &n->type;
+    int64_t H = x->dims[2], W = x->dims[3], planes = y->dims[0] * y->dims[1];
+    const float *xv = arg(in, n, 0);
+    float *p = out;
+    for (int64_t c = 0; c < planes; c++)
+        for (int64_t oh = 0; oh < y->dims[2]; oh++)
+            for (int64_t ow = 0; ow < y->dims[3]; ow++)
+                *p++ = max_window(&n->attrs.pool, xv + c * H * W, H, W, oh, ow);
+    return true;
+}
+
+/* PyTorch's avg_pool2d: the window is first clipped to the padded input, which
+ * gives the count_include_pad divisor, then to the input itself. */
+static double avg_window(const PoolAttrs *a, const float *plane, int64_t H, int64_t W, int64_t oh,
+                         int64_t ow)
+{
+    int64_t hs = oh * a->stride[0] - a->pad[0], ws = ow * a->stride[1] - a->pad[1];
+    int64_t he = hs + a->kernel[0], we = ws + a->kernel[1];
+    he = he < H + a->pad[2] ? he : H + a->pad[2];
+    we = we < W + a->pad[3] ? we : W + a->pad[3];
+    int64_t pool_size = (he - hs) * (we - ws);
+    hs = hs > 0 ? hs : 0;
+    ws = ws > 0 ? ws : 0;
+    he = he < H ? he : H;
+    we = we < W ? we : W;
+    double sum = 0.0;
+    for (int64_t ih = hs; ih < he; ih++)
+        for (int64_t iw = ws; iw < we; iw++)
+            sum += (double)plane[ih * W + iw];
+    int64_t divisor = a->count_include_pad ? pool_size : (he - hs) * (we - ws);
+    return sum / (double)divisor;
+}
+
+static bool run_avgpool(Interp *in, const Node *n, float *out)
+{
+    if (!pool_shapes_ok(in, n) || n->type.rank != 4)
+        return fail(in, n, "expects [N, C, H, W] input and output");
+    if (n->attrs.pool.dilation[0] != 1 || n->attrs.pool.dilation[1] != 1)
+        return fail(in, n, "dilation is not supported by avgpool");
+    const TensorType *x = arg_type(in, n, 0), *y = &n->type;
+    int64_t H = x->dims[2], W = x->dims[3], planes = y->dims[0] * y->dims[1];
+    const float *xv = arg(in, n, 0);
+    float *p = out;
+    for (int64_t c = 0; c < planes; c++)
+        for (int64_t oh = 0; oh < y->dims[2]; oh++)
+            for (int64_t ow = 0; ow < y->dims[3]; ow++)
+                *p++ = (float)avg_window(&n->attrs.pool, xv + c * H * W, H, W, oh, ow);
+    return true;
+}
+
+static bool run_global_avgpool(Interp *in, const Node *n, float *out)
+{
+    const TensorType *x = arg_type(in, n, 0);
+    if (!pool_shapes_ok(in, n) || ir_numel(&n->type) != x->dims[0] * x->dims[1])
+        return fail(in, n, "expects [N, C, H, W] input and [N, C, 1, 1] output");
+    int64_t hw = x->dims[2] * x->dims[3], planes = x->dims[0] * x->dims[1];
+    const float *xv = arg(in, n, 0);
+    for (int64_t c = 0; c < planes; c++) {
+        double sum = 0.0;
+        for (int64_t i = 0; i < hw; i++)
+            sum += (double)xv[c * hw + i];
+        out[c] = (float)(sum / (double)hw);
+    }
+    return true;
+}
+
+/* Bin i of `out` bins over `in` elements: [floor(i*in/out), ceil((i+1)*in/out)). */
+static void adaptive_bin(int64_t i, int64_t in, int64_t out, int64_t *start, int64_t *end)
+{
+    *start = i * in / out;
+    *end = ((i + 1) * in + out - 1) / out;
+}
+
+static bool run_adaptive_avgpool(Interp *in, const Node *n, float *out)
+{
+    if (!pool_shapes_ok(in, n) || n->type.rank != 4)
+        return fail(in, n, "expects [N, C, H, W] input and output");
+    const TensorType *x = arg_type(in, n, 0), *y = &n->type;
+    int64_t H = x->dims[2], W = x->dims[3], planes = y->dims[0] * y->dims[1];
+    const float *xv = arg(in, n, 0);
+    float *p = out;
+    for (int64_t c = 0; c < planes; c++)
+        for (int64_t oh = 0; oh < y->dims[2]; oh++)
+            for (int64_t ow = 0; ow < y->dims[3]; ow++) {
+                int64_t hs, he, ws, we;
+                adaptive_bin(oh, H, y->dims[2], &hs, &he);
+                adaptive_bin(ow, W, y->dims[3], &ws, &we);
+                double sum = 0.0;
+                for (int64_t ih = hs; ih < he; ih++)
+                    for (int64_t iw = ws; iw < we; iw++)
+                        sum += (double)xv[(c * H + ih) * W + iw];
+                *p++ = (float)(sum / (double)((he - hs) * (we - ws)));
+            }
+    return true;
+}
+
+/* ---- softmax ------------------------------------------------------------ */
+
+/* Subtracting the maximum keeps exp() from overflowing; the result is the same. */
+static void softmax_line(const float *x, float *y, int64_t len, int64_t step)
+{
+    double m = -INFINITY, sum = 0.0;
+    for (int64_t i = 0; i < len; i++)
+        m = (double)x[i * step] > m ? (double)x[i * step] : m;
+    for (int64_t i = 0; i < len; i++)
+        sum += exp((double)x[i * step] - m);
+    for (int64_t i = 0; i < len; i++)
+        y[i * step] = (float)(exp((double)x[i * step] - m) / sum);
+}
+
+static bool run_softmax(Interp *in, const Node *n, float *out)
+{
+    const TensorType *y = &n->type;
+    int32_t axis = norm_axis(n->attrs.axis.axis, y->rank);
+    if (axis < 0 || axis >= y->rank || !ir_type_eq(y, arg_type(in, n, 0)))
+        return fail(in, n, "axis %d out of range or output type differs from input",
+                    n->attrs.axis.axis);
+    int64_t outer = prod(y, 0, axis), len = y->dims[axis], inner = prod(y, axis + 1, y->rank);
+    const float *xv = arg(in, n, 0);
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t i = 0; i < inner; i++)
+            softmax_line(xv + o * len * inner + i, out + o * len * inner + i, len, inner);
+    return true;
+}
+
+/* ---- driver ------------------------------------------------------------- */
+
+static bool run_node(Interp *in, const Node *n, float *out)
+{
+    switch (n->op) {
+    case OP_INPUT: return run_input(in, n, out);
+    case OP_PARAM: return run_param(in, n, out);
+    case OP_CONV2D: return run_conv2d(in, n, out);
+    case OP_BATCHNORM: return run_batchnorm(in, n, out);
+    case OP_DENSE: return run_dense(in, n, out);
+    case OP_RELU: return run_unary(in, n, out, relu_of);
+    case OP_CLIP: return run_unary(in, n, out, clip_of);
+    case OP_SIGMOID: return run_unary(in, n, out, sigmoid_of);
+    case OP_TANH: return run_unary(in, n, out, tanh_of);
+    case OP_SILU: return run_unary(in, n, out, silu_of);
+    case OP_LEAKY_RELU: return run_unary(in, n, out, leaky_relu_of);
+    case OP_DROPOUT: return run_unary(in, n, out, identity_of);
+    case OP_ADD: return run_binary(in, n, out, false);
+    case OP_MUL: return run_binary(in, n, out, true);
+    case OP_CONCAT: return run_concat(in, n, out);
+    case OP_MAXPOOL: return run_maxpool(in, n, out);
+    case OP_AVGPOOL: return run_avgpool(in, n, out);
+    case OP_GLOBAL_AVGPOOL: return run_global_avgpool(in, n, out);
+    case OP_ADAPTIVE_AVGPOOL: return run_adaptive_avgpool(in, n, out);
+    case OP_FLATTEN: return run_flatten(in, n, out);
+    case OP_SOFTMAX: return run_softmax(in, n, out);
+    case OP_COUNT: break;
+    }
+    ICE("interpreter: unknown op %d", (int)n->op);
+}
+
+/* What the interpreter refuses before running a node: it only knows plain f32
+ * tensors whose types inference has computed. */
+static bool node_runnable(Interp *in, const Node *n)
+{
+    const TensorType *t = &n->type;
+    if ((unsigned)n->op >= (unsigned)OP_COUNT)
+        ICE("interpreter: unknown op %d", (int)n->op);
+    const OpInfo *info = &ir_ops[n->op];
+    if (n->ninputs < info->min_inputs || (info->max_inputs >= 0 && n->ninputs > info->max_inputs))
+        return fail(in, n, "has %d inputs, which the op does not take", n->ninputs);
+    if (t->dtype == DT_INVALID)
+        return fail(in, n, "has an invalid type (shape inference failed or did not run)");
+    if (t->dtype != DT_F32)
+        return fail(in, n, "the interpreter supports f32 only, not %s", ir_dtype_name(t->dtype));
+    if (t->layout != LAYOUT_PLAIN)
+        return fail(in, n, "layout is not plain; the interpreter runs unoptimized graphs only");
+    if (t->rank < 0 || t->rank > IR_MAX_RANK || ir_numel(t) < 0)
+        return fail(in, n, "has a malformed type");
+    for (int32_t k = 0; k < n->ninputs; k++)
+        if (n->inputs[k] < 0 || n->inputs[k] >= (int32_t)(n - in->g->nodes))
+            return fail(in, n, "input %d refers to node %d, which does not precede it", k,
+                        n->inputs[k]);
+    return true;
+}
+
+bool ir_interp(const Graph *g, const float *const *inputs, InterpResult *res, char *err,
+               size_t errlen)
+{
+    Interp in = {.g = g, .inputs = inputs, .err = err, .errlen = errlen};
+    if (err && errlen)
+        err[0] = '\0';
+    res->nnodes = g->nnodes;
+    res->values = ir_xcalloc(g->nnodes > 0 ? (size_t)g->nnodes : 1, sizeof(float *));
+    in.values = res->values;
+    for (int32_t i = 0; i < g->nnodes; i++) {
+        const Node *n = &g->nodes[i];
+        if (!node_runnable(&in, n)) {
+            ir_interp_free(res);
+            return false;
+        }
+        int64_t count = ir_numel(&n->type);
+        res->values[i] = ir_xmalloc((count > 0 ? (size_t)count : 1) * sizeof(float));
+        if (!run_node(&in, n, res->values[i])) {
+            ir_interp_free(res);
+            return false;
+        }
+    }
+    return true;
+}
+
+void ir_interp_free(InterpResult *res)
+{
+    if (!res->values)
+        return;
+    for (int32_t i = 0; i < res->nnodes; i++)
+        free(res->values[i]);
+    free(res->values);
+    res->values = NULL;
+    res->nnodes = 0;
+}

@@ -1,0 +1,284 @@
+/* ir.h: every type of the cnnc graph IR and the functions of ir/, in sections
+ * headed by the file that exports them. The IR is one graph per model: nodes in
+ * an array referenced by int32_t index, memory from a per-graph arena. */
+#ifndef CNNC_IR_H
+#define CNNC_IR_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdnoreturn.h>
+
+#define CNNC_VERSION "0.1.0"
+#define IR_MAX_RANK 6
+
+/* ---- arena.c: memory ---------------------------------------------------- */
+
+typedef struct Arena Arena;
+
+Arena *ir_arena_new(void);
+void ir_arena_free(Arena *a);
+void *ir_alloc(Arena *a, size_t size); /* zeroed, 64-byte aligned */
+char *ir_strdup(Arena *a, const char *s);
+char *ir_strndup(Arena *a, const char *s, size_t n);
+char *ir_strfmt(Arena *a, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+size_t ir_arena_bytes(const Arena *a); /* total bytes held */
+
+/* The only calls to malloc/realloc in the compiler; they abort on exhaustion. */
+void *ir_xmalloc(size_t size);
+void *ir_xcalloc(size_t n, size_t size);
+void *ir_xrealloc(void *p, size_t size);
+
+/* Internal invariant failures (compiler bugs, never user errors). */
+#define ICE(...) ir_ice(__FILE__, __LINE__, __VA_ARGS__)
+noreturn void ir_ice(const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ---- diag.c: user diagnostics ------------------------------------------- */
+
+typedef struct SrcLoc {
+    const char *file; /* NULL: no location */
+    int32_t line, col; /* 1-based; 0: unknown */
+} SrcLoc;
+
+typedef enum { DIAG_ERROR, DIAG_WARNING, DIAG_NOTE } DiagLevel;
+
+typedef struct DiagSource DiagSource;
+
+/* Collects diagnostics of one run. Each message is written to `out` at once
+ * as `file:line:col: error: message`, followed by the source line and a caret
+ * under the column when the file's text was registered. */
+typedef struct Diag {
+    FILE *out;
+    Arena *arena;
+    DiagSource *sources;
+    int nerrors, nwarnings;
+    int max_errors; /* stop printing after this many (0: no limit) */
+} Diag;
+
+void ir_diag_init(Diag *d, FILE *out);
+void ir_diag_fini(Diag *d);
+/* Registers the text of a source file so messages can quote its lines. The
+ * text is copied. Returns the arena copy of `file` for use in SrcLoc. */
+const char *ir_diag_add_source(Diag *d, const char *file, const char *text, size_t len);
+void ir_error(Diag *d, SrcLoc loc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void ir_warn(Diag *d, SrcLoc loc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void ir_note(Diag *d, SrcLoc loc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void ir_vdiag(Diag *d, DiagLevel level, SrcLoc loc, const char *fmt, va_list ap);
+
+/* ---- types.c: tensor types ---------------------------------------------- */
+
+typedef enum { DT_INVALID, DT_F32, DT_F16, DT_BF16, DT_I64 } DType;
+
+/* Logical dims are always written N, C, H, W (or N, F for rank 2); the layout
+ * says how they are stored. LAYOUT_PLAIN is row-major in dim order. */
+typedef enum { LAYOUT_PLAIN, LAYOUT_NCHWC, LAYOUT_NHWC } Layout;
+
+typedef struct TensorType {
+    DType dtype; /* DT_INVALID marks a value whose inference failed */
+    int32_t rank;
+    int64_t dims[IR_MAX_RANK];
+    Layout layout;
+    int32_t block; /* channel block for LAYOUT_NCHWC, else 0 */
+} TensorType;
+
+const char *ir_dtype_name(DType t);   /* "f32" */
+size_t ir_dtype_size(DType t);        /* bytes */
+int64_t ir_numel(const TensorType *t);
+bool ir_type_eq(const TensorType *a, const TensorType *b);
+TensorType ir_type_f32(int32_t rank, const int64_t *dims);
+/* "f32[1,3,224,224]" (and "@nchw16c" / "@nhwc" for other layouts) */
+char *ir_type_str(const TensorType *t, char *buf, size_t n);
+/* "64×5×5": dims from `from` on, joined by U+00D7 */
+char *ir_dims_str(const TensorType *t, int32_t from, char *buf, size_t n);
+
+/* ---- ops.c and attrs.c: the op table ------------------------------------ */
+
+typedef enum {
+#define OP(e, s, mi, ma, fc, ak) OP_##e,
+#include "ops.def"
+#undef OP
+    OP_COUNT
+} Op;
+
+/* TVM-style fusion classes: they, not a list of patterns, decide fusion. */
+typedef enum {
+    FC_ELEMWISE,    /* one output element from the same input element */
+    FC_BROADCAST,   /* elementwise with broadcasting (per-channel operands) */
+    FC_INJECTIVE,   /* each output element from one input element (concat, flatten) */
+    FC_OUT_FUSABLE, /* reduction that can take elementwise ops on its output (conv, dense) */
+    FC_OPAQUE,      /* fuses with nothing */
+} FusionClass;
+
+typedef enum { AK_NONE, AK_CONV, AK_POOL, AK_BN, AK_CLIP, AK_LEAKY, AK_AXIS, AK_ADAPTIVE, AK_DROPOUT } AttrKind;
+
+typedef struct OpInfo {
+    const char *name;
+    int32_t min_inputs, max_inputs; /* max -1: any number */
+    FusionClass fusion;
+    AttrKind attrs;
+} OpInfo;
+
+extern const OpInfo ir_ops[OP_COUNT];
+Op ir_op_from_name(const char *name); /* OP_COUNT if unknown */
+
+/* Spatial attributes are [H, W]; pad is [top, left, bottom, right]. */
+typedef struct ConvAttrs {
+    int32_t kernel[2], stride[2], dilation[2], pad[4];
+    int32_t groups;
+} ConvAttrs;
+
+typedef struct PoolAttrs {
+    int32_t kernel[2], stride[2], dilation[2], pad[4];
+    bool ceil_mode;
+    bool count_include_pad; /* avgpool only */
+} PoolAttrs;
+
+typedef struct BnAttrs { float eps; } BnAttrs;
+typedef struct ClipAttrs { float lo, hi; } ClipAttrs;
+typedef struct LeakyAttrs { float alpha; } LeakyAttrs;
+typedef struct AxisAttrs { int32_t axis; } AxisAttrs; /* concat, flatten, softmax */
+typedef struct AdaptiveAttrs { int32_t out[2]; } AdaptiveAttrs;
+typedef struct DropoutAttrs { float p; } DropoutAttrs;
+
+typedef union Attrs {
+    ConvAttrs conv;
+    PoolAttrs pool;
+    BnAttrs bn;
+    ClipAttrs clip;
+    LeakyAttrs leaky;
+    AxisAttrs axis;
+    AdaptiveAttrs adaptive;
+    DropoutAttrs dropout;
+} Attrs;
+
+/* Describes every attribute field so the printer, the text parser and the dot
+ * export handle attributes generically. */
+typedef enum { AF_INT, AF_FLOAT, AF_BOOL } AttrFieldType;
+typedef struct AttrField {
+    AttrKind kind;
+    const char *name;
+    AttrFieldType type;
+    int32_t count; /* array length; 1 for scalars */
+    size_t offset; /* within Attrs */
+} AttrField;
+
+extern const AttrField ir_attr_fields[];
+extern const int32_t ir_nattr_fields;
+void ir_attrs_default(Op op, Attrs *a); /* the defaults of the op (conv: 1×1, stride 1, ...) */
+
+/* ---- graph.c: the graph ------------------------------------------------- */
+
+typedef struct Node {
+    Op op;
+    int32_t ninputs;
+    int32_t *inputs; /* node indices, all smaller than this node's */
+    /* Unique within the graph. INPUT: the input's name; PARAM: the weight's
+     * full name ("layer1.0.conv1.weight"); others: the layer path. */
+    const char *name;
+    TensorType type; /* set by shape inference */
+    Attrs attrs;
+    SrcLoc loc;
+    float *data; /* PARAM: bound weights (f32, row-major), NULL until bound */
+} Node;
+
+typedef struct GraphOutput {
+    int32_t node;
+    const char *name;
+} GraphOutput;
+
+/* Nodes are in topological order (inputs precede users). Graph inputs are the
+ * OP_INPUT nodes in node order. */
+typedef struct Graph {
+    Arena *arena;
+    const char *name;
+    Node *nodes;
+    int32_t nnodes, capnodes;
+    GraphOutput *outputs;
+    int32_t noutputs, capoutputs;
+} Graph;
+
+Graph *ir_graph_new(const char *name);
+void ir_graph_free(Graph *g);
+/* Appends a node with default attributes and an invalid type; returns its index. */
+int32_t ir_add_node(Graph *g, Op op, const int32_t *inputs, int32_t ninputs, const char *name,
+                    SrcLoc loc);
+int32_t ir_add_input(Graph *g, const char *name, TensorType type, SrcLoc loc);
+int32_t ir_add_param(Graph *g, const char *name, TensorType type, SrcLoc loc);
+void ir_add_output(Graph *g, int32_t node, const char *name);
+int32_t ir_find_node(const Graph *g, const char *name); /* -1 if none */
+int32_t ir_num_inputs(const Graph *g);
+int32_t ir_input_node(const Graph *g, int32_t i); /* node index of the i-th input */
+
+/* ---- infer.c: shape inference ------------------------------------------- */
+
+/* Computes node `id`'s type from its inputs and attributes. A user error is
+ * reported at the node's location and leaves the type DT_INVALID; a node with
+ * an invalid input fails silently, so one mistake gives one message. */
+bool ir_infer_node(Graph *g, int32_t id, Diag *d);
+/* The same rule without touching the graph: the type node `id` would get. */
+bool ir_infer_type(const Graph *g, int32_t id, Diag *d, TensorType *out);
+bool ir_infer_shapes(Graph *g, Diag *d);
+
+/* ---- verify.c: the IR verifier ------------------------------------------ */
+
+/* Checks structural invariants (indices, arity, order, unique names, inferred
+ * types consistent, outputs). Problems are reported to `d`. */
+bool ir_verify(const Graph *g, Diag *d);
+
+/* ---- print.c, parse.c, dot.c: text forms -------------------------------- */
+
+void ir_print(const Graph *g, FILE *out);
+/* Parses what ir_print prints; weights are not part of the text form. */
+Graph *ir_parse_text(const char *file, const char *text, Diag *d);
+void ir_print_dot(const Graph *g, FILE *out);
+
+/* ---- interp.c: the reference interpreter -------------------------------- */
+
+/* Values of every node after one run of the graph; values[i] holds
+ * ir_numel(&g->nodes[i].type) floats, row-major in logical dim order. */
+typedef struct InterpResult {
+    int32_t nnodes;
+    float **values;
+} InterpResult;
+
+/* Runs `g` naively, accumulating in double. inputs[i] feeds the i-th graph
+ * input. Every PARAM needs data. On failure returns false with a message. */
+bool ir_interp(const Graph *g, const float *const *inputs, InterpResult *res, char *err,
+               size_t errlen);
+void ir_interp_free(InterpResult *res);
+
+/* ---- npy.c: numpy .npy files -------------------------------------------- */
+
+typedef struct NpyArray {
+    int32_t rank;
+    int64_t dims[IR_MAX_RANK];
+    float *data; /* malloc'd, free() it */
+} NpyArray;
+
+/* Reads a little-endian f32 (or f64/f16, converted), C-order .npy, v1 to v3. */
+bool ir_npy_read(const char *path, NpyArray *out, char *err, size_t errlen);
+/* Writes f32 .npy (v1) through a temporary file, so nothing half-written stays. */
+bool ir_npy_write(const char *path, const float *data, int32_t rank, const int64_t *dims,
+                  char *err, size_t errlen);
+/* Writes `path` through "PATH.tmp-XXXXXX" in the same folder: `emit` writes the
+ * contents, and the file is renamed into place only if every write succeeded;
+ * otherwise the temporary is removed and err says why. Used by every writer. */
+bool ir_write_atomic(const char *path, bool (*emit)(FILE *f, void *ctx), void *ctx, char *err,
+                     size_t errlen);
+/* IEEE half and bfloat16 bit patterns to float (exact; NaN and Inf kept). */
+float ir_f16_to_f32(uint16_t h);
+float ir_bf16_to_f32(uint16_t h);
+
+/* ---- rng.c: deterministic random numbers -------------------------------- */
+
+typedef struct Rng { uint64_t s; } Rng;
+Rng ir_rng(uint64_t seed, const char *stream); /* one stream per (seed, name) */
+uint64_t ir_rng_next(Rng *r);
+double ir_rng_uniform(Rng *r); /* [0, 1) */
+double ir_rng_normal(Rng *r);
+
+#endif

@@ -1,0 +1,84 @@
+/* ops.c: the op table built from ops.def, the description of every attribute
+ * field (so printing, parsing and dot export treat attributes generically) and
+ * the default attributes of each op. */
+#include "ir.h"
+
+#include <string.h>
+
+const OpInfo ir_ops[OP_COUNT] = {
+#define OP(e, s, mi, ma, fc, ak) [OP_##e] = {s, mi, ma, fc, ak},
+#include "ops.def"
+#undef OP
+};
+
+Op ir_op_from_name(const char *name)
+{
+    for (int i = 0; i < OP_COUNT; i++)
+        if (strcmp(ir_ops[i].name, name) == 0)
+            return (Op)i;
+    return OP_COUNT;
+}
+
+#define FIELD(k, member, name, type, count) {k, name, type, count, offsetof(Attrs, member)}
+
+const AttrField ir_attr_fields[] = {
+    FIELD(AK_CONV, conv.kernel, "kernel", AF_INT, 2),
+    FIELD(AK_CONV, conv.stride, "stride", AF_INT, 2),
+    FIELD(AK_CONV, conv.dilation, "dilation", AF_INT, 2),
+    FIELD(AK_CONV, conv.pad, "pad", AF_INT, 4),
+    FIELD(AK_CONV, conv.groups, "groups", AF_INT, 1),
+    FIELD(AK_POOL, pool.kernel, "kernel", AF_INT, 2),
+    FIELD(AK_POOL, pool.stride, "stride", AF_INT, 2),
+    FIELD(AK_POOL, pool.dilation, "dilation", AF_INT, 2),
+    FIELD(AK_POOL, pool.pad, "pad", AF_INT, 4),
+    FIELD(AK_POOL, pool.ceil_mode, "ceil_mode", AF_BOOL, 1),
+    FIELD(AK_POOL, pool.count_include_pad, "count_include_pad", AF_BOOL, 1),
+    FIELD(AK_BN, bn.eps, "eps", AF_FLOAT, 1),
+    FIELD(AK_CLIP, clip.lo, "lo", AF_FLOAT, 1),
+    FIELD(AK_CLIP, clip.hi, "hi", AF_FLOAT, 1),
+    FIELD(AK_LEAKY, leaky.alpha, "alpha", AF_FLOAT, 1),
+    FIELD(AK_AXIS, axis.axis, "axis", AF_INT, 1),
+    FIELD(AK_ADAPTIVE, adaptive.out, "out", AF_INT, 2),
+    FIELD(AK_DROPOUT, dropout.p, "p", AF_FLOAT, 1),
+};
+
+const int32_t ir_nattr_fields = (int32_t)(sizeof ir_attr_fields / sizeof ir_attr_fields[0]);
+
+static void window_default(int32_t kernel[2], int32_t stride[2], int32_t dilation[2])
+{
+    for (int i = 0; i < 2; i++) {
+        kernel[i] = 1;
+        stride[i] = 1;
+        dilation[i] = 1;
+    }
+}
+
+void ir_attrs_default(Op op, Attrs *a)
+{
+    memset(a, 0, sizeof *a);
+    if (op < 0 || op >= OP_COUNT)
+        ICE("bad op %d", (int)op);
+    switch (ir_ops[op].attrs) {
+    case AK_NONE: break;
+    case AK_CONV:
+        window_default(a->conv.kernel, a->conv.stride, a->conv.dilation);
+        a->conv.groups = 1;
+        break;
+    case AK_POOL:
+        window_default(a->pool.kernel, a->pool.stride, a->pool.dilation);
+        a->pool.count_include_pad = true;
+        break;
+    case AK_BN: a->bn.eps = 1e-5f; break;
+    case AK_CLIP:
+        a->clip.lo = 0.0f;
+        a->clip.hi = 6.0f;
+        break;
+    case AK_LEAKY: a->leaky.alpha = 0.01f; break;
+    case AK_AXIS: a->axis.axis = op == OP_SOFTMAX ? -1 : 1; break;
+    case AK_ADAPTIVE:
+        a->adaptive.out[0] = 1;
+        a->adaptive.out[1] = 1;
+        break;
+    case AK_DROPOUT: a->dropout.p = 0.5f; break;
+    }
+}

@@ -1,0 +1,103 @@
+/* types.c: tensor types (dtype, logical dims, storage layout) and their
+ * printed forms, "f32[1,3,224,224]" and "64×5×5". */
+#include "ir.h"
+
+#include <string.h>
+
+const char *ir_dtype_name(DType t)
+{
+    switch (t) {
+    case DT_F32: return "f32";
+    case DT_F16: return "f16";
+    case DT_BF16: return "bf16";
+    case DT_I64: return "i64";
+    case DT_INVALID: return "invalid";
+    }
+    ICE("bad dtype %d", (int)t);
+}
+
+size_t ir_dtype_size(DType t)
+{
+    switch (t) {
+    case DT_F32: return 4;
+    case DT_F16: return 2;
+    case DT_BF16: return 2;
+    case DT_I64: return 8;
+    case DT_INVALID: return 0;
+    }
+    ICE("bad dtype %d", (int)t);
+}
+
+int64_t ir_numel(const TensorType *t)
+{
+    int64_t n = 1;
+    for (int32_t i = 0; i < t->rank; i++)
+        n *= t->dims[i];
+    return n;
+}
+
+bool ir_type_eq(const TensorType *a, const TensorType *b)
+{
+    if (a->dtype != b->dtype || a->rank != b->rank || a->layout != b->layout ||
+        a->block != b->block)
+        return false;
+    for (int32_t i = 0; i < a->rank; i++)
+        if (a->dims[i] != b->dims[i])
+            return false;
+    return true;
+}
+
+TensorType ir_type_f32(int32_t rank, const int64_t *dims)
+{
+    if (rank < 0 || rank > IR_MAX_RANK)
+        ICE("rank %d out of range", (int)rank);
+    TensorType t;
+    memset(&t, 0, sizeof t);
+    t.dtype = DT_F32;
+    t.rank = rank;
+    for (int32_t i = 0; i < rank; i++)
+        t.dims[i] = dims[i];
+    t.layout = LAYOUT_PLAIN;
+    return t;
+}
+
+/* Appends with snprintf semantics: `*pos` may run past `n`, nothing is
+ * written past the buffer, and the result stays terminated. */
+static void append(char *buf, size_t n, size_t *pos, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void append(char *buf, size_t n, size_t *pos, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(*pos < n ? buf + *pos : NULL, *pos < n ? n - *pos : 0, fmt, ap);
+    va_end(ap);
+    if (k > 0)
+        *pos += (size_t)k;
+}
+
+char *ir_type_str(const TensorType *t, char *buf, size_t n)
+{
+    size_t pos = 0;
+    if (n > 0)
+        buf[0] = '\0';
+    append(buf, n, &pos, "%s[", ir_dtype_name(t->dtype));
+    for (int32_t i = 0; i < t->rank && i < IR_MAX_RANK; i++)
+        append(buf, n, &pos, "%s%lld", i ? "," : "", (long long)t->dims[i]);
+    append(buf, n, &pos, "]");
+    if (t->layout == LAYOUT_NCHWC)
+        append(buf, n, &pos, "@nchw%dc", (int)t->block);
+    else if (t->layout == LAYOUT_NHWC)
+        append(buf, n, &pos, "@nhwc");
+    return buf;
+}
+
+char *ir_dims_str(const TensorType *t, int32_t from, char *buf, size_t n)
+{
+    size_t pos = 0;
+    if (n > 0)
+        buf[0] = '\0';
+    int32_t start = from < 0 ? 0 : from;
+    for (int32_t i = start; i < t->rank && i < IR_MAX_RANK; i++)
+        append(buf, n, &pos, "%s%lld", i > start ? "\xc3\x97" : "", (long long)t->dims[i]);
+    return buf;
+}

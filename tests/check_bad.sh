@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Golden diagnostics: every tests/bad/NAME.cnn must be rejected with exit status 1,
+# print exactly tests/bad/NAME.err on stderr, and leave no output file behind.
+# NAME.args, when present, holds extra flags. CNNC_UPDATE_GOLDEN=1 rewrites the .err files.
+set -u
+cnnc=$1
+cd "$(dirname "$0")/.." || exit 1
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+pass=0 fail=0
+for src in tests/bad/*.cnn; do
+  name=${src%.cnn}
+  args=()
+  [ -f "$name.args" ] && read -r -a args < "$name.args"
+  "$cnnc" "$src" --emit=ir "${args[@]}" -o "$tmp/out.ir" 2> "$tmp/err" > "$tmp/stdout"
+  rc=$?
+  problems=""
+  [ $rc -eq 1 ] || problems+=" exit status $rc, expected 1;"
+  [ -s "$tmp/stdout" ] && problems+=" printed to stdout;"
+  [ -n "$(ls -A "$tmp" | grep -v -x -e err -e stdout)" ] && problems+=" left files behind: $(ls "$tmp");"
+  if [ "${CNNC_UPDATE_GOLDEN:-}" = 1 ]; then
+    cp "$tmp/err" "$name.err"
+  elif ! diff -u "$name.err" "$tmp/err" > "$tmp/diff" 2>&1; then
+    problems+=" diagnostics differ:"$'\n'"$(cat "$tmp/diff")"
+  fi
+  grep -q "error:" "$tmp/err" || problems+=" no error message;"
+  if [ -n "$problems" ]; then
+    echo "FAIL $src:$problems"
+    fail=$((fail + 1))
+  else
+    pass=$((pass + 1))
+  fi
+  rm -f "$tmp"/out.ir*
+done
+echo "bad-input diagnostics: $pass passed, $fail failed"
+[ $fail -eq 0 ]

@@ -1,0 +1,355 @@
+/* cnnc: the compiler driver. Parses flags, loads a model through the frontend,
+ * and prints its IR or graph, or runs it on the reference interpreter.
+ * Only this file decides exit statuses: 0 on success, 1 on any error. */
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "frontend.h"
+#include "ir.h"
+
+typedef enum { EMIT_NONE, EMIT_IR, EMIT_DOT } Emit;
+
+#define MAX_INPUT_FILES 16
+
+typedef struct Options {
+    bool run;              /* `cnnc run ...` */
+    const char *model;     /* MODEL.cnn */
+    const char *out;       /* -o */
+    Emit emit;
+    int64_t batch;         /* 0: as written */
+    const char *weights;   /* --weights */
+    bool random_weights;   /* --random-weights given */
+    uint64_t weight_seed;
+    uint64_t input_seed;   /* --seed */
+    const char *inputs[MAX_INPUT_FILES]; /* --input: FILE or NAME=FILE */
+    int ninputs;
+} Options;
+
+static const char usage[] =
+    "usage: cnnc MODEL.cnn --emit=ir|dot [options]\n"
+    "       cnnc run MODEL.cnn [options]\n"
+    "\n"
+    "Compiles a network written in the cnnc language.\n"
+    "\n"
+    "  --emit=ir           print the graph IR, every shape inferred\n"
+    "  --emit=dot          print the graph in Graphviz dot form\n"
+    "  -o FILE             write to FILE instead of standard output\n"
+    "  --batch=N           set the batch (leading symbolic) dimension of every input\n"
+    "  --weights=FILE      bind parameters from a .safetensors file\n"
+    "  --random-weights=S  deterministic random parameters from seed S\n"
+    "  --help, --version\n"
+    "\n"
+    "cnnc run runs the model on the reference interpreter:\n"
+    "  --input=X.npy       the input (NAME=X.npy for a model with several inputs)\n"
+    "  --seed=S            random input in [-1, 1) from seed S (default 0) when no --input\n"
+    "  -o OUT.npy          write the output (with several outputs: OUT.NAME.npy)\n"
+    "  weights default to --random-weights=0\n";
+
+static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void fail(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("cnnc: error: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+/* Parses a non-negative integer; false on anything else. */
+static bool parse_u64(const char *s, uint64_t *v)
+{
+    char *end;
+    if (*s < '0' || *s > '9') return false;
+    errno = 0;
+    unsigned long long x = strtoull(s, &end, 10);
+    if (errno || *end) return false;
+    *v = x;
+    return true;
+}
+
+/* Returns the value of `--name=value` or `--name value` forms, or NULL. */
+static const char *flag_value(const char *name, int argc, char **argv, int *i, bool *bad)
+{
+    size_t n = strlen(name);
+    const char *a = argv[*i];
+    if (strncmp(a, name, n) != 0) return NULL;
+    if (a[n] == '=') return a + n + 1;
+    if (a[n] != 0) return NULL;
+    if (*i + 1 >= argc) {
+        fail("option '%s' needs a value", name);
+        *bad = true;
+        return NULL;
+    }
+    return argv[++*i];
+}
+
+static bool set_emit(Options *o, const char *v)
+{
+    if (!strcmp(v, "ir")) o->emit = EMIT_IR;
+    else if (!strcmp(v, "dot")) o->emit = EMIT_DOT;
+    else {
+        fail("unknown --emit kind '%s' (expected ir or dot)", v);
+        return false;
+    }
+    return true;
+}
+
+static bool set_u64(const char *flag, const char *v, uint64_t *out, bool positive)
+{
+    if (!parse_u64(v, out) || (positive && *out == 0)) {
+        fail("%s expects a %s integer, got '%s'", flag, positive ? "positive" : "non-negative", v);
+        return false;
+    }
+    return true;
+}
+
+/* One option at argv[*i]; returns false after reporting a bad one. */
+static bool parse_option(Options *o, int argc, char **argv, int *i)
+{
+    bool bad = false;
+    const char *v;
+    uint64_t u;
+    if ((v = flag_value("--emit", argc, argv, i, &bad))) return set_emit(o, v);
+    if ((v = flag_value("-o", argc, argv, i, &bad))) return o->out = v, true;
+    if ((v = flag_value("--weights", argc, argv, i, &bad))) return o->weights = v, true;
+    if ((v = flag_value("--batch", argc, argv, i, &bad))) {
+        if (!set_u64("--batch", v, &u, true)) return false;
+        o->batch = (int64_t)u;
+        return true;
+    }
+    if ((v = flag_value("--random-weights", argc, argv, i, &bad))) {
+        o->random_weights = true;
+        return set_u64("--random-weights", v, &o->weight_seed, false);
+    }
+    if ((v = flag_value("--seed", argc, argv, i, &bad))) {
+        if (!o->run) return fail("--seed is an option of 'cnnc run'"), false;
+        return set_u64("--seed", v, &o->input_seed, false);
+    }
+    if ((v = flag_value("--input", argc, argv, i, &bad))) {
+        if (!o->run) return fail("--input is an option of 'cnnc run'"), false;
+        if (o->ninputs == MAX_INPUT_FILES) return fail("too many --input options"), false;
+        o->inputs[o->ninputs++] = v;
+        return true;
+    }
+    if (bad) return false;
+    fail("unknown option '%s' (see cnnc --help)", argv[*i]);
+    return false;
+}
+
+/* Returns 0 to go on, 1 on a bad command line, 2 when --help/--version was handled. */
+static int parse_args(Options *o, int argc, char **argv)
+{
+    int i = 1;
+    if (argc > 1 && !strcmp(argv[1], "run")) o->run = true, i = 2;
+    for (; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) return fputs(usage, stdout), 2;
+        if (!strcmp(a, "--version")) return printf("cnnc %s\n", CNNC_VERSION), 2;
+        if (a[0] == '-' && a[1]) {
+            if (!parse_option(o, argc, argv, &i)) return 1;
+        } else if (o->model) {
+            return fail("more than one model file: '%s' and '%s'", o->model, a), 1;
+        } else {
+            o->model = a;
+        }
+    }
+    if (!o->model) return fail("no model file (see cnnc --help)"), 1;
+    if (o->weights && o->random_weights)
+        return fail("--weights and --random-weights exclude each other"), 1;
+    if (o->run && o->emit != EMIT_NONE) return fail("--emit is not an option of 'cnnc run'"), 1;
+    if (!o->run && o->emit == EMIT_NONE)
+        return fail("nothing to do: give --emit=ir or --emit=dot, or use 'cnnc run'"), 1;
+    return 0;
+}
+
+/* Writes through a temporary file renamed into place, so a failed run never
+ * leaves a half-written FILE behind. */
+typedef struct OutFile {
+    FILE *f;
+    char tmp[4096];
+    const char *path;
+} OutFile;
+
+static bool out_open(OutFile *o, const char *path)
+{
+    o->path = path;
+    if (!path) return o->f = stdout, true;
+    if (snprintf(o->tmp, sizeof o->tmp, "%s.tmp-XXXXXX", path) >= (int)sizeof o->tmp)
+        return fail("output path too long: '%s'", path), false;
+    int fd = mkstemp(o->tmp);
+    if (fd < 0 || !(o->f = fdopen(fd, "w"))) {
+        fail("cannot write '%s': %s", path, strerror(errno));
+        if (fd >= 0) close(fd), remove(o->tmp);
+        return false;
+    }
+    return true;
+}
+
+static bool out_close(OutFile *o)
+{
+    if (!o->path) return fflush(stdout) == 0;
+    bool ok = !ferror(o->f);
+    ok = (fclose(o->f) == 0) && ok;
+    if (ok && rename(o->tmp, o->path) == 0) return true;
+    fail("cannot write '%s': %s", o->path, strerror(errno));
+    remove(o->tmp);
+    return false;
+}
+
+static bool bind_weights(Graph *g, const Options *o, Diag *d)
+{
+    if (o->weights) return fe_bind_safetensors(g, o->weights, d);
+    if (o->random_weights || o->run) fe_random_weights(g, o->weight_seed);
+    return true;
+}
+
+static int emit(Graph *g, const Options *o)
+{
+    OutFile out;
+    if (!out_open(&out, o->out)) return 1;
+    if (o->emit == EMIT_IR) ir_print(g, out.f);
+    else ir_print_dot(g, out.f);
+    return out_close(&out) ? 0 : 1;
+}
+
+/* Finds the file for input `name` among --input options (FILE or NAME=FILE). */
+static const char *input_file(const Options *o, const char *name, int32_t ninputs)
+{
+    size_t n = strlen(name);
+    for (int i = 0; i < o->ninputs; i++) {
+        const char *s = o->inputs[i];
+        if (!strncmp(s, name, n) && s[n] == '=') return s + n + 1;
+    }
+    if (ninputs == 1 && o->ninputs == 1 && !strchr(o->inputs[0], '=')) return o->inputs[0];
+    return NULL;
+}
+
+static bool check_input_options(const Graph *g, const Options *o)
+{
+    int32_t n = ir_num_inputs(g);
+    if (o->ninputs == 0) return true;
+    bool ok = true;
+    for (int32_t i = 0; i < n; i++) {
+        const char *name = g->nodes[ir_input_node(g, i)].name;
+        if (!input_file(o, name, n)) fail("no --input for input '%s'", name), ok = false;
+    }
+    if (o->ninputs > n) fail("%d --input options for %d input(s)", o->ninputs, n), ok = false;
+    return ok;
+}
+
+static float *random_input(const Node *in, uint64_t seed)
+{
+    int64_t n = ir_numel(&in->type);
+    float *x = ir_xmalloc((size_t)n * sizeof *x);
+    Rng r = ir_rng(seed, in->name);
+    for (int64_t i = 0; i < n; i++) x[i] = (float)(2.0 * ir_rng_uniform(&r) - 1.0);
+    return x;
+}
+
+static float *load_input(const Node *in, const char *path)
+{
+    char err[512], want[128], got[128];
+    NpyArray a;
+    if (!ir_npy_read(path, &a, err, sizeof err)) return fail("%s", err), NULL;
+    TensorType t = ir_type_f32(a.rank, a.dims);
+    if (ir_type_eq(&t, &in->type)) return a.data;
+    fail("input '%s' expects %s, got %s from '%s'", in->name,
+         ir_type_str(&in->type, want, sizeof want), ir_type_str(&t, got, sizeof got), path);
+    free(a.data);
+    return NULL;
+}
+
+static void print_summary(const Graph *g, const GraphOutput *out, const float *v)
+{
+    const TensorType *t = &g->nodes[out->node].type;
+    int64_t n = ir_numel(t);
+    double lo = INFINITY, hi = -INFINITY, sum = 0;
+    int64_t arg = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (v[i] > hi) hi = v[i], arg = i;
+        if (v[i] < lo) lo = v[i];
+        sum += v[i];
+    }
+    char ts[128];
+    printf("%s: %s  min %.6g  max %.6g  mean %.6g  argmax %" PRId64 "\n", out->name,
+           ir_type_str(t, ts, sizeof ts), lo, hi, n ? sum / (double)n : 0.0, arg);
+    printf("  first values:");
+    for (int64_t i = 0; i < n && i < 8; i++) printf(" %.6g", v[i]);
+    printf("\n");
+}
+
+/* Output path for output k: OUT itself for one output, else OUT.NAME.npy. */
+static char *output_path(const char *out, const GraphOutput *go, int32_t noutputs)
+{
+    size_t n = strlen(out);
+    if (noutputs == 1) return strcpy(ir_xmalloc(n + 1), out);
+    if (n > 4 && !strcmp(out + n - 4, ".npy")) n -= 4;
+    size_t len = n + strlen(go->name) + 6;
+    char *p = ir_xmalloc(len);
+    snprintf(p, len, "%.*s.%s.npy", (int)n, out, go->name);
+    return p;
+}
+
+static bool write_outputs(const Graph *g, const Options *o, const InterpResult *res)
+{
+    bool ok = true;
+    for (int32_t k = 0; k < g->noutputs; k++) {
+        const GraphOutput *go = &g->outputs[k];
+        const float *v = res->values[go->node];
+        if (!o->out) {
+            print_summary(g, go, v);
+            continue;
+        }
+        char err[512], *path = output_path(o->out, go, g->noutputs);
+        const TensorType *t = &g->nodes[go->node].type;
+        if (!ir_npy_write(path, v, t->rank, t->dims, err, sizeof err)) fail("%s", err), ok = false;
+        free(path);
+    }
+    return ok;
+}
+
+static int run(Graph *g, const Options *o)
+{
+    if (!check_input_options(g, o)) return 1;
+    int32_t n = ir_num_inputs(g);
+    float **inputs = ir_xcalloc((size_t)n + 1, sizeof *inputs);
+    bool ok = true;
+    for (int32_t i = 0; i < n && ok; i++) {
+        const Node *in = &g->nodes[ir_input_node(g, i)];
+        const char *path = o->ninputs ? input_file(o, in->name, n) : NULL;
+        inputs[i] = path ? load_input(in, path) : random_input(in, o->input_seed);
+        ok = inputs[i] != NULL;
+    }
+    InterpResult res = {0};
+    char err[512];
+    if (ok && !(ok = ir_interp(g, (const float *const *)inputs, &res, err, sizeof err)))
+        fail("%s", err);
+    if (ok) ok = write_outputs(g, o, &res);
+    if (res.values) ir_interp_free(&res);
+    for (int32_t i = 0; i < n; i++) free(inputs[i]);
+    free(inputs);
+    return ok ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+    Options o = {0};
+    int rc = parse_args(&o, argc, argv);
+    if (rc) return rc == 2 ? 0 : 1;
+
+    Diag d;
+    ir_diag_init(&d, stderr);
+    FeOptions fo = {.batch = o.batch};
+    Graph *g = fe_load_file(o.model, &fo, &d);
+    if (g && !bind_weights(g, &o, &d)) rc = 1;
+    if (!g || d.nerrors) rc = 1;
+    if (!rc) rc = o.run ? run(g, &o) : emit(g, &o);
+    if (g) ir_graph_free(g);
+    ir_diag_fini(&d);
+    return rc;
+}
