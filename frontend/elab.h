@@ -155,6 +155,7 @@ typedef struct Scope {
 
 typedef struct Frame {
     const BlockDef *block; /* NULL: the network */
+    const char *instance;  /* the block instance's full name */
     SrcLoc call_loc;
     Env *env;
     bool returned;
@@ -190,6 +191,11 @@ typedef struct Naming {
     const char *local;
     SrcLoc loc;
 } Naming;
+
+/* Reports an error, then where it happened: one note per enclosing block
+ * call. fe_call_notes adds those notes after a message reported otherwise. */
+void fe_error(Elab *E, SrcLoc loc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void fe_call_notes(Elab *E);
 
 Var *fe_env_find(Env *env, const char *name);
 void fe_env_set(Elab *E, Env *env, const char *name, Value v);

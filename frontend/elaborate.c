@@ -37,6 +37,7 @@ static Value fail(Elab *E, SrcLoc loc, const char *fmt, ...)
     va_start(ap, fmt);
     ir_vdiag(E->d, DIAG_ERROR, loc, fmt, ap);
     va_end(ap);
+    fe_call_notes(E);
     return fe_error_value();
 }
 
@@ -301,18 +302,19 @@ static Value run_block(Elab *E, const BlockDef *b, const Binding *bd, const char
                        SrcLoc loc)
 {
     Env *env = ir_alloc(E->arena, sizeof *env);
-    Frame fr = {.block = b, .call_loc = loc, .env = env, .caller = E->frame};
+    Frame fr = {.block = b, .instance = full, .call_loc = loc, .env = env, .caller = E->frame};
     fe_push_scope(E, full);
     E->frame = &fr;
-    if (bind_block_params(E, b, bd)) {
+    bool ran = bind_block_params(E, b, bd);
+    if (ran)
         exec_stmts(E, &b->body, NULL);
-        if (!fr.returned && !fr.poisoned) {
-            fail(E, loc, "block '%s' ended without 'return'", b->name);
-            ir_note(E->d, b->loc, "'%s' is defined here", b->name);
-        }
-    }
     E->frame = fr.caller;
     fe_pop_scope(E);
+    if (ran && !fr.returned && !fr.poisoned) {
+        ir_error(E->d, loc, "block '%s' ended without 'return'", b->name);
+        ir_note(E->d, b->loc, "'%s' is defined here", b->name);
+        fe_call_notes(E);
+    }
     return fr.returned ? fr.ret : fe_error_value();
 }
 

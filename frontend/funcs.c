@@ -8,7 +8,7 @@
 static Value fail_arg(Elab *E, const Call *c, int i, const char *expected)
 {
     if (c->args[i].kind != V_ERROR)
-        ir_error(E->d, c->locs[i], "%s expects %s, got %s", c->b->name, expected,
+        fe_error(E, c->locs[i], "%s expects %s, got %s", c->b->name, expected,
                  fe_value_str(E, c->args[i]));
     return fe_error_value();
 }
@@ -26,7 +26,7 @@ static const TensorType *tensor_arg(Elab *E, const Call *c, int i, int32_t rank)
     const TensorType *t = fe_tensor_type(E, v);
     if (t->rank < rank) {
         char buf[128];
-        ir_error(E->d, c->locs[i], "%s needs a tensor with at least %d dims, got %s",
+        fe_error(E, c->locs[i], "%s needs a tensor with at least %d dims, got %s",
                  c->b->name, (int)rank, ir_type_str(t, buf, sizeof buf));
         return NULL;
     }
@@ -61,7 +61,7 @@ static Value dim(Elab *E, const Call *c)
     int64_t i = c->args[1].i, k = i < 0 ? i + t->rank : i;
     if (k < 0 || k >= t->rank) {
         char buf[128];
-        ir_error(E->d, c->locs[1], "dim %lld is out of range for %s", (long long)i,
+        fe_error(E, c->locs[1], "dim %lld is out of range for %s", (long long)i,
                  ir_type_str(t, buf, sizeof buf));
         return fe_error_value();
     }
@@ -102,7 +102,7 @@ static Value range(Elab *E, const Call *c)
     int64_t hi = c->given[1] ? c->args[1].i : c->args[0].i;
     int64_t n = hi > lo ? hi - lo : 0;
     if (n > RANGE_MAX) {
-        ir_error(E->d, c->loc, "range of %lld numbers is too long", (long long)n);
+        fe_error(E, c->loc, "range of %lld numbers is too long", (long long)n);
         return fe_error_value();
     }
     Value v = fe_list(E, (int32_t)n);
@@ -122,7 +122,7 @@ static Value extreme(Elab *E, const Call *c)
         items = items[0].list->items;
     }
     if (n == 0) {
-        ir_error(E->d, c->loc, "%s needs at least one number", c->b->name);
+        fe_error(E, c->loc, "%s needs at least one number", c->b->name);
         return fe_error_value();
     }
     Value best = items[0];
@@ -131,7 +131,7 @@ static Value extreme(Elab *E, const Call *c)
         if (v.kind == V_ERROR)
             return v;
         if (v.kind != V_INT && v.kind != V_FLOAT) {
-            ir_error(E->d, c->rest_locs[c->nrest == n ? i : 0], "%s expects numbers, got %s",
+            fe_error(E, c->rest_locs[c->nrest == n ? i : 0], "%s expects numbers, got %s",
                      c->b->name, fe_value_str(E, v));
             return fe_error_value();
         }

@@ -14,7 +14,10 @@ int32_t fe_add_node(Elab *E, Op op, const int32_t *inputs, int32_t n, const Attr
     int32_t id = ir_add_node(E->g, op, inputs, n, name, fe_graph_loc(E, loc));
     if (attrs)
         E->g->nodes[id].attrs = *attrs;
+    int errors = E->d->nerrors;
     ir_infer_node(E->g, id, E->d);
+    if (E->d->nerrors > errors)
+        fe_call_notes(E);
     return id;
 }
 
@@ -49,21 +52,21 @@ static bool bad_kind(Elab *E, const Call *c, int i, const char *expected)
     if (v.kind == V_ERROR)
         return false;
     if (i >= 0)
-        ir_error(E->d, loc, "%s expects %s, got %s", pname(c, i), expected, fe_value_str(E, v));
+        fe_error(E, loc, "%s expects %s, got %s", pname(c, i), expected, fe_value_str(E, v));
     else
-        ir_error(E->d, loc, "%s expects %s, got %s", c->b->name, expected, fe_value_str(E, v));
+        fe_error(E, loc, "%s expects %s, got %s", c->b->name, expected, fe_value_str(E, v));
     return false;
 }
 
 static bool in_range(Elab *E, const Call *c, int i, int64_t v, int64_t lo)
 {
     if (v < lo) {
-        ir_error(E->d, c->locs[i], "%s must be %s, got %lld", pname(c, i),
+        fe_error(E, c->locs[i], "%s must be %s, got %lld", pname(c, i),
                  lo > 0 ? "positive" : "non-negative", (long long)v);
         return false;
     }
     if (v > INT32_MAX) {
-        ir_error(E->d, c->locs[i], "%s is too large: %lld", pname(c, i), (long long)v);
+        fe_error(E, c->locs[i], "%s is too large: %lld", pname(c, i), (long long)v);
         return false;
     }
     return true;
@@ -74,7 +77,7 @@ static bool arg_tensor(Elab *E, const Call *c, int i, int32_t *node)
     Value v = c->args[i];
     if (v.kind != V_TENSOR) {
         if (v.kind != V_ERROR)
-            ir_error(E->d, c->locs[i], "%s expects a tensor as '%s', got %s", c->b->name,
+            fe_error(E, c->locs[i], "%s expects a tensor as '%s', got %s", c->b->name,
                      pname(c, i), fe_value_str(E, v));
         return false;
     }
@@ -119,7 +122,7 @@ static bool arg_axis(Elab *E, const Call *c, int i, int64_t *out)
         return bad_kind(E, c, i, "an int");
     *out = c->args[i].i;
     if (*out < -IR_MAX_RANK - 1 || *out > IR_MAX_RANK + 1) {
-        ir_error(E->d, c->locs[i], "axis %lld is out of range", (long long)*out);
+        fe_error(E, c->locs[i], "axis %lld is out of range", (long long)*out);
         return false;
     }
     return true;
@@ -259,7 +262,7 @@ static Value conv2d(Elab *E, const Call *c)
     ok &= arg_bool(E, c, 7, true, &bias);
     ok &= arg_opt_int(E, c, 8, &inch);
     if (good_groups && inch && inch % groups) {
-        ir_error(E->d, c->locs[8], "in_channels=%lld is not divisible by groups=%lld",
+        fe_error(E, c->locs[8], "in_channels=%lld is not divisible by groups=%lld",
                  (long long)inch, (long long)groups);
         ok = false;
     }
@@ -459,7 +462,7 @@ static Value concat(Elab *E, const Call *c)
         items = items[0].list->items;
     }
     if (n == 0) {
-        ir_error(E->d, c->loc, "concat needs at least one tensor");
+        fe_error(E, c->loc, "concat needs at least one tensor");
         return fe_error_value();
     }
     bool ok = true;

@@ -112,7 +112,8 @@ static void load_text(Loader *L, const char *name, const char *text, size_t len)
 static Graph *elaborate(Loader *L, const char *name)
 {
     if (!L->net) {
-        ir_error(L->d, (SrcLoc){name, 0, 0}, "no network in %s", name);
+        ir_error(L->d, (SrcLoc){name, 0, 0}, "no network in this file%s",
+                 L->E->blocks.n ? " (it only defines blocks)" : "");
         return NULL;
     }
     const NetworkDef *net = L->net;

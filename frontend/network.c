@@ -30,7 +30,7 @@ static bool check_params(Elab *E, const BlockDef *b)
     for (int32_t i = 0; i < b->params.n; i++) {
         for (int32_t k = 0; k < i; k++) {
             if (strcmp(b->params.items[i].name, b->params.items[k].name) == 0) {
-                ir_error(E->d, b->params.items[i].loc, "parameter '%s' appears twice",
+                fe_error(E, b->params.items[i].loc, "parameter '%s' appears twice",
                      b->params.items[i].name);
                 ok = false;
                 break;
@@ -44,7 +44,7 @@ bool fe_elab_add_block(Elab *E, const BlockDef *b)
 {
     const BlockDef *old = fe_map_get(&E->blocks, b->name);
     if (old) {
-        ir_error(E->d, b->loc, "block '%s' is defined twice", b->name);
+        fe_error(E, b->loc, "block '%s' is defined twice", b->name);
         ir_note(E->d, old->loc, "the first definition of '%s' is here", b->name);
         return false;
     }
@@ -52,7 +52,7 @@ bool fe_elab_add_block(Elab *E, const BlockDef *b)
     if (!bi)
         bi = fe_find_func(b->name);
     if (bi) {
-        ir_error(E->d, b->loc, "block '%s' has the name of a built-in %s", b->name,
+        fe_error(E, b->loc, "block '%s' has the name of a built-in %s", b->name,
              bi->layer ? "layer" : "function");
         return false;
     }
@@ -67,7 +67,7 @@ static bool input_dtype(Elab *E, const InputDecl *in)
     static const DType others[] = {DT_F16, DT_BF16, DT_I64};
     for (size_t i = 0; i < sizeof others / sizeof others[0]; i++) {
         if (strcmp(in->dtype, ir_dtype_name(others[i])) == 0) {
-            ir_error(E->d, in->dtype_loc, "input '%s' is %s; only f32 inputs are supported", in->name,
+            fe_error(E, in->dtype_loc, "input '%s' is %s; only f32 inputs are supported", in->name,
                  in->dtype);
             return false;
         }
@@ -76,7 +76,7 @@ static bool input_dtype(Elab *E, const InputDecl *in)
     char buf[64];
     fe_suggest_init(&s, in->dtype);
     fe_suggest_add(&s, "f32");
-    ir_error(E->d, in->dtype_loc, "unknown element type '%s'%s", in->dtype,
+    fe_error(E, in->dtype_loc, "unknown element type '%s'%s", in->dtype,
          fe_suggest_text(&s, buf, sizeof buf));
     return false;
 }
@@ -86,7 +86,7 @@ static bool input_type(Elab *E, const InputDecl *in, TensorType *t)
 {
     bool ok = input_dtype(E, in);
     if (in->dims.n > IR_MAX_RANK) {
-        ir_error(E->d, in->loc, "input '%s' has %d dimensions; at most %d are supported", in->name,
+        fe_error(E, in->loc, "input '%s' has %d dimensions; at most %d are supported", in->name,
              (int)in->dims.n, IR_MAX_RANK);
         return false;
     }
@@ -98,14 +98,14 @@ static bool input_type(Elab *E, const InputDecl *in, TensorType *t)
             if (dm->sym) {
                 dims[i] = E->opt.batch;
             } else {
-                ir_error(E->d, dm->loc, "input '%s' has a fixed batch dimension %lld; write N=%lld "
+                fe_error(E, dm->loc, "input '%s' has a fixed batch dimension %lld; write N=%lld "
                      "to let --batch change it", in->name, (long long)dm->value,
                      (long long)dm->value);
                 ok = false;
             }
         }
         if (dims[i] <= 0) {
-            ir_error(E->d, dm->loc, "dimension %d of input '%s' must be positive, got %lld", (int)i,
+            fe_error(E, dm->loc, "dimension %d of input '%s' must be positive, got %lld", (int)i,
                  in->name, (long long)dims[i]);
             ok = false;
         }
@@ -148,13 +148,13 @@ static void add_output(Elab *E, const Expr *x, Value v)
 {
     if (v.kind != V_TENSOR) {
         if (v.kind != V_ERROR)
-            ir_error(E->d, x->loc, "a network returns tensors, got %s", fe_value_str(E, v));
+            fe_error(E, x->loc, "a network returns tensors, got %s", fe_value_str(E, v));
         return;
     }
     const char *name = x->kind == E_IDENT ? x->s : E->g->nodes[v.node].name;
     for (int32_t i = 0; i < E->g->noutputs; i++) {
         if (strcmp(E->g->outputs[i].name, name) == 0) {
-            ir_error(E->d, x->loc, "output '%s' is returned twice", name);
+            fe_error(E, x->loc, "output '%s' is returned twice", name);
             return;
         }
     }
@@ -165,7 +165,7 @@ Graph *fe_elab_finish(Elab *E, const NetworkDef *net)
 {
     const Stmt *s = E->root.ret_stmt;
     if (!E->root.returned && !E->root.poisoned)
-        ir_error(E->d, net->loc, "network '%s' has no 'return'", net->name);
+        fe_error(E, net->loc, "network '%s' has no 'return'", net->name);
     for (int32_t i = 0; E->root.returned && i < s->ret.n; i++)
         add_output(E, s->ret.items[i], s->ret.n == 1 ? E->root.ret : E->root.ret.list->items[i]);
     Graph *g = E->g;

@@ -1,9 +1,39 @@
-/* scope.c: the names elaboration works with. Variables live in an Env per
- * block invocation; layers and instances get full paths ("layer1.0.conv1")
- * from the stack of Scopes, each name claimed once in the whole graph. */
+/* scope.c: where elaboration is. Variables live in an Env per block
+ * invocation; layers and instances get full paths ("layer1.0.conv1") from the
+ * stack of Scopes, each name claimed once in the whole graph; errors inside
+ * blocks are followed by the chain of calls that led there. */
 #include "elab.h"
 
+#include <stdarg.h>
 #include <string.h>
+
+/* ---- errors in context ------------------------------------------------------------ */
+
+#define MAX_CALL_NOTES 4
+
+void fe_call_notes(Elab *E)
+{
+    int n = 0;
+    const Frame *outermost = NULL;
+    for (const Frame *f = E->frame; f && f->block; f = f->caller) {
+        if (n++ < MAX_CALL_NOTES)
+            ir_note(E->d, f->call_loc, "in block '%s' (instance '%s') called from here",
+                    f->block->name, f->instance);
+        outermost = f;
+    }
+    if (n > MAX_CALL_NOTES)
+        ir_note(E->d, outermost->call_loc, "... and %d more calls, the outermost here",
+                n - MAX_CALL_NOTES);
+}
+
+void fe_error(Elab *E, SrcLoc loc, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    ir_vdiag(E->d, DIAG_ERROR, loc, fmt, ap);
+    va_end(ap);
+    fe_call_notes(E);
+}
 
 /* ---- variables ------------------------------------------------------------------ */
 
@@ -77,6 +107,7 @@ const char *fe_instance_name(Elab *E, const Naming *nm, const char *op, SrcLoc l
     if (first) {
         ir_error(E->d, at, "name '%s' is already used in this scope", local);
         ir_note(E->d, *first, "'%s' was first used here", local);
+        fe_call_notes(E);
         for (int k = 2; taken(E, full); k++)
             full = join(E, E->scope->path, ir_strfmt(E->arena, "%s'%d", local, k));
     }

@@ -142,6 +142,7 @@ static Value value_error(Elab *E, SrcLoc loc, const char *fmt, ...)
     va_start(ap, fmt);
     ir_vdiag(E->d, DIAG_ERROR, loc, fmt, ap);
     va_end(ap);
+    fe_call_notes(E);
     return fe_error_value();
 }
 

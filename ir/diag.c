@@ -41,6 +41,8 @@ const char *ir_diag_add_source(Diag *d, const char *file, const char *text, size
 
 static const DiagSource *find_source(const Diag *d, const char *file)
 {
+    if (!file)
+        return NULL;
     for (const DiagSource *s = d->sources; s; s = s->next)
         if (s->file == file || strcmp(s->file, file) == 0)
             return s;

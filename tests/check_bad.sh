@@ -5,19 +5,20 @@
 set -u
 cnnc=$1
 cd "$(dirname "$0")/.." || exit 1
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+tmp=$(mktemp -d)   # scratch files
+outdir=$(mktemp -d) # where cnnc is asked to write; must stay empty
+trap 'rm -rf "$tmp" "$outdir"' EXIT
 pass=0 fail=0
 for src in tests/bad/*.cnn; do
   name=${src%.cnn}
   args=()
   [ -f "$name.args" ] && read -r -a args < "$name.args"
-  "$cnnc" "$src" --emit=ir "${args[@]}" -o "$tmp/out.ir" 2> "$tmp/err" > "$tmp/stdout"
+  "$cnnc" "$src" --emit=ir "${args[@]}" -o "$outdir/out.ir" 2> "$tmp/err" > "$tmp/stdout"
   rc=$?
   problems=""
   [ $rc -eq 1 ] || problems+=" exit status $rc, expected 1;"
   [ -s "$tmp/stdout" ] && problems+=" printed to stdout;"
-  [ -n "$(ls -A "$tmp" | grep -v -x -e err -e stdout)" ] && problems+=" left files behind: $(ls "$tmp");"
+  [ -n "$(ls -A "$outdir")" ] && problems+=" left files behind: $(ls -A "$outdir");"
   if [ "${CNNC_UPDATE_GOLDEN:-}" = 1 ]; then
     cp "$tmp/err" "$name.err"
   elif ! diff -u "$name.err" "$tmp/err" > "$tmp/diff" 2>&1; then
@@ -30,7 +31,7 @@ for src in tests/bad/*.cnn; do
   else
     pass=$((pass + 1))
   fi
-  rm -f "$tmp"/out.ir*
+  rm -rf "${outdir:?}"/* "${outdir:?}"/.[!.]* 2>/dev/null
 done
 echo "bad-input diagnostics: $pass passed, $fail failed"
 [ $fail -eq 0 ]

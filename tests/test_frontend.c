@@ -495,8 +495,12 @@ static void test_include(void **state)
     assert_null(fe_load_file(main_path, NULL, &d));
     fclose(out);
     char *h = headers(text);
-    char expected[256];
-    snprintf(expected, sizeof expected, "%s:2:18: error: relu takes 1 argument, got 2\n", lib2);
+    char expected[512];
+    snprintf(expected, sizeof expected,
+             "%s:2:18: error: relu takes 1 argument, got 2\n"
+             "%s:2:30: note: in block 'once' (instance 't.once_0') called from here\n"
+             "%s:3:40: note: in block 'twice' (instance 't') called from here\n",
+             lib2, lib, main_path);
     assert_string_equal(h, expected);
     assert_non_null(strstr(text, "  return relu(x, 1)\n"));
     ir_diag_fini(&d);
@@ -563,7 +567,9 @@ static void test_errors_blocks(void **state)
 {
     (void)state;
     expect_errors("block a(x) { return b(x) }\nblock b(x) { return a(x) }\n" NET("  return a(x)\n"),
-                  "t.cnn:2:21: error: block 'a' calls itself: a -> b -> a\n");
+                  "t.cnn:2:21: error: block 'a' calls itself: a -> b -> a\n"
+                  "t.cnn:1:21: note: in block 'b' (instance 'a_0.b_0') called from here\n"
+                  "t.cnn:4:10: note: in block 'a' (instance 'a_0') called from here\n");
     expect_errors("block f(x) {\n  y = relu(x)\n}\n" NET("  return f(x)\n"),
                   "t.cnn:5:10: error: block 'f' ended without 'return'\n"
                   "t.cnn:1:7: note: 'f' is defined here\n");
@@ -573,6 +579,33 @@ static void test_errors_blocks(void **state)
     expect_errors("block f(x) { return x }\nblock f(y) { return y }\n" NET("  return f(x)\n"),
                   "t.cnn:2:7: error: block 'f' is defined twice\n"
                   "t.cnn:1:7: note: the first definition of 'f' is here\n");
+}
+
+/* An error inside a block names the calls that led there, innermost first,
+ * the block instance included; a long chain is cut after four. */
+static void test_errors_call_chain(void **state)
+{
+    (void)state;
+    expect_errors("block head(x) {\n  return dense(x, 10) as fc\n}\n"
+                  "block body(x) { return sequence s(x) { relu; head } }\n"
+                  NET("  y = repeat 2 body(x) as layer\n  return y\n"),
+                  "t.cnn:2:10: error: dense expects a 2-d input [N, features], got "
+                  "f32[1,3,8,8]; flatten it first\n"
+                  "t.cnn:4:46: note: in block 'head' (instance 'layer.0.s.1') called from here\n"
+                  "t.cnn:6:16: note: in block 'body' (instance 'layer.0') called from here\n");
+    expect_errors("block b1(x) { return b2(x) }\nblock b2(x) { return b3(x) }\n"
+                  "block b3(x) { return b4(x) }\nblock b4(x) { return b5(x) }\n"
+                  "block b5(x) { return b6(x) }\nblock b6(x) { return relu(x, x) }\n"
+                  NET("  return b1(x) as top\n"),
+                  "t.cnn:6:30: error: relu takes 1 argument, got 2\n"
+                  "t.cnn:5:22: note: in block 'b6' (instance 'top.b2_0.b3_0.b4_0.b5_0.b6_0') "
+                  "called from here\n"
+                  "t.cnn:4:22: note: in block 'b5' (instance 'top.b2_0.b3_0.b4_0.b5_0') called "
+                  "from here\n"
+                  "t.cnn:3:22: note: in block 'b4' (instance 'top.b2_0.b3_0.b4_0') called from "
+                  "here\n"
+                  "t.cnn:2:22: note: in block 'b3' (instance 'top.b2_0.b3_0') called from here\n"
+                  "t.cnn:8:10: note: ... and 2 more calls, the outermost here\n");
 }
 
 static void test_errors_values(void **state)
@@ -607,7 +640,9 @@ static void test_errors_shapes_and_inputs(void **state)
     expect_errors("network n(x: f33[1, 0]) {\n  return relu(x)\n}\n",
                   "t.cnn:1:14: error: unknown element type 'f33'; did you mean 'f32'?\n"
                   "t.cnn:1:21: error: dimension 1 of input 'x' must be positive, got 0\n");
-    expect_errors("block b(x) { return relu(x) }\n", "t.cnn: error: no network in t.cnn\n");
+    expect_errors("block b(x) { return relu(x) }\n",
+                  "t.cnn: error: no network in this file (it only defines blocks)\n");
+    expect_errors("# nothing\n", "t.cnn: error: no network in this file\n");
     expect_errors(NET("  return x\n") NET("  return x\n"),
                   "t.cnn:4:9: error: a model has one network, and 'n' is a second one\n"
                   "t.cnn:1:9: note: the first is 'n'\n");
@@ -656,6 +691,7 @@ int main(void)
         cmocka_unit_test(test_errors_arguments),
         cmocka_unit_test(test_errors_names),
         cmocka_unit_test(test_errors_blocks),
+        cmocka_unit_test(test_errors_call_chain),
         cmocka_unit_test(test_errors_values),
         cmocka_unit_test(test_errors_shapes_and_inputs),
         cmocka_unit_test(test_errors_all_at_once),

@@ -176,6 +176,17 @@ static void test_diag_without_source(void **state)
     capture_close(&c);
 }
 
+/* A message without a file once crashed when any source was registered. */
+static void test_diag_no_file_with_sources(void **state)
+{
+    Capture c;
+    capture_open(&c);
+    ir_diag_add_source(&c.d, "a.cnn", "x\n", 2);
+    ir_error(&c.d, (SrcLoc){NULL, 0, 0}, "no location");
+    assert_string_equal(capture_text(&c), "error: no location\n");
+    capture_close(&c);
+}
+
 static void test_diag_line_out_of_range(void **state)
 {
     Capture c;
@@ -483,6 +494,7 @@ int main(void)
         cmocka_unit_test(test_diag_levels_and_tabs),
         cmocka_unit_test(test_diag_wide_gutter),
         cmocka_unit_test(test_diag_without_source),
+        cmocka_unit_test(test_diag_no_file_with_sources),
         cmocka_unit_test(test_diag_line_out_of_range),
         cmocka_unit_test(test_diag_source_is_copied),
         cmocka_unit_test(test_diag_max_errors),

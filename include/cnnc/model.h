@@ -1,0 +1,89 @@
+/* cnnc/model.h: the C API of a model compiled by cnnc (model.so).
+ *
+ * A model.so holds one network with its weights. Create an instance, ask it
+ * for its inputs and outputs, run it on your buffers, destroy it:
+ *
+ *     cnn_options opt;
+ *     cnn_options_init(&opt);
+ *     opt.num_threads = 2;
+ *     cnn_model *m;
+ *     if (cnn_model_create(&opt, &m) != CNN_OK) ...
+ *     cnn_tensor in = {image, sizeof image}, out = {logits, sizeof logits};
+ *     cnn_status s = cnn_model_run(m, &in, 1, &out, 1);
+ *     if (s != CNN_OK) fprintf(stderr, "%s\n", cnn_status_string(s));
+ *     cnn_model_destroy(m);
+ *
+ * The functions never print and never abort: every failure is a status.
+ * Instances are independent: two instances may run at the same time from
+ * different threads; one instance runs one call at a time. */
+#ifndef CNNC_MODEL_H
+#define CNNC_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define CNN_API_VERSION 1
+#define CNN_MAX_RANK 6
+
+typedef enum cnn_status {
+    CNN_OK = 0,
+    CNN_ERR_INVALID_ARGUMENT, /* a NULL pointer, a bad index, a bad option */
+    CNN_ERR_SIZE_MISMATCH,    /* a buffer's size is not the tensor's size */
+    CNN_ERR_OUT_OF_MEMORY,
+    CNN_ERR_THREADS,          /* the thread pool could not be started */
+    CNN_ERR_DEVICE,           /* the device is missing or failed */
+    CNN_ERR_VERSION,          /* the options come from an incompatible header */
+} cnn_status;
+
+typedef enum cnn_dtype { CNN_F32 = 1 } cnn_dtype;
+
+typedef enum cnn_device { CNN_DEVICE_CPU = 0, CNN_DEVICE_CUDA = 1 } cnn_device;
+
+typedef struct cnn_options {
+    uint32_t api_version; /* set by cnn_options_init */
+    int32_t num_threads;  /* 0: one per online core */
+    cnn_device device;
+} cnn_options;
+
+/* A caller's buffer: `size` is in bytes and must equal the tensor's size. */
+typedef struct cnn_tensor {
+    void *data;
+    size_t size;
+} cnn_tensor;
+
+typedef struct cnn_tensor_info {
+    const char *name; /* owned by the model, valid until it is destroyed */
+    cnn_dtype dtype;
+    int32_t rank;
+    int64_t dims[CNN_MAX_RANK];
+    size_t size; /* bytes */
+} cnn_tensor_info;
+
+typedef struct cnn_model cnn_model;
+
+void cnn_options_init(cnn_options *opt);
+cnn_status cnn_model_create(const cnn_options *opt, cnn_model **out);
+void cnn_model_destroy(cnn_model *m); /* NULL is fine */
+
+int32_t cnn_model_num_inputs(const cnn_model *m);  /* -1 for NULL */
+int32_t cnn_model_num_outputs(const cnn_model *m); /* -1 for NULL */
+cnn_status cnn_model_input_info(const cnn_model *m, int32_t i, cnn_tensor_info *info);
+cnn_status cnn_model_output_info(const cnn_model *m, int32_t i, cnn_tensor_info *info);
+int32_t cnn_model_num_threads(const cnn_model *m); /* -1 for NULL */
+
+/* Runs the network: inputs[i] and outputs[i] in the order of the info calls,
+ * each a plain row-major float32 buffer of exactly the tensor's size. */
+cnn_status cnn_model_run(cnn_model *m, const cnn_tensor *inputs, int32_t ninputs,
+                         cnn_tensor *outputs, int32_t noutputs);
+
+const char *cnn_status_string(cnn_status s);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
