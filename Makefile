@@ -28,8 +28,17 @@ demo: build
 	@echo "== A mistake is located (cnnc tests/bad/mnist_pool_twice.cnn --emit=ir)"
 	@! $(CNNC) tests/bad/mnist_pool_twice.cnn --emit=ir
 	@echo
-	@echo "== ResNet-18 on the reference interpreter, random weights (cnnc run models/resnet18.cnn)"
-	@$(CNNC) run models/resnet18.cnn --random-weights=0 --seed=0
+	@echo "== Compiled with its trained weights, for 1 image and for 360 at a time"
+	@mkdir -p $(BUILD)/models
+	$(CNNC) models/mnist_cnn.cnn --weights=models/mnist_cnn.safetensors -o $(BUILD)/models/mnist_cnn.so
+	$(CNNC) models/mnist_cnn.cnn --weights=models/mnist_cnn.safetensors --batch=360 \
+	  -o $(BUILD)/models/mnist_cnn_b360.so
+	@echo
+	@echo "== 360 held-out handwritten digits classified through the C API (examples/digits.c)"
+	@$(BUILD)/examples/digits models/digits $(BUILD)/models/mnist_cnn.so \
+	  $(BUILD)/models/mnist_cnn_b360.so
+	@echo "PyTorch, when it trained the network (tools/train_mnist.py):" \
+	  "$$(sed -n 's/^accuracy //p' models/digits/expected.txt) correct"
 
 test: test-deps test-fast test-asan
 

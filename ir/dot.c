@@ -37,16 +37,33 @@ static void window_text(const int32_t k[2], const int32_t s[2], char *buf, size_
         snprintf(buf + len, n - (size_t)len, " /%d\xc3\x97%d", (int)s[0], (int)s[1]);
 }
 
+/* " +bias +relu +add +relu": what a conv2d or dense computes after its sums. */
+static void epilogue_text(const Node *n, char *buf, size_t n_buf)
+{
+    const Epilogue *e = n->op == OP_CONV2D ? &n->attrs.conv.epi : &n->attrs.dense.epi;
+    buf[0] = '\0';
+    if (n->op != OP_CONV2D && n->op != OP_DENSE)
+        return;
+    if (n->ninputs - 2 - (e->residual ? 1 : 0) == 1)
+        add_text(buf, n_buf, " +bias");
+    if (e->act != ACT_NONE)
+        snprintf(buf + strlen(buf), n_buf - strlen(buf), " +%s", ir_act_name(e->act));
+    if (e->residual)
+        add_text(buf, n_buf, " +add");
+    if (e->post != ACT_NONE)
+        snprintf(buf + strlen(buf), n_buf - strlen(buf), " +%s", ir_act_name(e->post));
+}
+
 static void op_text(const Node *n, char *buf, size_t n_buf)
 {
-    char win[64] = "";
+    char win[64] = "", epi[96];
     if (n->op == OP_CONV2D)
         window_text(n->attrs.conv.kernel, n->attrs.conv.stride, win, sizeof win);
     else if (n->op == OP_MAXPOOL || n->op == OP_AVGPOOL)
         window_text(n->attrs.pool.kernel, n->attrs.pool.stride, win, sizeof win);
+    epilogue_text(n, epi, sizeof epi);
     snprintf(buf, n_buf, "%s%s%s%s%s", ir_ops[n->op].name, win[0] ? " " : "", win,
-             n->op == OP_CONV2D && n->attrs.conv.groups > 1 ? " grouped" : "",
-             (n->op == OP_CONV2D || n->op == OP_DENSE) && n->ninputs == 3 ? " +bias" : "");
+             n->op == OP_CONV2D && n->attrs.conv.groups > 1 ? " grouped" : "", epi);
 }
 
 static void print_box(const Graph *g, int32_t id, FILE *out)

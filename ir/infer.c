@@ -175,6 +175,54 @@ static bool conv_weight(const Ctx *c, int64_t chans)
     return true;
 }
 
+/* ---- fused epilogues (conv2d and dense) ---------------------------------------- */
+
+static const Epilogue *epilogue_of(const Node *n)
+{
+    return n->op == OP_CONV2D ? &n->attrs.conv.epi : &n->attrs.dense.epi;
+}
+
+/* Inputs after x and weight: an optional bias, then the residual if any. */
+static int32_t bias_count(const Ctx *c)
+{
+    return c->n->ninputs - 2 - (epilogue_of(c->n)->residual ? 1 : 0);
+}
+
+static bool check_act(const Ctx *c, const char *what, ActKind act, float a, float b)
+{
+    if ((unsigned)act > (unsigned)ACT_LEAKY_RELU)
+        return fail(c, "%s %s has a bad activation %d", op_name(c), what, (int)act);
+    if (act == ACT_CLIP && !(a <= b))
+        return fail(c, "%s %s clip needs lo <= hi, got %g, %g", op_name(c), what, (double)a,
+                    (double)b);
+    return true;
+}
+
+static bool check_epilogue(const Ctx *c)
+{
+    const Epilogue *e = epilogue_of(c->n);
+    int32_t nb = bias_count(c);
+    if (nb < 0 || nb > 1)
+        return fail(c, "%s has %d inputs, which its epilogue (residual=%s) does not take",
+                    op_name(c), (int)c->n->ninputs, e->residual ? "true" : "false");
+    return check_act(c, "act", e->act, e->act_a, e->act_b) &&
+           check_act(c, "post", e->post, e->post_a, e->post_b);
+}
+
+/* The residual is added elementwise, so it has exactly the output's dims. */
+static bool check_residual(const Ctx *c)
+{
+    if (!epilogue_of(c->n)->residual)
+        return true;
+    const TensorType *r = in_type(c, c->n->ninputs - 1);
+    TensorType want = *c->out;
+    char b1[TYPE_BUF], b2[TYPE_BUF];
+    if (r->rank != want.rank || memcmp(r->dims, want.dims, sizeof r->dims[0] * (size_t)r->rank))
+        return fail(c, "%s residual '%s' is %s, but the output is %s", op_name(c),
+                    in_name(c, c->n->ninputs - 1), tstr(r, b1), tstr(&want, b2));
+    return true;
+}
+
 static bool infer_conv2d(const Ctx *c)
 {
     const ConvAttrs *a = &c->n->attrs.conv;
@@ -189,14 +237,14 @@ static bool infer_conv2d(const Ctx *c)
     if (!conv_weight(c, x->dims[1]))
         return false;
     int64_t o = in_type(c, 1)->dims[0];
-    if (c->n->ninputs == 3 && !want_vector(c, 2, o, "output channels"))
+    if (!check_epilogue(c) || (bias_count(c) == 1 && !want_vector(c, 2, o, "output channels")))
         return false;
     int64_t hw[2];
     if (!window_out(c, a->kernel, a->stride, a->dilation, a->pad, false, hw))
         return false;
     int64_t dims[4] = {x->dims[0], o, hw[0], hw[1]};
     set_out(c, 4, dims);
-    return true;
+    return check_residual(c);
 }
 
 /* " (64×5×5)" when x comes out of a flatten: the dims the author thinks in. */
@@ -229,11 +277,12 @@ static bool infer_dense(const Ctx *c)
         return fail(c, "dense expects %lld input features, got %lld%s", (long long)w->dims[1],
                     (long long)x->dims[1], b);
     }
-    if (c->n->ninputs == 3 && !want_vector(c, 2, w->dims[0], "output features"))
+    if (!check_epilogue(c) ||
+        (bias_count(c) == 1 && !want_vector(c, 2, w->dims[0], "output features")))
         return false;
     int64_t dims[2] = {x->dims[0], w->dims[0]};
     set_out(c, 2, dims);
-    return true;
+    return check_residual(c);
 }
 
 static bool infer_batchnorm(const Ctx *c)
@@ -416,7 +465,8 @@ static bool infer_op(const Ctx *c)
     case OP_TANH:
     case OP_SILU:
     case OP_LEAKY_RELU:
-    case OP_DROPOUT: return infer_unary(c);
+    case OP_DROPOUT:
+    case OP_REORDER: return infer_unary(c);
     case OP_ADD:
     case OP_MUL: return infer_broadcast(c);
     case OP_CONCAT: return infer_concat(c);
@@ -474,7 +524,8 @@ bool ir_infer_type(const Graph *g, int32_t id, Diag *d, TensorType *out)
 }
 
 /* Inference yields logical dims; a storage layout chosen later by a pass is
- * kept when the node is inferred again. */
+ * kept when the node is inferred again. A reorder exists to change layout,
+ * so it is created with its target layout already set. */
 bool ir_infer_node(Graph *g, int32_t id, Diag *d)
 {
     TensorType t;

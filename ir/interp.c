@@ -88,6 +88,53 @@ static bool run_param(Interp *in, const Node *n, float *out)
     return true;
 }
 
+/* ---- fused epilogues ----------------------------------------------------- */
+
+static const Epilogue *epilogue_of(const Node *n)
+{
+    return n->op == OP_CONV2D ? &n->attrs.conv.epi : &n->attrs.dense.epi;
+}
+
+/* The bias is input 2 when present; a residual is always the last input. */
+static bool has_bias(const Node *n)
+{
+    return n->ninputs - 2 - (epilogue_of(n)->residual ? 1 : 0) == 1;
+}
+
+static double act_of(double x, ActKind act, float a, float b)
+{
+    switch (act) {
+    case ACT_NONE: return x;
+    case ACT_RELU: return x < 0.0 ? 0.0 : x;
+    case ACT_CLIP: return x < (double)a ? (double)a : x > (double)b ? (double)b : x;
+    case ACT_SIGMOID: return 1.0 / (1.0 + exp(-x));
+    case ACT_TANH: return tanh(x);
+    case ACT_SILU: return x / (1.0 + exp(-x));
+    case ACT_LEAKY_RELU: return x < 0.0 ? x * (double)a : x;
+    }
+    ICE("interpreter: bad activation %d", (int)act);
+}
+
+/* out = post(act(sum) + residual), in double, rounded once. */
+static float epilogue(const Epilogue *e, double sum, const float *residual, int64_t at)
+{
+    double v = act_of(sum, e->act, e->act_a, e->act_b);
+    if (e->residual)
+        v += (double)residual[at];
+    return (float)act_of(v, e->post, e->post_a, e->post_b);
+}
+
+static const float *residual_of(const Interp *in, const Node *n)
+{
+    return epilogue_of(n)->residual ? in->values[n->inputs[n->ninputs - 1]] : NULL;
+}
+
+static bool residual_ok(const Interp *in, const Node *n)
+{
+    return !epilogue_of(n)->residual ||
+           ir_numel(&in->g->nodes[n->inputs[n->ninputs - 1]].type) == ir_numel(&n->type);
+}
+
 /* ---- convolution, normalization, dense ---------------------------------- */
 
 static bool conv_shapes_ok(const Interp *in, const Node *n)
@@ -100,7 +147,9 @@ static bool conv_shapes_ok(const Interp *in, const Node *n)
         return false;
     if (y->dims[0] != x->dims[0] || y->dims[1] != w->dims[0])
         return false;
-    return n->ninputs < 3 || ir_numel(arg_type(in, n, 2)) == w->dims[0];
+    if (!residual_ok(in, n) || n->ninputs - 2 - (epilogue_of(n)->residual ? 1 : 0) > 1)
+        return false;
+    return !has_bias(n) || ir_numel(arg_type(in, n, 2)) == w->dims[0];
 }
 
 /* One output element: the sum over the input channels of its group and the
@@ -135,14 +184,14 @@ static bool run_conv2d(Interp *in, const Node *n, float *out)
         return fail(in, n, "inconsistent input, weight and output shapes");
     const TensorType *x = arg_type(in, n, 0), *w = arg_type(in, n, 1), *y = &n->type;
     const float *xv = arg(in, n, 0), *wv = arg(in, n, 1);
-    const float *bv = n->ninputs == 3 ? arg(in, n, 2) : NULL;
-    float *p = out;
+    const float *bv = has_bias(n) ? arg(in, n, 2) : NULL, *rv = residual_of(in, n);
+    int64_t at = 0;
     for (int64_t b = 0; b < y->dims[0]; b++)
         for (int64_t o = 0; o < y->dims[1]; o++)
             for (int64_t oh = 0; oh < y->dims[2]; oh++)
-                for (int64_t ow = 0; ow < y->dims[3]; ow++) {
+                for (int64_t ow = 0; ow < y->dims[3]; ow++, at++) {
                     double s = conv_point(&n->attrs.conv, x, w, xv, wv, b, o, oh, ow);
-                    *p++ = (float)(bv ? s + (double)bv[o] : s);
+                    out[at] = epilogue(&n->attrs.conv.epi, bv ? s + (double)bv[o] : s, rv, at);
                 }
     return true;
 }
@@ -178,16 +227,19 @@ static bool run_dense(Interp *in, const Node *n, float *out)
     if (x->rank < 1 || w->rank != 2 || w->dims[1] != x->dims[x->rank - 1])
         return fail(in, n, "input features do not match the weight");
     int64_t I = w->dims[1], O = w->dims[0], rows = ir_numel(x) / (I ? I : 1);
-    if (ir_numel(&n->type) != rows * O || (n->ninputs == 3 && ir_numel(arg_type(in, n, 2)) != O))
-        return fail(in, n, "inconsistent output or bias shape");
+    bool bias = has_bias(n);
+    if (ir_numel(&n->type) != rows * O || !residual_ok(in, n) ||
+        n->ninputs - 2 - (epilogue_of(n)->residual ? 1 : 0) > 1 ||
+        (bias && ir_numel(arg_type(in, n, 2)) != O))
+        return fail(in, n, "inconsistent output, bias or residual shape");
     const float *xv = arg(in, n, 0), *wv = arg(in, n, 1);
-    const float *bv = n->ninputs == 3 ? arg(in, n, 2) : NULL;
+    const float *bv = bias ? arg(in, n, 2) : NULL, *rv = residual_of(in, n);
     for (int64_t r = 0; r < rows; r++)
         for (int64_t o = 0; o < O; o++) {
             double s = bv ? (double)bv[o] : 0.0;
             for (int64_t i = 0; i < I; i++)
                 s += (double)xv[r * I + i] * (double)wv[o * I + i];
-            out[r * O + o] = (float)s;
+            out[r * O + o] = epilogue(&n->attrs.dense.epi, s, rv, r * O + o);
         }
     return true;
 }
@@ -511,7 +563,8 @@ static bool run_node(Interp *in, const Node *n, float *out)
     case OP_TANH: return run_unary(in, n, out, tanh_of);
     case OP_SILU: return run_unary(in, n, out, silu_of);
     case OP_LEAKY_RELU: return run_unary(in, n, out, leaky_relu_of);
-    case OP_DROPOUT: return run_unary(in, n, out, identity_of);
+    case OP_DROPOUT:
+    case OP_REORDER: return run_unary(in, n, out, identity_of);
     case OP_ADD: return run_binary(in, n, out, false);
     case OP_MUL: return run_binary(in, n, out, true);
     case OP_CONCAT: return run_concat(in, n, out);
@@ -526,8 +579,10 @@ static bool run_node(Interp *in, const Node *n, float *out)
     ICE("interpreter: unknown op %d", (int)n->op);
 }
 
-/* What the interpreter refuses before running a node: it only knows plain f32
- * tensors whose types inference has computed. */
+/* What the interpreter refuses before running a node: it only knows f32
+ * tensors whose types inference has computed. Layouts are storage choices of
+ * the backend; values here are always logical (row-major), so a reorder is a
+ * copy and any pass's output runs unchanged. */
 static bool node_runnable(Interp *in, const Node *n)
 {
     const TensorType *t = &n->type;
@@ -540,8 +595,6 @@ static bool node_runnable(Interp *in, const Node *n)
         return fail(in, n, "has an invalid type (shape inference failed or did not run)");
     if (t->dtype != DT_F32)
         return fail(in, n, "the interpreter supports f32 only, not %s", ir_dtype_name(t->dtype));
-    if (t->layout != LAYOUT_PLAIN)
-        return fail(in, n, "layout is not plain; the interpreter runs unoptimized graphs only");
     if (t->rank < 0 || t->rank > IR_MAX_RANK || ir_numel(t) < 0)
         return fail(in, n, "has a malformed type");
     for (int32_t k = 0; k < n->ninputs; k++)

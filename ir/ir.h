@@ -113,7 +113,9 @@ typedef enum {
     FC_OPAQUE,      /* fuses with nothing */
 } FusionClass;
 
-typedef enum { AK_NONE, AK_CONV, AK_POOL, AK_BN, AK_CLIP, AK_LEAKY, AK_AXIS, AK_ADAPTIVE, AK_DROPOUT } AttrKind;
+typedef enum {
+    AK_NONE, AK_CONV, AK_POOL, AK_BN, AK_CLIP, AK_LEAKY, AK_AXIS, AK_ADAPTIVE, AK_DROPOUT, AK_DENSE
+} AttrKind;
 
 typedef struct OpInfo {
     const char *name;
@@ -125,11 +127,31 @@ typedef struct OpInfo {
 extern const OpInfo ir_ops[OP_COUNT];
 Op ir_op_from_name(const char *name); /* OP_COUNT if unknown */
 
+/* Activations a conv2d or dense applies to its result before the one store. */
+typedef enum {
+    ACT_NONE, ACT_RELU, ACT_CLIP, ACT_SIGMOID, ACT_TANH, ACT_SILU, ACT_LEAKY_RELU
+} ActKind;
+
+/* The fused epilogue of conv2d and dense, set by the fusion pass:
+ *   out = post(act(conv + bias) + residual)
+ * act_a/act_b are clip's bounds or leaky_relu's alpha (likewise post_a/b).
+ * With `residual`, the node's last input is the tensor added. */
+typedef struct Epilogue {
+    ActKind act;
+    float act_a, act_b;
+    bool residual;
+    ActKind post;
+    float post_a, post_b;
+} Epilogue;
+
 /* Spatial attributes are [H, W]; pad is [top, left, bottom, right]. */
 typedef struct ConvAttrs {
     int32_t kernel[2], stride[2], dilation[2], pad[4];
     int32_t groups;
+    Epilogue epi;
 } ConvAttrs;
+
+typedef struct DenseAttrs { Epilogue epi; } DenseAttrs;
 
 typedef struct PoolAttrs {
     int32_t kernel[2], stride[2], dilation[2], pad[4];
@@ -153,24 +175,45 @@ typedef union Attrs {
     AxisAttrs axis;
     AdaptiveAttrs adaptive;
     DropoutAttrs dropout;
+    DenseAttrs dense;
 } Attrs;
 
 /* Describes every attribute field so the printer, the text parser and the dot
  * export handle attributes generically. */
-typedef enum { AF_INT, AF_FLOAT, AF_BOOL } AttrFieldType;
+typedef enum { AF_INT, AF_FLOAT, AF_BOOL, AF_ACT } AttrFieldType; /* AF_ACT: an ActKind */
 typedef struct AttrField {
     AttrKind kind;
     const char *name;
     AttrFieldType type;
     int32_t count; /* array length; 1 for scalars */
     size_t offset; /* within Attrs */
+    bool optional; /* printed only when it differs from the default (epilogues) */
 } AttrField;
+
+const char *ir_act_name(ActKind a); /* "relu" */
 
 extern const AttrField ir_attr_fields[];
 extern const int32_t ir_nattr_fields;
 void ir_attrs_default(Op op, Attrs *a); /* the defaults of the op (conv: 1×1, stride 1, ...) */
 
 /* ---- graph.c: the graph ------------------------------------------------- */
+
+/* Where a node's value lives at run time, decided by the memory planner. */
+typedef enum {
+    MEM_UNPLANNED, /* not planned yet */
+    MEM_ARENA,     /* at `offset` bytes into the activation arena */
+    MEM_INPUT,     /* the caller's input buffer number `index` */
+    MEM_OUTPUT,    /* the caller's output buffer number `index` */
+    MEM_WEIGHTS,   /* a PARAM: embedded in the model */
+    MEM_ALIAS,     /* no storage of its own: a view of input 0 (flatten, reorder-free reshapes) */
+} MemKind;
+
+typedef struct MemLoc {
+    MemKind kind;
+    int32_t index;
+    int64_t offset;       /* bytes; for MEM_ARENA (and a view's offset into its base) */
+    int64_t batch_stride; /* elements from one batch item to the next; 0: dense */
+} MemLoc;
 
 typedef struct Node {
     Op op;
@@ -183,6 +226,7 @@ typedef struct Node {
     Attrs attrs;
     SrcLoc loc;
     float *data; /* PARAM: bound weights (f32, row-major), NULL until bound */
+    MemLoc mem;  /* where the value lives; set by memory planning */
 } Node;
 
 typedef struct GraphOutput {
@@ -199,6 +243,7 @@ typedef struct Graph {
     int32_t nnodes, capnodes;
     GraphOutput *outputs;
     int32_t noutputs, capoutputs;
+    int64_t arena_bytes; /* activation arena size, set by memory planning */
 } Graph;
 
 Graph *ir_graph_new(const char *name);

@@ -333,9 +333,29 @@ bool ir_npy_read(const char *path, NpyArray *out, char *err, size_t errlen)
 
 /* ---- writing ------------------------------------------------------------ */
 
+/* A device or pipe (/dev/null, /dev/stdout) is written in place: renaming a
+ * temporary file over it would replace the device with a regular file. */
+static bool write_in_place(const char *path, bool (*emit)(FILE *f, void *ctx), void *ctx,
+                           char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "wb");
+    bool ok = f && emit(f, ctx);
+    int saved = errno;
+    if (f && fclose(f) != 0 && ok) {
+        saved = errno;
+        ok = false;
+    }
+    if (!ok)
+        npy_fail(path, err, errlen, "cannot write: %s", strerror(saved));
+    return ok;
+}
+
 bool ir_write_atomic(const char *path, bool (*emit)(FILE *f, void *ctx), void *ctx, char *err,
                      size_t errlen)
 {
+    struct stat st;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+        return write_in_place(path, emit, ctx, err, errlen);
     size_t n = strlen(path) + sizeof ".tmp-XXXXXX";
     char *tmp = ir_xmalloc(n);
     snprintf(tmp, n, "%s.tmp-XXXXXX", path);

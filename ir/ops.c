@@ -19,7 +19,13 @@ Op ir_op_from_name(const char *name)
     return OP_COUNT;
 }
 
-#define FIELD(k, member, name, type, count) {k, name, type, count, offsetof(Attrs, member)}
+#define FIELD(k, member, name, type, count) {k, name, type, count, offsetof(Attrs, member), false}
+#define OPTIONAL(k, member, name, type) {k, name, type, 1, offsetof(Attrs, member), true}
+#define EPILOGUE(k, e)                                                                        \
+    OPTIONAL(k, e.act, "act", AF_ACT), OPTIONAL(k, e.act_a, "act_a", AF_FLOAT),                \
+    OPTIONAL(k, e.act_b, "act_b", AF_FLOAT), OPTIONAL(k, e.residual, "residual", AF_BOOL),     \
+    OPTIONAL(k, e.post, "post", AF_ACT), OPTIONAL(k, e.post_a, "post_a", AF_FLOAT),            \
+    OPTIONAL(k, e.post_b, "post_b", AF_FLOAT)
 
 const AttrField ir_attr_fields[] = {
     FIELD(AK_CONV, conv.kernel, "kernel", AF_INT, 2),
@@ -27,6 +33,8 @@ const AttrField ir_attr_fields[] = {
     FIELD(AK_CONV, conv.dilation, "dilation", AF_INT, 2),
     FIELD(AK_CONV, conv.pad, "pad", AF_INT, 4),
     FIELD(AK_CONV, conv.groups, "groups", AF_INT, 1),
+    EPILOGUE(AK_CONV, conv.epi),
+    EPILOGUE(AK_DENSE, dense.epi),
     FIELD(AK_POOL, pool.kernel, "kernel", AF_INT, 2),
     FIELD(AK_POOL, pool.stride, "stride", AF_INT, 2),
     FIELD(AK_POOL, pool.dilation, "dilation", AF_INT, 2),
@@ -43,6 +51,18 @@ const AttrField ir_attr_fields[] = {
 };
 
 const int32_t ir_nattr_fields = (int32_t)(sizeof ir_attr_fields / sizeof ir_attr_fields[0]);
+
+const char *ir_act_name(ActKind a)
+{
+    static const char *const names[] = {
+        [ACT_NONE] = "none", [ACT_RELU] = "relu", [ACT_CLIP] = "clip",
+        [ACT_SIGMOID] = "sigmoid", [ACT_TANH] = "tanh", [ACT_SILU] = "silu",
+        [ACT_LEAKY_RELU] = "leaky_relu",
+    };
+    if ((unsigned)a >= sizeof names / sizeof names[0])
+        ICE("bad activation %d", (int)a);
+    return names[a];
+}
 
 static void window_default(int32_t kernel[2], int32_t stride[2], int32_t dilation[2])
 {
@@ -80,5 +100,6 @@ void ir_attrs_default(Op op, Attrs *a)
         a->adaptive.out[1] = 1;
         break;
     case AK_DROPOUT: a->dropout.p = 0.5f; break;
+    case AK_DENSE: break;
     }
 }

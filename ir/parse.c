@@ -241,11 +241,24 @@ static bool parse_float(Parser *ps, float *out)
     return next(ps);
 }
 
+static bool parse_act(Parser *ps, ActKind *out)
+{
+    for (int a = ACT_NONE; a <= ACT_LEAKY_RELU; a++)
+        if (tok_is(ps, T_IDENT, ir_act_name((ActKind)a))) {
+            *out = (ActKind)a;
+            return next(ps);
+        }
+    return perror_at(ps, ps->tok.loc, "expected an activation such as relu, found '%.*s'",
+                     (int)ps->tok.len, ps->tok.text);
+}
+
 static bool parse_scalar(Parser *ps, AttrFieldType type, void *dst)
 {
     int64_t v;
     if (type == AF_FLOAT)
         return parse_float(ps, dst);
+    if (type == AF_ACT)
+        return parse_act(ps, dst);
     if (type == AF_INT) {
         if (!parse_int(ps, INT32_MIN, INT32_MAX, &v))
             return false;
@@ -261,7 +274,8 @@ static bool parse_scalar(Parser *ps, AttrFieldType type, void *dst)
 
 static size_t field_size(AttrFieldType type)
 {
-    return type == AF_INT ? sizeof(int32_t) : type == AF_FLOAT ? sizeof(float) : sizeof(bool);
+    return type == AF_INT ? sizeof(int32_t) : type == AF_FLOAT ? sizeof(float)
+         : type == AF_ACT ? sizeof(ActKind) : sizeof(bool);
 }
 
 /* A list of exactly `count` values, or one value that fills every slot. */

@@ -55,6 +55,8 @@ static void print_field(const Attrs *a, const AttrField *f, FILE *out)
             fprintf(out, "%d", (int)((const int32_t *)(const void *)base)[i]);
         else if (f->type == AF_FLOAT)
             fprintf(out, "%.9g", (double)((const float *)(const void *)base)[i]);
+        else if (f->type == AF_ACT)
+            fputs(ir_act_name(((const ActKind *)(const void *)base)[i]), out);
         else
             fputs(((const bool *)(const void *)base)[i] ? "true" : "false", out);
     }
@@ -62,21 +64,35 @@ static void print_field(const Attrs *a, const AttrField *f, FILE *out)
         fputc(']', out);
 }
 
+static size_t field_bytes(const AttrField *f)
+{
+    size_t one = f->type == AF_INT ? sizeof(int32_t) : f->type == AF_FLOAT ? sizeof(float)
+               : f->type == AF_ACT ? sizeof(ActKind) : sizeof(bool);
+    return one * (size_t)f->count;
+}
+
+/* Optional fields (a fused epilogue) are left out at their defaults, so the
+ * text of an unfused graph is what it was before epilogues existed. */
 static void print_attrs(const Node *n, FILE *out)
 {
     AttrKind kind = ir_ops[n->op].attrs;
+    Attrs def;
     bool first = true;
     if (kind == AK_NONE)
         return;
-    fputs(" {", out);
+    ir_attrs_default(n->op, &def);
     for (int32_t i = 0; i < ir_nattr_fields; i++) {
-        if (ir_attr_fields[i].kind != kind)
+        const AttrField *f = &ir_attr_fields[i];
+        if (f->kind != kind || (f->optional && memcmp((const char *)&n->attrs + f->offset,
+                                                      (const char *)&def + f->offset,
+                                                      field_bytes(f)) == 0))
             continue;
-        fprintf(out, "%s%s=", first ? "" : ", ", ir_attr_fields[i].name);
-        print_field(&n->attrs, &ir_attr_fields[i], out);
+        fprintf(out, "%s%s=", first ? " {" : ", ", f->name);
+        print_field(&n->attrs, f, out);
         first = false;
     }
-    fputc('}', out);
+    if (!first)
+        fputc('}', out);
 }
 
 static void print_node(const Graph *g, int32_t id, FILE *out)

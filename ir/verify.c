@@ -91,6 +91,21 @@ static bool check_layout(Verifier *v, int32_t id)
     return ok;
 }
 
+/* A fused residual is read with the output's indexing, so it must be stored
+ * the same way. */
+static void check_residual_layout(Verifier *v, int32_t id)
+{
+    const Node *n = &v->g->nodes[id];
+    const Epilogue *e = n->op == OP_CONV2D ? &n->attrs.conv.epi
+                      : n->op == OP_DENSE  ? &n->attrs.dense.epi : NULL;
+    if (!e || !e->residual || n->ninputs < 3)
+        return;
+    const TensorType *r = &v->g->nodes[n->inputs[n->ninputs - 1]].type;
+    if (r->layout != n->type.layout || r->block != n->type.block)
+        bad(v, n->loc, "node %d '%s' (%s) has a residual stored in another layout than its "
+            "output", (int)id, name_of(n), ir_ops[n->op].name);
+}
+
 /* The message inference gave, without its location prefix. */
 static const char *quiet_message(Verifier *v)
 {
@@ -135,6 +150,7 @@ static void check_type(Verifier *v, int32_t id)
         bad(v, n->loc, "node %d '%s' (%s) has type %s, but inference gives %s", (int)id,
             name_of(n), ir_ops[n->op].name, ir_type_str(&n->type, b1, sizeof b1),
             ir_type_str(&want, b2, sizeof b2));
+    check_residual_layout(v, id);
 }
 
 static int cmp_str(const void *a, const void *b)

@@ -6,7 +6,7 @@ set -euo pipefail
 
 profile=${1:-build}
 build_pkgs=(cmake make gcc flex bison libcmocka-dev llvm-16-dev clang-16 libedit-dev)
-test_pkgs=(python3 python3-numpy python3-torch python3-torchvision)
+test_pkgs=(python3 python3-numpy python3-torch python3-torchvision python3-sklearn)
 
 case "$profile" in
   build) want=("${build_pkgs[@]}") ;;

@@ -40,15 +40,47 @@ expect 0 "f32[4,10]" -- models/mlp.cnn --emit=ir --batch=4
 expect 0 "digraph" -- models/resnet18.cnn --emit=dot
 
 # run: deterministic output, written as .npy; a wrong input shape is rejected.
-expect 0 "" -- run models/resnet18.cnn -o "$tmp/a.npy"
-expect 0 "" -- run models/resnet18.cnn -o "$tmp/b.npy"
+# (ResNet-18's run is checked by the slow test resnet18_run.)
+expect 0 "" -- run models/mnist_cnn.cnn -o "$tmp/a.npy"
+expect 0 "" -- run models/mnist_cnn.cnn -o "$tmp/b.npy"
 if cmp -s "$tmp/a.npy" "$tmp/b.npy"; then pass=$((pass + 1)); else
   echo "FAIL: cnnc run is not deterministic"; fail=$((fail + 1)); fi
-expect 0 "fc: f32[1,1000]" -- run models/resnet18.cnn --seed=3
-expect 1 "input 'image' expects f32[1,1,28,28], got f32[1,1000]" -- run models/mnist_cnn.cnn --input="$tmp/a.npy"
-expect 0 "" -- run models/mnist_cnn.cnn --seed=1 -o "$tmp/m.npy"
+expect 0 "fc2: f32[1,10]" -- run models/mnist_cnn.cnn --seed=3
+expect 0 "fc3: f32[2,10]" -- run models/mlp.cnn --batch=2
+expect 1 "input 'image' expects f32[1,1,28,28], got f32[1,10]" -- run models/mnist_cnn.cnn --input="$tmp/a.npy"
+expect 1 "--input is an option of 'cnnc run'" -- models/mlp.cnn --emit=ir --input=x.npy
 expect 1 "cannot write" -- models/mlp.cnn --emit=ir -o "$tmp/no/such/dir/out.ir"
 if ls "$tmp"/no 2>/dev/null | grep -q .; then echo "FAIL: partial output left"; fail=$((fail + 1)); fi
+
+# Compiling to model.so: weights required, deterministic, self-contained, only the API exported.
+expect 1 "model has parameters; give --weights=FILE or --random-weights=SEED" -- models/mlp.cnn -o "$tmp/m.so"
+if [ -e "$tmp/m.so" ]; then echo "FAIL: .so written without weights"; fail=$((fail + 1)); fi
+expect 0 "" -- models/mnist_cnn.cnn --random-weights=0 -o "$tmp/a.so"
+expect 0 "" -- models/mnist_cnn.cnn --random-weights=0 -o "$tmp/b.so"
+if cmp -s "$tmp/a.so" "$tmp/b.so"; then pass=$((pass + 1)); else
+  echo "FAIL: model.so is not byte-identical across builds"; fail=$((fail + 1)); fi
+deps=$(ldd "$tmp/a.so" | awk '{print $1}' | grep -Ev '^(linux-vdso|/lib64/ld-linux|libc\.so|libm\.so|libpthread\.so|libdl\.so)' || true)
+if [ -z "$deps" ]; then pass=$((pass + 1)); else
+  echo "FAIL: model.so depends on: $deps"; fail=$((fail + 1)); fi
+exported=$(nm -D --defined-only "$tmp/a.so" | awk '{print $3}' | grep -v '^cnn_' || true)
+if [ -z "$exported" ]; then pass=$((pass + 1)); else
+  echo "FAIL: model.so exports: $exported"; fail=$((fail + 1)); fi
+if ls "$tmp" | grep -q 'tmp-'; then echo "FAIL: temporary files left"; fail=$((fail + 1)); fi
+expect 1 "unknown pass 'nosuch' (passes: simplify" -- models/mlp.cnn --random-weights=0 --disable-pass=nosuch -o "$tmp/x.so"
+expect 1 "--dump-after: unknown pass 'nosuch'" -- models/mlp.cnn --random-weights=0 --dump-after=nosuch -o "$tmp/x.so"
+expect 1 "pass 'layout' is required" -- models/mlp.cnn --random-weights=0 --disable-pass=layout -o "$tmp/x.so"
+expect 1 "chosen when the model runs" -- models/mlp.cnn --random-weights=0 --threads=4 -o "$tmp/x.so"
+expect 0 "" -- models/mlp.cnn --random-weights=0 --disable-pass=fuse --disable-pass=fold_bn -O0 -o "$tmp/c.so"
+expect 0 "conv2d" -- models/mnist_cnn.cnn --random-weights=0 --dump-after=fuse -O1 -o "$tmp/d.so"
+expect 0 "@nchw8c" -- models/mnist_cnn.cnn --random-weights=0 --cpu=x86-64-v3 --emit=ir-opt
+expect 0 "define internal void @run" -- models/mlp.cnn --random-weights=0 --emit=llvm
+expect 0 "cnnc_model" -- models/mlp.cnn --random-weights=0 --emit=asm -O3 --features=+avx2
+expect 0 "" -- models/mlp.cnn --random-weights=0 --emit=obj -o "$tmp/m.o"
+if [ -s "$tmp/m.o" ]; then pass=$((pass + 1)); else echo "FAIL: no object file"; fail=$((fail + 1)); fi
+expect 1 "cannot write" -- models/mlp.cnn --random-weights=0 -o "$tmp/no/such/dir/m.so"
+CC=false expect 1 "linking" -- models/mlp.cnn --random-weights=0 -o "$tmp/e.so"
+if ls "$tmp" | grep -q '^e\.so'; then echo "FAIL: failed link left output"; fail=$((fail + 1)); fi
+CNNC_RUNTIME="$tmp/none.a" expect 1 "runtime library not found" -- models/mlp.cnn --random-weights=0 -o "$tmp/e.so"
 
 echo "command line: $pass passed, $fail failed"
 [ $fail -eq 0 ]

@@ -158,6 +158,71 @@ static void test_conv_bias(void **state)
     t_free(t);
 }
 
+/* A fused residual is the last input and has the output's dims; the bias is
+ * whatever lies between the weight and it. */
+static void test_conv_epilogue(void **state)
+{
+    T *t = t_new();
+    int32_t x = input(t, "x", "1,4,8,8"), w = param(t, "c.weight", "6,4,1,1");
+    int32_t b = param(t, "c.bias", "6"), r = input(t, "r", "1,6,8,8");
+    int32_t c = NODE(t, OP_CONV2D, "c", x, w, b, r);
+    t->g->nodes[c].attrs.conv.epi.residual = true;
+    t->g->nodes[c].attrs.conv.epi.act = ACT_RELU;
+    expect_type(t, c, "f32[1,6,8,8]");
+    t_free(t);
+
+    t = t_new();
+    x = input(t, "x", "1,4,8,8");
+    w = param(t, "c.weight", "6,4,1,1");
+    r = input(t, "r", "1,6,4,4");
+    c = NODE(t, OP_CONV2D, "c", x, w, r);
+    t->g->nodes[c].attrs.conv.epi.residual = true;
+    expect_error(t, c, "conv2d residual 'r' is f32[1,6,4,4], but the output is f32[1,6,8,8]");
+    t_free(t);
+
+    t = t_new();
+    x = input(t, "x", "1,4,8,8");
+    w = param(t, "c.weight", "6,4,1,1");
+    b = param(t, "c.bias", "6");
+    c = NODE(t, OP_CONV2D, "c", x, w, b, b);
+    expect_error(t, c, "conv2d has 4 inputs, which its epilogue (residual=false) does not take");
+    t_free(t);
+
+    t = t_new();
+    x = input(t, "x", "1,4,8,8");
+    w = param(t, "c.weight", "6,4,1,1");
+    c = NODE(t, OP_CONV2D, "c", x, w);
+    t->g->nodes[c].attrs.conv.epi = (Epilogue){ACT_CLIP, 6.0f, 0.0f, false, ACT_NONE, 0, 0};
+    expect_error(t, c, "conv2d act clip needs lo <= hi, got 6, 0");
+    t_free(t);
+}
+
+static void test_dense_residual(void **state)
+{
+    T *t = t_new();
+    int32_t x = input(t, "x", "2,8"), w = param(t, "fc.weight", "3,8");
+    int32_t r = input(t, "r", "2,3");
+    int32_t fc = NODE(t, OP_DENSE, "fc", x, w, r);
+    t->g->nodes[fc].attrs.dense.epi.residual = true;
+    t->g->nodes[fc].attrs.dense.epi.post = ACT_SIGMOID;
+    expect_type(t, fc, "f32[2,3]");
+    t_free(t);
+}
+
+/* A reorder keeps its dims and the layout it was created with. */
+static void test_reorder(void **state)
+{
+    T *t = t_new();
+    int32_t x = input(t, "x", "1,16,4,4");
+    int32_t r = NODE(t, OP_REORDER, "x.to_nchw8c", x);
+    t->g->nodes[r].type = ty("1,16,4,4");
+    t->g->nodes[r].type.layout = LAYOUT_NCHWC;
+    t->g->nodes[r].type.block = 8;
+    expect_type(t, r, "f32[1,16,4,4]@nchw8c");
+    assert_true(ir_verify(t->g, &t->d));
+    t_free(t);
+}
+
 static void test_conv_errors(void **state)
 {
     T *t = t_new();
@@ -777,6 +842,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conv_shapes),
         cmocka_unit_test(test_conv_bias),
+        cmocka_unit_test(test_conv_epilogue),
+        cmocka_unit_test(test_dense_residual),
+        cmocka_unit_test(test_reorder),
         cmocka_unit_test(test_conv_errors),
         cmocka_unit_test(test_conv_weight_errors),
         cmocka_unit_test(test_conv_groups),

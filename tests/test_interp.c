@@ -691,15 +691,71 @@ static void test_invalid_type(void **state)
     ir_graph_free(g);
 }
 
-static void test_rejects_blocked_layout(void **state)
+/* Layouts are storage choices of the backend: the interpreter computes on
+ * logical values whatever they say, and a reorder is a copy. */
+static void test_ignores_layouts(void **state)
 {
-    const float x[32] = {0};
+    float x[32];
+    seq(x, 32, -8.0, 0.5);
     Graph *g = ir_graph_new("layout");
     int32_t y = op1(g, OP_RELU, input(g, "x", 4, DIMS(1, 2, 4, 4)), "act");
     infer(g);
-    g->nodes[y].type.layout = LAYOUT_NHWC;
+    g->nodes[y].type.layout = LAYOUT_NCHWC;
+    g->nodes[y].type.block = 2;
+    int32_t r = op1(g, OP_REORDER, y, "act.to_plain");
+    infer(g);
+    assert_int_equal(g->nodes[r].type.layout, LAYOUT_PLAIN);
     const float *inputs[1] = {x};
-    expect_failure(g, inputs, "layout");
+    InterpResult res;
+    run(g, inputs, &res);
+    for (int i = 0; i < 32; i++)
+        assert_true(res.values[r][i] == (x[i] < 0 ? 0.0f : x[i]));
+    ir_interp_free(&res);
+    ir_graph_free(g);
+}
+
+/* conv2d (1x1, 2 -> 2 channels, bias) with act=clip(-1, 1), residual and
+ * post=leaky_relu(0.5): out = post(clip(conv + b) + r), worked out by hand. */
+static void test_conv_epilogue(void **state)
+{
+    const float x[4] = {1, 2, 3, -4}; /* [1,2,1,2]: channel 0 = {1,2}, 1 = {3,-4} */
+    const float w[4] = {1, 0, 0.5f, 0.5f}, b[2] = {-1.5f, 0}, r[4] = {0.25f, 0.25f, -3, 1};
+    Graph *g = ir_graph_new("epi");
+    int32_t ins[4] = {input(g, "x", 4, DIMS(1, 2, 1, 2)), param(g, "w", 4, DIMS(2, 2, 1, 1), w),
+                      param(g, "b", 1, DIMS(2), b), input(g, "r", 4, DIMS(1, 2, 1, 2))};
+    int32_t y = opn(g, OP_CONV2D, ins, 4, "conv");
+    Epilogue *e = &g->nodes[y].attrs.conv.epi;
+    *e = (Epilogue){ACT_CLIP, -1.0f, 1.0f, true, ACT_LEAKY_RELU, 0.5f, 0.0f};
+    infer(g);
+    const float *inputs[2] = {x, r};
+    InterpResult res;
+    run(g, inputs, &res);
+    /* conv + b: o0 = {1-1.5, 2-1.5} = {-0.5, 0.5}; o1 = {0.5*(1+3), 0.5*(2-4)} = {2, -1}
+     * clip: {-0.5, 0.5}, {1, -1}; + r: {-0.25, 0.75}, {-2, 0}; leaky 0.5 */
+    const float want[4] = {-0.125f, 0.75f, -1.0f, 0.0f};
+    for (int i = 0; i < 4; i++)
+        assert_float_equal(res.values[y][i], want[i], 1e-7);
+    ir_interp_free(&res);
+    ir_graph_free(g);
+}
+
+/* dense without bias, with a residual and act=relu: out = relu(x W^T) + r. */
+static void test_dense_epilogue(void **state)
+{
+    const float x[2] = {1, -2}, w[4] = {1, 1, 2, 0}, r[2] = {10, 20};
+    Graph *g = ir_graph_new("epi");
+    int32_t ins[3] = {input(g, "x", 2, DIMS(1, 2)), param(g, "w", 2, DIMS(2, 2), w),
+                      input(g, "r", 2, DIMS(1, 2))};
+    int32_t y = opn(g, OP_DENSE, ins, 3, "fc");
+    g->nodes[y].attrs.dense.epi.act = ACT_RELU;
+    g->nodes[y].attrs.dense.epi.residual = true;
+    infer(g);
+    const float *inputs[2] = {x, r};
+    InterpResult res;
+    run(g, inputs, &res);
+    assert_float_equal(res.values[y][0], 10.0f, 0); /* relu(-1) + 10 */
+    assert_float_equal(res.values[y][1], 22.0f, 0); /* relu(2) + 20 */
+    ir_interp_free(&res);
     ir_graph_free(g);
 }
 
@@ -763,7 +819,9 @@ int main(void)
         cmocka_unit_test(test_small_network),
         cmocka_unit_test(test_missing_weights),
         cmocka_unit_test(test_invalid_type),
-        cmocka_unit_test(test_rejects_blocked_layout),
+        cmocka_unit_test(test_ignores_layouts),
+        cmocka_unit_test(test_conv_epilogue),
+        cmocka_unit_test(test_dense_epilogue),
         cmocka_unit_test(test_missing_input_data),
         cmocka_unit_test(test_results_outlive_graph),
     };

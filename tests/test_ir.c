@@ -371,7 +371,12 @@ static void test_op_table(void **state)
         assert_int_equal(ir_op_from_name(ir_ops[i].name), i);
     }
     assert_int_equal(ir_ops[OP_CONV2D].min_inputs, 2);
-    assert_int_equal(ir_ops[OP_CONV2D].max_inputs, 3);
+    /* x, weight, bias, and a fused residual */
+    assert_int_equal(ir_ops[OP_CONV2D].max_inputs, 4);
+    assert_int_equal(ir_ops[OP_DENSE].max_inputs, 4);
+    assert_int_equal(ir_ops[OP_DENSE].attrs, AK_DENSE);
+    assert_int_equal(ir_op_from_name("reorder"), OP_REORDER);
+    assert_int_equal(ir_ops[OP_REORDER].fusion, FC_INJECTIVE);
     assert_int_equal(ir_ops[OP_CONCAT].max_inputs, -1);
     assert_int_equal(ir_ops[OP_CONV2D].fusion, FC_OUT_FUSABLE);
     assert_int_equal(ir_ops[OP_MAXPOOL].attrs, AK_POOL);
@@ -400,13 +405,29 @@ static void test_attr_fields(void **state)
     assert_non_null(field(AK_DROPOUT, "p"));
     assert_non_null(field(AK_AXIS, "axis"));
     assert_null(field(AK_CONV, "ceil_mode"));
+    /* the epilogue: optional fields of conv2d and dense */
+    assert_int_equal(field(AK_CONV, "act")->type, AF_ACT);
+    assert_true(field(AK_CONV, "act")->optional);
+    assert_false(field(AK_CONV, "groups")->optional);
+    assert_int_equal(field(AK_CONV, "residual")->offset, offsetof(Attrs, conv.epi.residual));
+    assert_int_equal(field(AK_DENSE, "post_b")->offset, offsetof(Attrs, dense.epi.post_b));
+    assert_int_equal(field(AK_DENSE, "post")->type, AF_ACT);
     /* every kind with attributes has at least one field */
-    for (int k = AK_CONV; k <= AK_DROPOUT; k++) {
+    for (int k = AK_CONV; k <= AK_DENSE; k++) {
         int n = 0;
         for (int32_t i = 0; i < ir_nattr_fields; i++)
             n += ir_attr_fields[i].kind == (AttrKind)k;
         assert_true(n > 0);
     }
+}
+
+static void test_act_names(void **state)
+{
+    assert_string_equal(ir_act_name(ACT_NONE), "none");
+    assert_string_equal(ir_act_name(ACT_RELU), "relu");
+    assert_string_equal(ir_act_name(ACT_CLIP), "clip");
+    assert_string_equal(ir_act_name(ACT_LEAKY_RELU), "leaky_relu");
+    assert_string_equal(ir_act_name(ACT_SILU), "silu");
 }
 
 static void test_attr_defaults(void **state)
@@ -509,6 +530,7 @@ int main(void)
         cmocka_unit_test(test_op_table),
         cmocka_unit_test(test_attr_fields),
         cmocka_unit_test(test_attr_defaults),
+        cmocka_unit_test(test_act_names),
         cmocka_unit_test(test_graph_building),
         cmocka_unit_test(test_graph_default_attrs),
     };

@@ -355,6 +355,55 @@ static void test_round_trip_of_parsed_text(void **state)
     ir_diag_fini(&d);
 }
 
+/* Epilogue fields print only when set, by name for activations, and parse
+ * back; a reorder's layout is its type's suffix. */
+static void test_epilogue_round_trip(void **state)
+{
+    const char *src =
+        "graph e {\n"
+        "  %0 = input \"x\" : f32[1,16,8,8]\n"
+        "  %1 = param \"w\" : f32[16,16,1,1]\n"
+        "  %2 = param \"b\" : f32[16]\n"
+        "  %3 = reorder(%0) \"x.to_nchw8c\" : f32[1,16,8,8]@nchw8c\n"
+        "  %4 = conv2d(%3, %1, %2, %3) {kernel=[1,1], stride=[1,1], dilation=[1,1], "
+        "pad=[0,0,0,0], groups=1, act=clip, act_b=6, residual=true, post=leaky_relu, "
+        "post_a=0.100000001} \"c\" : f32[1,16,8,8]@nchw8c\n"
+        "  %5 = flatten(%4) {axis=1} \"f\" : f32[1,1024]\n"
+        "  %6 = param \"fw\" : f32[4,1024]\n"
+        "  %7 = dense(%5, %6) {act=relu} \"fc\" : f32[1,4]\n"
+        "  %8 = dense(%5, %6) \"fc2\" : f32[1,4]\n"
+        "  return %7 \"y\"\n"
+        "  return %8 \"z\"\n"
+        "}\n";
+    Diag d;
+    ir_diag_init(&d, stderr);
+    Graph *g = ir_parse_text("e.ir", src, &d);
+    assert_non_null(g);
+    const Epilogue *e = &g->nodes[4].attrs.conv.epi;
+    assert_int_equal(e->act, ACT_CLIP);
+    assert_true(e->act_a == 0.0f && e->act_b == 6.0f && e->residual);
+    assert_int_equal(e->post, ACT_LEAKY_RELU);
+    assert_true(e->post_a == 0.1f);
+    assert_int_equal(g->nodes[7].attrs.dense.epi.act, ACT_RELU);
+    assert_int_equal(g->nodes[3].type.block, 8);
+    assert_true(ir_verify(g, &d));
+    char *text = print_to_string(g);
+    assert_string_equal(text, src);
+    char *dot = dot_to_string(g);
+    assert_non_null(strstr(dot, "conv2d 1\xc3\x97" "1 +bias +clip +add +leaky_relu\\n"));
+    assert_non_null(strstr(dot, "dense +relu\\n"));
+    free(dot);
+    free(text);
+    ir_graph_free(g);
+    assert_int_equal(d.nerrors, 0);
+    ir_diag_fini(&d);
+    expect_parse_error("  %1 = param \"w\" : f32[4,4,1,1]\n"
+                       "  %2 = conv2d(%0, %1) {act=gelu} \"c\" : f32[1,4,8,8]\n",
+                       "bad.ir:4:28: error: expected an activation such as relu, found 'gelu'\n"
+                       "    4 |   %2 = conv2d(%0, %1) {act=gelu} \"c\" : f32[1,4,8,8]\n"
+                       "      |                            ^\n");
+}
+
 static void test_dot(void **state)
 {
     Graph *g = every_op_graph();
@@ -386,6 +435,7 @@ int main(void)
         cmocka_unit_test(test_parse_errors_more),
         cmocka_unit_test(test_round_trip_of_parsed_text),
         cmocka_unit_test(test_dot),
+        cmocka_unit_test(test_epilogue_round_trip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

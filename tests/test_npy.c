@@ -205,6 +205,19 @@ static int count_entries(const char *dir)
     return n;
 }
 
+/* Writing to a device must not rename a temporary file over it. */
+static void test_write_to_device(void **state)
+{
+    (void)state;
+    float v[3] = {1, 2, 3};
+    int64_t dims[1] = {3};
+    char err[256];
+    assert_true(ir_npy_write("/dev/null", v, 1, dims, err, sizeof err));
+    struct stat st;
+    assert_int_equal(stat("/dev/null", &st), 0);
+    assert_true(S_ISCHR(st.st_mode));
+}
+
 static void test_write_failures_leave_nothing(void **state)
 {
     char path[1024], err[512] = "";
@@ -253,6 +266,7 @@ int main(void)
         cmocka_unit_test(test_write_matches_numpy),
         cmocka_unit_test(test_write_read_round_trip),
         cmocka_unit_test(test_write_failures_leave_nothing),
+        cmocka_unit_test(test_write_to_device),
         cmocka_unit_test(test_half_conversions),
     };
     return cmocka_run_group_tests(tests, make_tmpdir, remove_tmpdir);

@@ -1,17 +1,26 @@
 /* cnnc: the compiler driver. Parses flags, loads a model through the frontend,
- * and prints its IR or graph, or runs it on the reference interpreter.
+ * and prints its IR or graph, runs it on the reference interpreter, or
+ * compiles it (passes, LLVM) into a shared object with the runtime linked in.
  * Only this file decides exit statuses: 0 on success, 1 on any error. */
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "cg.h"
 #include "frontend.h"
 #include "ir.h"
+#include "passes.h"
 
-typedef enum { EMIT_NONE, EMIT_IR, EMIT_DOT } Emit;
+#ifndef CNNC_RUNTIME_LIB
+#define CNNC_RUNTIME_LIB NULL
+#endif
+
+/* EMIT_IR and EMIT_DOT print the frontend's graph; the others compile. */
+typedef enum { EMIT_NONE, EMIT_IR, EMIT_DOT, EMIT_IR_OPT, EMIT_PLAN, EMIT_LLVM, EMIT_ASM, EMIT_OBJ } Emit;
 
 #define MAX_INPUT_FILES 16
 
@@ -27,17 +36,32 @@ typedef struct Options {
     uint64_t input_seed;   /* --seed */
     const char *inputs[MAX_INPUT_FILES]; /* --input: FILE or NAME=FILE */
     int ninputs;
+    int opt_level;         /* -O0..-O3 */
+    const char *cpu;       /* --cpu */
+    const char *features;  /* --features */
+    uint64_t disabled;     /* --disable-pass, one bit per pipeline index */
+    int32_t dump_after;    /* --dump-after: pipeline index, -1: none */
 } Options;
 
 static const char usage[] =
-    "usage: cnnc MODEL.cnn --emit=ir|dot [options]\n"
+    "usage: cnnc MODEL.cnn -o MODEL.so [options]\n"
+    "       cnnc MODEL.cnn --emit=ir|dot|ir-opt|plan|llvm|asm|obj [options]\n"
     "       cnnc run MODEL.cnn [options]\n"
     "\n"
-    "Compiles a network written in the cnnc language.\n"
+    "Compiles a network written in the cnnc language into a shared object with\n"
+    "the C API of cnnc/model.h (the number of threads is chosen when it runs).\n"
     "\n"
+    "  -o FILE             the shared object to write; with --emit, where to write\n"
     "  --emit=ir           print the graph IR, every shape inferred\n"
     "  --emit=dot          print the graph in Graphviz dot form\n"
-    "  -o FILE             write to FILE instead of standard output\n"
+    "  --emit=ir-opt       print the graph IR after the optimization passes\n"
+    "  --emit=plan         print the memory plan: each value's place, size and lifetime\n"
+    "  --emit=llvm|asm|obj print the LLVM IR, assembly or object code of the model\n"
+    "  -O0 .. -O3          LLVM optimization level (default -O2); the passes always run\n"
+    "  --cpu=NAME          target CPU (default: this machine's), e.g. x86-64-v3\n"
+    "  --features=+F,-G    target features added to the CPU's, e.g. +avx2,+fma\n"
+    "  --disable-pass=P    skip optimization pass P (repeatable)\n"
+    "  --dump-after=P      print the graph IR after pass P to standard error\n"
     "  --batch=N           set the batch (leading symbolic) dimension of every input\n"
     "  --weights=FILE      bind parameters from a .safetensors file\n"
     "  --random-weights=S  deterministic random parameters from seed S\n"
@@ -90,13 +114,55 @@ static const char *flag_value(const char *name, int argc, char **argv, int *i, b
 
 static bool set_emit(Options *o, const char *v)
 {
-    if (!strcmp(v, "ir")) o->emit = EMIT_IR;
-    else if (!strcmp(v, "dot")) o->emit = EMIT_DOT;
-    else {
-        fail("unknown --emit kind '%s' (expected ir or dot)", v);
-        return false;
-    }
+    static const struct { const char *name; Emit e; } kinds[] = {
+        {"ir", EMIT_IR}, {"dot", EMIT_DOT}, {"ir-opt", EMIT_IR_OPT}, {"plan", EMIT_PLAN},
+        {"llvm", EMIT_LLVM}, {"asm", EMIT_ASM}, {"obj", EMIT_OBJ},
+    };
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+        if (!strcmp(v, kinds[i].name)) return o->emit = kinds[i].e, true;
+    fail("unknown --emit kind '%s' (expected ir, dot, ir-opt, plan, llvm, asm or obj)", v);
+    return false;
+}
+
+static bool is_opt_level(const char *a)
+{
+    return a[0] == '-' && a[1] == 'O' && a[2] >= '0' && a[2] <= '3' && !a[3];
+}
+
+/* "simplify, fold_bn, ...": the pipeline's pass names. */
+static const char *pass_names(void)
+{
+    static char buf[512];
+    size_t n = 0;
+    buf[0] = 0;
+    for (int32_t i = 0; i < pass_count && n < sizeof buf; i++)
+        n += (size_t)snprintf(buf + n, sizeof buf - n, "%s%s", i ? ", " : "",
+                              pass_pipeline[i].name);
+    return buf;
+}
+
+static int32_t find_pass(const char *flag, const char *name)
+{
+    int32_t i = pass_index(name);
+    if (i < 0) fail("%s: unknown pass '%s' (passes: %s)", flag, name, pass_names());
+    return i;
+}
+
+static bool disable_pass(Options *o, const char *name)
+{
+    int32_t i = find_pass("--disable-pass", name);
+    if (i < 0) return false;
+    if (pass_pipeline[i].required)
+        return fail("pass '%s' is required for code generation and cannot be disabled", name),
+               false;
+    o->disabled |= UINT64_C(1) << i;
     return true;
+}
+
+static bool set_dump_after(Options *o, const char *name)
+{
+    o->dump_after = find_pass("--dump-after", name);
+    return o->dump_after >= 0;
 }
 
 static bool set_u64(const char *flag, const char *v, uint64_t *out, bool positive)
@@ -115,6 +181,14 @@ static bool parse_option(Options *o, int argc, char **argv, int *i)
     const char *v;
     uint64_t u;
     if ((v = flag_value("--emit", argc, argv, i, &bad))) return set_emit(o, v);
+    if (is_opt_level(argv[*i])) return o->opt_level = argv[*i][2] - '0', true;
+    if ((v = flag_value("--cpu", argc, argv, i, &bad))) return o->cpu = v, true;
+    if ((v = flag_value("--features", argc, argv, i, &bad))) return o->features = v, true;
+    if ((v = flag_value("--disable-pass", argc, argv, i, &bad))) return disable_pass(o, v);
+    if ((v = flag_value("--dump-after", argc, argv, i, &bad))) return set_dump_after(o, v);
+    if (!strncmp(argv[*i], "--threads", 9))
+        return fail("the number of threads is chosen when the model runs "
+                    "(cnn_options.num_threads), not by the compiler"), false;
     if ((v = flag_value("-o", argc, argv, i, &bad))) return o->out = v, true;
     if ((v = flag_value("--weights", argc, argv, i, &bad))) return o->weights = v, true;
     if ((v = flag_value("--batch", argc, argv, i, &bad))) {
@@ -162,8 +236,8 @@ static int parse_args(Options *o, int argc, char **argv)
     if (o->weights && o->random_weights)
         return fail("--weights and --random-weights exclude each other"), 1;
     if (o->run && o->emit != EMIT_NONE) return fail("--emit is not an option of 'cnnc run'"), 1;
-    if (!o->run && o->emit == EMIT_NONE)
-        return fail("nothing to do: give --emit=ir or --emit=dot, or use 'cnnc run'"), 1;
+    if (!o->run && o->emit == EMIT_NONE && !o->out)
+        return fail("nothing to do: give -o MODEL.so, --emit=KIND, or use 'cnnc run'"), 1;
     return 0;
 }
 
@@ -175,10 +249,23 @@ typedef struct OutFile {
     const char *path;
 } OutFile;
 
+/* A device or pipe (-o /dev/null) is written directly: renaming a temporary
+ * over it would replace it. */
+static bool is_special(const char *path)
+{
+    struct stat st;
+    return path && stat(path, &st) == 0 && !S_ISREG(st.st_mode);
+}
+
 static bool out_open(OutFile *o, const char *path)
 {
     o->path = path;
     if (!path) return o->f = stdout, true;
+    if (is_special(path)) {
+        o->tmp[0] = 0;
+        if ((o->f = fopen(path, "w"))) return true;
+        return fail("cannot write '%s': %s", path, strerror(errno)), false;
+    }
     if (snprintf(o->tmp, sizeof o->tmp, "%s.tmp-XXXXXX", path) >= (int)sizeof o->tmp)
         return fail("output path too long: '%s'", path), false;
     int fd = mkstemp(o->tmp);
@@ -195,16 +282,29 @@ static bool out_close(OutFile *o)
     if (!o->path) return fflush(stdout) == 0;
     bool ok = !ferror(o->f);
     ok = (fclose(o->f) == 0) && ok;
+    if (!o->tmp[0]) return ok ? true : (fail("cannot write '%s'", o->path), false);
     if (ok && rename(o->tmp, o->path) == 0) return true;
     fail("cannot write '%s': %s", o->path, strerror(errno));
     remove(o->tmp);
     return false;
 }
 
+static bool has_params(const Graph *g)
+{
+    for (int32_t i = 0; i < g->nnodes; i++)
+        if (g->nodes[i].op == OP_PARAM) return true;
+    return false;
+}
+
+/* A deployable model never gets random weights unless asked for. */
 static bool bind_weights(Graph *g, const Options *o, Diag *d)
 {
     if (o->weights) return fe_bind_safetensors(g, o->weights, d);
     if (o->random_weights || o->run) fe_random_weights(g, o->weight_seed);
+    else if (o->emit != EMIT_IR && o->emit != EMIT_DOT && has_params(g)) {
+        fail("model has parameters; give --weights=FILE or --random-weights=SEED");
+        return false;
+    }
     return true;
 }
 
@@ -336,9 +436,132 @@ static int run(Graph *g, const Options *o)
     return ok ? 0 : 1;
 }
 
+/* ---- compiling ------------------------------------------------------------ */
+
+static bool write_buffer(FILE *f, void *ctx)
+{
+    LLVMMemoryBufferRef b = ctx;
+    size_t n = LLVMGetBufferSize(b);
+    return fwrite(LLVMGetBufferStart(b), 1, n, f) == n;
+}
+
+static bool write_string(FILE *f, void *ctx)
+{
+    return fputs(ctx, f) >= 0;
+}
+
+/* Writes to -o through a temporary file, or to standard output. */
+static int write_out(const Options *o, bool (*emit)(FILE *f, void *ctx), void *ctx)
+{
+    char err[512];
+    if (!o->out) return emit(stdout, ctx) && fflush(stdout) == 0 ? 0 : 1;
+    if (is_special(o->out)) {
+        OutFile f;
+        if (!out_open(&f, o->out)) return 1;
+        bool ok = emit(f.f, ctx);
+        return out_close(&f) && ok ? 0 : 1;
+    }
+    if (ir_write_atomic(o->out, emit, ctx, err, sizeof err)) return 0;
+    fail("%s", err);
+    return 1;
+}
+
+/* The object code in a temporary file, linked with the runtime into -o.
+ * Emitting straight to the file keeps a large model's code out of memory. */
+static int link_model(Cg *cg, const Options *o)
+{
+    char err[8192], obj[4096];
+    const char *dir = getenv("TMPDIR");
+    snprintf(obj, sizeof obj, "%s/cnnc-XXXXXX", dir && *dir ? dir : "/tmp");
+    if (is_special(o->out)) return fail("-o '%s' is not a regular file", o->out), 1;
+    char *rt = cg_find_runtime(CNNC_RUNTIME_LIB);
+    if (!rt) return fail("runtime library not found (set CNNC_RUNTIME to libcnnc_rt.a)"), 1;
+    int fd = mkstemp(obj);
+    bool ok = fd >= 0;
+    if (!ok) fail("cannot create a temporary object file: %s", strerror(errno));
+    else close(fd);
+    if (ok && !(ok = cg_emit_file(cg, LLVMObjectFile, obj, err, sizeof err))) fail("%s", err);
+    if (ok && !(ok = cg_link_shared(obj, rt, o->out, err, sizeof err)))
+        fail("linking '%s' failed:\n%s", o->out, err);
+    if (fd >= 0) remove(obj);
+    free(rt);
+    return ok ? 0 : 1;
+}
+
+/* Object code or assembly to -o through a temporary file renamed into place. */
+static int emit_file(Cg *cg, const Options *o, LLVMCodeGenFileType kind)
+{
+    char err[512], tmp[4096];
+    if (is_special(o->out)) {
+        if (cg_emit_file(cg, kind, o->out, err, sizeof err)) return 0;
+        return fail("%s", err), 1;
+    }
+    if (snprintf(tmp, sizeof tmp, "%s.tmp-XXXXXX", o->out) >= (int)sizeof tmp)
+        return fail("output path too long: '%s'", o->out), 1;
+    int fd = mkstemp(tmp);
+    if (fd < 0) return fail("cannot write '%s': %s", o->out, strerror(errno)), 1;
+    close(fd);
+    bool ok = cg_emit_file(cg, kind, tmp, err, sizeof err);
+    if (!ok) fail("%s", err);
+    else if (!(ok = rename(tmp, o->out) == 0))
+        fail("cannot write '%s': %s", o->out, strerror(errno));
+    if (!ok) remove(tmp);
+    return ok ? 0 : 1;
+}
+
+static int emit_code(Cg *cg, const Options *o)
+{
+    char err[512];
+    if (o->emit == EMIT_LLVM) {
+        char *text = cg_print_ir(cg);
+        int rc = write_out(o, write_string, text);
+        LLVMDisposeMessage(text);
+        return rc;
+    }
+    if (o->emit == EMIT_NONE) return link_model(cg, o);
+    LLVMCodeGenFileType kind = o->emit == EMIT_ASM ? LLVMAssemblyFile : LLVMObjectFile;
+    if (o->out) return emit_file(cg, o, kind);
+    LLVMMemoryBufferRef b = cg_emit_memory(cg, kind, err, sizeof err);
+    if (!b) return fail("%s", err), 1;
+    int rc = write_out(o, write_buffer, b);
+    LLVMDisposeMemoryBuffer(b);
+    return rc;
+}
+
+static bool print_graph(FILE *f, void *ctx)
+{
+    ir_print(ctx, f);
+    return !ferror(f);
+}
+
+static bool print_plan(FILE *f, void *ctx)
+{
+    pass_print_plan(ctx, f);
+    return !ferror(f);
+}
+
+/* Passes for the target's vector width, then LLVM. */
+static int compile(Graph *g, const Options *o, Diag *d)
+{
+    CgTarget t = {.cpu = o->cpu, .features = o->features, .opt_level = o->opt_level};
+    PassOptions po;
+    pass_options_init(&po);
+    po.block = cg_target_lanes(&t);
+    po.disabled = o->disabled;
+    po.dump_after = o->dump_after;
+    po.dump = stderr;
+    if (!pass_run_pipeline(g, &po, d)) return 1;
+    if (o->emit == EMIT_IR_OPT) return write_out(o, print_graph, g);
+    if (o->emit == EMIT_PLAN) return write_out(o, print_plan, g);
+    Cg cg;
+    int rc = cg_lower(&cg, g, &t, d) ? emit_code(&cg, o) : 1;
+    cg_free(&cg);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
-    Options o = {0};
+    Options o = {.opt_level = 2, .dump_after = -1};
     int rc = parse_args(&o, argc, argv);
     if (rc) return rc == 2 ? 0 : 1;
 
@@ -348,7 +571,9 @@ int main(int argc, char **argv)
     Graph *g = fe_load_file(o.model, &fo, &d);
     if (g && !bind_weights(g, &o, &d)) rc = 1;
     if (!g || d.nerrors) rc = 1;
-    if (!rc) rc = o.run ? run(g, &o) : emit(g, &o);
+    if (!rc && o.run) rc = run(g, &o);
+    else if (!rc && (o.emit == EMIT_IR || o.emit == EMIT_DOT)) rc = emit(g, &o);
+    else if (!rc) rc = compile(g, &o, &d);
     if (g) ir_graph_free(g);
     ir_diag_fini(&d);
     return rc;

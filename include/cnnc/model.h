@@ -44,7 +44,7 @@ typedef enum cnn_dtype { CNN_F32 = 1 } cnn_dtype;
 typedef enum cnn_device { CNN_DEVICE_CPU = 0, CNN_DEVICE_CUDA = 1 } cnn_device;
 
 typedef struct cnn_options {
-    uint32_t api_version; /* set by cnn_options_init */
+    uint32_t api_version; /* CNN_API_VERSION, set by cnn_options_init */
     int32_t num_threads;  /* 0: one per online core */
     cnn_device device;
 } cnn_options;
@@ -65,7 +65,18 @@ typedef struct cnn_tensor_info {
 
 typedef struct cnn_model cnn_model;
 
-void cnn_options_init(cnn_options *opt);
+/* Fills `opt` with the defaults and this header's API version. It is inline,
+ * so the version is the one the caller was compiled with: a model.so built
+ * against another version of this header then answers CNN_ERR_VERSION
+ * instead of misreading the struct. */
+static inline void cnn_options_init(cnn_options *opt)
+{
+    if (!opt) return;
+    opt->api_version = CNN_API_VERSION;
+    opt->num_threads = 0;
+    opt->device = CNN_DEVICE_CPU;
+}
+
 cnn_status cnn_model_create(const cnn_options *opt, cnn_model **out);
 void cnn_model_destroy(cnn_model *m); /* NULL is fine */
 

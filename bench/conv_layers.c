@@ -1,0 +1,212 @@
+/* conv_layers.c: GFLOP/s of the conv2d and dense kernels on ResNet-50-like
+ * layers (batch 1, random data), on 1 and 2 threads of the runtime's pool,
+ * against the FMA peak measured on this machine. Not part of the test suite.
+ *
+ *   cmake --build build-conv --target test_kernels     (builds the libraries)
+ *   B=build-conv; cc -O2 -mavx2 -mfma -Iir -Icodegen/llvm -Itests -Iruntime -Ifrontend \
+ *      -I/usr/lib/llvm-16/include bench/conv_layers.c $B/codegen/llvm/libcnnc_cg_llvm.a \
+ *      $B/frontend/libcnnc_frontend.a $B/ir/libcnnc_ir.a $B/runtime/libcnnc_rt.a \
+ *      -L/usr/lib/llvm-16/lib -lLLVM-16 -ldl -lpthread -lm -o /tmp/conv_layers
+ *   /tmp/conv_layers [repeats [layer-name-part]]
+ */
+#include <immintrin.h>
+#include <pthread.h>
+#include <time.h>
+
+#include "frontend.h"
+#include "kernel_harness.h"
+#include "rt.h"
+
+typedef struct Layer {
+    const char *name;
+    int64_t C, HW, O;
+    int32_t k, s, groups;
+    bool plain_in, dense;
+} Layer;
+
+static const Layer layers[] = {
+    {"conv1 7x7/2 3->64 224", 3, 224, 64, 7, 2, 1, true, false},
+    {"3x3 64->64 56", 64, 56, 64, 3, 1, 1, false, false},
+    {"1x1 64->256 56", 64, 56, 256, 1, 1, 1, false, false},
+    {"1x1 256->64 56", 256, 56, 64, 1, 1, 1, false, false},
+    {"3x3 128->128 28", 128, 28, 128, 3, 1, 1, false, false},
+    {"3x3/2 128->128 56", 128, 56, 128, 3, 2, 1, false, false},
+    {"1x1 512->128 28", 512, 28, 128, 1, 1, 1, false, false},
+    {"3x3 256->256 14", 256, 14, 256, 3, 1, 1, false, false},
+    {"1x1 1024->256 14", 1024, 14, 256, 1, 1, 1, false, false},
+    {"1x1/2 1024->2048 14", 1024, 14, 2048, 1, 2, 1, false, false},
+    {"3x3 512->512 7", 512, 7, 512, 3, 1, 1, false, false},
+    {"1x1 2048->512 7", 2048, 7, 512, 1, 1, 1, false, false},
+    {"dw 3x3 32 112", 32, 112, 32, 3, 1, 32, false, false},
+    {"dw 3x3/2 144 56", 144, 56, 144, 3, 2, 144, false, false},
+    {"dense 2048->1000", 2048, 1, 1000, 1, 1, 1, false, true},
+};
+
+/* The machine is shared: one thread is timed in its own CPU time (what other
+ * processes take is not counted), two threads in wall time. */
+static clockid_t clock_id = CLOCK_MONOTONIC;
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(clock_id, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* 12 independent FMA chains in registers: the machine's FMA throughput. */
+#define PEAK_ITERS 5000000L
+#define FMA4(a, b, c, d) \
+    a = _mm256_fmadd_ps(a, m, k), b = _mm256_fmadd_ps(b, m, k), c = _mm256_fmadd_ps(c, m, k), \
+    d = _mm256_fmadd_ps(d, m, k)
+__attribute__((target("avx2,fma"))) static void *peak_thread(void *arg)
+{
+    __m256 m = _mm256_set1_ps(0.999999f), k = _mm256_set1_ps(1e-7f);
+    __m256 a0 = m, a1 = k, a2 = m, a3 = k, a4 = m, a5 = k, a6 = m, a7 = k, a8 = m, a9 = k, a10 = m,
+           a11 = k;
+    for (long it = 0; it < PEAK_ITERS; it++) {
+        FMA4(a0, a1, a2, a3);
+        FMA4(a4, a5, a6, a7);
+        FMA4(a8, a9, a10, a11);
+        __asm__ volatile("" : "+x"(a0), "+x"(a4), "+x"(a8));
+    }
+    __m256 s = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)),
+                             _mm256_add_ps(_mm256_add_ps(a4, a5), _mm256_add_ps(a6, a7)));
+    s = _mm256_add_ps(s, _mm256_add_ps(_mm256_add_ps(a8, a9), _mm256_add_ps(a10, a11)));
+    *(float *)arg = s[0];
+    return NULL;
+}
+
+/* The best of 15 short runs: on a shared machine the fastest run is the one
+ * that was not interrupted. */
+static double peak(int threads)
+{
+    pthread_t t[2];
+    float sink[2];
+    double best = 1e30;
+    for (int r = 0; r < 15; r++) {
+        double t0 = now();
+        if (threads == 1)
+            peak_thread(sink);
+        for (int i = 0; threads > 1 && i < threads; i++)
+            pthread_create(&t[i], NULL, peak_thread, &sink[i]);
+        for (int i = 0; threads > 1 && i < threads; i++)
+            pthread_join(t[i], NULL);
+        best = now() - t0 < best ? now() - t0 : best;
+    }
+    return (double)PEAK_ITERS * 12.0 * 16.0 * threads / best / 1e9;
+}
+
+static int32_t build(Graph *g, const Layer *l)
+{
+    SrcLoc no = {0};
+    int64_t xd[4] = {1, l->C, l->HW, l->HW};
+    int32_t x = l->dense ? ir_add_input(g, "x", ir_type_f32(2, (int64_t[]){1, l->C}), no)
+                         : ir_add_input(g, "x", ir_type_f32(4, xd), no);
+    int64_t wd[4] = {l->O, l->C / l->groups, l->k, l->k};
+    int32_t ins[3] = {x, ir_add_param(g, "w", ir_type_f32(l->dense ? 2 : 4, wd), no),
+                      ir_add_param(g, "b", ir_type_f32(1, (int64_t[]){l->O}), no)};
+    int32_t id = ir_add_node(g, l->dense ? OP_DENSE : OP_CONV2D, ins, 3, "k", no);
+    if (!l->dense) {
+        ConvAttrs *a = &g->nodes[id].attrs.conv;
+        a->kernel[0] = a->kernel[1] = l->k;
+        a->stride[0] = a->stride[1] = l->s;
+        a->pad[0] = a->pad[1] = a->pad[2] = a->pad[3] = l->k / 2;
+        a->groups = l->groups;
+        a->epi.act = ACT_RELU;
+    } else {
+        g->nodes[id].attrs.dense.epi.act = ACT_RELU;
+    }
+    ir_add_output(g, id, "y");
+    Diag d;
+    ir_diag_init(&d, stderr);
+    if (!ir_infer_shapes(g, &d))
+        exit(1);
+    ir_diag_fini(&d);
+    fe_random_weights(g, 1);
+    return id;
+}
+
+static double median(double *v, int n)
+{
+    for (int i = 1; i < n; i++)
+        for (int j = i; j > 0 && v[j] < v[j - 1]; j--) {
+            double t = v[j];
+            v[j] = v[j - 1];
+            v[j - 1] = t;
+        }
+    return v[n / 2];
+}
+
+static double best_of; /* the fastest run of the last time_layer */
+
+static double time_layer(const KhKernel *k, void **args, int threads, int reps)
+{
+    RtPool *pool = rt_pool_new(threads);
+    double t[64];
+    rt_parallel_for(pool, k->items, (RtKernel)k->fn, args);
+    for (int r = 0; r < reps; r++) {
+        double t0 = now();
+        rt_parallel_for(pool, k->items, (RtKernel)k->fn, args);
+        t[r] = now() - t0;
+    }
+    rt_pool_free(pool);
+    double m = median(t, reps);
+    best_of = t[0];
+    return m;
+}
+
+static void bench(const Layer *l, int reps, double peak1, double peak2)
+{
+    Graph *g = ir_graph_new("bench");
+    int32_t id = build(g, l);
+    Node *n = &g->nodes[id];
+    int32_t b = kh_lanes(NULL);
+    if (!l->dense) {
+        if (!l->plain_in)
+            g->nodes[0].type.layout = LAYOUT_NCHWC, g->nodes[0].type.block = b;
+        n->type.layout = LAYOUT_NCHWC, n->type.block = b;
+    }
+    KhKernel k;
+    if (!kh_compile(g, id, NULL, &k)) {
+        fprintf(stderr, "%s: compile failed\n", l->name);
+        exit(1);
+    }
+    int64_t xn = ir_numel(&g->nodes[0].type), on = ir_numel(&n->type);
+    float *x = aligned_alloc(64, (size_t)(xn + 16) * 4), *y = aligned_alloc(64, (size_t)on * 4);
+    for (int64_t i = 0; i < xn; i++)
+        x[i] = (float)((i * 7919) % 1000) / 1000.0f - 0.5f;
+    void *args[4] = {y, x, NULL, NULL};
+    int64_t pix = l->dense ? 1 : n->type.dims[2] * n->type.dims[3];
+    double flops = 2.0 * (double)l->O * (double)pix * (double)(l->C / l->groups) * l->k * l->k;
+    clock_id = CLOCK_THREAD_CPUTIME_ID;
+    double t1 = time_layer(&k, args, 1, reps), b1 = best_of;
+    clock_id = CLOCK_MONOTONIC;
+    double t2 = time_layer(&k, args, 2, reps), b2 = best_of;
+    double g1 = flops / t1 / 1e9, g2 = flops / t2 / 1e9;
+    printf("%-20s %7.3f ms %6.1f GF/s %5.1f%% best %6.1f | "
+           "2T %7.3f ms %6.1f GF/s %5.1f%% best %6.1f\n",
+           l->name, t1 * 1e3, g1, 100 * g1 / peak1, flops / b1 / 1e9, t2 * 1e3, g2,
+           100 * g2 / peak2, flops / b2 / 1e9);
+    kh_unload(&k);
+    free(x), free(y);
+    ir_graph_free(g);
+}
+
+int main(int argc, char **argv)
+{
+    int reps = argc > 1 ? atoi(argv[1]) : 15;
+    reps = reps < 1 ? 1 : reps > 64 ? 64 : reps;
+    double w1 = peak(1), w2 = peak(2);
+    clock_id = CLOCK_THREAD_CPUTIME_ID;
+    double p1 = peak(1);
+    clock_id = CLOCK_MONOTONIC;
+    printf("FMA peak: %.1f GFLOP/s in thread CPU time (1 thread); best wall time %.1f (1 thread, "
+           "%.2f GHz x 32 flop/cycle), %.1f (2 threads)\n", p1, w1, w1 / 32.0, w2);
+    printf("1 thread: median thread CPU time (%% of the CPU-time peak) and best; "
+           "2 threads: median wall time (%% of the 2-thread wall peak) and best\n");
+    double p2 = w2;
+    for (size_t i = 0; i < sizeof layers / sizeof layers[0]; i++)
+        if (argc < 3 || strstr(layers[i].name, argv[2]))
+            bench(&layers[i], reps, p1, p2);
+    return 0;
+}

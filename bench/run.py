@@ -1,0 +1,182 @@
+#!/usr/bin/python3
+"""Benchmarks compiled zoo models against PyTorch on this machine, in one run.
+
+For each model, batch size and thread count it compiles the model with cnnc
+(random weights), times it with `cnnrun --bench`, times PyTorch's CPU inference
+of the same torchvision architecture (frozen TorchScript, optimize_for_inference)
+with the same threads, and writes bench/RESULTS.md: median latency of both,
+their ratio, GFLOP/s, the fraction of this machine's measured FMA peak, and the
+activation arena against the sum of all tensors.
+
+    /usr/bin/python3 bench/run.py [--build=build] [--models=resnet50,mobilenet_v2]
+                                  [--batches=1,8] [--threads=1,2] [--runs=20]
+"""
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+
+ZOO = ["resnet18", "resnet50", "mobilenet_v2", "vgg16", "squeezenet1_1"]
+
+
+def run(cmd, **kw):
+    r = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    if r.returncode != 0:
+        raise RuntimeError("%s failed:\n%s%s" % (" ".join(cmd), r.stdout, r.stderr))
+    return r.stdout
+
+
+def machine_peak(tmp, threads):
+    """GFLOP/s of independent FMA chains per thread count (bench/peak.c)."""
+    exe = os.path.join(tmp, "peak")
+    run(["cc", "-O3", "-march=native", "-pthread", os.path.join(ROOT, "bench", "peak.c"),
+         "-o", exe])
+    out = run([exe, str(max(threads))])
+    return {int(m.group(1)): float(m.group(2))
+            for m in re.finditer(r"threads (\d+) gflops ([\d.]+)", out)}
+
+
+def model_flops(cnnc, model, batch):
+    """FLOPs (2 per multiply-add) of conv2d and dense nodes, from the printed IR."""
+    ir = run([cnnc, os.path.join(ROOT, "models", model + ".cnn"), "--emit=ir",
+              "--batch=%d" % batch])
+    shapes, macs = {}, 0
+    for line in ir.splitlines():
+        m = re.match(r"\s*%(\d+) = (\w+)(\(([^)]*)\))?.*: f32\[([\d,]*)\]", line)
+        if not m:
+            continue
+        dims = [int(d) for d in m.group(5).split(",") if d]
+        shapes[m.group(1)] = dims
+        op, args = m.group(2), [a.strip()[1:] for a in (m.group(4) or "").split(",") if a]
+        if op in ("conv2d", "dense"):
+            w = shapes[args[1]]
+            per_out = 1
+            for d in w[1:]:
+                per_out *= d
+            n = 1
+            for d in dims:
+                n *= d
+            macs += n * per_out
+    return 2 * macs
+
+
+def memory_plan(cnnc, model, batch):
+    """(arena bytes, sum of all activation tensors) from `cnnc --emit=plan`."""
+    out = run([cnnc, os.path.join(ROOT, "models", model + ".cnn"), "--emit=plan",
+               "--random-weights=0", "--batch=%d" % batch])
+    arena = re.search(r"arena_bytes (\d+)", out)
+    total = re.search(r"total_bytes (\d+)", out)
+    return (int(arena.group(1)) if arena else None, int(total.group(1)) if total else None)
+
+
+def time_cnnc(cnnrun, so, threads, runs):
+    out = run([cnnrun, so, "--threads=%d" % threads, "--bench=%d" % runs, "--warmup=3"])
+    m = re.search(r"median ([\d.]+) ms", out)
+    if not m:
+        raise RuntimeError("unexpected cnnrun output:\n" + out)
+    return float(m.group(1))
+
+
+TORCH_TIMER = r"""
+import sys, time, torch
+sys.path.insert(0, %r)
+import torchvision_names
+model, batch, threads, runs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+torch.set_num_threads(threads)
+net = torchvision_names.build(model).eval()
+x = torch.rand(batch, 3, 224, 224) * 2 - 1
+with torch.no_grad():
+    traced = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.script(net)))
+    for _ in range(3):
+        traced(x)
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        traced(x)
+        times.append((time.perf_counter() - t0) * 1e3)
+times.sort()
+print("median %%.4f ms" %% times[len(times) // 2])
+"""
+
+
+def time_torch(model, batch, threads, runs):
+    """PyTorch's median latency, in a process of its own: its OpenMP pool is
+    sized once, at start-up, by OMP_NUM_THREADS."""
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    out = run([sys.executable, "-c", TORCH_TIMER % os.path.join(ROOT, "tools"), model,
+               str(batch), str(threads), str(runs)], env=env)
+    return float(re.search(r"median ([\d.]+) ms", out).group(1))
+
+
+def mib(b):
+    return "—" if b is None else "%.2f" % (b / 2**20)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default=os.path.join(ROOT, "build"))
+    ap.add_argument("--models", default=",".join(ZOO))
+    ap.add_argument("--batches", default="1,8")
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--runs", type=int, default=20)
+    ap.add_argument("--out", default=os.path.join(ROOT, "bench", "RESULTS.md"))
+    a = ap.parse_args()
+    cnnc = os.path.join(a.build, "tools", "cnnc")
+    cnnrun = os.path.join(a.build, "tools", "cnnrun")
+    threads = [int(t) for t in a.threads.split(",")]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        peak = machine_peak(tmp, threads)
+        for model in a.models.split(","):
+            for batch in [int(b) for b in a.batches.split(",")]:
+                so = os.path.join(tmp, "%s_b%d.so" % (model, batch))
+                t0 = time.perf_counter()
+                run([cnnc, os.path.join(ROOT, "models", model + ".cnn"), "--random-weights=0",
+                     "--batch=%d" % batch, "-o", so])
+                compile_s = time.perf_counter() - t0
+                flops = model_flops(cnnc, model, batch)
+                arena, total = memory_plan(cnnc, model, batch)
+                for t in threads:
+                    ours = time_cnnc(cnnrun, so, t, a.runs)
+                    theirs = time_torch(model, batch, t, a.runs)
+                    gflops = flops / ours / 1e6
+                    rows.append((model, batch, t, ours, theirs, ours / theirs, gflops,
+                                 gflops / peak[t], arena, total, compile_s))
+                    print("%-14s b%-2d t%d  cnnc %8.2f ms  torch %8.2f ms  ratio %.2f  "
+                          "%.1f GFLOP/s (%.0f%% of peak)" % (model, batch, t, ours, theirs,
+                                                            ours / theirs, gflops,
+                                                            100 * gflops / peak[t]),
+                          flush=True)
+    write_results(a.out, rows, peak)
+
+
+def write_results(path, rows, peak):
+    import torch
+    cpu = run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"]).strip()
+    with open(path, "w") as f:
+        f.write("# Benchmark results\n\n")
+        f.write("Written by `/usr/bin/python3 bench/run.py` on %s (%s); PyTorch %s, "
+                "frozen TorchScript with optimize_for_inference, same threads, same run. "
+                "Latency is the median of the timed runs. Ratio = cnnc / PyTorch (below 1: "
+                "cnnc is faster). Peak = measured FMA throughput of this machine "
+                "(bench/peak.c): %s.\n\n" % (time.strftime("%Y-%m-%d"), cpu, torch.__version__,
+                                             ", ".join("%d thread(s) %.0f GFLOP/s" % kv
+                                                       for kv in sorted(peak.items()))))
+        f.write("| model | batch | threads | cnnc ms | PyTorch ms | ratio | GFLOP/s | "
+                "of peak | arena MiB | all tensors MiB | compile s |\n")
+        f.write("|---|---|---|---|---|---|---|---|---|---|---|\n")
+        for r in rows:
+            f.write("| %s | %d | %d | %.2f | %.2f | %.2f | %.1f | %.0f%% | %s | %s | %.1f |\n"
+                    % (r[0], r[1], r[2], r[3], r[4], r[5], r[6], 100 * r[7], mib(r[8]),
+                       mib(r[9]), r[10]))
+
+
+if __name__ == "__main__":
+    main()

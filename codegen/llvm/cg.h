@@ -1,0 +1,147 @@
+/* cg.h: lowering a planned graph to LLVM IR (LLVM C API, LLVM 16), shared by
+ * the files of codegen/llvm/. Every op becomes one kernel function
+ *     void kernel(void **args, i64 begin, i64 end)
+ * that the generated `run` hands to rt_parallel_for (runtime/rt.h). args[0] is
+ * the node's output buffer, args[1 + i] the buffer of its input i (each already
+ * offset to where the value lives, per Node.mem); weights are globals. */
+#ifndef CNNC_CG_H
+#define CNNC_CG_H
+
+#include <llvm-c/Core.h>
+#include <llvm-c/TargetMachine.h>
+
+#include "ir.h"
+
+typedef struct CgTarget {
+    const char *triple;   /* NULL: the host's */
+    const char *cpu;      /* NULL: the host's */
+    const char *features; /* NULL: the host's */
+    int opt_level;        /* 0..3 */
+} CgTarget;
+
+typedef struct Cg {
+    const Graph *g;
+    LLVMContextRef ctx;
+    LLVMModuleRef mod;
+    LLVMBuilderRef b;
+    LLVMTargetMachineRef tm;
+    int32_t vec;   /* f32 lanes of a vector register: 16 (AVX-512), 8 (AVX2), 4 */
+    int32_t nregs; /* vector registers: 32 (AVX-512) or 16 */
+    bool fma;      /* the target has fused multiply-add */
+    /* Common types. */
+    LLVMTypeRef t_void, t_i1, t_i32, t_i64, t_f32, t_ptr, t_vf32, t_kernel;
+    LLVMValueRef args, begin, end; /* parameters of the kernel being emitted */
+    Diag *diag;
+} Cg;
+
+/* A kernel: the function and how many work items it splits into. */
+typedef struct CgKernel {
+    LLVMValueRef fn;
+    int64_t items;
+} CgKernel;
+
+/* ---- module.c ---------------------------------------------------------- */
+
+/* Lowers `g` (passes run, memory planned) into a verified module, or reports
+ * why not. The caller disposes it with cg_free. */
+bool cg_lower(Cg *cg, const Graph *g, const CgTarget *t, Diag *d);
+void cg_free(Cg *cg);
+/* The f32 lanes of the target's widest vectors: 16 (avx512f), 8 (avx), else 4.
+ * Also the channel block the layout pass should use. */
+int32_t cg_target_lanes(const CgTarget *t);
+bool cg_emit_file(Cg *cg, LLVMCodeGenFileType kind, const char *path, char *err, size_t n);
+char *cg_print_ir(Cg *cg); /* free with LLVMDisposeMessage */
+/* Assembly or object code in memory (NULL with err set on failure). */
+LLVMMemoryBufferRef cg_emit_memory(Cg *cg, LLVMCodeGenFileType kind, char *err, size_t n);
+
+/* ---- link.c: object code to model.so ------------------------------------ */
+
+/* The runtime library to link: $CNNC_RUNTIME, else `builtin` if it exists,
+ * else libcnnc_rt.a next to the running program (../runtime/, ../lib/cnnc/).
+ * NULL when none exists. The result is malloc'd. */
+char *cg_find_runtime(const char *builtin);
+/* Links object file `obj` with `runtime` into the shared object `out` using
+ * $CC (default cc); on failure err holds the linker's output. `out` is
+ * written whole or not at all. */
+bool cg_link_shared(const char *obj, const char *runtime, const char *out, char *err, size_t n);
+
+/* ---- util.c: building blocks for kernels -------------------------------- */
+
+/* Starts `void NAME(void **args, i64 begin, i64 end)`, builder in its entry;
+ * sets cg->args / begin / end. cg_kernel_end adds the `ret void`. */
+LLVMValueRef cg_kernel_begin(Cg *cg, const char *name);
+void cg_kernel_end(Cg *cg);
+LLVMValueRef cg_arg_ptr(Cg *cg, int32_t i); /* args[i] as a ptr */
+
+/* A counted loop: for (iv = lo; iv < hi; iv += step). Between begin and end
+ * the builder is in the body. */
+typedef struct CgLoop {
+    LLVMValueRef iv, next;
+    LLVMBasicBlockRef head, body, exit, latch_from;
+} CgLoop;
+CgLoop cg_loop_begin(Cg *cg, LLVMValueRef lo, LLVMValueRef hi, int64_t step, const char *name);
+void cg_loop_end(Cg *cg, CgLoop *l);
+
+LLVMValueRef cg_i64(Cg *cg, int64_t v);
+LLVMValueRef cg_f32(Cg *cg, float v);
+LLVMValueRef cg_splat(Cg *cg, LLVMValueRef scalar, int32_t lanes);
+LLVMValueRef cg_gep(Cg *cg, LLVMValueRef base, LLVMValueRef index); /* &((float *)base)[index] */
+LLVMValueRef cg_load(Cg *cg, LLVMValueRef ptr, int32_t lanes);     /* lanes 1: scalar f32 */
+void cg_store(Cg *cg, LLVMValueRef v, LLVMValueRef ptr);
+LLVMValueRef cg_fma(Cg *cg, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c); /* a*b + c */
+LLVMValueRef cg_max(Cg *cg, LLVMValueRef a, LLVMValueRef b);
+LLVMValueRef cg_min(Cg *cg, LLVMValueRef a, LLVMValueRef b);
+/* The activation on a scalar or vector value (clip bounds / alpha in a, b). */
+LLVMValueRef cg_act(Cg *cg, LLVMValueRef v, ActKind act, float a, float b);
+/* Applies a node's epilogue to accumulator `acc` (bias already added);
+ * residual is the loaded residual value or NULL. */
+LLVMValueRef cg_epilogue(Cg *cg, const Epilogue *e, LLVMValueRef acc, LLVMValueRef residual);
+
+/* Additions for kernels. */
+int32_t cg_lanes_of(LLVMValueRef v);                         /* 1 for a scalar */
+LLVMValueRef cg_call1(Cg *cg, const char *intrinsic, LLVMValueRef a); /* "llvm.fabs" etc. */
+LLVMValueRef cg_exp(Cg *cg, LLVMValueRef x);                 /* e^x, ~1 ulp, scalar or vector */
+LLVMValueRef cg_hsum(Cg *cg, LLVMValueRef v);                /* sum of the lanes, as a scalar */
+/* Elements from one batch item of `node`'s value to the next (honours
+ * Node.mem.batch_stride of values written into a concat, through aliases). */
+int64_t cg_item_stride(const Cg *cg, int32_t node);
+
+/* Index arithmetic on i64 values (nsw); cg_divmod by a positive constant. */
+LLVMValueRef cg_iadd(Cg *cg, LLVMValueRef a, LLVMValueRef b);
+LLVMValueRef cg_imul(Cg *cg, LLVMValueRef a, int64_t k);
+void cg_divmod(Cg *cg, LLVMValueRef v, int64_t d, LLVMValueRef *q, LLVMValueRef *r);
+/* A stack variable in the current function's entry block (SROA/mem2reg in
+ * the optimization pipeline turn it into registers): for accumulators. */
+LLVMValueRef cg_var(Cg *cg, LLVMTypeRef t, const char *name);
+/* if (cond) { ... }: cg_if_begin leaves the builder in the then-block;
+ * cg_if_end closes it and continues after. */
+LLVMBasicBlockRef cg_if_begin(Cg *cg, LLVMValueRef cond);
+void cg_if_end(Cg *cg, LLVMBasicBlockRef join);
+
+/* How a value of rank <= 4 is addressed (rank 2 [N,F] reads as [N,F,1,1];
+ * higher dims fold into W). Element (n, c, h, w) is at
+ *   n*item + (c/blk)*cstride + h*W*blk + w*blk + c%blk
+ * with blk 1 for plain values; `groups` = C/blk channel groups. */
+typedef struct CgView {
+    int64_t N, C, H, W;
+    int32_t blk;
+    int64_t groups, cstride, item;
+} CgView;
+CgView cg_view(const Cg *cg, int32_t node);
+/* Pointer to lane 0 of channel group `grp` at (n, h, w). */
+LLVMValueRef cg_view_at(Cg *cg, const CgView *v, LLVMValueRef base, LLVMValueRef n,
+                        LLVMValueRef grp, LLVMValueRef h, LLVMValueRef w);
+
+/* A read-only, 64-byte-aligned global holding `n` floats (packed weights).
+ * Named after `name`; the same name twice returns the same global. */
+LLVMValueRef cg_weights(Cg *cg, const char *name, const float *data, int64_t n);
+
+/* ---- one emitter per op (conv.c, dense.c, pool.c, eltwise.c, misc.c) ---- */
+
+CgKernel cg_emit_conv2d(Cg *cg, int32_t node);
+CgKernel cg_emit_dense(Cg *cg, int32_t node);
+CgKernel cg_emit_pool(Cg *cg, int32_t node);    /* maxpool, avgpool, global, adaptive */
+CgKernel cg_emit_eltwise(Cg *cg, int32_t node); /* activations, add, mul, batchnorm */
+CgKernel cg_emit_misc(Cg *cg, int32_t node);    /* softmax, concat copies, reorder, flatten */
+
+#endif

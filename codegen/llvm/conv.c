@@ -1,0 +1,650 @@
+/* conv.c: conv2d kernels. Blocked (NCHWc) convolutions, including the first
+ * layer that reads a plain input, run a direct convolution whose output tile
+ * (pixels along W × channel vectors) stays in registers over the whole
+ * reduction; depthwise has its own kernel; anything else takes a scalar path. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "cg.h"
+
+#define MAX_ACC 64
+
+typedef struct Conv {
+    Cg *cg;
+    const Node *n;
+    const ConvAttrs *a;
+    int64_t N, C, H, W, O, OH, OW, KH, KW, sh, sw, dh, dw, pt, pl;
+    int64_t b, bi;      /* output block (the vector lanes); input block (b, or 1: plain) */
+    int64_t CB, OB;     /* input channel blocks, output channel blocks */
+    int64_t oct, tile;  /* output blocks and pixels of one register tile */
+    int64_t xs, os, rs; /* elements between batch items of x, out, residual */
+    bool depthwise, all_rows; /* all_rows: no row of the kernel window ever falls into padding */
+    bool plane;               /* one work item covers the whole (small) output plane */
+    LLVMValueRef x, out, res, w, bias;
+    LLVMValueRef nb, ocb, oh, ih0, khlo, khhi; /* of the current work item */
+} Conv;
+
+/* ---- loops whose body carries values (the accumulators) in phis --------- */
+
+typedef struct Loop {
+    LLVMBasicBlockRef pre, body, exit;
+    LLVMValueRef iv, hi;
+    int64_t step;
+    int32_t n;
+    LLVMValueRef phi[MAX_ACC], init[MAX_ACC];
+} Loop;
+
+/* for (iv = lo; iv < hi; iv += step), carrying v[0..n): inside, v holds the
+ * phis; after loop_end, the values on exit. */
+static void loop_begin(Cg *cg, Loop *l, LLVMValueRef lo, LLVMValueRef hi, int64_t step,
+                       LLVMValueRef *v, int32_t n)
+{
+    l->pre = LLVMGetInsertBlock(cg->b);
+    LLVMValueRef fn = LLVMGetBasicBlockParent(l->pre);
+    l->body = LLVMAppendBasicBlockInContext(cg->ctx, fn, "loop");
+    l->exit = LLVMAppendBasicBlockInContext(cg->ctx, fn, "done");
+    l->hi = hi;
+    l->step = step;
+    l->n = n;
+    LLVMBuildCondBr(cg->b, LLVMBuildICmp(cg->b, LLVMIntSLT, lo, hi, ""), l->body, l->exit);
+    LLVMPositionBuilderAtEnd(cg->b, l->body);
+    l->iv = LLVMBuildPhi(cg->b, cg->t_i64, "iv");
+    LLVMAddIncoming(l->iv, &lo, &l->pre, 1);
+    for (int32_t i = 0; i < n; i++) {
+        l->init[i] = v[i];
+        l->phi[i] = LLVMBuildPhi(cg->b, LLVMTypeOf(v[i]), "acc");
+        LLVMAddIncoming(l->phi[i], &v[i], &l->pre, 1);
+        v[i] = l->phi[i];
+    }
+}
+
+static void loop_end(Cg *cg, Loop *l, LLVMValueRef *v)
+{
+    LLVMBasicBlockRef latch = LLVMGetInsertBlock(cg->b);
+    LLVMValueRef next = LLVMBuildNSWAdd(cg->b, l->iv, cg_i64(cg, l->step), "next");
+    LLVMAddIncoming(l->iv, &next, &latch, 1);
+    for (int32_t i = 0; i < l->n; i++)
+        LLVMAddIncoming(l->phi[i], &v[i], &latch, 1);
+    LLVMBuildCondBr(cg->b, LLVMBuildICmp(cg->b, LLVMIntSLT, next, l->hi, ""), l->body, l->exit);
+    LLVMPositionBuilderAtEnd(cg->b, l->exit);
+    for (int32_t i = 0; i < l->n; i++) {
+        LLVMValueRef p = LLVMBuildPhi(cg->b, LLVMTypeOf(v[i]), "out");
+        LLVMValueRef vals[2] = {l->init[i], v[i]};
+        LLVMBasicBlockRef from[2] = {l->pre, latch};
+        LLVMAddIncoming(p, vals, from, 2);
+        v[i] = p;
+    }
+}
+
+/* ---- integer arithmetic on i64 values ---------------------------------- */
+
+static LLVMValueRef add(Cg *cg, LLVMValueRef a, LLVMValueRef b)
+{
+    return LLVMBuildAdd(cg->b, a, b, "");
+}
+
+static LLVMValueRef addc(Cg *cg, LLVMValueRef a, int64_t c)
+{
+    return c ? LLVMBuildAdd(cg->b, a, cg_i64(cg, c), "") : a;
+}
+
+static LLVMValueRef mulc(Cg *cg, LLVMValueRef a, int64_t c)
+{
+    return c == 1 ? a : LLVMBuildMul(cg->b, a, cg_i64(cg, c), "");
+}
+
+static LLVMValueRef select_lt(Cg *cg, LLVMValueRef a, LLVMValueRef b, LLVMValueRef t,
+                              LLVMValueRef f)
+{
+    return LLVMBuildSelect(cg->b, LLVMBuildICmp(cg->b, LLVMIntSLT, a, b, ""), t, f, "");
+}
+
+/* ---- setup ------------------------------------------------------------- */
+
+static void conv_init(Conv *k, Cg *cg, int32_t id)
+{
+    const Graph *g = cg->g;
+    const Node *n = &g->nodes[id];
+    const TensorType *xt = &g->nodes[n->inputs[0]].type, *wt = &g->nodes[n->inputs[1]].type;
+    const ConvAttrs *a = &n->attrs.conv;
+    *k = (Conv){.cg = cg, .n = n, .a = a};
+    k->N = xt->dims[0], k->C = xt->dims[1], k->H = xt->dims[2], k->W = xt->dims[3];
+    k->O = n->type.dims[1], k->OH = n->type.dims[2], k->OW = n->type.dims[3];
+    k->KH = wt->dims[2], k->KW = wt->dims[3];
+    k->sh = a->stride[0], k->sw = a->stride[1], k->dh = a->dilation[0], k->dw = a->dilation[1];
+    k->pt = a->pad[0], k->pl = a->pad[1];
+    k->xs = cg_item_stride(cg, n->inputs[0]);
+    k->os = cg_item_stride(cg, id);
+    if (a->epi.residual)
+        k->rs = cg_item_stride(cg, n->inputs[n->ninputs - 1]);
+    k->all_rows = k->pt == 0 && (k->OH - 1) * k->sh + (k->KH - 1) * k->dh <= k->H - 1;
+}
+
+/* A 1×1, stride-1, unpadded conv maps pixel i of the output to pixel i of
+ * the input, so the plane can be cut into rows of any length: rows of ~64
+ * pixels give narrow planes (7×7, 14×14) full register tiles. */
+static void flatten_pointwise(Conv *k)
+{
+    const int32_t *p = k->a->pad;
+    if (k->KH != 1 || k->KW != 1 || k->sh != 1 || k->sw != 1 || p[0] || p[1] || p[2] || p[3])
+        return;
+    int64_t hw = k->OH * k->OW, w = 64;
+    while (hw % w)
+        w--;
+    if (w <= k->OW)
+        return;
+    k->W = k->OW = w;
+    k->H = k->OH = hw / w;
+}
+
+static bool has_bias(const Node *n)
+{
+    return n->ninputs - 2 - (n->attrs.conv.epi.residual ? 1 : 0) == 1;
+}
+
+static const Node *input(const Conv *k, int32_t i)
+{
+    return &k->cg->g->nodes[k->n->inputs[i]];
+}
+
+/* Weights OIHW → [O/b][C/bi][kh][kw][bi][b] (a depthwise kernel: bi = 1, CB = 1). */
+static LLVMValueRef pack_direct(Conv *k)
+{
+    const Node *wn = input(k, 1);
+    if (!wn->data)
+        ICE("conv2d %s: weight %s is not bound", k->n->name, wn->name);
+    int64_t cpg = wn->type.dims[1], kk = k->KH * k->KW, total = k->O * cpg * kk;
+    float *p = ir_xmalloc((size_t)total * sizeof(float));
+    int64_t cb_n = k->depthwise ? 1 : k->CB, bi = k->depthwise ? 1 : k->bi;
+    for (int64_t o = 0; o < k->O; o++)
+        for (int64_t c = 0; c < cpg; c++)
+            for (int64_t t = 0; t < kk; t++) {
+                int64_t dst = (((o / k->b) * cb_n + c / bi) * kk + t) * bi * k->b +
+                              (c % bi) * k->b + o % k->b;
+                p[dst] = wn->data[(o * cpg + c) * kk + t];
+            }
+    char name[512];
+    snprintf(name, sizeof name, "%s.%s%lld", wn->name, k->depthwise ? "dw" : "oihw",
+             (long long)k->b);
+    LLVMValueRef gl = cg_weights(k->cg, name, p, total);
+    free(p);
+    return gl;
+}
+
+static LLVMValueRef bias_global(Conv *k)
+{
+    if (!has_bias(k->n))
+        return NULL;
+    const Node *bn = input(k, 2);
+    if (!bn->data)
+        ICE("conv2d %s: bias %s is not bound", k->n->name, bn->name);
+    return cg_weights(k->cg, bn->name, bn->data, k->O);
+}
+
+/* ---- the blocked kernels ----------------------------------------------- */
+
+/* Output-block groups (of oct blocks) that share a pass over the input: the
+ * weights of a chunk of `chunk` groups stay in L2 while the rows go by, and
+ * each input row is read by all groups of the chunk while it is in L1/L2.
+ * Work items run ((n, chunk), row, group in chunk), the last fastest. */
+#define CHUNK_WEIGHT_BYTES (192 * 1024)
+
+static int64_t choose_chunk(const Conv *k)
+{
+    int64_t groups = k->OB / k->oct;
+    int64_t per = k->oct * k->b * k->C * k->KH * k->KW * (int64_t)sizeof(float);
+    int64_t c = CHUNK_WEIGHT_BYTES / per;
+    c = c < 1 ? 1 : c > groups ? groups : c;
+    while (groups % c)
+        c--;
+    return c;
+}
+
+/* Work item → batch item, first output block, output row; and the range of
+ * kernel rows that fall inside the input for that row. */
+static void decode_item(Conv *k, LLVMValueRef item)
+{
+    Cg *cg = k->cg;
+    int64_t chunk = choose_chunk(k), chunks = k->OB / k->oct / chunk;
+    int64_t rows = k->plane ? 1 : k->OH;
+    LLVMValueRef cv = cg_i64(cg, chunk), ohv = cg_i64(cg, rows), chv = cg_i64(cg, chunks);
+    LLVMValueRef gi = LLVMBuildSRem(cg->b, item, cv, "");
+    LLVMValueRef r = LLVMBuildSDiv(cg->b, item, cv, "");
+    k->oh = LLVMBuildSRem(cg->b, r, ohv, "oh");
+    r = LLVMBuildSDiv(cg->b, r, ohv, "");
+    LLVMValueRef group = add(cg, mulc(cg, LLVMBuildSRem(cg->b, r, chv, ""), chunk), gi);
+    k->ocb = mulc(cg, group, k->oct);
+    k->nb = LLVMBuildSDiv(cg->b, r, chv, "n");
+    k->ih0 = addc(cg, mulc(cg, k->oh, k->sh), -k->pt);
+    if (k->all_rows) {
+        k->khlo = cg_i64(cg, 0);
+        k->khhi = cg_i64(cg, k->KH);
+        return;
+    }
+    LLVMValueRef zero = cg_i64(cg, 0);
+    LLVMValueRef up = LLVMBuildSDiv(cg->b, addc(cg, LLVMBuildNeg(cg->b, k->ih0, ""), k->dh - 1),
+                                    cg_i64(cg, k->dh), "");
+    k->khlo = select_lt(cg, k->ih0, zero, up, zero);
+    LLVMValueRef t = LLVMBuildSub(cg->b, cg_i64(cg, k->H - 1), k->ih0, "");
+    LLVMValueRef cnt = addc(cg, LLVMBuildSDiv(cg->b, t, cg_i64(cg, k->dh), ""), 1);
+    cnt = select_lt(cg, cnt, cg_i64(cg, k->KH), cnt, cg_i64(cg, k->KH));
+    k->khhi = select_lt(cg, t, zero, zero, cnt);
+}
+
+static bool tap_ok(const Conv *k, int64_t ow, int64_t kw)
+{
+    int64_t iw = ow * k->sw - k->pl + kw * k->dw;
+    return iw >= 0 && iw < k->W;
+}
+
+/* Loads of the inner loop stay where they are emitted and are not merged:
+ * LLVM would otherwise merge the loads of one input element by neighbouring
+ * pixels at different taps, or hoist weight loads, and keep those values
+ * live across taps, so that the register tile spills. */
+static LLVMValueRef load_pinned(Conv *k, LLVMValueRef base, int64_t off, int32_t lanes)
+{
+    LLVMValueRef idx = cg_i64(k->cg, off);
+    LLVMValueRef p = LLVMBuildGEP2(k->cg->b, k->cg->t_f32, base, &idx, 1, "");
+    LLVMValueRef v = cg_load(k->cg, p, lanes);
+    LLVMSetVolatile(v, 1);
+    return v;
+}
+
+/* &base[index] where the index may point before the tensor (a tile at the
+ * left padding): the loads add constant offsets that bring it back inside.
+ * Separate pointer and constant offsets also keep the offsets in the
+ * addressing modes instead of one register each. */
+static LLVMValueRef tile_base(Conv *k, LLVMValueRef base, LLVMValueRef index)
+{
+    return LLVMBuildGEP2(k->cg->b, k->cg->t_f32, base, &index, 1, "");
+}
+
+/* One kernel row (icb, kh) of a direct-conv tile: broadcast an input value,
+ * FMA it with the weight vectors of the tile's output blocks. */
+static void taps_direct(Conv *k, LLVMValueRef icb, LLVMValueRef kh, LLVMValueRef ow0,
+                        int64_t ow0c, int64_t T, LLVMValueRef *acc)
+{
+    Cg *cg = k->cg;
+    LLVMValueRef row = add(cg, mulc(cg, icb, k->H), add(cg, k->ih0, mulc(cg, kh, k->dh)));
+    LLVMValueRef xo = add(cg, mulc(cg, k->nb, k->xs), mulc(cg, row, k->W * k->bi));
+    xo = add(cg, xo, mulc(cg, addc(cg, mulc(cg, ow0, k->sw), -k->pl), k->bi));
+    LLVMValueRef wrow = add(cg, mulc(cg, add(cg, mulc(cg, k->ocb, k->CB), icb), k->KH), kh);
+    LLVMValueRef xp = tile_base(k, k->x, xo);
+    LLVMValueRef wp = tile_base(k, k->w, mulc(cg, wrow, k->KW * k->bi * k->b));
+    int64_t wstride = k->CB * k->KH * k->KW * k->bi * k->b;
+    for (int64_t kw = 0; kw < k->KW; kw++)
+        for (int64_t i = 0; i < k->bi; i++) {
+            LLVMValueRef wv[8];
+            for (int64_t j = 0; j < k->oct; j++)
+                wv[j] = load_pinned(k, wp, (kw * k->bi + i) * k->b + j * wstride, (int32_t)k->b);
+            for (int64_t p = 0; p < T; p++) {
+                if (ow0c >= 0 && !tap_ok(k, ow0c + p, kw))
+                    continue;
+                int64_t off = (p * k->sw + kw * k->dw) * k->bi + i;
+                LLVMValueRef xv = load_pinned(k, xp, off, 1);
+                LLVMValueRef bc = cg_splat(cg, xv, (int32_t)k->b);
+                for (int64_t j = 0; j < k->oct; j++)
+                    acc[p * k->oct + j] = cg_fma(cg, bc, wv[j], acc[p * k->oct + j]);
+            }
+        }
+}
+
+/* One kernel row of a depthwise tile: b channels at once, input as vectors. */
+static void taps_depthwise(Conv *k, LLVMValueRef kh, LLVMValueRef ow0, int64_t ow0c, int64_t T,
+                           LLVMValueRef *acc)
+{
+    Cg *cg = k->cg;
+    LLVMValueRef row = add(cg, mulc(cg, k->ocb, k->H), add(cg, k->ih0, mulc(cg, kh, k->dh)));
+    LLVMValueRef xo = add(cg, mulc(cg, k->nb, k->xs), mulc(cg, row, k->W * k->b));
+    xo = add(cg, xo, mulc(cg, addc(cg, mulc(cg, ow0, k->sw), -k->pl), k->b));
+    LLVMValueRef xp = tile_base(k, k->x, xo);
+    LLVMValueRef wp =
+        tile_base(k, k->w, mulc(cg, add(cg, mulc(cg, k->ocb, k->KH), kh), k->KW * k->b));
+    for (int64_t kw = 0; kw < k->KW; kw++) {
+        LLVMValueRef wv = load_pinned(k, wp, kw * k->b, (int32_t)k->b);
+        for (int64_t p = 0; p < T; p++) {
+            if (ow0c >= 0 && !tap_ok(k, ow0c + p, kw))
+                continue;
+            int64_t off = (p * k->sw + kw * k->dw) * k->b;
+            LLVMValueRef xv = load_pinned(k, xp, off, (int32_t)k->b);
+            acc[p] = cg_fma(cg, xv, wv, acc[p]);
+        }
+    }
+}
+
+/* Element offset of output pixel ow0 of the item's row in block ocb + j. */
+static LLVMValueRef out_offset(Conv *k, int64_t j, LLVMValueRef ow0, int64_t stride)
+{
+    Cg *cg = k->cg;
+    LLVMValueRef pix = add(cg, mulc(cg, addc(cg, k->ocb, j), k->OH), k->oh);
+    pix = add(cg, mulc(cg, pix, k->OW), ow0);
+    return add(cg, mulc(cg, k->nb, stride), mulc(cg, pix, k->b));
+}
+
+/* Accumulators start from the bias. */
+static void init_acc(Conv *k, int64_t T, LLVMValueRef *acc)
+{
+    Cg *cg = k->cg;
+    for (int64_t j = 0; j < k->oct; j++) {
+        LLVMValueRef v = LLVMConstNull(cg->t_vf32);
+        if (k->bias)
+            v = cg_load(cg, cg_gep(cg, k->bias, mulc(cg, addc(cg, k->ocb, j), k->b)),
+                        (int32_t)k->b);
+        for (int64_t p = 0; p < T; p++)
+            acc[p * k->oct + j] = v;
+    }
+}
+
+/* Epilogue and the one store of a finished tile. */
+static void store_tile(Conv *k, LLVMValueRef ow0, int64_t T, LLVMValueRef *acc)
+{
+    Cg *cg = k->cg;
+    for (int64_t j = 0; j < k->oct; j++) {
+        LLVMValueRef oo = out_offset(k, j, ow0, k->os);
+        LLVMValueRef ro = k->res ? out_offset(k, j, ow0, k->rs) : NULL;
+        for (int64_t p = 0; p < T; p++) {
+            LLVMValueRef r = NULL;
+            if (ro)
+                r = cg_load(cg, cg_gep(cg, k->res, addc(cg, ro, p * k->b)), (int32_t)k->b);
+            LLVMValueRef v = cg_epilogue(cg, &k->a->epi, acc[p * k->oct + j], r);
+            cg_store(cg, v, cg_gep(cg, k->out, addc(cg, oo, p * k->b)));
+        }
+    }
+}
+
+/* A tile of T output pixels from ow0 (ow0c: its value when known at compile
+ * time, which edge tiles need to drop the taps that fall into padding). */
+static void emit_tile(Conv *k, LLVMValueRef ow0, int64_t ow0c, int64_t T)
+{
+    Cg *cg = k->cg;
+    LLVMValueRef acc[MAX_ACC];
+    int32_t na = (int32_t)(T * k->oct);
+    init_acc(k, T, acc);
+    Loop lc, lh;
+    if (k->depthwise) {
+        loop_begin(cg, &lh, k->khlo, k->khhi, 1, acc, na);
+        taps_depthwise(k, lh.iv, ow0, ow0c, T, acc);
+        loop_end(cg, &lh, acc);
+    } else {
+        loop_begin(cg, &lc, cg_i64(cg, 0), cg_i64(cg, k->CB), 1, acc, na);
+        loop_begin(cg, &lh, k->khlo, k->khhi, 1, acc, na);
+        taps_direct(k, lc.iv, lh.iv, ow0, ow0c, T, acc);
+        loop_end(cg, &lh, acc);
+        loop_end(cg, &lc, acc);
+    }
+    store_tile(k, ow0, T, acc);
+}
+
+/* `count` tiles of `width` pixels from ow0 whose taps all fall inside the
+ * input: one copy of the tile code in a loop. */
+static void emit_run(Conv *k, int64_t ow0, int64_t width, int64_t count)
+{
+    Cg *cg = k->cg;
+    if (count == 1) {
+        emit_tile(k, cg_i64(cg, ow0), -1, width);
+        return;
+    }
+    Loop l;
+    loop_begin(cg, &l, cg_i64(cg, 0), cg_i64(cg, count), 1, NULL, 0);
+    emit_tile(k, addc(cg, mulc(cg, l.iv, width), ow0), -1, width);
+    loop_end(cg, &l, NULL);
+}
+
+/* One output row, split into ceil(OW / tile) tiles of nearly equal widths (a
+ * narrow remainder tile would run at a fraction of the speed). Tiles that
+ * touch the padding are emitted one by one at their known position, with
+ * the taps that fall outside dropped; runs of inner tiles become loops. */
+static void emit_row(Conv *k)
+{
+    int64_t lo = (k->pl + k->sw - 1) / k->sw; /* first pixel with all taps inside */
+    int64_t last = k->W - 1 + k->pl - (k->KW - 1) * k->dw;
+    int64_t hi = last < 0 ? 0 : last / k->sw + 1; /* end of those pixels */
+    int64_t n = (k->OW + k->tile - 1) / k->tile, base = k->OW / n, extra = k->OW % n;
+    int64_t run_at = 0, run_w = 0, run_n = 0;
+    for (int64_t t = 0, ow = 0; t < n; t++) {
+        int64_t w = base + (t < extra ? 1 : 0);
+        bool inner = ow >= lo && ow + w <= hi;
+        if (run_n && (!inner || w != run_w)) {
+            emit_run(k, run_at, run_w, run_n);
+            run_n = 0;
+        }
+        if (!inner) {
+            emit_tile(k, cg_i64(k->cg, ow), ow, w);
+        } else {
+            run_at = run_n ? run_at : ow;
+            run_w = w;
+            run_n++;
+        }
+        ow += w;
+    }
+    if (run_n)
+        emit_run(k, run_at, run_w, run_n);
+}
+
+/* The taps (kh, kw, i) of a tile of output pixels at known places of the
+ * plane (pixel p at flattened index pix0 + p): rows and columns in the
+ * padding are dropped at compile time. */
+static void taps_plane(Conv *k, LLVMValueRef icb, int64_t pix0, int64_t T, LLVMValueRef *acc)
+{
+    Cg *cg = k->cg;
+    LLVMValueRef xo = add(cg, mulc(cg, k->nb, k->xs), mulc(cg, icb, k->H * k->W * k->bi));
+    LLVMValueRef xp = tile_base(k, k->x, xo);
+    LLVMValueRef wo = mulc(cg, add(cg, mulc(cg, k->ocb, k->CB), icb), k->KH * k->KW * k->bi * k->b);
+    LLVMValueRef wp = tile_base(k, k->w, wo);
+    int64_t wstride = k->CB * k->KH * k->KW * k->bi * k->b;
+    for (int64_t kh = 0; kh < k->KH; kh++)
+        for (int64_t kw = 0; kw < k->KW; kw++)
+            for (int64_t i = 0; i < k->bi; i++) {
+                LLVMValueRef wv[8];
+                int64_t tap = ((kh * k->KW + kw) * k->bi + i) * k->b;
+                for (int64_t j = 0; j < k->oct; j++)
+                    wv[j] = load_pinned(k, wp, tap + j * wstride, (int32_t)k->b);
+                for (int64_t p = 0; p < T; p++) {
+                    int64_t oh = (pix0 + p) / k->OW, ow = (pix0 + p) % k->OW;
+                    int64_t ih = oh * k->sh - k->pt + kh * k->dh;
+                    if (ih < 0 || ih >= k->H || !tap_ok(k, ow, kw))
+                        continue;
+                    int64_t iw = ow * k->sw - k->pl + kw * k->dw;
+                    int64_t off = (ih * k->W + iw) * k->bi + i;
+                    LLVMValueRef xv = load_pinned(k, xp, off, 1);
+                    LLVMValueRef bc = cg_splat(cg, xv, (int32_t)k->b);
+                    for (int64_t j = 0; j < k->oct; j++)
+                        acc[p * k->oct + j] = cg_fma(cg, bc, wv[j], acc[p * k->oct + j]);
+                }
+            }
+}
+
+static void emit_plane_tile(Conv *k, int64_t pix0, int64_t T)
+{
+    Cg *cg = k->cg;
+    LLVMValueRef acc[MAX_ACC];
+    int32_t na = (int32_t)(T * k->oct);
+    init_acc(k, T, acc);
+    Loop lc;
+    loop_begin(cg, &lc, cg_i64(cg, 0), cg_i64(cg, k->CB), 1, acc, na);
+    taps_plane(k, lc.iv, pix0, T, acc);
+    loop_end(cg, &lc, acc);
+    store_tile(k, cg_i64(cg, pix0), T, acc);
+}
+
+/* A small plane (7×7) has rows narrower than a register tile: its pixels
+ * are tiled in row-major order instead, tiles crossing rows. */
+static void emit_plane(Conv *k)
+{
+    int64_t P = k->OH * k->OW;
+    int64_t n = (P + k->tile - 1) / k->tile, base = P / n, extra = P % n;
+    for (int64_t t = 0, pix = 0; t < n; t++) {
+        int64_t w = base + (t < extra ? 1 : 0);
+        emit_plane_tile(k, pix, w);
+        pix += w;
+    }
+}
+
+static CgKernel emit_blocked(Conv *k)
+{
+    Cg *cg = k->cg;
+    k->OB = k->O / k->b;
+    k->w = pack_direct(k);
+    k->bias = bias_global(k);
+    LLVMValueRef fn = cg_kernel_begin(cg, k->n->name);
+    k->out = cg_arg_ptr(cg, 0);
+    k->x = cg_arg_ptr(cg, 1);
+    k->res = k->a->epi.residual ? cg_arg_ptr(cg, k->n->ninputs) : NULL;
+    Loop l;
+    loop_begin(cg, &l, cg->begin, cg->end, 1, NULL, 0);
+    decode_item(k, l.iv);
+    if (k->plane)
+        emit_plane(k);
+    else
+        emit_row(k);
+    loop_end(cg, &l, NULL);
+    cg_kernel_end(cg);
+    return (CgKernel){fn, k->N * (k->OB / k->oct) * (k->plane ? 1 : k->OH)};
+}
+
+/* Register tile: T pixels × oct vectors of accumulators, leaving registers
+ * for the oct weight vectors, the broadcast and address arithmetic. */
+static void choose_tile(Conv *k)
+{
+    int64_t regs = k->cg->nregs;
+    k->oct = k->depthwise || k->OB % 2 ? 1 : 2;
+    k->tile = (regs - 5) / k->oct;
+    if (k->depthwise)
+        k->tile = regs / 2;
+    if (k->tile * k->oct > MAX_ACC)
+        k->tile = MAX_ACC / k->oct;
+    /* Plane tiling unrolls every tap for each tile: only for planes of a few
+     * tiles whose rows would leave the register tile half empty. With 32
+     * registers a 7-pixel row already gives 14 accumulators, and LLVM's
+     * scheduler spills the long unrolled tiles there. */
+    int64_t tiles = (k->OH * k->OW + k->tile - 1) / k->tile;
+    k->plane = !k->depthwise && k->cg->nregs <= 16 && k->OW < 2 * k->tile && tiles <= 10 &&
+               tiles * k->KH * k->KW * k->bi <= 1024;
+}
+
+/* ---- the generic path: any layouts, groups, channels ------------------- */
+
+/* Element (n, c, h, w) of a rank-4 value in its layout. */
+static LLVMValueRef elem_index(Cg *cg, const TensorType *t, int64_t stride, LLVMValueRef n,
+                               LLVMValueRef c, LLVMValueRef h, LLVMValueRef w)
+{
+    int64_t H = t->dims[2], W = t->dims[3];
+    LLVMValueRef base = mulc(cg, n, stride);
+    if (t->layout == LAYOUT_NCHWC) {
+        LLVMValueRef blk = cg_i64(cg, t->block);
+        LLVMValueRef cb = LLVMBuildSDiv(cg->b, c, blk, ""), ci = LLVMBuildSRem(cg->b, c, blk, "");
+        LLVMValueRef hw = add(cg, add(cg, mulc(cg, cb, H * W), mulc(cg, h, W)), w);
+        return add(cg, base, add(cg, mulc(cg, hw, t->block), ci));
+    }
+    if (t->layout != LAYOUT_PLAIN)
+        ICE("conv2d: unsupported layout %d", (int)t->layout);
+    return add(cg, base, add(cg, mulc(cg, add(cg, mulc(cg, c, H), h), W), w));
+}
+
+static LLVMValueRef in_range(Cg *cg, LLVMValueRef v, int64_t hi)
+{
+    LLVMValueRef ge = LLVMBuildICmp(cg->b, LLVMIntSGE, v, cg_i64(cg, 0), "");
+    LLVMValueRef lt = LLVMBuildICmp(cg->b, LLVMIntSLT, v, cg_i64(cg, hi), "");
+    return LLVMBuildAnd(cg->b, ge, lt, "");
+}
+
+/* acc += x[n, c, ih, iw] * w[o, c - c0, kh, kw], padding reading as zero. */
+static LLVMValueRef generic_tap(Conv *k, LLVMValueRef ow, LLVMValueRef o, LLVMValueRef c,
+                                LLVMValueRef kh, LLVMValueRef kw, LLVMValueRef acc)
+{
+    Cg *cg = k->cg;
+    const TensorType *xt = &input(k, 0)->type;
+    int64_t cpg = input(k, 1)->type.dims[1], opg = k->O / k->a->groups;
+    LLVMValueRef ih = add(cg, k->ih0, mulc(cg, kh, k->dh));
+    LLVMValueRef iw = add(cg, addc(cg, mulc(cg, ow, k->sw), -k->pl), mulc(cg, kw, k->dw));
+    LLVMValueRef ok = LLVMBuildAnd(cg->b, in_range(cg, ih, k->H), in_range(cg, iw, k->W), "");
+    LLVMValueRef zero = cg_i64(cg, 0);
+    LLVMValueRef cx = add(cg, mulc(cg, LLVMBuildSDiv(cg->b, o, cg_i64(cg, opg), ""), cpg), c);
+    LLVMValueRef xi = elem_index(cg, xt, k->xs, k->nb, cx, LLVMBuildSelect(cg->b, ok, ih, zero, ""),
+                                 LLVMBuildSelect(cg->b, ok, iw, zero, ""));
+    LLVMValueRef xv = cg_load(cg, cg_gep(cg, k->x, xi), 1);
+    xv = LLVMBuildSelect(cg->b, ok, xv, cg_f32(cg, 0.0f), "");
+    LLVMValueRef wi = add(cg, mulc(cg, add(cg, mulc(cg, add(cg, mulc(cg, o, cpg), c), k->KH), kh),
+                                   k->KW),
+                          kw);
+    return cg_fma(cg, xv, cg_load(cg, cg_gep(cg, k->w, wi), 1), acc);
+}
+
+static void generic_pixel(Conv *k, LLVMValueRef o, LLVMValueRef ow)
+{
+    Cg *cg = k->cg;
+    int64_t cpg = input(k, 1)->type.dims[1];
+    LLVMValueRef acc = k->bias ? cg_load(cg, cg_gep(cg, k->bias, o), 1) : cg_f32(cg, 0.0f);
+    Loop lc, lh, lw;
+    loop_begin(cg, &lc, cg_i64(cg, 0), cg_i64(cg, cpg), 1, &acc, 1);
+    loop_begin(cg, &lh, cg_i64(cg, 0), cg_i64(cg, k->KH), 1, &acc, 1);
+    loop_begin(cg, &lw, cg_i64(cg, 0), cg_i64(cg, k->KW), 1, &acc, 1);
+    acc = generic_tap(k, ow, o, lc.iv, lh.iv, lw.iv, acc);
+    loop_end(cg, &lw, &acc);
+    loop_end(cg, &lh, &acc);
+    loop_end(cg, &lc, &acc);
+    LLVMValueRef r = NULL;
+    if (k->res) {
+        const TensorType *rt = &input(k, k->n->ninputs - 1)->type;
+        r = cg_load(cg, cg_gep(cg, k->res, elem_index(cg, rt, k->rs, k->nb, o, k->oh, ow)), 1);
+    }
+    LLVMValueRef v = cg_epilogue(cg, &k->a->epi, acc, r);
+    cg_store(cg, v, cg_gep(cg, k->out, elem_index(cg, &k->n->type, k->os, k->nb, o, k->oh, ow)));
+}
+
+/* Work items N × O × OH; one scalar output at a time. */
+static CgKernel emit_generic(Conv *k)
+{
+    Cg *cg = k->cg;
+    const Node *wn = input(k, 1);
+    if (!wn->data)
+        ICE("conv2d %s: weight %s is not bound", k->n->name, wn->name);
+    k->w = cg_weights(cg, wn->name, wn->data, ir_numel(&wn->type));
+    k->bias = bias_global(k);
+    LLVMValueRef fn = cg_kernel_begin(cg, k->n->name);
+    k->out = cg_arg_ptr(cg, 0);
+    k->x = cg_arg_ptr(cg, 1);
+    k->res = k->a->epi.residual ? cg_arg_ptr(cg, k->n->ninputs) : NULL;
+    Loop l, lw;
+    loop_begin(cg, &l, cg->begin, cg->end, 1, NULL, 0);
+    LLVMValueRef ohv = cg_i64(cg, k->OH), ov = cg_i64(cg, k->O);
+    k->oh = LLVMBuildSRem(cg->b, l.iv, ohv, "oh");
+    LLVMValueRef r = LLVMBuildSDiv(cg->b, l.iv, ohv, "");
+    LLVMValueRef o = LLVMBuildSRem(cg->b, r, ov, "o");
+    k->nb = LLVMBuildSDiv(cg->b, r, ov, "n");
+    k->ih0 = addc(cg, mulc(cg, k->oh, k->sh), -k->pt);
+    loop_begin(cg, &lw, cg_i64(cg, 0), cg_i64(cg, k->OW), 1, NULL, 0);
+    generic_pixel(k, o, lw.iv);
+    loop_end(cg, &lw, NULL);
+    loop_end(cg, &l, NULL);
+    cg_kernel_end(cg);
+    return (CgKernel){fn, k->N * k->O * k->OH};
+}
+
+/* ---- dispatch ---------------------------------------------------------- */
+
+static bool blocked_as(const TensorType *t, int64_t b)
+{
+    return t->layout == LAYOUT_NCHWC && t->block == b;
+}
+
+CgKernel cg_emit_conv2d(Cg *cg, int32_t node)
+{
+    Conv k;
+    conv_init(&k, cg, node);
+    const TensorType *xt = &input(&k, 0)->type, *yt = &k.n->type;
+    int64_t b = cg->vec;
+    bool out_blocked = blocked_as(yt, b) && b <= 16;
+    bool direct = k.a->groups == 1 && (blocked_as(xt, b) || xt->layout == LAYOUT_PLAIN);
+    k.depthwise = k.a->groups == k.C && k.C == k.O && blocked_as(xt, b);
+    if (out_blocked && (direct || k.depthwise)) {
+        k.b = b;
+        k.bi = xt->layout == LAYOUT_PLAIN ? 1 : b;
+        k.CB = k.C / k.bi;
+        k.OB = k.O / b;
+        flatten_pointwise(&k);
+        choose_tile(&k);
+        return emit_blocked(&k);
+    }
+    return emit_generic(&k);
+}

@@ -1,0 +1,218 @@
+/* dense.c: the fully connected kernel. Weights are packed [O/b][I][b] (O padded
+ * to the vector width with zeros) so each work item streams one contiguous
+ * panel once for several batch rows, vectorized over output features. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "cg.h"
+
+#define MAX_ROWS 4 /* batch rows sharing one pass over a weight panel */
+#define UNROLL 4   /* independent accumulators per panel pass */
+
+typedef struct Dense {
+    Cg *cg;
+    const Node *n;
+    const Epilogue *epi;
+    int64_t N, I, O, OB, b;
+    int64_t rows, unroll;      /* batch rows per item, accumulators per row */
+    int64_t xs, os, rs;        /* elements between batch items */
+    LLVMValueRef x, out, res, w, bias;
+    LLVMValueRef ob, n0;       /* output block, first batch row of the work item */
+    LLVMValueRef acc[MAX_ROWS * UNROLL]; /* allocas, promoted to registers */
+} Dense;
+
+static const Node *input(const Dense *d, int32_t i)
+{
+    return &d->cg->g->nodes[d->n->inputs[i]];
+}
+
+static LLVMValueRef addc(Cg *cg, LLVMValueRef a, int64_t c)
+{
+    return c ? LLVMBuildAdd(cg->b, a, cg_i64(cg, c), "") : a;
+}
+
+static LLVMValueRef mulc(Cg *cg, LLVMValueRef a, int64_t c)
+{
+    return c == 1 ? a : LLVMBuildMul(cg->b, a, cg_i64(cg, c), "");
+}
+
+static LLVMValueRef pack_weights(Dense *d)
+{
+    const Node *wn = input(d, 1);
+    if (!wn->data)
+        ICE("dense %s: weight %s is not bound", d->n->name, wn->name);
+    int64_t total = d->OB * d->I * d->b;
+    float *p = ir_xcalloc((size_t)total, sizeof(float));
+    for (int64_t o = 0; o < d->O; o++)
+        for (int64_t i = 0; i < d->I; i++)
+            p[((o / d->b) * d->I + i) * d->b + o % d->b] = wn->data[o * d->I + i];
+    char name[512];
+    snprintf(name, sizeof name, "%s.oi%lldo", wn->name, (long long)d->b);
+    LLVMValueRef g = cg_weights(d->cg, name, p, total);
+    free(p);
+    return g;
+}
+
+static LLVMValueRef pack_bias(Dense *d)
+{
+    if (d->n->ninputs - 2 - (d->epi->residual ? 1 : 0) != 1)
+        return NULL;
+    const Node *bn = input(d, 2);
+    if (!bn->data)
+        ICE("dense %s: bias %s is not bound", d->n->name, bn->name);
+    float *p = ir_xcalloc((size_t)(d->OB * d->b), sizeof(float));
+    for (int64_t o = 0; o < d->O; o++)
+        p[o] = bn->data[o];
+    char name[512];
+    snprintf(name, sizeof name, "%s.pad%lld", bn->name, (long long)d->b);
+    LLVMValueRef g = cg_weights(d->cg, name, p, d->OB * d->b);
+    free(p);
+    return g;
+}
+
+/* acc[r][u] += x[n0 + r][i + u] * w[ob][i + u][:] for u < nu. */
+static void fma_step(Dense *d, LLVMValueRef i, int64_t nu)
+{
+    Cg *cg = d->cg;
+    LLVMValueRef wo = mulc(cg, LLVMBuildAdd(cg->b, mulc(cg, d->ob, d->I), i, ""), d->b);
+    for (int64_t u = 0; u < nu; u++) {
+        LLVMValueRef wv = cg_load(cg, cg_gep(cg, d->w, addc(cg, wo, u * d->b)), (int32_t)d->b);
+        for (int64_t r = 0; r < d->rows; r++) {
+            LLVMValueRef xo = LLVMBuildAdd(cg->b, mulc(cg, addc(cg, d->n0, r), d->xs), i, "");
+            LLVMValueRef xv = cg_load(cg, cg_gep(cg, d->x, addc(cg, xo, u)), 1);
+            LLVMValueRef slot = d->acc[r * d->unroll + u];
+            LLVMValueRef a = LLVMBuildLoad2(cg->b, cg->t_vf32, slot, "");
+            a = cg_fma(cg, cg_splat(cg, xv, (int32_t)d->b), wv, a);
+            LLVMBuildStore(cg->b, a, slot);
+        }
+    }
+}
+
+/* Stores lanes [0, valid) of v for batch row r (all lanes: one vector store). */
+static void store_row(Dense *d, LLVMValueRef v, int64_t r, int64_t valid)
+{
+    Cg *cg = d->cg;
+    LLVMValueRef row = addc(cg, d->n0, r), col = mulc(cg, d->ob, d->b);
+    LLVMValueRef oo = LLVMBuildAdd(cg->b, mulc(cg, row, d->os), col, "");
+    LLVMValueRef res = NULL;
+    if (d->res) {
+        LLVMValueRef ro = LLVMBuildAdd(cg->b, mulc(cg, row, d->rs), col, "");
+        if (valid == d->b) {
+            res = cg_load(cg, cg_gep(cg, d->res, ro), (int32_t)d->b);
+        } else {
+            res = LLVMConstNull(cg->t_vf32);
+            for (int64_t l = 0; l < valid; l++) {
+                LLVMValueRef s = cg_load(cg, cg_gep(cg, d->res, addc(cg, ro, l)), 1);
+                res = LLVMBuildInsertElement(cg->b, res, s, LLVMConstInt(cg->t_i32, (unsigned)l, 0),
+                                             "");
+            }
+        }
+    }
+    v = cg_epilogue(cg, d->epi, v, res);
+    if (valid == d->b) {
+        cg_store(cg, v, cg_gep(cg, d->out, oo));
+        return;
+    }
+    for (int64_t l = 0; l < valid; l++)
+        cg_store(cg, LLVMBuildExtractElement(cg->b, v, LLVMConstInt(cg->t_i32, (unsigned)l, 0), ""),
+                 cg_gep(cg, d->out, addc(cg, oo, l)));
+}
+
+static void store_rows(Dense *d, LLVMValueRef *sum, int64_t valid)
+{
+    for (int64_t r = 0; r < d->rows; r++)
+        store_row(d, sum[r], r, valid);
+}
+
+/* The finished sums of the item's rows; the last block, when O is not a
+ * multiple of b, stores only its valid lanes. */
+static void finish(Dense *d)
+{
+    Cg *cg = d->cg;
+    LLVMValueRef sum[MAX_ROWS];
+    LLVMValueRef bias = d->bias ? cg_load(cg, cg_gep(cg, d->bias, mulc(cg, d->ob, d->b)),
+                                          (int32_t)d->b)
+                                : NULL;
+    for (int64_t r = 0; r < d->rows; r++) {
+        LLVMValueRef s = LLVMBuildLoad2(cg->b, cg->t_vf32, d->acc[r * d->unroll], "");
+        for (int64_t u = 1; u < d->unroll; u++)
+            s = LLVMBuildFAdd(cg->b, s, LLVMBuildLoad2(cg->b, cg->t_vf32,
+                                                       d->acc[r * d->unroll + u], ""), "");
+        sum[r] = bias ? LLVMBuildFAdd(cg->b, s, bias, "") : s;
+    }
+    int64_t tail = d->O % d->b;
+    if (!tail) {
+        store_rows(d, sum, d->b);
+        return;
+    }
+    LLVMValueRef fn = LLVMGetBasicBlockParent(LLVMGetInsertBlock(cg->b));
+    LLVMBasicBlockRef full = LLVMAppendBasicBlockInContext(cg->ctx, fn, "full");
+    LLVMBasicBlockRef part = LLVMAppendBasicBlockInContext(cg->ctx, fn, "part");
+    LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(cg->ctx, fn, "join");
+    LLVMValueRef last = LLVMBuildICmp(cg->b, LLVMIntEQ, d->ob, cg_i64(cg, d->OB - 1), "");
+    LLVMBuildCondBr(cg->b, last, part, full);
+    LLVMPositionBuilderAtEnd(cg->b, full);
+    store_rows(d, sum, d->b);
+    LLVMBuildBr(cg->b, join);
+    LLVMPositionBuilderAtEnd(cg->b, part);
+    store_rows(d, sum, tail);
+    LLVMBuildBr(cg->b, join);
+    LLVMPositionBuilderAtEnd(cg->b, join);
+}
+
+/* One work item: output block ob for `rows` batch rows from n0. */
+static void emit_item(Dense *d, LLVMValueRef item)
+{
+    Cg *cg = d->cg;
+    LLVMValueRef obv = cg_i64(cg, d->OB);
+    d->ob = LLVMBuildSRem(cg->b, item, obv, "ob");
+    d->n0 = mulc(cg, LLVMBuildSDiv(cg->b, item, obv, ""), d->rows);
+    for (int64_t a = 0; a < d->rows * d->unroll; a++)
+        LLVMBuildStore(cg->b, LLVMConstNull(cg->t_vf32), d->acc[a]);
+    int64_t main = d->I - d->I % d->unroll;
+    if (main > 0) {
+        CgLoop l = cg_loop_begin(cg, cg_i64(cg, 0), cg_i64(cg, main), d->unroll, "i");
+        fma_step(d, l.iv, d->unroll);
+        cg_loop_end(cg, &l);
+    }
+    for (int64_t i = main; i < d->I; i++)
+        fma_step(d, cg_i64(cg, i), 1);
+    finish(d);
+}
+
+static void dense_init(Dense *d, Cg *cg, int32_t node)
+{
+    const Node *n = &cg->g->nodes[node];
+    *d = (Dense){.cg = cg, .n = n, .epi = &n->attrs.dense.epi, .b = cg->vec};
+    const TensorType *xt = &cg->g->nodes[n->inputs[0]].type;
+    if (xt->rank != 2 || n->type.rank != 2 || xt->layout != LAYOUT_PLAIN)
+        ICE("dense %s: expects plain [N, I] input", n->name);
+    d->N = xt->dims[0], d->I = xt->dims[1], d->O = n->type.dims[1];
+    d->OB = (d->O + d->b - 1) / d->b;
+    d->rows = d->N % 4 == 0 ? 4 : d->N % 3 == 0 ? 3 : d->N % 2 == 0 ? 2 : 1;
+    d->unroll = d->rows >= 3 ? 1 : UNROLL / d->rows;
+    d->xs = cg_item_stride(cg, n->inputs[0]);
+    d->os = cg_item_stride(cg, node);
+    if (d->epi->residual)
+        d->rs = cg_item_stride(cg, n->inputs[n->ninputs - 1]);
+}
+
+/* Work items: output blocks × groups of batch rows. */
+CgKernel cg_emit_dense(Cg *cg, int32_t node)
+{
+    Dense d;
+    dense_init(&d, cg, node);
+    d.w = pack_weights(&d);
+    d.bias = pack_bias(&d);
+    LLVMValueRef fn = cg_kernel_begin(cg, d.n->name);
+    for (int64_t a = 0; a < d.rows * d.unroll; a++)
+        d.acc[a] = LLVMBuildAlloca(cg->b, cg->t_vf32, "acc");
+    d.out = cg_arg_ptr(cg, 0);
+    d.x = cg_arg_ptr(cg, 1);
+    d.res = d.epi->residual ? cg_arg_ptr(cg, d.n->ninputs) : NULL;
+    CgLoop l = cg_loop_begin(cg, cg->begin, cg->end, 1, "item");
+    emit_item(&d, l.iv);
+    cg_loop_end(cg, &l);
+    cg_kernel_end(cg);
+    return (CgKernel){fn, d.OB * (d.N / d.rows)};
+}

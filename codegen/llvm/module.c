@@ -1,0 +1,511 @@
+/* module.c: the whole module of a model: the target machine, one kernel per
+ * node (through the emitters), the `run` function that calls them in node
+ * order, the `cnnc_model` description the runtime reads, and emission. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <llvm-c/Analysis.h>
+#include <llvm-c/IRReader.h>
+#include <llvm-c/Target.h>
+#include <llvm-c/Transforms/PassBuilder.h>
+
+#include "cg.h"
+
+#define RT_ABI_VERSION_VALUE 1 /* runtime/rt.h RT_ABI_VERSION */
+#define RT_RANK              6 /* runtime/rt.h RT_MAX_RANK */
+
+/* Triple, CPU and features of a target; the strings are malloc'd. */
+typedef struct TargetStr {
+    char *triple, *cpu, *features;
+} TargetStr;
+
+static char *dup_llvm(char *s)
+{
+    char *d = strcpy(ir_xmalloc(strlen(s) + 1), s);
+    LLVMDisposeMessage(s);
+    return d;
+}
+
+static char *str_copy(const char *s)
+{
+    return strcpy(ir_xmalloc(strlen(s) + 1), s);
+}
+
+/* The host's CPU unless one is named ("native" is the host); extra features
+ * apply after the CPU's own (for the host CPU, after its detected features). */
+static TargetStr target_strings(const CgTarget *t)
+{
+    TargetStr s;
+    s.triple = t && t->triple ? str_copy(t->triple) : dup_llvm(LLVMGetDefaultTargetTriple());
+    if (t && t->cpu && strcmp(t->cpu, "native") != 0) {
+        s.cpu = str_copy(t->cpu);
+        s.features = str_copy(t->features ? t->features : "");
+        return s;
+    }
+    s.cpu = dup_llvm(LLVMGetHostCPUName());
+    char *host = dup_llvm(LLVMGetHostCPUFeatures());
+    if (!t || !t->features || !*t->features) {
+        s.features = host;
+        return s;
+    }
+    size_t n = strlen(host) + strlen(t->features) + 2;
+    s.features = ir_xmalloc(n);
+    snprintf(s.features, n, "%s,%s", host, t->features);
+    free(host);
+    return s;
+}
+
+static void target_strings_free(TargetStr *s)
+{
+    free(s->triple);
+    free(s->cpu);
+    free(s->features);
+}
+
+static void init_llvm(void)
+{
+    static bool done;
+    if (done) return;
+    LLVMInitializeNativeTarget();
+    LLVMInitializeNativeAsmPrinter();
+    done = true;
+}
+
+static LLVMTargetMachineRef make_tm(const TargetStr *s, int opt, char *err, size_t n)
+{
+    init_llvm();
+    LLVMTargetRef target;
+    char *msg = NULL;
+    if (LLVMGetTargetFromTriple(s->triple, &target, &msg)) {
+        snprintf(err, n, "unknown target '%s': %s", s->triple, msg ? msg : "");
+        LLVMDisposeMessage(msg);
+        return NULL;
+    }
+    LLVMCodeGenOptLevel lv = opt <= 0   ? LLVMCodeGenLevelNone
+                             : opt == 1 ? LLVMCodeGenLevelLess
+                             : opt == 2 ? LLVMCodeGenLevelDefault
+                                        : LLVMCodeGenLevelAggressive;
+    return LLVMCreateTargetMachine(target, s->triple, s->cpu, s->features, lv, LLVMRelocPIC,
+                                   LLVMCodeModelDefault);
+}
+
+static const char probe_ir[] =
+    "define void @probe(ptr %a) \"min-legal-vector-width\"=\"512\" "
+    "\"prefer-vector-width\"=\"512\" {\n"
+    "  %x = load <16 x float>, ptr %a\n"
+    "  %y = call <16 x float> @llvm.fma.v16f32(<16 x float> %x, <16 x float> %x, "
+    "<16 x float> %x)\n"
+    "  store <16 x float> %y, ptr %a\n"
+    "  ret void\n}\n"
+    "declare <16 x float> @llvm.fma.v16f32(<16 x float>, <16 x float>, <16 x float>)\n";
+
+/* What the target's vectors are, read off the assembly of a 16-lane FMA:
+ * exact for every CPU name and feature string LLVM knows. */
+static void probe_target(LLVMTargetMachineRef tm, int32_t *lanes, bool *fma)
+{
+    LLVMContextRef ctx = LLVMContextCreate();
+    LLVMMemoryBufferRef src =
+        LLVMCreateMemoryBufferWithMemoryRangeCopy(probe_ir, sizeof probe_ir - 1, "probe");
+    LLVMModuleRef m;
+    char *msg = NULL;
+    if (LLVMParseIRInContext(ctx, src, &m, &msg)) ICE("probe module: %s", msg);
+    LLVMMemoryBufferRef asmbuf;
+    *lanes = 4;
+    *fma = false;
+    if (!LLVMTargetMachineEmitToMemoryBuffer(tm, m, LLVMAssemblyFile, &msg, &asmbuf)) {
+        size_t n = LLVMGetBufferSize(asmbuf);
+        char *text = ir_xmalloc(n + 1);
+        memcpy(text, LLVMGetBufferStart(asmbuf), n);
+        text[n] = 0;
+        *lanes = strstr(text, "zmm") ? 16 : strstr(text, "ymm") ? 8 : 4;
+        *fma = strstr(text, "vfmadd") != NULL;
+        free(text);
+        LLVMDisposeMemoryBuffer(asmbuf);
+    } else {
+        LLVMDisposeMessage(msg);
+    }
+    LLVMDisposeModule(m);
+    LLVMContextDispose(ctx);
+}
+
+int32_t cg_target_lanes(const CgTarget *t)
+{
+    TargetStr s = target_strings(t);
+    char err[256];
+    LLVMTargetMachineRef tm = make_tm(&s, 2, err, sizeof err);
+    int32_t lanes = 4;
+    bool fma;
+    if (tm) {
+        probe_target(tm, &lanes, &fma);
+        LLVMDisposeTargetMachine(tm);
+    }
+    target_strings_free(&s);
+    return lanes;
+}
+
+static void init_types(Cg *cg)
+{
+    LLVMContextRef c = cg->ctx;
+    cg->t_void = LLVMVoidTypeInContext(c);
+    cg->t_i1 = LLVMInt1TypeInContext(c);
+    cg->t_i32 = LLVMInt32TypeInContext(c);
+    cg->t_i64 = LLVMInt64TypeInContext(c);
+    cg->t_f32 = LLVMFloatTypeInContext(c);
+    cg->t_ptr = LLVMPointerTypeInContext(c, 0);
+    cg->t_vf32 = LLVMVectorType(cg->t_f32, (unsigned)cg->vec);
+    LLVMTypeRef params[3] = {cg->t_ptr, cg->t_i64, cg->t_i64};
+    cg->t_kernel = LLVMFunctionType(cg->t_void, params, 3, 0);
+}
+
+static bool init_cg(Cg *cg, const Graph *g, const CgTarget *t, Diag *d)
+{
+    memset(cg, 0, sizeof *cg);
+    cg->g = g;
+    cg->diag = d;
+    TargetStr s = target_strings(t);
+    char err[512];
+    cg->tm = make_tm(&s, t ? t->opt_level : 2, err, sizeof err);
+    if (!cg->tm) {
+        ir_error(d, (SrcLoc){0}, "%s", err);
+        target_strings_free(&s);
+        return false;
+    }
+    probe_target(cg->tm, &cg->vec, &cg->fma);
+    cg->nregs = cg->vec == 16 ? 32 : 16;
+    cg->ctx = LLVMContextCreate();
+    const char *name = g->name ? g->name : "model";
+    cg->mod = LLVMModuleCreateWithNameInContext(name, cg->ctx);
+    LLVMSetSourceFileName(cg->mod, name, strlen(name));
+    LLVMSetTarget(cg->mod, s.triple);
+    LLVMTargetDataRef dl = LLVMCreateTargetDataLayout(cg->tm);
+    LLVMSetModuleDataLayout(cg->mod, dl);
+    LLVMDisposeTargetData(dl);
+    cg->b = LLVMCreateBuilderInContext(cg->ctx);
+    init_types(cg);
+    target_strings_free(&s);
+    return true;
+}
+
+/* One emitter per op; nodes without code (inputs, weights, views) get none. */
+static CgKernel emit_node(Cg *cg, int32_t i)
+{
+    const Node *nd = &cg->g->nodes[i];
+    if (nd->mem.kind == MEM_ALIAS) return (CgKernel){0};
+    switch (nd->op) {
+    case OP_INPUT:
+    case OP_PARAM:
+        return (CgKernel){0};
+    case OP_CONV2D:
+        return cg_emit_conv2d(cg, i);
+    case OP_DENSE:
+        return cg_emit_dense(cg, i);
+    case OP_MAXPOOL:
+    case OP_AVGPOOL:
+    case OP_GLOBAL_AVGPOOL:
+    case OP_ADAPTIVE_AVGPOOL:
+        return cg_emit_pool(cg, i);
+    case OP_BATCHNORM:
+    case OP_RELU:
+    case OP_CLIP:
+    case OP_SIGMOID:
+    case OP_TANH:
+    case OP_SILU:
+    case OP_LEAKY_RELU:
+    case OP_ADD:
+    case OP_MUL:
+    case OP_DROPOUT:
+        return cg_emit_eltwise(cg, i);
+    case OP_CONCAT:
+    case OP_FLATTEN:
+    case OP_SOFTMAX:
+    case OP_REORDER:
+        return cg_emit_misc(cg, i);
+    case OP_COUNT:
+        break;
+    }
+    ICE("node %d has no op", i);
+}
+
+/* ---- the run function ---------------------------------------------------- */
+
+typedef struct Run {
+    LLVMValueRef fn, pool, arena;
+    LLVMValueRef *in, *out; /* the caller's buffers, loaded once */
+    LLVMValueRef parallel_for;
+    LLVMTypeRef parallel_for_ty;
+} Run;
+
+static LLVMValueRef byte_offset(Cg *cg, LLVMValueRef base, int64_t off)
+{
+    if (!off) return base;
+    LLVMValueRef idx = cg_i64(cg, off);
+    return LLVMBuildInBoundsGEP2(cg->b, LLVMInt8TypeInContext(cg->ctx), base, &idx, 1, "");
+}
+
+/* Where node `id`'s value lives, following views to the storage they share. */
+static LLVMValueRef value_ptr(Cg *cg, const Run *r, int32_t id)
+{
+    const Node *nd = &cg->g->nodes[id];
+    int64_t off = 0;
+    while (nd->mem.kind == MEM_ALIAS) {
+        off += nd->mem.offset;
+        nd = &cg->g->nodes[nd->inputs[0]];
+    }
+    switch (nd->mem.kind) {
+    case MEM_ARENA:
+        return byte_offset(cg, r->arena, off + nd->mem.offset);
+    case MEM_INPUT:
+        return byte_offset(cg, r->in[nd->mem.index], off + nd->mem.offset);
+    case MEM_OUTPUT:
+        return byte_offset(cg, r->out[nd->mem.index], off + nd->mem.offset);
+    case MEM_WEIGHTS:
+        return LLVMConstNull(cg->t_ptr);
+    case MEM_UNPLANNED:
+    case MEM_ALIAS:
+        break;
+    }
+    ICE("value of node '%s' has no memory planned", nd->name);
+}
+
+static LLVMValueRef load_slot(Cg *cg, LLVMValueRef array, int32_t i)
+{
+    LLVMValueRef idx = cg_i64(cg, i);
+    LLVMValueRef slot = LLVMBuildInBoundsGEP2(cg->b, cg->t_ptr, array, &idx, 1, "");
+    LLVMValueRef v = LLVMBuildLoad2(cg->b, cg->t_ptr, slot, "buf");
+    LLVMSetAlignment(v, 8);
+    return v;
+}
+
+static void run_begin(Cg *cg, Run *r)
+{
+    LLVMTypeRef p[4] = {cg->t_ptr, cg->t_ptr, cg->t_ptr, cg->t_ptr};
+    r->fn = LLVMAddFunction(cg->mod, "run", LLVMFunctionType(cg->t_void, p, 4, 0));
+    LLVMSetLinkage(r->fn, LLVMInternalLinkage);
+    LLVMPositionBuilderAtEnd(cg->b, LLVMAppendBasicBlockInContext(cg->ctx, r->fn, "entry"));
+    r->pool = LLVMGetParam(r->fn, 0);
+    r->arena = LLVMGetParam(r->fn, 1);
+    int32_t nin = ir_num_inputs(cg->g), nout = cg->g->noutputs;
+    r->in = ir_xcalloc((size_t)nin + 1, sizeof *r->in);
+    r->out = ir_xcalloc((size_t)nout + 1, sizeof *r->out);
+    for (int32_t i = 0; i < nin; i++)
+        r->in[i] = load_slot(cg, LLVMGetParam(r->fn, 2), i);
+    for (int32_t i = 0; i < nout; i++)
+        r->out[i] = load_slot(cg, LLVMGetParam(r->fn, 3), i);
+    LLVMTypeRef q[4] = {cg->t_ptr, cg->t_i64, cg->t_ptr, cg->t_ptr};
+    r->parallel_for_ty = LLVMFunctionType(cg->t_void, q, 4, 0);
+    r->parallel_for = LLVMAddFunction(cg->mod, "rt_parallel_for", r->parallel_for_ty);
+}
+
+/* Fills a stack array with the output and input pointers of node `id` and
+ * hands the kernel to the pool (a single work item runs directly). */
+static void run_call(Cg *cg, const Run *r, int32_t id, CgKernel k)
+{
+    const Node *nd = &cg->g->nodes[id];
+    LLVMBasicBlockRef here = LLVMGetInsertBlock(cg->b);
+    LLVMPositionBuilder(cg->b, LLVMGetEntryBasicBlock(r->fn),
+                        LLVMGetFirstInstruction(LLVMGetEntryBasicBlock(r->fn)));
+    LLVMTypeRef at = LLVMArrayType(cg->t_ptr, (unsigned)nd->ninputs + 1);
+    LLVMValueRef args = LLVMBuildAlloca(cg->b, at, "args");
+    LLVMPositionBuilderAtEnd(cg->b, here);
+    for (int32_t i = 0; i <= nd->ninputs; i++) {
+        LLVMValueRef p = value_ptr(cg, r, i == 0 ? id : nd->inputs[i - 1]);
+        LLVMValueRef idx = cg_i64(cg, i);
+        LLVMValueRef slot = LLVMBuildInBoundsGEP2(cg->b, cg->t_ptr, args, &idx, 1, "");
+        LLVMSetAlignment(LLVMBuildStore(cg->b, p, slot), 8);
+    }
+    if (k.items == 1) {
+        LLVMValueRef a[3] = {args, cg_i64(cg, 0), cg_i64(cg, 1)};
+        LLVMBuildCall2(cg->b, cg->t_kernel, k.fn, a, 3, "");
+        return;
+    }
+    LLVMValueRef a[4] = {r->pool, cg_i64(cg, k.items), k.fn, args};
+    LLVMBuildCall2(cg->b, r->parallel_for_ty, r->parallel_for, a, 4, "");
+}
+
+/* Copies graph output k (plain) to the caller's buffer, item by item when it
+ * lives inside a concat's buffer. */
+static void run_copy_output(Cg *cg, const Run *r, int32_t k)
+{
+    int32_t id = cg->g->outputs[k].node;
+    const TensorType *t = &cg->g->nodes[id].type;
+    if (t->layout != LAYOUT_PLAIN)
+        ICE("graph output '%s' is not in the plain layout", cg->g->outputs[k].name);
+    int64_t n = t->rank ? t->dims[0] : 1, item = n ? ir_numel(t) / n : 0;
+    int64_t stride = cg_item_stride(cg, id);
+    LLVMValueRef src = value_ptr(cg, r, id);
+    if (stride == item || n <= 1) {
+        LLVMBuildMemCpy(cg->b, r->out[k], 4, src, 4, cg_i64(cg, ir_numel(t) * 4));
+        return;
+    }
+    for (int64_t i = 0; i < n; i++)
+        LLVMBuildMemCpy(cg->b, byte_offset(cg, r->out[k], i * item * 4), 4,
+                        byte_offset(cg, src, i * stride * 4), 4, cg_i64(cg, item * 4));
+}
+
+static bool build_run(Cg *cg, LLVMValueRef *run_fn)
+{
+    Run r;
+    run_begin(cg, &r);
+    LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(cg->ctx, r.fn, "body");
+    LLVMBuildBr(cg->b, body);
+    for (int32_t i = 0; i < cg->g->nnodes; i++) {
+        CgKernel k = emit_node(cg, i);
+        if (cg->diag->nerrors) break;
+        if (!k.fn || k.items <= 0) continue;
+        LLVMPositionBuilderAtEnd(cg->b, body);
+        run_call(cg, &r, i, k);
+        body = LLVMGetInsertBlock(cg->b);
+    }
+    LLVMPositionBuilderAtEnd(cg->b, body);
+    for (int32_t k = 0; k < cg->g->noutputs && !cg->diag->nerrors; k++)
+        run_copy_output(cg, &r, k);
+    LLVMBuildRetVoid(cg->b);
+    free(r.in);
+    free(r.out);
+    *run_fn = r.fn;
+    return cg->diag->nerrors == 0;
+}
+
+/* ---- the model description ---------------------------------------------- */
+
+static LLVMValueRef const_string(Cg *cg, const char *s)
+{
+    LLVMValueRef init = LLVMConstStringInContext(cg->ctx, s, (unsigned)strlen(s), 0);
+    LLVMValueRef g = LLVMAddGlobal(cg->mod, LLVMTypeOf(init), ".name");
+    LLVMSetInitializer(g, init);
+    LLVMSetGlobalConstant(g, 1);
+    LLVMSetLinkage(g, LLVMPrivateLinkage);
+    LLVMSetUnnamedAddress(g, LLVMGlobalUnnamedAddr);
+    return g;
+}
+
+static LLVMTypeRef tensor_type(Cg *cg)
+{
+    LLVMTypeRef f[4] = {cg->t_ptr, cg->t_i32, cg->t_i32, LLVMArrayType(cg->t_i64, RT_RANK)};
+    return LLVMStructTypeInContext(cg->ctx, f, 4, 0);
+}
+
+static LLVMValueRef tensor_const(Cg *cg, const char *name, const TensorType *t)
+{
+    LLVMValueRef dims[RT_RANK];
+    for (int32_t i = 0; i < RT_RANK; i++)
+        dims[i] = cg_i64(cg, i < t->rank ? t->dims[i] : 0);
+    LLVMValueRef f[4] = {const_string(cg, name), LLVMConstInt(cg->t_i32, (unsigned)t->rank, 0),
+                         LLVMConstInt(cg->t_i32, 0, 0), LLVMConstArray(cg->t_i64, dims, RT_RANK)};
+    return LLVMConstNamedStruct(tensor_type(cg), f, 4);
+}
+
+/* The RtTensor array of the graph's inputs (outputs: false) or outputs. */
+static LLVMValueRef tensor_table(Cg *cg, bool inputs)
+{
+    const Graph *g = cg->g;
+    int32_t n = inputs ? ir_num_inputs(g) : g->noutputs;
+    LLVMValueRef *elems = ir_xcalloc((size_t)n + 1, sizeof *elems);
+    for (int32_t i = 0; i < n; i++) {
+        int32_t id = inputs ? ir_input_node(g, i) : g->outputs[i].node;
+        const char *name = inputs ? g->nodes[id].name : g->outputs[i].name;
+        elems[i] = tensor_const(cg, name, &g->nodes[id].type);
+    }
+    LLVMValueRef init = LLVMConstArray(tensor_type(cg), elems, (unsigned)n);
+    free(elems);
+    LLVMValueRef gv = LLVMAddGlobal(cg->mod, LLVMTypeOf(init), inputs ? "inputs" : "outputs");
+    LLVMSetInitializer(gv, init);
+    LLVMSetGlobalConstant(gv, 1);
+    LLVMSetLinkage(gv, LLVMPrivateLinkage);
+    return gv;
+}
+
+/* `const RtModel cnnc_model`, hidden: the runtime linked into the same
+ * shared object is its only reader. */
+static void build_model(Cg *cg, LLVMValueRef run_fn)
+{
+    LLVMTypeRef i32 = cg->t_i32;
+    LLVMTypeRef f[8] = {i32, i32, i32, i32, cg->t_ptr, cg->t_ptr, cg->t_i64, cg->t_ptr};
+    LLVMTypeRef mt = LLVMStructTypeInContext(cg->ctx, f, 8, 0);
+    LLVMValueRef v[8] = {
+        LLVMConstInt(i32, RT_ABI_VERSION_VALUE, 0),
+        LLVMConstInt(i32, (unsigned)ir_num_inputs(cg->g), 0),
+        LLVMConstInt(i32, (unsigned)cg->g->noutputs, 0),
+        LLVMConstInt(i32, 0, 0),
+        tensor_table(cg, true),
+        tensor_table(cg, false),
+        cg_i64(cg, cg->g->arena_bytes),
+        run_fn,
+    };
+    LLVMValueRef gv = LLVMAddGlobal(cg->mod, mt, "cnnc_model");
+    LLVMSetInitializer(gv, LLVMConstNamedStruct(mt, v, 8));
+    LLVMSetGlobalConstant(gv, 1);
+    LLVMSetVisibility(gv, LLVMHiddenVisibility);
+    LLVMSetAlignment(gv, 8);
+}
+
+static bool verify_and_optimize(Cg *cg, int opt)
+{
+    char *msg = NULL;
+    if (LLVMVerifyModule(cg->mod, LLVMReturnStatusAction, &msg))
+        ICE("generated module is invalid: %s", msg);
+    LLVMDisposeMessage(msg);
+    char passes[32];
+    snprintf(passes, sizeof passes, "default<O%d>", opt < 0 ? 0 : opt > 3 ? 3 : opt);
+    LLVMPassBuilderOptionsRef po = LLVMCreatePassBuilderOptions();
+    LLVMPassBuilderOptionsSetLoopVectorization(po, opt >= 2);
+    LLVMPassBuilderOptionsSetSLPVectorization(po, opt >= 2);
+    LLVMErrorRef e = LLVMRunPasses(cg->mod, passes, cg->tm, po);
+    LLVMDisposePassBuilderOptions(po);
+    if (e) {
+        char *m = LLVMGetErrorMessage(e);
+        ir_error(cg->diag, (SrcLoc){0}, "LLVM optimization failed: %s", m);
+        LLVMDisposeErrorMessage(m);
+        return false;
+    }
+    return true;
+}
+
+bool cg_lower(Cg *cg, const Graph *g, const CgTarget *t, Diag *d)
+{
+    if (!init_cg(cg, g, t, d)) return false;
+    LLVMValueRef run_fn;
+    if (!build_run(cg, &run_fn)) return false;
+    build_model(cg, run_fn);
+    return verify_and_optimize(cg, t ? t->opt_level : 2);
+}
+
+void cg_free(Cg *cg)
+{
+    if (cg->b) LLVMDisposeBuilder(cg->b);
+    if (cg->mod) LLVMDisposeModule(cg->mod);
+    if (cg->ctx) LLVMContextDispose(cg->ctx);
+    if (cg->tm) LLVMDisposeTargetMachine(cg->tm);
+    memset(cg, 0, sizeof *cg);
+}
+
+bool cg_emit_file(Cg *cg, LLVMCodeGenFileType kind, const char *path, char *err, size_t n)
+{
+    char *msg = NULL;
+    char *p = str_copy(path);
+    bool bad = LLVMTargetMachineEmitToFile(cg->tm, cg->mod, p, kind, &msg);
+    free(p);
+    if (bad) {
+        snprintf(err, n, "cannot write '%s': %s", path, msg ? msg : "");
+        LLVMDisposeMessage(msg);
+        return false;
+    }
+    return true;
+}
+
+LLVMMemoryBufferRef cg_emit_memory(Cg *cg, LLVMCodeGenFileType kind, char *err, size_t n)
+{
+    char *msg = NULL;
+    LLVMMemoryBufferRef buf = NULL;
+    if (LLVMTargetMachineEmitToMemoryBuffer(cg->tm, cg->mod, kind, &msg, &buf)) {
+        snprintf(err, n, "code generation failed: %s", msg ? msg : "");
+        LLVMDisposeMessage(msg);
+        return NULL;
+    }
+    return buf;
+}
+
+char *cg_print_ir(Cg *cg)
+{
+    return LLVMPrintModuleToString(cg->mod);
+}

@@ -1,0 +1,398 @@
+/* util.c: the building blocks kernels are written with: kernel functions,
+ * counted loops, vector loads/stores, arithmetic, activations and epilogues,
+ * and the constant globals that embed the weights. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cg.h"
+
+LLVMValueRef cg_kernel_begin(Cg *cg, const char *name)
+{
+    LLVMValueRef fn = LLVMAddFunction(cg->mod, name, cg->t_kernel);
+    LLVMSetLinkage(fn, LLVMInternalLinkage);
+    LLVMAddAttributeAtIndex(
+        fn, LLVMAttributeFunctionIndex,
+        LLVMCreateEnumAttribute(cg->ctx, LLVMGetEnumAttributeKindForName("nounwind", 8), 0));
+    /* Without these, x86 splits 512-bit vectors on CPUs tuned for 256. */
+    char width[16];
+    snprintf(width, sizeof width, "%d", (int)cg->vec * 32);
+    LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex,
+                            LLVMCreateStringAttribute(cg->ctx, "prefer-vector-width", 19, width,
+                                                      (unsigned)strlen(width)));
+    LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex,
+                            LLVMCreateStringAttribute(cg->ctx, "min-legal-vector-width", 22, width,
+                                                      (unsigned)strlen(width)));
+    LLVMBasicBlockRef entry = LLVMAppendBasicBlockInContext(cg->ctx, fn, "entry");
+    LLVMPositionBuilderAtEnd(cg->b, entry);
+    cg->args = LLVMGetParam(fn, 0);
+    cg->begin = LLVMGetParam(fn, 1);
+    cg->end = LLVMGetParam(fn, 2);
+    LLVMSetValueName2(cg->args, "args", 4);
+    LLVMSetValueName2(cg->begin, "begin", 5);
+    LLVMSetValueName2(cg->end, "end", 3);
+    return fn;
+}
+
+void cg_kernel_end(Cg *cg)
+{
+    LLVMBuildRetVoid(cg->b);
+}
+
+LLVMValueRef cg_arg_ptr(Cg *cg, int32_t i)
+{
+    LLVMValueRef idx = cg_i64(cg, i);
+    LLVMValueRef slot = LLVMBuildInBoundsGEP2(cg->b, cg->t_ptr, cg->args, &idx, 1, "slot");
+    LLVMValueRef p = LLVMBuildLoad2(cg->b, cg->t_ptr, slot, "arg");
+    LLVMSetAlignment(p, 8);
+    return p;
+}
+
+CgLoop cg_loop_begin(Cg *cg, LLVMValueRef lo, LLVMValueRef hi, int64_t step, const char *name)
+{
+    CgLoop l = {0};
+    LLVMBasicBlockRef pre = LLVMGetInsertBlock(cg->b);
+    LLVMValueRef fn = LLVMGetBasicBlockParent(pre);
+    l.head = LLVMAppendBasicBlockInContext(cg->ctx, fn, name);
+    l.body = LLVMAppendBasicBlockInContext(cg->ctx, fn, name);
+    l.exit = LLVMAppendBasicBlockInContext(cg->ctx, fn, name);
+    LLVMBuildBr(cg->b, l.head);
+    LLVMPositionBuilderAtEnd(cg->b, l.head);
+    l.iv = LLVMBuildPhi(cg->b, cg->t_i64, name);
+    LLVMAddIncoming(l.iv, &lo, &pre, 1);
+    LLVMValueRef more = LLVMBuildICmp(cg->b, LLVMIntSLT, l.iv, hi, "more");
+    LLVMBuildCondBr(cg->b, more, l.body, l.exit);
+    LLVMPositionBuilderAtEnd(cg->b, l.body);
+    l.next = cg_i64(cg, step); /* the step until cg_loop_end makes it iv + step */
+    return l;
+}
+
+void cg_loop_end(Cg *cg, CgLoop *l)
+{
+    l->latch_from = LLVMGetInsertBlock(cg->b);
+    l->next = LLVMBuildNSWAdd(cg->b, l->iv, l->next, "next");
+    LLVMBuildBr(cg->b, l->head);
+    LLVMAddIncoming(l->iv, &l->next, &l->latch_from, 1);
+    LLVMPositionBuilderAtEnd(cg->b, l->exit);
+}
+
+LLVMValueRef cg_i64(Cg *cg, int64_t v)
+{
+    return LLVMConstInt(cg->t_i64, (unsigned long long)v, 1);
+}
+
+LLVMValueRef cg_f32(Cg *cg, float v)
+{
+    return LLVMConstReal(cg->t_f32, v);
+}
+
+LLVMValueRef cg_splat(Cg *cg, LLVMValueRef scalar, int32_t lanes)
+{
+    if (lanes <= 1) return scalar;
+    LLVMTypeRef vt = LLVMVectorType(cg->t_f32, (unsigned)lanes);
+    if (LLVMIsConstant(scalar)) {
+        LLVMValueRef elems[64];
+        for (int32_t i = 0; i < lanes; i++)
+            elems[i] = scalar;
+        return LLVMConstVector(elems, (unsigned)lanes);
+    }
+    LLVMValueRef v =
+        LLVMBuildInsertElement(cg->b, LLVMGetUndef(vt), scalar, LLVMConstInt(cg->t_i32, 0, 0), "");
+    LLVMValueRef mask = LLVMConstNull(LLVMVectorType(cg->t_i32, (unsigned)lanes));
+    return LLVMBuildShuffleVector(cg->b, v, LLVMGetUndef(vt), mask, "splat");
+}
+
+LLVMValueRef cg_gep(Cg *cg, LLVMValueRef base, LLVMValueRef index)
+{
+    return LLVMBuildInBoundsGEP2(cg->b, cg->t_f32, base, &index, 1, "");
+}
+
+LLVMValueRef cg_load(Cg *cg, LLVMValueRef ptr, int32_t lanes)
+{
+    LLVMTypeRef t = lanes <= 1 ? cg->t_f32 : LLVMVectorType(cg->t_f32, (unsigned)lanes);
+    LLVMValueRef v = LLVMBuildLoad2(cg->b, t, ptr, "");
+    LLVMSetAlignment(v, 4);
+    return v;
+}
+
+void cg_store(Cg *cg, LLVMValueRef v, LLVMValueRef ptr)
+{
+    LLVMValueRef s = LLVMBuildStore(cg->b, v, ptr);
+    LLVMSetAlignment(s, 4);
+}
+
+/* An overloaded intrinsic instantiated for the type of `like`. */
+static LLVMValueRef intrinsic(Cg *cg, const char *name, LLVMTypeRef like, LLVMTypeRef *fty)
+{
+    unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+    if (!id) ICE("unknown intrinsic %s", name);
+    LLVMValueRef fn = LLVMGetIntrinsicDeclaration(cg->mod, id, &like, 1);
+    *fty = LLVMIntrinsicGetType(cg->ctx, id, &like, 1);
+    return fn;
+}
+
+LLVMValueRef cg_call1(Cg *cg, const char *name, LLVMValueRef a)
+{
+    LLVMTypeRef fty;
+    LLVMValueRef fn = intrinsic(cg, name, LLVMTypeOf(a), &fty);
+    return LLVMBuildCall2(cg->b, fty, fn, &a, 1, "");
+}
+
+LLVMValueRef cg_fma(Cg *cg, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c)
+{
+    LLVMTypeRef fty;
+    LLVMValueRef fn = intrinsic(cg, cg->fma ? "llvm.fma" : "llvm.fmuladd", LLVMTypeOf(a), &fty);
+    LLVMValueRef args[3] = {a, b, c};
+    return LLVMBuildCall2(cg->b, fty, fn, args, 3, "");
+}
+
+/* Compare-and-select rather than llvm.maxnum: one maxps/minps on x86. */
+LLVMValueRef cg_max(Cg *cg, LLVMValueRef a, LLVMValueRef b)
+{
+    LLVMValueRef gt = LLVMBuildFCmp(cg->b, LLVMRealOGT, a, b, "");
+    return LLVMBuildSelect(cg->b, gt, a, b, "max");
+}
+
+LLVMValueRef cg_min(Cg *cg, LLVMValueRef a, LLVMValueRef b)
+{
+    LLVMValueRef lt = LLVMBuildFCmp(cg->b, LLVMRealOLT, a, b, "");
+    return LLVMBuildSelect(cg->b, lt, a, b, "min");
+}
+
+int32_t cg_lanes_of(LLVMValueRef v)
+{
+    LLVMTypeRef t = LLVMTypeOf(v);
+    return LLVMGetTypeKind(t) == LLVMVectorTypeKind ? (int32_t)LLVMGetVectorSize(t) : 1;
+}
+
+/* A float constant shaped like `like` (scalar or vector). */
+static LLVMValueRef fconst(Cg *cg, LLVMValueRef like, float c)
+{
+    return cg_splat(cg, cg_f32(cg, c), cg_lanes_of(like));
+}
+
+/* expf by range reduction x = n ln2 + r, |r| <= ln2/2, and a degree-6
+ * polynomial for e^r (Cephes); about 1 ulp over the clamped range. */
+LLVMValueRef cg_exp(Cg *cg, LLVMValueRef x)
+{
+    LLVMBuilderRef b = cg->b;
+    int32_t lanes = cg_lanes_of(x);
+    LLVMTypeRef it = lanes > 1 ? LLVMVectorType(cg->t_i32, (unsigned)lanes) : cg->t_i32;
+    x = cg_min(cg, cg_max(cg, x, fconst(cg, x, -87.3f)), fconst(cg, x, 88.3f));
+    LLVMValueRef fx = cg_fma(cg, x, fconst(cg, x, 1.44269504088896341f), fconst(cg, x, 0.5f));
+    fx = cg_call1(cg, "llvm.floor", fx);
+    LLVMValueRef r = cg_fma(cg, fx, fconst(cg, x, -0.693359375f), x);
+    r = cg_fma(cg, fx, fconst(cg, x, 2.12194440e-4f), r);
+    static const float p[] = {1.9875691500e-4f, 1.3981999507e-3f, 8.3334519073e-3f,
+                              4.1665795894e-2f, 1.6666665459e-1f, 5.0000001201e-1f};
+    LLVMValueRef y = fconst(cg, x, p[0]);
+    for (int i = 1; i < 6; i++)
+        y = cg_fma(cg, y, r, fconst(cg, x, p[i]));
+    LLVMValueRef r2 = LLVMBuildFMul(b, r, r, "");
+    y = cg_fma(cg, y, r2, LLVMBuildFAdd(b, r, fconst(cg, x, 1.0f), ""));
+    LLVMValueRef n = LLVMBuildFPToSI(b, fx, it, "");
+    LLVMValueRef bias = LLVMConstInt(cg->t_i32, 127, 0), sh = LLVMConstInt(cg->t_i32, 23, 0);
+    if (lanes > 1) {
+        LLVMValueRef bv[64], sv[64];
+        for (int32_t i = 0; i < lanes; i++) {
+            bv[i] = bias;
+            sv[i] = sh;
+        }
+        bias = LLVMConstVector(bv, (unsigned)lanes);
+        sh = LLVMConstVector(sv, (unsigned)lanes);
+    }
+    LLVMValueRef e = LLVMBuildShl(b, LLVMBuildAdd(b, n, bias, ""), sh, "");
+    LLVMValueRef scale = LLVMBuildBitCast(b, e, LLVMTypeOf(x), "");
+    return LLVMBuildFMul(b, y, scale, "exp");
+}
+
+static LLVMValueRef sigmoid(Cg *cg, LLVMValueRef v)
+{
+    LLVMValueRef one = fconst(cg, v, 1.0f);
+    LLVMValueRef e = cg_exp(cg, LLVMBuildFNeg(cg->b, v, ""));
+    return LLVMBuildFDiv(cg->b, one, LLVMBuildFAdd(cg->b, one, e, ""), "sigmoid");
+}
+
+/* tanh(x) = sign(x) (1 - e^-2|x|) / (1 + e^-2|x|), and its Taylor series near
+ * zero where the subtraction would lose relative precision. */
+static LLVMValueRef tanh_(Cg *cg, LLVMValueRef v)
+{
+    LLVMBuilderRef b = cg->b;
+    LLVMValueRef ax = cg_call1(cg, "llvm.fabs", v);
+    LLVMValueRef one = fconst(cg, v, 1.0f);
+    LLVMValueRef e = cg_exp(cg, LLVMBuildFMul(b, ax, fconst(cg, v, -2.0f), ""));
+    LLVMValueRef big =
+        LLVMBuildFDiv(b, LLVMBuildFSub(b, one, e, ""), LLVMBuildFAdd(b, one, e, ""), "");
+    LLVMValueRef x2 = LLVMBuildFMul(b, ax, ax, "");
+    LLVMValueRef s = fconst(cg, v, -17.0f / 315.0f);
+    s = cg_fma(cg, s, x2, fconst(cg, v, 2.0f / 15.0f));
+    s = cg_fma(cg, s, x2, fconst(cg, v, -1.0f / 3.0f));
+    LLVMValueRef small = cg_fma(cg, LLVMBuildFMul(b, s, x2, ""), ax, ax);
+    LLVMValueRef is_small = LLVMBuildFCmp(b, LLVMRealOLT, ax, fconst(cg, v, 0.0625f), "");
+    LLVMValueRef mag = LLVMBuildSelect(b, is_small, small, big, "");
+    LLVMTypeRef fty;
+    LLVMValueRef fn = intrinsic(cg, "llvm.copysign", LLVMTypeOf(v), &fty);
+    LLVMValueRef args[2] = {mag, v};
+    return LLVMBuildCall2(b, fty, fn, args, 2, "tanh");
+}
+
+LLVMValueRef cg_act(Cg *cg, LLVMValueRef v, ActKind act, float a, float bnd)
+{
+    LLVMBuilderRef b = cg->b;
+    switch (act) {
+    case ACT_NONE:
+        return v;
+    case ACT_RELU:
+        return cg_max(cg, v, fconst(cg, v, 0.0f));
+    case ACT_CLIP:
+        return cg_min(cg, cg_max(cg, v, fconst(cg, v, a)), fconst(cg, v, bnd));
+    case ACT_SIGMOID:
+        return sigmoid(cg, v);
+    case ACT_TANH:
+        return tanh_(cg, v);
+    case ACT_SILU:
+        return LLVMBuildFMul(b, v, sigmoid(cg, v), "silu");
+    case ACT_LEAKY_RELU: {
+        LLVMValueRef pos = LLVMBuildFCmp(b, LLVMRealOGT, v, fconst(cg, v, 0.0f), "");
+        LLVMValueRef neg = LLVMBuildFMul(b, v, fconst(cg, v, a), "");
+        return LLVMBuildSelect(b, pos, v, neg, "leaky");
+    }
+    }
+    ICE("unknown activation %d", (int)act);
+}
+
+LLVMValueRef cg_epilogue(Cg *cg, const Epilogue *e, LLVMValueRef acc, LLVMValueRef residual)
+{
+    LLVMValueRef v = cg_act(cg, acc, e->act, e->act_a, e->act_b);
+    if (residual) {
+        v = LLVMBuildFAdd(cg->b, v, residual, "res");
+        v = cg_act(cg, v, e->post, e->post_a, e->post_b);
+    }
+    return v;
+}
+
+LLVMValueRef cg_hsum(Cg *cg, LLVMValueRef v)
+{
+    int32_t lanes = cg_lanes_of(v);
+    while (lanes > 1) {
+        int32_t half = lanes / 2;
+        LLVMValueRef lo[32], hi[32];
+        for (int32_t i = 0; i < half; i++) {
+            lo[i] = LLVMConstInt(cg->t_i32, (unsigned long long)i, 0);
+            hi[i] = LLVMConstInt(cg->t_i32, (unsigned long long)(i + half), 0);
+        }
+        LLVMValueRef a =
+            LLVMBuildShuffleVector(cg->b, v, v, LLVMConstVector(lo, (unsigned)half), "");
+        LLVMValueRef c =
+            LLVMBuildShuffleVector(cg->b, v, v, LLVMConstVector(hi, (unsigned)half), "");
+        v = LLVMBuildFAdd(cg->b, a, c, "");
+        lanes = half;
+    }
+    if (LLVMGetTypeKind(LLVMTypeOf(v)) == LLVMVectorTypeKind)
+        v = LLVMBuildExtractElement(cg->b, v, LLVMConstInt(cg->t_i32, 0, 0), "hsum");
+    return v;
+}
+
+LLVMValueRef cg_weights(Cg *cg, const char *name, const float *data, int64_t n)
+{
+    LLVMValueRef g = LLVMGetNamedGlobal(cg->mod, name);
+    if (g) return g;
+    size_t bytes = (size_t)n * sizeof(float);
+    if (bytes > 0xffffffffu) ICE("weight %s is too large for one constant", name);
+    LLVMValueRef init = LLVMConstStringInContext(cg->ctx, (const char *)data, (unsigned)bytes, 1);
+    g = LLVMAddGlobal(cg->mod, LLVMTypeOf(init), name);
+    LLVMSetInitializer(g, init);
+    LLVMSetGlobalConstant(g, 1);
+    LLVMSetLinkage(g, LLVMPrivateLinkage);
+    LLVMSetUnnamedAddress(g, LLVMGlobalUnnamedAddr);
+    LLVMSetAlignment(g, 64);
+    return g;
+}
+
+int64_t cg_item_stride(const Cg *cg, int32_t node)
+{
+    const Node *nd = &cg->g->nodes[node];
+    while (nd->mem.kind == MEM_ALIAS)
+        nd = &cg->g->nodes[nd->inputs[0]];
+    if (nd->mem.batch_stride) return nd->mem.batch_stride;
+    const TensorType *t = &cg->g->nodes[node].type;
+    return t->dims[0] ? ir_numel(t) / t->dims[0] : 0;
+}
+
+LLVMValueRef cg_iadd(Cg *cg, LLVMValueRef a, LLVMValueRef b)
+{
+    return LLVMBuildNSWAdd(cg->b, a, b, "");
+}
+
+LLVMValueRef cg_imul(Cg *cg, LLVMValueRef a, int64_t k)
+{
+    if (k == 1) return a;
+    return LLVMBuildNSWMul(cg->b, a, cg_i64(cg, k), "");
+}
+
+void cg_divmod(Cg *cg, LLVMValueRef v, int64_t d, LLVMValueRef *q, LLVMValueRef *r)
+{
+    if (d == 1) {
+        *q = v;
+        *r = cg_i64(cg, 0);
+        return;
+    }
+    *q = LLVMBuildUDiv(cg->b, v, cg_i64(cg, d), "q");
+    *r = LLVMBuildURem(cg->b, v, cg_i64(cg, d), "r");
+}
+
+LLVMValueRef cg_var(Cg *cg, LLVMTypeRef t, const char *name)
+{
+    LLVMBasicBlockRef here = LLVMGetInsertBlock(cg->b);
+    LLVMBasicBlockRef entry = LLVMGetEntryBasicBlock(LLVMGetBasicBlockParent(here));
+    LLVMValueRef first = LLVMGetFirstInstruction(entry);
+    if (first)
+        LLVMPositionBuilder(cg->b, entry, first);
+    else
+        LLVMPositionBuilderAtEnd(cg->b, entry);
+    LLVMValueRef v = LLVMBuildAlloca(cg->b, t, name);
+    LLVMPositionBuilderAtEnd(cg->b, here);
+    return v;
+}
+
+LLVMBasicBlockRef cg_if_begin(Cg *cg, LLVMValueRef cond)
+{
+    LLVMValueRef fn = LLVMGetBasicBlockParent(LLVMGetInsertBlock(cg->b));
+    LLVMBasicBlockRef then = LLVMAppendBasicBlockInContext(cg->ctx, fn, "then");
+    LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(cg->ctx, fn, "join");
+    LLVMBuildCondBr(cg->b, cond, then, join);
+    LLVMPositionBuilderAtEnd(cg->b, then);
+    return join;
+}
+
+void cg_if_end(Cg *cg, LLVMBasicBlockRef join)
+{
+    LLVMBuildBr(cg->b, join);
+    LLVMPositionBuilderAtEnd(cg->b, join);
+}
+
+CgView cg_view(const Cg *cg, int32_t node)
+{
+    const TensorType *t = &cg->g->nodes[node].type;
+    CgView v = {1, 1, 1, 1, 1, 0, 0, 0};
+    int64_t *d[4] = {&v.N, &v.C, &v.H, &v.W};
+    for (int32_t i = 0; i < t->rank && i < 4; i++)
+        *d[i] = t->dims[i];
+    for (int32_t i = 4; i < t->rank; i++)
+        v.W *= t->dims[i];
+    v.blk = t->layout == LAYOUT_NCHWC && t->block > 1 ? t->block : 1;
+    v.groups = v.C / v.blk;
+    v.cstride = v.H * v.W * v.blk;
+    v.item = cg_item_stride(cg, node);
+    return v;
+}
+
+LLVMValueRef cg_view_at(Cg *cg, const CgView *v, LLVMValueRef base, LLVMValueRef n,
+                        LLVMValueRef grp, LLVMValueRef h, LLVMValueRef w)
+{
+    LLVMValueRef off = cg_imul(cg, n, v->item);
+    off = cg_iadd(cg, off, cg_imul(cg, grp, v->cstride));
+    off = cg_iadd(cg, off, cg_imul(cg, h, v->W * v->blk));
+    off = cg_iadd(cg, off, cg_imul(cg, w, v->blk));
+    return cg_gep(cg, base, off);
+}

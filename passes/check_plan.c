@@ -1,0 +1,147 @@
+/* check_plan.c: validates a memory plan independently of how it was made:
+ * every value has a place of the right kind, arena values are aligned and in
+ * bounds, and no two values alive at the same time share a byte, except a
+ * concat and the inputs written in place inside it. */
+#include "passes.h"
+
+#include <stdlib.h>
+
+/* The bytes of an arena value: `count` items of `len` bytes, `stride` apart. */
+typedef struct Span {
+    int64_t off, stride, len, count;
+} Span;
+
+static const char *name_of(const Node *n)
+{
+    return n->name ? n->name : "?";
+}
+
+static Span span_of(const Node *n)
+{
+    int64_t numel = ir_numel(&n->type), items = n->type.rank > 0 ? n->type.dims[0] : 1;
+    if (n->mem.batch_stride == 0 || items <= 1)
+        return (Span){n->mem.offset, 0, numel * 4, 1};
+    return (Span){n->mem.offset, n->mem.batch_stride * 4, numel / items * 4, items};
+}
+
+static int64_t span_end(Span s)
+{
+    return s.off + (s.count - 1) * s.stride + s.len;
+}
+
+static bool spans_overlap(Span a, Span b)
+{
+    if (span_end(a) <= b.off || span_end(b) <= a.off)
+        return false;
+    for (int64_t i = 0; i < a.count; i++)
+        for (int64_t j = 0; j < b.count; j++) {
+            int64_t a0 = a.off + i * a.stride, b0 = b.off + j * b.stride;
+            if (a0 < b0 + b.len && b0 < a0 + a.len)
+                return true;
+        }
+    return false;
+}
+
+static bool check_kind(const Graph *g, int32_t id, int32_t *ninputs, Diag *d)
+{
+    const Node *n = &g->nodes[id];
+    MemKind want = n->op == OP_PARAM ? MEM_WEIGHTS : n->op == OP_INPUT ? MEM_INPUT : MEM_ARENA;
+    bool ok = n->mem.kind == want || (want == MEM_ARENA && n->mem.kind == MEM_ALIAS &&
+                                      n->ninputs >= 1);
+    if (n->op == OP_INPUT && n->mem.index != (*ninputs)++)
+        ok = false;
+    if (!ok)
+        ir_error(d, n->loc, "memory plan: '%s' (%s) has storage kind %d", name_of(n),
+                 ir_ops[n->op].name, (int)n->mem.kind);
+    return ok;
+}
+
+static bool check_bounds(const Graph *g, int32_t id, Diag *d)
+{
+    const Node *n = &g->nodes[id];
+    Span s = span_of(n);
+    bool view = n->mem.batch_stride != 0;
+    bool ok = s.off >= 0 && span_end(s) <= g->arena_bytes && s.off % (view ? 4 : 64) == 0 &&
+              (!view || n->mem.batch_stride * 4 >= s.len);
+    if (!ok)
+        ir_error(d, n->loc, "memory plan: '%s' at offset %lld (%lld bytes) is misplaced in an "
+                 "arena of %lld bytes", name_of(n), (long long)s.off,
+                 (long long)(span_end(s) - s.off), (long long)g->arena_bytes);
+    return ok;
+}
+
+/* Last node reading each value, through aliases; graph outputs live to the end. */
+static int32_t *last_uses(const Graph *g, int32_t *base)
+{
+    int32_t *last = ir_xcalloc((size_t)g->nnodes + 1, sizeof *last);
+    for (int32_t i = 0; i < g->nnodes; i++) {
+        const Node *n = &g->nodes[i];
+        base[i] = n->mem.kind == MEM_ALIAS ? base[n->inputs[0]] : i;
+        last[i] = i;
+        for (int32_t k = 0; k < n->ninputs; k++)
+            if (last[base[n->inputs[k]]] < i)
+                last[base[n->inputs[k]]] = i;
+    }
+    for (int32_t i = 0; i < g->noutputs; i++)
+        last[base[g->outputs[i].node]] = g->nnodes;
+    return last;
+}
+
+static bool is_input_of(const Node *c, int32_t v)
+{
+    for (int32_t k = 0; k < c->ninputs; k++)
+        if (c->inputs[k] == v)
+            return true;
+    return false;
+}
+
+/* A concat and an input of it may share bytes when the input lies inside it. */
+static bool in_place(const Graph *g, int32_t a, int32_t b)
+{
+    const Node *na = &g->nodes[a], *nb = &g->nodes[b];
+    if (nb->op == OP_CONCAT && is_input_of(nb, a)) {
+        const Node *t = na;
+        na = nb;
+        nb = t;
+    }
+    if (na->op != OP_CONCAT || !is_input_of(na, (int32_t)(nb - g->nodes)))
+        return false;
+    Span c = span_of(na), v = span_of(nb);
+    return v.off >= c.off && span_end(v) <= span_end(c);
+}
+
+static bool check_overlaps(const Graph *g, Diag *d)
+{
+    int32_t *base = ir_xcalloc((size_t)g->nnodes + 1, sizeof *base);
+    int32_t *last = last_uses(g, base);
+    bool ok = true;
+    for (int32_t a = 0; a < g->nnodes; a++) {
+        if (g->nodes[a].mem.kind != MEM_ARENA)
+            continue;
+        for (int32_t b = a + 1; b < g->nnodes && b <= last[a]; b++) {
+            if (g->nodes[b].mem.kind != MEM_ARENA || in_place(g, a, b) ||
+                !spans_overlap(span_of(&g->nodes[a]), span_of(&g->nodes[b])))
+                continue;
+            ir_error(d, g->nodes[b].loc, "memory plan: '%s' overwrites '%s', which is still "
+                     "needed", name_of(&g->nodes[b]), name_of(&g->nodes[a]));
+            ok = false;
+        }
+    }
+    free(base);
+    free(last);
+    return ok;
+}
+
+bool pass_check_plan(const Graph *g, Diag *d)
+{
+    bool ok = true;
+    int32_t ninputs = 0;
+    for (int32_t i = 0; i < g->nnodes; i++) {
+        const Node *n = &g->nodes[i];
+        if (!check_kind(g, i, &ninputs, d))
+            ok = false;
+        else if (n->mem.kind == MEM_ARENA && !check_bounds(g, i, d))
+            ok = false;
+    }
+    return ok && check_overlaps(g, d);
+}

@@ -1,0 +1,90 @@
+/* passes.h: graph-to-graph rewrites and the pipeline that orders them.
+ * Every pass has the same signature, works on a graph whose parameters are
+ * bound (PARAM nodes have data), leaves it verified, and returns false only
+ * after reporting an error to `d`. */
+#ifndef CNNC_PASSES_H
+#define CNNC_PASSES_H
+
+#include "ir.h"
+
+typedef struct PassOptions {
+    int32_t block;           /* channel block for NCHWc (the target's f32 lanes); 0: stay plain */
+    uint64_t disabled;       /* bit i set: pass i of the pipeline is skipped */
+    int32_t dump_after;      /* pipeline index whose result is printed to dump; -1: none */
+    FILE *dump;
+    bool verify;             /* run ir_verify after every pass (debug builds, tests) */
+} PassOptions;
+
+typedef bool (*PassFn)(Graph *g, const PassOptions *opt, Diag *d);
+
+typedef struct PassInfo {
+    const char *name;
+    PassFn run;
+    bool required; /* needed for code generation; disabling it is an error */
+    const char *what;
+} PassInfo;
+
+/* The pipeline, in order (pipeline.c). */
+extern const PassInfo pass_pipeline[];
+extern const int32_t pass_count;
+int32_t pass_index(const char *name); /* -1 if unknown */
+void pass_options_init(PassOptions *opt);
+bool pass_run_pipeline(Graph *g, const PassOptions *opt, Diag *d);
+
+/* The passes, one file each. */
+bool pass_simplify(Graph *g, const PassOptions *opt, Diag *d);     /* dropout and other identities */
+bool pass_fold_bn(Graph *g, const PassOptions *opt, Diag *d);      /* batchnorm into conv/dense */
+bool pass_fold_const(Graph *g, const PassOptions *opt, Diag *d);   /* ops on constants, at compile time */
+bool pass_fuse(Graph *g, const PassOptions *opt, Diag *d);         /* epilogues into conv/dense */
+bool pass_dce(Graph *g, const PassOptions *opt, Diag *d);          /* nodes no output needs */
+bool pass_layout(Graph *g, const PassOptions *opt, Diag *d);       /* NCHWc blocking, reorders */
+bool pass_plan_memory(Graph *g, const PassOptions *opt, Diag *d);  /* arena offsets */
+
+/* Checks a memory plan: every value has storage, no two values whose
+ * lifetimes overlap share bytes (views of concat excepted), all in bounds. */
+bool pass_check_plan(const Graph *g, Diag *d);
+/* Bytes all activations would take with one buffer each (no reuse): what
+ * Graph.arena_bytes is compared against. Graph inputs and weights excluded. */
+int64_t pass_plan_total_bytes(const Graph *g);
+/* The plan in readable form: each value's place, bytes and live range (plan_print.c). */
+void pass_print_plan(const Graph *g, FILE *out);
+
+/* Layout contract (layout.c), for the kernels: with block b > 0,
+ *  - conv2d writes NCHW[b]c when its output channels (per group, unless
+ *    depthwise) divide by b; it then reads NCHW[b]c when its input channels do,
+ *    else plain (the first conv of a network). A plain conv2d reads plain.
+ *  - batchnorm, activations, dropout, pools, global/adaptive avgpool, add/mul
+ *    of equal shapes and channel concat of blocked-able inputs keep the layout
+ *    of input 0 (every rank-4 input of theirs is given that layout);
+ *  - flatten reads plain, or blocked [N,C,1,1] (the same bytes);
+ *  - everything else (dense, softmax, graph outputs) reads plain.
+ * Where a producer's layout differs from what a user reads, a reorder node
+ * (named "<producer>.to_plain" or "<producer>.to_nchw<b>c") is inserted. */
+
+/* Memory plan contract (plan_memory.c): MEM_ALIAS nodes (flatten, dropout, and
+ * reorders that move no byte: same layout, or H=W=1) resolve to their input
+ * 0's storage. An input of a channel concat is written in place when its mem
+ * is MEM_ARENA at the concat's offset + channel offset with batch_stride equal
+ * to the concat's per-item element count; other inputs are copied. */
+
+/* ---- util.c: graph surgery shared by the passes ---------------------------- */
+
+/* uses[i]: how many inputs of nodes and graph outputs refer to node i. */
+int32_t *pass_use_counts(const Graph *g, Arena *a);
+/* Every use of node `from` (inputs and graph outputs) now refers to `to`. */
+void pass_replace_uses(Graph *g, int32_t from, int32_t to);
+/* Removes the nodes of `candidates` (NULL: all but graph inputs) that nothing
+ * uses any more, then weights left unused by them, and renumbers the rest
+ * keeping their order. Returns how many were removed. */
+int32_t pass_remove_unused(Graph *g, const bool *candidates);
+/* Puts the nodes back into a topological order after a rewrite made a node
+ * use a later one; already ordered stretches keep their order. */
+void pass_toposort(Graph *g);
+/* A PARAM appended to the graph with its data copied; its name is `base`,
+ * or `base.1`, `base.2`... if taken. Call pass_toposort before verifying. */
+int32_t pass_add_param(Graph *g, const char *base, TensorType type, const float *data,
+                       SrcLoc loc);
+/* `base`, or the first free `base.K`. */
+const char *pass_unique_name(Graph *g, const char *base);
+
+#endif

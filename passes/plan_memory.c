@@ -1,0 +1,258 @@
+/* plan_memory.c: gives every value a place. Weights are embedded, graph
+ * inputs are the caller's buffers, views (flatten, dropout, reorders that move
+ * no byte) alias their input; everything else goes into one arena:
+ *
+ *   1. Lifetimes over the node order: a value lives from the node that
+ *      computes it to its last reader (reads through an alias count; graph
+ *      outputs live to the end, since run copies them out last).
+ *   2. Channel concat is written in place: each input that is computed into
+ *      the arena (and used by no other concat, not an output) becomes a view
+ *      at the concat's offset + its channel offset, with batch_stride = the
+ *      concat's per-item element count. The concat's buffer then lives from
+ *      its first view's definition to the last read of it or any view.
+ *   3. Greedy by size: buffers, largest first, each at the lowest 64-byte
+ *      aligned offset that overlaps no placed buffer of intersecting
+ *      lifetime. Graph.arena_bytes is the highest end. */
+#include "passes.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define ALIGN 64
+
+typedef struct Buf {
+    int32_t node;
+    int32_t def, last;
+    int64_t size, offset;
+} Buf;
+
+typedef struct Planner {
+    Graph *g;
+    int32_t *base;    /* node whose storage a node's value is (through aliases) */
+    int32_t *last;    /* last node reading each base; nnodes: a graph output */
+    int32_t *view_of; /* the concat a node is written into, or -1 */
+    int64_t *view_off;
+} Planner;
+
+static int64_t align_up(int64_t v)
+{
+    return (v + ALIGN - 1) / ALIGN * ALIGN;
+}
+
+static int64_t bytes_of(const Node *n)
+{
+    return ir_numel(&n->type) * (int64_t)sizeof(float);
+}
+
+/* A reorder between equal layouts, or of a [N,C,1,1] value, moves no byte. */
+static bool is_alias(const Node *n, const Graph *g)
+{
+    if (n->op == OP_FLATTEN || n->op == OP_DROPOUT)
+        return true;
+    if (n->op != OP_REORDER)
+        return false;
+    const TensorType *in = &g->nodes[n->inputs[0]].type, *t = &n->type;
+    bool same = in->layout == t->layout && in->block == t->block;
+    return same || (t->rank == 4 && t->dims[2] == 1 && t->dims[3] == 1);
+}
+
+static void assign_kinds(Planner *p)
+{
+    Graph *g = p->g;
+    int32_t ninputs = 0;
+    for (int32_t i = 0; i < g->nnodes; i++) {
+        Node *n = &g->nodes[i];
+        memset(&n->mem, 0, sizeof n->mem);
+        p->base[i] = i;
+        p->view_of[i] = -1;
+        if (n->op == OP_PARAM) {
+            n->mem.kind = MEM_WEIGHTS;
+        } else if (n->op == OP_INPUT) {
+            n->mem.kind = MEM_INPUT;
+            n->mem.index = ninputs++;
+        } else if (is_alias(n, g)) {
+            n->mem.kind = MEM_ALIAS;
+            p->base[i] = p->base[n->inputs[0]];
+        } else {
+            n->mem.kind = MEM_ARENA;
+        }
+    }
+}
+
+static void find_last_uses(Planner *p)
+{
+    Graph *g = p->g;
+    for (int32_t i = 0; i < g->nnodes; i++)
+        p->last[i] = i;
+    for (int32_t i = 0; i < g->nnodes; i++)
+        for (int32_t k = 0; k < g->nodes[i].ninputs; k++) {
+            int32_t b = p->base[g->nodes[i].inputs[k]];
+            if (p->last[b] < i)
+                p->last[b] = i;
+        }
+    for (int32_t i = 0; i < g->noutputs; i++)
+        p->last[p->base[g->outputs[i].node]] = g->nnodes;
+}
+
+static bool is_output(const Graph *g, int32_t id)
+{
+    for (int32_t i = 0; i < g->noutputs; i++)
+        if (g->outputs[i].node == id)
+            return true;
+    return false;
+}
+
+static bool can_be_view(const Planner *p, const Node *c, int32_t k)
+{
+    const Graph *g = p->g;
+    int32_t v = c->inputs[k];
+    const Node *n = &g->nodes[v];
+    if (n->mem.kind != MEM_ARENA || n->op == OP_CONCAT || p->view_of[v] >= 0 ||
+        is_output(g, v) || n->type.layout != c->type.layout || n->type.block != c->type.block)
+        return false;
+    for (int32_t j = 0; j < c->ninputs; j++)
+        if (j != k && c->inputs[j] == v)
+            return false;
+    return true;
+}
+
+static void plan_concat(Planner *p, int32_t id)
+{
+    const Node *c = &p->g->nodes[id];
+    int32_t axis = c->attrs.axis.axis < 0 ? c->attrs.axis.axis + c->type.rank : c->attrs.axis.axis;
+    if (axis != 1 || c->mem.kind != MEM_ARENA)
+        return;
+    int64_t inner = 1, chan = 0;
+    for (int32_t i = 2; i < c->type.rank; i++)
+        inner *= c->type.dims[i];
+    for (int32_t k = 0; k < c->ninputs; k++) {
+        int32_t v = c->inputs[k];
+        if (can_be_view(p, c, k)) {
+            p->view_of[v] = id;
+            p->view_off[v] = chan * inner * (int64_t)sizeof(float);
+        }
+        chan += p->g->nodes[v].type.dims[1];
+    }
+}
+
+static int cmp_buf(const void *a, const void *b)
+{
+    const Buf *x = a, *y = b;
+    if (x->size != y->size)
+        return x->size > y->size ? -1 : 1;
+    if (x->def != y->def)
+        return x->def < y->def ? -1 : 1;
+    return x->node < y->node ? -1 : x->node > y->node;
+}
+
+static int cmp_offset(const void *a, const void *b)
+{
+    const Buf *x = *(const Buf *const *)a, *y = *(const Buf *const *)b;
+    return x->offset < y->offset ? -1 : x->offset > y->offset;
+}
+
+/* The buffers: arena values that are not views, a concat's covering its views. */
+static int32_t collect(const Planner *p, Buf *bufs)
+{
+    const Graph *g = p->g;
+    int32_t n = 0;
+    int32_t *slot = ir_xcalloc((size_t)g->nnodes + 1, sizeof *slot);
+    for (int32_t i = 0; i < g->nnodes; i++) {
+        if (g->nodes[i].mem.kind != MEM_ARENA || p->view_of[i] >= 0)
+            continue;
+        slot[i] = n;
+        bufs[n++] = (Buf){i, i, p->last[i], align_up(bytes_of(&g->nodes[i])), 0};
+    }
+    for (int32_t i = 0; i < g->nnodes; i++) {
+        if (p->view_of[i] < 0)
+            continue;
+        Buf *b = &bufs[slot[p->view_of[i]]];
+        b->def = i < b->def ? i : b->def;
+        b->last = p->last[i] > b->last ? p->last[i] : b->last;
+    }
+    free(slot);
+    return n;
+}
+
+/* Lowest aligned offset where `b` fits among the placed buffers alive with it. */
+static int64_t fit(Buf *b, Buf **placed, int32_t nplaced, Buf **tmp)
+{
+    int32_t n = 0;
+    for (int32_t i = 0; i < nplaced; i++)
+        if (placed[i]->def <= b->last && b->def <= placed[i]->last)
+            tmp[n++] = placed[i];
+    qsort(tmp, (size_t)n, sizeof *tmp, cmp_offset);
+    int64_t at = 0;
+    for (int32_t i = 0; i < n; i++) {
+        if (at + b->size <= tmp[i]->offset)
+            break;
+        int64_t end = align_up(tmp[i]->offset + tmp[i]->size);
+        at = end > at ? end : at;
+    }
+    return at;
+}
+
+static int64_t place_all(Buf *bufs, int32_t n)
+{
+    Buf **placed = ir_xcalloc((size_t)n + 1, sizeof *placed);
+    Buf **tmp = ir_xcalloc((size_t)n + 1, sizeof *tmp);
+    int64_t peak = 0;
+    qsort(bufs, (size_t)n, sizeof *bufs, cmp_buf);
+    for (int32_t i = 0; i < n; i++) {
+        bufs[i].offset = fit(&bufs[i], placed, i, tmp);
+        placed[i] = &bufs[i];
+        if (bufs[i].offset + bufs[i].size > peak)
+            peak = bufs[i].offset + bufs[i].size;
+    }
+    free(placed);
+    free(tmp);
+    return peak;
+}
+
+static void write_plan(Planner *p, const Buf *bufs, int32_t n)
+{
+    Graph *g = p->g;
+    for (int32_t i = 0; i < n; i++)
+        g->nodes[bufs[i].node].mem.offset = bufs[i].offset;
+    for (int32_t i = 0; i < g->nnodes; i++) {
+        int32_t c = p->view_of[i];
+        if (c < 0)
+            continue;
+        Node *v = &g->nodes[i];
+        const Node *cn = &g->nodes[c];
+        v->mem.offset = cn->mem.offset + p->view_off[i];
+        v->mem.batch_stride = ir_numel(&cn->type) / cn->type.dims[0];
+    }
+}
+
+bool pass_plan_memory(Graph *g, const PassOptions *opt, Diag *d)
+{
+    (void)opt;
+    (void)d;
+    Arena *tmp = ir_arena_new();
+    size_t cap = (size_t)g->nnodes + 1;
+    Planner p = {g, ir_alloc(tmp, cap * sizeof(int32_t)), ir_alloc(tmp, cap * sizeof(int32_t)),
+                 ir_alloc(tmp, cap * sizeof(int32_t)), ir_alloc(tmp, cap * sizeof(int64_t))};
+    assign_kinds(&p);
+    find_last_uses(&p);
+    for (int32_t i = g->nnodes - 1; i >= 0; i--)
+        if (g->nodes[i].op == OP_CONCAT)
+            plan_concat(&p, i);
+    Buf *bufs = ir_alloc(tmp, cap * sizeof *bufs);
+    int32_t n = collect(&p, bufs);
+    g->arena_bytes = place_all(bufs, n);
+    write_plan(&p, bufs, n);
+    ir_arena_free(tmp);
+    return true;
+}
+
+int64_t pass_plan_total_bytes(const Graph *g)
+{
+    int64_t total = 0;
+    for (int32_t i = 0; i < g->nnodes; i++) {
+        const Node *n = &g->nodes[i];
+        if (n->op != OP_PARAM && n->op != OP_INPUT && n->mem.kind != MEM_ALIAS)
+            total += bytes_of(n);
+    }
+    return total;
+}

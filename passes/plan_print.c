@@ -1,0 +1,53 @@
+/* plan_print.c: the memory plan in readable form (cnnc --emit=plan): where
+ * every value lives, how many bytes it takes, and the schedule steps between
+ * its definition and its last use. */
+#include "passes.h"
+
+static const char *mem_kind_name(MemKind k)
+{
+    switch (k) {
+    case MEM_UNPLANNED: return "unplanned";
+    case MEM_ARENA: return "arena";
+    case MEM_INPUT: return "input";
+    case MEM_OUTPUT: return "output";
+    case MEM_WEIGHTS: return "weights";
+    case MEM_ALIAS: return "alias";
+    }
+    ICE("bad memory kind %d", (int)k);
+}
+
+/* Index of the last node reading node `id` (or of the graph's end if it is an output). */
+static int32_t last_use(const Graph *g, int32_t id)
+{
+    int32_t last = id;
+    for (int32_t i = id + 1; i < g->nnodes; i++)
+        for (int32_t k = 0; k < g->nodes[i].ninputs; k++)
+            if (g->nodes[i].inputs[k] == id) last = i;
+    for (int32_t k = 0; k < g->noutputs; k++)
+        if (g->outputs[k].node == id) last = g->nnodes;
+    return last;
+}
+
+void pass_print_plan(const Graph *g, FILE *out)
+{
+    int64_t total = pass_plan_total_bytes(g);
+    fprintf(out, "# memory plan of %s: arena %.2f MiB, %.2f MiB if every value had its own buffer\n",
+            g->name, (double)g->arena_bytes / (1 << 20), (double)total / (1 << 20));
+    fprintf(out, "arena_bytes %lld\ntotal_bytes %lld\n", (long long)g->arena_bytes,
+            (long long)total);
+    fprintf(out, "%-6s %-36s %-14s %-8s %12s %12s  %s\n", "node", "name", "op", "where", "offset",
+            "bytes", "live");
+    for (int32_t i = 0; i < g->nnodes; i++) {
+        const Node *n = &g->nodes[i];
+        if (n->op == OP_PARAM) continue;
+        char type[128];
+        int64_t bytes = ir_numel(&n->type) * (int64_t)ir_dtype_size(n->type.dtype);
+        int32_t last = last_use(g, i);
+        fprintf(out, "%%%-5d %-36s %-14s %-8s %12lld %12lld  %d..%s", i, n->name,
+                ir_ops[n->op].name, mem_kind_name(n->mem.kind),
+                n->mem.kind == MEM_ARENA ? (long long)n->mem.offset : 0LL, (long long)bytes, i,
+                last == g->nnodes ? "end" : "");
+        if (last < g->nnodes) fprintf(out, "%d", last);
+        fprintf(out, "  %s\n", ir_type_str(&n->type, type, sizeof type));
+    }
+}

@@ -1,0 +1,154 @@
+/* util.c: graph surgery shared by the passes. Nodes refer to each other by
+ * index, so removing or moving nodes means rebuilding the array and renumbering
+ * every input and output; that happens here and nowhere else. */
+#include "passes.h"
+
+#include <string.h>
+
+int32_t *pass_use_counts(const Graph *g, Arena *a)
+{
+    int32_t *uses = ir_alloc(a, ((size_t)g->nnodes + 1) * sizeof *uses);
+    for (int32_t i = 0; i < g->nnodes; i++)
+        for (int32_t k = 0; k < g->nodes[i].ninputs; k++)
+            uses[g->nodes[i].inputs[k]]++;
+    for (int32_t i = 0; i < g->noutputs; i++)
+        uses[g->outputs[i].node]++;
+    return uses;
+}
+
+void pass_replace_uses(Graph *g, int32_t from, int32_t to)
+{
+    for (int32_t i = 0; i < g->nnodes; i++)
+        for (int32_t k = 0; k < g->nodes[i].ninputs; k++)
+            if (g->nodes[i].inputs[k] == from && i != to)
+                g->nodes[i].inputs[k] = to;
+    for (int32_t i = 0; i < g->noutputs; i++)
+        if (g->outputs[i].node == from)
+            g->outputs[i].node = to;
+}
+
+/* Rewrites the node array as order[0..n): node order[j] becomes node j. Nodes
+ * left out must be unused by the ones kept. */
+static void renumber(Graph *g, const int32_t *order, int32_t n)
+{
+    Arena *tmp = ir_arena_new();
+    int32_t *newid = ir_alloc(tmp, ((size_t)g->nnodes + 1) * sizeof *newid);
+    Node *old = ir_alloc(tmp, ((size_t)g->nnodes + 1) * sizeof *old);
+    memcpy(old, g->nodes, (size_t)g->nnodes * sizeof *old);
+    for (int32_t i = 0; i < g->nnodes; i++)
+        newid[i] = -1;
+    for (int32_t j = 0; j < n; j++)
+        newid[order[j]] = j;
+    for (int32_t j = 0; j < n; j++) {
+        Node *nd = &g->nodes[j];
+        *nd = old[order[j]];
+        for (int32_t k = 0; k < nd->ninputs; k++) {
+            if (newid[nd->inputs[k]] < 0)
+                ICE("node '%s' uses a removed node", nd->name ? nd->name : "?");
+            nd->inputs[k] = newid[nd->inputs[k]];
+        }
+    }
+    for (int32_t i = 0; i < g->noutputs; i++) {
+        if (newid[g->outputs[i].node] < 0)
+            ICE("output '%s' refers to a removed node", g->outputs[i].name);
+        g->outputs[i].node = newid[g->outputs[i].node];
+    }
+    g->nnodes = n;
+    ir_arena_free(tmp);
+}
+
+/* Users come after what they use, so one backward sweep sees every use of a
+ * node removed before deciding about the node. */
+int32_t pass_remove_unused(Graph *g, const bool *candidates)
+{
+    Arena *tmp = ir_arena_new();
+    int32_t *uses = pass_use_counts(g, tmp);
+    bool *gone = ir_alloc(tmp, (size_t)g->nnodes + 1);
+    bool *cand = ir_alloc(tmp, (size_t)g->nnodes + 1);
+    int32_t *order = ir_alloc(tmp, ((size_t)g->nnodes + 1) * sizeof *order);
+    int32_t n = 0, removed = 0;
+    for (int32_t i = 0; i < g->nnodes; i++)
+        cand[i] = candidates ? candidates[i] : g->nodes[i].op != OP_INPUT;
+    for (int32_t i = g->nnodes - 1; i >= 0; i--) {
+        const Node *nd = &g->nodes[i];
+        if (!cand[i] || uses[i] > 0 || nd->op == OP_INPUT)
+            continue;
+        gone[i] = true;
+        removed++;
+        for (int32_t k = 0; k < nd->ninputs; k++) {
+            uses[nd->inputs[k]]--;
+            if (g->nodes[nd->inputs[k]].op == OP_PARAM)
+                cand[nd->inputs[k]] = true;
+        }
+    }
+    for (int32_t i = 0; i < g->nnodes; i++)
+        if (!gone[i])
+            order[n++] = i;
+    if (removed)
+        renumber(g, order, n);
+    ir_arena_free(tmp);
+    return removed;
+}
+
+/* Depth-first, inputs before users, starting from the nodes in index order:
+ * a graph already in order comes out unchanged, and a node moved by a rewrite
+ * lands right before its first user. Explicit stack: graphs can be deep. */
+void pass_toposort(Graph *g)
+{
+    Arena *tmp = ir_arena_new();
+    size_t cap = (size_t)g->nnodes + 1;
+    uint8_t *state = ir_alloc(tmp, cap); /* 0 new, 1 on the stack, 2 placed */
+    int32_t *order = ir_alloc(tmp, cap * sizeof *order);
+    int32_t *stack = ir_alloc(tmp, cap * sizeof *stack);
+    int32_t *next_in = ir_alloc(tmp, cap * sizeof *next_in);
+    int32_t n = 0;
+    for (int32_t root = 0; root < g->nnodes; root++) {
+        int32_t sp = 0;
+        if (state[root])
+            continue;
+        stack[sp++] = root;
+        state[root] = 1;
+        while (sp > 0) {
+            int32_t v = stack[sp - 1];
+            const Node *nd = &g->nodes[v];
+            if (next_in[v] < nd->ninputs) {
+                int32_t u = nd->inputs[next_in[v]++];
+                if (state[u] == 1)
+                    ICE("the graph has a cycle through '%s'", nd->name ? nd->name : "?");
+                if (state[u] == 0) {
+                    state[u] = 1;
+                    stack[sp++] = u;
+                }
+                continue;
+            }
+            state[v] = 2;
+            order[n++] = v;
+            sp--;
+        }
+    }
+    renumber(g, order, n);
+    ir_arena_free(tmp);
+}
+
+const char *pass_unique_name(Graph *g, const char *base)
+{
+    if (ir_find_node(g, base) < 0)
+        return ir_strdup(g->arena, base);
+    for (int32_t k = 1;; k++) {
+        const char *name = ir_strfmt(g->arena, "%s.%d", base, (int)k);
+        if (ir_find_node(g, name) < 0)
+            return name;
+    }
+}
+
+int32_t pass_add_param(Graph *g, const char *base, TensorType type, const float *data,
+                       SrcLoc loc)
+{
+    const char *name = pass_unique_name(g, base);
+    int32_t id = ir_add_param(g, name, type, loc);
+    size_t bytes = (size_t)ir_numel(&type) * sizeof(float);
+    float *copy = ir_alloc(g->arena, bytes ? bytes : 1);
+    memcpy(copy, data, bytes);
+    g->nodes[id].data = copy;
+    return id;
+}

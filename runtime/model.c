@@ -1,0 +1,236 @@
+/* model.c: the public API of a model.so (include/cnnc/model.h) on top of the
+ * generated `cnnc_model`. Everything is checked here, once, so the generated
+ * code can trust its buffers; nothing prints, aborts or allocates during a run. */
+#include "cnnc/model.h"
+#include "rt.h"
+
+#include <stdalign.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define CNN_EXPORT __attribute__((visibility("default")))
+
+/* Hidden, so the runtime of each model.so binds to its own model even when
+ * several are loaded with RTLD_GLOBAL. */
+extern const RtModel cnnc_model __attribute__((visibility("hidden")));
+
+/* num_threads 0 takes one thread per online core, up to RT_AUTO_THREADS;
+ * an explicit count may go up to RT_MAX_THREADS. */
+#define RT_AUTO_THREADS 64
+#define RT_MAX_THREADS 1024
+
+struct cnn_model {
+    const RtModel *rt;
+    RtPool *pool;
+    char *arena;
+    int32_t nthreads;
+    const float **in; /* argument arrays of rt->run, filled by each run */
+    float **out;
+};
+
+/* Bytes of a tensor, or -1 if its description is malformed or overflows. */
+static int64_t tensor_bytes(const RtTensor *t)
+{
+    if (t->rank < 0 || t->rank > RT_MAX_RANK)
+        return -1;
+    int64_t count = 1;
+    for (int32_t i = 0; i < t->rank; i++) {
+        if (t->dims[i] < 0 || (t->dims[i] > 0 && count > INT64_MAX / 4 / t->dims[i]))
+            return -1;
+        count *= t->dims[i];
+    }
+    return count * (int64_t)sizeof(float);
+}
+
+static cnn_status check_model(const RtModel *rt)
+{
+    if (rt->abi_version != RT_ABI_VERSION)
+        return CNN_ERR_VERSION;
+    if (rt->ninputs < 0 || rt->noutputs < 0 || rt->arena_bytes < 0 || !rt->run ||
+        (rt->ninputs > 0 && !rt->inputs) || (rt->noutputs > 0 && !rt->outputs))
+        return CNN_ERR_INVALID_ARGUMENT;
+    for (int32_t i = 0; i < rt->ninputs; i++)
+        if (tensor_bytes(&rt->inputs[i]) < 0)
+            return CNN_ERR_INVALID_ARGUMENT;
+    for (int32_t i = 0; i < rt->noutputs; i++)
+        if (tensor_bytes(&rt->outputs[i]) < 0)
+            return CNN_ERR_INVALID_ARGUMENT;
+    return CNN_OK;
+}
+
+static cnn_status check_options(const cnn_options *opt, int32_t *nthreads)
+{
+    if (opt->api_version != CNN_API_VERSION)
+        return CNN_ERR_VERSION;
+    if (opt->device == CNN_DEVICE_CUDA)
+        return CNN_ERR_DEVICE;
+    if (opt->device != CNN_DEVICE_CPU || opt->num_threads < 0 ||
+        opt->num_threads > RT_MAX_THREADS)
+        return CNN_ERR_INVALID_ARGUMENT;
+    *nthreads = opt->num_threads;
+    if (*nthreads == 0) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        *nthreads = cores < 1 ? 1 : cores > RT_AUTO_THREADS ? RT_AUTO_THREADS : (int32_t)cores;
+    }
+    return CNN_OK;
+}
+
+/* The arena is touched once here, so the first run does not pay for its page
+ * faults and never reads uninitialised bytes. */
+static cnn_status allocate(cnn_model *m)
+{
+    m->in = calloc((size_t)m->rt->ninputs + 1, sizeof *m->in);
+    m->out = calloc((size_t)m->rt->noutputs + 1, sizeof *m->out);
+    if (!m->in || !m->out)
+        return CNN_ERR_OUT_OF_MEMORY;
+    if (m->rt->arena_bytes > 0) {
+        void *arena;
+        if ((uint64_t)m->rt->arena_bytes > SIZE_MAX ||
+            posix_memalign(&arena, 64, (size_t)m->rt->arena_bytes) != 0)
+            return CNN_ERR_OUT_OF_MEMORY;
+        m->arena = arena;
+        memset(m->arena, 0, (size_t)m->rt->arena_bytes);
+    }
+    m->pool = rt_pool_new(m->nthreads);
+    return m->pool ? CNN_OK : CNN_ERR_THREADS;
+}
+
+CNN_EXPORT cnn_status cnn_model_create(const cnn_options *opt, cnn_model **out)
+{
+    if (!out)
+        return CNN_ERR_INVALID_ARGUMENT;
+    *out = NULL;
+    cnn_options defaults;
+    if (!opt) {
+        cnn_options_init(&defaults);
+        opt = &defaults;
+    }
+    int32_t nthreads;
+    cnn_status s = check_options(opt, &nthreads);
+    if (s == CNN_OK)
+        s = check_model(&cnnc_model);
+    if (s != CNN_OK)
+        return s;
+    cnn_model *m = calloc(1, sizeof *m);
+    if (!m)
+        return CNN_ERR_OUT_OF_MEMORY;
+    m->rt = &cnnc_model;
+    m->nthreads = nthreads;
+    s = allocate(m);
+    if (s != CNN_OK) {
+        cnn_model_destroy(m);
+        return s;
+    }
+    *out = m;
+    return CNN_OK;
+}
+
+CNN_EXPORT void cnn_model_destroy(cnn_model *m)
+{
+    if (!m)
+        return;
+    rt_pool_free(m->pool);
+    free(m->arena);
+    free(m->in);
+    free(m->out);
+    free(m);
+}
+
+CNN_EXPORT int32_t cnn_model_num_inputs(const cnn_model *m)
+{
+    return m ? m->rt->ninputs : -1;
+}
+
+CNN_EXPORT int32_t cnn_model_num_outputs(const cnn_model *m)
+{
+    return m ? m->rt->noutputs : -1;
+}
+
+CNN_EXPORT int32_t cnn_model_num_threads(const cnn_model *m)
+{
+    return m ? m->nthreads : -1;
+}
+
+static void fill_info(const RtTensor *t, cnn_tensor_info *info)
+{
+    memset(info, 0, sizeof *info);
+    info->name = t->name ? t->name : "";
+    info->dtype = CNN_F32;
+    info->rank = t->rank;
+    for (int32_t i = 0; i < t->rank; i++)
+        info->dims[i] = t->dims[i];
+    info->size = (size_t)tensor_bytes(t);
+}
+
+CNN_EXPORT cnn_status cnn_model_input_info(const cnn_model *m, int32_t i, cnn_tensor_info *info)
+{
+    if (!m || !info || i < 0 || i >= m->rt->ninputs)
+        return CNN_ERR_INVALID_ARGUMENT;
+    fill_info(&m->rt->inputs[i], info);
+    return CNN_OK;
+}
+
+CNN_EXPORT cnn_status cnn_model_output_info(const cnn_model *m, int32_t i, cnn_tensor_info *info)
+{
+    if (!m || !info || i < 0 || i >= m->rt->noutputs)
+        return CNN_ERR_INVALID_ARGUMENT;
+    fill_info(&m->rt->outputs[i], info);
+    return CNN_OK;
+}
+
+/* Each buffer must be present (unless the tensor is empty) and float-aligned,
+ * else CNN_ERR_INVALID_ARGUMENT; then each must be exactly its tensor's size. */
+static cnn_status check_buffers(const cnn_tensor *t, const RtTensor *rt, int32_t n)
+{
+    cnn_status s = CNN_OK;
+    for (int32_t i = 0; i < n; i++) {
+        size_t bytes = (size_t)tensor_bytes(&rt[i]);
+        if (bytes > 0 && (!t[i].data || (uintptr_t)t[i].data % alignof(float) != 0))
+            return CNN_ERR_INVALID_ARGUMENT;
+        if (t[i].size != bytes)
+            s = CNN_ERR_SIZE_MISMATCH;
+    }
+    return s;
+}
+
+static cnn_status check_run(const cnn_model *m, const cnn_tensor *inputs, int32_t ninputs,
+                            const cnn_tensor *outputs, int32_t noutputs)
+{
+    if (!m || ninputs != m->rt->ninputs || noutputs != m->rt->noutputs ||
+        (ninputs > 0 && !inputs) || (noutputs > 0 && !outputs))
+        return CNN_ERR_INVALID_ARGUMENT;
+    cnn_status si = check_buffers(inputs, m->rt->inputs, ninputs);
+    if (si == CNN_ERR_INVALID_ARGUMENT)
+        return si;
+    cnn_status so = check_buffers(outputs, m->rt->outputs, noutputs);
+    return so != CNN_OK ? so : si;
+}
+
+CNN_EXPORT cnn_status cnn_model_run(cnn_model *m, const cnn_tensor *inputs, int32_t ninputs,
+                                    cnn_tensor *outputs, int32_t noutputs)
+{
+    cnn_status s = check_run(m, inputs, ninputs, outputs, noutputs);
+    if (s != CNN_OK)
+        return s;
+    for (int32_t i = 0; i < ninputs; i++)
+        m->in[i] = inputs[i].data;
+    for (int32_t i = 0; i < noutputs; i++)
+        m->out[i] = outputs[i].data;
+    m->rt->run(m->pool, m->arena, m->in, m->out);
+    return CNN_OK;
+}
+
+CNN_EXPORT const char *cnn_status_string(cnn_status s)
+{
+    switch (s) {
+    case CNN_OK: return "success";
+    case CNN_ERR_INVALID_ARGUMENT: return "invalid argument";
+    case CNN_ERR_SIZE_MISMATCH: return "buffer size does not match the tensor size";
+    case CNN_ERR_OUT_OF_MEMORY: return "out of memory";
+    case CNN_ERR_THREADS: return "the thread pool could not be started";
+    case CNN_ERR_DEVICE: return "the device is missing or failed";
+    case CNN_ERR_VERSION: return "incompatible version";
+    }
+    return "unknown status";
+}

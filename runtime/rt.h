@@ -1,0 +1,55 @@
+/* rt.h: the contract between generated model code and the runtime linked into
+ * every model.so. Generated code defines `cnnc_model` (an RtModel) and calls
+ * rt_parallel_for; the runtime implements include/cnnc/model.h on top of it.
+ * Generated code builds these structs as LLVM constants, so their layout is
+ * ABI: change RT_ABI_VERSION with any change here. */
+#ifndef CNNC_RT_H
+#define CNNC_RT_H
+
+#include <stdint.h>
+
+#define RT_ABI_VERSION 1
+#define RT_MAX_RANK 6
+
+typedef struct RtPool RtPool;
+
+/* A kernel processes work items [begin, end) of its own numbering. */
+typedef void (*RtKernel)(void *args, int64_t begin, int64_t end);
+
+/* Runs fn over [0, n) split statically and evenly across the pool's threads
+ * (the caller's thread takes a share). Returns when all items are done.
+ * Chunk i of min(n, threads) contiguous chunks runs on thread i, the caller's
+ * being chunk 0; n <= 0 does nothing; a call made while the pool is busy (from
+ * inside one of its kernels, or from a second thread) runs fn(args, 0, n) on
+ * the calling thread. No allocation, no thread creation per call. */
+void rt_parallel_for(RtPool *pool, int64_t n, RtKernel fn, void *args);
+
+typedef struct RtTensor {
+    const char *name;
+    int32_t rank;
+    int32_t pad_;
+    int64_t dims[RT_MAX_RANK];
+} RtTensor;
+
+/* `run` executes the network once: inputs[i] / outputs[i] are the caller's
+ * plain row-major f32 buffers, arena is `arena_bytes` of 64-byte-aligned
+ * scratch owned by the instance. */
+typedef struct RtModel {
+    uint32_t abi_version;
+    int32_t ninputs, noutputs;
+    int32_t pad_;
+    const RtTensor *inputs;
+    const RtTensor *outputs;
+    int64_t arena_bytes;
+    void (*run)(RtPool *pool, char *arena, const float *const *inputs, float *const *outputs);
+} RtModel;
+
+/* Defined by the generated code of each model. */
+extern const RtModel cnnc_model;
+
+/* Thread pool of the runtime (also used directly by tests and the JIT). */
+RtPool *rt_pool_new(int32_t nthreads); /* NULL on failure; 1: no worker threads */
+void rt_pool_free(RtPool *pool);
+int32_t rt_pool_threads(const RtPool *pool);
+
+#endif

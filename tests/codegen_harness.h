@@ -1,0 +1,227 @@
+/* codegen_harness.h: builds a model (language text or a zoo file) through
+ * the passes, LLVM and the linker into a model.so, loads it with dlopen and
+ * runs it through the cnnc/model.h API; compares outputs with a relative
+ * tolerance. Shared by test_codegen.c and test_codegen_large.c. */
+#ifndef CNNC_CODEGEN_HARNESS_H
+#define CNNC_CODEGEN_HARNESS_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <dlfcn.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cg.h"
+#include "cnnc/model.h"
+#include "frontend.h"
+#include "passes.h"
+
+#define TOL         1e-4
+#define RUNTIME_LIB CNNC_BINARY_DIR "/runtime/libcnnc_rt.a"
+
+/* ---- building and loading a model.so -------------------------------------- */
+
+typedef struct Build {
+    const char *cpu; /* NULL: the host */
+    int32_t block;   /* -1: the target's lanes; 0: plain layouts only */
+    int opt;
+    int64_t batch; /* 0: as written */
+} Build;
+
+typedef struct Api {
+    void *lib;
+    void (*options_init)(cnn_options *);
+    cnn_status (*create)(const cnn_options *, cnn_model **);
+    void (*destroy)(cnn_model *);
+    int32_t (*num_inputs)(const cnn_model *);
+    int32_t (*num_outputs)(const cnn_model *);
+    cnn_status (*input_info)(const cnn_model *, int32_t, cnn_tensor_info *);
+    cnn_status (*output_info)(const cnn_model *, int32_t, cnn_tensor_info *);
+    cnn_status (*run)(cnn_model *, const cnn_tensor *, int32_t, cnn_tensor *, int32_t);
+} Api;
+
+static char tmpdir[256];
+
+static Graph *load(const char *name, const char *text, const Build *b)
+{
+    Diag d;
+    ir_diag_init(&d, stderr);
+    FeOptions fo = {.batch = b->batch};
+    Graph *g;
+    if (text) {
+        g = fe_load_string(name, text, &fo, &d);
+    } else {
+        char path[512];
+        snprintf(path, sizeof path, "%s/models/%s.cnn", CNNC_SOURCE_DIR, name);
+        g = fe_load_file(path, &fo, &d);
+    }
+    assert_non_null(g);
+    assert_int_equal(d.nerrors, 0);
+    ir_diag_fini(&d);
+    fe_random_weights(g, 0);
+    return g;
+}
+
+/* Passes, codegen and link into tmpdir/NAME.so; returns the path. */
+static char *build_so(const char *name, const char *text, const Build *b)
+{
+    Graph *g = load(name, text, b);
+    Diag d;
+    ir_diag_init(&d, stderr);
+    CgTarget t = {.cpu = b->cpu, .opt_level = b->opt};
+    PassOptions po;
+    pass_options_init(&po);
+    po.block = b->block < 0 ? cg_target_lanes(&t) : b->block;
+    assert_true(pass_run_pipeline(g, &po, &d));
+    assert_true(pass_check_plan(g, &d));
+    Cg cg;
+    assert_true(cg_lower(&cg, g, &t, &d));
+    char obj[512], err[4096], *so = ir_xmalloc(512);
+    snprintf(obj, sizeof obj, "%s/%s.o", tmpdir, name);
+    snprintf(so, 512, "%s/%s.so", tmpdir, name);
+    if (!cg_emit_file(&cg, LLVMObjectFile, obj, err, sizeof err)) fail_msg("%s", err);
+    if (!cg_link_shared(obj, RUNTIME_LIB, so, err, sizeof err)) fail_msg("link: %s", err);
+    remove(obj);
+    cg_free(&cg);
+    ir_diag_fini(&d);
+    ir_graph_free(g);
+    return so;
+}
+
+static void *sym(void *lib, const char *name)
+{
+    void *p = dlsym(lib, name);
+    if (!p) fail_msg("%s: %s", name, dlerror());
+    return p;
+}
+
+static Api open_so(const char *path)
+{
+    Api a;
+    a.lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!a.lib) fail_msg("dlopen: %s", dlerror());
+    a.options_init = cnn_options_init;
+    *(void **)&a.create = sym(a.lib, "cnn_model_create");
+    *(void **)&a.destroy = sym(a.lib, "cnn_model_destroy");
+    *(void **)&a.num_inputs = sym(a.lib, "cnn_model_num_inputs");
+    *(void **)&a.num_outputs = sym(a.lib, "cnn_model_num_outputs");
+    *(void **)&a.input_info = sym(a.lib, "cnn_model_input_info");
+    *(void **)&a.output_info = sym(a.lib, "cnn_model_output_info");
+    *(void **)&a.run = sym(a.lib, "cnn_model_run");
+    return a;
+}
+
+/* The inputs `cnnc run --seed=S` uses: uniform in [-1, 1) per input name. */
+static float *seeded_input(const cnn_tensor_info *info, uint64_t seed)
+{
+    size_t n = info->size / sizeof(float);
+    float *x = ir_xmalloc(info->size);
+    Rng r = ir_rng(seed, info->name);
+    for (size_t i = 0; i < n; i++)
+        x[i] = (float)(2.0 * ir_rng_uniform(&r) - 1.0);
+    return x;
+}
+
+/* Runs the model once on seeded inputs; returns the outputs (malloc'd). */
+static float **run_so(const Api *a, int32_t threads, float ***inputs_out, int32_t *nout)
+{
+    cnn_options opt;
+    a->options_init(&opt);
+    opt.num_threads = threads;
+    cnn_model *m;
+    assert_int_equal(a->create(&opt, &m), CNN_OK);
+    int32_t ni = a->num_inputs(m), no = a->num_outputs(m);
+    cnn_tensor in[8], out[16];
+    float **ins = ir_xcalloc((size_t)ni, sizeof *ins),
+          **outs = ir_xcalloc((size_t)no, sizeof *outs);
+    for (int32_t i = 0; i < ni; i++) {
+        cnn_tensor_info info;
+        assert_int_equal(a->input_info(m, i, &info), CNN_OK);
+        ins[i] = seeded_input(&info, 0);
+        in[i] = (cnn_tensor){ins[i], info.size};
+    }
+    for (int32_t k = 0; k < no; k++) {
+        cnn_tensor_info info;
+        assert_int_equal(a->output_info(m, k, &info), CNN_OK);
+        outs[k] = ir_xmalloc(info.size);
+        for (size_t i = 0; i < info.size / 4; i++)
+            outs[k][i] = NAN;
+        out[k] = (cnn_tensor){outs[k], info.size};
+    }
+    assert_int_equal(a->run(m, in, ni, out, no), CNN_OK);
+    a->destroy(m);
+    *inputs_out = ins;
+    *nout = no;
+    return outs;
+}
+
+static void expect_close(const char *what, const float *got, const float *want, int64_t n)
+{
+    double err = 0, mag = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double e = fabs((double)got[i] - (double)want[i]);
+        err = e > err || isnan(e) ? e : err;
+        mag = fabs((double)want[i]) > mag ? fabs((double)want[i]) : mag;
+    }
+    double rel = err / (mag > 0 ? mag : 1);
+    if (!(rel <= TOL)) fail_msg("%s: max|diff| / max|ref| = %g (max|ref| %g)", what, rel, mag);
+}
+
+static void free_all(float **v, int32_t n)
+{
+    for (int32_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+/* Builds the zoo model at `batch` and checks it with 1 and 2 threads against
+ * tests/ref/MODEL_bBATCH.npy (`cnnc run --random-weights=0 --seed=0`). */
+static void check_zoo(const char *model, int64_t batch)
+{
+    char *so = build_so(model, NULL, &(Build){.block = -1, .opt = 2, .batch = batch});
+    Api a = open_so(so);
+    char ref[512], err[256];
+    snprintf(ref, sizeof ref, "%s/tests/ref/%s_b%lld.npy", CNNC_SOURCE_DIR, model,
+             (long long)batch);
+    NpyArray want;
+    if (!ir_npy_read(ref, &want, err, sizeof err)) fail_msg("%s", err);
+    int64_t n = 1;
+    for (int32_t i = 0; i < want.rank; i++)
+        n *= want.dims[i];
+    assert_int_equal(want.dims[0], batch);
+    for (int32_t threads = 1; threads <= 2; threads++) {
+        float **ins;
+        int32_t no;
+        float **outs = run_so(&a, threads, &ins, &no);
+        char what[256];
+        snprintf(what, sizeof what, "%s batch %lld, %d threads", model, (long long)batch, threads);
+        expect_close(what, outs[0], want.data, n);
+        free_all(outs, no);
+        free_all(ins, 1);
+    }
+    free(want.data);
+    dlclose(a.lib);
+    remove(so);
+    free(so);
+}
+
+static int make_tmpdir(void **state)
+{
+    (void)state;
+    snprintf(tmpdir, sizeof tmpdir, "%s/cnnc-test-XXXXXX",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int remove_tmpdir(void **state)
+{
+    (void)state;
+    return rmdir(tmpdir);
+}
+
+#endif

@@ -1,0 +1,53 @@
+/* fake_model.c: a hand-written stand-in for generated code, linked with the
+ * runtime into a model.so for the runtime's tests. Inputs x [2,3,4] and y [2,5];
+ * outputs x + 1 (through the arena and rt_parallel_for), y * 2, and
+ * meta = {pool threads, 1 if the arena is 64-byte aligned}. */
+#include "rt.h"
+
+#include <stddef.h>
+
+#ifndef FAKE_ABI
+#define FAKE_ABI RT_ABI_VERSION
+#endif
+#ifndef FAKE_ARENA
+#define FAKE_ARENA 4096
+#endif
+
+typedef struct AddArgs {
+    const float *src;
+    float *dst;
+    float add, mul;
+} AddArgs;
+
+static void scale_add(void *p, int64_t begin, int64_t end)
+{
+    AddArgs *a = p;
+    for (int64_t i = begin; i < end; i++)
+        a->dst[i] = a->src[i] * a->mul + a->add;
+}
+
+static void run(RtPool *pool, char *arena, const float *const *in, float *const *out)
+{
+    float *tmp = (float *)arena;
+    AddArgs plus = {in[0], tmp, 1.0f, 1.0f};
+    rt_parallel_for(pool, 24, scale_add, &plus);
+    AddArgs copy = {tmp, out[0], 0.0f, 1.0f};
+    rt_parallel_for(pool, 24, scale_add, &copy);
+    AddArgs twice = {in[1], out[1], 0.0f, 2.0f};
+    scale_add(&twice, 0, 10);
+    out[2][0] = (float)rt_pool_threads(pool);
+    out[2][1] = (size_t)arena % 64 == 0 ? 1.0f : 0.0f;
+}
+
+static const RtTensor inputs[] = {
+    {"x", 3, 0, {2, 3, 4}},
+    {"y", 2, 0, {2, 5}},
+};
+
+static const RtTensor outputs[] = {
+    {"x_plus_one", 3, 0, {2, 3, 4}},
+    {"y_times_two", 2, 0, {2, 5}},
+    {"meta", 1, 0, {2}},
+};
+
+const RtModel cnnc_model = {FAKE_ABI, 2, 3, 0, inputs, outputs, FAKE_ARENA, run};

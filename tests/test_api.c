@@ -1,0 +1,374 @@
+/* test_api.c: the public API of a model.so (include/cnnc/model.h), through a
+ * hand-written model (tests/runtime/fake_model.c) loaded with dlopen as a user
+ * would: results, info calls, every error status, concurrent instances. */
+#include <dlfcn.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "cnnc/model.h"
+
+typedef struct Api {
+    void *lib;
+    void (*options_init)(cnn_options *);
+    cnn_status (*create)(const cnn_options *, cnn_model **);
+    void (*destroy)(cnn_model *);
+    int32_t (*num_inputs)(const cnn_model *);
+    int32_t (*num_outputs)(const cnn_model *);
+    cnn_status (*input_info)(const cnn_model *, int32_t, cnn_tensor_info *);
+    cnn_status (*output_info)(const cnn_model *, int32_t, cnn_tensor_info *);
+    int32_t (*num_threads)(const cnn_model *);
+    cnn_status (*run)(cnn_model *, const cnn_tensor *, int32_t, cnn_tensor *, int32_t);
+    const char *(*status_string)(cnn_status);
+} Api;
+
+static void sym(void *lib, const char *name, void *fn, size_t size)
+{
+    void *p = dlsym(lib, name);
+    assert_non_null(p);
+    memcpy(fn, &p, size);
+}
+
+#define SYM(api, field, name) sym((api)->lib, name, &(api)->field, sizeof (api)->field)
+
+static Api load(const char *path)
+{
+    Api a;
+    memset(&a, 0, sizeof a);
+    a.lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    assert_non_null(a.lib);
+    a.options_init = cnn_options_init; /* inline in the header, not exported */
+    SYM(&a, create, "cnn_model_create");
+    SYM(&a, destroy, "cnn_model_destroy");
+    SYM(&a, num_inputs, "cnn_model_num_inputs");
+    SYM(&a, num_outputs, "cnn_model_num_outputs");
+    SYM(&a, input_info, "cnn_model_input_info");
+    SYM(&a, output_info, "cnn_model_output_info");
+    SYM(&a, num_threads, "cnn_model_num_threads");
+    SYM(&a, run, "cnn_model_run");
+    SYM(&a, status_string, "cnn_status_string");
+    return a;
+}
+
+static int setup(void **state)
+{
+    static Api api;
+    api = load(FAKE_MODEL_SO);
+    *state = &api;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    Api *api = *state;
+    dlclose(api->lib);
+    return 0;
+}
+
+/* Buffers of the fake model: x [2,3,4], y [2,5] -> x+1, 2y, meta[2]. */
+typedef struct Bufs {
+    float x[24], y[10], x1[24], y2[10], meta[2];
+    cnn_tensor in[2], out[3];
+} Bufs;
+
+static void bufs_init(Bufs *b, float base)
+{
+    memset(b, 0, sizeof *b);
+    for (int i = 0; i < 24; i++)
+        b->x[i] = base + (float)i * 0.5f;
+    for (int i = 0; i < 10; i++)
+        b->y[i] = base - (float)i;
+    b->in[0] = (cnn_tensor){b->x, sizeof b->x};
+    b->in[1] = (cnn_tensor){b->y, sizeof b->y};
+    b->out[0] = (cnn_tensor){b->x1, sizeof b->x1};
+    b->out[1] = (cnn_tensor){b->y2, sizeof b->y2};
+    b->out[2] = (cnn_tensor){b->meta, sizeof b->meta};
+}
+
+static int bufs_ok(const Bufs *b, int32_t threads)
+{
+    for (int i = 0; i < 24; i++)
+        if (b->x1[i] != b->x[i] + 1.0f)
+            return 0;
+    for (int i = 0; i < 10; i++)
+        if (b->y2[i] != b->y[i] * 2.0f)
+            return 0;
+    return b->meta[0] == (float)threads && b->meta[1] == 1.0f;
+}
+
+static cnn_model *create(const Api *api, int32_t threads)
+{
+    cnn_options opt;
+    api->options_init(&opt);
+    opt.num_threads = threads;
+    cnn_model *m = NULL;
+    assert_int_equal(api->create(&opt, &m), CNN_OK);
+    assert_non_null(m);
+    return m;
+}
+
+static void test_run(void **state)
+{
+    const Api *api = *state;
+    cnn_model *m = create(api, 3);
+    assert_int_equal(api->num_threads(m), 3);
+    Bufs b;
+    for (int rep = 0; rep < 5; rep++) {
+        bufs_init(&b, (float)rep - 7.25f);
+        assert_int_equal(api->run(m, b.in, 2, b.out, 3), CNN_OK);
+        assert_true(bufs_ok(&b, 3));
+    }
+    api->destroy(m);
+    api->destroy(NULL);
+}
+
+/* Only the public API is exported: the runtime and the model stay private to
+ * each model.so, so several can be loaded into one process. */
+static void test_exports(void **state)
+{
+    const Api *api = *state;
+    assert_null(dlsym(api->lib, "cnnc_model"));
+    assert_null(dlsym(api->lib, "rt_parallel_for"));
+    assert_null(dlsym(api->lib, "rt_pool_new"));
+    assert_null(dlsym(api->lib, "cnn_options_init")); /* inline in the header */
+}
+
+static void test_default_threads(void **state)
+{
+    const Api *api = *state;
+    cnn_model *m = NULL;
+    assert_int_equal(api->create(NULL, &m), CNN_OK);
+    int32_t n = api->num_threads(m);
+    assert_true(n >= 1 && n <= 64);
+    Bufs b;
+    bufs_init(&b, 3.0f);
+    assert_int_equal(api->run(m, b.in, 2, b.out, 3), CNN_OK);
+    assert_true(bufs_ok(&b, n));
+    api->destroy(m);
+    m = create(api, 1);
+    assert_int_equal(api->num_threads(m), 1);
+    assert_int_equal(api->run(m, b.in, 2, b.out, 3), CNN_OK);
+    assert_true(bufs_ok(&b, 1));
+    api->destroy(m);
+}
+
+static void check_info(const cnn_tensor_info *t, const char *name, int32_t rank,
+                       const int64_t *dims, size_t size)
+{
+    assert_string_equal(t->name, name);
+    assert_int_equal(t->dtype, CNN_F32);
+    assert_int_equal(t->rank, rank);
+    for (int32_t i = 0; i < rank; i++)
+        assert_int_equal(t->dims[i], dims[i]);
+    assert_int_equal(t->size, size);
+}
+
+static void test_info(void **state)
+{
+    const Api *api = *state;
+    cnn_model *m = create(api, 2);
+    cnn_tensor_info t;
+    assert_int_equal(api->num_inputs(m), 2);
+    assert_int_equal(api->num_outputs(m), 3);
+    assert_int_equal(api->input_info(m, 0, &t), CNN_OK);
+    check_info(&t, "x", 3, (const int64_t[]){2, 3, 4}, 96);
+    assert_int_equal(api->input_info(m, 1, &t), CNN_OK);
+    check_info(&t, "y", 2, (const int64_t[]){2, 5}, 40);
+    assert_int_equal(api->output_info(m, 0, &t), CNN_OK);
+    check_info(&t, "x_plus_one", 3, (const int64_t[]){2, 3, 4}, 96);
+    assert_int_equal(api->output_info(m, 2, &t), CNN_OK);
+    check_info(&t, "meta", 1, (const int64_t[]){2}, 8);
+
+    assert_int_equal(api->num_inputs(NULL), -1);
+    assert_int_equal(api->num_outputs(NULL), -1);
+    assert_int_equal(api->num_threads(NULL), -1);
+    assert_int_equal(api->input_info(NULL, 0, &t), CNN_ERR_INVALID_ARGUMENT);
+    assert_int_equal(api->input_info(m, 0, NULL), CNN_ERR_INVALID_ARGUMENT);
+    assert_int_equal(api->input_info(m, -1, &t), CNN_ERR_INVALID_ARGUMENT);
+    assert_int_equal(api->input_info(m, 2, &t), CNN_ERR_INVALID_ARGUMENT);
+    assert_int_equal(api->output_info(NULL, 0, &t), CNN_ERR_INVALID_ARGUMENT);
+    assert_int_equal(api->output_info(m, 0, NULL), CNN_ERR_INVALID_ARGUMENT);
+    assert_int_equal(api->output_info(m, -1, &t), CNN_ERR_INVALID_ARGUMENT);
+    assert_int_equal(api->output_info(m, 3, &t), CNN_ERR_INVALID_ARGUMENT);
+    api->destroy(m);
+}
+
+static void test_run_bad_arguments(void **state)
+{
+    const Api *api = *state;
+    cnn_model *m = create(api, 2);
+    Bufs b;
+    bufs_init(&b, 1.0f);
+    assert_int_equal(api->run(NULL, b.in, 2, b.out, 3), CNN_ERR_INVALID_ARGUMENT);
+    assert_int_equal(api->run(m, NULL, 2, b.out, 3), CNN_ERR_INVALID_ARGUMENT);
+    assert_int_equal(api->run(m, b.in, 2, NULL, 3), CNN_ERR_INVALID_ARGUMENT);
+    assert_int_equal(api->run(m, b.in, 1, b.out, 3), CNN_ERR_INVALID_ARGUMENT);
+    assert_int_equal(api->run(m, b.in, 3, b.out, 3), CNN_ERR_INVALID_ARGUMENT);
+    assert_int_equal(api->run(m, b.in, 2, b.out, 2), CNN_ERR_INVALID_ARGUMENT);
+    assert_int_equal(api->run(m, b.in, -1, b.out, 3), CNN_ERR_INVALID_ARGUMENT);
+
+    b.in[1].data = NULL;
+    assert_int_equal(api->run(m, b.in, 2, b.out, 3), CNN_ERR_INVALID_ARGUMENT);
+    bufs_init(&b, 1.0f);
+    b.out[2].data = NULL;
+    assert_int_equal(api->run(m, b.in, 2, b.out, 3), CNN_ERR_INVALID_ARGUMENT);
+    bufs_init(&b, 1.0f);
+    b.in[0].data = (char *)b.x + 1; /* not float-aligned */
+    b.in[0].size -= 4;
+    assert_int_equal(api->run(m, b.in, 2, b.out, 3), CNN_ERR_INVALID_ARGUMENT);
+    /* A missing buffer wins over a wrong size anywhere. */
+    bufs_init(&b, 1.0f);
+    b.in[0].size = 4;
+    b.out[1].data = NULL;
+    assert_int_equal(api->run(m, b.in, 2, b.out, 3), CNN_ERR_INVALID_ARGUMENT);
+    api->destroy(m);
+}
+
+static void test_run_bad_sizes(void **state)
+{
+    const Api *api = *state;
+    cnn_model *m = create(api, 2);
+    Bufs b;
+    bufs_init(&b, 1.0f);
+    b.in[0].size = 95;
+    assert_int_equal(api->run(m, b.in, 2, b.out, 3), CNN_ERR_SIZE_MISMATCH);
+    bufs_init(&b, 1.0f);
+    b.in[1].size = 80;
+    assert_int_equal(api->run(m, b.in, 2, b.out, 3), CNN_ERR_SIZE_MISMATCH);
+    bufs_init(&b, 1.0f);
+    b.out[0].size = 0;
+    assert_int_equal(api->run(m, b.in, 2, b.out, 3), CNN_ERR_SIZE_MISMATCH);
+    bufs_init(&b, 1.0f);
+    b.out[2].size = 12;
+    assert_int_equal(api->run(m, b.in, 2, b.out, 3), CNN_ERR_SIZE_MISMATCH);
+    /* Nothing was written by the failed calls; the instance still works. */
+    for (int i = 0; i < 24; i++)
+        assert_true(b.x1[i] == 0.0f);
+    bufs_init(&b, 1.0f);
+    assert_int_equal(api->run(m, b.in, 2, b.out, 3), CNN_OK);
+    assert_true(bufs_ok(&b, 2));
+    api->destroy(m);
+}
+
+static void test_create_errors(void **state)
+{
+    const Api *api = *state;
+    cnn_options opt;
+    cnn_model *m = (cnn_model *)&opt;
+    api->options_init(&opt);
+    assert_int_equal(opt.api_version, CNN_API_VERSION);
+    assert_int_equal(opt.num_threads, 0);
+    assert_int_equal(opt.device, CNN_DEVICE_CPU);
+    api->options_init(NULL);
+    assert_int_equal(api->create(&opt, NULL), CNN_ERR_INVALID_ARGUMENT);
+
+    opt.api_version = CNN_API_VERSION + 1;
+    assert_int_equal(api->create(&opt, &m), CNN_ERR_VERSION);
+    assert_null(m);
+    api->options_init(&opt);
+    opt.api_version = 0;
+    assert_int_equal(api->create(&opt, &m), CNN_ERR_VERSION);
+    api->options_init(&opt);
+    opt.num_threads = -1;
+    assert_int_equal(api->create(&opt, &m), CNN_ERR_INVALID_ARGUMENT);
+    opt.num_threads = 1 << 20;
+    assert_int_equal(api->create(&opt, &m), CNN_ERR_INVALID_ARGUMENT);
+    api->options_init(&opt);
+    opt.device = CNN_DEVICE_CUDA;
+    assert_int_equal(api->create(&opt, &m), CNN_ERR_DEVICE);
+    opt.device = (cnn_device)7;
+    assert_int_equal(api->create(&opt, &m), CNN_ERR_INVALID_ARGUMENT);
+    assert_null(m);
+}
+
+/* The runtime refuses a model built for another ABI, and reports an arena it
+ * cannot allocate. */
+static void test_broken_models(void **state)
+{
+    Api bad = load(FAKE_MODEL_BADABI_SO);
+    cnn_model *m = NULL;
+    assert_int_equal(bad.create(NULL, &m), CNN_ERR_VERSION);
+    assert_null(m);
+    dlclose(bad.lib);
+    Api huge = load(FAKE_MODEL_HUGE_SO);
+    assert_int_equal(huge.create(NULL, &m), CNN_ERR_OUT_OF_MEMORY);
+    assert_null(m);
+    dlclose(huge.lib);
+}
+
+static void test_status_strings(void **state)
+{
+    const Api *api = *state;
+    const char *seen[CNN_ERR_VERSION + 1];
+    for (int s = CNN_OK; s <= CNN_ERR_VERSION; s++) {
+        seen[s] = api->status_string((cnn_status)s);
+        assert_non_null(seen[s]);
+        assert_true(strlen(seen[s]) > 3);
+        assert_string_not_equal(seen[s], "unknown status");
+        for (int t = 0; t < s; t++)
+            assert_string_not_equal(seen[s], seen[t]);
+    }
+    assert_string_equal(api->status_string(CNN_OK), "success");
+    assert_string_equal(api->status_string(CNN_ERR_SIZE_MISMATCH),
+                        "buffer size does not match the tensor size");
+    assert_string_equal(api->status_string((cnn_status)99), "unknown status");
+    assert_string_equal(api->status_string((cnn_status)-1), "unknown status");
+}
+
+typedef struct Runner {
+    const Api *api;
+    int32_t threads;
+    float base;
+    int ok;
+} Runner;
+
+static void *run_many(void *p)
+{
+    Runner *r = p;
+    cnn_options opt;
+    r->api->options_init(&opt);
+    opt.num_threads = r->threads;
+    cnn_model *m = NULL;
+    r->ok = r->api->create(&opt, &m) == CNN_OK;
+    Bufs b;
+    for (int i = 0; i < 500 && r->ok; i++) {
+        bufs_init(&b, r->base + (float)i);
+        r->ok = r->api->run(m, b.in, 2, b.out, 3) == CNN_OK && bufs_ok(&b, r->threads);
+    }
+    r->api->destroy(m);
+    return NULL;
+}
+
+static void test_concurrent_instances(void **state)
+{
+    Runner r[2] = {{*state, 2, 0.5f, 0}, {*state, 3, -1000.0f, 0}};
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, run_many, &r[i]), 0);
+    for (int i = 0; i < 2; i++) {
+        pthread_join(t[i], NULL);
+        assert_true(r[i].ok);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_run),
+        cmocka_unit_test(test_exports),
+        cmocka_unit_test(test_default_threads),
+        cmocka_unit_test(test_info),
+        cmocka_unit_test(test_run_bad_arguments),
+        cmocka_unit_test(test_run_bad_sizes),
+        cmocka_unit_test(test_create_errors),
+        cmocka_unit_test(test_broken_models),
+        cmocka_unit_test(test_status_strings),
+        cmocka_unit_test(test_concurrent_instances),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

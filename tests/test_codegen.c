@@ -1,0 +1,192 @@
+/* test_codegen.c: whole-pipeline tests of the CPU backend. Small models written
+ * in the language (every op and epilogue) and the zoo models are compiled
+ * through the passes and LLVM into a model.so, loaded with dlopen, run through
+ * the cnnc/model.h API and compared with the reference interpreter (small
+ * models) or with its committed outputs (tests/ref/, the zoo):
+ *     max|got - want| / max|want| <= 1e-4. */
+#include "codegen_harness.h"
+
+/* ---- small models against the interpreter --------------------------------- */
+
+typedef struct Case {
+    const char *name;
+    const char *text;
+} Case;
+
+static const Case cases[] = {
+    {"epilogues", "network epilogues(x: f32[N=2, 8, 10, 10]) {\n"
+                  "  a = relu(conv2d(x, 16, kernel=3, pad=1) as c1)\n"
+                  "  b = relu6(conv2d(a, 16, kernel=3, pad=1) as c2)\n"
+                  "  c = sigmoid(conv2d(b, 16, kernel=1) as c3)\n"
+                  "  d = tanh(conv2d(c, 16, kernel=3, pad=1, bias=false) as c4)\n"
+                  "  e = silu(conv2d(d, 16, kernel=3, stride=2, pad=1) as c5)\n"
+                  "  f = leaky_relu(conv2d(e, 16, kernel=3, pad=1) as c6, alpha=0.1)\n"
+                  "  g = relu(conv2d(f, 16, kernel=3, pad=1) as c7 + f)\n"
+                  "  h = conv2d(g, 16, kernel=3, pad=1, groups=16) as c8 + g\n"
+                  "  k = clip(conv2d(h, 24, kernel=3, pad=1) as c9, -0.5, 0.5)\n"
+                  "  return k\n"
+                  "}\n"},
+    {"pools",
+     "network pools(x: f32[N=2, 16, 11, 11]) {\n"
+     "  y = conv2d(x, 16, kernel=1) as c0\n"
+     "  a = maxpool(y, kernel=3, stride=2, pad=1, ceil_mode=true)\n"
+     "  b = maxpool(y, kernel=3, stride=1, dilation=2)\n"
+     "  c = avgpool(y, kernel=3, stride=2, pad=1, ceil_mode=true, count_include_pad=false)\n"
+     "  d = avgpool(y, kernel=3, stride=2, pad=1)\n"
+     "  e = global_avgpool(y)\n"
+     "  f = adaptive_avgpool(y, 3)\n"
+     "  g = adaptive_avgpool(y, [2, 4])\n"
+     "  h = maxpool(x, kernel=2, ceil_mode=true)\n"
+     "  k = avgpool(x, kernel=3, stride=2, pad=1, ceil_mode=true)\n"
+     "  m = global_avgpool(x)\n"
+     "  n = adaptive_avgpool(x, [4, 3])\n"
+     "  return a, b, c, d, e, f, g, h, k, m, n\n"
+     "}\n"},
+    {"eltwise", "network eltwise(x: f32[N=2, 16, 6, 6]) {\n"
+                "  p = maxpool(conv2d(x, 16, kernel=1) as c0, kernel=2)\n"
+                "  a = relu(p); b = relu6(p); c = sigmoid(p); d = tanh(p)\n"
+                "  e = silu(p); f = leaky_relu(p, alpha=0.2); g = clip(p, -0.5, 0.25)\n"
+                "  s = a + b\n"
+                "  m = c * d\n"
+                "  se = p * sigmoid(conv2d(global_avgpool(p), 16, kernel=1) as fc)\n"
+                "  bn = batchnorm(p) as bn\n"
+                "  r = relu(x)\n"
+                "  t = x + global_avgpool(x)\n"
+                "  u = global_avgpool(x) * x\n"
+                "  return s, m, e, f, g, se, bn, r, t, u\n"
+                "}\n"},
+    {"dense", "network dense(x: f32[N=3, 4, 5, 5]) {\n"
+              "  f = flatten(x)\n"
+              "  h = relu(dense(f, 32) as fc1)\n"
+              "  h2 = tanh(dense(h, 32) as fc2) + h\n"
+              "  s = softmax(dense(h2, 10) as fc3)\n"
+              "  m = sigmoid(h2) * h\n"
+              "  k = leaky_relu(dense(m, 7, bias=false) as fc4, alpha=0.3)\n"
+              "  return s, m, k\n"
+              "}\n"},
+    {"misc", "network misc(x: f32[N=2, 8, 7, 7]) {\n"
+             "  a = relu(conv2d(x, 8, kernel=3, pad=1) as c1)\n"
+             "  b = relu(conv2d(x, 16, kernel=1) as c2)\n"
+             "  c = concat(a, b)\n"
+             "  d = concat(x, c)\n"
+             "  e = dropout(d)\n"
+             "  f = flatten(conv2d(e, 8, kernel=1) as c3)\n"
+             "  g = softmax(conv2d(e, 8, kernel=1) as c4, axis=1)\n"
+             "  h = concat(x, x, axis=3)\n"
+             "  k = softmax(h, axis=2)\n"
+             "  return f, g, k, c\n"
+             "}\n"},
+    {"odd_channels",
+     "network odd_channels(x: f32[N=1, 3, 9, 9]) {\n"
+     "  a = relu(conv2d(x, 12, kernel=3, pad=1) as c1)\n"
+     "  b = maxpool(a, kernel=2, ceil_mode=true)\n"
+     "  c = batchnorm(b) as bn\n"
+     "  d = relu(batchnorm(conv2d(c, 16, kernel=3, pad=1, bias=false) as c2) as bn2)\n"
+     "  return c, global_avgpool(d)\n"
+     "}\n"},
+};
+#define NCASES ((int)(sizeof cases / sizeof cases[0]))
+
+static void check_case(const Case *c, const Build *b, int32_t threads)
+{
+    char *so = build_so(c->name, c->text, b);
+    Api a = open_so(so);
+    float **ins;
+    int32_t no;
+    float **outs = run_so(&a, threads, &ins, &no);
+    Graph *g = load(c->name, c->text, b);
+    assert_int_equal(no, g->noutputs);
+    InterpResult res;
+    char err[256];
+    if (!ir_interp(g, (const float *const *)ins, &res, err, sizeof err))
+        fail_msg("interp: %s", err);
+    for (int32_t k = 0; k < no; k++) {
+        char what[256];
+        snprintf(what, sizeof what, "%s output %s (cpu %s, block %d, %d threads)", c->name,
+                 g->outputs[k].name, b->cpu ? b->cpu : "host", b->block, threads);
+        const Node *nd = &g->nodes[g->outputs[k].node];
+        expect_close(what, outs[k], res.values[g->outputs[k].node], ir_numel(&nd->type));
+    }
+    ir_interp_free(&res);
+    free_all(outs, no);
+    free_all(ins, ir_num_inputs(g));
+    ir_graph_free(g);
+    dlclose(a.lib);
+    remove(so);
+    free(so);
+}
+
+static void test_cases(const Build *b, int32_t threads)
+{
+    for (int i = 0; i < NCASES; i++)
+        check_case(&cases[i], b, threads);
+}
+
+static void test_small_host(void **state)
+{
+    (void)state;
+    test_cases(&(Build){.block = -1, .opt = 2}, 1);
+    test_cases(&(Build){.block = -1, .opt = 2}, 2);
+}
+
+static void test_small_plain(void **state)
+{
+    (void)state;
+    test_cases(&(Build){.block = 0, .opt = 2}, 2);
+}
+
+static void test_small_avx2(void **state)
+{
+    (void)state;
+    test_cases(&(Build){.cpu = "x86-64-v3", .block = -1, .opt = 2}, 2);
+    assert_int_equal(cg_target_lanes(&(CgTarget){.cpu = "x86-64-v3"}), 8);
+}
+
+static void test_small_sse_O0(void **state)
+{
+    (void)state;
+    assert_int_equal(cg_target_lanes(&(CgTarget){.cpu = "x86-64"}), 4);
+    test_cases(&(Build){.cpu = "x86-64", .block = -1, .opt = 0}, 1);
+}
+
+static void test_zoo_small(void **state)
+{
+    (void)state;
+    static const char *const models[] = {"mnist_cnn", "mlp"};
+    for (int i = 0; i < 2; i++) {
+        check_zoo(models[i], 1);
+        check_zoo(models[i], 4);
+    }
+}
+
+static void test_squeezenet(void **state)
+{
+    (void)state;
+    check_zoo("squeezenet1_1", 1);
+    check_zoo("squeezenet1_1", 4);
+}
+
+static void test_mobilenet(void **state)
+{
+    (void)state;
+    check_zoo("mobilenet_v2", 1);
+    check_zoo("mobilenet_v2", 4);
+}
+
+static void test_resnet18(void **state)
+{
+    (void)state;
+    check_zoo("resnet18", 1);
+    check_zoo("resnet18", 4);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_small_host), cmocka_unit_test(test_small_plain),
+        cmocka_unit_test(test_small_avx2), cmocka_unit_test(test_small_sse_O0),
+        cmocka_unit_test(test_zoo_small),  cmocka_unit_test(test_squeezenet),
+        cmocka_unit_test(test_mobilenet),  cmocka_unit_test(test_resnet18),
+    };
+    return cmocka_run_group_tests(tests, make_tmpdir, remove_tmpdir);
+}

@@ -1,0 +1,446 @@
+/* test_kernels.c: the conv2d and dense kernels of the LLVM backend, each
+ * compiled on its own (tests/kernel_harness.h) and run on blocked or plain
+ * buffers, against the reference interpreter on the same graph:
+ * max|got - want| <= 1e-4 * max|want|. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+
+#include "frontend.h"
+#include "kernel_harness.h"
+
+#define TOL 1e-4
+#define SENTINEL 1234.5f
+
+static const SrcLoc noloc = {NULL, 0, 0};
+
+typedef struct ConvCase {
+    int64_t N, C, H, W, O;
+    int32_t k[2], s[2], d[2], pad[4], groups;
+    bool bias;
+    Epilogue epi;
+    bool in_blocked, out_blocked;
+    int64_t extra_channels; /* output written inside a wider (concat) buffer */
+} ConvCase;
+
+/* Defaults: 3×3, stride 1, pad 1, dilation 1, one group, bias, blocked. */
+static ConvCase conv_case(int64_t N, int64_t C, int64_t H, int64_t W, int64_t O)
+{
+    return (ConvCase){.N = N, .C = C, .H = H, .W = W, .O = O, .k = {3, 3}, .s = {1, 1},
+                      .d = {1, 1}, .pad = {1, 1, 1, 1}, .groups = 1, .bias = true,
+                      .in_blocked = true, .out_blocked = true};
+}
+
+static float *random_values(int64_t n, const char *stream)
+{
+    float *v = ir_xmalloc((size_t)n * sizeof(float));
+    Rng r = ir_rng(7, stream);
+    for (int64_t i = 0; i < n; i++)
+        v[i] = (float)(2.0 * ir_rng_uniform(&r) - 1.0);
+    return v;
+}
+
+static double rel_error(const float *got, const float *want, int64_t n)
+{
+    double md = 0.0, mw = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        double d = fabs((double)got[i] - (double)want[i]);
+        md = d > md || isnan(d) ? d : md;
+        mw = fabs((double)want[i]) > mw ? fabs((double)want[i]) : mw;
+    }
+    return mw > 0.0 ? md / mw : md;
+}
+
+/* x (input 0), weight, [bias], [residual (input 1)] → conv; shapes inferred,
+ * weights random. Returns the conv node. */
+static int32_t build_conv(Graph *g, const ConvCase *c)
+{
+    int32_t x = ir_add_input(g, "x", ir_type_f32(4, (int64_t[]){c->N, c->C, c->H, c->W}), noloc);
+    int64_t wd[4] = {c->O, c->C / c->groups, c->k[0], c->k[1]};
+    int32_t ins[4] = {x, ir_add_param(g, "conv.weight", ir_type_f32(4, wd), noloc)};
+    int32_t n = 2;
+    if (c->bias)
+        ins[n++] = ir_add_param(g, "conv.bias", ir_type_f32(1, (int64_t[]){c->O}), noloc);
+    if (c->epi.residual) {
+        int64_t oh = (c->H + c->pad[0] + c->pad[2] - c->d[0] * (c->k[0] - 1) - 1) / c->s[0] + 1;
+        int64_t ow = (c->W + c->pad[1] + c->pad[3] - c->d[1] * (c->k[1] - 1) - 1) / c->s[1] + 1;
+        int64_t rd[4] = {c->N, c->O, oh, ow};
+        ins[n++] = ir_add_input(g, "r", ir_type_f32(4, rd), noloc);
+    }
+    int32_t id = ir_add_node(g, OP_CONV2D, ins, n, "conv", noloc);
+    ConvAttrs *a = &g->nodes[id].attrs.conv;
+    memcpy(a->kernel, c->k, sizeof a->kernel);
+    memcpy(a->stride, c->s, sizeof a->stride);
+    memcpy(a->dilation, c->d, sizeof a->dilation);
+    memcpy(a->pad, c->pad, sizeof a->pad);
+    a->groups = c->groups;
+    a->epi = c->epi;
+    ir_add_output(g, id, "y");
+    Diag d;
+    ir_diag_init(&d, stderr);
+    assert_true(ir_infer_shapes(g, &d));
+    ir_diag_fini(&d);
+    fe_random_weights(g, 11);
+    return id;
+}
+
+static void set_blocked(TensorType *t, int32_t b)
+{
+    t->layout = LAYOUT_NCHWC;
+    t->block = b;
+}
+
+/* Runs the kernel over its items in two calls (checks the item split). */
+static void run_split(const KhKernel *k, void **args)
+{
+    int64_t half = k->items / 2;
+    k->fn(args, 0, half);
+    k->fn(args, half, k->items);
+}
+
+/* Gives the graph the case's layouts and output placement (the interpreter
+ * has already run: it ignores both). Returns the output's batch stride. */
+static int64_t place_conv(Graph *g, int32_t id, const ConvCase *c, int32_t b)
+{
+    const Node *n = &g->nodes[id];
+    if (c->in_blocked)
+        set_blocked(&g->nodes[0].type, b);
+    if (c->out_blocked)
+        set_blocked(&g->nodes[id].type, b);
+    if (c->epi.residual)
+        g->nodes[n->inputs[n->ninputs - 1]].type = n->type;
+    int64_t ostride = (c->O + c->extra_channels) * n->type.dims[2] * n->type.dims[3];
+    if (c->extra_channels)
+        g->nodes[id].mem.batch_stride = ostride;
+    return ostride;
+}
+
+/* Runs the kernel on the case's layouts; compares with `want` and checks that
+ * the output's neighbours in a wider buffer are untouched. */
+static void run_conv(const KhKernel *k, const Graph *g, int32_t id, const ConvCase *c,
+                     const float *x, const float *r, const float *want, int64_t ostride)
+{
+    const Node *n = &g->nodes[id];
+    int64_t N = c->N, O = c->O, OHW = n->type.dims[2] * n->type.dims[3], HW = c->H * c->W;
+    int64_t xb_b = c->in_blocked ? k->vec : 1, ob_b = c->out_blocked ? k->vec : 1;
+    float *xb = ir_xmalloc((size_t)(N * c->C * HW) * sizeof(float));
+    float *rb = ir_xmalloc((size_t)(N * O * OHW) * sizeof(float));
+    float *ob = ir_xmalloc((size_t)(N * ostride) * sizeof(float));
+    float *got = ir_xmalloc((size_t)(N * O * OHW) * sizeof(float));
+    for (int64_t i = 0; i < N * ostride; i++)
+        ob[i] = SENTINEL;
+    kh_block(x, xb, N, c->C, HW, xb_b, c->C * HW);
+    kh_block(r, rb, N, O, OHW, ob_b, O * OHW);
+    void *args[5] = {ob, xb, NULL, NULL, NULL};
+    args[n->ninputs] = c->epi.residual ? rb : args[n->ninputs];
+    run_split(k, args);
+    kh_unblock(ob, got, N, O, OHW, ob_b, ostride);
+    double e = rel_error(got, want, N * O * OHW);
+    if (e > TOL || getenv("KH_VERBOSE"))
+        fprintf(stderr, "conv N%lld C%lld %lldx%lld O%lld k%dx%d s%d p%d,%d,%d,%d g%d: %g\n",
+                (long long)N, (long long)c->C, (long long)c->H, (long long)c->W, (long long)O,
+                c->k[0], c->k[1], c->s[0], c->pad[0], c->pad[1], c->pad[2], c->pad[3],
+                c->groups, e);
+    assert_true(e <= TOL);
+    for (int64_t i = 0; i < N; i++)
+        for (int64_t j = O * OHW; j < ostride; j++)
+            assert_true(ob[i * ostride + j] == SENTINEL);
+    free(xb), free(rb), free(ob), free(got);
+}
+
+/* The case against the interpreter; with vectors wider than this machine's,
+ * the kernel is only compiled. */
+static void check_conv(const ConvCase *c, const char *features)
+{
+    Graph *g = ir_graph_new("t");
+    int32_t id = build_conv(g, c);
+    const Node *n = &g->nodes[id];
+    int64_t OHW = n->type.dims[2] * n->type.dims[3];
+    float *x = random_values(c->N * c->C * c->H * c->W, "x");
+    float *r = random_values(c->N * c->O * OHW, "r");
+    const float *ins[2] = {x, r};
+    InterpResult ref;
+    char err[256];
+    assert_true(ir_interp(g, ins, &ref, err, sizeof err));
+    int32_t b = kh_lanes(features);
+    int64_t ostride = place_conv(g, id, c, b);
+    KhKernel k;
+    assert_true(kh_compile(g, id, features, &k));
+    assert_int_equal(k.vec, b);
+    if (b <= kh_lanes(NULL))
+        run_conv(&k, g, id, c, x, r, ref.values[id], ostride);
+    kh_unload(&k);
+    free(x), free(r);
+    ir_interp_free(&ref);
+    ir_graph_free(g);
+}
+
+static void conv_3x3(void **state)
+{
+    ConvCase c = conv_case(1, 16, 10, 13, 16);
+    check_conv(&c, NULL);
+    c = conv_case(3, 8, 9, 11, 24); /* odd number of output blocks, batch 3 */
+    c.bias = false;
+    check_conv(&c, NULL);
+    c = conv_case(1, 32, 7, 7, 64); /* narrower than a tile */
+    check_conv(&c, NULL);
+    c = conv_case(1, 16, 30, 31, 32); /* several interior tiles and a remainder */
+    check_conv(&c, NULL);
+}
+
+static void conv_stride_pad_dilation(void **state)
+{
+    ConvCase c = conv_case(2, 16, 15, 17, 16);
+    c.s[0] = c.s[1] = 2;
+    check_conv(&c, NULL);
+    c = conv_case(1, 8, 12, 14, 16);
+    c.pad[0] = 0, c.pad[1] = 2, c.pad[2] = 1, c.pad[3] = 0; /* asymmetric */
+    check_conv(&c, NULL);
+    c = conv_case(1, 8, 13, 16, 8);
+    c.d[0] = c.d[1] = 2;
+    c.pad[0] = c.pad[1] = c.pad[2] = c.pad[3] = 2;
+    check_conv(&c, NULL);
+    c = conv_case(1, 8, 10, 9, 8);
+    c.k[0] = c.k[1] = 5;
+    c.pad[0] = c.pad[1] = c.pad[2] = c.pad[3] = 0;
+    check_conv(&c, NULL);
+    c = conv_case(1, 8, 6, 7, 16); /* padding wider than the kernel: some pixels see none */
+    c.k[0] = c.k[1] = 1;
+    c.pad[0] = c.pad[1] = c.pad[2] = c.pad[3] = 3;
+    c.s[0] = c.s[1] = 2;
+    check_conv(&c, NULL);
+}
+
+static void conv_pointwise(void **state)
+{
+    ConvCase c = conv_case(1, 32, 7, 9, 64);
+    c.k[0] = c.k[1] = 1;
+    c.pad[0] = c.pad[1] = c.pad[2] = c.pad[3] = 0;
+    check_conv(&c, NULL);
+    c.s[0] = c.s[1] = 2; /* downsampling shortcut */
+    check_conv(&c, NULL);
+    c = conv_case(3, 16, 14, 14, 32); /* rows regrouped to 49 pixels, batch 3 */
+    c.k[0] = c.k[1] = 1;
+    c.pad[0] = c.pad[1] = c.pad[2] = c.pad[3] = 0;
+    c.epi = (Epilogue){.residual = true, .post = ACT_RELU};
+    check_conv(&c, NULL);
+    c.extra_channels = 8;
+    check_conv(&c, NULL);
+}
+
+/* Planes too narrow for a register tile per row: tiles cross rows. */
+static void conv_small_plane(void **state)
+{
+    ConvCase c = conv_case(2, 16, 7, 7, 32);
+    c.epi = (Epilogue){.act = ACT_RELU, .residual = true, .post = ACT_RELU};
+    check_conv(&c, NULL);
+    c = conv_case(1, 8, 14, 13, 16); /* stride 2: a 7×7 output */
+    c.s[0] = c.s[1] = 2;
+    c.extra_channels = 16;
+    check_conv(&c, NULL);
+    c = conv_case(1, 8, 5, 6, 24);
+    c.k[0] = c.k[1] = 5;
+    c.pad[0] = c.pad[1] = c.pad[2] = c.pad[3] = 2;
+    check_conv(&c, NULL);
+    c = conv_case(1, 8, 4, 3, 8);
+    c.pad[0] = 2, c.pad[3] = 0; /* asymmetric padding on a tiny plane */
+    c.d[0] = 2;
+    check_conv(&c, NULL);
+}
+
+static void conv_first_layer(void **state)
+{
+    ConvCase c = conv_case(1, 3, 23, 29, 16);
+    c.k[0] = c.k[1] = 7;
+    c.s[0] = c.s[1] = 2;
+    c.pad[0] = c.pad[1] = c.pad[2] = c.pad[3] = 3;
+    c.in_blocked = false;
+    c.epi.act = ACT_RELU;
+    check_conv(&c, NULL);
+    c = conv_case(3, 1, 12, 12, 8); /* one input channel, batch 3 */
+    c.in_blocked = false;
+    check_conv(&c, NULL);
+}
+
+static void conv_epilogues(void **state)
+{
+    const Epilogue epis[] = {
+        {.act = ACT_RELU},
+        {.act = ACT_CLIP, .act_a = 0.0f, .act_b = 0.3f},
+        {.act = ACT_SILU},
+        {.act = ACT_SIGMOID},
+        {.act = ACT_TANH},
+        {.act = ACT_LEAKY_RELU, .act_a = 0.1f},
+        {.residual = true},
+        {.residual = true, .post = ACT_RELU},
+        {.act = ACT_RELU, .residual = true, .post = ACT_CLIP, .post_a = -0.2f, .post_b = 0.5f},
+    };
+    for (size_t i = 0; i < sizeof epis / sizeof epis[0]; i++) {
+        ConvCase c = conv_case(2, 8, 6, 9, 16);
+        c.epi = epis[i];
+        check_conv(&c, NULL);
+    }
+}
+
+static void conv_depthwise(void **state)
+{
+    ConvCase c = conv_case(1, 32, 11, 13, 32);
+    c.groups = 32;
+    c.epi = (Epilogue){.act = ACT_CLIP, .act_a = 0.0f, .act_b = 6.0f};
+    check_conv(&c, NULL);
+    c.s[0] = c.s[1] = 2;
+    c.N = 3;
+    check_conv(&c, NULL);
+    c = conv_case(2, 16, 9, 30, 16);
+    c.groups = 16;
+    c.k[0] = c.k[1] = 5;
+    c.pad[0] = c.pad[1] = c.pad[2] = c.pad[3] = 2;
+    c.epi.residual = true;
+    check_conv(&c, NULL);
+}
+
+static void conv_generic(void **state)
+{
+    ConvCase c = conv_case(2, 6, 7, 8, 4);
+    c.groups = 2;
+    c.in_blocked = c.out_blocked = false;
+    c.epi.act = ACT_RELU;
+    check_conv(&c, NULL);
+    c = conv_case(1, 5, 9, 6, 7);
+    c.in_blocked = c.out_blocked = false;
+    c.s[0] = 2;
+    c.d[1] = 2;
+    c.pad[3] = 0;
+    c.epi = (Epilogue){.act = ACT_SILU, .residual = true};
+    check_conv(&c, NULL);
+    c = conv_case(1, 16, 8, 8, 16); /* grouped with blocked tensors */
+    c.groups = 2;
+    check_conv(&c, NULL);
+}
+
+static void conv_into_concat(void **state)
+{
+    ConvCase c = conv_case(3, 8, 6, 7, 16);
+    c.extra_channels = 24;
+    check_conv(&c, NULL);
+    c.groups = 8;
+    c.C = c.O = 8;
+    check_conv(&c, NULL);
+}
+
+/* Another vector width than the host's: 4-lane SSE blocks. */
+static void conv_sse(void **state)
+{
+    const char *sse = "+sse2,+sse4.1,-avx,-avx2,-fma,-avx512f";
+    ConvCase c = conv_case(2, 12, 9, 10, 8);
+    check_conv(&c, sse);
+    c.groups = 12;
+    c.O = 12;
+    check_conv(&c, sse);
+    c = conv_case(1, 3, 11, 11, 8);
+    c.in_blocked = false;
+    c.s[0] = c.s[1] = 2;
+    check_conv(&c, sse);
+}
+
+/* AVX-512 code (16-lane blocks, 32 registers) is built and verified here
+ * and run where the machine has AVX-512. */
+static void conv_avx512(void **state)
+{
+    const char *avx512 = "+avx,+avx2,+fma,+avx512f,+avx512vl,+avx512bw,+avx512dq";
+    ConvCase c = conv_case(2, 32, 9, 30, 64);
+    c.epi = (Epilogue){.act = ACT_SILU, .residual = true};
+    check_conv(&c, avx512);
+    c = conv_case(1, 64, 7, 7, 48);
+    check_conv(&c, avx512);
+    c.groups = 64;
+    c.O = 64;
+    check_conv(&c, avx512);
+    c = conv_case(1, 3, 20, 20, 16);
+    c.in_blocked = false;
+    check_conv(&c, avx512);
+}
+
+/* ---- dense ------------------------------------------------------------- */
+
+static void check_dense(int64_t N, int64_t I, int64_t O, bool bias, Epilogue epi)
+{
+    Graph *g = ir_graph_new("t");
+    int32_t ins[4] = {ir_add_input(g, "x", ir_type_f32(2, (int64_t[]){N, I}), noloc),
+                      ir_add_param(g, "fc.weight", ir_type_f32(2, (int64_t[]){O, I}), noloc)};
+    int32_t n = 2;
+    if (bias)
+        ins[n++] = ir_add_param(g, "fc.bias", ir_type_f32(1, (int64_t[]){O}), noloc);
+    if (epi.residual)
+        ins[n++] = ir_add_input(g, "r", ir_type_f32(2, (int64_t[]){N, O}), noloc);
+    int32_t id = ir_add_node(g, OP_DENSE, ins, n, "fc", noloc);
+    g->nodes[id].attrs.dense.epi = epi;
+    ir_add_output(g, id, "y");
+    Diag d;
+    ir_diag_init(&d, stderr);
+    assert_true(ir_infer_shapes(g, &d));
+    ir_diag_fini(&d);
+    fe_random_weights(g, 5);
+    float *x = random_values(N * I, "x"), *r = random_values(N * O, "r");
+    const float *in[2] = {x, r};
+    InterpResult ref;
+    char err[256];
+    assert_true(ir_interp(g, in, &ref, err, sizeof err));
+    KhKernel k;
+    assert_true(kh_compile(g, id, NULL, &k));
+    float *out = ir_xmalloc((size_t)(N * O + 16) * sizeof(float));
+    for (int64_t i = 0; i < N * O + 16; i++)
+        out[i] = SENTINEL;
+    void *args[5] = {out, x, NULL, NULL, NULL};
+    args[n] = epi.residual ? r : args[n];
+    run_split(&k, args);
+    assert_true(rel_error(out, ref.values[id], N * O) <= TOL);
+    for (int64_t i = N * O; i < N * O + 16; i++)
+        assert_true(out[i] == SENTINEL);
+    kh_unload(&k);
+    free(x), free(r), free(out);
+    ir_interp_free(&ref);
+    ir_graph_free(g);
+}
+
+static void dense_shapes(void **state)
+{
+    Epilogue none = {0};
+    check_dense(1, 37, 20, true, none);   /* a partial last block */
+    check_dense(1, 256, 64, false, none); /* whole blocks */
+    check_dense(2, 9, 10, true, none);
+    check_dense(3, 50, 17, true, none);
+    check_dense(4, 33, 24, true, none);
+    check_dense(5, 3, 1, true, none);
+}
+
+static void dense_epilogues(void **state)
+{
+    check_dense(1, 40, 13, true, (Epilogue){.act = ACT_RELU});
+    check_dense(3, 21, 30, true, (Epilogue){.act = ACT_SIGMOID});
+    check_dense(2, 64, 19, false, (Epilogue){.residual = true});
+    check_dense(4, 16, 8, true, (Epilogue){.act = ACT_TANH, .residual = true, .post = ACT_RELU});
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(conv_3x3),
+        cmocka_unit_test(conv_stride_pad_dilation),
+        cmocka_unit_test(conv_pointwise),
+        cmocka_unit_test(conv_small_plane),
+        cmocka_unit_test(conv_first_layer),
+        cmocka_unit_test(conv_epilogues),
+        cmocka_unit_test(conv_depthwise),
+        cmocka_unit_test(conv_generic),
+        cmocka_unit_test(conv_into_concat),
+        cmocka_unit_test(conv_sse),
+        cmocka_unit_test(conv_avx512),
+        cmocka_unit_test(dense_shapes),
+        cmocka_unit_test(dense_epilogues),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,327 @@
+/* test_passes.c: the optimizer. Every pass must keep the numbers: small models
+ * and the lighter zoo models are run on the reference interpreter before and
+ * after the pipeline (blocks 0, 8, 16, and each optional pass switched off),
+ * with max|delta| <= 1e-4 * max|ref|. Golden before/after IR of each pass
+ * (tests/passes/NAME.*; CNNC_UPDATE_GOLDEN=1 rewrites them), and unit tests
+ * of the graph utilities, constant folding, the plan and its checker.
+ * VGG-16 and ResNet-50 run in test_passes_zoo.c (slow). */
+#include "passes/check.h"
+
+#define GOLDEN_DIR "tests/passes/"
+
+/* ---- numbers before and after ------------------------------------------------ */
+
+static void check_model(const char *path)
+{
+    Model m = {.path = path};
+    model_init(&m);
+    check_all_configs(&m);
+    model_fini(&m);
+}
+
+static void test_small_models(void **state)
+{
+    static const char *const names[] = {"simplify", "fold_bn", "fuse", "layout"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        char path[256];
+        snprintf(path, sizeof path, GOLDEN_DIR "%s.cnn", names[i]);
+        check_model(path);
+    }
+}
+
+static void test_mnist_cnn(void **state) { check_model("models/mnist_cnn.cnn"); }
+static void test_mlp(void **state) { check_model("models/mlp.cnn"); }
+static void test_squeezenet1_1(void **state) { check_model("models/squeezenet1_1.cnn"); }
+static void test_mobilenet_v2(void **state) { check_model("models/mobilenet_v2.cnn"); }
+
+/* The heaviest of the fast models: the full pipeline at block 16, and the
+ * passes that change it (fold_bn, fuse) off at block 8. The interpreter reads
+ * layouts as logical values, so blocks 0 and 8 add little here beyond the
+ * plan checks of test_plan_every_zoo_model. */
+static void test_resnet18(void **state)
+{
+    Model m = {.path = "models/resnet18.cnn"};
+    model_init(&m);
+    check_config(&m, 16, ALL_ON);
+    check_config(&m, 8, pass_index("fold_bn"));
+    check_config(&m, 8, pass_index("fuse"));
+    model_fini(&m);
+}
+
+/* Every zoo model is planned at every block; the plans must check. */
+static void test_plan_every_zoo_model(void **state)
+{
+    static const char *const zoo[] = {"mlp", "mnist_cnn", "squeezenet1_1", "mobilenet_v2",
+                                      "resnet18", "resnet50", "vgg16"};
+    static const int32_t blocks[] = {0, 8, 16};
+    for (size_t i = 0; i < sizeof zoo / sizeof zoo[0]; i++)
+        for (size_t b = 0; b < 3; b++) {
+            char path[128];
+            snprintf(path, sizeof path, "models/%s.cnn", zoo[i]);
+            report_plan(path, blocks[b]);
+        }
+}
+
+/* ---- golden IR --------------------------------------------------------------- */
+
+static char *read_text(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = malloc((size_t)n + 1);
+    assert_non_null(s);
+    assert_int_equal(fread(s, 1, (size_t)n, f), (size_t)n);
+    s[n] = '\0';
+    fclose(f);
+    return s;
+}
+
+/* The text must equal the golden file (or replace it when updating), and
+ * parse back into a graph that verifies. */
+static void expect_golden(const char *text, const char *path)
+{
+    if (getenv("CNNC_UPDATE_GOLDEN")) {
+        FILE *f = fopen(path, "wb");
+        assert_non_null(f);
+        fputs(text, f);
+        fclose(f);
+    }
+    char *want = read_text(path);
+    if (!want)
+        fail_msg("missing golden file %s (CNNC_UPDATE_GOLDEN=1 writes it)", path);
+    if (strcmp(text, want) != 0)
+        fail_msg("%s differs from the output:\n%s", path, text);
+    Diag d;
+    ir_diag_init(&d, stderr);
+    Graph *g = ir_parse_text(path, text, &d);
+    assert_non_null(g);
+    assert_true(ir_verify(g, &d));
+    ir_graph_free(g);
+    ir_diag_fini(&d);
+    free(want);
+}
+
+/* NAME.cnn unoptimized is NAME.before.ir; the pipeline (block 8) dumped after
+ * PASS is NAME.after-PASS.ir. */
+static void check_golden(const char *name, const char *pass)
+{
+    char path[256];
+    Model m = {.path = path};
+    snprintf(path, sizeof path, GOLDEN_DIR "%s.cnn", name);
+    Graph *g = model_load(&m);
+    char *before = print_graph(g), *after = NULL;
+    snprintf(path, sizeof path, GOLDEN_DIR "%s.before.ir", name);
+    expect_golden(before, path);
+    size_t len = 0;
+    PassOptions opt;
+    pass_options_init(&opt);
+    opt.block = 8;
+    opt.verify = true;
+    opt.dump_after = pass_index(pass);
+    opt.dump = open_memstream(&after, &len);
+    Diag d;
+    ir_diag_init(&d, stderr);
+    assert_true(pass_run_pipeline(g, &opt, &d));
+    ir_diag_fini(&d);
+    fclose(opt.dump);
+    snprintf(path, sizeof path, GOLDEN_DIR "%s.after-%s.ir", name, pass);
+    expect_golden(after, path);
+    free(before);
+    free(after);
+    ir_graph_free(g);
+}
+
+static void test_golden(void **state)
+{
+    check_golden("simplify", "simplify");
+    check_golden("fold_bn", "fold_bn");
+    check_golden("fuse", "fuse");
+    check_golden("layout", "layout");
+}
+
+/* ---- units -------------------------------------------------------------------- */
+
+static Graph *parse(const char *text)
+{
+    Diag d;
+    ir_diag_init(&d, stderr);
+    Graph *g = ir_parse_text("unit.ir", text, &d);
+    ir_diag_fini(&d);
+    assert_non_null(g);
+    return g;
+}
+
+static void bind(Graph *g, const char *name, const float *v)
+{
+    int32_t id = ir_find_node(g, name);
+    assert_true(id >= 0);
+    size_t bytes = (size_t)ir_numel(&g->nodes[id].type) * sizeof(float);
+    g->nodes[id].data = ir_alloc(g->arena, bytes);
+    memcpy(g->nodes[id].data, v, bytes);
+}
+
+/* relu(w) + b is computed at compile time; the chain folds into one weight
+ * and the weights it used are gone. */
+static void test_fold_const(void **state)
+{
+    Graph *g = parse("graph c {\n"
+                     "  %0 = input \"x\" : f32[1,3]\n"
+                     "  %1 = param \"w\" : f32[1,3]\n"
+                     "  %2 = param \"b\" : f32[3]\n"
+                     "  %3 = relu(%1) \"r\" : f32[1,3]\n"
+                     "  %4 = add(%3, %2) \"s\" : f32[1,3]\n"
+                     "  %5 = mul(%0, %4) \"y\" : f32[1,3]\n"
+                     "  return %5 \"y\"\n"
+                     "}\n");
+    bind(g, "w", (const float[]){-1, 2, 3});
+    bind(g, "b", (const float[]){0.5f, 0.5f, -1});
+    PassOptions opt;
+    pass_options_init(&opt);
+    assert_true(pass_fold_const(g, &opt, NULL));
+    assert_true(ir_verify(g, NULL));
+    assert_int_equal(g->nnodes, 3);
+    int32_t s = ir_find_node(g, "s");
+    assert_int_equal(g->nodes[s].op, OP_PARAM);
+    assert_true(g->nodes[s].data[0] == 0.5f && g->nodes[s].data[1] == 2.5f &&
+                g->nodes[s].data[2] == 2.0f);
+    assert_int_equal(ir_find_node(g, "w"), -1);
+    assert_int_equal(ir_find_node(g, "r"), -1);
+    ir_graph_free(g);
+}
+
+/* A node made to use a later one is moved before it; an ordered graph keeps
+ * its order; unused nodes go, graph inputs stay. */
+static void test_toposort_and_remove(void **state)
+{
+    Graph *g = parse("graph t {\n"
+                     "  %0 = input \"x\" : f32[1,4]\n"
+                     "  %1 = input \"unused\" : f32[1,4]\n"
+                     "  %2 = relu(%0) \"a\" : f32[1,4]\n"
+                     "  %3 = sigmoid(%0) \"b\" : f32[1,4]\n"
+                     "  %4 = tanh(%0) \"dead\" : f32[1,4]\n"
+                     "  return %2 \"y\"\n"
+                     "}\n");
+    pass_toposort(g);
+    assert_string_equal(g->nodes[3].name, "b");
+    g->nodes[2].inputs[0] = 3; /* a = relu(b), b defined after a */
+    pass_toposort(g);
+    assert_string_equal(g->nodes[2].name, "b");
+    assert_string_equal(g->nodes[3].name, "a");
+    assert_int_equal(g->nodes[3].inputs[0], 2);
+    assert_int_equal(g->outputs[0].node, 3);
+    assert_true(ir_verify(g, NULL));
+    assert_int_equal(pass_remove_unused(g, NULL), 1);
+    assert_int_equal(g->nnodes, 4);
+    assert_int_equal(ir_find_node(g, "dead"), -1);
+    assert_true(ir_find_node(g, "unused") >= 0);
+    assert_true(ir_verify(g, NULL));
+    ir_graph_free(g);
+}
+
+static int32_t node_named(const Graph *g, const char *name)
+{
+    int32_t id = ir_find_node(g, name);
+    if (id < 0)
+        fail_msg("no node '%s'", name);
+    return id;
+}
+
+/* In layout.cnn the concat's inputs are convs: both are written in place. */
+static void test_plan_concat_in_place(void **state)
+{
+    Model m = {.path = GOLDEN_DIR "layout.cnn"};
+    Graph *g = model_load(&m);
+    assert_true(optimize(g, 8, ALL_ON));
+    const Node *c = &g->nodes[node_named(g, "concat_0")];
+    const Node *a = &g->nodes[node_named(g, "a")], *b = &g->nodes[node_named(g, "b")];
+    assert_int_equal(c->mem.kind, MEM_ARENA);
+    assert_int_equal(c->mem.offset % 64, 0);
+    assert_int_equal(a->mem.kind, MEM_ARENA);
+    assert_int_equal(a->mem.offset, c->mem.offset);
+    assert_int_equal(b->mem.offset, c->mem.offset + 8 * 6 * 6 * 4);
+    assert_int_equal(a->mem.batch_stride, 16 * 6 * 6);
+    assert_int_equal(b->mem.batch_stride, 16 * 6 * 6);
+    assert_int_equal(g->nodes[node_named(g, "flatten_0")].mem.kind, MEM_ALIAS);
+    assert_int_equal(g->nodes[node_named(g, "x")].mem.kind, MEM_INPUT);
+    assert_int_equal(g->nodes[node_named(g, "fc.weight")].mem.kind, MEM_WEIGHTS);
+    assert_true(g->arena_bytes < pass_plan_total_bytes(g));
+    ir_graph_free(g);
+}
+
+/* The checker finds two live values sharing bytes, and misalignment. */
+static void test_check_plan_catches(void **state)
+{
+    Model m = {.path = GOLDEN_DIR "layout.cnn"};
+    Graph *g = model_load(&m);
+    assert_true(optimize(g, 8, ALL_ON));
+    Node *stem = &g->nodes[node_named(g, "stem")];
+    Node *pool = &g->nodes[node_named(g, "maxpool_0")];
+    int64_t saved = pool->mem.offset;
+    char *text = NULL;
+    size_t len = 0;
+    Diag d;
+    ir_diag_init(&d, open_memstream(&text, &len));
+    pool->mem.offset = stem->mem.offset;
+    assert_false(pass_check_plan(g, &d));
+    pool->mem.offset = saved + 4;
+    assert_false(pass_check_plan(g, &d));
+    pool->mem.offset = saved;
+    assert_true(pass_check_plan(g, &d));
+    fclose(d.out);
+    assert_non_null(strstr(text, "'maxpool_0' overwrites 'stem'"));
+    assert_non_null(strstr(text, "is misplaced"));
+    free(text);
+    ir_diag_fini(&d);
+    ir_graph_free(g);
+}
+
+/* Disabling a required pass is an error; names map to indices. */
+static void test_pipeline_options(void **state)
+{
+    assert_int_equal(pass_index("simplify"), 0);
+    assert_int_equal(pass_index("plan_memory"), pass_count - 1);
+    assert_int_equal(pass_index("nope"), -1);
+    assert_true(pass_pipeline[pass_index("layout")].required);
+    assert_false(pass_pipeline[pass_index("fuse")].required);
+    Model m = {.path = "models/mlp.cnn"};
+    Graph *g = model_load(&m);
+    PassOptions opt;
+    pass_options_init(&opt);
+    opt.disabled = UINT64_C(1) << pass_index("plan_memory");
+    char *text = NULL;
+    size_t len = 0;
+    Diag d;
+    ir_diag_init(&d, open_memstream(&text, &len));
+    assert_false(pass_run_pipeline(g, &opt, &d));
+    fclose(d.out);
+    assert_non_null(strstr(text, "pass 'plan_memory' is required"));
+    free(text);
+    ir_diag_fini(&d);
+    ir_graph_free(g);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_toposort_and_remove),
+        cmocka_unit_test(test_fold_const),
+        cmocka_unit_test(test_pipeline_options),
+        cmocka_unit_test(test_golden),
+        cmocka_unit_test(test_plan_concat_in_place),
+        cmocka_unit_test(test_check_plan_catches),
+        cmocka_unit_test(test_small_models),
+        cmocka_unit_test(test_mlp),
+        cmocka_unit_test(test_mnist_cnn),
+        cmocka_unit_test(test_squeezenet1_1),
+        cmocka_unit_test(test_mobilenet_v2),
+        cmocka_unit_test(test_resnet18),
+        cmocka_unit_test(test_plan_every_zoo_model),
+    };
+    if (getenv("CNNC_TEST_FILTER"))
+        cmocka_set_test_filter(getenv("CNNC_TEST_FILTER"));
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

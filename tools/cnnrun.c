@@ -1,0 +1,518 @@
+/* cnnrun: loads a compiled model.so through its public API (dlopen), runs it
+ * on .npy or seeded random inputs, and writes or summarises the outputs;
+ * --bench times it, --top prints the best classes. Exit 0 on success, else 1. */
+#include <dlfcn.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cnnc/model.h"
+#include "ir.h"
+
+#define MAX_INPUT_FILES 16
+
+typedef struct Options {
+    const char *model;
+    const char *inputs[MAX_INPUT_FILES]; /* FILE or NAME=FILE */
+    int ninputs;
+    const char *out; /* --output */
+    int64_t threads, bench, warmup, top;
+    uint64_t seed;
+} Options;
+
+/* The model's API, resolved with dlsym. */
+typedef struct Api {
+    void *lib;
+    void (*options_init)(cnn_options *);
+    cnn_status (*create)(const cnn_options *, cnn_model **);
+    void (*destroy)(cnn_model *);
+    int32_t (*num_inputs)(const cnn_model *);
+    int32_t (*num_outputs)(const cnn_model *);
+    cnn_status (*input_info)(const cnn_model *, int32_t, cnn_tensor_info *);
+    cnn_status (*output_info)(const cnn_model *, int32_t, cnn_tensor_info *);
+    int32_t (*num_threads)(const cnn_model *);
+    cnn_status (*run)(cnn_model *, const cnn_tensor *, int32_t, cnn_tensor *, int32_t);
+    const char *(*status_string)(cnn_status);
+} Api;
+
+/* One model instance with its buffers. */
+typedef struct Session {
+    cnn_model *m;
+    int32_t nin, nout;
+    cnn_tensor_info *in_info, *out_info;
+    cnn_tensor *in, *out;
+} Session;
+
+static const char usage[] =
+    "usage: cnnrun MODEL.so [options] [NAME=X.npy ...]\n"
+    "\n"
+    "Runs a model compiled by cnnc and summarises or writes its outputs.\n"
+    "\n"
+    "  --input X.npy       the input (NAME=X.npy for a model with several inputs);\n"
+    "                      without it, inputs are uniform random in [-1, 1)\n"
+    "  --seed S            seed of the random inputs (default 0; as 'cnnc run')\n"
+    "  --output Y.npy      write the output (with several outputs: Y.NAME.npy)\n"
+    "  --threads N         worker threads, 0: one per core (default 0)\n"
+    "  --bench N           time N runs; prints median and p90 latency, throughput\n"
+    "  --warmup N          untimed runs before them (default 1)\n"
+    "  --top K             the K largest values of each batch item of the first output\n"
+    "  --help\n";
+
+static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void fail(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("cnnrun: error: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+static bool parse_int(const char *flag, const char *s, int64_t lo, int64_t hi, int64_t *v)
+{
+    char *end;
+    errno = 0;
+    long long x = (*s >= '0' && *s <= '9') ? strtoll(s, &end, 10) : -1;
+    if (*s < '0' || *s > '9' || errno || *end || x < lo || x > hi) {
+        fail("%s expects an integer in [%" PRId64 ", %" PRId64 "], got '%s'", flag, lo, hi, s);
+        return false;
+    }
+    *v = x;
+    return true;
+}
+
+static bool parse_seed(const char *s, uint64_t *v)
+{
+    char *end;
+    errno = 0;
+    unsigned long long x = (*s >= '0' && *s <= '9') ? strtoull(s, &end, 10) : 0;
+    if (*s < '0' || *s > '9' || errno || *end)
+        return fail("--seed expects a non-negative integer, got '%s'", s), false;
+    *v = x;
+    return true;
+}
+
+/* The value of `--name=value` or `--name value` at argv[*i], or NULL. */
+static const char *flag_value(const char *name, int argc, char **argv, int *i, bool *bad)
+{
+    size_t n = strlen(name);
+    const char *a = argv[*i];
+    if (strncmp(a, name, n) != 0 || (a[n] != '=' && a[n] != 0))
+        return NULL;
+    if (a[n] == '=')
+        return a + n + 1;
+    if (*i + 1 >= argc) {
+        fail("option '%s' needs a value", name);
+        *bad = true;
+        return NULL;
+    }
+    return argv[++*i];
+}
+
+static bool add_input(Options *o, const char *v)
+{
+    if (o->ninputs == MAX_INPUT_FILES)
+        return fail("too many inputs (at most %d)", MAX_INPUT_FILES), false;
+    o->inputs[o->ninputs++] = v;
+    return true;
+}
+
+static bool parse_option(Options *o, int argc, char **argv, int *i)
+{
+    bool bad = false;
+    const char *v;
+    if ((v = flag_value("--input", argc, argv, i, &bad)))
+        return add_input(o, v);
+    if ((v = flag_value("--output", argc, argv, i, &bad)) ||
+        (v = flag_value("-o", argc, argv, i, &bad)))
+        return o->out = v, true;
+    if ((v = flag_value("--threads", argc, argv, i, &bad)))
+        return parse_int("--threads", v, 0, 1024, &o->threads);
+    if ((v = flag_value("--bench", argc, argv, i, &bad)))
+        return parse_int("--bench", v, 1, 100000000, &o->bench);
+    if ((v = flag_value("--warmup", argc, argv, i, &bad)))
+        return parse_int("--warmup", v, 0, 100000000, &o->warmup);
+    if ((v = flag_value("--top", argc, argv, i, &bad)))
+        return parse_int("--top", v, 1, 1000000, &o->top);
+    if ((v = flag_value("--seed", argc, argv, i, &bad)))
+        return parse_seed(v, &o->seed);
+    if (!bad)
+        fail("unknown option '%s' (see cnnrun --help)", argv[*i]);
+    return false;
+}
+
+/* 0: go on; 1: bad command line; 2: --help handled. */
+static int parse_args(Options *o, int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h"))
+            return fputs(usage, stdout), 2;
+        if (a[0] == '-' && a[1]) {
+            if (!parse_option(o, argc, argv, &i))
+                return 1;
+        } else if (!o->model) {
+            o->model = a;
+        } else if (strchr(a, '=')) {
+            if (!add_input(o, a))
+                return 1;
+        } else {
+            return fail("unexpected argument '%s' (inputs are NAME=X.npy)", a), 1;
+        }
+    }
+    if (!o->model)
+        return fail("no model given (see cnnrun --help)"), 1;
+    if (o->warmup >= 0 && !o->bench)
+        return fail("--warmup needs --bench"), 1;
+    return 0;
+}
+
+static bool resolve(void *lib, const char *name, void *fn, size_t size)
+{
+    void *p = dlsym(lib, name);
+    if (!p)
+        return false;
+    memcpy(fn, &p, size);
+    return true;
+}
+
+#define RESOLVE(api, field, name) resolve((api)->lib, name, &(api)->field, sizeof (api)->field)
+
+static bool load_api(Api *a, const char *path)
+{
+    /* dlopen searches the library path for a bare name; a user means the file. */
+    char buf[4096];
+    if (!strchr(path, '/') && snprintf(buf, sizeof buf, "./%s", path) < (int)sizeof buf)
+        path = buf;
+    a->lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!a->lib)
+        return fail("cannot load the model: %s", dlerror()), false;
+    a->options_init = cnn_options_init;
+    bool ok = RESOLVE(a, create, "cnn_model_create") &&
+              RESOLVE(a, destroy, "cnn_model_destroy") &&
+              RESOLVE(a, num_inputs, "cnn_model_num_inputs") &&
+              RESOLVE(a, num_outputs, "cnn_model_num_outputs") &&
+              RESOLVE(a, input_info, "cnn_model_input_info") &&
+              RESOLVE(a, output_info, "cnn_model_output_info") &&
+              RESOLVE(a, num_threads, "cnn_model_num_threads") &&
+              RESOLVE(a, run, "cnn_model_run") &&
+              RESOLVE(a, status_string, "cnn_status_string");
+    if (!ok) {
+        fail("'%s' is not a cnnc model: %s", path, dlerror());
+        dlclose(a->lib);
+    }
+    return ok;
+}
+
+static int64_t numel(const cnn_tensor_info *t)
+{
+    return (int64_t)(t->size / sizeof(float));
+}
+
+static char *shape_str(int32_t rank, const int64_t *dims, char *buf, size_t n)
+{
+    TensorType t = ir_type_f32(rank, dims);
+    return ir_type_str(&t, buf, n);
+}
+
+static int32_t input_index(const Session *s, const char *name, size_t len)
+{
+    for (int32_t i = 0; i < s->nin; i++)
+        if (strlen(s->in_info[i].name) == len && !strncmp(s->in_info[i].name, name, len))
+            return i;
+    return -1;
+}
+
+/* The file for input `name` among the inputs given: NAME=FILE, or a bare FILE
+ * when the model has one input. */
+static const char *input_file(const Options *o, const Session *s, int32_t in)
+{
+    for (int i = 0; i < o->ninputs; i++) {
+        const char *eq = strchr(o->inputs[i], '=');
+        if (eq && input_index(s, o->inputs[i], (size_t)(eq - o->inputs[i])) == in)
+            return eq + 1;
+    }
+    return s->nin == 1 && o->ninputs == 1 ? o->inputs[0] : NULL;
+}
+
+static bool check_input_options(const Options *o, const Session *s)
+{
+    if (o->ninputs == 0)
+        return true;
+    if (o->ninputs > s->nin)
+        return fail("%d input files for %d input(s)", o->ninputs, s->nin), false;
+    bool ok = true;
+    for (int i = 0; i < o->ninputs && s->nin > 1; i++) {
+        const char *a = o->inputs[i], *eq = strchr(a, '=');
+        if (!eq)
+            fail("input file '%s' needs a name: the model has %d inputs (NAME=FILE)", a, s->nin);
+        else if (input_index(s, a, (size_t)(eq - a)) < 0)
+            fail("the model has no input named '%.*s'", (int)(eq - a), a);
+        ok = ok && eq && input_index(s, a, (size_t)(eq - a)) >= 0;
+    }
+    for (int32_t i = 0; i < s->nin && ok; i++)
+        if (!input_file(o, s, i))
+            fail("no input file for input '%s'", s->in_info[i].name), ok = false;
+    return ok;
+}
+
+static void random_input(const cnn_tensor_info *t, uint64_t seed, float *x)
+{
+    Rng r = ir_rng(seed, t->name);
+    for (int64_t i = 0; i < numel(t); i++)
+        x[i] = (float)(2.0 * ir_rng_uniform(&r) - 1.0);
+}
+
+static bool load_input(const cnn_tensor_info *t, const char *path, float *x)
+{
+    char err[512], want[128], got[128];
+    NpyArray a;
+    if (!ir_npy_read(path, &a, err, sizeof err))
+        return fail("%s", err), false;
+    bool same = a.rank == t->rank;
+    for (int32_t d = 0; same && d < a.rank; d++)
+        same = a.dims[d] == t->dims[d];
+    if (same)
+        memcpy(x, a.data, t->size);
+    else
+        fail("input '%s' expects %s, got %s from '%s'", t->name,
+             shape_str(t->rank, t->dims, want, sizeof want),
+             shape_str(a.rank, a.dims, got, sizeof got), path);
+    free(a.data);
+    return same;
+}
+
+static bool open_session(const Api *api, const Options *o, Session *s)
+{
+    cnn_options opt;
+    api->options_init(&opt);
+    opt.api_version = CNN_API_VERSION; /* the version this tool was built against */
+    opt.num_threads = (int32_t)o->threads;
+    cnn_status st = api->create(&opt, &s->m);
+    if (st != CNN_OK)
+        return fail("cannot create the model: %s", api->status_string(st)), false;
+    s->nin = api->num_inputs(s->m);
+    s->nout = api->num_outputs(s->m);
+    s->in_info = ir_xcalloc((size_t)s->nin + 1, sizeof *s->in_info);
+    s->out_info = ir_xcalloc((size_t)s->nout + 1, sizeof *s->out_info);
+    s->in = ir_xcalloc((size_t)s->nin + 1, sizeof *s->in);
+    s->out = ir_xcalloc((size_t)s->nout + 1, sizeof *s->out);
+    for (int32_t i = 0; i < s->nin; i++) {
+        api->input_info(s->m, i, &s->in_info[i]);
+        s->in[i] = (cnn_tensor){ir_xcalloc(s->in_info[i].size + 1, 1), s->in_info[i].size};
+    }
+    for (int32_t i = 0; i < s->nout; i++) {
+        api->output_info(s->m, i, &s->out_info[i]);
+        s->out[i] = (cnn_tensor){ir_xcalloc(s->out_info[i].size + 1, 1), s->out_info[i].size};
+    }
+    return true;
+}
+
+static void close_session(const Api *api, Session *s)
+{
+    for (int32_t i = 0; i < s->nin; i++)
+        free(s->in[i].data);
+    for (int32_t i = 0; i < s->nout; i++)
+        free(s->out[i].data);
+    free(s->in);
+    free(s->out);
+    free(s->in_info);
+    free(s->out_info);
+    api->destroy(s->m);
+}
+
+static bool fill_inputs(const Options *o, const Session *s)
+{
+    if (!check_input_options(o, s))
+        return false;
+    for (int32_t i = 0; i < s->nin; i++) {
+        const char *path = o->ninputs ? input_file(o, s, i) : NULL;
+        if (!path)
+            random_input(&s->in_info[i], o->seed, s->in[i].data);
+        else if (!load_input(&s->in_info[i], path, s->in[i].data))
+            return false;
+    }
+    return true;
+}
+
+static bool run_once(const Api *api, const Session *s)
+{
+    cnn_status st = api->run(s->m, s->in, s->nin, s->out, s->nout);
+    if (st != CNN_OK)
+        fail("run failed: %s", api->status_string(st));
+    return st == CNN_OK;
+}
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Median and p90 are nearest-rank over the sorted times t; throughput counts
+ * batch items (the first dimension of the first input) over the total time. */
+static void print_bench(const Api *api, const Options *o, const Session *s, double *t)
+{
+    double total = 0;
+    for (int64_t i = 0; i < o->bench; i++)
+        total += t[i];
+    qsort(t, (size_t)o->bench, sizeof *t, cmp_double);
+    int64_t batch = s->nin && s->in_info[0].rank > 0 ? s->in_info[0].dims[0] : 1;
+    double per_s = total > 0 ? 1e3 * (double)o->bench / total : 0;
+    int32_t nt = api->num_threads(s->m);
+    printf("bench: %" PRId64 " runs after %" PRId64 " warm-up, %d thread%s, batch %" PRId64 "\n",
+           o->bench, o->warmup, nt, nt == 1 ? "" : "s", batch);
+    printf("latency: median %.3f ms  p90 %.3f ms  min %.3f ms  max %.3f ms\n",
+           t[(o->bench - 1) / 2], t[(o->bench * 9 + 9) / 10 - 1], t[0], t[o->bench - 1]);
+    printf("throughput: %.1f runs/s  %.1f items/s\n", per_s, per_s * (double)batch);
+}
+
+static bool bench(const Api *api, const Options *o, const Session *s)
+{
+    for (int64_t i = 0; i < o->warmup; i++)
+        if (!run_once(api, s))
+            return false;
+    double *t = ir_xmalloc((size_t)o->bench * sizeof *t);
+    bool ok = true;
+    for (int64_t i = 0; i < o->bench && ok; i++) {
+        double t0 = now_ms();
+        ok = run_once(api, s);
+        t[i] = now_ms() - t0;
+    }
+    if (ok)
+        print_bench(api, o, s, t);
+    free(t);
+    return ok;
+}
+
+static void print_summary(const cnn_tensor_info *t, const float *v)
+{
+    int64_t n = numel(t), arg = 0;
+    double lo = INFINITY, hi = -INFINITY, sum = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (v[i] > hi)
+            hi = v[i], arg = i;
+        if (v[i] < lo)
+            lo = v[i];
+        sum += v[i];
+    }
+    char ts[128];
+    printf("%s: %s  min %.6g  max %.6g  mean %.6g  argmax %" PRId64 "\n", t->name,
+           shape_str(t->rank, t->dims, ts, sizeof ts), lo, hi, n ? sum / (double)n : 0.0, arg);
+    printf("  first values:");
+    for (int64_t i = 0; i < n && i < 8; i++)
+        printf(" %.6g", v[i]);
+    printf("\n");
+}
+
+/* Top-k of one batch item by insertion into a sorted list: k is small. Ties
+ * keep the lower index first. */
+static void print_top(const char *name, int64_t item, const float *v, int64_t n, int64_t k,
+                      int64_t *best)
+{
+    int64_t have = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (have == k && !(v[i] > v[best[k - 1]]))
+            continue;
+        int64_t j = have < k ? have++ : k - 1;
+        for (; j > 0 && v[i] > v[best[j - 1]]; j--)
+            best[j] = best[j - 1];
+        best[j] = i;
+    }
+    printf("%s[%" PRId64 "] top-%" PRId64 ":", name, item, have);
+    for (int64_t j = 0; j < have; j++)
+        printf("%s %" PRId64 " (%.6g)", j ? "," : "", best[j], v[best[j]]);
+    printf("\n");
+}
+
+static bool print_tops(const Options *o, const Session *s)
+{
+    if (s->nout == 0 || s->out_info[0].rank == 0)
+        return fail("--top needs an output of rank 1 or more"), false;
+    const cnn_tensor_info *t = &s->out_info[0];
+    int64_t batch = t->rank > 1 ? t->dims[0] : 1;
+    int64_t per = batch ? numel(t) / batch : 0;
+    int64_t k = o->top < per ? o->top : per;
+    int64_t *best = ir_xcalloc((size_t)k + 1, sizeof *best);
+    for (int64_t b = 0; b < batch && k > 0; b++)
+        print_top(t->name, b, (const float *)s->out[0].data + b * per, per, k, best);
+    free(best);
+    return true;
+}
+
+/* Output path for output k: OUT itself for one output, else OUT.NAME.npy. */
+static char *output_path(const char *out, const char *name, int32_t nout)
+{
+    size_t n = strlen(out);
+    if (nout == 1)
+        return strcpy(ir_xmalloc(n + 1), out);
+    if (n > 4 && !strcmp(out + n - 4, ".npy"))
+        n -= 4;
+    size_t len = n + strlen(name) + 6;
+    char *p = ir_xmalloc(len);
+    snprintf(p, len, "%.*s.%s.npy", (int)n, out, name);
+    return p;
+}
+
+static bool write_outputs(const Options *o, const Session *s)
+{
+    bool ok = true;
+    for (int32_t k = 0; k < s->nout && ok; k++) {
+        const cnn_tensor_info *t = &s->out_info[k];
+        if (!o->out) {
+            print_summary(t, s->out[k].data);
+            continue;
+        }
+        char err[512], *path = output_path(o->out, t->name, s->nout);
+        if (!ir_npy_write(path, s->out[k].data, t->rank, t->dims, err, sizeof err))
+            fail("%s", err), ok = false;
+        free(path);
+    }
+    return ok;
+}
+
+static int run(const Api *api, const Options *o)
+{
+    Session s;
+    memset(&s, 0, sizeof s);
+    if (!open_session(api, o, &s))
+        return 1;
+    bool ok = fill_inputs(o, &s);
+    ok = ok && (o->bench ? bench(api, o, &s) : run_once(api, &s));
+    ok = ok && write_outputs(o, &s);
+    ok = ok && (!o->top || print_tops(o, &s));
+    close_session(api, &s);
+    return ok ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+    Options o;
+    memset(&o, 0, sizeof o);
+    o.warmup = -1;
+    int rc = parse_args(&o, argc, argv);
+    if (rc)
+        return rc == 2 ? 0 : 1;
+    if (o.warmup < 0)
+        o.warmup = o.bench ? 1 : 0;
+    Api api;
+    if (!load_api(&api, o.model))
+        return 1;
+    rc = run(&api, &o);
+    dlclose(api.lib);
+    if (fflush(stdout) != 0)
+        return fail("cannot write the standard output"), 1;
+    return rc;
+}
