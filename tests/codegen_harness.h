@@ -31,6 +31,7 @@ typedef struct Build {
     int32_t block;   /* -1: the target's lanes; 0: plain layouts only */
     int opt;
     int64_t batch; /* 0: as written */
+    uint64_t disabled; /* PassOptions.disabled: passes switched off */
 } Build;
 
 typedef struct Api {
@@ -77,6 +78,7 @@ static char *build_so(const char *name, const char *text, const Build *b)
     PassOptions po;
     pass_options_init(&po);
     po.block = b->block < 0 ? cg_target_lanes(&t) : b->block;
+    po.disabled = b->disabled;
     assert_true(pass_run_pipeline(g, &po, &d));
     assert_true(pass_check_plan(g, &d));
     Cg cg;
@@ -181,9 +183,12 @@ static void free_all(float **v, int32_t n)
 
 /* Builds the zoo model at `batch` and checks it with 1 and 2 threads against
  * tests/ref/MODEL_bBATCH.npy (`cnnc run --random-weights=0 --seed=0`). */
-static void check_zoo(const char *model, int64_t batch)
+/* Compiles zoo model `model` and compares it with its committed reference
+ * output (the interpreter's, for --random-weights=0 and input seed 0). */
+static void check_zoo_build(const char *model, int64_t batch, uint64_t disabled)
 {
-    char *so = build_so(model, NULL, &(Build){.block = -1, .opt = 2, .batch = batch});
+    char *so = build_so(model, NULL,
+                        &(Build){.block = -1, .opt = 2, .batch = batch, .disabled = disabled});
     Api a = open_so(so);
     char ref[512], err[256];
     snprintf(ref, sizeof ref, "%s/tests/ref/%s_b%lld.npy", CNNC_SOURCE_DIR, model,
@@ -199,7 +204,8 @@ static void check_zoo(const char *model, int64_t batch)
         int32_t no;
         float **outs = run_so(&a, threads, &ins, &no);
         char what[256];
-        snprintf(what, sizeof what, "%s batch %lld, %d threads", model, (long long)batch, threads);
+        snprintf(what, sizeof what, "%s batch %lld, %d threads, disabled passes %#llx", model,
+                 (long long)batch, threads, (unsigned long long)disabled);
         expect_close(what, outs[0], want.data, n);
         free_all(outs, no);
         free_all(ins, 1);
@@ -208,6 +214,11 @@ static void check_zoo(const char *model, int64_t batch)
     dlclose(a.lib);
     remove(so);
     free(so);
+}
+
+static void check_zoo(const char *model, int64_t batch)
+{
+    check_zoo_build(model, batch, 0);
 }
 
 static int make_tmpdir(void **state)

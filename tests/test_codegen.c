@@ -149,6 +149,20 @@ static void test_small_sse_O0(void **state)
     test_cases(&(Build){.cpu = "x86-64", .block = -1, .opt = 0}, 1);
 }
 
+/* The compiled code agrees with the interpreter with each optional pass
+ * switched off in turn (cnnc --disable-pass=P). */
+static void test_passes_off(void **state)
+{
+    (void)state;
+    static const char *const models[] = {"mnist_cnn", "squeezenet1_1"};
+    for (int32_t p = 0; p < pass_count; p++) {
+        if (pass_pipeline[p].required) continue;
+        test_cases(&(Build){.block = -1, .opt = 2, .disabled = 1ull << p}, 2);
+        for (int i = 0; i < 2; i++)
+            check_zoo_build(models[i], 1, 1ull << p);
+    }
+}
+
 static void test_zoo_small(void **state)
 {
     (void)state;
@@ -187,6 +201,7 @@ int main(void)
         cmocka_unit_test(test_small_avx2), cmocka_unit_test(test_small_sse_O0),
         cmocka_unit_test(test_zoo_small),  cmocka_unit_test(test_squeezenet),
         cmocka_unit_test(test_mobilenet),  cmocka_unit_test(test_resnet18),
+        cmocka_unit_test(test_passes_off),
     };
     return cmocka_run_group_tests(tests, make_tmpdir, remove_tmpdir);
 }
