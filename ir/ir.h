@@ -89,6 +89,7 @@ const char *ir_dtype_name(DType t);   /* "f32" */
 size_t ir_dtype_size(DType t);        /* bytes */
 int64_t ir_numel(const TensorType *t);
 bool ir_type_eq(const TensorType *a, const TensorType *b);
+bool ir_dims_eq(const TensorType *a, const TensorType *b); /* same logical dims, any layout */
 TensorType ir_type_f32(int32_t rank, const int64_t *dims);
 /* "f32[1,3,224,224]" (and "@nchw16c" / "@nhwc" for other layouts) */
 char *ir_type_str(const TensorType *t, char *buf, size_t n);

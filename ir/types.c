@@ -36,15 +36,20 @@ int64_t ir_numel(const TensorType *t)
     return n;
 }
 
-bool ir_type_eq(const TensorType *a, const TensorType *b)
+bool ir_dims_eq(const TensorType *a, const TensorType *b)
 {
-    if (a->dtype != b->dtype || a->rank != b->rank || a->layout != b->layout ||
-        a->block != b->block)
+    if (a->rank != b->rank)
         return false;
     for (int32_t i = 0; i < a->rank; i++)
         if (a->dims[i] != b->dims[i])
             return false;
     return true;
+}
+
+bool ir_type_eq(const TensorType *a, const TensorType *b)
+{
+    return a->dtype == b->dtype && a->layout == b->layout && a->block == b->block &&
+           ir_dims_eq(a, b);
 }
 
 TensorType ir_type_f32(int32_t rank, const int64_t *dims)

@@ -108,22 +108,12 @@ static bool can_take_residual(const Fuser *f, int32_t id, int32_t add)
     return !e->residual && e->post == ACT_NONE;
 }
 
-static bool same_dims(const TensorType *a, const TensorType *b)
-{
-    if (a->rank != b->rank)
-        return false;
-    for (int32_t i = 0; i < a->rank; i++)
-        if (a->dims[i] != b->dims[i])
-            return false;
-    return true;
-}
-
 static void fuse_add(Fuser *f, int32_t add)
 {
     Graph *g = f->g;
     int32_t p = g->nodes[add].inputs[0], q = g->nodes[add].inputs[1];
-    if (!same_dims(&g->nodes[p].type, &g->nodes[add].type) ||
-        !same_dims(&g->nodes[q].type, &g->nodes[add].type))
+    if (!ir_dims_eq(&g->nodes[p].type, &g->nodes[add].type) ||
+        !ir_dims_eq(&g->nodes[q].type, &g->nodes[add].type))
         return;
     bool tp = can_take_residual(f, p, add), tq = can_take_residual(f, q, add);
     if (!tp && !tq)

@@ -49,16 +49,6 @@ static bool conv_reads_blocked(const Lay *l, const Node *n)
     return is_blocked(&n->type) && divides(l->g->nodes[n->inputs[0]].type.dims[1], l->b);
 }
 
-static bool same_dims(const TensorType *a, const TensorType *b)
-{
-    if (a->rank != b->rank)
-        return false;
-    for (int32_t i = 0; i < a->rank; i++)
-        if (a->dims[i] != b->dims[i])
-            return false;
-    return true;
-}
-
 /* Ops that compute each channel on its own, in any channel order and block:
  * blocked when any data input is (the others are reordered to match). */
 static bool follows_inputs(const Lay *l, const Node *n)
@@ -68,7 +58,7 @@ static bool follows_inputs(const Lay *l, const Node *n)
         const Node *in = &l->g->nodes[n->inputs[k]];
         if (in->op == OP_PARAM)
             continue;
-        if ((n->op == OP_ADD || n->op == OP_MUL) && !same_dims(&in->type, &n->type))
+        if ((n->op == OP_ADD || n->op == OP_MUL) && !ir_dims_eq(&in->type, &n->type))
             return false;
         if (n->op == OP_CONCAT && !divides(in->type.dims[1], l->b))
             return false;

@@ -25,20 +25,6 @@ typedef struct KhKernel {
     int32_t vec;
 } KhKernel;
 
-static void kh_types(Cg *cg)
-{
-    LLVMContextRef c = cg->ctx;
-    cg->t_void = LLVMVoidTypeInContext(c);
-    cg->t_i1 = LLVMInt1TypeInContext(c);
-    cg->t_i32 = LLVMInt32TypeInContext(c);
-    cg->t_i64 = LLVMInt64TypeInContext(c);
-    cg->t_f32 = LLVMFloatTypeInContext(c);
-    cg->t_ptr = LLVMPointerTypeInContext(c, 0);
-    cg->t_vf32 = LLVMVectorType(cg->t_f32, (unsigned)cg->vec);
-    LLVMTypeRef params[3] = {cg->t_ptr, cg->t_i64, cg->t_i64};
-    cg->t_kernel = LLVMFunctionType(cg->t_void, params, 3, 0);
-}
-
 /* The lanes the host's vectors (or those of `features`) have. */
 static int32_t kh_lanes(const char *features)
 {
@@ -74,7 +60,7 @@ static bool kh_target(Cg *cg, const char *features)
         LLVMDisposeTargetData(dl);
     }
     cg->b = LLVMCreateBuilderInContext(cg->ctx);
-    kh_types(cg);
+    cg_init_types(cg);
     LLVMDisposeMessage(msg);
     LLVMDisposeMessage(triple);
     LLVMDisposeMessage(cpu);

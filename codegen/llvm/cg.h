@@ -49,6 +49,8 @@ void cg_free(Cg *cg);
 /* The f32 lanes of the target's widest vectors: 16 (avx512f), 8 (avx), else 4.
  * Also the channel block the layout pass should use. */
 int32_t cg_target_lanes(const CgTarget *t);
+/* Sets the common types of `cg` (cg->ctx and cg->vec must be set). */
+void cg_init_types(Cg *cg);
 bool cg_emit_file(Cg *cg, LLVMCodeGenFileType kind, const char *path, char *err, size_t n);
 char *cg_print_ir(Cg *cg); /* free with LLVMDisposeMessage */
 /* Assembly or object code in memory (NULL with err set on failure). */

@@ -143,7 +143,7 @@ int32_t cg_target_lanes(const CgTarget *t)
     return lanes;
 }
 
-static void init_types(Cg *cg)
+void cg_init_types(Cg *cg)
 {
     LLVMContextRef c = cg->ctx;
     cg->t_void = LLVMVoidTypeInContext(c);
@@ -181,7 +181,7 @@ static bool init_cg(Cg *cg, const Graph *g, const CgTarget *t, Diag *d)
     LLVMSetModuleDataLayout(cg->mod, dl);
     LLVMDisposeTargetData(dl);
     cg->b = LLVMCreateBuilderInContext(cg->ctx);
-    init_types(cg);
+    cg_init_types(cg);
     target_strings_free(&s);
     return true;
 }
