@@ -6,10 +6,14 @@ For each model, batch size and thread count it compiles the model with cnnc
 of the same torchvision architecture (frozen TorchScript, optimize_for_inference)
 with the same threads, and writes bench/RESULTS.md: median latency of both,
 their ratio, GFLOP/s, the fraction of this machine's measured FMA peak, and the
-activation arena against the sum of all tensors.
+activation arena against the sum of all tensors. A last section, "where the time
+goes", lists the slowest kernels of ResNet-50 (batch 1, 2 threads) from
+`cnnrun --profile`; --profile-only recomputes just that section and merges it
+into an existing RESULTS.md, leaving the measured rows as they are.
 
     /usr/bin/python3 bench/run.py [--build=build] [--models=resnet50,mobilenet_v2]
                                   [--batches=1,8] [--threads=1,2] [--runs=20]
+                                  [--profile-only]
 """
 
 import argparse
@@ -115,6 +119,72 @@ def time_torch(model, batch, threads, runs):
     return float(re.search(r"median ([\d.]+) ms", out).group(1))
 
 
+PROFILE_MODEL, PROFILE_BATCH, PROFILE_THREADS, PROFILE_TOP = "resnet50", 1, 2, 10
+PROFILE_TITLE = "## Where the time goes"
+PROFILE_ROW = re.compile(r"^\s*(\d+)\s+(\S+)\s+(\S+)\s+([\d.]+)\s+([\d.]+)%\s+(\S+)$")
+PROFILE_TOTAL = re.compile(r"^total: kernels ([\d.]+) ms/run, run ([\d.]+) ms/run")
+
+
+def profile_kernels(cnnrun, so, threads, runs):
+    """Kernels of `cnnrun --profile`, slowest first: (index, name, op, ms, share %,
+    GFLOP/s or None), and the kernels' sum and the whole run in ms."""
+    out = run([cnnrun, so, "--threads=%d" % threads, "--bench=%d" % runs, "--warmup=3",
+               "--profile-sort=time"])
+    rows, total = [], None
+    for line in out.splitlines():
+        m = PROFILE_ROW.match(line)
+        if m:
+            rows.append((int(m.group(1)), m.group(2), m.group(3), float(m.group(4)),
+                         float(m.group(5)), None if m.group(6) == "-" else float(m.group(6))))
+        total = total or PROFILE_TOTAL.match(line)
+    if not rows or not total:
+        raise RuntimeError("unexpected cnnrun --profile output:\n" + out)
+    return rows, float(total.group(1)), float(total.group(2))
+
+
+def profile_section(cnnc, cnnrun, tmp, runs, peak):
+    """The "where the time goes" section of RESULTS.md, as markdown."""
+    so = os.path.join(tmp, "profile.so")
+    run([cnnc, os.path.join(ROOT, "models", PROFILE_MODEL + ".cnn"), "--random-weights=0",
+         "--batch=%d" % PROFILE_BATCH, "-o", so])
+    rows, kernels_ms, run_ms = profile_kernels(cnnrun, so, PROFILE_THREADS, runs)
+    by_op = {}
+    for r in rows:
+        by_op[r[2].split("+")[0]] = by_op.get(r[2].split("+")[0], 0.0) + r[4]
+    top = rows[:PROFILE_TOP]
+    p = peak.get(PROFILE_THREADS)
+    lines = [
+        "%s: %s, batch %d, %d threads\n" % (PROFILE_TITLE, PROFILE_MODEL, PROFILE_BATCH,
+                                             PROFILE_THREADS),
+        "From `cnnrun --profile` over %d runs on %s: %d kernels take %.2f ms of a %.2f ms "
+        "run (%.1f%%; the rest is the calls between them and the output copy). The %d "
+        "slowest take %.1f%% of the kernels' time. By op: %s. Times here are taken with "
+        "profiling on, in a run of their own, so they need not match the table above."
+        "\n" % (runs, time.strftime("%Y-%m-%d"), len(rows), kernels_ms, run_ms,
+                100 * kernels_ms / run_ms, len(top), sum(r[4] for r in top),
+                ", ".join("%s %.1f%%" % kv for kv in sorted(by_op.items(), key=lambda kv: -kv[1]))),
+        "| # | kernel | op | ms/run | share | GFLOP/s | of peak |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in top:
+        gf = "—" if r[5] is None else "%.1f" % r[5]
+        of = "—" if r[5] is None or not p else "%.0f%%" % (100 * r[5] / p)
+        lines.append("| %d | %s | %s | %.3f | %.1f%% | %s | %s |" % (r[0], r[1], r[2], r[3],
+                                                                     r[4], gf, of))
+    return "\n".join(lines) + "\n"
+
+
+def merge_section(path, section):
+    """Replaces the profile section of the file at `path` (or appends it)."""
+    text = open(path).read() if os.path.exists(path) else "# Benchmark results\n"
+    start = text.find(PROFILE_TITLE)
+    if start >= 0:
+        end = text.find("\n## ", start + len(PROFILE_TITLE))
+        text = text[:start] + (text[end + 1:] if end >= 0 else "")
+    with open(path, "w") as f:
+        f.write(text.rstrip("\n") + "\n\n" + section)
+
+
 def mib(b):
     return "—" if b is None else "%.2f" % (b / 2**20)
 
@@ -127,13 +197,20 @@ def main():
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "RESULTS.md"))
+    ap.add_argument("--profile-only", action="store_true",
+                    help="only the 'where the time goes' section, merged into --out")
     a = ap.parse_args()
     cnnc = os.path.join(a.build, "tools", "cnnc")
     cnnrun = os.path.join(a.build, "tools", "cnnrun")
     threads = [int(t) for t in a.threads.split(",")]
+    if a.profile_only:
+        with tempfile.TemporaryDirectory() as tmp:
+            peak = machine_peak(tmp, [PROFILE_THREADS])
+            merge_section(a.out, profile_section(cnnc, cnnrun, tmp, a.runs, peak))
+        return
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        peak = machine_peak(tmp, threads)
+        peak = machine_peak(tmp, threads + [PROFILE_THREADS])
         for model in a.models.split(","):
             for batch in [int(b) for b in a.batches.split(",")]:
                 so = os.path.join(tmp, "%s_b%d.so" % (model, batch))
@@ -154,7 +231,8 @@ def main():
                                                             ours / theirs, gflops,
                                                             100 * gflops / peak[t]),
                           flush=True)
-    write_results(a.out, rows, peak)
+        write_results(a.out, rows, peak)
+        merge_section(a.out, profile_section(cnnc, cnnrun, tmp, a.runs, peak))
 
 
 def write_results(path, rows, peak):

@@ -129,6 +129,28 @@ typedef struct AstFile {
  * returned by ir_diag_add_source). Returns NULL after reporting syntax errors. */
 AstFile *fe_parse(Arena *a, Diag *d, const char *file, const char *text, size_t len);
 
+/* One piece of text typed at a prompt: a statement of the network body or a
+ * block definition (exactly one is set). */
+typedef struct Entry {
+    Stmt *stmt;
+    BlockDef *block;
+} Entry;
+typedef struct EntryList { Entry *items; int32_t n, cap; } EntryList;
+
+typedef enum { FE_PARSE_OK, FE_PARSE_ERROR, FE_PARSE_MORE } FeParseStatus;
+
+/* parser.y: parses text typed at a prompt, statements and block definitions
+ * separated by newlines or ';', into `out` (in the order written). Lines are
+ * numbered from `line`. FE_PARSE_MORE, with nothing reported, when the text
+ * ends where more must follow: inside ( [ or {, after an operator or ',', or
+ * where a '{' is due (`if c`); FE_PARSE_ERROR after reporting syntax errors. */
+FeParseStatus fe_parse_entries(Arena *a, Diag *d, const char *file, int32_t line,
+                               const char *text, size_t len, EntryList *out);
+/* parser.y: parses a network header, `[network] NAME(INPUT: f32[DIMS], ...)`,
+ * into a network with an empty body; NULL after reporting syntax errors. */
+NetworkDef *fe_parse_header(Arena *a, Diag *d, const char *file, int32_t line,
+                            const char *text, size_t len);
+
 /* parser.y: writes the tokens the parser sees (after the newline rules), one a
  * line as `LINE:COL KIND [TEXT]`; for tests and debugging. */
 void fe_dump_tokens(const char *file, const char *text, FILE *out, Diag *d);

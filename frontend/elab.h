@@ -214,8 +214,16 @@ bool fe_elab_add_block(Elab *E, const BlockDef *b);
 bool fe_elab_begin(Elab *E, const NetworkDef *net);
 /* Runs one statement of the network body; false once it has returned. */
 bool fe_elab_stmt(Elab *E, const Stmt *s);
+/* Evaluates an expression written at the top of the network, as a bare
+ * expression typed at a prompt, and returns its value. */
+Value fe_elab_value(Elab *E, const Expr *e);
 /* Sets the outputs from the return; hands over the graph, or NULL (and
  * frees it) when any error was reported since fe_elab_begin. */
 Graph *fe_elab_finish(Elab *E, const NetworkDef *net);
+
+/* load.c: reads a model file and the files it includes into `E`, registering
+ * their blocks; *net is the model's network, NULL for a file of blocks only.
+ * The syntax trees live in `arena`. false after reporting errors. */
+bool fe_load_defs(Elab *E, Arena *arena, const char *path, Diag *d, const NetworkDef **net);
 
 #endif

@@ -787,3 +787,8 @@ bool fe_elab_stmt(Elab *E, const Stmt *s)
     exec_stmt(E, s, NULL);
     return !E->root.returned;
 }
+
+Value fe_elab_value(Elab *E, const Expr *e)
+{
+    return eval(E, e);
+}

@@ -19,11 +19,17 @@ Graph *fe_load_string(const char *name, const char *text, const FeOptions *opt, 
  * BF16). A missing, unexpected or wrongly shaped tensor is an error naming it
  * (and both shapes); batch-norm `num_batches_tracked` entries are ignored. */
 bool fe_bind_safetensors(Graph *g, const char *path, Diag *d);
+/* The same, except that parameters the file lacks are no error and keep what
+ * they had (data or none). */
+bool fe_bind_safetensors_partial(Graph *g, const char *path, Diag *d);
 /* Writes every bound PARAM of `g` as F32 safetensors (through a temp file). */
 bool fe_write_safetensors(const Graph *g, const char *path, char *err, size_t errlen);
 
 /* weights.c: deterministic weights that depend only on (seed, parameter name,
  * shape), scaled so activations stay in a sane range through deep networks. */
 void fe_random_weights(Graph *g, uint64_t seed);
+/* The same for the parameters without data only; bound ones keep theirs. A
+ * parameter gets the values fe_random_weights would give it. */
+void fe_random_unbound_weights(Graph *g, uint64_t seed);
 
 #endif

@@ -96,9 +96,12 @@ static void add_definitions(Loader *L, const AstFile *f)
     }
 }
 
+/* The syntax trees keep their own copy of the file name: the Diag may be
+ * gone before them (a REPL's loaded model outlives the command that loaded it). */
 static void load_text(Loader *L, const char *name, const char *text, size_t len)
 {
-    const char *file = ir_diag_add_source(L->d, name, text, len);
+    ir_diag_add_source(L->d, name, text, len);
+    const char *file = ir_strdup(L->arena, name);
     AstFile *f = fe_parse(L->arena, L->d, file, text, len);
     if (!f) {
         L->syntax_ok = false;
@@ -149,6 +152,25 @@ static Graph *load(const char *name, const char *text, size_t len, const FeOptio
     if (d == &quiet)
         ir_diag_fini(&quiet);
     return g;
+}
+
+bool fe_load_defs(Elab *E, Arena *arena, const char *path, Diag *d, const NetworkDef **net)
+{
+    int errors = d->nerrors;
+    Loader L = {.arena = arena, .d = d, .E = E, .syntax_ok = true};
+    char *text;
+    size_t len;
+    *net = NULL;
+    if (!read_file(arena, path, &text, &len)) {
+        ir_error(d, (SrcLoc){path, 0, 0}, "cannot read '%s': %s", path, strerror(errno));
+        return false;
+    }
+    first_visit(&L, path);
+    load_text(&L, path, text, len);
+    if (!L.syntax_ok || d->nerrors > errors)
+        return false;
+    *net = L.net;
+    return true;
 }
 
 Graph *fe_load_string(const char *name, const char *text, const FeOptions *opt, Diag *d)

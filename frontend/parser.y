@@ -1,7 +1,8 @@
 /* parser.y: the bison grammar of the cnnc language (docs/language.md) and the
  * token filter between scanner and grammar that applies the newline rules. It
- * builds the AST (ast.h) and reports syntax errors in readable words,
- * recovering at the next statement so that one run reports them all. */
+ * builds the AST (ast.h) of a whole file, of text typed at a prompt, or of a
+ * network header (a first token chooses which), and reports syntax errors in
+ * readable words, recovering at the next statement so that one run reports them all. */
 %code requires {
 #include "ast.h"
 #include "scan.h"
@@ -25,7 +26,13 @@ struct Parser {
     bool have_peek;
     int prev;   /* kind of the last token handed to the grammar; -1 at the start */
     Token last; /* that token, for messages */
+    int tail;   /* kind of the last token before the end of the text; -1 if none */
     int nerrors;
+    int start;          /* the token that selects what to parse, handed over first */
+    bool prompt;        /* text typed at a prompt: an open end asks for more */
+    bool incomplete;    /* it did */
+    EntryList *entries; /* prompt text goes here */
+    NetworkDef *header;
 };
 
 #define YYLLOC_DEFAULT(Cur, Rhs, N) ((Cur) = (N) ? YYRHSLOC(Rhs, 1) : YYRHSLOC(Rhs, 0))
@@ -75,16 +82,6 @@ static Stmt *if_stmt(Parser *P, Expr *cond, StmtList then, StmtList els, SrcLoc 
     return s;
 }
 
-static void add_block(Parser *P, const char *name, SrcLoc loc, ParamList params, StmtList body)
-{
-    BlockDef *b = ir_alloc(P->arena, sizeof *b);
-    b->name = name;
-    b->loc = loc;
-    b->params = params;
-    b->body = body;
-    AST_PUSH(P->arena, &P->ast->blocks, b);
-}
-
 static void add_network(Parser *P, const char *name, SrcLoc loc, InputList inputs,
                         StmtList body)
 {
@@ -94,6 +91,32 @@ static void add_network(Parser *P, const char *name, SrcLoc loc, InputList input
     n->inputs = inputs;
     n->body = body;
     AST_PUSH(P->arena, &P->ast->networks, n);
+}
+
+static void add_entry(Parser *P, Stmt *stmt, BlockDef *block)
+{
+    Entry e = {stmt, block};
+    if (stmt || block)
+        AST_PUSH(P->arena, P->entries, e);
+}
+
+static BlockDef *new_block(Parser *P, const char *name, SrcLoc loc, ParamList params,
+                           StmtList body)
+{
+    BlockDef *b = ir_alloc(P->arena, sizeof *b);
+    b->name = name;
+    b->loc = loc;
+    b->params = params;
+    b->body = body;
+    return b;
+}
+
+static void set_header(Parser *P, const char *name, SrcLoc loc, InputList inputs)
+{
+    P->header = ir_alloc(P->arena, sizeof *P->header);
+    P->header->name = name;
+    P->header->loc = loc;
+    P->header->inputs = inputs;
 }
 }
 
@@ -133,6 +156,7 @@ static void add_network(Parser *P, const char *name, SrcLoc loc, InputList input
 %token IN "in" RETURN "return" REPEAT "repeat" SEQUENCE "sequence" AS "as"
 %token AND "and" OR "or" NOT "not" TRUE "true" FALSE "false" NONE "none"
 %token EQ "==" NE "!=" LE "<=" GE ">=" FLOORDIV "//"
+%token START_FILE START_PROMPT START_HEADER
 
 %type <e> expr postfix primary call sequence
 %type <st> stmt if_stmt
@@ -159,6 +183,30 @@ static void add_network(Parser *P, const char *name, SrcLoc loc, InputList input
 
 %%
 
+start
+    : START_FILE file
+    | START_PROMPT prompt
+    | START_HEADER header
+    ;
+
+prompt
+    : seps_opt
+    | seps_opt entries seps_opt
+    ;
+entries
+    : entry
+    | entries seps entry
+    ;
+entry
+    : stmt { add_entry(P, $1, NULL); }
+    | BLOCK IDENT '(' params_opt ')' body { add_entry(P, NULL, new_block(P, $2, @2, $4, $6)); }
+    ;
+
+header
+    : NETWORK IDENT '(' inputs_opt ')' seps_opt { set_header(P, $2, @2, $4); }
+    | IDENT '(' inputs_opt ')' seps_opt { set_header(P, $1, @1, $3); }
+    ;
+
 file
     : %empty
     | file item
@@ -170,7 +218,8 @@ item
         Include inc = {$2, @2};
         AST_PUSH(P->arena, &P->ast->includes, inc);
     }
-    | BLOCK IDENT '(' params_opt ')' body { add_block(P, $2, @2, $4, $6); }
+    | BLOCK IDENT '(' params_opt ')' body { AST_PUSH(P->arena, &P->ast->blocks,
+                                                     new_block(P, $2, @2, $4, $6)); }
     | NETWORK IDENT '(' inputs_opt ')' body { add_network(P, $2, @2, $4, $6); }
     | error
     ;
@@ -405,11 +454,19 @@ static Token next_token(Parser *P)
     }
     P->prev = t.kind;
     P->last = t;
+    if (t.kind != TK_YYEOF)
+        P->tail = t.kind;
     return t;
 }
 
 static int fe_yylex(FE_YYSTYPE *lval, SrcLoc *lloc, Parser *P)
 {
+    if (P->start) {
+        int k = P->start;
+        P->start = 0;
+        *lloc = (SrcLoc){P->lex.file, P->lex.line, P->lex.col};
+        return k;
+    }
     Token t = next_token(P);
     switch (t.kind) {
     case TK_IDENT:
@@ -444,6 +501,9 @@ static void unexpected_desc(const Parser *P, yysymbol_kind_t k, char *buf, size_
     case YYSYMBOL_STRING: snprintf(buf, n, "string \"%s\"", t->s); break;
     case YYSYMBOL_INT: snprintf(buf, n, "integer %lld", (long long)t->i); break;
     case YYSYMBOL_FLOAT: snprintf(buf, n, "number %g", t->f); break;
+    case YYSYMBOL_YYEOF:
+        snprintf(buf, n, "%s", P->prompt ? "end of input" : yysymbol_name(k));
+        break;
     default: snprintf(buf, n, "%s", symbol_desc(k, tmp, sizeof tmp)); break;
     }
 }
@@ -528,11 +588,29 @@ static bool expected_text(const yysymbol_kind_t *all, int n, bool at_end, char *
     return true;
 }
 
+/* Text typed at a prompt that ends where more must follow: inside brackets or
+ * braces, after an operator or ',', or where a '{' is due (`if c`, `for v in xs`). */
+static bool open_ended(const Parser *P, const yysymbol_kind_t *all, int n)
+{
+    if (P->lex.depth > 0 || P->lex.nsaved > 0 || continues_line(P->tail))
+        return true;
+    for (int i = 0; i < n; i++)
+        if (strcmp(yysymbol_name(all[i]), "'{'") == 0)
+            return true;
+    return false;
+}
+
 static int yyreport_syntax_error(const yypcontext_t *ctx, Parser *P)
 {
     yysymbol_kind_t all[YYNTOKENS];
     int n = yypcontext_expected_tokens(ctx, all, YYNTOKENS);
     yysymbol_kind_t tok = yypcontext_token(ctx);
+    if (P->prompt && tok == YYSYMBOL_YYEOF && P->nerrors == 0 && P->lex.nerrors == 0 &&
+        open_ended(P, all, n < 0 ? 0 : n)) {
+        P->incomplete = true;
+        P->nerrors++;
+        return 0;
+    }
     char what[128], expected[256];
     unexpected_desc(P, tok, what, sizeof what);
     if (expected_text(all, n < 0 ? 0 : n, tok == YYSYMBOL_YYEOF, expected, sizeof expected))
@@ -552,17 +630,18 @@ static void fe_yyerror(SrcLoc *loc, Parser *P, const char *msg)
 
 /* ---- entry points ---------------------------------------------------------- */
 
-static void parser_init(Parser *P, Arena *a, Diag *d, const char *file, const char *text,
-                        size_t len)
+static void parser_init(Parser *P, Arena *a, Diag *d, const char *file, int32_t line,
+                        const char *text, size_t len)
 {
     memset(P, 0, sizeof *P);
     P->arena = a;
     P->diag = d;
     P->prev = -1;
+    P->tail = -1;
     P->lex.arena = a;
     P->lex.diag = d;
     P->lex.file = file;
-    P->lex.line = 1;
+    P->lex.line = line;
     P->lex.col = 1;
     if (fescan_lex_init_extra(&P->lex, &P->scanner) != 0)
         ICE("cannot create the scanner");
@@ -572,7 +651,8 @@ static void parser_init(Parser *P, Arena *a, Diag *d, const char *file, const ch
 AstFile *fe_parse(Arena *a, Diag *d, const char *file, const char *text, size_t len)
 {
     Parser P;
-    parser_init(&P, a, d, file, text, len);
+    parser_init(&P, a, d, file, 1, text, len);
+    P.start = TK_START_FILE;
     P.ast = ir_alloc(a, sizeof *P.ast);
     P.ast->name = file;
     int rc = fe_yyparse(&P);
@@ -582,11 +662,42 @@ AstFile *fe_parse(Arena *a, Diag *d, const char *file, const char *text, size_t 
     return P.ast;
 }
 
+FeParseStatus fe_parse_entries(Arena *a, Diag *d, const char *file, int32_t line,
+                               const char *text, size_t len, EntryList *out)
+{
+    Parser P;
+    parser_init(&P, a, d, file, line, text, len);
+    P.start = TK_START_PROMPT;
+    P.prompt = true;
+    memset(out, 0, sizeof *out);
+    P.entries = out;
+    int rc = fe_yyparse(&P);
+    fescan_lex_destroy(P.scanner);
+    if (P.incomplete)
+        return FE_PARSE_MORE;
+    if (rc != 0 || P.nerrors > 0 || P.lex.nerrors > 0)
+        return FE_PARSE_ERROR;
+    return FE_PARSE_OK;
+}
+
+NetworkDef *fe_parse_header(Arena *a, Diag *d, const char *file, int32_t line,
+                            const char *text, size_t len)
+{
+    Parser P;
+    parser_init(&P, a, d, file, line, text, len);
+    P.start = TK_START_HEADER;
+    int rc = fe_yyparse(&P);
+    fescan_lex_destroy(P.scanner);
+    if (rc != 0 || P.nerrors > 0 || P.lex.nerrors > 0)
+        return NULL;
+    return P.header;
+}
+
 void fe_dump_tokens(const char *file, const char *text, FILE *out, Diag *d)
 {
     Arena *a = ir_arena_new();
     Parser P;
-    parser_init(&P, a, d, file, text, strlen(text));
+    parser_init(&P, a, d, file, 1, text, strlen(text));
     for (;;) {
         Token t = next_token(&P);
         char desc[128];

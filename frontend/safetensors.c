@@ -47,6 +47,7 @@ typedef struct StFile {
     StTensor *t; /* in file order */
     StTensor **byname;
     int32_t nt;
+    bool partial; /* parameters the file lacks are no error */
 } StFile;
 
 static uint64_t load_u64le(const unsigned char *b)
@@ -315,6 +316,8 @@ static bool bind_params(StFile *sf, Graph *g)
         if (node->op != OP_PARAM)
             continue;
         StTensor *t = find_tensor(sf, node->name);
+        if (!t && sf->partial)
+            continue;
         if (!t) {
             ir_error(sf->d, sf->loc, "missing parameter '%s' (%s) in %s", node->name,
                      ir_type_str(&node->type, buf, sizeof buf), sf->path);
@@ -414,9 +417,9 @@ static bool read_data(StFile *sf, Graph *g)
     return ok;
 }
 
-bool fe_bind_safetensors(Graph *g, const char *path, Diag *d)
+static bool bind_file(Graph *g, const char *path, Diag *d, bool partial)
 {
-    StFile sf = {.path = path, .loc = {path, 0, 0}, .d = d};
+    StFile sf = {.path = path, .loc = {path, 0, 0}, .d = d, .partial = partial};
     sf.f = fopen(path, "rb");
     if (!sf.f) {
         ir_error(d, sf.loc, "cannot open weights: %s", strerror(errno));
@@ -431,6 +434,16 @@ bool fe_bind_safetensors(Graph *g, const char *path, Diag *d)
     ir_arena_free(sf.arena);
     fclose(sf.f);
     return ok;
+}
+
+bool fe_bind_safetensors(Graph *g, const char *path, Diag *d)
+{
+    return bind_file(g, path, d, false);
+}
+
+bool fe_bind_safetensors_partial(Graph *g, const char *path, Diag *d)
+{
+    return bind_file(g, path, d, true);
 }
 
 /* ---- writing ------------------------------------------------------------ */

@@ -84,7 +84,7 @@ static double draw(Rng *r, Usage u)
     ICE("unknown weight role %d", (int)u.role);
 }
 
-void fe_random_weights(Graph *g, uint64_t seed)
+static void fill(Graph *g, uint64_t seed, bool only_unbound)
 {
     /* A parameter's role comes from its first user (fan_in 0 marks "none yet");
      * unused ones draw as W_OTHER. */
@@ -99,7 +99,7 @@ void fe_random_weights(Graph *g, uint64_t seed)
     }
     for (int32_t i = 0; i < g->nnodes; i++) {
         Node *n = &g->nodes[i];
-        if (n->op != OP_PARAM)
+        if (n->op != OP_PARAM || (only_unbound && n->data))
             continue;
         int64_t count = ir_numel(&n->type);
         if (!n->data)
@@ -109,4 +109,14 @@ void fe_random_weights(Graph *g, uint64_t seed)
             n->data[k] = (float)draw(&r, use[i]);
     }
     free(use);
+}
+
+void fe_random_weights(Graph *g, uint64_t seed)
+{
+    fill(g, seed, false);
+}
+
+void fe_random_unbound_weights(Graph *g, uint64_t seed)
+{
+    fill(g, seed, true);
 }

@@ -259,6 +259,12 @@ int32_t ir_find_node(const Graph *g, const char *name); /* -1 if none */
 int32_t ir_num_inputs(const Graph *g);
 int32_t ir_input_node(const Graph *g, int32_t i); /* node index of the i-th input */
 
+/* ---- clone.c: deep copies ----------------------------------------------- */
+
+/* A copy of `g` that shares nothing with it: nodes, names, attributes, types,
+ * locations, memory plan, outputs and parameter data. */
+Graph *ir_graph_clone(const Graph *g);
+
 /* ---- infer.c: shape inference ------------------------------------------- */
 
 /* Computes node `id`'s type from its inputs and attributes. A user error is

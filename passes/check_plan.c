@@ -6,40 +6,9 @@
 
 #include <stdlib.h>
 
-/* The bytes of an arena value: `count` items of `len` bytes, `stride` apart. */
-typedef struct Span {
-    int64_t off, stride, len, count;
-} Span;
-
 static const char *name_of(const Node *n)
 {
     return n->name ? n->name : "?";
-}
-
-static Span span_of(const Node *n)
-{
-    int64_t numel = ir_numel(&n->type), items = n->type.rank > 0 ? n->type.dims[0] : 1;
-    if (n->mem.batch_stride == 0 || items <= 1)
-        return (Span){n->mem.offset, 0, numel * 4, 1};
-    return (Span){n->mem.offset, n->mem.batch_stride * 4, numel / items * 4, items};
-}
-
-static int64_t span_end(Span s)
-{
-    return s.off + (s.count - 1) * s.stride + s.len;
-}
-
-static bool spans_overlap(Span a, Span b)
-{
-    if (span_end(a) <= b.off || span_end(b) <= a.off)
-        return false;
-    for (int64_t i = 0; i < a.count; i++)
-        for (int64_t j = 0; j < b.count; j++) {
-            int64_t a0 = a.off + i * a.stride, b0 = b.off + j * b.stride;
-            if (a0 < b0 + b.len && b0 < a0 + a.len)
-                return true;
-        }
-    return false;
 }
 
 static bool check_kind(const Graph *g, int32_t id, int32_t *ninputs, Diag *d)
@@ -59,14 +28,14 @@ static bool check_kind(const Graph *g, int32_t id, int32_t *ninputs, Diag *d)
 static bool check_bounds(const Graph *g, int32_t id, Diag *d)
 {
     const Node *n = &g->nodes[id];
-    Span s = span_of(n);
+    PassSpan s = pass_span_of(n);
     bool view = n->mem.batch_stride != 0;
-    bool ok = s.off >= 0 && span_end(s) <= g->arena_bytes && s.off % (view ? 4 : 64) == 0 &&
-              (!view || n->mem.batch_stride * 4 >= s.len);
+    bool ok = s.off >= 0 && pass_span_end(s) <= g->arena_bytes &&
+              s.off % (view ? 4 : 64) == 0 && (!view || n->mem.batch_stride * 4 >= s.len);
     if (!ok)
         ir_error(d, n->loc, "memory plan: '%s' at offset %lld (%lld bytes) is misplaced in an "
                  "arena of %lld bytes", name_of(n), (long long)s.off,
-                 (long long)(span_end(s) - s.off), (long long)g->arena_bytes);
+                 (long long)(pass_span_end(s) - s.off), (long long)g->arena_bytes);
     return ok;
 }
 
@@ -106,8 +75,8 @@ static bool in_place(const Graph *g, int32_t a, int32_t b)
     }
     if (na->op != OP_CONCAT || !is_input_of(na, (int32_t)(nb - g->nodes)))
         return false;
-    Span c = span_of(na), v = span_of(nb);
-    return v.off >= c.off && span_end(v) <= span_end(c);
+    PassSpan c = pass_span_of(na), v = pass_span_of(nb);
+    return v.off >= c.off && pass_span_end(v) <= pass_span_end(c);
 }
 
 static bool check_overlaps(const Graph *g, Diag *d)
@@ -120,7 +89,7 @@ static bool check_overlaps(const Graph *g, Diag *d)
             continue;
         for (int32_t b = a + 1; b < g->nnodes && b <= last[a]; b++) {
             if (g->nodes[b].mem.kind != MEM_ARENA || in_place(g, a, b) ||
-                !spans_overlap(span_of(&g->nodes[a]), span_of(&g->nodes[b])))
+                !pass_spans_overlap(pass_span_of(&g->nodes[a]), pass_span_of(&g->nodes[b])))
                 continue;
             ir_error(d, g->nodes[b].loc, "memory plan: '%s' overwrites '%s', which is still "
                      "needed", name_of(&g->nodes[b]), name_of(&g->nodes[a]));

@@ -13,6 +13,8 @@ typedef struct PassOptions {
     int32_t dump_after;      /* pipeline index whose result is printed to dump; -1: none */
     FILE *dump;
     bool verify;             /* run ir_verify after every pass (debug builds, tests) */
+    bool keep_values;        /* plan_memory: no reuse, every value keeps its own bytes
+                                until the end of a run (per-node inspection) */
 } PassOptions;
 
 typedef bool (*PassFn)(Graph *g, const PassOptions *opt, Diag *d);
@@ -48,6 +50,13 @@ bool pass_check_plan(const Graph *g, Diag *d);
 int64_t pass_plan_total_bytes(const Graph *g);
 /* The plan in readable form: each value's place, bytes and live range (plan_print.c). */
 void pass_print_plan(const Graph *g, FILE *out);
+
+/* Copies node `id`'s value after a run into `dst` as plain row-major f32 (ir_numel floats),
+ * whatever its layout (NCHWc blocks undone) and wherever it lives (arena, caller's input or
+ * output buffer, alias of another value). false for nodes without a value at run time
+ * (PARAMs) or, without keep_values, values whose bytes may have been reused (readback.c). */
+bool pass_read_value(const Graph *g, int32_t id, const char *arena, const float *const *inputs,
+                     const float *const *outputs, float *dst);
 
 /* Layout contract (layout.c), for the kernels: with block b > 0,
  *  - conv2d writes NCHW[b]c when its output channels (per group, unless
@@ -86,5 +95,14 @@ int32_t pass_add_param(Graph *g, const char *base, TensorType type, const float 
                        SrcLoc loc);
 /* `base`, or the first free `base.K`. */
 const char *pass_unique_name(Graph *g, const char *base);
+
+/* The bytes an arena value occupies: `count` items of `len` bytes, `stride`
+ * apart (a view inside a concat), else one run of `len` bytes at `off`. */
+typedef struct PassSpan {
+    int64_t off, stride, len, count;
+} PassSpan;
+PassSpan pass_span_of(const Node *n);
+int64_t pass_span_end(PassSpan s); /* one past the last byte */
+bool pass_spans_overlap(PassSpan a, PassSpan b);
 
 #endif

@@ -12,7 +12,10 @@
  *      its first view's definition to the last read of it or any view.
  *   3. Greedy by size: buffers, largest first, each at the lowest 64-byte
  *      aligned offset that overlaps no placed buffer of intersecting
- *      lifetime. Graph.arena_bytes is the highest end. */
+ *      lifetime. Graph.arena_bytes is the highest end.
+ *
+ * With PassOptions.keep_values every buffer lives for the whole run, so no
+ * bytes are reused and each value can be read back after it (readback.c). */
 #include "passes.h"
 
 #include <stdlib.h>
@@ -227,7 +230,6 @@ static void write_plan(Planner *p, const Buf *bufs, int32_t n)
 
 bool pass_plan_memory(Graph *g, const PassOptions *opt, Diag *d)
 {
-    (void)opt;
     (void)d;
     Arena *tmp = ir_arena_new();
     size_t cap = (size_t)g->nnodes + 1;
@@ -240,6 +242,11 @@ bool pass_plan_memory(Graph *g, const PassOptions *opt, Diag *d)
             plan_concat(&p, i);
     Buf *bufs = ir_alloc(tmp, cap * sizeof *bufs);
     int32_t n = collect(&p, bufs);
+    if (opt->keep_values)
+        for (int32_t i = 0; i < n; i++) {
+            bufs[i].def = 0;
+            bufs[i].last = g->nnodes;
+        }
     g->arena_bytes = place_all(bufs, n);
     write_plan(&p, bufs, n);
     ir_arena_free(tmp);

@@ -152,3 +152,29 @@ int32_t pass_add_param(Graph *g, const char *base, TensorType type, const float 
     g->nodes[id].data = copy;
     return id;
 }
+
+PassSpan pass_span_of(const Node *n)
+{
+    int64_t numel = ir_numel(&n->type), items = n->type.rank > 0 ? n->type.dims[0] : 1;
+    if (n->mem.batch_stride == 0 || items <= 1)
+        return (PassSpan){n->mem.offset, 0, numel * 4, 1};
+    return (PassSpan){n->mem.offset, n->mem.batch_stride * 4, numel / items * 4, items};
+}
+
+int64_t pass_span_end(PassSpan s)
+{
+    return s.off + (s.count - 1) * s.stride + s.len;
+}
+
+bool pass_spans_overlap(PassSpan a, PassSpan b)
+{
+    if (pass_span_end(a) <= b.off || pass_span_end(b) <= a.off)
+        return false;
+    for (int64_t i = 0; i < a.count; i++)
+        for (int64_t j = 0; j < b.count; j++) {
+            int64_t a0 = a.off + i * a.stride, b0 = b.off + j * b.stride;
+            if (a0 < b0 + b.len && b0 < a0 + a.len)
+                return true;
+        }
+    return false;
+}

@@ -1,5 +1,5 @@
-/* model.c: the public API of a model.so (include/cnnc/model.h) on top of the
- * generated `cnnc_model`. Everything is checked here, once, so the generated
+/* model.c: the public API of a model.so (include/cnnc/model.h) on top of a
+ * model description (RtModel). Everything is checked here, once, so the generated
  * code can trust its buffers; nothing prints, aborts or allocates during a run. */
 #include "cnnc/model.h"
 #include "rt.h"
@@ -10,10 +10,6 @@
 #include <unistd.h>
 
 #define CNN_EXPORT __attribute__((visibility("default")))
-
-/* Hidden, so the runtime of each model.so binds to its own model even when
- * several are loaded with RTLD_GLOBAL. */
-extern const RtModel cnnc_model __attribute__((visibility("hidden")));
 
 /* num_threads 0 takes one thread per online core, up to RT_AUTO_THREADS;
  * an explicit count may go up to RT_MAX_THREADS. */
@@ -27,6 +23,7 @@ struct cnn_model {
     int32_t nthreads;
     const float **in; /* argument arrays of rt->run, filled by each run */
     float **out;
+    RtCounter *counters; /* one per kernel, handed to the pool while profiling */
 };
 
 /* Bytes of a tensor, or -1 if its description is malformed or overflows. */
@@ -56,6 +53,8 @@ static cnn_status check_model(const RtModel *rt)
     for (int32_t i = 0; i < rt->noutputs; i++)
         if (tensor_bytes(&rt->outputs[i]) < 0)
             return CNN_ERR_INVALID_ARGUMENT;
+    if (rt->nkernels < 0 || (rt->nkernels > 0 && !rt->kernels))
+        return CNN_ERR_INVALID_ARGUMENT;
     return CNN_OK;
 }
 
@@ -82,7 +81,8 @@ static cnn_status allocate(cnn_model *m)
 {
     m->in = calloc((size_t)m->rt->ninputs + 1, sizeof *m->in);
     m->out = calloc((size_t)m->rt->noutputs + 1, sizeof *m->out);
-    if (!m->in || !m->out)
+    m->counters = calloc((size_t)m->rt->nkernels + 1, sizeof *m->counters);
+    if (!m->in || !m->out || !m->counters)
         return CNN_ERR_OUT_OF_MEMORY;
     if (m->rt->arena_bytes > 0) {
         void *arena;
@@ -96,7 +96,7 @@ static cnn_status allocate(cnn_model *m)
     return m->pool ? CNN_OK : CNN_ERR_THREADS;
 }
 
-CNN_EXPORT cnn_status cnn_model_create(const cnn_options *opt, cnn_model **out)
+cnn_status rt_model_create(const RtModel *desc, const cnn_options *opt, cnn_model **out)
 {
     if (!out)
         return CNN_ERR_INVALID_ARGUMENT;
@@ -109,13 +109,13 @@ CNN_EXPORT cnn_status cnn_model_create(const cnn_options *opt, cnn_model **out)
     int32_t nthreads;
     cnn_status s = check_options(opt, &nthreads);
     if (s == CNN_OK)
-        s = check_model(&cnnc_model);
+        s = desc ? check_model(desc) : CNN_ERR_INVALID_ARGUMENT;
     if (s != CNN_OK)
         return s;
     cnn_model *m = calloc(1, sizeof *m);
     if (!m)
         return CNN_ERR_OUT_OF_MEMORY;
-    m->rt = &cnnc_model;
+    m->rt = desc;
     m->nthreads = nthreads;
     s = allocate(m);
     if (s != CNN_OK) {
@@ -134,7 +134,13 @@ CNN_EXPORT void cnn_model_destroy(cnn_model *m)
     free(m->arena);
     free(m->in);
     free(m->out);
+    free(m->counters);
     free(m);
+}
+
+char *rt_model_arena(const cnn_model *m)
+{
+    return m ? m->arena : NULL;
 }
 
 CNN_EXPORT int32_t cnn_model_num_inputs(const cnn_model *m)
@@ -218,6 +224,40 @@ CNN_EXPORT cnn_status cnn_model_run(cnn_model *m, const cnn_tensor *inputs, int3
     for (int32_t i = 0; i < noutputs; i++)
         m->out[i] = outputs[i].data;
     m->rt->run(m->pool, m->arena, m->in, m->out);
+    return CNN_OK;
+}
+
+/* The counters stay readable after profiling is switched off; switching it
+ * on starts them from zero. */
+CNN_EXPORT cnn_status cnn_model_set_profiling(cnn_model *m, int enabled)
+{
+    if (!m)
+        return CNN_ERR_INVALID_ARGUMENT;
+    if (enabled) {
+        memset(m->counters, 0, (size_t)m->rt->nkernels * sizeof *m->counters);
+        rt_pool_set_counters(m->pool, m->counters, m->rt->nkernels);
+    } else {
+        rt_pool_set_counters(m->pool, NULL, 0);
+    }
+    return CNN_OK;
+}
+
+CNN_EXPORT int32_t cnn_model_num_kernels(const cnn_model *m)
+{
+    return m ? m->rt->nkernels : -1;
+}
+
+CNN_EXPORT cnn_status cnn_model_kernel_info(const cnn_model *m, int32_t i, cnn_kernel_info *info)
+{
+    if (!m || !info || i < 0 || i >= m->rt->nkernels)
+        return CNN_ERR_INVALID_ARGUMENT;
+    const RtKernelInfo *k = &m->rt->kernels[i];
+    memset(info, 0, sizeof *info);
+    info->name = k->name ? k->name : "";
+    info->op = k->op ? k->op : "";
+    info->flops = k->flops;
+    info->calls = m->counters[i].calls;
+    info->seconds = (double)m->counters[i].ns * 1e-9;
     return CNN_OK;
 }
 

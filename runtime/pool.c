@@ -29,6 +29,8 @@ struct RtPool {
     int32_t nthreads;
     pthread_t *threads;
     atomic_bool busy;            /* a call is in flight: a nested call runs inline */
+    RtCounter *counters;         /* profiling on: rt_run_kernel's per-kernel counters */
+    int32_t ncounters;
     alignas(64) atomic_uint gen; /* job generation; workers wait for a change */
     atomic_int sleepers;         /* workers blocked on `wake` */
     atomic_bool stop;
@@ -181,6 +183,44 @@ void rt_parallel_for(RtPool *pool, int64_t n, RtKernel fn, void *args)
     fn(args, b, e);
     wait_done(pool);
     atomic_store_explicit(&pool->busy, false, memory_order_release);
+}
+
+static int64_t elapsed_ns(const struct timespec *a, const struct timespec *b)
+{
+    return (int64_t)(b->tv_sec - a->tv_sec) * 1000000000 + (b->tv_nsec - a->tv_nsec);
+}
+
+/* Wall time on the calling thread around the whole call, workers included. */
+static void run_timed(RtPool *pool, int32_t k, int64_t n, RtKernel fn, void *args)
+{
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    rt_parallel_for(pool, n, fn, args);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    if (k >= 0 && k < pool->ncounters) {
+        pool->counters[k].calls++;
+        pool->counters[k].ns += elapsed_ns(&t0, &t1);
+    }
+}
+
+/* Profiling off costs one well-predicted branch per kernel. */
+void rt_run_kernel(RtPool *pool, int32_t k, int64_t n, RtKernel fn, void *args)
+{
+    if (__builtin_expect(pool->counters != NULL, 0)) {
+        run_timed(pool, k, n, fn, args);
+        return;
+    }
+    if (n == 1) {
+        fn(args, 0, 1);
+        return;
+    }
+    rt_parallel_for(pool, n, fn, args);
+}
+
+void rt_pool_set_counters(RtPool *pool, RtCounter *c, int32_t n)
+{
+    pool->counters = n > 0 ? c : NULL;
+    pool->ncounters = n > 0 ? n : 0;
 }
 
 static void stop_workers(RtPool *p, int32_t started)

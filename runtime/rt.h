@@ -1,6 +1,6 @@
 /* rt.h: the contract between generated model code and the runtime linked into
  * every model.so. Generated code defines `cnnc_model` (an RtModel) and calls
- * rt_parallel_for; the runtime implements include/cnnc/model.h on top of it.
+ * rt_run_kernel; the runtime implements include/cnnc/model.h on top of it.
  * Generated code builds these structs as LLVM constants, so their layout is
  * ABI: change RT_ABI_VERSION with any change here. */
 #ifndef CNNC_RT_H
@@ -8,7 +8,9 @@
 
 #include <stdint.h>
 
-#define RT_ABI_VERSION 1
+#include "cnnc/model.h"
+
+#define RT_ABI_VERSION 2
 #define RT_MAX_RANK 6
 
 typedef struct RtPool RtPool;
@@ -31,6 +33,14 @@ typedef struct RtTensor {
     int64_t dims[RT_MAX_RANK];
 } RtTensor;
 
+/* One kernel call of `run`, for profiling. */
+typedef struct RtKernelInfo {
+    const char *name; /* the IR node it implements, e.g. "layer1.0.conv1" */
+    const char *op;   /* what it computes, fused parts joined by '+': "conv2d+relu+add" */
+    int64_t flops;    /* per run: 2 per multiply-add (conv2d, dense), else 1 per output element */
+    int64_t items;    /* work items it is split into */
+} RtKernelInfo;
+
 /* `run` executes the network once: inputs[i] / outputs[i] are the caller's
  * plain row-major f32 buffers, arena is `arena_bytes` of 64-byte-aligned
  * scratch owned by the instance. */
@@ -42,14 +52,39 @@ typedef struct RtModel {
     const RtTensor *outputs;
     int64_t arena_bytes;
     void (*run)(RtPool *pool, char *arena, const float *const *inputs, float *const *outputs);
+    int32_t nkernels;
+    int32_t pad2_;
+    const RtKernelInfo *kernels; /* in execution order */
 } RtModel;
+
+/* Every kernel call of the generated `run` goes through here: kernel number k
+ * (index into RtModel.kernels) over n work items. n == 1 runs fn on the calling
+ * thread; else rt_parallel_for. When profiling is on for this pool, the wall
+ * time of the call is added to the kernel's counters. */
+void rt_run_kernel(RtPool *pool, int32_t k, int64_t n, RtKernel fn, void *args);
 
 /* Defined by the generated code of each model. */
 extern const RtModel cnnc_model;
+
+/* An instance over any model description (model.so's own `cnnc_model`, or one
+ * the JIT produced in-process). cnn_model_create(opt, out) ==
+ * rt_model_create(&cnnc_model, opt, out). `desc` must outlive the instance. */
+cnn_status rt_model_create(const RtModel *desc, const cnn_options *opt, cnn_model **out);
+/* The instance's activation arena (desc->arena_bytes bytes), for per-node
+ * inspection after a run; NULL for NULL. */
+char *rt_model_arena(const cnn_model *m);
 
 /* Thread pool of the runtime (also used directly by tests and the JIT). */
 RtPool *rt_pool_new(int32_t nthreads); /* NULL on failure; 1: no worker threads */
 void rt_pool_free(RtPool *pool);
 int32_t rt_pool_threads(const RtPool *pool);
+
+/* Per-kernel profiling counters of a pool (runtime-internal): while `c` is set,
+ * rt_run_kernel(pool, k, ...) adds to c[k] (k < n; others are not counted). */
+typedef struct RtCounter {
+    int64_t calls;
+    int64_t ns;
+} RtCounter;
+void rt_pool_set_counters(RtPool *pool, RtCounter *c, int32_t n);
 
 #endif

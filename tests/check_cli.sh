@@ -82,5 +82,26 @@ CC=false expect 1 "linking" -- models/mlp.cnn --random-weights=0 -o "$tmp/e.so"
 if ls "$tmp" | grep -q '^e\.so'; then echo "FAIL: failed link left output"; fail=$((fail + 1)); fi
 CNNC_RUNTIME="$tmp/none.a" expect 1 "runtime library not found" -- models/mlp.cnn --random-weights=0 -o "$tmp/e.so"
 
+# The CUDA target: CUDA C always, PTX when NVRTC was found, no model.so yet.
+expect 0 "// node: conv1" -- models/mnist_cnn.cnn --random-weights=0 --emit=cuda
+expect 0 "cu_conv<32, 32, false" -- models/mnist_cnn.cnn --random-weights=0 --target=cuda --emit=cuda --gpu-arch=sm_90 --gpu-math=f32
+expect 0 "cu_conv<32, 32, true" -- models/mnist_cnn.cnn --random-weights=0 --emit=cuda --gpu-arch=sm_120
+expect 0 "cu_conv<32, 32, false" -- models/mnist_cnn.cnn --random-weights=0 --emit=cuda --gpu-arch=sm_75 --gpu-math=tf32
+expect 1 "--gpu-arch expects sm_70 .. sm_120 (e.g. sm_80, sm_90), got 'sm_60'" -- models/mlp.cnn --random-weights=0 --emit=cuda --gpu-arch=sm_60
+expect 1 "--gpu-arch expects sm_70 .. sm_120" -- models/mlp.cnn --random-weights=0 --emit=cuda --gpu-arch=compute_80
+expect 1 "--gpu-arch expects sm_70 .. sm_120" -- models/mlp.cnn --random-weights=0 --emit=cuda --gpu-arch=sm_90a
+expect 1 "--gpu-math expects f32 or tf32, got 'fp16'" -- models/mlp.cnn --random-weights=0 --emit=cuda --gpu-math=fp16
+expect 1 "unknown --target 'tpu' (expected cpu or cuda)" -- models/mlp.cnn --random-weights=0 --target=tpu -o "$tmp/t.so"
+expect 1 "--emit=ptx needs --target=cuda" -- models/mlp.cnn --random-weights=0 --target=cpu --emit=ptx
+expect 1 "with --target=cuda use --emit=cuda|ptx" -- models/mlp.cnn --random-weights=0 --target=cuda --emit=llvm
+expect 1 "model has parameters" -- models/mlp.cnn --emit=cuda
+expect 1 "the CUDA runtime is not part of this build yet" -- models/mlp.cnn --random-weights=0 --target=cuda -o "$tmp/g.so"
+if [ -e "$tmp/g.so" ]; then echo "FAIL: CUDA model.so written"; fail=$((fail + 1)); fi
+if "$cnnc" models/mlp.cnn --random-weights=0 --emit=ptx 2>&1 >/dev/null | grep -q "without NVRTC"; then
+  expect 1 "built without NVRTC" -- models/mlp.cnn --random-weights=0 --emit=ptx
+else
+  expect 0 "// node: fc1 (dense+relu)" -- models/mlp.cnn --random-weights=0 --emit=ptx --gpu-arch=sm_90
+fi
+
 echo "command line: $pass passed, $fail failed"
 [ $fail -eq 0 ]

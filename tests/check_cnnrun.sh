@@ -73,6 +73,21 @@ check "bench header" grep -qE '^bench: 20 runs after 2 warm-up, 2 threads, batch
 check "bench latency" grep -qE '^latency: median [0-9]+\.[0-9]{3} ms  p90 [0-9]+\.[0-9]{3} ms  min [0-9.]+ ms  max [0-9.]+ ms$' "$tmp/out"
 check "bench throughput" grep -qE '^throughput: [0-9]+\.[0-9] runs/s  [0-9]+\.[0-9] items/s$' "$tmp/out"
 
+# --profile: the bench report, then one row per kernel in execution order and the total.
+expect 0 "" -- "$model" --profile --threads 2
+check "profile header" grep -qE '^bench: 20 runs after 1 warm-up, 2 threads, batch 2, profiling on$' "$tmp/out"
+check "profile columns" grep -qE '^ +# +kernel +op +ms/run +share +GFLOP/s$' "$tmp/out"
+row='[0-9]+\.[0-9]{4} +[0-9]+\.[0-9]%'
+check "profile rows in order" bash -c "grep -E '^ +[0-9]+  ' '$tmp/out' | awk '{print \$1, \$2, \$3}' |
+  tr '\n' ';' | grep -qx '0 plus mul+add;1 copy mul+add;2 twice mul;'"
+check "profile row" grep -qE "^ +0  plus +mul\+add +$row +[0-9]+\.[0-9]{2}$" "$tmp/out"
+check "profile total" grep -qE '^total: kernels [0-9.]+ ms/run, run [0-9.]+ ms/run \(kernels [0-9.]+%\), [0-9.]+ GFLOP/run, [0-9.]+ GFLOP/s$' "$tmp/out"
+awk '/^ +[0-9]+  / {s += $5} END {exit !(s > 99 && s < 101)}' "$tmp/out"
+check "profile shares add up to 100%" test $? -eq 0
+expect 0 "bench: 3 runs after 0 warm-up" -- "$model" --profile-sort=time --bench 3 --warmup 0
+check "sorted by time" bash -c "grep -E '^ +[0-9]+  ' '$tmp/out' | awk '{print \$4}' | sort -rn -c"
+expect 1 "cnnrun: error: --profile-sort expects 'time', got 'name'" -- "$model" --profile-sort=name
+
 # A bare file name means the file in the current folder, not a library search.
 (cd "$(dirname "$model")" && "$cnnrun" "$(basename "$model")" > "$tmp/out" 2>&1)
 check "model given by a bare file name" grep -q "^meta: f32\[2\]" "$tmp/out"

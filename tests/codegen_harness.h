@@ -44,6 +44,9 @@ typedef struct Api {
     cnn_status (*input_info)(const cnn_model *, int32_t, cnn_tensor_info *);
     cnn_status (*output_info)(const cnn_model *, int32_t, cnn_tensor_info *);
     cnn_status (*run)(cnn_model *, const cnn_tensor *, int32_t, cnn_tensor *, int32_t);
+    cnn_status (*set_profiling)(cnn_model *, int);
+    int32_t (*num_kernels)(const cnn_model *);
+    cnn_status (*kernel_info)(const cnn_model *, int32_t, cnn_kernel_info *);
 } Api;
 
 static char tmpdir[256];
@@ -68,10 +71,9 @@ static Graph *load(const char *name, const char *text, const Build *b)
     return g;
 }
 
-/* Passes, codegen and link into tmpdir/NAME.so; returns the path. */
-static char *build_so(const char *name, const char *text, const Build *b)
+/* The passes of build `b` on `g`; the memory plan must check. */
+static void optimize(Graph *g, const Build *b)
 {
-    Graph *g = load(name, text, b);
     Diag d;
     ir_diag_init(&d, stderr);
     CgTarget t = {.cpu = b->cpu, .opt_level = b->opt};
@@ -81,6 +83,15 @@ static char *build_so(const char *name, const char *text, const Build *b)
     po.disabled = b->disabled;
     assert_true(pass_run_pipeline(g, &po, &d));
     assert_true(pass_check_plan(g, &d));
+    ir_diag_fini(&d);
+}
+
+/* Codegen of an optimized graph and link into tmpdir/NAME.so; returns the path. */
+static char *link_so(const char *name, Graph *g, const Build *b)
+{
+    Diag d;
+    ir_diag_init(&d, stderr);
+    CgTarget t = {.cpu = b->cpu, .opt_level = b->opt};
     Cg cg;
     assert_true(cg_lower(&cg, g, &t, &d));
     char obj[512], err[4096], *so = ir_xmalloc(512);
@@ -91,6 +102,15 @@ static char *build_so(const char *name, const char *text, const Build *b)
     remove(obj);
     cg_free(&cg);
     ir_diag_fini(&d);
+    return so;
+}
+
+/* Passes, codegen and link into tmpdir/NAME.so; returns the path. */
+static char *build_so(const char *name, const char *text, const Build *b)
+{
+    Graph *g = load(name, text, b);
+    optimize(g, b);
+    char *so = link_so(name, g, b);
     ir_graph_free(g);
     return so;
 }
@@ -115,6 +135,9 @@ static Api open_so(const char *path)
     *(void **)&a.input_info = sym(a.lib, "cnn_model_input_info");
     *(void **)&a.output_info = sym(a.lib, "cnn_model_output_info");
     *(void **)&a.run = sym(a.lib, "cnn_model_run");
+    *(void **)&a.set_profiling = sym(a.lib, "cnn_model_set_profiling");
+    *(void **)&a.num_kernels = sym(a.lib, "cnn_model_num_kernels");
+    *(void **)&a.kernel_info = sym(a.lib, "cnn_model_kernel_info");
     return a;
 }
 
@@ -181,14 +204,11 @@ static void free_all(float **v, int32_t n)
     free(v);
 }
 
-/* Builds the zoo model at `batch` and checks it with 1 and 2 threads against
- * tests/ref/MODEL_bBATCH.npy (`cnnc run --random-weights=0 --seed=0`). */
-/* Compiles zoo model `model` and compares it with its committed reference
- * output (the interpreter's, for --random-weights=0 and input seed 0). */
-static void check_zoo_build(const char *model, int64_t batch, uint64_t disabled)
+/* Runs tmpdir's model.so `so` (removed afterwards) with 1 and 2 threads and
+ * compares it with tests/ref/MODEL_bBATCH.npy: the interpreter's output for
+ * `cnnc run --random-weights=0 --seed=0 --batch=BATCH`. */
+static void check_so_ref(char *so, const char *model, int64_t batch, uint64_t disabled)
 {
-    char *so = build_so(model, NULL,
-                        &(Build){.block = -1, .opt = 2, .batch = batch, .disabled = disabled});
     Api a = open_so(so);
     char ref[512], err[256];
     snprintf(ref, sizeof ref, "%s/tests/ref/%s_b%lld.npy", CNNC_SOURCE_DIR, model,
@@ -216,9 +236,85 @@ static void check_zoo_build(const char *model, int64_t batch, uint64_t disabled)
     free(so);
 }
 
-static void check_zoo(const char *model, int64_t batch)
+/* Compiles zoo model `model` with the passes of `disabled` switched off and
+ * compares it with its committed reference output. */
+static void check_zoo_build(const char *model, int64_t batch, uint64_t disabled)
+{
+    Build b = {.block = -1, .opt = 2, .batch = batch, .disabled = disabled};
+    check_so_ref(build_so(model, NULL, &b), model, batch, disabled);
+}
+
+/* The entry points below are static inline: each test program uses some. */
+
+static inline void check_zoo(const char *model, int64_t batch)
 {
     check_zoo_build(model, batch, 0);
+}
+
+/* What the generated code depends on: the printed graph (ops, attributes,
+ * layouts, order) and a hash of the parameter data. */
+static char *fingerprint(const Graph *g)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    assert_non_null(f);
+    ir_print(g, f);
+    uint64_t h = UINT64_C(14695981039346656037);
+    for (int32_t i = 0; i < g->nnodes; i++) {
+        const Node *n = &g->nodes[i];
+        if (n->op != OP_PARAM || !n->data) continue;
+        int64_t words = ir_numel(&n->type);
+        for (int64_t k = 0; k < words; k++) {
+            uint32_t w;
+            memcpy(&w, &n->data[k], sizeof w);
+            h = (h ^ w) * UINT64_C(1099511628211);
+        }
+    }
+    fprintf(f, "data %016llx\n", (unsigned long long)h);
+    fclose(f);
+    return text;
+}
+
+/* Zoo model `model` at `batch` with all passes, and with each optional pass
+ * switched off in turn, against its reference with 1 and 2 threads. A pass
+ * that changes nothing on this model leaves the graph, hence the code, of a
+ * variant already checked: that model.so is built and run once. */
+static inline void check_zoo_variants(const char *model, int64_t batch)
+{
+    Build b = {.block = -1, .opt = 2, .batch = batch};
+    Graph *src = load(model, NULL, &b);
+    char *seen[65];
+    uint64_t seen_as[65];
+    int32_t nseen = 0;
+    for (int32_t p = -1; p < pass_count && p < 64; p++) {
+        if (p >= 0 && pass_pipeline[p].required) continue;
+        b.disabled = p < 0 ? 0 : UINT64_C(1) << p;
+        Graph *g = ir_graph_clone(src);
+        optimize(g, &b);
+        char *fp = fingerprint(g);
+        int32_t k = 0;
+        while (k < nseen && strcmp(seen[k], fp) != 0)
+            k++;
+        if (k < nseen) {
+            int32_t q = 0;
+            while (q < 64 && seen_as[k] >> q > 1)
+                q++;
+            print_message("%s batch %lld without %s: the code of %s%s\n", model,
+                          (long long)batch, pass_pipeline[p].name,
+                          seen_as[k] ? "without " : "all passes",
+                          seen_as[k] ? pass_pipeline[q].name : "");
+            free(fp);
+        } else {
+            seen[nseen] = fp;
+            seen_as[nseen++] = b.disabled;
+            check_so_ref(link_so(model, g, &b), model, batch, b.disabled);
+        }
+        ir_graph_free(g);
+    }
+    for (int32_t k = 0; k < nseen; k++)
+        free(seen[k]);
+    ir_graph_free(src);
 }
 
 static int make_tmpdir(void **state)

@@ -1,6 +1,7 @@
 /* test_api.c: the public API of a model.so (include/cnnc/model.h), through a
  * hand-written model (tests/runtime/fake_model.c) loaded with dlopen as a user
- * would: results, info calls, every error status, concurrent instances. */
+ * would: results, info calls, profiling, every error status, concurrent
+ * instances. */
 #include <dlfcn.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -25,6 +26,9 @@ typedef struct Api {
     int32_t (*num_threads)(const cnn_model *);
     cnn_status (*run)(cnn_model *, const cnn_tensor *, int32_t, cnn_tensor *, int32_t);
     const char *(*status_string)(cnn_status);
+    cnn_status (*set_profiling)(cnn_model *, int);
+    int32_t (*num_kernels)(const cnn_model *);
+    cnn_status (*kernel_info)(const cnn_model *, int32_t, cnn_kernel_info *);
 } Api;
 
 static void sym(void *lib, const char *name, void *fn, size_t size)
@@ -52,6 +56,9 @@ static Api load(const char *path)
     SYM(&a, num_threads, "cnn_model_num_threads");
     SYM(&a, run, "cnn_model_run");
     SYM(&a, status_string, "cnn_status_string");
+    SYM(&a, set_profiling, "cnn_model_set_profiling");
+    SYM(&a, num_kernels, "cnn_model_num_kernels");
+    SYM(&a, kernel_info, "cnn_model_kernel_info");
     return a;
 }
 
@@ -135,6 +142,8 @@ static void test_exports(void **state)
     assert_null(dlsym(api->lib, "cnnc_model"));
     assert_null(dlsym(api->lib, "rt_parallel_for"));
     assert_null(dlsym(api->lib, "rt_pool_new"));
+    assert_null(dlsym(api->lib, "rt_run_kernel"));
+    assert_null(dlsym(api->lib, "rt_model_create"));
     assert_null(dlsym(api->lib, "cnn_options_init")); /* inline in the header */
 }
 
@@ -320,6 +329,71 @@ static void test_status_strings(void **state)
     assert_string_equal(api->status_string((cnn_status)-1), "unknown status");
 }
 
+static void check_kernel(const Api *api, cnn_model *m, int32_t i, const char *name,
+                         const char *op, int64_t flops, int64_t calls)
+{
+    cnn_kernel_info k;
+    assert_int_equal(api->kernel_info(m, i, &k), CNN_OK);
+    assert_string_equal(k.name, name);
+    assert_string_equal(k.op, op);
+    assert_int_equal(k.flops, flops);
+    assert_int_equal(k.calls, calls);
+    assert_true(calls ? k.seconds > 0 : k.seconds == 0);
+}
+
+static void run_times(const Api *api, cnn_model *m, int n, int32_t threads)
+{
+    Bufs b;
+    for (int i = 0; i < n; i++) {
+        bufs_init(&b, (float)i);
+        assert_int_equal(api->run(m, b.in, 2, b.out, 3), CNN_OK);
+        assert_true(bufs_ok(&b, threads));
+    }
+}
+
+/* Counters count only while profiling is on, survive switching it off and
+ * restart from zero when it is switched on again. */
+static void test_profiling(void **state)
+{
+    const Api *api = *state;
+    cnn_model *m = create(api, 2);
+    assert_int_equal(api->num_kernels(m), 3);
+    run_times(api, m, 2, 2);
+    check_kernel(api, m, 0, "plus", "mul+add", 48, 0);
+    assert_int_equal(api->set_profiling(m, 1), CNN_OK);
+    run_times(api, m, 5, 2);
+    check_kernel(api, m, 0, "plus", "mul+add", 48, 5);
+    check_kernel(api, m, 1, "copy", "mul+add", 48, 5);
+    check_kernel(api, m, 2, "twice", "mul", 10, 5);
+    assert_int_equal(api->set_profiling(m, 0), CNN_OK);
+    run_times(api, m, 3, 2);
+    check_kernel(api, m, 2, "twice", "mul", 10, 5);
+    assert_int_equal(api->set_profiling(m, 7), CNN_OK);
+    check_kernel(api, m, 1, "copy", "mul+add", 48, 0);
+    run_times(api, m, 2, 2);
+    check_kernel(api, m, 1, "copy", "mul+add", 48, 2);
+    /* Each instance has its own counters. */
+    cnn_model *other = create(api, 1);
+    check_kernel(api, other, 1, "copy", "mul+add", 48, 0);
+    api->destroy(other);
+    api->destroy(m);
+}
+
+static void test_profiling_errors(void **state)
+{
+    const Api *api = *state;
+    cnn_model *m = create(api, 1);
+    cnn_kernel_info k;
+    assert_int_equal(api->set_profiling(NULL, 1), CNN_ERR_INVALID_ARGUMENT);
+    assert_int_equal(api->num_kernels(NULL), -1);
+    assert_int_equal(api->kernel_info(NULL, 0, &k), CNN_ERR_INVALID_ARGUMENT);
+    assert_int_equal(api->kernel_info(m, 0, NULL), CNN_ERR_INVALID_ARGUMENT);
+    assert_int_equal(api->kernel_info(m, -1, &k), CNN_ERR_INVALID_ARGUMENT);
+    assert_int_equal(api->kernel_info(m, 3, &k), CNN_ERR_INVALID_ARGUMENT);
+    assert_int_equal(api->kernel_info(m, 2, &k), CNN_OK);
+    api->destroy(m);
+}
+
 typedef struct Runner {
     const Api *api;
     int32_t threads;
@@ -368,6 +442,8 @@ int main(void)
         cmocka_unit_test(test_create_errors),
         cmocka_unit_test(test_broken_models),
         cmocka_unit_test(test_status_strings),
+        cmocka_unit_test(test_profiling),
+        cmocka_unit_test(test_profiling_errors),
         cmocka_unit_test(test_concurrent_instances),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -11,16 +11,19 @@
 #include <unistd.h>
 
 #include "cg.h"
+#include "cuda.h"
 #include "frontend.h"
 #include "ir.h"
 #include "passes.h"
+#include "repl.h"
 
 #ifndef CNNC_RUNTIME_LIB
 #define CNNC_RUNTIME_LIB NULL
 #endif
 
 /* EMIT_IR and EMIT_DOT print the frontend's graph; the others compile. */
-typedef enum { EMIT_NONE, EMIT_IR, EMIT_DOT, EMIT_IR_OPT, EMIT_PLAN, EMIT_LLVM, EMIT_ASM, EMIT_OBJ } Emit;
+typedef enum { EMIT_NONE, EMIT_IR, EMIT_DOT, EMIT_IR_OPT, EMIT_PLAN, EMIT_LLVM, EMIT_ASM, EMIT_OBJ,
+               EMIT_CUDA, EMIT_PTX } Emit;
 
 #define MAX_INPUT_FILES 16
 
@@ -41,12 +44,16 @@ typedef struct Options {
     const char *features;  /* --features */
     uint64_t disabled;     /* --disable-pass, one bit per pipeline index */
     int32_t dump_after;    /* --dump-after: pipeline index, -1: none */
+    bool cuda;             /* --target=cuda */
+    bool cpu_target;       /* --target=cpu given */
+    CuTarget gpu;          /* --gpu-arch, --gpu-math */
 } Options;
 
 static const char usage[] =
     "usage: cnnc MODEL.cnn -o MODEL.so [options]\n"
     "       cnnc MODEL.cnn --emit=ir|dot|ir-opt|plan|llvm|asm|obj [options]\n"
     "       cnnc run MODEL.cnn [options]\n"
+    "       cnnc repl [MODEL.cnn] [options]   (interactive; cnnc repl --help)\n"
     "\n"
     "Compiles a network written in the cnnc language into a shared object with\n"
     "the C API of cnnc/model.h (the number of threads is chosen when it runs).\n"
@@ -57,6 +64,11 @@ static const char usage[] =
     "  --emit=ir-opt       print the graph IR after the optimization passes\n"
     "  --emit=plan         print the memory plan: each value's place, size and lifetime\n"
     "  --emit=llvm|asm|obj print the LLVM IR, assembly or object code of the model\n"
+    "  --emit=cuda|ptx     print the CUDA C or PTX of the model's GPU kernels (implies\n"
+    "                      --target=cuda)\n"
+    "  --target=cpu|cuda   the machine the model runs on (default cpu)\n"
+    "  --gpu-arch=sm_XX    CUDA architecture, sm_70 .. sm_120 (default sm_80)\n"
+    "  --gpu-math=tf32|f32 conv2d/dense on TF32 tensor cores (default) or in plain f32\n"
     "  -O0 .. -O3          LLVM optimization level (default -O2); the passes always run\n"
     "  --cpu=NAME          target CPU (default: this machine's), e.g. x86-64-v3\n"
     "  --features=+F,-G    target features added to the CPU's, e.g. +avx2,+fma\n"
@@ -116,11 +128,13 @@ static bool set_emit(Options *o, const char *v)
 {
     static const struct { const char *name; Emit e; } kinds[] = {
         {"ir", EMIT_IR}, {"dot", EMIT_DOT}, {"ir-opt", EMIT_IR_OPT}, {"plan", EMIT_PLAN},
-        {"llvm", EMIT_LLVM}, {"asm", EMIT_ASM}, {"obj", EMIT_OBJ},
+        {"llvm", EMIT_LLVM}, {"asm", EMIT_ASM}, {"obj", EMIT_OBJ}, {"cuda", EMIT_CUDA},
+        {"ptx", EMIT_PTX},
     };
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
         if (!strcmp(v, kinds[i].name)) return o->emit = kinds[i].e, true;
-    fail("unknown --emit kind '%s' (expected ir, dot, ir-opt, plan, llvm, asm or obj)", v);
+    fail("unknown --emit kind '%s' (expected ir, dot, ir-opt, plan, llvm, asm, obj, cuda "
+         "or ptx)", v);
     return false;
 }
 
@@ -174,6 +188,23 @@ static bool set_u64(const char *flag, const char *v, uint64_t *out, bool positiv
     return true;
 }
 
+static bool set_target(Options *o, const char *v)
+{
+    if (!strcmp(v, "cuda")) return o->cuda = true, true;
+    if (!strcmp(v, "cpu")) return o->cuda = false, o->cpu_target = true, true;
+    fail("unknown --target '%s' (expected cpu or cuda)", v);
+    return false;
+}
+
+static bool set_gpu(Options *o, const char *flag, const char *v)
+{
+    if (!strcmp(flag, "--gpu-arch") && !cg_cuda_parse_arch(v, &o->gpu.arch))
+        return fail("--gpu-arch expects sm_70 .. sm_120 (e.g. sm_80, sm_90), got '%s'", v), false;
+    if (!strcmp(flag, "--gpu-math") && !cg_cuda_parse_math(v, &o->gpu.math))
+        return fail("--gpu-math expects f32 or tf32, got '%s'", v), false;
+    return true;
+}
+
 /* One option at argv[*i]; returns false after reporting a bad one. */
 static bool parse_option(Options *o, int argc, char **argv, int *i)
 {
@@ -183,6 +214,9 @@ static bool parse_option(Options *o, int argc, char **argv, int *i)
     if ((v = flag_value("--emit", argc, argv, i, &bad))) return set_emit(o, v);
     if (is_opt_level(argv[*i])) return o->opt_level = argv[*i][2] - '0', true;
     if ((v = flag_value("--cpu", argc, argv, i, &bad))) return o->cpu = v, true;
+    if ((v = flag_value("--target", argc, argv, i, &bad))) return set_target(o, v);
+    if ((v = flag_value("--gpu-arch", argc, argv, i, &bad))) return set_gpu(o, "--gpu-arch", v);
+    if ((v = flag_value("--gpu-math", argc, argv, i, &bad))) return set_gpu(o, "--gpu-math", v);
     if ((v = flag_value("--features", argc, argv, i, &bad))) return o->features = v, true;
     if ((v = flag_value("--disable-pass", argc, argv, i, &bad))) return disable_pass(o, v);
     if ((v = flag_value("--dump-after", argc, argv, i, &bad))) return set_dump_after(o, v);
@@ -215,6 +249,22 @@ static bool parse_option(Options *o, int argc, char **argv, int *i)
     return false;
 }
 
+/* --emit=cuda|ptx choose the CUDA target; CPU code is not emitted for it. */
+static int check_target(Options *o)
+{
+    bool gpu_emit = o->emit == EMIT_CUDA || o->emit == EMIT_PTX;
+    if (gpu_emit && o->cpu_target)
+        return fail("--emit=%s needs --target=cuda", o->emit == EMIT_CUDA ? "cuda" : "ptx"), 1;
+    o->cuda = o->cuda || gpu_emit;
+    if (o->run && o->cuda) return fail("'cnnc run' runs the reference interpreter (no --target)"), 1;
+    if (o->cuda && (o->emit == EMIT_LLVM || o->emit == EMIT_ASM || o->emit == EMIT_OBJ))
+        return fail("--emit=llvm|asm|obj is CPU code; with --target=cuda use --emit=cuda|ptx"), 1;
+    if (o->cuda && !o->run && o->emit == EMIT_NONE)
+        return fail("--target=cuda -o MODEL.so: the CUDA runtime is not part of this build yet "
+                    "(use --emit=cuda or --emit=ptx)"), 1;
+    return 0;
+}
+
 /* Returns 0 to go on, 1 on a bad command line, 2 when --help/--version was handled. */
 static int parse_args(Options *o, int argc, char **argv)
 {
@@ -238,6 +288,7 @@ static int parse_args(Options *o, int argc, char **argv)
     if (o->run && o->emit != EMIT_NONE) return fail("--emit is not an option of 'cnnc run'"), 1;
     if (!o->run && o->emit == EMIT_NONE && !o->out)
         return fail("nothing to do: give -o MODEL.so, --emit=KIND, or use 'cnnc run'"), 1;
+    return check_target(o);
     return 0;
 }
 
@@ -540,19 +591,49 @@ static bool print_plan(FILE *f, void *ctx)
     return !ferror(f);
 }
 
-/* Passes for the target's vector width, then LLVM. */
+/* The CUDA C, or the PTX NVRTC makes of it, with each kernel headed by the
+ * IR nodes it implements. */
+static int compile_cuda(Graph *g, const Options *o, Diag *d)
+{
+    if (o->emit == EMIT_PTX && !cg_cuda_have_nvrtc())
+        return fail("this cnnc was built without NVRTC, so it cannot emit PTX "
+                    "(--emit=cuda prints the CUDA C)"), 1;
+    CuProgram *p = cg_cuda_generate(g, &o->gpu, d);
+    if (!p) return 1;
+    int rc = 0;
+    if (o->emit == EMIT_CUDA) {
+        rc = write_out(o, write_string, p->source);
+    } else {
+        char err[16384];
+        CuBinary b;
+        if (!cg_cuda_compile(p, false, &b, err, sizeof err)) {
+            rc = 1;
+            fail("%s", err);
+        } else {
+            char *ptx = cg_cuda_annotate_ptx(p, b.ptx);
+            rc = write_out(o, write_string, ptx);
+            free(ptx);
+            cg_cuda_binary_free(&b);
+        }
+    }
+    cg_cuda_free(p);
+    return rc;
+}
+
+/* Passes for the target's vector width, then LLVM (or CUDA, on plain values). */
 static int compile(Graph *g, const Options *o, Diag *d)
 {
     CgTarget t = {.cpu = o->cpu, .features = o->features, .opt_level = o->opt_level};
     PassOptions po;
     pass_options_init(&po);
-    po.block = cg_target_lanes(&t);
+    po.block = o->cuda ? 0 : cg_target_lanes(&t);
     po.disabled = o->disabled;
     po.dump_after = o->dump_after;
     po.dump = stderr;
     if (!pass_run_pipeline(g, &po, d)) return 1;
     if (o->emit == EMIT_IR_OPT) return write_out(o, print_graph, g);
     if (o->emit == EMIT_PLAN) return write_out(o, print_plan, g);
+    if (o->cuda) return compile_cuda(g, o, d);
     Cg cg;
     int rc = cg_lower(&cg, g, &t, d) ? emit_code(&cg, o) : 1;
     cg_free(&cg);
@@ -561,7 +642,8 @@ static int compile(Graph *g, const Options *o, Diag *d)
 
 int main(int argc, char **argv)
 {
-    Options o = {.opt_level = 2, .dump_after = -1};
+    if (argc > 1 && !strcmp(argv[1], "repl")) return repl_main(argc - 1, argv + 1);
+    Options o = {.opt_level = 2, .dump_after = -1, .gpu = {CU_DEFAULT_ARCH, CU_MATH_TF32}};
     int rc = parse_args(&o, argc, argv);
     if (rc) return rc == 2 ? 0 : 1;
 

@@ -1,6 +1,7 @@
 /* cnnrun: loads a compiled model.so through its public API (dlopen), runs it
  * on .npy or seeded random inputs, and writes or summarises the outputs;
- * --bench times it, --top prints the best classes. Exit 0 on success, else 1. */
+ * --bench times it, --profile times each kernel, --top prints the best classes.
+ * Exit 0 on success, else 1. */
 #include <dlfcn.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -22,6 +23,7 @@ typedef struct Options {
     const char *out; /* --output */
     int64_t threads, bench, warmup, top;
     uint64_t seed;
+    bool profile, sort_by_time;
 } Options;
 
 /* The model's API, resolved with dlsym. */
@@ -37,6 +39,9 @@ typedef struct Api {
     int32_t (*num_threads)(const cnn_model *);
     cnn_status (*run)(cnn_model *, const cnn_tensor *, int32_t, cnn_tensor *, int32_t);
     const char *(*status_string)(cnn_status);
+    cnn_status (*set_profiling)(cnn_model *, int); /* resolved for --profile only */
+    int32_t (*num_kernels)(const cnn_model *);
+    cnn_status (*kernel_info)(const cnn_model *, int32_t, cnn_kernel_info *);
 } Api;
 
 /* One model instance with its buffers. */
@@ -59,6 +64,9 @@ static const char usage[] =
     "  --threads N         worker threads, 0: one per core (default 0)\n"
     "  --bench N           time N runs; prints median and p90 latency, throughput\n"
     "  --warmup N          untimed runs before them (default 1)\n"
+    "  --profile           time each kernel over the --bench runs (default 20): time per\n"
+    "                      run, share and GFLOP/s of each, in execution order\n"
+    "  --profile-sort=time the same, slowest kernel first\n"
     "  --top K             the K largest values of each batch item of the first output\n"
     "  --help\n";
 
@@ -141,6 +149,13 @@ static bool parse_option(Options *o, int argc, char **argv, int *i)
         return parse_int("--top", v, 1, 1000000, &o->top);
     if ((v = flag_value("--seed", argc, argv, i, &bad)))
         return parse_seed(v, &o->seed);
+    if (!strcmp(argv[*i], "--profile"))
+        return o->profile = true;
+    if ((v = flag_value("--profile-sort", argc, argv, i, &bad))) {
+        if (strcmp(v, "time") != 0)
+            return fail("--profile-sort expects 'time', got '%s'", v), false;
+        return o->profile = o->sort_by_time = true;
+    }
     if (!bad)
         fail("unknown option '%s' (see cnnrun --help)", argv[*i]);
     return false;
@@ -167,7 +182,7 @@ static int parse_args(Options *o, int argc, char **argv)
     }
     if (!o->model)
         return fail("no model given (see cnnrun --help)"), 1;
-    if (o->warmup >= 0 && !o->bench)
+    if (o->warmup >= 0 && !o->bench && !o->profile)
         return fail("--warmup needs --bench"), 1;
     return 0;
 }
@@ -206,6 +221,16 @@ static bool load_api(Api *a, const char *path)
         fail("'%s' is not a cnnc model: %s", path, dlerror());
         dlclose(a->lib);
     }
+    return ok;
+}
+
+static bool load_profiling(Api *a, const char *path)
+{
+    bool ok = RESOLVE(a, set_profiling, "cnn_model_set_profiling") &&
+              RESOLVE(a, num_kernels, "cnn_model_num_kernels") &&
+              RESOLVE(a, kernel_info, "cnn_model_kernel_info");
+    if (!ok)
+        fail("'%s' cannot be profiled (compiled by an older cnnc): %s", path, dlerror());
     return ok;
 }
 
@@ -372,27 +397,127 @@ static void print_bench(const Api *api, const Options *o, const Session *s, doub
     int64_t batch = s->nin && s->in_info[0].rank > 0 ? s->in_info[0].dims[0] : 1;
     double per_s = total > 0 ? 1e3 * (double)o->bench / total : 0;
     int32_t nt = api->num_threads(s->m);
-    printf("bench: %" PRId64 " runs after %" PRId64 " warm-up, %d thread%s, batch %" PRId64 "\n",
-           o->bench, o->warmup, nt, nt == 1 ? "" : "s", batch);
+    printf("bench: %" PRId64 " runs after %" PRId64 " warm-up, %d thread%s, batch %" PRId64
+           "%s\n",
+           o->bench, o->warmup, nt, nt == 1 ? "" : "s", batch,
+           o->profile ? ", profiling on" : "");
     printf("latency: median %.3f ms  p90 %.3f ms  min %.3f ms  max %.3f ms\n",
            t[(o->bench - 1) / 2], t[(o->bench * 9 + 9) / 10 - 1], t[0], t[o->bench - 1]);
     printf("throughput: %.1f runs/s  %.1f items/s\n", per_s, per_s * (double)batch);
 }
 
+/* Kernels of a profile, in the order printed. */
+typedef struct Profile {
+    cnn_kernel_info *k;
+    int32_t *order;
+    int32_t n;
+    double kernel_ms, flops; /* per run, all kernels */
+} Profile;
+
+static const Profile *sort_profile;
+
+static int cmp_time(const void *a, const void *b)
+{
+    double x = sort_profile->k[*(const int32_t *)a].seconds;
+    double y = sort_profile->k[*(const int32_t *)b].seconds;
+    int32_t i = *(const int32_t *)a, j = *(const int32_t *)b;
+    return x != y ? (x < y) - (x > y) : (i > j) - (i < j);
+}
+
+static int name_width(const Profile *p, bool op)
+{
+    int w = op ? 2 : 6;
+    for (int32_t i = 0; i < p->n; i++) {
+        int len = (int)strlen(op ? p->k[i].op : p->k[i].name);
+        w = len > w ? len : w;
+    }
+    return w > 40 ? 40 : w;
+}
+
+static void print_gflops(double flops, double ms)
+{
+    if (flops > 0 && ms > 0)
+        printf("  %9.2f\n", flops / (ms * 1e6));
+    else
+        printf("  %9s\n", "-");
+}
+
+/* Per kernel: mean ms per run, share of the kernels' sum, GFLOP/s; then the
+ * kernels' sum against the measured wall time of a run. */
+static void print_profile(const Profile *p, double run_ms)
+{
+    int nw = name_width(p, false), ow = name_width(p, true);
+    printf("%5s  %-*s  %-*s  %9s  %6s  %9s\n", "#", nw, "kernel", ow, "op", "ms/run", "share",
+           "GFLOP/s");
+    for (int32_t r = 0; r < p->n; r++) {
+        const cnn_kernel_info *k = &p->k[p->order[r]];
+        double ms = k->calls ? 1e3 * k->seconds / (double)k->calls : 0;
+        printf("%5d  %-*.*s  %-*.*s  %9.4f  %5.1f%%", p->order[r], nw, nw, k->name, ow, ow,
+               k->op, ms, p->kernel_ms > 0 ? 100.0 * ms / p->kernel_ms : 0.0);
+        print_gflops((double)k->flops, ms);
+    }
+    printf("total: kernels %.4f ms/run, run %.4f ms/run (kernels %.1f%%), %.2f GFLOP/run, "
+           "%.2f GFLOP/s\n",
+           p->kernel_ms, run_ms, run_ms > 0 ? 100.0 * p->kernel_ms / run_ms : 0.0,
+           p->flops * 1e-9, run_ms > 0 ? p->flops / (run_ms * 1e6) : 0.0);
+}
+
+static bool report_profile(const Api *api, const Options *o, const Session *s, double run_ms)
+{
+    Profile p = {0};
+    p.n = api->num_kernels(s->m);
+    p.k = ir_xcalloc((size_t)p.n + 1, sizeof *p.k);
+    p.order = ir_xcalloc((size_t)p.n + 1, sizeof *p.order);
+    for (int32_t i = 0; i < p.n; i++) {
+        cnn_status st = api->kernel_info(s->m, i, &p.k[i]);
+        if (st != CNN_OK) {
+            fail("kernel %d: %s", i, api->status_string(st));
+            free(p.k);
+            free(p.order);
+            return false;
+        }
+        p.order[i] = i;
+        p.kernel_ms += p.k[i].calls ? 1e3 * p.k[i].seconds / (double)p.k[i].calls : 0;
+        p.flops += (double)p.k[i].flops;
+    }
+    sort_profile = &p;
+    if (o->sort_by_time)
+        qsort(p.order, (size_t)p.n, sizeof *p.order, cmp_time);
+    print_profile(&p, run_ms);
+    free(p.k);
+    free(p.order);
+    return true;
+}
+
+static bool set_profiling(const Api *api, const Session *s, int on)
+{
+    cnn_status st = api->set_profiling(s->m, on);
+    if (st != CNN_OK)
+        fail("cannot switch profiling: %s", api->status_string(st));
+    return st == CNN_OK;
+}
+
+/* Times o->bench runs after the warm-up; with --profile, each kernel too. */
 static bool bench(const Api *api, const Options *o, const Session *s)
 {
     for (int64_t i = 0; i < o->warmup; i++)
         if (!run_once(api, s))
             return false;
-    double *t = ir_xmalloc((size_t)o->bench * sizeof *t);
+    if (o->profile && !set_profiling(api, s, 1))
+        return false;
+    double *t = ir_xmalloc((size_t)o->bench * sizeof *t), total = 0;
     bool ok = true;
     for (int64_t i = 0; i < o->bench && ok; i++) {
         double t0 = now_ms();
         ok = run_once(api, s);
         t[i] = now_ms() - t0;
+        total += t[i];
     }
+    ok = ok && (!o->profile || set_profiling(api, s, 0));
     if (ok)
         print_bench(api, o, s, t);
+    if (ok && o->profile)
+        ok = report_profile(api, o, s, total / (double)o->bench);
     free(t);
     return ok;
 }
@@ -505,11 +630,17 @@ int main(int argc, char **argv)
     int rc = parse_args(&o, argc, argv);
     if (rc)
         return rc == 2 ? 0 : 1;
+    if (o.profile && !o.bench)
+        o.bench = 20;
     if (o.warmup < 0)
         o.warmup = o.bench ? 1 : 0;
     Api api;
     if (!load_api(&api, o.model))
         return 1;
+    if (o.profile && !load_profiling(&api, o.model)) {
+        dlclose(api.lib);
+        return 1;
+    }
     rc = run(&api, &o);
     dlclose(api.lib);
     if (fflush(stdout) != 0)

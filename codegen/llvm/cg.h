@@ -1,7 +1,7 @@
 /* cg.h: lowering a planned graph to LLVM IR (LLVM C API, LLVM 16), shared by
  * the files of codegen/llvm/. Every op becomes one kernel function
  *     void kernel(void **args, i64 begin, i64 end)
- * that the generated `run` hands to rt_parallel_for (runtime/rt.h). args[0] is
+ * that the generated `run` hands to rt_run_kernel (runtime/rt.h). args[0] is
  * the node's output buffer, args[1 + i] the buffer of its input i (each already
  * offset to where the value lives, per Node.mem); weights are globals. */
 #ifndef CNNC_CG_H
@@ -55,6 +55,26 @@ bool cg_emit_file(Cg *cg, LLVMCodeGenFileType kind, const char *path, char *err,
 char *cg_print_ir(Cg *cg); /* free with LLVMDisposeMessage */
 /* Assembly or object code in memory (NULL with err set on failure). */
 LLVMMemoryBufferRef cg_emit_memory(Cg *cg, LLVMCodeGenFileType kind, char *err, size_t n);
+
+/* ---- jit.c: object code linked in-process ------------------------------- */
+
+/* codegen/ may not depend on runtime/, so the caller hands over the runtime's symbols. */
+typedef struct CgJitSymbol {
+    const char *name;
+    void *addr;
+} CgJitSymbol;
+typedef struct CgJit CgJit;
+/* Emits cg's (lowered, optimized) module as object code in memory -- the same object code
+ * `cnnc -o model.so` links -- and links it in-process with LLVM ORC (LLJIT). Undefined
+ * symbols resolve to `syms` (the caller passes rt_parallel_for and rt_run_kernel of the
+ * runtime linked into it) and then to the process (memcpy, memset, ...). cg stays usable
+ * (printing IR/asm, exporting). NULL with err set on failure.
+ * The JIT needs neither cg nor the graph afterwards; what it defines (code, weights,
+ * `cnnc_model`) lives until cg_jit_free, so destroy instances made from it first. */
+CgJit *cg_jit_new(Cg *cg, const CgJitSymbol *syms, int32_t nsyms, char *err, size_t n);
+/* Address of a symbol the module defines (hidden ones included), NULL if none. */
+void *cg_jit_lookup(const CgJit *j, const char *name);
+void cg_jit_free(CgJit *j);
 
 /* ---- link.c: object code to model.so ------------------------------------ */
 

@@ -1,6 +1,7 @@
 /* module.c: the whole module of a model: the target machine, one kernel per
  * node (through the emitters), the `run` function that calls them in node
- * order, the `cnnc_model` description the runtime reads, and emission. */
+ * order, the `cnnc_model` description (with its kernel table) the runtime
+ * reads, and emission. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,7 +12,7 @@
 
 #include "cg.h"
 
-#define RT_ABI_VERSION_VALUE 1 /* runtime/rt.h RT_ABI_VERSION */
+#define RT_ABI_VERSION_VALUE 2 /* runtime/rt.h RT_ABI_VERSION */
 #define RT_RANK              6 /* runtime/rt.h RT_MAX_RANK */
 
 /* Triple, CPU and features of a target; the strings are malloc'd. */
@@ -228,11 +229,18 @@ static CgKernel emit_node(Cg *cg, int32_t i)
 
 /* ---- the run function ---------------------------------------------------- */
 
+/* The kernels `run` calls, in execution order. */
+typedef struct KernelList {
+    int32_t *node;
+    int64_t *items;
+    int32_t n;
+} KernelList;
+
 typedef struct Run {
     LLVMValueRef fn, pool, arena;
     LLVMValueRef *in, *out; /* the caller's buffers, loaded once */
-    LLVMValueRef parallel_for;
-    LLVMTypeRef parallel_for_ty;
+    LLVMValueRef run_kernel;
+    LLVMTypeRef run_kernel_ty;
 } Run;
 
 static LLVMValueRef byte_offset(Cg *cg, LLVMValueRef base, int64_t off)
@@ -291,14 +299,14 @@ static void run_begin(Cg *cg, Run *r)
         r->in[i] = load_slot(cg, LLVMGetParam(r->fn, 2), i);
     for (int32_t i = 0; i < nout; i++)
         r->out[i] = load_slot(cg, LLVMGetParam(r->fn, 3), i);
-    LLVMTypeRef q[4] = {cg->t_ptr, cg->t_i64, cg->t_ptr, cg->t_ptr};
-    r->parallel_for_ty = LLVMFunctionType(cg->t_void, q, 4, 0);
-    r->parallel_for = LLVMAddFunction(cg->mod, "rt_parallel_for", r->parallel_for_ty);
+    LLVMTypeRef q[5] = {cg->t_ptr, cg->t_i32, cg->t_i64, cg->t_ptr, cg->t_ptr};
+    r->run_kernel_ty = LLVMFunctionType(cg->t_void, q, 5, 0);
+    r->run_kernel = LLVMAddFunction(cg->mod, "rt_run_kernel", r->run_kernel_ty);
 }
 
 /* Fills a stack array with the output and input pointers of node `id` and
- * hands the kernel to the pool (a single work item runs directly). */
-static void run_call(Cg *cg, const Run *r, int32_t id, CgKernel k)
+ * hands the kernel, number `seq` of the table, to rt_run_kernel. */
+static void run_call(Cg *cg, const Run *r, int32_t id, int32_t seq, CgKernel k)
 {
     const Node *nd = &cg->g->nodes[id];
     LLVMBasicBlockRef here = LLVMGetInsertBlock(cg->b);
@@ -313,13 +321,9 @@ static void run_call(Cg *cg, const Run *r, int32_t id, CgKernel k)
         LLVMValueRef slot = LLVMBuildInBoundsGEP2(cg->b, cg->t_ptr, args, &idx, 1, "");
         LLVMSetAlignment(LLVMBuildStore(cg->b, p, slot), 8);
     }
-    if (k.items == 1) {
-        LLVMValueRef a[3] = {args, cg_i64(cg, 0), cg_i64(cg, 1)};
-        LLVMBuildCall2(cg->b, cg->t_kernel, k.fn, a, 3, "");
-        return;
-    }
-    LLVMValueRef a[4] = {r->pool, cg_i64(cg, k.items), k.fn, args};
-    LLVMBuildCall2(cg->b, r->parallel_for_ty, r->parallel_for, a, 4, "");
+    LLVMValueRef a[5] = {r->pool, LLVMConstInt(cg->t_i32, (unsigned)seq, 0),
+                         cg_i64(cg, k.items), k.fn, args};
+    LLVMBuildCall2(cg->b, r->run_kernel_ty, r->run_kernel, a, 5, "");
 }
 
 /* Copies graph output k (plain) to the caller's buffer, item by item when it
@@ -342,10 +346,13 @@ static void run_copy_output(Cg *cg, const Run *r, int32_t k)
                         byte_offset(cg, src, i * stride * 4), 4, cg_i64(cg, item * 4));
 }
 
-static bool build_run(Cg *cg, LLVMValueRef *run_fn)
+static bool build_run(Cg *cg, LLVMValueRef *run_fn, KernelList *kl)
 {
     Run r;
     run_begin(cg, &r);
+    kl->node = ir_xcalloc((size_t)cg->g->nnodes + 1, sizeof *kl->node);
+    kl->items = ir_xcalloc((size_t)cg->g->nnodes + 1, sizeof *kl->items);
+    kl->n = 0;
     LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(cg->ctx, r.fn, "body");
     LLVMBuildBr(cg->b, body);
     for (int32_t i = 0; i < cg->g->nnodes; i++) {
@@ -353,7 +360,9 @@ static bool build_run(Cg *cg, LLVMValueRef *run_fn)
         if (cg->diag->nerrors) break;
         if (!k.fn || k.items <= 0) continue;
         LLVMPositionBuilderAtEnd(cg->b, body);
-        run_call(cg, &r, i, k);
+        run_call(cg, &r, i, kl->n, k);
+        kl->node[kl->n] = i;
+        kl->items[kl->n++] = k.items;
         body = LLVMGetInsertBlock(cg->b);
     }
     LLVMPositionBuilderAtEnd(cg->b, body);
@@ -415,14 +424,89 @@ static LLVMValueRef tensor_table(Cg *cg, bool inputs)
     return gv;
 }
 
+/* ---- the kernel table ---------------------------------------------------- */
+
+static void append_part(char *buf, size_t n, const char *part)
+{
+    size_t len = strlen(buf);
+    snprintf(buf + len, n - len, "%s%s", len ? "+" : "", part);
+}
+
+/* What a node's kernel computes: its op, then what is fused into it in the
+ * order the epilogue applies it, e.g. "conv2d+bias+add+relu". */
+static void kernel_op(const Node *nd, char *buf, size_t n)
+{
+    buf[0] = 0;
+    append_part(buf, n, ir_ops[nd->op].name);
+    if (nd->op != OP_CONV2D && nd->op != OP_DENSE) return;
+    const Epilogue *e = nd->op == OP_CONV2D ? &nd->attrs.conv.epi : &nd->attrs.dense.epi;
+    if (nd->ninputs - 2 - (e->residual ? 1 : 0) == 1) append_part(buf, n, "bias");
+    if (e->act != ACT_NONE) append_part(buf, n, ir_act_name(e->act));
+    if (e->residual) append_part(buf, n, "add");
+    if (e->post != ACT_NONE) append_part(buf, n, ir_act_name(e->post));
+}
+
+/* Floating-point operations of one run: 2 per multiply-add of conv2d (each
+ * output sums C/groups * kh * kw products) and dense, none for pure copies,
+ * else 1 per output element. Epilogues are not counted. */
+static int64_t kernel_flops(const Graph *g, const Node *nd)
+{
+    int64_t out = ir_numel(&nd->type);
+    const TensorType *x = nd->ninputs ? &g->nodes[nd->inputs[0]].type : NULL;
+    switch (nd->op) {
+    case OP_CONV2D: {
+        const ConvAttrs *a = &nd->attrs.conv;
+        int64_t cin = x->dims[1] / (a->groups > 0 ? a->groups : 1);
+        return 2 * out * cin * a->kernel[0] * a->kernel[1];
+    }
+    case OP_DENSE:
+        return 2 * out * x->dims[x->rank - 1];
+    case OP_CONCAT:
+    case OP_FLATTEN:
+    case OP_REORDER:
+    case OP_DROPOUT:
+        return 0;
+    default:
+        return out;
+    }
+}
+
+static LLVMTypeRef kernel_info_type(Cg *cg)
+{
+    LLVMTypeRef f[4] = {cg->t_ptr, cg->t_ptr, cg->t_i64, cg->t_i64};
+    return LLVMStructTypeInContext(cg->ctx, f, 4, 0);
+}
+
+/* The RtKernelInfo array of the kernels `run` calls, in that order. */
+static LLVMValueRef kernel_table(Cg *cg, const KernelList *kl)
+{
+    LLVMValueRef *elems = ir_xcalloc((size_t)kl->n + 1, sizeof *elems);
+    for (int32_t i = 0; i < kl->n; i++) {
+        const Node *nd = &cg->g->nodes[kl->node[i]];
+        char op[128];
+        kernel_op(nd, op, sizeof op);
+        LLVMValueRef f[4] = {const_string(cg, nd->name ? nd->name : ""), const_string(cg, op),
+                             cg_i64(cg, kernel_flops(cg->g, nd)), cg_i64(cg, kl->items[i])};
+        elems[i] = LLVMConstNamedStruct(kernel_info_type(cg), f, 4);
+    }
+    LLVMValueRef init = LLVMConstArray(kernel_info_type(cg), elems, (unsigned)kl->n);
+    free(elems);
+    LLVMValueRef gv = LLVMAddGlobal(cg->mod, LLVMTypeOf(init), "kernels");
+    LLVMSetInitializer(gv, init);
+    LLVMSetGlobalConstant(gv, 1);
+    LLVMSetLinkage(gv, LLVMPrivateLinkage);
+    return gv;
+}
+
 /* `const RtModel cnnc_model`, hidden: the runtime linked into the same
  * shared object is its only reader. */
-static void build_model(Cg *cg, LLVMValueRef run_fn)
+static void build_model(Cg *cg, LLVMValueRef run_fn, const KernelList *kl)
 {
     LLVMTypeRef i32 = cg->t_i32;
-    LLVMTypeRef f[8] = {i32, i32, i32, i32, cg->t_ptr, cg->t_ptr, cg->t_i64, cg->t_ptr};
-    LLVMTypeRef mt = LLVMStructTypeInContext(cg->ctx, f, 8, 0);
-    LLVMValueRef v[8] = {
+    LLVMTypeRef f[11] = {i32, i32, i32, i32, cg->t_ptr, cg->t_ptr, cg->t_i64, cg->t_ptr,
+                         i32, i32, cg->t_ptr};
+    LLVMTypeRef mt = LLVMStructTypeInContext(cg->ctx, f, 11, 0);
+    LLVMValueRef v[11] = {
         LLVMConstInt(i32, RT_ABI_VERSION_VALUE, 0),
         LLVMConstInt(i32, (unsigned)ir_num_inputs(cg->g), 0),
         LLVMConstInt(i32, (unsigned)cg->g->noutputs, 0),
@@ -431,9 +515,12 @@ static void build_model(Cg *cg, LLVMValueRef run_fn)
         tensor_table(cg, false),
         cg_i64(cg, cg->g->arena_bytes),
         run_fn,
+        LLVMConstInt(i32, (unsigned)kl->n, 0),
+        LLVMConstInt(i32, 0, 0),
+        kernel_table(cg, kl),
     };
     LLVMValueRef gv = LLVMAddGlobal(cg->mod, mt, "cnnc_model");
-    LLVMSetInitializer(gv, LLVMConstNamedStruct(mt, v, 8));
+    LLVMSetInitializer(gv, LLVMConstNamedStruct(mt, v, 11));
     LLVMSetGlobalConstant(gv, 1);
     LLVMSetVisibility(gv, LLVMHiddenVisibility);
     LLVMSetAlignment(gv, 8);
@@ -465,9 +552,12 @@ bool cg_lower(Cg *cg, const Graph *g, const CgTarget *t, Diag *d)
 {
     if (!init_cg(cg, g, t, d)) return false;
     LLVMValueRef run_fn;
-    if (!build_run(cg, &run_fn)) return false;
-    build_model(cg, run_fn);
-    return verify_and_optimize(cg, t ? t->opt_level : 2);
+    KernelList kl = {0};
+    bool ok = build_run(cg, &run_fn, &kl);
+    if (ok) build_model(cg, run_fn, &kl);
+    free(kl.node);
+    free(kl.items);
+    return ok && verify_and_optimize(cg, t ? t->opt_level : 2);
 }
 
 void cg_free(Cg *cg)

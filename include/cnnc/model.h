@@ -93,6 +93,24 @@ cnn_status cnn_model_run(cnn_model *m, const cnn_tensor *inputs, int32_t ninputs
 
 const char *cnn_status_string(cnn_status s);
 
+/* Profiling: the time each kernel of the network takes. A kernel is one step
+ * of a run (a layer, with the operations fused into it), listed in execution
+ * order. */
+typedef struct cnn_kernel_info {
+    const char *name; /* the layer it implements, owned by the model */
+    const char *op;   /* what it computes, fused parts joined by '+': "conv2d+bias+relu" */
+    int64_t flops;    /* floating-point operations per run (a multiply-add counts 2) */
+    int64_t calls;    /* runs timed since profiling was switched on */
+    double seconds;   /* total wall time of those calls */
+} cnn_kernel_info;
+
+/* Switches per-kernel timing on (nonzero: the counters restart from zero) or
+ * off (the counters keep their values). Off by default; when off a run costs
+ * nothing extra. Not while a run of this instance is in progress. */
+cnn_status cnn_model_set_profiling(cnn_model *m, int enabled);
+int32_t cnn_model_num_kernels(const cnn_model *m); /* -1 for NULL */
+cnn_status cnn_model_kernel_info(const cnn_model *m, int32_t i, cnn_kernel_info *info);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,7 +1,7 @@
 /* fake_model.c: a hand-written stand-in for generated code, linked with the
  * runtime into a model.so for the runtime's tests. Inputs x [2,3,4] and y [2,5];
- * outputs x + 1 (through the arena and rt_parallel_for), y * 2, and
- * meta = {pool threads, 1 if the arena is 64-byte aligned}. */
+ * outputs x + 1 (through the arena, two kernels of 24 items), y * 2 (one kernel
+ * of 1 item), and meta = {pool threads, 1 if the arena is 64-byte aligned}. */
 #include "rt.h"
 
 #include <stddef.h>
@@ -26,15 +26,23 @@ static void scale_add(void *p, int64_t begin, int64_t end)
         a->dst[i] = a->src[i] * a->mul + a->add;
 }
 
+/* A kernel of one work item that covers all 10 elements of y. */
+static void scale_all(void *p, int64_t begin, int64_t end)
+{
+    (void)begin;
+    (void)end;
+    scale_add(p, 0, 10);
+}
+
 static void run(RtPool *pool, char *arena, const float *const *in, float *const *out)
 {
     float *tmp = (float *)arena;
     AddArgs plus = {in[0], tmp, 1.0f, 1.0f};
-    rt_parallel_for(pool, 24, scale_add, &plus);
+    rt_run_kernel(pool, 0, 24, scale_add, &plus);
     AddArgs copy = {tmp, out[0], 0.0f, 1.0f};
-    rt_parallel_for(pool, 24, scale_add, &copy);
+    rt_run_kernel(pool, 1, 24, scale_add, &copy);
     AddArgs twice = {in[1], out[1], 0.0f, 2.0f};
-    scale_add(&twice, 0, 10);
+    rt_run_kernel(pool, 2, 1, scale_all, &twice);
     out[2][0] = (float)rt_pool_threads(pool);
     out[2][1] = (size_t)arena % 64 == 0 ? 1.0f : 0.0f;
 }
@@ -50,4 +58,10 @@ static const RtTensor outputs[] = {
     {"meta", 1, 0, {2}},
 };
 
-const RtModel cnnc_model = {FAKE_ABI, 2, 3, 0, inputs, outputs, FAKE_ARENA, run};
+static const RtKernelInfo kernels[] = {
+    {"plus", "mul+add", 48, 24},
+    {"copy", "mul+add", 48, 24},
+    {"twice", "mul", 10, 1},
+};
+
+const RtModel cnnc_model = {FAKE_ABI, 2, 3, 0, inputs, outputs, FAKE_ARENA, run, 3, 0, kernels};

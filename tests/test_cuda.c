@@ -1,0 +1,443 @@
+/* test_cuda.c: the CUDA backend's pieces that a CPU can check: architecture
+ * names, the packed weight order, tile and grid choice, and the generated
+ * kernels themselves, compiled as host C++ with codegen/cuda/emulate.h (blocks
+ * in turn, a block's threads as POSIX threads, warp operations through shared
+ * slots) and run on small models whose outputs must match the reference
+ * interpreter: f32 within 1e-4, TF32 within 1e-2 of the output's scale. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <dlfcn.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cu.h"
+#include "frontend.h"
+#include "passes.h"
+
+/* ---- names and packing ------------------------------------------------------ */
+
+static void test_arch_names(void **state)
+{
+    int32_t a = 0;
+    assert_true(cg_cuda_parse_arch("sm_80", &a));
+    assert_int_equal(a, 80);
+    assert_true(cg_cuda_parse_arch("sm_90", &a));
+    assert_int_equal(a, 90);
+    assert_true(cg_cuda_parse_arch("sm_120", &a));
+    assert_int_equal(a, 120);
+    assert_true(cg_cuda_parse_arch("sm_70", &a));
+    const char *bad[] = {"sm_60", "sm_8", "sm_1000", "compute_80", "sm_90a", "sm_", "80",
+                         "sm_08", "SM_80", "sm_130", ""};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        a = -1;
+        assert_false(cg_cuda_parse_arch(bad[i], &a));
+        assert_int_equal(a, -1);
+    }
+    CuMath m;
+    assert_true(cg_cuda_parse_math("f32", &m));
+    assert_int_equal(m, CU_MATH_F32);
+    assert_true(cg_cuda_parse_math("tf32", &m));
+    assert_int_equal(m, CU_MATH_TF32);
+    assert_false(cg_cuda_parse_math("fp16", &m));
+}
+
+/* Every weight lands at (g*KDP + (c*R + r)*S + s) * KP + k; the rest is zero. */
+static void test_pack_conv_order(void **state)
+{
+    const int32_t G = 3;
+    const int64_t K = 5, C = 3, R = 2, S = 3, bn = 32, kdp = 32, kp = 32;
+    int64_t nw = G * K * C * R * S, np = cg_cuda_conv_packed_size(G, K, C, R, S, (int32_t)bn);
+    assert_int_equal(np, G * kdp * kp);
+    float *w = malloc((size_t)nw * sizeof *w), *p = malloc((size_t)np * sizeof *p);
+    for (int64_t i = 0; i < nw; i++) w[i] = (float)(i + 1);
+    cg_cuda_pack_conv(w, G, K, C, R, S, (int32_t)bn, p);
+    int64_t nonzero = 0;
+    for (int64_t i = 0; i < np; i++) nonzero += p[i] != 0.0f;
+    assert_int_equal(nonzero, nw);
+    for (int64_t g = 0; g < G; g++)
+        for (int64_t k = 0; k < K; k++)
+            for (int64_t c = 0; c < C; c++)
+                for (int64_t r = 0; r < R; r++)
+                    for (int64_t s = 0; s < S; s++) {
+                        float want = w[(((g * K + k) * C + c) * R + r) * S + s];
+                        assert_true(p[(g * kdp + (c * R + r) * S + s) * kp + k] == want);
+                    }
+    free(w);
+    free(p);
+}
+
+/* Tiles are ones the kernel template supports, and shrink for small problems. */
+static void test_conv_tiles(void **state)
+{
+    int64_t shapes[][2] = {{1, 1}, {49, 2048}, {12544, 64}, {100352, 256}, {3136, 64}, {7, 1000}};
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        CuTile t = cg_cuda_conv_tile(shapes[i][0], shapes[i][1]);
+        assert_true(t.bm == 32 || t.bm == 64 || t.bm == 128);
+        assert_true(t.bn == 32 || t.bn == 64);
+    }
+    CuTile big = cg_cuda_conv_tile(100352, 256), small = cg_cuda_conv_tile(49, 512);
+    assert_int_equal(big.bm, 128);
+    assert_int_equal(big.bn, 64);
+    assert_int_equal(small.bm, 32);
+    assert_int_equal(small.bn, 32);
+}
+
+/* ---- generated programs ------------------------------------------------------ */
+
+static Graph *load_text(const char *name, const char *text, int64_t batch)
+{
+    Diag d;
+    ir_diag_init(&d, stderr);
+    FeOptions fo = {.batch = batch};
+    Graph *g;
+    if (text) {
+        g = fe_load_string(name, text, &fo, &d);
+    } else {
+        char path[512];
+        snprintf(path, sizeof path, "%s/models/%s.cnn", CNNC_SOURCE_DIR, name);
+        g = fe_load_file(path, &fo, &d);
+    }
+    assert_non_null(g);
+    assert_int_equal(d.nerrors, 0);
+    ir_diag_fini(&d);
+    fe_random_weights(g, 7);
+    return g;
+}
+
+static CuProgram *generate(Graph *g, const CuTarget *t)
+{
+    Diag d;
+    ir_diag_init(&d, stderr);
+    PassOptions po;
+    pass_options_init(&po);
+    po.block = 0;
+    assert_true(pass_run_pipeline(g, &po, &d));
+    CuProgram *p = cg_cuda_generate(g, t, &d);
+    assert_non_null(p);
+    assert_int_equal(d.nerrors, 0);
+    ir_diag_fini(&d);
+    return p;
+}
+
+/* Launch geometry: 1-d kernels cover their elements once (the last block only
+ * partly); conv tiles cover M x K; every argument lies inside its buffer. */
+static void check_geometry(const Graph *g, const CuProgram *p)
+{
+    for (int32_t i = 0; i < p->nkernels; i++) {
+        const CuKernel *k = &p->kernels[i];
+        const Node *nd = &g->nodes[k->node];
+        assert_true(k->block[0] >= 32 && k->block[0] <= 1024 && k->block[0] % 32 == 0);
+        assert_true(k->grid[0] >= 1 && k->grid[1] >= 1 && k->grid[2] >= 1);
+        if (k->has_params && nd->op == OP_CONV2D) {
+            const int32_t *q = k->params.i;
+            int64_t M = nd->type.dims[0] * nd->type.dims[2] * nd->type.dims[3];
+            int64_t K = nd->type.dims[1] / nd->attrs.conv.groups;
+            CuTile t = cg_cuda_conv_tile(M, K);
+            assert_int_equal(q[CU_CV_M], M);
+            assert_int_equal(q[CU_CV_K], K);
+            assert_int_equal(k->grid[0], (M + t.bm - 1) / t.bm);
+            assert_int_equal(k->grid[1], (K + t.bn - 1) / t.bn);
+            assert_int_equal(k->grid[2], nd->attrs.conv.groups);
+            assert_int_equal(k->block[0], t.bm * t.bn / 32);
+            assert_int_equal(q[CU_CV_KP], (K + t.bn - 1) / t.bn * t.bn);
+        }
+        for (int32_t a = 0; a < k->nargs; a++) {
+            const CuArg *x = &k->args[a];
+            assert_true(x->offset >= 0);
+            if (x->buf == CU_BUF_ARENA) assert_true(x->offset < p->arena_bytes);
+            if (x->buf == CU_BUF_WEIGHTS) {
+                assert_true(x->offset % CU_WEIGHT_ALIGN == 0);
+                assert_true(x->offset < p->weights_bytes);
+            }
+        }
+    }
+}
+
+/* NVRTC makes PTX and an sm_90 ELF cubin in one compilation; the annotated PTX
+ * heads every kernel entry with its nodes. Skipped without NVRTC. */
+static void test_nvrtc_compile(void **state)
+{
+    if (!cg_cuda_have_nvrtc()) skip();
+    Graph *g = load_text("mnist_cnn", NULL, 3);
+    CuTarget t = {90, CU_MATH_TF32};
+    CuProgram *p = generate(g, &t);
+    CuBinary b;
+    char err[4096];
+    if (!cg_cuda_compile(p, true, &b, err, sizeof err)) fail_msg("%s", err);
+    assert_non_null(strstr(b.ptx, ".target sm_90"));
+    assert_non_null(strstr(b.ptx, "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32"));
+    assert_true(b.cubin_size > 4 && !memcmp(b.cubin, "\177ELF", 4));
+    char *ann = cg_cuda_annotate_ptx(p, b.ptx);
+    int entries = 0, heads = 0;
+    for (const char *c = ann; (c = strstr(c, ".visible .entry ")); c++) entries++;
+    for (const char *c = ann; (c = strstr(c, "// node: ")); c++) heads++;
+    assert_true(entries >= 4);
+    assert_int_equal(entries, heads);
+    assert_non_null(strstr(ann, "// node: conv1 (conv2d+relu)"));
+    free(ann);
+    cg_cuda_binary_free(&b);
+    p->source[strlen(p->source) - 2] = '@'; /* a syntax error NVRTC must report */
+    assert_false(cg_cuda_compile(p, false, &b, err, sizeof err));
+    assert_non_null(strstr(err, "NVRTC failed"));
+    cg_cuda_free(p);
+    ir_graph_free(g);
+}
+
+/* ---- running the kernels on the CPU ------------------------------------------ */
+
+#ifdef CNNC_CXX
+static char tmpdir[256];
+
+static int setup(void **state)
+{
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/cnnc-cuda-test-XXXXXX");
+    return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+/* The program's source behind emulate.h, and one launcher per kernel:
+ * cu_emu_run(k, pointers, params). */
+static void write_emulation(const CuProgram *p, const char *path)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f, "#include \"emulate.h\"\n%s\nstruct CuCall { float **p; const CuParams *q; };\n",
+            p->source);
+    for (int32_t i = 0; i < p->nkernels; i++) {
+        const CuKernel *k = &p->kernels[i];
+        fprintf(f, "static void call%d(void *v) {\n    CuCall *c = (CuCall *)v;\n    %s(", i,
+                k->symbol);
+        for (int32_t a = 0; a < k->nargs; a++) fprintf(f, "%sc->p[%d]", a ? ", " : "", a);
+        fprintf(f, "%s);\n}\n", k->has_params ? ", *c->q" : "");
+    }
+    fprintf(f, "static void (*const calls[])(void *) = {");
+    for (int32_t i = 0; i < p->nkernels; i++) fprintf(f, "call%d, ", i);
+    fprintf(f, "nullptr};\nextern \"C\" void cu_emu_run(int k, float **p, const void *q, "
+               "const unsigned *grid, unsigned threads) {\n"
+               "    CuCall c = {p, (const CuParams *)q};\n"
+               "    cu_emu::launch(grid, threads, calls[k], &c);\n}\n");
+    fclose(f);
+}
+
+typedef void (*RunFn)(int, float **, const void *, const unsigned *, unsigned);
+
+static RunFn build_emulation(const CuProgram *p, const char *name, void **lib)
+{
+    char src[512], so[512], cmd[2048];
+    snprintf(src, sizeof src, "%s/%s.cpp", tmpdir, name);
+    snprintf(so, sizeof so, "%s/%s.so", tmpdir, name);
+    write_emulation(p, src);
+    snprintf(cmd, sizeof cmd, "%s -std=c++17 -O1 -w -fPIC -shared -pthread -I%s/codegen/cuda "
+             "-o '%s' '%s'", CNNC_CXX, CNNC_SOURCE_DIR, so, src);
+    assert_int_equal(system(cmd), 0);
+    *lib = dlopen(so, RTLD_NOW | RTLD_LOCAL);
+    if (!*lib) fail_msg("dlopen: %s", dlerror());
+    RunFn fn;
+    *(void **)&fn = dlsym(*lib, "cu_emu_run");
+    assert_non_null(fn);
+    return fn;
+}
+
+static float *random_data(int64_t n, uint64_t seed)
+{
+    float *x = malloc((size_t)(n ? n : 1) * sizeof *x);
+    Rng r = ir_rng(seed, "cuda-test");
+    for (int64_t i = 0; i < n; i++) x[i] = (float)(2.0 * ir_rng_uniform(&r) - 1.0);
+    return x;
+}
+
+/* The device buffers, as host memory. */
+typedef struct Mem {
+    char *arena, *weights;
+    float **in, **out;
+} Mem;
+
+static float *arg_ptr(const Mem *m, const CuArg *a)
+{
+    switch (a->buf) {
+    case CU_BUF_ARENA: return (float *)(m->arena + a->offset);
+    case CU_BUF_INPUT: return (float *)((char *)m->in[a->index] + a->offset);
+    case CU_BUF_OUTPUT: return (float *)((char *)m->out[a->index] + a->offset);
+    case CU_BUF_WEIGHTS: return (float *)(m->weights + a->offset);
+    case CU_BUF_NONE: return NULL;
+    }
+    return NULL;
+}
+
+/* Runs every kernel in order, then copies the outputs as a loader would. */
+static void run_program(const CuProgram *p, RunFn run, Mem *m)
+{
+    for (int32_t i = 0; i < p->nkernels; i++) {
+        const CuKernel *k = &p->kernels[i];
+        float *ptrs[16];
+        assert_true(k->nargs <= 16);
+        for (int32_t a = 0; a < k->nargs; a++) ptrs[a] = arg_ptr(m, &k->args[a]);
+        run(i, ptrs, &k->params, k->grid, k->block[0]);
+    }
+    for (int32_t o = 0; o < p->noutputs; o++) {
+        const CuOutput *out = &p->outputs[o];
+        const char *src = (const char *)arg_ptr(m, &out->src);
+        for (int64_t i = 0; i < out->items; i++)
+            memcpy((char *)m->out[o] + i * out->item_bytes, src + i * out->stride_bytes,
+                   (size_t)out->item_bytes);
+    }
+}
+
+/* Max |got - want| over max(1, max |want|). */
+static double rel_error(const float *got, const float *want, int64_t n)
+{
+    double scale = 1.0, err = 0.0;
+    for (int64_t i = 0; i < n; i++) scale = fmax(scale, fabs((double)want[i]));
+    for (int64_t i = 0; i < n; i++) {
+        double e = fabs((double)got[i] - (double)want[i]);
+        err = isnan(e) ? INFINITY : fmax(err, e);
+    }
+    return err / scale;
+}
+
+/* The model's outputs through emulated kernels against the interpreter. */
+static void check_model(const char *name, const char *text, int64_t batch, CuMath math)
+{
+    Graph *g = load_text(name, text, batch);
+    int32_t nin = ir_num_inputs(g), nout = g->noutputs;
+    Mem m = {0};
+    m.in = calloc((size_t)nin + 1, sizeof *m.in);
+    m.out = calloc((size_t)nout + 1, sizeof *m.out);
+    for (int32_t i = 0; i < nin; i++)
+        m.in[i] = random_data(ir_numel(&g->nodes[ir_input_node(g, i)].type), (uint64_t)i + 1);
+    InterpResult ref;
+    char err[512];
+    assert_true(ir_interp(g, (const float *const *)m.in, &ref, err, sizeof err));
+    int32_t *ref_node = calloc((size_t)nout + 1, sizeof *ref_node);
+    for (int32_t o = 0; o < nout; o++) ref_node[o] = g->outputs[o].node;
+    CuTarget t = {80, math};
+    Graph *opt = ir_graph_clone(g);
+    CuProgram *p = generate(opt, &t);
+    check_geometry(opt, p);
+    void *lib;
+    char tag[128];
+    snprintf(tag, sizeof tag, "%s_%d", name, (int)math);
+    RunFn run = build_emulation(p, tag, &lib);
+    m.arena = calloc((size_t)p->arena_bytes + 1, 1);
+    m.weights = (char *)p->weights;
+    for (int32_t o = 0; o < nout; o++)
+        m.out[o] = calloc((size_t)ir_numel(&g->nodes[ref_node[o]].type) + 1, sizeof(float));
+    run_program(p, run, &m);
+    double tol = math == CU_MATH_F32 ? 1e-4 : 1e-2;
+    for (int32_t o = 0; o < nout; o++) {
+        int64_t n = ir_numel(&g->nodes[ref_node[o]].type);
+        double e = rel_error(m.out[o], ref.values[ref_node[o]], n);
+        if (!(e <= tol)) fail_msg("%s (%s): output %d differs by %g (tolerance %g)", name,
+                                  math == CU_MATH_F32 ? "f32" : "tf32", o, e, tol);
+        free(m.out[o]);
+    }
+    dlclose(lib);
+    for (int32_t i = 0; i < nin; i++) free(m.in[i]);
+    free(m.in), free(m.out), free(m.arena), free(ref_node);
+    ir_interp_free(&ref);
+    cg_cuda_free(p);
+    ir_graph_free(opt);
+    ir_graph_free(g);
+}
+
+static void check_both(const char *name, const char *text, int64_t batch)
+{
+    check_model(name, text, batch, CU_MATH_F32);
+    check_model(name, text, batch, CU_MATH_TF32);
+}
+
+/* Odd sizes everywhere: partial tiles in M, K and the reduction; stride,
+ * padding and dilation; bias and fused activations. */
+static void test_emulated_conv(void **state)
+{
+    check_both("conv_odd", "network conv_odd(x: f32[N=2, 5, 11, 13]) {\n"
+               "  y = relu(conv2d(x, 37, kernel=3, stride=2, pad=1) as c1)\n"
+               "  z = conv2d(y, 70, kernel=[2, 3], dilation=2, pad=2, bias=false) as c2\n"
+               "  return clip(z, -0.5, 0.5)\n}\n", 0);
+}
+
+/* Batchnorm folded, a residual add with a relu after it, a 1x1 stride-2
+ * shortcut, grouped and depthwise convolutions with relu6. */
+static void test_emulated_blocks(void **state)
+{
+    check_both("blocks", "network blocks(x: f32[N=1, 8, 9, 9]) {\n"
+               "  y = relu(batchnorm(conv2d(x, 16, kernel=3, stride=2, pad=1, bias=false) as c1) as b1)\n"
+               "  y = batchnorm(conv2d(y, 16, kernel=3, pad=1, bias=false) as c2) as b2\n"
+               "  s = batchnorm(conv2d(x, 16, kernel=1, stride=2, bias=false) as sc) as sb\n"
+               "  y = relu(y + s)\n"
+               "  y = clip(conv2d(y, 32, kernel=3, pad=1, groups=16) as dw, 0, 6)\n"
+               "  y = conv2d(y, 12, kernel=1, groups=4) as gc\n"
+               "  return leaky_relu(y, alpha=0.1)\n}\n", 0);
+}
+
+/* Pools of every kind, unfused activations, per-channel broadcasting, concat, dense as
+ * matrix-vector (2 rows) and as GEMM (12 rows), softmax. */
+static void test_emulated_misc(void **state)
+{
+    const char *text =
+        "network misc(x: f32[N=2, 6, 13, 13]) {\n"
+        "  a = maxpool(x, kernel=3, stride=2, pad=1, ceil_mode=true)\n"
+        "  b = avgpool(x, kernel=3, stride=2, pad=1, ceil_mode=true, count_include_pad=false)\n"
+        "  c = avgpool(x, kernel=2, stride=2, pad=1)\n"
+        "  d = concat(sigmoid(a), tanh(b), silu(c))\n"
+        "  e = adaptive_avgpool(d, [3, 2])\n"
+        "  f = global_avgpool(x) * batchnorm(global_avgpool(x))\n"
+        "  g = dense(flatten(e), 9) as fc1\n"
+        "  h = dense(flatten(f), 9) as fc2\n"
+        "  return softmax(g + h), relu(d), x * sigmoid(global_avgpool(x))\n}\n";
+    check_both("misc_b2", text, 2);
+    check_both("misc_b12", text, 12);
+}
+
+/* A fire module: concat inputs written in place by their convolutions. */
+static void test_emulated_fire(void **state)
+{
+    check_both("fire", "block fire(x, s, e) {\n"
+               "  x = relu(conv2d(x, s, kernel=1) as squeeze)\n"
+               "  return concat(relu(conv2d(x, e, kernel=1) as e1), "
+               "relu(conv2d(x, e, kernel=3, pad=1) as e3))\n}\n"
+               "network fire_net(x: f32[N=3, 7, 6, 5]) {\n"
+               "  y = fire(x, 4, 9) as f1\n  y = fire(y, 5, 6) as f2\n"
+               "  return flatten(global_avgpool(y))\n}\n", 0);
+}
+
+static void test_emulated_mnist(void **state)
+{
+    check_both("mnist_cnn", NULL, 1);
+}
+#endif
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_arch_names),
+        cmocka_unit_test(test_pack_conv_order),
+        cmocka_unit_test(test_conv_tiles),
+        cmocka_unit_test(test_nvrtc_compile),
+#ifdef CNNC_CXX
+        cmocka_unit_test(test_emulated_conv),
+        cmocka_unit_test(test_emulated_blocks),
+        cmocka_unit_test(test_emulated_misc),
+        cmocka_unit_test(test_emulated_fire),
+        cmocka_unit_test(test_emulated_mnist),
+#endif
+    };
+#ifdef CNNC_CXX
+    return cmocka_run_group_tests(tests, setup, teardown);
+#else
+    fprintf(stderr, "no C++ compiler was found: the kernels are not run on the CPU\n");
+    return cmocka_run_group_tests(tests, NULL, NULL);
+#endif
+}
