@@ -98,7 +98,7 @@ static char *link_so(const char *name, Graph *g, const Build *b)
     snprintf(obj, sizeof obj, "%s/%s.o", tmpdir, name);
     snprintf(so, 512, "%s/%s.so", tmpdir, name);
     if (!cg_emit_file(&cg, LLVMObjectFile, obj, err, sizeof err)) fail_msg("%s", err);
-    if (!cg_link_shared(obj, RUNTIME_LIB, so, err, sizeof err)) fail_msg("link: %s", err);
+    if (!cg_link_shared(&cg, obj, RUNTIME_LIB, so, err, sizeof err)) fail_msg("link: %s", err);
     remove(obj);
     cg_free(&cg);
     ir_diag_fini(&d);

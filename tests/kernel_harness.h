@@ -70,6 +70,7 @@ static bool kh_target(Cg *cg, const char *features)
 
 static void kh_cg_free(Cg *cg)
 {
+    cg_weights_free(cg);
     LLVMDisposeBuilder(cg->b);
     LLVMDisposeModule(cg->mod);
     LLVMContextDispose(cg->ctx);
@@ -135,6 +136,7 @@ static bool kh_compile(const Graph *g, int32_t id, const char *features, KhKerne
     }
     k->items = ck.items;
     k->vec = cg.vec;
+    cg_embed_weights(&cg);
     ok = ok && kh_load(&cg, k);
     kh_cg_free(&cg);
     return ok;

@@ -532,7 +532,7 @@ static int link_model(Cg *cg, const Options *o)
     if (!ok) fail("cannot create a temporary object file: %s", strerror(errno));
     else close(fd);
     if (ok && !(ok = cg_emit_file(cg, LLVMObjectFile, obj, err, sizeof err))) fail("%s", err);
-    if (ok && !(ok = cg_link_shared(obj, rt, o->out, err, sizeof err)))
+    if (ok && !(ok = cg_link_shared(cg, obj, rt, o->out, err, sizeof err)))
         fail("linking '%s' failed:\n%s", o->out, err);
     if (fd >= 0) remove(obj);
     free(rt);
@@ -571,6 +571,9 @@ static int emit_code(Cg *cg, const Options *o)
     }
     if (o->emit == EMIT_NONE) return link_model(cg, o);
     LLVMCodeGenFileType kind = o->emit == EMIT_ASM ? LLVMAssemblyFile : LLVMObjectFile;
+    /* An object file stands alone; LLVM IR and assembly show the code as model.so links
+     * it, its weights left out (an external cnnc_weights). */
+    if (kind == LLVMObjectFile) cg_embed_weights(cg);
     if (o->out) return emit_file(cg, o, kind);
     LLVMMemoryBufferRef b = cg_emit_memory(cg, kind, err, sizeof err);
     if (!b) return fail("%s", err), 1;

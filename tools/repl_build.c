@@ -265,7 +265,7 @@ static bool link_so(Repl *r, const char *cmd, Cg *cg, const char *path)
     else close(fd);
     if (ok && !(ok = cg_emit_file(cg, LLVMObjectFile, obj, err, sizeof err)))
         repl_fail(r, cmd, "%s", err);
-    if (ok && !(ok = cg_link_shared(obj, rt, path, err, sizeof err)))
+    if (ok && !(ok = cg_link_shared(cg, obj, rt, path, err, sizeof err)))
         repl_fail(r, cmd, "linking '%s' failed:\n%s", path, err);
     if (fd >= 0) remove(obj);
     free(rt);

@@ -32,7 +32,29 @@ typedef struct Cg {
     LLVMTypeRef t_void, t_i1, t_i32, t_i64, t_f32, t_ptr, t_vf32, t_kernel;
     LLVMValueRef args, begin, end; /* parameters of the kernel being emitted */
     Diag *diag;
+    /* The weights: kept out of the module (see cg_weights). */
+    struct CgBlob *blob;
+    LLVMValueRef weights_sym;
+    struct CgWeightRef *wrefs;
+    int32_t nwrefs, capwrefs;
 } Cg;
+
+/* The weights of a model, packed for its kernels into one blob (each tensor at a 64-byte
+ * aligned offset) that code reaches through the symbol CG_WEIGHTS_SYMBOL. Hundreds of MB
+ * of weights thus never pass through LLVM: the linker embeds the blob in model.so
+ * (cg_link_shared), the JIT maps the symbol onto it (cg_jit_new), and cg_embed_weights
+ * writes it into the module itself for a standalone object, assembly or LLVM IR.
+ * Reference counted, so a JIT can keep it after its Cg is freed. */
+#define CG_WEIGHTS_SYMBOL "cnnc_weights"
+typedef struct CgBlob {
+    char *data; /* 64-byte aligned, inside raw */
+    char *raw;
+    int64_t size, cap;
+    int32_t refs;
+} CgBlob;
+CgBlob *cg_blob_ref(CgBlob *b);
+void cg_blob_unref(CgBlob *b); /* NULL is fine */
+void cg_weights_free(Cg *cg);  /* drops cg's blob and name table (cg_free does it) */
 
 /* A kernel: the function and how many work items it splits into. */
 typedef struct CgKernel {
@@ -85,7 +107,12 @@ char *cg_find_runtime(const char *builtin);
 /* Links object file `obj` with `runtime` into the shared object `out` using
  * $CC (default cc); on failure err holds the linker's output. `out` is
  * written whole or not at all. */
-bool cg_link_shared(const char *obj, const char *runtime, const char *out, char *err, size_t n);
+bool cg_link_shared(const Cg *cg, const char *obj, const char *runtime, const char *out, char *err,
+                    size_t n);
+/* Moves the weights blob into the module as the definition of CG_WEIGHTS_SYMBOL (internal),
+ * so that an object, assembly or LLVM IR emitted afterwards stands alone. Once only, after
+ * cg_lower; the module is then no longer for cg_link_shared or the JIT. */
+void cg_embed_weights(Cg *cg);
 
 /* ---- util.c: building blocks for kernels -------------------------------- */
 
@@ -154,8 +181,8 @@ CgView cg_view(const Cg *cg, int32_t node);
 LLVMValueRef cg_view_at(Cg *cg, const CgView *v, LLVMValueRef base, LLVMValueRef n,
                         LLVMValueRef grp, LLVMValueRef h, LLVMValueRef w);
 
-/* A read-only, 64-byte-aligned global holding `n` floats (packed weights).
- * Named after `name`; the same name twice returns the same global. */
+/* A pointer to `n` floats (packed weights) at a 64-byte-aligned place of the weights
+ * blob, copied there; the same name twice returns the same place. */
 LLVMValueRef cg_weights(Cg *cg, const char *name, const float *data, int64_t n);
 
 /* ---- one emitter per op (conv.c, dense.c, pool.c, eltwise.c, misc.c) ---- */

@@ -20,14 +20,16 @@ struct CgJit {
     char **defined; /* the non-local symbols the module defines: all a lookup may find */
     int32_t ndefined;
     size_t reserve;    /* address space for the object's sections */
+    CgBlob *weights;   /* the blob CG_WEIGHTS_SYMBOL points into, kept alive */
     char report[1024]; /* the first error ORC reported while linking */
 };
 
 /* ---- memory: every section of the object in one reservation ------------- */
 
-/* RuntimeDyld's default memory manager maps each section on its own, and with large weights
- * (VGG-16: 550 MB of constants) code and constants can land more than 2 GB apart, beyond
- * the PC-relative reach of the small code model the object is compiled for. So sections are
+/* RuntimeDyld's default memory manager maps each section on its own, so code and the
+ * constants it reaches PC-relatively could land more than 2 GB apart, beyond the reach of
+ * the small code model the object is compiled for (this happened when the weights were
+ * part of the object; they now stay outside, reached through the GOT). So sections are
  * carved from one reservation, in order, as a linker lays out model.so; each starts on a
  * page so it can get its own protection once relocated. */
 typedef struct JitSection {
@@ -258,6 +260,19 @@ static bool link_all(CgJit *j, char *err, size_t n)
     return true;
 }
 
+/* The caller's symbols plus the weights blob, unless the module holds the weights itself
+ * (cg_embed_weights); the JIT keeps a reference to the blob. */
+static CgJitSymbol *with_weights(CgJit *j, Cg *cg, const CgJitSymbol *syms, int32_t *nsyms)
+{
+    CgJitSymbol *all = ir_xcalloc((size_t)*nsyms + 1, sizeof *all);
+    if (*nsyms > 0) memcpy(all, syms, (size_t)*nsyms * sizeof *all);
+    if (cg->weights_sym && !LLVMGetInitializer(cg->weights_sym) && cg->blob->size > 0) {
+        j->weights = cg_blob_ref(cg->blob);
+        all[(*nsyms)++] = (CgJitSymbol){CG_WEIGHTS_SYMBOL, j->weights->data};
+    }
+    return all;
+}
+
 CgJit *cg_jit_new(Cg *cg, const CgJitSymbol *syms, int32_t nsyms, char *err, size_t n)
 {
     char *host = LLVMGetDefaultTargetTriple();
@@ -275,7 +290,9 @@ CgJit *cg_jit_new(Cg *cg, const CgJitSymbol *syms, int32_t nsyms, char *err, siz
      * (and zero-filled sections, which generated code has none of). */
     j->reserve = 2 * LLVMGetBufferSize(obj) + ((size_t)64 << 20);
     collect_defined(j, cg->mod);
-    bool ok = create(j, err, n) && !failed(define_syms(j, syms, nsyms), "JIT symbols", err, n);
+    CgJitSymbol *all = with_weights(j, cg, syms, &nsyms);
+    bool ok = create(j, err, n) && !failed(define_syms(j, all, nsyms), "JIT symbols", err, n);
+    free(all);
     if (!ok) LLVMDisposeMemoryBuffer(obj);
     LLVMOrcJITDylibRef jd = ok ? LLVMOrcLLJITGetMainJITDylib(j->lljit) : NULL;
     if (!ok || failed(LLVMOrcLLJITAddObjectFile(j->lljit, jd, obj), "JIT", err, n) ||
@@ -306,6 +323,7 @@ void cg_jit_free(CgJit *j)
 {
     if (!j) return;
     if (j->lljit) LLVMConsumeError(LLVMOrcDisposeLLJIT(j->lljit));
+    cg_blob_unref(j->weights);
     for (int32_t i = 0; i < j->ndefined; i++)
         free(j->defined[i]);
     free(j->defined);

@@ -97,32 +97,77 @@ static bool run_captured(char **argv, char *err, size_t n)
     return false;
 }
 
-bool cg_link_shared(const char *obj, const char *runtime, const char *out, char *err, size_t n)
+/* Writes the weights blob to `bin` and, to `asm_path`, an assembly file that
+ * defines CG_WEIGHTS_SYMBOL (hidden) as those bytes, for the linker to embed. */
+static bool write_weights(const CgBlob *b, const char *bin, const char *asm_path, char *err,
+                          size_t n)
 {
-    char tmp[4096], ccbuf[1024];
+    FILE *f = fopen(bin, "wb");
+    bool ok = f && fwrite(b->data, 1, (size_t)b->size, f) == (size_t)b->size;
+    if (f && fclose(f) != 0) ok = false;
+    FILE *a = ok ? fopen(asm_path, "w") : NULL;
+    if (a) {
+        fprintf(a, "\t.file \"%s\"\n", CG_WEIGHTS_SYMBOL);
+        fprintf(a, "\t.section .rodata.%s,\"a\",@progbits\n\t.p2align 6\n"
+                   "\t.globl %s\n\t.hidden %s\n\t.type %s,@object\n\t.size %s, %lld\n%s:\n"
+                   "\t.incbin \"", CG_WEIGHTS_SYMBOL, CG_WEIGHTS_SYMBOL, CG_WEIGHTS_SYMBOL,
+                CG_WEIGHTS_SYMBOL, CG_WEIGHTS_SYMBOL, (long long)b->size, CG_WEIGHTS_SYMBOL);
+        for (const char *c = bin; *c; c++)
+            fprintf(a, *c == '"' || *c == '\\' ? "\\%c" : "%c", *c);
+        fprintf(a, "\"\n\t.section .note.GNU-stack,\"\",@progbits\n");
+        ok = fclose(a) == 0;
+    } else {
+        ok = false;
+    }
+    if (!ok) snprintf(err, n, "cannot write the weights next to '%s': %s", bin, strerror(errno));
+    return ok;
+}
+
+/* tmp.weights and tmp.weights.s hold the blob while the linker runs. */
+static bool link_argv(const Cg *cg, const char *obj, const char *runtime, const char *tmp,
+                      char *paths, size_t plen, char **argv, char *ccbuf, char *err, size_t n)
+{
+    int a = compiler_words(ccbuf, argv, MAX_ARGS);
+    const char *rest[] = {"-shared", "-o", tmp, obj, NULL};
+    for (int i = 0; rest[i]; i++)
+        argv[a++] = (char *)rest[i];
+    paths[0] = 0;
+    if (cg->blob && cg->blob->size > 0) {
+        size_t half = plen / 2;
+        snprintf(paths, half, "%s.weights", tmp);
+        snprintf(paths + half, half, "%s.weights.s", tmp);
+        if (!write_weights(cg->blob, paths, paths + half, err, n)) return false;
+        argv[a++] = paths + half;
+    }
+    const char *tail[] = {"-Wl,--whole-archive", runtime, "-Wl,--no-whole-archive", "-lm",
+                          "-lpthread", "-Wl,--build-id=none", "-Wl,-z,noexecstack", NULL};
+    for (int i = 0; tail[i]; i++)
+        argv[a++] = (char *)tail[i];
+    argv[a] = NULL;
+    return true;
+}
+
+static void remove_weights(char *paths, size_t plen)
+{
+    if (!paths[0]) return;
+    remove(paths);
+    remove(paths + plen / 2);
+}
+
+bool cg_link_shared(const Cg *cg, const char *obj, const char *runtime, const char *out, char *err,
+                    size_t n)
+{
+    char tmp[4096], ccbuf[1024], paths[2 * 4200];
     if (snprintf(tmp, sizeof tmp, "%s.tmp-XXXXXX", out) >= (int)sizeof tmp)
         return snprintf(err, n, "output path too long: '%s'", out), false;
     int fd = mkstemp(tmp);
     if (fd < 0) return snprintf(err, n, "cannot write '%s': %s", out, strerror(errno)), false;
     close(fd);
     char *argv[MAX_ARGS + 16];
-    int a = compiler_words(ccbuf, argv, MAX_ARGS);
-    const char *rest[] = {"-shared",
-                          "-o",
-                          tmp,
-                          obj,
-                          "-Wl,--whole-archive",
-                          runtime,
-                          "-Wl,--no-whole-archive",
-                          "-lm",
-                          "-lpthread",
-                          "-Wl,--build-id=none",
-                          "-Wl,-z,noexecstack",
-                          NULL};
-    for (int i = 0; rest[i]; i++)
-        argv[a++] = (char *)rest[i];
-    argv[a] = NULL;
-    if (!run_captured(argv, err, n)) {
+    bool ok = link_argv(cg, obj, runtime, tmp, paths, sizeof paths, argv, ccbuf, err, n) &&
+              run_captured(argv, err, n);
+    remove_weights(paths, sizeof paths);
+    if (!ok) {
         remove(tmp);
         return false;
     }

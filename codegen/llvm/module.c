@@ -562,6 +562,7 @@ bool cg_lower(Cg *cg, const Graph *g, const CgTarget *t, Diag *d)
 
 void cg_free(Cg *cg)
 {
+    cg_weights_free(cg);
     if (cg->b) LLVMDisposeBuilder(cg->b);
     if (cg->mod) LLVMDisposeModule(cg->mod);
     if (cg->ctx) LLVMContextDispose(cg->ctx);

@@ -293,22 +293,6 @@ LLVMValueRef cg_hsum(Cg *cg, LLVMValueRef v)
     return v;
 }
 
-LLVMValueRef cg_weights(Cg *cg, const char *name, const float *data, int64_t n)
-{
-    LLVMValueRef g = LLVMGetNamedGlobal(cg->mod, name);
-    if (g) return g;
-    size_t bytes = (size_t)n * sizeof(float);
-    if (bytes > 0xffffffffu) ICE("weight %s is too large for one constant", name);
-    LLVMValueRef init = LLVMConstStringInContext(cg->ctx, (const char *)data, (unsigned)bytes, 1);
-    g = LLVMAddGlobal(cg->mod, LLVMTypeOf(init), name);
-    LLVMSetInitializer(g, init);
-    LLVMSetGlobalConstant(g, 1);
-    LLVMSetLinkage(g, LLVMPrivateLinkage);
-    LLVMSetUnnamedAddress(g, LLVMGlobalUnnamedAddr);
-    LLVMSetAlignment(g, 64);
-    return g;
-}
-
 int64_t cg_item_stride(const Cg *cg, int32_t node)
 {
     const Node *nd = &cg->g->nodes[node];
