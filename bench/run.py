@@ -121,6 +121,18 @@ def time_torch(model, batch, threads, runs):
 
 PROFILE_MODEL, PROFILE_BATCH, PROFILE_THREADS, PROFILE_TOP = "resnet50", 1, 2, 10
 PROFILE_TITLE = "## Where the time goes"
+GPU_TITLE = "## GPU (CUDA backend)"
+GPU_SECTION = GPU_TITLE + """
+
+Not yet measured. `cnnc --target=cuda --emit=cuda|ptx` generates and compiles the
+kernels (NVRTC, checked by ptxas in `make test`), but model.so does not run them on a
+GPU yet, so there are no images/s, ratios against PyTorch+cuDNN or fractions of device
+peak to report.
+
+| model | batch | math | cnnc img/s | PyTorch+cuDNN img/s | ratio | of peak |
+|---|---|---|---|---|---|---|
+| every zoo model | 1, 32 | tf32, f32 | not yet measured | not yet measured | — | — |
+"""
 PROFILE_ROW = re.compile(r"^\s*(\d+)\s+(\S+)\s+(\S+)\s+([\d.]+)\s+([\d.]+)%\s+(\S+)$")
 PROFILE_TOTAL = re.compile(r"^total: kernels ([\d.]+) ms/run, run ([\d.]+) ms/run")
 
@@ -174,12 +186,12 @@ def profile_section(cnnc, cnnrun, tmp, runs, peak):
     return "\n".join(lines) + "\n"
 
 
-def merge_section(path, section):
-    """Replaces the profile section of the file at `path` (or appends it)."""
+def merge_section(path, section, title=PROFILE_TITLE):
+    """Replaces the section headed `title` of the file at `path` (or appends it)."""
     text = open(path).read() if os.path.exists(path) else "# Benchmark results\n"
-    start = text.find(PROFILE_TITLE)
+    start = text.find(title)
     if start >= 0:
-        end = text.find("\n## ", start + len(PROFILE_TITLE))
+        end = text.find("\n## ", start + len(title))
         text = text[:start] + (text[end + 1:] if end >= 0 else "")
     with open(path, "w") as f:
         f.write(text.rstrip("\n") + "\n\n" + section)
@@ -233,6 +245,7 @@ def main():
                           flush=True)
         write_results(a.out, rows, peak)
         merge_section(a.out, profile_section(cnnc, cnnrun, tmp, a.runs, peak))
+        merge_section(a.out, GPU_SECTION, GPU_TITLE)
 
 
 def write_results(path, rows, peak):

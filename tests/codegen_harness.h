@@ -21,6 +21,8 @@
 #include "frontend.h"
 #include "passes.h"
 
+#include "model_loader.h"
+
 #define TOL         1e-4
 #define RUNTIME_LIB CNNC_BINARY_DIR "/runtime/libcnnc_rt.a"
 
@@ -53,22 +55,7 @@ static char tmpdir[256];
 
 static Graph *load(const char *name, const char *text, const Build *b)
 {
-    Diag d;
-    ir_diag_init(&d, stderr);
-    FeOptions fo = {.batch = b->batch};
-    Graph *g;
-    if (text) {
-        g = fe_load_string(name, text, &fo, &d);
-    } else {
-        char path[512];
-        snprintf(path, sizeof path, "%s/models/%s.cnn", CNNC_SOURCE_DIR, name);
-        g = fe_load_file(path, &fo, &d);
-    }
-    assert_non_null(g);
-    assert_int_equal(d.nerrors, 0);
-    ir_diag_fini(&d);
-    fe_random_weights(g, 0);
-    return g;
+    return load_model(name, text, b->batch, 0);
 }
 
 /* The passes of build `b` on `g`; the memory plan must check. */

@@ -20,6 +20,8 @@
 #include "frontend.h"
 #include "passes.h"
 
+#include "model_loader.h"
+
 /* ---- names and packing ------------------------------------------------------ */
 
 static void test_arch_names(void **state)
@@ -92,22 +94,7 @@ static void test_conv_tiles(void **state)
 
 static Graph *load_text(const char *name, const char *text, int64_t batch)
 {
-    Diag d;
-    ir_diag_init(&d, stderr);
-    FeOptions fo = {.batch = batch};
-    Graph *g;
-    if (text) {
-        g = fe_load_string(name, text, &fo, &d);
-    } else {
-        char path[512];
-        snprintf(path, sizeof path, "%s/models/%s.cnn", CNNC_SOURCE_DIR, name);
-        g = fe_load_file(path, &fo, &d);
-    }
-    assert_non_null(g);
-    assert_int_equal(d.nerrors, 0);
-    ir_diag_fini(&d);
-    fe_random_weights(g, 7);
-    return g;
+    return load_model(name, text, batch, 7);
 }
 
 static CuProgram *generate(Graph *g, const CuTarget *t)

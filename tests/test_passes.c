@@ -4,7 +4,8 @@
  * with max|delta| <= 1e-4 * max|ref|. Golden before/after IR of each pass
  * (tests/passes/NAME.*; CNNC_UPDATE_GOLDEN=1 rewrites them), and unit tests
  * of the graph utilities, constant folding, the plan and its checker.
- * VGG-16 and ResNet-50 run in test_passes_zoo.c (slow). */
+ * MobileNetV2 and ResNet-18 run in test_passes_mid.c, VGG-16 and ResNet-50 in
+ * test_passes_zoo.c (both slow: the interpreter is naive). */
 #include "passes/check.h"
 
 #define GOLDEN_DIR "tests/passes/"
@@ -32,21 +33,6 @@ static void test_small_models(void **state)
 static void test_mnist_cnn(void **state) { check_model("models/mnist_cnn.cnn"); }
 static void test_mlp(void **state) { check_model("models/mlp.cnn"); }
 static void test_squeezenet1_1(void **state) { check_model("models/squeezenet1_1.cnn"); }
-static void test_mobilenet_v2(void **state) { check_model("models/mobilenet_v2.cnn"); }
-
-/* The heaviest of the fast models: the full pipeline at block 16, and the
- * passes that change it (fold_bn, fuse) off at block 8. The interpreter reads
- * layouts as logical values, so blocks 0 and 8 add little here beyond the
- * plan checks of test_plan_every_zoo_model. */
-static void test_resnet18(void **state)
-{
-    Model m = {.path = "models/resnet18.cnn"};
-    model_init(&m);
-    check_config(&m, 16, ALL_ON);
-    check_config(&m, 8, pass_index("fold_bn"));
-    check_config(&m, 8, pass_index("fuse"));
-    model_fini(&m);
-}
 
 /* Every zoo model is planned at every block; the plans must check. */
 static void test_plan_every_zoo_model(void **state)
@@ -317,8 +303,6 @@ int main(void)
         cmocka_unit_test(test_mlp),
         cmocka_unit_test(test_mnist_cnn),
         cmocka_unit_test(test_squeezenet1_1),
-        cmocka_unit_test(test_mobilenet_v2),
-        cmocka_unit_test(test_resnet18),
         cmocka_unit_test(test_plan_every_zoo_model),
     };
     if (getenv("CNNC_TEST_FILTER"))

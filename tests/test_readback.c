@@ -16,26 +16,13 @@
 #include "passes.h"
 #include "rt.h"
 
+#include "model_loader.h"
+
 #define TOL 1e-4
 
 static Graph *load(const char *model, const char *text, int64_t batch)
 {
-    Diag d;
-    ir_diag_init(&d, stderr);
-    FeOptions fo = {.batch = batch};
-    Graph *g;
-    if (text) {
-        g = fe_load_string(model, text, &fo, &d);
-    } else {
-        char path[512];
-        snprintf(path, sizeof path, "%s/models/%s.cnn", CNNC_SOURCE_DIR, model);
-        g = fe_load_file(path, &fo, &d);
-    }
-    assert_non_null(g);
-    assert_int_equal(d.nerrors, 0);
-    ir_diag_fini(&d);
-    fe_random_weights(g, 0);
-    return g;
+    return load_model(model, text, batch, 0);
 }
 
 /* Through the whole pipeline; the plan must pass pass_check_plan. */
