@@ -1,5 +1,6 @@
 /* link.c: turns the model's object file into model.so by running the system C
  * compiler as the linker, with the runtime library linked in whole. */
+#include <elf.h>
 #include <errno.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -97,47 +98,93 @@ static bool run_captured(char **argv, char *err, size_t n)
     return false;
 }
 
-/* Writes the weights blob to `bin` and, to `asm_path`, an assembly file that
- * defines CG_WEIGHTS_SYMBOL (hidden) as those bytes, for the linker to embed. */
-static bool write_weights(const CgBlob *b, const char *bin, const char *asm_path, char *err,
-                          size_t n)
+/* ---- the weights as an ELF relocatable object ----------------------------- */
+
+/* The ELF machine of a target triple; 0 for one we don't write objects for. */
+static uint16_t elf_machine(const char *triple)
 {
-    FILE *f = fopen(bin, "wb");
-    bool ok = f && fwrite(b->data, 1, (size_t)b->size, f) == (size_t)b->size;
+    if (!strncmp(triple, "x86_64", 6)) return EM_X86_64;
+    if (!strncmp(triple, "aarch64", 7)) return EM_AARCH64;
+    return 0;
+}
+
+static const char shstrtab[] = "\0.rodata." CG_WEIGHTS_SYMBOL "\0.note.GNU-stack\0.symtab\0.strtab"
+                               "\0.shstrtab";
+static const char strtab[] = "\0" CG_WEIGHTS_SYMBOL;
+
+enum { SEC_DATA = 1, SEC_NOTE, SEC_SYMTAB, SEC_STRTAB, SEC_SHSTRTAB, NSEC };
+
+static Elf64_Shdr section(uint32_t name, uint32_t type, uint64_t flags, uint64_t off,
+                          uint64_t size, uint64_t align)
+{
+    return (Elf64_Shdr){.sh_name = name, .sh_type = type, .sh_flags = flags, .sh_offset = off,
+                        .sh_size = size, .sh_addralign = align};
+}
+
+/* An object defining CG_WEIGHTS_SYMBOL (hidden, 64-byte aligned) as the blob:
+ * written directly, so the bytes pass through no assembler. Layout: header,
+ * blob, symbols, string tables, section headers. */
+static bool write_elf(FILE *f, const CgBlob *b, uint16_t machine)
+{
+    uint64_t data = 64, sym = (data + (uint64_t)b->size + 7) / 8 * 8;
+    uint64_t str = sym + 2 * sizeof(Elf64_Sym), shstr = str + sizeof strtab;
+    uint64_t shdr = (shstr + sizeof shstrtab + 7) / 8 * 8;
+    Elf64_Ehdr eh = {.e_ident = {ELFMAG0, ELFMAG1, ELFMAG2, ELFMAG3, ELFCLASS64, ELFDATA2LSB,
+                                 EV_CURRENT},
+                     .e_type = ET_REL, .e_machine = machine, .e_version = EV_CURRENT,
+                     .e_shoff = shdr, .e_ehsize = sizeof eh, .e_shentsize = sizeof(Elf64_Shdr),
+                     .e_shnum = NSEC, .e_shstrndx = SEC_SHSTRTAB};
+    Elf64_Sym syms[2] = {{0},
+                         {.st_name = 1, .st_info = ELF64_ST_INFO(STB_GLOBAL, STT_OBJECT),
+                          .st_other = STV_HIDDEN, .st_shndx = SEC_DATA,
+                          .st_size = (uint64_t)b->size}};
+    uint32_t nm_data = 1, nm_note = nm_data + (uint32_t)strlen(shstrtab + nm_data) + 1;
+    uint32_t nm_sym = nm_note + (uint32_t)strlen(shstrtab + nm_note) + 1;
+    uint32_t nm_str = nm_sym + (uint32_t)strlen(shstrtab + nm_sym) + 1;
+    uint32_t nm_shstr = nm_str + (uint32_t)strlen(shstrtab + nm_str) + 1;
+    Elf64_Shdr sh[NSEC] = {{0},
+                           section(nm_data, SHT_PROGBITS, SHF_ALLOC, data, (uint64_t)b->size, 64),
+                           section(nm_note, SHT_PROGBITS, 0, sym, 0, 1),
+                           section(nm_sym, SHT_SYMTAB, 0, sym, sizeof syms, 8),
+                           section(nm_str, SHT_STRTAB, 0, str, sizeof strtab, 1),
+                           section(nm_shstr, SHT_STRTAB, 0, shstr, sizeof shstrtab, 1)};
+    sh[SEC_SYMTAB].sh_link = SEC_STRTAB;
+    sh[SEC_SYMTAB].sh_info = 1; /* the first global symbol */
+    sh[SEC_SYMTAB].sh_entsize = sizeof(Elf64_Sym);
+    static const char zeros[64];
+    return fwrite(&eh, sizeof eh, 1, f) == 1 && fwrite(b->data, 1, (size_t)b->size, f) ==
+           (size_t)b->size && fwrite(zeros, 1, sym - data - (uint64_t)b->size, f) ==
+           sym - data - (uint64_t)b->size && fwrite(syms, sizeof syms, 1, f) == 1 &&
+           fwrite(strtab, sizeof strtab, 1, f) == 1 && fwrite(shstrtab, sizeof shstrtab, 1, f) == 1
+           && fwrite(zeros, 1, shdr - shstr - sizeof shstrtab, f) == shdr - shstr - sizeof shstrtab
+           && fwrite(sh, sizeof sh, 1, f) == 1;
+}
+
+static bool write_weights(const Cg *cg, const char *path, char *err, size_t n)
+{
+    const char *triple = LLVMGetTarget(cg->mod);
+    uint16_t machine = elf_machine(triple);
+    if (!machine) return snprintf(err, n, "cannot embed weights for target '%s'", triple), false;
+    FILE *f = fopen(path, "wb");
+    bool ok = f && write_elf(f, cg->blob, machine);
     if (f && fclose(f) != 0) ok = false;
-    FILE *a = ok ? fopen(asm_path, "w") : NULL;
-    if (a) {
-        fprintf(a, "\t.file \"%s\"\n", CG_WEIGHTS_SYMBOL);
-        fprintf(a, "\t.section .rodata.%s,\"a\",@progbits\n\t.p2align 6\n"
-                   "\t.globl %s\n\t.hidden %s\n\t.type %s,@object\n\t.size %s, %lld\n%s:\n"
-                   "\t.incbin \"", CG_WEIGHTS_SYMBOL, CG_WEIGHTS_SYMBOL, CG_WEIGHTS_SYMBOL,
-                CG_WEIGHTS_SYMBOL, CG_WEIGHTS_SYMBOL, (long long)b->size, CG_WEIGHTS_SYMBOL);
-        for (const char *c = bin; *c; c++)
-            fprintf(a, *c == '"' || *c == '\\' ? "\\%c" : "%c", *c);
-        fprintf(a, "\"\n\t.section .note.GNU-stack,\"\",@progbits\n");
-        ok = fclose(a) == 0;
-    } else {
-        ok = false;
-    }
-    if (!ok) snprintf(err, n, "cannot write the weights next to '%s': %s", bin, strerror(errno));
+    if (!ok) snprintf(err, n, "cannot write the weights to '%s': %s", path, strerror(errno));
     return ok;
 }
 
-/* tmp.weights and tmp.weights.s hold the blob while the linker runs. */
+/* tmp.weights.o holds the blob while the linker runs. */
 static bool link_argv(const Cg *cg, const char *obj, const char *runtime, const char *tmp,
-                      char *paths, size_t plen, char **argv, char *ccbuf, char *err, size_t n)
+                      char *wobj, size_t wlen, char **argv, char *ccbuf, char *err, size_t n)
 {
     int a = compiler_words(ccbuf, argv, MAX_ARGS);
     const char *rest[] = {"-shared", "-o", tmp, obj, NULL};
     for (int i = 0; rest[i]; i++)
         argv[a++] = (char *)rest[i];
-    paths[0] = 0;
+    wobj[0] = 0;
     if (cg->blob && cg->blob->size > 0) {
-        size_t half = plen / 2;
-        snprintf(paths, half, "%s.weights", tmp);
-        snprintf(paths + half, half, "%s.weights.s", tmp);
-        if (!write_weights(cg->blob, paths, paths + half, err, n)) return false;
-        argv[a++] = paths + half;
+        snprintf(wobj, wlen, "%s.weights.o", tmp);
+        if (!write_weights(cg, wobj, err, n)) return false;
+        argv[a++] = wobj;
     }
     const char *tail[] = {"-Wl,--whole-archive", runtime, "-Wl,--no-whole-archive", "-lm",
                           "-lpthread", "-Wl,--build-id=none", "-Wl,-z,noexecstack", NULL};
@@ -147,26 +194,19 @@ static bool link_argv(const Cg *cg, const char *obj, const char *runtime, const 
     return true;
 }
 
-static void remove_weights(char *paths, size_t plen)
-{
-    if (!paths[0]) return;
-    remove(paths);
-    remove(paths + plen / 2);
-}
-
 bool cg_link_shared(const Cg *cg, const char *obj, const char *runtime, const char *out, char *err,
                     size_t n)
 {
-    char tmp[4096], ccbuf[1024], paths[2 * 4200];
+    char tmp[4096], ccbuf[1024], wobj[4200];
     if (snprintf(tmp, sizeof tmp, "%s.tmp-XXXXXX", out) >= (int)sizeof tmp)
         return snprintf(err, n, "output path too long: '%s'", out), false;
     int fd = mkstemp(tmp);
     if (fd < 0) return snprintf(err, n, "cannot write '%s': %s", out, strerror(errno)), false;
     close(fd);
     char *argv[MAX_ARGS + 16];
-    bool ok = link_argv(cg, obj, runtime, tmp, paths, sizeof paths, argv, ccbuf, err, n) &&
+    bool ok = link_argv(cg, obj, runtime, tmp, wobj, sizeof wobj, argv, ccbuf, err, n) &&
               run_captured(argv, err, n);
-    remove_weights(paths, sizeof paths);
+    if (wobj[0]) remove(wobj);
     if (!ok) {
         remove(tmp);
         return false;
