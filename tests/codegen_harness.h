@@ -18,6 +18,7 @@
 
 #include "cg.h"
 #include "cnnc/model.h"
+#include "model_api.h"
 #include "frontend.h"
 #include "passes.h"
 
@@ -36,20 +37,7 @@ typedef struct Build {
     uint64_t disabled; /* PassOptions.disabled: passes switched off */
 } Build;
 
-typedef struct Api {
-    void *lib;
-    void (*options_init)(cnn_options *);
-    cnn_status (*create)(const cnn_options *, cnn_model **);
-    void (*destroy)(cnn_model *);
-    int32_t (*num_inputs)(const cnn_model *);
-    int32_t (*num_outputs)(const cnn_model *);
-    cnn_status (*input_info)(const cnn_model *, int32_t, cnn_tensor_info *);
-    cnn_status (*output_info)(const cnn_model *, int32_t, cnn_tensor_info *);
-    cnn_status (*run)(cnn_model *, const cnn_tensor *, int32_t, cnn_tensor *, int32_t);
-    cnn_status (*set_profiling)(cnn_model *, int);
-    int32_t (*num_kernels)(const cnn_model *);
-    cnn_status (*kernel_info)(const cnn_model *, int32_t, cnn_kernel_info *);
-} Api;
+typedef ModelApi Api;
 
 static char tmpdir[256];
 
@@ -102,29 +90,12 @@ static char *build_so(const char *name, const char *text, const Build *b)
     return so;
 }
 
-static void *sym(void *lib, const char *name)
-{
-    void *p = dlsym(lib, name);
-    if (!p) fail_msg("%s: %s", name, dlerror());
-    return p;
-}
-
 static Api open_so(const char *path)
 {
     Api a;
-    a.lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    if (!a.lib) fail_msg("dlopen: %s", dlerror());
-    a.options_init = cnn_options_init;
-    *(void **)&a.create = sym(a.lib, "cnn_model_create");
-    *(void **)&a.destroy = sym(a.lib, "cnn_model_destroy");
-    *(void **)&a.num_inputs = sym(a.lib, "cnn_model_num_inputs");
-    *(void **)&a.num_outputs = sym(a.lib, "cnn_model_num_outputs");
-    *(void **)&a.input_info = sym(a.lib, "cnn_model_input_info");
-    *(void **)&a.output_info = sym(a.lib, "cnn_model_output_info");
-    *(void **)&a.run = sym(a.lib, "cnn_model_run");
-    *(void **)&a.set_profiling = sym(a.lib, "cnn_model_set_profiling");
-    *(void **)&a.num_kernels = sym(a.lib, "cnn_model_num_kernels");
-    *(void **)&a.kernel_info = sym(a.lib, "cnn_model_kernel_info");
+    char err[1024];
+    if (!model_api_open(&a, path, err, sizeof err)) fail_msg("%s", err);
+    assert_non_null(a.set_profiling);
     return a;
 }
 

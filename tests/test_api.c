@@ -13,52 +13,19 @@
 #include <cmocka.h>
 
 #include "cnnc/model.h"
+#include "model_api.h"
 
-typedef struct Api {
-    void *lib;
-    void (*options_init)(cnn_options *);
-    cnn_status (*create)(const cnn_options *, cnn_model **);
-    void (*destroy)(cnn_model *);
-    int32_t (*num_inputs)(const cnn_model *);
-    int32_t (*num_outputs)(const cnn_model *);
-    cnn_status (*input_info)(const cnn_model *, int32_t, cnn_tensor_info *);
-    cnn_status (*output_info)(const cnn_model *, int32_t, cnn_tensor_info *);
-    int32_t (*num_threads)(const cnn_model *);
-    cnn_status (*run)(cnn_model *, const cnn_tensor *, int32_t, cnn_tensor *, int32_t);
-    const char *(*status_string)(cnn_status);
-    cnn_status (*set_profiling)(cnn_model *, int);
-    int32_t (*num_kernels)(const cnn_model *);
-    cnn_status (*kernel_info)(const cnn_model *, int32_t, cnn_kernel_info *);
-} Api;
+typedef ModelApi Api;
 
-static void sym(void *lib, const char *name, void *fn, size_t size)
-{
-    void *p = dlsym(lib, name);
-    assert_non_null(p);
-    memcpy(fn, &p, size);
-}
-
-#define SYM(api, field, name) sym((api)->lib, name, &(api)->field, sizeof (api)->field)
-
+/* Every function of the API, the profiling ones included, must resolve. */
 static Api load(const char *path)
 {
     Api a;
-    memset(&a, 0, sizeof a);
-    a.lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    assert_non_null(a.lib);
-    a.options_init = cnn_options_init; /* inline in the header, not exported */
-    SYM(&a, create, "cnn_model_create");
-    SYM(&a, destroy, "cnn_model_destroy");
-    SYM(&a, num_inputs, "cnn_model_num_inputs");
-    SYM(&a, num_outputs, "cnn_model_num_outputs");
-    SYM(&a, input_info, "cnn_model_input_info");
-    SYM(&a, output_info, "cnn_model_output_info");
-    SYM(&a, num_threads, "cnn_model_num_threads");
-    SYM(&a, run, "cnn_model_run");
-    SYM(&a, status_string, "cnn_status_string");
-    SYM(&a, set_profiling, "cnn_model_set_profiling");
-    SYM(&a, num_kernels, "cnn_model_num_kernels");
-    SYM(&a, kernel_info, "cnn_model_kernel_info");
+    char err[1024];
+    if (!model_api_open(&a, path, err, sizeof err)) fail_msg("%s", err);
+    assert_non_null(a.set_profiling);
+    assert_non_null(a.num_kernels);
+    assert_non_null(a.kernel_info);
     return a;
 }
 

@@ -13,6 +13,7 @@
 
 #include "cnnc/model.h"
 #include "ir.h"
+#include "model_api.h"
 
 #define MAX_INPUT_FILES 16
 
@@ -25,24 +26,6 @@ typedef struct Options {
     uint64_t seed;
     bool profile, sort_by_time;
 } Options;
-
-/* The model's API, resolved with dlsym. */
-typedef struct Api {
-    void *lib;
-    void (*options_init)(cnn_options *);
-    cnn_status (*create)(const cnn_options *, cnn_model **);
-    void (*destroy)(cnn_model *);
-    int32_t (*num_inputs)(const cnn_model *);
-    int32_t (*num_outputs)(const cnn_model *);
-    cnn_status (*input_info)(const cnn_model *, int32_t, cnn_tensor_info *);
-    cnn_status (*output_info)(const cnn_model *, int32_t, cnn_tensor_info *);
-    int32_t (*num_threads)(const cnn_model *);
-    cnn_status (*run)(cnn_model *, const cnn_tensor *, int32_t, cnn_tensor *, int32_t);
-    const char *(*status_string)(cnn_status);
-    cnn_status (*set_profiling)(cnn_model *, int); /* resolved for --profile only */
-    int32_t (*num_kernels)(const cnn_model *);
-    cnn_status (*kernel_info)(const cnn_model *, int32_t, cnn_kernel_info *);
-} Api;
 
 /* One model instance with its buffers. */
 typedef struct Session {
@@ -187,51 +170,20 @@ static int parse_args(Options *o, int argc, char **argv)
     return 0;
 }
 
-static bool resolve(void *lib, const char *name, void *fn, size_t size)
+/* dlopen searches the library path for a bare name; a user means the file. */
+static bool load_api(ModelApi *a, const Options *o)
 {
-    void *p = dlsym(lib, name);
-    if (!p)
-        return false;
-    memcpy(fn, &p, size);
-    return true;
-}
-
-#define RESOLVE(api, field, name) resolve((api)->lib, name, &(api)->field, sizeof (api)->field)
-
-static bool load_api(Api *a, const char *path)
-{
-    /* dlopen searches the library path for a bare name; a user means the file. */
-    char buf[4096];
+    char buf[4096], err[8448];
+    const char *path = o->model;
     if (!strchr(path, '/') && snprintf(buf, sizeof buf, "./%s", path) < (int)sizeof buf)
         path = buf;
-    a->lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    if (!a->lib)
-        return fail("cannot load the model: %s", dlerror()), false;
-    a->options_init = cnn_options_init;
-    bool ok = RESOLVE(a, create, "cnn_model_create") &&
-              RESOLVE(a, destroy, "cnn_model_destroy") &&
-              RESOLVE(a, num_inputs, "cnn_model_num_inputs") &&
-              RESOLVE(a, num_outputs, "cnn_model_num_outputs") &&
-              RESOLVE(a, input_info, "cnn_model_input_info") &&
-              RESOLVE(a, output_info, "cnn_model_output_info") &&
-              RESOLVE(a, num_threads, "cnn_model_num_threads") &&
-              RESOLVE(a, run, "cnn_model_run") &&
-              RESOLVE(a, status_string, "cnn_status_string");
-    if (!ok) {
-        fail("'%s' is not a cnnc model: %s", path, dlerror());
+    if (!model_api_open(a, path, err, sizeof err)) return fail("%s", err), false;
+    if (o->profile && !a->set_profiling) {
+        fail("'%s' cannot be profiled (compiled by an older cnnc)", o->model);
         dlclose(a->lib);
+        return false;
     }
-    return ok;
-}
-
-static bool load_profiling(Api *a, const char *path)
-{
-    bool ok = RESOLVE(a, set_profiling, "cnn_model_set_profiling") &&
-              RESOLVE(a, num_kernels, "cnn_model_num_kernels") &&
-              RESOLVE(a, kernel_info, "cnn_model_kernel_info");
-    if (!ok)
-        fail("'%s' cannot be profiled (compiled by an older cnnc): %s", path, dlerror());
-    return ok;
+    return true;
 }
 
 static int64_t numel(const cnn_tensor_info *t)
@@ -312,7 +264,7 @@ static bool load_input(const cnn_tensor_info *t, const char *path, float *x)
     return same;
 }
 
-static bool open_session(const Api *api, const Options *o, Session *s)
+static bool open_session(const ModelApi *api, const Options *o, Session *s)
 {
     cnn_options opt;
     api->options_init(&opt);
@@ -338,7 +290,7 @@ static bool open_session(const Api *api, const Options *o, Session *s)
     return true;
 }
 
-static void close_session(const Api *api, Session *s)
+static void close_session(const ModelApi *api, Session *s)
 {
     for (int32_t i = 0; i < s->nin; i++)
         free(s->in[i].data);
@@ -365,7 +317,7 @@ static bool fill_inputs(const Options *o, const Session *s)
     return true;
 }
 
-static bool run_once(const Api *api, const Session *s)
+static bool run_once(const ModelApi *api, const Session *s)
 {
     cnn_status st = api->run(s->m, s->in, s->nin, s->out, s->nout);
     if (st != CNN_OK)
@@ -388,7 +340,7 @@ static int cmp_double(const void *a, const void *b)
 
 /* Median and p90 are nearest-rank over the sorted times t; throughput counts
  * batch items (the first dimension of the first input) over the total time. */
-static void print_bench(const Api *api, const Options *o, const Session *s, double *t)
+static void print_bench(const ModelApi *api, const Options *o, const Session *s, double *t)
 {
     double total = 0;
     for (int64_t i = 0; i < o->bench; i++)
@@ -462,7 +414,7 @@ static void print_profile(const Profile *p, double run_ms)
            p->flops * 1e-9, run_ms > 0 ? p->flops / (run_ms * 1e6) : 0.0);
 }
 
-static bool report_profile(const Api *api, const Options *o, const Session *s, double run_ms)
+static bool report_profile(const ModelApi *api, const Options *o, const Session *s, double run_ms)
 {
     Profile p = {0};
     p.n = api->num_kernels(s->m);
@@ -489,7 +441,7 @@ static bool report_profile(const Api *api, const Options *o, const Session *s, d
     return true;
 }
 
-static bool set_profiling(const Api *api, const Session *s, int on)
+static bool set_profiling(const ModelApi *api, const Session *s, int on)
 {
     cnn_status st = api->set_profiling(s->m, on);
     if (st != CNN_OK)
@@ -498,7 +450,7 @@ static bool set_profiling(const Api *api, const Session *s, int on)
 }
 
 /* Times o->bench runs after the warm-up; with --profile, each kernel too. */
-static bool bench(const Api *api, const Options *o, const Session *s)
+static bool bench(const ModelApi *api, const Options *o, const Session *s)
 {
     for (int64_t i = 0; i < o->warmup; i++)
         if (!run_once(api, s))
@@ -608,7 +560,7 @@ static bool write_outputs(const Options *o, const Session *s)
     return ok;
 }
 
-static int run(const Api *api, const Options *o)
+static int run(const ModelApi *api, const Options *o)
 {
     Session s;
     memset(&s, 0, sizeof s);
@@ -634,13 +586,9 @@ int main(int argc, char **argv)
         o.bench = 20;
     if (o.warmup < 0)
         o.warmup = o.bench ? 1 : 0;
-    Api api;
-    if (!load_api(&api, o.model))
+    ModelApi api;
+    if (!load_api(&api, &o))
         return 1;
-    if (o.profile && !load_profiling(&api, o.model)) {
-        dlclose(api.lib);
-        return 1;
-    }
     rc = run(&api, &o);
     dlclose(api.lib);
     if (fflush(stdout) != 0)
