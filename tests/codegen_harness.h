@@ -22,7 +22,7 @@
 #include "frontend.h"
 #include "passes.h"
 
-#include "model_loader.h"
+#include "test_util.h"
 
 #define TOL         1e-4
 #define RUNTIME_LIB CNNC_BINARY_DIR "/runtime/libcnnc_rt.a"
@@ -141,18 +141,6 @@ static float **run_so(const Api *a, int32_t threads, float ***inputs_out, int32_
     *inputs_out = ins;
     *nout = no;
     return outs;
-}
-
-static void expect_close(const char *what, const float *got, const float *want, int64_t n)
-{
-    double err = 0, mag = 0;
-    for (int64_t i = 0; i < n; i++) {
-        double e = fabs((double)got[i] - (double)want[i]);
-        err = e > err || isnan(e) ? e : err;
-        mag = fabs((double)want[i]) > mag ? fabs((double)want[i]) : mag;
-    }
-    double rel = err / (mag > 0 ? mag : 1);
-    if (!(rel <= TOL)) fail_msg("%s: max|diff| / max|ref| = %g (max|ref| %g)", what, rel, mag);
 }
 
 static void free_all(float **v, int32_t n)

@@ -10,17 +10,7 @@
 #include <string.h>
 
 #include "frontend.h"
-
-static char *print_graph(const Graph *g)
-{
-    char *text = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&text, &len);
-    assert_non_null(f);
-    ir_print(g, f);
-    fclose(f);
-    return text;
-}
+#include "test_util.h"
 
 static Graph *mnist(void)
 {

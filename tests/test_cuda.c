@@ -20,7 +20,7 @@
 #include "frontend.h"
 #include "passes.h"
 
-#include "model_loader.h"
+#include "test_util.h"
 
 /* ---- names and packing ------------------------------------------------------ */
 

@@ -16,7 +16,7 @@
 #include "passes.h"
 #include "rt.h"
 
-#include "model_loader.h"
+#include "test_util.h"
 
 #define TOL 1e-4
 
@@ -226,18 +226,6 @@ static void test_round_trip_nhwc_output(void **state)
 }
 
 /* ---- a compiled model's arena ---------------------------------------------- */
-
-static void expect_close(const char *what, const float *got, const float *want, int64_t n)
-{
-    double err = 0, mag = 0;
-    for (int64_t i = 0; i < n; i++) {
-        double e = fabs((double)got[i] - (double)want[i]);
-        err = e > err || isnan(e) ? e : err;
-        mag = fabs((double)want[i]) > mag ? fabs((double)want[i]) : mag;
-    }
-    double rel = err / (mag > 0 ? mag : 1);
-    if (!(rel <= TOL)) fail_msg("%s: max|diff| / max|ref| = %g (max|ref| %g)", what, rel, mag);
-}
 
 /* An instance of `g` compiled in-process (the JIT), with `threads` threads. */
 static cnn_model *jit_model(Cg *cg, const Graph *g, int32_t threads, CgJit **jit)

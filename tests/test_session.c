@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "session.h"
+#include "test_util.h"
 
 #define MNIST "models/mnist_cnn.cnn"
 #define HEADER "mnist_cnn(image: f32[N=1, 1, 28, 28])"
@@ -103,17 +104,6 @@ static void bad(Ctx *c, const char *text, const char *want)
     const char *got = c->msgs + c->mstart;
     if (strncmp(got, want, strlen(want)) != 0)
         fail_msg("'%s': expected\n%s\ngot\n%s", text, want, got);
-}
-
-static char *print_graph(const Graph *g)
-{
-    char *text = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&text, &len);
-    assert_non_null(f);
-    ir_print(g, f);
-    fclose(f);
-    return text;
 }
 
 static Graph *graph_of(Ctx *c, uint64_t seed)

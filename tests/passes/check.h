@@ -17,6 +17,7 @@
 
 #include "frontend.h"
 #include "passes.h"
+#include "test_util.h"
 
 #define TOL 1e-4
 #define ALL_ON (-1)
@@ -132,17 +133,6 @@ static inline bool optimize(Graph *g, int32_t block, int32_t disabled)
     bool ok = pass_run_pipeline(g, &opt, &d) && pass_check_plan(g, &d);
     ir_diag_fini(&d);
     return ok;
-}
-
-static inline char *print_graph(const Graph *g)
-{
-    char *text = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&text, &len);
-    assert_non_null(f);
-    ir_print(g, f);
-    fclose(f);
-    return text;
 }
 
 /* The same graph text (weights are a function of it) gives the same numbers:

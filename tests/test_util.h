@@ -1,0 +1,59 @@
+/* test_util.h: what many tests share: the graph they start from (a zoo model,
+ * models/NAME.cnn, or a model given as text, at a batch size, with deterministic
+ * random weights), a graph's text, and the relative comparison of two arrays.
+ * Include after cmocka.h. */
+#ifndef CNNC_TEST_UTIL_H
+#define CNNC_TEST_UTIL_H
+
+#include <math.h>
+#include <stdio.h>
+
+#include "frontend.h"
+
+static inline Graph *load_model(const char *name, const char *text, int64_t batch,
+                                uint64_t seed)
+{
+    Diag d;
+    ir_diag_init(&d, stderr);
+    FeOptions fo = {.batch = batch};
+    Graph *g;
+    if (text) {
+        g = fe_load_string(name, text, &fo, &d);
+    } else {
+        char path[512];
+        snprintf(path, sizeof path, "%s/models/%s.cnn", CNNC_SOURCE_DIR, name);
+        g = fe_load_file(path, &fo, &d);
+    }
+    assert_non_null(g);
+    assert_int_equal(d.nerrors, 0);
+    ir_diag_fini(&d);
+    fe_random_weights(g, seed);
+    return g;
+}
+
+/* The graph as ir_print writes it (malloc'd). */
+static inline char *print_graph(const Graph *g)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    assert_non_null(f);
+    ir_print(g, f);
+    fclose(f);
+    return text;
+}
+
+/* Fails unless max|got - want| <= 1e-4 * max|want| (NaN fails). */
+static inline void expect_close(const char *what, const float *got, const float *want, int64_t n)
+{
+    double err = 0, mag = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double e = fabs((double)got[i] - (double)want[i]);
+        err = e > err || isnan(e) ? e : err;
+        mag = fabs((double)want[i]) > mag ? fabs((double)want[i]) : mag;
+    }
+    double rel = err / (mag > 0 ? mag : 1);
+    if (!(rel <= 1e-4)) fail_msg("%s: max|diff| / max|ref| = %g (max|ref| %g)", what, rel, mag);
+}
+
+#endif
