@@ -21,11 +21,9 @@ typedef struct ReplInput {
     NpyArray a;    /* the data; random data is made to the input's shape when needed */
 } ReplInput;
 
-/* One compilation of the network: the passes' graph, its LLVM module and the
- * JIT that runs it. Times in seconds: frontend, passes, LLVM, object + link.
- * Emitting code runs LLVM's code generation passes over a module, which rewrite
- * its IR, so :llvm, :asm and :export work on `fresh`, the same module lowered
- * again and never emitted (an emission uses it up). */
+/* One compilation of the network: the passes' graph, its LLVM module (also what
+ * :llvm, :asm and :export show and write) and the JIT that runs it. Times in
+ * seconds: frontend, passes, LLVM, object + link. */
 typedef struct ReplBuild {
     Graph *g;
     Cg cg;
@@ -34,8 +32,6 @@ typedef struct ReplBuild {
     const RtModel *desc;
     bool keep_values;
     double sec[4];
-    Cg fresh;
-    bool has_fresh;
     char *asm_text; /* the module's assembly, made by the first :asm */
 } ReplBuild;
 
@@ -136,10 +132,8 @@ ReplBuild *repl_build_new(Repl *r, const char *cmd, bool keep_values);
 void repl_build_free(ReplBuild *b);
 /* The current build and an instance of it, compiled when needed. */
 bool repl_ensure_model(Repl *r, const char *cmd);
-/* The current build (compiled when needed) and its never-emitted module, or NULL. */
-Cg *repl_fresh_module(Repl *r, const char *cmd);
-/* After an emission from the fresh module: it is no longer what `cnnc -o` emits. */
-void repl_spent_module(ReplBuild *b);
+/* The current build's module (compiled when needed), or NULL. */
+Cg *repl_module(Repl *r, const char *cmd);
 cnn_model *repl_instance(Repl *r, const char *cmd, const ReplBuild *b);
 /* The data of every graph input of `g`, in input order (caller frees the array only). */
 const float **repl_input_data(Repl *r, const char *cmd, const Graph *g);

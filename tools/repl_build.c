@@ -107,29 +107,15 @@ ReplBuild *repl_build_new(Repl *r, const char *cmd, bool keep_values)
     return NULL;
 }
 
-void repl_spent_module(ReplBuild *b)
-{
-    if (b->has_fresh) cg_free(&b->fresh);
-    b->has_fresh = false;
-}
-
-Cg *repl_fresh_module(Repl *r, const char *cmd)
+Cg *repl_module(Repl *r, const char *cmd)
 {
     if (!r->build && !(r->build = repl_build_new(r, cmd, false))) return NULL;
-    ReplBuild *b = r->build;
-    if (b->has_fresh) return &b->fresh;
-    ReplDiag rd;
-    bool ok = cg_lower(&b->fresh, b->g, &r->target, repl_diag_open(&rd));
-    b->has_fresh = true;
-    if (repl_diag_close(r, &rd, cmd) && ok) return &b->fresh;
-    repl_spent_module(b);
-    return NULL;
+    return &r->build->cg;
 }
 
 void repl_build_free(ReplBuild *b)
 {
     if (!b) return;
-    repl_spent_module(b);
     if (b->jit) cg_jit_free(b->jit);
     if (b->lowered) cg_free(&b->cg);
     if (b->g) ir_graph_free(b->g);
@@ -275,10 +261,9 @@ static bool link_so(Repl *r, const char *cmd, Cg *cg, const char *path)
 bool repl_export(Repl *r, const ReplArgs *a)
 {
     if (a->argc != 1) return repl_fail(r, a->cmd, "expected the file to write: :export FILE.so");
-    Cg *cg = repl_fresh_module(r, a->cmd);
+    Cg *cg = repl_module(r, a->cmd);
     if (!cg) return false;
     bool ok = link_so(r, a->cmd, cg, a->argv[0]);
-    repl_spent_module(r->build);
     if (ok) printf("wrote %s\n", a->argv[0]);
     return ok;
 }

@@ -87,7 +87,7 @@ static bool no_kernel(Repl *r, const char *cmd, const char *name)
 bool repl_cmd_llvm(Repl *r, const ReplArgs *a)
 {
     if (a->argc != 1) return repl_fail(r, a->cmd, "expected a node name (or run)");
-    Cg *cg = repl_fresh_module(r, a->cmd);
+    Cg *cg = repl_module(r, a->cmd);
     if (!cg) return false;
     LLVMValueRef fn = LLVMGetNamedFunction(cg->mod, a->argv[0]);
     if (!fn || LLVMIsDeclaration(fn)) return no_kernel(r, a->cmd, a->argv[0]);
@@ -99,13 +99,13 @@ bool repl_cmd_llvm(Repl *r, const ReplArgs *a)
 
 static const char *module_asm(Repl *r, const char *cmd)
 {
+    char err[1024];
+    Cg *cg = repl_module(r, cmd);
+    if (!cg) return NULL;
     ReplBuild *b = r->build;
     if (b->asm_text) return b->asm_text;
-    char err[1024];
-    Cg *cg = repl_fresh_module(r, cmd);
-    LLVMMemoryBufferRef m = cg ? cg_emit_memory(cg, LLVMAssemblyFile, err, sizeof err) : NULL;
-    repl_spent_module(b);
-    if (!m) return cg ? repl_fail(r, cmd, "%s", err), NULL : NULL;
+    LLVMMemoryBufferRef m = cg_emit_memory(cg, LLVMAssemblyFile, err, sizeof err);
+    if (!m) return repl_fail(r, cmd, "%s", err), NULL;
     size_t n = LLVMGetBufferSize(m);
     b->asm_text = ir_xmalloc(n + 1);
     memcpy(b->asm_text, LLVMGetBufferStart(m), n);

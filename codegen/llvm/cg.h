@@ -73,9 +73,11 @@ void cg_free(Cg *cg);
 int32_t cg_target_lanes(const CgTarget *t);
 /* Sets the common types of `cg` (cg->ctx and cg->vec must be set). */
 void cg_init_types(Cg *cg);
+/* Object code or assembly of the module, to a file or to memory (NULL with err set on
+ * failure). Each emission works on a copy, so the module stays as lowered and emitting
+ * twice gives the same bytes. */
 bool cg_emit_file(Cg *cg, LLVMCodeGenFileType kind, const char *path, char *err, size_t n);
 char *cg_print_ir(Cg *cg); /* free with LLVMDisposeMessage */
-/* Assembly or object code in memory (NULL with err set on failure). */
 LLVMMemoryBufferRef cg_emit_memory(Cg *cg, LLVMCodeGenFileType kind, char *err, size_t n);
 
 /* ---- jit.c: object code linked in-process ------------------------------- */

@@ -570,11 +570,16 @@ void cg_free(Cg *cg)
     memset(cg, 0, sizeof *cg);
 }
 
+/* Code generation rewrites the IR it is given, so each emission works on a copy: the
+ * module stays as lowered, and every emission (object for the JIT, object for model.so,
+ * assembly to read) produces the same code. The copy is cheap: weights are not in it. */
 bool cg_emit_file(Cg *cg, LLVMCodeGenFileType kind, const char *path, char *err, size_t n)
 {
     char *msg = NULL;
     char *p = str_copy(path);
-    bool bad = LLVMTargetMachineEmitToFile(cg->tm, cg->mod, p, kind, &msg);
+    LLVMModuleRef copy = LLVMCloneModule(cg->mod);
+    bool bad = LLVMTargetMachineEmitToFile(cg->tm, copy, p, kind, &msg);
+    LLVMDisposeModule(copy);
     free(p);
     if (bad) {
         snprintf(err, n, "cannot write '%s': %s", path, msg ? msg : "");
@@ -588,7 +593,10 @@ LLVMMemoryBufferRef cg_emit_memory(Cg *cg, LLVMCodeGenFileType kind, char *err, 
 {
     char *msg = NULL;
     LLVMMemoryBufferRef buf = NULL;
-    if (LLVMTargetMachineEmitToMemoryBuffer(cg->tm, cg->mod, kind, &msg, &buf)) {
+    LLVMModuleRef copy = LLVMCloneModule(cg->mod);
+    bool bad = LLVMTargetMachineEmitToMemoryBuffer(cg->tm, copy, kind, &msg, &buf);
+    LLVMDisposeModule(copy);
+    if (bad) {
         snprintf(err, n, "code generation failed: %s", msg ? msg : "");
         LLVMDisposeMessage(msg);
         return NULL;
