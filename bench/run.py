@@ -11,9 +11,16 @@ goes", lists the slowest kernels of ResNet-50 (batch 1, 2 threads) from
 `cnnrun --profile`; --profile-only recomputes just that section and merges it
 into an existing RESULTS.md, leaving the measured rows as they are.
 
+With --gpu it also measures the GPU section (bench/gpu.py: cnnc's CUDA model.so
+against PyTorch with cuDNN, every zoo model at batch 1 and 32, TF32 and f32);
+--gpu-only measures just that section and merges it in. Without an NVIDIA GPU
+the GPU section is skipped, with a message, and left as it was.
+
     /usr/bin/python3 bench/run.py [--build=build] [--models=resnet50,mobilenet_v2]
                                   [--batches=1,8] [--threads=1,2] [--runs=20]
-                                  [--profile-only]
+                                  [--profile-only] [--gpu | --gpu-only]
+                                  [--gpu-models=...] [--gpu-batches=1,32]
+                                  [--gpu-math=tf32,f32] [--gpu-runs=100]
 """
 
 import argparse
@@ -23,6 +30,8 @@ import subprocess
 import sys
 import tempfile
 import time
+
+import gpu
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
@@ -121,13 +130,13 @@ def time_torch(model, batch, threads, runs):
 
 PROFILE_MODEL, PROFILE_BATCH, PROFILE_THREADS, PROFILE_TOP = "resnet50", 1, 2, 10
 PROFILE_TITLE = "## Where the time goes"
-GPU_TITLE = "## GPU (CUDA backend)"
+GPU_TITLE = gpu.TITLE
 GPU_SECTION = GPU_TITLE + """
 
-Not yet measured. `cnnc --target=cuda --emit=cuda|ptx` generates and compiles the
-kernels (NVRTC, checked by ptxas in `make test`), but model.so does not run them on a
-GPU yet, so there are no images/s, ratios against PyTorch+cuDNN or fractions of device
-peak to report.
+Not yet measured: no NVIDIA GPU was at hand where bench/run.py last ran. On a machine
+with one, `/usr/bin/python3 bench/run.py --gpu-only` fills this section in: cnnc's CUDA
+model.so (`cnnrun --bench`) against PyTorch with cuDNN in the same run, images/s, their
+ratio and the fraction of the device's peak.
 
 | model | batch | math | cnnc img/s | PyTorch+cuDNN img/s | ratio | of peak |
 |---|---|---|---|---|---|---|
@@ -186,6 +195,16 @@ def profile_section(cnnc, cnnrun, tmp, runs, peak):
     return "\n".join(lines) + "\n"
 
 
+def read_section(path, title):
+    """The section headed `title` of the file at `path`, or None."""
+    text = open(path).read() if os.path.exists(path) else ""
+    start = text.find(title)
+    if start < 0:
+        return None
+    end = text.find("\n## ", start + len(title))
+    return text[start:end + 1] if end >= 0 else text[start:]
+
+
 def merge_section(path, section, title=PROFILE_TITLE):
     """Replaces the section headed `title` of the file at `path` (or appends it)."""
     text = open(path).read() if os.path.exists(path) else "# Benchmark results\n"
@@ -211,6 +230,14 @@ def main():
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "RESULTS.md"))
     ap.add_argument("--profile-only", action="store_true",
                     help="only the 'where the time goes' section, merged into --out")
+    ap.add_argument("--gpu", action="store_true", help="the GPU section too")
+    ap.add_argument("--gpu-only", action="store_true",
+                    help="only the GPU section, merged into --out")
+    ap.add_argument("--gpu-models", default=",".join(gpu.zoo()))
+    ap.add_argument("--gpu-batches", default="1,32")
+    ap.add_argument("--gpu-math", default="tf32,f32")
+    ap.add_argument("--gpu-runs", type=int, default=100)
+    ap.add_argument("--gpu-warmup", type=int, default=10)
     a = ap.parse_args()
     cnnc = os.path.join(a.build, "tools", "cnnc")
     cnnrun = os.path.join(a.build, "tools", "cnnrun")
@@ -220,6 +247,13 @@ def main():
             peak = machine_peak(tmp, [PROFILE_THREADS])
             merge_section(a.out, profile_section(cnnc, cnnrun, tmp, a.runs, peak))
         return
+    if a.gpu_only:
+        with tempfile.TemporaryDirectory() as tmp:
+            section = gpu_section(a, cnnc, cnnrun, tmp)
+        if section:
+            merge_section(a.out, section, GPU_TITLE)
+        return
+    old_gpu = read_section(a.out, GPU_TITLE)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         peak = machine_peak(tmp, threads + [PROFILE_THREADS])
@@ -243,9 +277,25 @@ def main():
                                                             ours / theirs, gflops,
                                                             100 * gflops / peak[t]),
                           flush=True)
+        new_gpu = gpu_section(a, cnnc, cnnrun, tmp) if a.gpu else None
         write_results(a.out, rows, peak)
         merge_section(a.out, profile_section(cnnc, cnnrun, tmp, a.runs, peak))
-        merge_section(a.out, GPU_SECTION, GPU_TITLE)
+        merge_section(a.out, new_gpu or old_gpu or GPU_SECTION, GPU_TITLE)
+
+
+def gpu_section(a, cnnc, cnnrun, tmp):
+    """The measured GPU section, or None (after saying why) when there is no GPU."""
+    try:
+        rows, info = gpu.measure(cnnc, cnnrun, tmp, a.gpu_models.split(","),
+                                 [int(b) for b in a.gpu_batches.split(",")],
+                                 a.gpu_math.split(","), a.gpu_runs, a.gpu_warmup, model_flops,
+                                 lambda line: print(line, flush=True))
+    except gpu.Skipped as e:
+        out = os.path.relpath(a.out, ROOT) if a.out.startswith(ROOT + os.sep) else a.out
+        print("GPU section skipped: no NVIDIA GPU/driver (%s); %s keeps its GPU section as "
+              "it was" % (e, out), flush=True)
+        return None
+    return gpu.section(rows, info)
 
 
 def write_results(path, rows, peak):

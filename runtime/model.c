@@ -5,6 +5,8 @@
 #include "rt.h"
 
 #include <stdalign.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -24,7 +26,24 @@ struct cnn_model {
     const float **in; /* argument arrays of rt->run, filled by each run */
     float **out;
     RtCounter *counters; /* one per kernel, handed to the pool while profiling */
+    RtGpu *gpu;          /* a CUDA model's device state; NULL on the CPU */
+    int profiling;
 };
+
+static _Thread_local char last_error[512];
+
+void rt_set_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    va_end(ap);
+}
+
+CNN_EXPORT const char *cnn_last_error(void)
+{
+    return last_error;
+}
 
 /* Bytes of a tensor, or -1 if its description is malformed or overflows. */
 static int64_t tensor_bytes(const RtTensor *t)
@@ -62,10 +81,19 @@ static cnn_status check_options(const cnn_options *opt, int32_t *nthreads)
 {
     if (opt->api_version != CNN_API_VERSION)
         return CNN_ERR_VERSION;
-    if (opt->device == CNN_DEVICE_CUDA)
+    if (opt->device == CNN_DEVICE_CUDA) {
+        rt_set_error("this model was compiled for the CPU; compile it with cnnc --target=cuda "
+                     "to run it on a CUDA device");
         return CNN_ERR_DEVICE;
-    if (opt->device != CNN_DEVICE_CPU || opt->num_threads < 0 ||
-        opt->num_threads > RT_MAX_THREADS)
+    }
+    if ((opt->device != CNN_DEVICE_CPU && opt->device != CNN_DEVICE_DEFAULT) ||
+        opt->num_threads < 0 || opt->num_threads > RT_MAX_THREADS || opt->device_index < 0)
+        return CNN_ERR_INVALID_ARGUMENT;
+    if (opt->flags & CNN_DEVICE_POINTERS) {
+        rt_set_error("CNN_DEVICE_POINTERS is for CUDA models; this one runs on the CPU");
+        return CNN_ERR_INVALID_ARGUMENT;
+    }
+    if (opt->flags != 0)
         return CNN_ERR_INVALID_ARGUMENT;
     *nthreads = opt->num_threads;
     if (*nthreads == 0) {
@@ -101,6 +129,7 @@ cnn_status rt_model_create(const RtModel *desc, const cnn_options *opt, cnn_mode
     if (!out)
         return CNN_ERR_INVALID_ARGUMENT;
     *out = NULL;
+    rt_set_error("%s", "");
     cnn_options defaults;
     if (!opt) {
         cnn_options_init(&defaults);
@@ -126,10 +155,29 @@ cnn_status rt_model_create(const RtModel *desc, const cnn_options *opt, cnn_mode
     return CNN_OK;
 }
 
+cnn_status rt_model_from_gpu(RtGpu *g, cnn_model **out)
+{
+    cnn_model *m = calloc(1, sizeof *m);
+    if (m) {
+        m->gpu = g;
+        m->rt = rt_gpu_desc(g);
+        m->nthreads = 1;
+        m->counters = calloc((size_t)m->rt->nkernels + 1, sizeof *m->counters);
+    }
+    if (!m || !m->counters) {
+        rt_gpu_free(g);
+        free(m);
+        return CNN_ERR_OUT_OF_MEMORY;
+    }
+    *out = m;
+    return CNN_OK;
+}
+
 CNN_EXPORT void cnn_model_destroy(cnn_model *m)
 {
     if (!m)
         return;
+    rt_gpu_free(m->gpu);
     rt_pool_free(m->pool);
     free(m->arena);
     free(m->in);
@@ -156,6 +204,11 @@ CNN_EXPORT int32_t cnn_model_num_outputs(const cnn_model *m)
 CNN_EXPORT int32_t cnn_model_num_threads(const cnn_model *m)
 {
     return m ? m->nthreads : -1;
+}
+
+CNN_EXPORT cnn_device cnn_model_device(const cnn_model *m)
+{
+    return !m ? CNN_DEVICE_DEFAULT : m->gpu ? CNN_DEVICE_CUDA : CNN_DEVICE_CPU;
 }
 
 static void fill_info(const RtTensor *t, cnn_tensor_info *info)
@@ -187,15 +240,22 @@ CNN_EXPORT cnn_status cnn_model_output_info(const cnn_model *m, int32_t i, cnn_t
 
 /* Each buffer must be present (unless the tensor is empty) and float-aligned,
  * else CNN_ERR_INVALID_ARGUMENT; then each must be exactly its tensor's size. */
-static cnn_status check_buffers(const cnn_tensor *t, const RtTensor *rt, int32_t n)
+static cnn_status check_buffers(const cnn_tensor *t, const RtTensor *rt, int32_t n,
+                                const char *what)
 {
     cnn_status s = CNN_OK;
     for (int32_t i = 0; i < n; i++) {
         size_t bytes = (size_t)tensor_bytes(&rt[i]);
-        if (bytes > 0 && (!t[i].data || (uintptr_t)t[i].data % alignof(float) != 0))
+        if (bytes > 0 && (!t[i].data || (uintptr_t)t[i].data % alignof(float) != 0)) {
+            rt_set_error("%s %d ('%s'): %s buffer", what, i, rt[i].name ? rt[i].name : "",
+                         t[i].data ? "misaligned" : "no");
             return CNN_ERR_INVALID_ARGUMENT;
-        if (t[i].size != bytes)
+        }
+        if (t[i].size != bytes && s == CNN_OK) {
+            rt_set_error("%s %d ('%s'): %zu bytes given, %zu expected", what, i,
+                         rt[i].name ? rt[i].name : "", t[i].size, bytes);
             s = CNN_ERR_SIZE_MISMATCH;
+        }
     }
     return s;
 }
@@ -206,19 +266,22 @@ static cnn_status check_run(const cnn_model *m, const cnn_tensor *inputs, int32_
     if (!m || ninputs != m->rt->ninputs || noutputs != m->rt->noutputs ||
         (ninputs > 0 && !inputs) || (noutputs > 0 && !outputs))
         return CNN_ERR_INVALID_ARGUMENT;
-    cnn_status si = check_buffers(inputs, m->rt->inputs, ninputs);
+    cnn_status si = check_buffers(inputs, m->rt->inputs, ninputs, "input");
     if (si == CNN_ERR_INVALID_ARGUMENT)
         return si;
-    cnn_status so = check_buffers(outputs, m->rt->outputs, noutputs);
+    cnn_status so = check_buffers(outputs, m->rt->outputs, noutputs, "output");
     return so != CNN_OK ? so : si;
 }
 
 CNN_EXPORT cnn_status cnn_model_run(cnn_model *m, const cnn_tensor *inputs, int32_t ninputs,
                                     cnn_tensor *outputs, int32_t noutputs)
 {
+    rt_set_error("%s", "");
     cnn_status s = check_run(m, inputs, ninputs, outputs, noutputs);
     if (s != CNN_OK)
         return s;
+    if (m->gpu)
+        return rt_gpu_run(m->gpu, inputs, outputs, m->profiling ? m->counters : NULL);
     for (int32_t i = 0; i < ninputs; i++)
         m->in[i] = inputs[i].data;
     for (int32_t i = 0; i < noutputs; i++)
@@ -233,12 +296,11 @@ CNN_EXPORT cnn_status cnn_model_set_profiling(cnn_model *m, int enabled)
 {
     if (!m)
         return CNN_ERR_INVALID_ARGUMENT;
-    if (enabled) {
+    m->profiling = enabled != 0;
+    if (enabled)
         memset(m->counters, 0, (size_t)m->rt->nkernels * sizeof *m->counters);
-        rt_pool_set_counters(m->pool, m->counters, m->rt->nkernels);
-    } else {
-        rt_pool_set_counters(m->pool, NULL, 0);
-    }
+    if (m->pool)
+        rt_pool_set_counters(m->pool, enabled ? m->counters : NULL, enabled ? m->rt->nkernels : 0);
     return CNN_OK;
 }
 
@@ -269,7 +331,7 @@ CNN_EXPORT const char *cnn_status_string(cnn_status s)
     case CNN_ERR_SIZE_MISMATCH: return "buffer size does not match the tensor size";
     case CNN_ERR_OUT_OF_MEMORY: return "out of memory";
     case CNN_ERR_THREADS: return "the thread pool could not be started";
-    case CNN_ERR_DEVICE: return "the device is missing or failed";
+    case CNN_ERR_DEVICE: return "the device is missing, failed, or is not the model's";
     case CNN_ERR_VERSION: return "incompatible version";
     }
     return "unknown status";

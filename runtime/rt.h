@@ -87,4 +87,22 @@ typedef struct RtCounter {
 } RtCounter;
 void rt_pool_set_counters(RtPool *pool, RtCounter *c, int32_t n);
 
+/* Sets the calling thread's cnn_last_error (printf-style; truncated). */
+void rt_set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- CUDA models (runtime/gpu*.c); the image format is runtime/rt_gpu.h ---- */
+
+typedef struct RtGpu RtGpu;
+
+/* The description of an image's model for the common code of model.c (inputs,
+ * outputs, kernel table; run is NULL), owned by the RtGpu. */
+const RtModel *rt_gpu_desc(const RtGpu *g);
+/* One run; `counters` (one per kernel) non-NULL times each kernel on the GPU.
+ * Buffers were checked by the caller against the description. */
+cnn_status rt_gpu_run(RtGpu *g, const cnn_tensor *inputs, const cnn_tensor *outputs,
+                      RtCounter *counters);
+void rt_gpu_free(RtGpu *g);
+/* Wraps a created RtGpu into an instance (model.c); frees it on failure. */
+cnn_status rt_model_from_gpu(RtGpu *g, cnn_model **out);
+
 #endif

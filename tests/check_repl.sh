@@ -211,7 +211,7 @@ session errors 1 -c ":load $tmp/nothing.onnx; :load; :cuda conv1; :target cuda; 
 check "ONNX" has errors.err "error: :load: '$tmp/nothing.onnx': ONNX import is not available yet"
 check "no file" has errors.err "error: :load: which file?"
 check ":cuda without a network" has errors.err "error: :cuda: no network"
-check ":target cuda" has errors.err "error: :target: running on the GPU needs the CUDA runtime"
+check ":target cuda" has errors.err "error: :target: the REPL runs networks on the CPU"
 check ":time 0" has errors.err "error: :time: expected a number of runs"
 check ":print without a network" has errors.err "error: :print: no network"
 check ":quit stops the script" [ "$(grep -c "error: :print" "$tmp/errors.err")" -eq 2 ]

@@ -213,6 +213,7 @@ static void test_run_bad_sizes(void **state)
     bufs_init(&b, 1.0f);
     b.in[0].size = 95;
     assert_int_equal(api->run(m, b.in, 2, b.out, 3), CNN_ERR_SIZE_MISMATCH);
+    assert_non_null(strstr(api->last_error(), "input 0 ('x'): 95 bytes given, 96 expected"));
     bufs_init(&b, 1.0f);
     b.in[1].size = 80;
     assert_int_equal(api->run(m, b.in, 2, b.out, 3), CNN_ERR_SIZE_MISMATCH);
@@ -239,7 +240,9 @@ static void test_create_errors(void **state)
     api->options_init(&opt);
     assert_int_equal(opt.api_version, CNN_API_VERSION);
     assert_int_equal(opt.num_threads, 0);
-    assert_int_equal(opt.device, CNN_DEVICE_CPU);
+    assert_int_equal(opt.device, CNN_DEVICE_DEFAULT);
+    assert_int_equal(opt.device_index, 0);
+    assert_int_equal(opt.flags, 0);
     api->options_init(NULL);
     assert_int_equal(api->create(&opt, NULL), CNN_ERR_INVALID_ARGUMENT);
 
@@ -257,9 +260,26 @@ static void test_create_errors(void **state)
     api->options_init(&opt);
     opt.device = CNN_DEVICE_CUDA;
     assert_int_equal(api->create(&opt, &m), CNN_ERR_DEVICE);
+    assert_non_null(strstr(api->last_error(), "compiled for the CPU"));
     opt.device = (cnn_device)7;
     assert_int_equal(api->create(&opt, &m), CNN_ERR_INVALID_ARGUMENT);
+    assert_string_equal(api->last_error(), "");
+    api->options_init(&opt);
+    opt.flags = CNN_DEVICE_POINTERS;
+    assert_int_equal(api->create(&opt, &m), CNN_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(api->last_error(), "CNN_DEVICE_POINTERS is for CUDA models"));
+    opt.flags = 4;
+    assert_int_equal(api->create(&opt, &m), CNN_ERR_INVALID_ARGUMENT);
+    api->options_init(&opt);
+    opt.device_index = -1;
+    assert_int_equal(api->create(&opt, &m), CNN_ERR_INVALID_ARGUMENT);
     assert_null(m);
+    opt.device_index = 0;
+    opt.device = CNN_DEVICE_CPU;
+    assert_int_equal(api->create(&opt, &m), CNN_OK);
+    assert_int_equal(api->device(m), CNN_DEVICE_CPU);
+    assert_int_equal(api->device(NULL), CNN_DEVICE_DEFAULT);
+    api->destroy(m);
 }
 
 /* The runtime refuses a model built for another ABI, and reports an arena it

@@ -21,6 +21,9 @@
 #include "passes.h"
 
 #include "test_util.h"
+#ifdef CNNC_CXX
+#include "cuda_emu.h"
+#endif
 
 /* ---- names and packing ------------------------------------------------------ */
 
@@ -97,21 +100,6 @@ static Graph *load_text(const char *name, const char *text, int64_t batch)
     return load_model(name, text, batch, 7);
 }
 
-static CuProgram *generate(Graph *g, const CuTarget *t)
-{
-    Diag d;
-    ir_diag_init(&d, stderr);
-    PassOptions po;
-    pass_options_init(&po);
-    po.block = 0;
-    assert_true(pass_run_pipeline(g, &po, &d));
-    CuProgram *p = cg_cuda_generate(g, t, &d);
-    assert_non_null(p);
-    assert_int_equal(d.nerrors, 0);
-    ir_diag_fini(&d);
-    return p;
-}
-
 /* Launch geometry: 1-d kernels cover their elements once (the last block only
  * partly); conv tiles cover M x K; every argument lies inside its buffer. */
 static void check_geometry(const Graph *g, const CuProgram *p)
@@ -153,7 +141,7 @@ static void test_nvrtc_compile(void **state)
     if (!cg_cuda_have_nvrtc()) skip();
     Graph *g = load_text("mnist_cnn", NULL, 3);
     CuTarget t = {90, CU_MATH_TF32};
-    CuProgram *p = generate(g, &t);
+    CuProgram *p = cuda_program(g, &t);
     CuBinary b;
     char err[4096];
     if (!cg_cuda_compile(p, true, &b, err, sizeof err)) fail_msg("%s", err);
@@ -183,58 +171,22 @@ static char tmpdir[256];
 
 static int setup(void **state)
 {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/cnnc-cuda-test-XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
+    return cuda_emu_mkdtemp(tmpdir, sizeof tmpdir, "cuda-test");
 }
 
 static int teardown(void **state)
 {
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
+    return cuda_emu_rmdir(tmpdir);
 }
 
-/* The program's source behind emulate.h, and one launcher per kernel:
- * cu_emu_run(k, pointers, params). */
-static void write_emulation(const CuProgram *p, const char *path)
+/* The program's kernels as host code (tests/cuda_emu.h), loaded. */
+static void *build_emulation(const CuProgram *p, const char *name)
 {
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fprintf(f, "#include \"emulate.h\"\n%s\nstruct CuCall { float **p; const CuParams *q; };\n",
-            p->source);
-    for (int32_t i = 0; i < p->nkernels; i++) {
-        const CuKernel *k = &p->kernels[i];
-        fprintf(f, "static void call%d(void *v) {\n    CuCall *c = (CuCall *)v;\n    %s(", i,
-                k->symbol);
-        for (int32_t a = 0; a < k->nargs; a++) fprintf(f, "%sc->p[%d]", a ? ", " : "", a);
-        fprintf(f, "%s);\n}\n", k->has_params ? ", *c->q" : "");
-    }
-    fprintf(f, "static void (*const calls[])(void *) = {");
-    for (int32_t i = 0; i < p->nkernels; i++) fprintf(f, "call%d, ", i);
-    fprintf(f, "nullptr};\nextern \"C\" void cu_emu_run(int k, float **p, const void *q, "
-               "const unsigned *grid, unsigned threads) {\n"
-               "    CuCall c = {p, (const CuParams *)q};\n"
-               "    cu_emu::launch(grid, threads, calls[k], &c);\n}\n");
-    fclose(f);
-}
-
-typedef void (*RunFn)(int, float **, const void *, const unsigned *, unsigned);
-
-static RunFn build_emulation(const CuProgram *p, const char *name, void **lib)
-{
-    char src[512], so[512], cmd[2048];
-    snprintf(src, sizeof src, "%s/%s.cpp", tmpdir, name);
-    snprintf(so, sizeof so, "%s/%s.so", tmpdir, name);
-    write_emulation(p, src);
-    snprintf(cmd, sizeof cmd, "%s -std=c++17 -O1 -w -fPIC -shared -pthread -I%s/codegen/cuda "
-             "-o '%s' '%s'", CNNC_CXX, CNNC_SOURCE_DIR, so, src);
-    assert_int_equal(system(cmd), 0);
-    *lib = dlopen(so, RTLD_NOW | RTLD_LOCAL);
-    if (!*lib) fail_msg("dlopen: %s", dlerror());
-    RunFn fn;
-    *(void **)&fn = dlsym(*lib, "cu_emu_run");
-    assert_non_null(fn);
-    return fn;
+    char *so = cuda_emu_build(p, tmpdir, name);
+    void *lib = dlopen(so, RTLD_NOW | RTLD_LOCAL);
+    if (!lib) fail_msg("dlopen: %s", dlerror());
+    free(so);
+    return lib;
 }
 
 static float *random_data(int64_t n, uint64_t seed)
@@ -264,14 +216,14 @@ static float *arg_ptr(const Mem *m, const CuArg *a)
 }
 
 /* Runs every kernel in order, then copies the outputs as a loader would. */
-static void run_program(const CuProgram *p, RunFn run, Mem *m)
+static void run_program(const CuProgram *p, void *lib, Mem *m)
 {
     for (int32_t i = 0; i < p->nkernels; i++) {
         const CuKernel *k = &p->kernels[i];
         float *ptrs[16];
         assert_true(k->nargs <= 16);
         for (int32_t a = 0; a < k->nargs; a++) ptrs[a] = arg_ptr(m, &k->args[a]);
-        run(i, ptrs, &k->params, k->grid, k->block[0]);
+        cuda_emu_launch(lib, k, ptrs);
     }
     for (int32_t o = 0; o < p->noutputs; o++) {
         const CuOutput *out = &p->outputs[o];
@@ -311,17 +263,16 @@ static void check_model(const char *name, const char *text, int64_t batch, CuMat
     for (int32_t o = 0; o < nout; o++) ref_node[o] = g->outputs[o].node;
     CuTarget t = {80, math};
     Graph *opt = ir_graph_clone(g);
-    CuProgram *p = generate(opt, &t);
+    CuProgram *p = cuda_program(opt, &t);
     check_geometry(opt, p);
-    void *lib;
     char tag[128];
     snprintf(tag, sizeof tag, "%s_%d", name, (int)math);
-    RunFn run = build_emulation(p, tag, &lib);
+    void *lib = build_emulation(p, tag);
     m.arena = calloc((size_t)p->arena_bytes + 1, 1);
     m.weights = (char *)p->weights;
     for (int32_t o = 0; o < nout; o++)
         m.out[o] = calloc((size_t)ir_numel(&g->nodes[ref_node[o]].type) + 1, sizeof(float));
-    run_program(p, run, &m);
+    run_program(p, lib, &m);
     double tol = math == CU_MATH_F32 ? 1e-4 : 1e-2;
     for (int32_t o = 0; o < nout; o++) {
         int64_t n = ir_numel(&g->nodes[ref_node[o]].type);

@@ -1,14 +1,16 @@
 /* test_util.h: what many tests share: the graph they start from (a zoo model,
  * models/NAME.cnn, or a model given as text, at a batch size, with deterministic
- * random weights), a graph's text, and the relative comparison of two arrays.
- * Include after cmocka.h. */
+ * random weights), a graph's text, the relative comparison of two arrays, and a
+ * graph's CUDA program. Include after cmocka.h. */
 #ifndef CNNC_TEST_UTIL_H
 #define CNNC_TEST_UTIL_H
 
 #include <math.h>
 #include <stdio.h>
 
+#include "cuda.h"
 #include "frontend.h"
+#include "passes.h"
 
 static inline Graph *load_model(const char *name, const char *text, int64_t batch,
                                 uint64_t seed)
@@ -31,6 +33,22 @@ static inline Graph *load_model(const char *name, const char *text, int64_t batc
     return g;
 }
 
+/* The CUDA program of `g` after the passes (plain layout, memory planned). */
+static inline CuProgram *cuda_program(Graph *g, const CuTarget *t)
+{
+    Diag d;
+    ir_diag_init(&d, stderr);
+    PassOptions po;
+    pass_options_init(&po);
+    po.block = 0;
+    assert_true(pass_run_pipeline(g, &po, &d));
+    CuProgram *p = cg_cuda_generate(g, t, &d);
+    assert_non_null(p);
+    assert_int_equal(d.nerrors, 0);
+    ir_diag_fini(&d);
+    return p;
+}
+
 /* The graph as ir_print writes it (malloc'd). */
 static inline char *print_graph(const Graph *g)
 {
@@ -43,8 +61,9 @@ static inline char *print_graph(const Graph *g)
     return text;
 }
 
-/* Fails unless max|got - want| <= 1e-4 * max|want| (NaN fails). */
-static inline void expect_close(const char *what, const float *got, const float *want, int64_t n)
+/* Fails unless max|got - want| <= tol * max|want| (NaN fails). */
+static inline void expect_within(const char *what, const float *got, const float *want,
+                                 int64_t n, double tol)
 {
     double err = 0, mag = 0;
     for (int64_t i = 0; i < n; i++) {
@@ -53,7 +72,13 @@ static inline void expect_close(const char *what, const float *got, const float 
         mag = fabs((double)want[i]) > mag ? fabs((double)want[i]) : mag;
     }
     double rel = err / (mag > 0 ? mag : 1);
-    if (!(rel <= 1e-4)) fail_msg("%s: max|diff| / max|ref| = %g (max|ref| %g)", what, rel, mag);
+    if (!(rel <= tol))
+        fail_msg("%s: max|diff| / max|ref| = %g (max|ref| %g, tolerance %g)", what, rel, mag, tol);
+}
+
+static inline void expect_close(const char *what, const float *got, const float *want, int64_t n)
+{
+    expect_within(what, got, want, n, 1e-4);
 }
 
 #endif

@@ -1,6 +1,7 @@
 /* cnnc: the compiler driver. Parses flags, loads a model through the frontend,
  * and prints its IR or graph, runs it on the reference interpreter, or
- * compiles it (passes, LLVM) into a shared object with the runtime linked in.
+ * compiles it (passes, then LLVM or CUDA) into a shared object with the runtime
+ * linked in.
  * Only this file decides exit statuses: 0 on success, 1 on any error. */
 #include <errno.h>
 #include <inttypes.h>
@@ -66,7 +67,9 @@ static const char usage[] =
     "  --emit=llvm|asm|obj print the LLVM IR, assembly or object code of the model\n"
     "  --emit=cuda|ptx     print the CUDA C or PTX of the model's GPU kernels (implies\n"
     "                      --target=cuda)\n"
-    "  --target=cpu|cuda   the machine the model runs on (default cpu)\n"
+    "  --target=cpu|cuda   the machine the model runs on (default cpu); a CUDA model.so\n"
+    "                      holds cubin for --gpu-arch and PTX, and needs only the CUDA\n"
+    "                      driver (libcuda.so.1) where it runs\n"
     "  --gpu-arch=sm_XX    CUDA architecture, sm_70 .. sm_120 (default sm_80)\n"
     "  --gpu-math=tf32|f32 conv2d/dense on TF32 tensor cores (default) or in plain f32\n"
     "  -O0 .. -O3          LLVM optimization level (default -O2); the passes always run\n"
@@ -249,7 +252,8 @@ static bool parse_option(Options *o, int argc, char **argv, int *i)
     return false;
 }
 
-/* --emit=cuda|ptx choose the CUDA target; CPU code is not emitted for it. */
+/* --emit=cuda|ptx choose the CUDA target; CPU code is not emitted for it. A
+ * CUDA model.so needs NVRTC, which is known before the model is read. */
 static int check_target(Options *o)
 {
     bool gpu_emit = o->emit == EMIT_CUDA || o->emit == EMIT_PTX;
@@ -259,9 +263,9 @@ static int check_target(Options *o)
     if (o->run && o->cuda) return fail("'cnnc run' runs the reference interpreter (no --target)"), 1;
     if (o->cuda && (o->emit == EMIT_LLVM || o->emit == EMIT_ASM || o->emit == EMIT_OBJ))
         return fail("--emit=llvm|asm|obj is CPU code; with --target=cuda use --emit=cuda|ptx"), 1;
-    if (o->cuda && !o->run && o->emit == EMIT_NONE)
-        return fail("--target=cuda -o MODEL.so: the CUDA runtime is not part of this build yet "
-                    "(use --emit=cuda or --emit=ptx)"), 1;
+    if (o->cuda && !o->run && o->emit == EMIT_NONE && !cg_cuda_have_nvrtc())
+        return fail("this cnnc was built without NVRTC, so it cannot build a CUDA model.so "
+                    "(--emit=cuda prints the CUDA C)"), 1;
     return 0;
 }
 
@@ -288,8 +292,13 @@ static int parse_args(Options *o, int argc, char **argv)
     if (o->run && o->emit != EMIT_NONE) return fail("--emit is not an option of 'cnnc run'"), 1;
     if (!o->run && o->emit == EMIT_NONE && !o->out)
         return fail("nothing to do: give -o MODEL.so, --emit=KIND, or use 'cnnc run'"), 1;
+    if (o->out && !strcmp(o->out, "-")) {
+        if (o->run || o->emit == EMIT_NONE)
+            return fail("-o -: %s cannot go to standard output; give a file name",
+                        o->run ? "an .npy output" : "a model.so"), 1;
+        o->out = NULL; /* --emit=KIND -o - prints, as without -o */
+    }
     return check_target(o);
-    return 0;
 }
 
 /* Writes through a temporary file renamed into place, so a failed run never
@@ -594,8 +603,29 @@ static bool print_plan(FILE *f, void *ctx)
     return !ferror(f);
 }
 
+/* The GPU image of p (cubin and PTX from NVRTC) linked with the runtime into -o. */
+static int link_cuda(const CuProgram *p, const Graph *g, const Options *o)
+{
+    if (is_special(o->out)) return fail("-o '%s' is not a regular file", o->out), 1;
+    char *rt = cg_find_runtime(CNNC_RUNTIME_LIB);
+    if (!rt) return fail("runtime library not found (set CNNC_RUNTIME to libcnnc_rt.a)"), 1;
+    char err[16384];
+    CuBinary b;
+    uint8_t *image = NULL;
+    size_t size = 0;
+    bool ok = cg_cuda_compile(p, true, &b, err, sizeof err);
+    if (!ok) fail("%s", err);
+    if (ok && !(ok = cg_cuda_image(p, &b, g, &image, &size, err, sizeof err))) fail("%s", err);
+    if (ok && !(ok = cg_link_image(CU_IMAGE_SYMBOL, image, size, rt, o->out, err, sizeof err)))
+        fail("linking '%s' failed:\n%s", o->out, err);
+    cg_cuda_binary_free(&b);
+    free(image);
+    free(rt);
+    return ok ? 0 : 1;
+}
+
 /* The CUDA C, or the PTX NVRTC makes of it, with each kernel headed by the
- * IR nodes it implements. */
+ * IR nodes it implements; without --emit, model.so. */
 static int compile_cuda(Graph *g, const Options *o, Diag *d)
 {
     if (o->emit == EMIT_PTX && !cg_cuda_have_nvrtc())
@@ -604,7 +634,9 @@ static int compile_cuda(Graph *g, const Options *o, Diag *d)
     CuProgram *p = cg_cuda_generate(g, &o->gpu, d);
     if (!p) return 1;
     int rc = 0;
-    if (o->emit == EMIT_CUDA) {
+    if (o->emit == EMIT_NONE) {
+        rc = link_cuda(p, g, o);
+    } else if (o->emit == EMIT_CUDA) {
         rc = write_out(o, write_string, p->source);
     } else {
         char err[16384];

@@ -22,7 +22,8 @@ typedef struct Options {
     const char *inputs[MAX_INPUT_FILES]; /* FILE or NAME=FILE */
     int ninputs;
     const char *out; /* --output */
-    int64_t threads, bench, warmup, top;
+    int64_t threads, bench, warmup, top, device_index;
+    cnn_device device;
     uint64_t seed;
     bool profile, sort_by_time;
 } Options;
@@ -45,6 +46,9 @@ static const char usage[] =
     "  --seed S            seed of the random inputs (default 0; as 'cnnc run')\n"
     "  --output Y.npy      write the output (with several outputs: Y.NAME.npy)\n"
     "  --threads N         worker threads, 0: one per core (default 0)\n"
+    "  --device cpu|cuda   where to run: the model's own device (the default) or an\n"
+    "                      error saying why not\n"
+    "  --device-index N    which CUDA device (default 0)\n"
     "  --bench N           time N runs; prints median and p90 latency, throughput\n"
     "  --warmup N          untimed runs before them (default 1)\n"
     "  --profile           time each kernel over the --bench runs (default 20): time per\n"
@@ -124,6 +128,13 @@ static bool parse_option(Options *o, int argc, char **argv, int *i)
         return o->out = v, true;
     if ((v = flag_value("--threads", argc, argv, i, &bad)))
         return parse_int("--threads", v, 0, 1024, &o->threads);
+    if ((v = flag_value("--device-index", argc, argv, i, &bad)))
+        return parse_int("--device-index", v, 0, 1024, &o->device_index);
+    if ((v = flag_value("--device", argc, argv, i, &bad))) {
+        if (strcmp(v, "cpu") != 0 && strcmp(v, "cuda") != 0)
+            return fail("--device expects cpu or cuda, got '%s'", v), false;
+        return o->device = strcmp(v, "cpu") == 0 ? CNN_DEVICE_CPU : CNN_DEVICE_CUDA, true;
+    }
     if ((v = flag_value("--bench", argc, argv, i, &bad)))
         return parse_int("--bench", v, 1, 100000000, &o->bench);
     if ((v = flag_value("--warmup", argc, argv, i, &bad)))
@@ -264,15 +275,27 @@ static bool load_input(const cnn_tensor_info *t, const char *path, float *x)
     return same;
 }
 
+/* The status in words, with the model's detail when it gave one. */
+static void fail_status(const ModelApi *api, const char *what, cnn_status st)
+{
+    const char *detail = api->last_error ? api->last_error() : "";
+    if (detail && *detail)
+        fail("%s: %s (%s)", what, api->status_string(st), detail);
+    else
+        fail("%s: %s", what, api->status_string(st));
+}
+
 static bool open_session(const ModelApi *api, const Options *o, Session *s)
 {
     cnn_options opt;
     api->options_init(&opt);
     opt.api_version = CNN_API_VERSION; /* the version this tool was built against */
     opt.num_threads = (int32_t)o->threads;
+    opt.device = o->device;
+    opt.device_index = (int32_t)o->device_index;
     cnn_status st = api->create(&opt, &s->m);
     if (st != CNN_OK)
-        return fail("cannot create the model: %s", api->status_string(st)), false;
+        return fail_status(api, "cannot create the model", st), false;
     s->nin = api->num_inputs(s->m);
     s->nout = api->num_outputs(s->m);
     s->in_info = ir_xcalloc((size_t)s->nin + 1, sizeof *s->in_info);
@@ -321,7 +344,7 @@ static bool run_once(const ModelApi *api, const Session *s)
 {
     cnn_status st = api->run(s->m, s->in, s->nin, s->out, s->nout);
     if (st != CNN_OK)
-        fail("run failed: %s", api->status_string(st));
+        fail_status(api, "run failed", st);
     return st == CNN_OK;
 }
 
@@ -349,10 +372,13 @@ static void print_bench(const ModelApi *api, const Options *o, const Session *s,
     int64_t batch = s->nin && s->in_info[0].rank > 0 ? s->in_info[0].dims[0] : 1;
     double per_s = total > 0 ? 1e3 * (double)o->bench / total : 0;
     int32_t nt = api->num_threads(s->m);
-    printf("bench: %" PRId64 " runs after %" PRId64 " warm-up, %d thread%s, batch %" PRId64
-           "%s\n",
-           o->bench, o->warmup, nt, nt == 1 ? "" : "s", batch,
-           o->profile ? ", profiling on" : "");
+    char where[64];
+    if (api->device && api->device(s->m) == CNN_DEVICE_CUDA)
+        snprintf(where, sizeof where, "CUDA device %" PRId64, o->device_index);
+    else
+        snprintf(where, sizeof where, "%d thread%s", nt, nt == 1 ? "" : "s");
+    printf("bench: %" PRId64 " runs after %" PRId64 " warm-up, %s, batch %" PRId64 "%s\n",
+           o->bench, o->warmup, where, batch, o->profile ? ", profiling on" : "");
     printf("latency: median %.3f ms  p90 %.3f ms  min %.3f ms  max %.3f ms\n",
            t[(o->bench - 1) / 2], t[(o->bench * 9 + 9) / 10 - 1], t[0], t[o->bench - 1]);
     printf("throughput: %.1f runs/s  %.1f items/s\n", per_s, per_s * (double)batch);
@@ -423,7 +449,7 @@ static bool report_profile(const ModelApi *api, const Options *o, const Session 
     for (int32_t i = 0; i < p.n; i++) {
         cnn_status st = api->kernel_info(s->m, i, &p.k[i]);
         if (st != CNN_OK) {
-            fail("kernel %d: %s", i, api->status_string(st));
+            fail_status(api, "kernel info", st);
             free(p.k);
             free(p.order);
             return false;
@@ -445,7 +471,7 @@ static bool set_profiling(const ModelApi *api, const Session *s, int on)
 {
     cnn_status st = api->set_profiling(s->m, on);
     if (st != CNN_OK)
-        fail("cannot switch profiling: %s", api->status_string(st));
+        fail_status(api, "cannot switch profiling", st);
     return st == CNN_OK;
 }
 

@@ -27,6 +27,9 @@ typedef struct ModelApi {
     cnn_status (*set_profiling)(cnn_model *, int);
     int32_t (*num_kernels)(const cnn_model *);
     cnn_status (*kernel_info)(const cnn_model *, int32_t, cnn_kernel_info *);
+    /* NULL in a model.so of API version 1. */
+    cnn_device (*device)(const cnn_model *);
+    const char *(*last_error)(void);
 } ModelApi;
 
 static inline bool model_api_sym(void *lib, const char *name, void *fn, size_t size)
@@ -65,6 +68,9 @@ static inline bool model_api_open(ModelApi *a, const char *path, char *err, size
           MODEL_API_SYM(a, num_kernels, "cnn_model_num_kernels") &&
           MODEL_API_SYM(a, kernel_info, "cnn_model_kernel_info")))
         a->set_profiling = NULL, a->num_kernels = NULL, a->kernel_info = NULL;
+    if (!(MODEL_API_SYM(a, device, "cnn_model_device") &&
+          MODEL_API_SYM(a, last_error, "cnn_last_error")))
+        a->device = NULL, a->last_error = NULL;
     return true;
 }
 

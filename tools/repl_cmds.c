@@ -53,7 +53,7 @@ const ReplCommand repl_commands[] = {
     {":mem", "", "the memory plan: arena size, each value's offset, bytes and lifetime",
      repl_cmd_mem},
     {":threads", "N", "worker threads of the model (0: one per core)", cmd_threads},
-    {":target", "cpu|cuda", "the device models run on (cuda: not in this build)", cmd_target},
+    {":target", "cpu|cuda", "the device models run on (the REPL runs them on the CPU)", cmd_target},
     {":export", "FILE.so", "write the model as a shared object, as `cnnc -o` does",
      repl_export},
     {":help", "[COMMAND]", "this list", cmd_help},
@@ -261,8 +261,8 @@ static bool cmd_target(Repl *r, const ReplArgs *a)
     if (a->argc != 1) return repl_fail(r, a->cmd, "expected cpu or cuda");
     if (!strcmp(a->argv[0], "cpu")) return printf("target: cpu\n"), true;
     if (!strcmp(a->argv[0], "cuda"))
-        return repl_fail(r, a->cmd, "running on the GPU needs the CUDA runtime, which is not "
-                         "part of this build (:cuda NODE and :ptx NODE show the GPU code)");
+        return repl_fail(r, a->cmd, "the REPL runs networks on the CPU; build a GPU model.so with "
+                         "cnnc --target=cuda -o (:cuda NODE and :ptx NODE show the GPU code)");
     return repl_fail(r, a->cmd, "unknown target '%s' (expected cpu or cuda)", a->argv[0]);
 }
 

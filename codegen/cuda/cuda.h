@@ -155,6 +155,18 @@ void cg_cuda_binary_free(CuBinary *b);
  * implements; the result is ir_xmalloc'd. */
 char *cg_cuda_annotate_ptx(const CuProgram *p, const char *ptx);
 
+/* ---- the GPU image ---------------------------------------------------------- */
+
+/* Serializes `p`, its compiled code `b` (PTX; cubin when there is one) and its
+ * weights as the GPU image of runtime/rt_gpu.h that a CUDA model.so holds: the
+ * graph `g` (that p was generated from) gives the input and output tensors.
+ * The image (ir_xmalloc'd, *size bytes) is the same bytes for the same
+ * arguments. False with the reason in err when there is no PTX. */
+bool cg_cuda_image(const CuProgram *p, const CuBinary *b, const Graph *g, uint8_t **image,
+                   size_t *size, char *err, size_t n);
+/* The hidden symbol a CUDA model.so defines as its image (runtime/entry.c looks for it). */
+#define CU_IMAGE_SYMBOL "cnnc_gpu_image"
+
 /* ---- pieces, exposed for tests ------------------------------------------- */
 
 /* Packs a conv2d weight [G*K][C][R][S] as the implicit-GEMM kernel reads it

@@ -385,7 +385,7 @@ static bool emit_binary(CuGen *g, int32_t id)
 {
     const Node *nd = node(g, id);
     const TensorType *y = &nd->type;
-    int64_t sa[IR_MAX_RANK], sb[IR_MAX_RANK], so[IR_MAX_RANK];
+    int64_t sa[IR_MAX_RANK] = {0}, sb[IR_MAX_RANK] = {0}, so[IR_MAX_RANK] = {0};
     bcast_strides(g, nd->inputs[0], y, sa);
     bcast_strides(g, nd->inputs[1], y, sb);
     so[y->rank - 1] = 1;

@@ -111,6 +111,11 @@ char *cg_find_runtime(const char *builtin);
  * written whole or not at all. */
 bool cg_link_shared(const Cg *cg, const char *obj, const char *runtime, const char *out, char *err,
                     size_t n);
+/* Links `runtime` alone into the shared object `out`, as cg_link_shared does, with
+ * one object holding `size` bytes (size > 0) as the hidden, 64-byte-aligned symbol
+ * `symbol` (a CUDA model's GPU image), for the machine this program runs on. */
+bool cg_link_image(const char *symbol, const void *bytes, size_t size, const char *runtime,
+                   const char *out, char *err, size_t n);
 /* Moves the weights blob into the module as the definition of CG_WEIGHTS_SYMBOL (internal),
  * so that an object, assembly or LLVM IR emitted afterwards stands alone. Once only, after
  * cg_lower; the module is then no longer for cg_link_shared or the JIT. */

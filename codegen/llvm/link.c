@@ -1,5 +1,6 @@
-/* link.c: turns the model's object file into model.so by running the system C
- * compiler as the linker, with the runtime library linked in whole. */
+/* link.c: turns the model's object file (or a CUDA model's GPU image) into
+ * model.so by running the system C compiler as the linker, with the runtime
+ * library linked in whole and the data written as an ELF object of its own. */
 #include <elf.h>
 #include <errno.h>
 #include <spawn.h>
@@ -98,7 +99,7 @@ static bool run_captured(char **argv, char *err, size_t n)
     return false;
 }
 
-/* ---- the weights as an ELF relocatable object ----------------------------- */
+/* ---- data as an ELF relocatable object -------------------------------------- */
 
 /* The ELF machine of a target triple; 0 for one we don't write objects for. */
 static uint16_t elf_machine(const char *triple)
@@ -108,11 +109,43 @@ static uint16_t elf_machine(const char *triple)
     return 0;
 }
 
-static const char shstrtab[] = "\0.rodata." CG_WEIGHTS_SYMBOL "\0.note.GNU-stack\0.symtab\0.strtab"
-                               "\0.shstrtab";
-static const char strtab[] = "\0" CG_WEIGHTS_SYMBOL;
+/* The ELF machine of the host this program runs on (where model.so will be loaded). */
+static uint16_t host_machine(void)
+{
+#if defined(__x86_64__)
+    return EM_X86_64;
+#elif defined(__aarch64__)
+    return EM_AARCH64;
+#else
+    return 0;
+#endif
+}
 
 enum { SEC_DATA = 1, SEC_NOTE, SEC_SYMTAB, SEC_STRTAB, SEC_SHSTRTAB, NSEC };
+
+#define MAX_SYMBOL 128
+
+/* The string tables of an object defining `symbol`: the section names, their
+ * offsets into shstrtab (by section number) and the symbol name table. */
+typedef struct ElfNames {
+    char shstrtab[MAX_SYMBOL + 64], strtab[MAX_SYMBOL + 2];
+    uint32_t shstr_bytes, str_bytes, name[NSEC];
+} ElfNames;
+
+static void elf_names(ElfNames *e, const char *symbol)
+{
+    if (strlen(symbol) > MAX_SYMBOL) ICE("symbol name '%s' too long", symbol);
+    memset(e, 0, sizeof *e);
+    const char *names[NSEC] = {"", NULL, ".note.GNU-stack", ".symtab", ".strtab", ".shstrtab"};
+    uint32_t at = 1;
+    for (int i = SEC_DATA; i < NSEC; i++) {
+        e->name[i] = at;
+        at += (uint32_t)(i == SEC_DATA ? sprintf(e->shstrtab + at, ".rodata.%s", symbol)
+                                       : sprintf(e->shstrtab + at, "%s", names[i])) + 1;
+    }
+    e->shstr_bytes = at;
+    e->str_bytes = (uint32_t)sprintf(e->strtab + 1, "%s", symbol) + 2;
+}
 
 static Elf64_Shdr section(uint32_t name, uint32_t type, uint64_t flags, uint64_t off,
                           uint64_t size, uint64_t align)
@@ -121,14 +154,17 @@ static Elf64_Shdr section(uint32_t name, uint32_t type, uint64_t flags, uint64_t
                         .sh_size = size, .sh_addralign = align};
 }
 
-/* An object defining CG_WEIGHTS_SYMBOL (hidden, 64-byte aligned) as the blob:
+/* An object defining `symbol` (hidden, 64-byte aligned) as `size` bytes:
  * written directly, so the bytes pass through no assembler. Layout: header,
- * blob, symbols, string tables, section headers. */
-static bool write_elf(FILE *f, const CgBlob *b, uint16_t machine)
+ * data, symbols, string tables, section headers. */
+static bool write_elf(FILE *f, const char *symbol, const void *bytes, uint64_t size,
+                      uint16_t machine)
 {
-    uint64_t data = 64, sym = (data + (uint64_t)b->size + 7) / 8 * 8;
-    uint64_t str = sym + 2 * sizeof(Elf64_Sym), shstr = str + sizeof strtab;
-    uint64_t shdr = (shstr + sizeof shstrtab + 7) / 8 * 8;
+    ElfNames e;
+    elf_names(&e, symbol);
+    uint64_t data = 64, sym = (data + size + 7) / 8 * 8;
+    uint64_t str = sym + 2 * sizeof(Elf64_Sym), shstr = str + e.str_bytes;
+    uint64_t shdr = (shstr + e.shstr_bytes + 7) / 8 * 8;
     Elf64_Ehdr eh = {.e_ident = {ELFMAG0, ELFMAG1, ELFMAG2, ELFMAG3, ELFCLASS64, ELFDATA2LSB,
                                  EV_CURRENT},
                      .e_type = ET_REL, .e_machine = machine, .e_version = EV_CURRENT,
@@ -136,55 +172,57 @@ static bool write_elf(FILE *f, const CgBlob *b, uint16_t machine)
                      .e_shnum = NSEC, .e_shstrndx = SEC_SHSTRTAB};
     Elf64_Sym syms[2] = {{0},
                          {.st_name = 1, .st_info = ELF64_ST_INFO(STB_GLOBAL, STT_OBJECT),
-                          .st_other = STV_HIDDEN, .st_shndx = SEC_DATA,
-                          .st_size = (uint64_t)b->size}};
-    uint32_t nm_data = 1, nm_note = nm_data + (uint32_t)strlen(shstrtab + nm_data) + 1;
-    uint32_t nm_sym = nm_note + (uint32_t)strlen(shstrtab + nm_note) + 1;
-    uint32_t nm_str = nm_sym + (uint32_t)strlen(shstrtab + nm_sym) + 1;
-    uint32_t nm_shstr = nm_str + (uint32_t)strlen(shstrtab + nm_str) + 1;
+                          .st_other = STV_HIDDEN, .st_shndx = SEC_DATA, .st_size = size}};
     Elf64_Shdr sh[NSEC] = {{0},
-                           section(nm_data, SHT_PROGBITS, SHF_ALLOC, data, (uint64_t)b->size, 64),
-                           section(nm_note, SHT_PROGBITS, 0, sym, 0, 1),
-                           section(nm_sym, SHT_SYMTAB, 0, sym, sizeof syms, 8),
-                           section(nm_str, SHT_STRTAB, 0, str, sizeof strtab, 1),
-                           section(nm_shstr, SHT_STRTAB, 0, shstr, sizeof shstrtab, 1)};
+                           section(e.name[SEC_DATA], SHT_PROGBITS, SHF_ALLOC, data, size, 64),
+                           section(e.name[SEC_NOTE], SHT_PROGBITS, 0, sym, 0, 1),
+                           section(e.name[SEC_SYMTAB], SHT_SYMTAB, 0, sym, sizeof syms, 8),
+                           section(e.name[SEC_STRTAB], SHT_STRTAB, 0, str, e.str_bytes, 1),
+                           section(e.name[SEC_SHSTRTAB], SHT_STRTAB, 0, shstr, e.shstr_bytes, 1)};
     sh[SEC_SYMTAB].sh_link = SEC_STRTAB;
     sh[SEC_SYMTAB].sh_info = 1; /* the first global symbol */
     sh[SEC_SYMTAB].sh_entsize = sizeof(Elf64_Sym);
     static const char zeros[64];
-    return fwrite(&eh, sizeof eh, 1, f) == 1 && fwrite(b->data, 1, (size_t)b->size, f) ==
-           (size_t)b->size && fwrite(zeros, 1, sym - data - (uint64_t)b->size, f) ==
-           sym - data - (uint64_t)b->size && fwrite(syms, sizeof syms, 1, f) == 1 &&
-           fwrite(strtab, sizeof strtab, 1, f) == 1 && fwrite(shstrtab, sizeof shstrtab, 1, f) == 1
-           && fwrite(zeros, 1, shdr - shstr - sizeof shstrtab, f) == shdr - shstr - sizeof shstrtab
-           && fwrite(sh, sizeof sh, 1, f) == 1;
+    return fwrite(&eh, sizeof eh, 1, f) == 1 && fwrite(bytes, 1, size, f) == size &&
+           fwrite(zeros, 1, sym - data - size, f) == sym - data - size &&
+           fwrite(syms, sizeof syms, 1, f) == 1 && fwrite(e.strtab, e.str_bytes, 1, f) == 1 &&
+           fwrite(e.shstrtab, e.shstr_bytes, 1, f) == 1 &&
+           fwrite(zeros, 1, shdr - shstr - e.shstr_bytes, f) == shdr - shstr - e.shstr_bytes &&
+           fwrite(sh, sizeof sh, 1, f) == 1;
 }
 
-static bool write_weights(const Cg *cg, const char *path, char *err, size_t n)
+/* What one model.so is linked from: an optional object file of code, and an
+ * object written here defining `symbol` as `size` bytes (none when size is 0). */
+typedef struct LinkInput {
+    const char *obj;
+    const char *symbol;
+    const void *bytes;
+    uint64_t size;
+    uint16_t machine;
+} LinkInput;
+
+static bool write_object(const LinkInput *in, const char *path, char *err, size_t n)
 {
-    const char *triple = LLVMGetTarget(cg->mod);
-    uint16_t machine = elf_machine(triple);
-    if (!machine) return snprintf(err, n, "cannot embed weights for target '%s'", triple), false;
     FILE *f = fopen(path, "wb");
-    bool ok = f && write_elf(f, cg->blob, machine);
+    bool ok = f && write_elf(f, in->symbol, in->bytes, in->size, in->machine);
     if (f && fclose(f) != 0) ok = false;
-    if (!ok) snprintf(err, n, "cannot write the weights to '%s': %s", path, strerror(errno));
+    if (!ok) snprintf(err, n, "cannot write '%s': %s", path, strerror(errno));
     return ok;
 }
 
-/* tmp.weights.o holds the blob while the linker runs. */
-static bool link_argv(const Cg *cg, const char *obj, const char *runtime, const char *tmp,
-                      char *wobj, size_t wlen, char **argv, char *ccbuf, char *err, size_t n)
+/* tmp.data.o holds the data object while the linker runs. */
+static bool link_argv(const LinkInput *in, const char *runtime, const char *tmp, char *dobj,
+                      size_t dlen, char **argv, char *ccbuf, char *err, size_t n)
 {
     int a = compiler_words(ccbuf, argv, MAX_ARGS);
-    const char *rest[] = {"-shared", "-o", tmp, obj, NULL};
+    const char *rest[] = {"-shared", "-o", tmp, in->obj, NULL}; /* obj may be NULL: none */
     for (int i = 0; rest[i]; i++)
         argv[a++] = (char *)rest[i];
-    wobj[0] = 0;
-    if (cg->blob && cg->blob->size > 0) {
-        snprintf(wobj, wlen, "%s.weights.o", tmp);
-        if (!write_weights(cg, wobj, err, n)) return false;
-        argv[a++] = wobj;
+    dobj[0] = 0;
+    if (in->size > 0) {
+        snprintf(dobj, dlen, "%s.data.o", tmp);
+        if (!write_object(in, dobj, err, n)) return false;
+        argv[a++] = dobj;
     }
     const char *tail[] = {"-Wl,--whole-archive", runtime, "-Wl,--no-whole-archive", "-lm",
                           "-lpthread", "-Wl,--build-id=none", "-Wl,-z,noexecstack", NULL};
@@ -194,19 +232,19 @@ static bool link_argv(const Cg *cg, const char *obj, const char *runtime, const 
     return true;
 }
 
-bool cg_link_shared(const Cg *cg, const char *obj, const char *runtime, const char *out, char *err,
-                    size_t n)
+static bool link_so(const LinkInput *in, const char *runtime, const char *out, char *err,
+                       size_t n)
 {
-    char tmp[4096], ccbuf[1024], wobj[4200];
+    char tmp[4096], ccbuf[1024], dobj[4200];
     if (snprintf(tmp, sizeof tmp, "%s.tmp-XXXXXX", out) >= (int)sizeof tmp)
         return snprintf(err, n, "output path too long: '%s'", out), false;
     int fd = mkstemp(tmp);
     if (fd < 0) return snprintf(err, n, "cannot write '%s': %s", out, strerror(errno)), false;
     close(fd);
     char *argv[MAX_ARGS + 16];
-    bool ok = link_argv(cg, obj, runtime, tmp, wobj, sizeof wobj, argv, ccbuf, err, n) &&
+    bool ok = link_argv(in, runtime, tmp, dobj, sizeof dobj, argv, ccbuf, err, n) &&
               run_captured(argv, err, n);
-    if (wobj[0]) remove(wobj);
+    if (dobj[0]) remove(dobj);
     if (!ok) {
         remove(tmp);
         return false;
@@ -220,4 +258,27 @@ bool cg_link_shared(const Cg *cg, const char *obj, const char *runtime, const ch
         return false;
     }
     return true;
+}
+
+bool cg_link_shared(const Cg *cg, const char *obj, const char *runtime, const char *out, char *err,
+                    size_t n)
+{
+    LinkInput in = {.obj = obj, .symbol = CG_WEIGHTS_SYMBOL};
+    if (cg->blob && cg->blob->size > 0) {
+        const char *triple = LLVMGetTarget(cg->mod);
+        in = (LinkInput){obj, CG_WEIGHTS_SYMBOL, cg->blob->data, (uint64_t)cg->blob->size,
+                         elf_machine(triple)};
+        if (!in.machine)
+            return snprintf(err, n, "cannot embed weights for target '%s'", triple), false;
+    }
+    return link_so(&in, runtime, out, err, n);
+}
+
+bool cg_link_image(const char *symbol, const void *bytes, size_t size, const char *runtime,
+                   const char *out, char *err, size_t n)
+{
+    LinkInput in = {NULL, symbol, bytes, size, host_machine()};
+    if (!in.machine) return snprintf(err, n, "cannot link a model.so for this machine"), false;
+    if (!size) return snprintf(err, n, "empty data for '%s'", symbol), false;
+    return link_so(&in, runtime, out, err, n);
 }

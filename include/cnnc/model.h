@@ -26,7 +26,7 @@
 extern "C" {
 #endif
 
-#define CNN_API_VERSION 1
+#define CNN_API_VERSION 2
 #define CNN_MAX_RANK 6
 
 typedef enum cnn_status {
@@ -35,18 +35,31 @@ typedef enum cnn_status {
     CNN_ERR_SIZE_MISMATCH,    /* a buffer's size is not the tensor's size */
     CNN_ERR_OUT_OF_MEMORY,
     CNN_ERR_THREADS,          /* the thread pool could not be started */
-    CNN_ERR_DEVICE,           /* the device is missing or failed */
+    CNN_ERR_DEVICE,           /* the device is missing, failed, or is not the model's */
     CNN_ERR_VERSION,          /* the options come from an incompatible header */
 } cnn_status;
 
 typedef enum cnn_dtype { CNN_F32 = 1 } cnn_dtype;
 
-typedef enum cnn_device { CNN_DEVICE_CPU = 0, CNN_DEVICE_CUDA = 1 } cnn_device;
+/* A model runs on the device it was compiled for (cnnc --target=cpu|cuda);
+ * asking for the other one is CNN_ERR_DEVICE. */
+typedef enum cnn_device {
+    CNN_DEVICE_DEFAULT = 0, /* the model's own */
+    CNN_DEVICE_CPU = 1,
+    CNN_DEVICE_CUDA = 2,
+} cnn_device;
+
+/* cnn_options.flags */
+#define CNN_DEVICE_POINTERS 1u /* CUDA models: the data of the tensors given to
+                                  cnn_model_run are device addresses (CUdeviceptr
+                                  values) of the instance's device, not host memory */
 
 typedef struct cnn_options {
     uint32_t api_version; /* CNN_API_VERSION, set by cnn_options_init */
-    int32_t num_threads;  /* 0: one per online core */
+    int32_t num_threads;  /* CPU models: 0 takes one per online core */
     cnn_device device;
+    int32_t device_index; /* CUDA models: the device ordinal, 0 first */
+    uint32_t flags;       /* CNN_DEVICE_POINTERS */
 } cnn_options;
 
 /* A caller's buffer: `size` is in bytes and must equal the tensor's size. */
@@ -74,7 +87,9 @@ static inline void cnn_options_init(cnn_options *opt)
     if (!opt) return;
     opt->api_version = CNN_API_VERSION;
     opt->num_threads = 0;
-    opt->device = CNN_DEVICE_CPU;
+    opt->device = CNN_DEVICE_DEFAULT;
+    opt->device_index = 0;
+    opt->flags = 0;
 }
 
 cnn_status cnn_model_create(const cnn_options *opt, cnn_model **out);
@@ -84,7 +99,8 @@ int32_t cnn_model_num_inputs(const cnn_model *m);  /* -1 for NULL */
 int32_t cnn_model_num_outputs(const cnn_model *m); /* -1 for NULL */
 cnn_status cnn_model_input_info(const cnn_model *m, int32_t i, cnn_tensor_info *info);
 cnn_status cnn_model_output_info(const cnn_model *m, int32_t i, cnn_tensor_info *info);
-int32_t cnn_model_num_threads(const cnn_model *m); /* -1 for NULL */
+int32_t cnn_model_num_threads(const cnn_model *m); /* -1 for NULL; 1 for CUDA models */
+cnn_device cnn_model_device(const cnn_model *m); /* CNN_DEVICE_DEFAULT for NULL */
 
 /* Runs the network: inputs[i] and outputs[i] in the order of the info calls,
  * each a plain row-major float32 buffer of exactly the tensor's size. */
@@ -93,9 +109,16 @@ cnn_status cnn_model_run(cnn_model *m, const cnn_tensor *inputs, int32_t ninputs
 
 const char *cnn_status_string(cnn_status s);
 
+/* Why the last call of this thread that failed did so, in more detail than its
+ * status ("cuInit: CUDA_ERROR_NO_DEVICE: no CUDA-capable device is detected");
+ * "" when it said nothing more. Valid until the thread's next call. */
+const char *cnn_last_error(void);
+
 /* Profiling: the time each kernel of the network takes. A kernel is one step
  * of a run (a layer, with the operations fused into it), listed in execution
- * order. */
+ * order. On a CUDA device the time is the GPU's, measured with events around
+ * each kernel (the network then runs kernel by kernel instead of as one
+ * captured graph, so the sum exceeds a normal run's time). */
 typedef struct cnn_kernel_info {
     const char *name; /* the layer it implements, owned by the model */
     const char *op;   /* what it computes, fused parts joined by '+': "conv2d+bias+relu" */
