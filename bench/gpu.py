@@ -4,8 +4,10 @@ cnnc's CUDA model.so timed by `cnnrun --bench` against PyTorch with cuDNN in the
 
 Both sides take host memory in and give host memory out: cnnrun copies the input to the
 device, launches the network (one CUDA graph), copies the output back and synchronizes;
-PyTorch runs `net(x.cuda()).cpu()` on a pageable host tensor. PyTorch's time for the network
-alone, on an input already on the device, is reported beside it. Every cnnc build's first
+PyTorch runs `net(x.cuda()).cpu()` on a pageable host tensor. Each side's time for the network
+alone, on an input already on the device, is reported beside it: cnnc's from
+`cnnrun --device-buffers --bench` (one graph launch and a synchronize per run), PyTorch's
+from CUDA events. Every cnnc build's first
 batch item is checked against the interpreter's committed output (tests/ref/MODEL_b1.npy:
 the same weights, --random-weights=0, and the same seeded input) before its time counts."""
 
@@ -157,11 +159,12 @@ def build(cnnc, model, batch, math, arch, so):
     return time.perf_counter() - t0, None
 
 
-def time_cnnc(cnnrun, so, runs, warmup, out):
+def time_cnnc(cnnrun, so, runs, warmup, out, device_buffers=False):
     """cnnrun's median latency in ms (its output of the last run written to `out`), or the
-    error."""
+    error; with device_buffers, of runs on inputs and outputs in device memory."""
     r = subprocess.run([cnnrun, so, "--bench=%d" % runs, "--warmup=%d" % warmup,
-                        "--output=" + out], capture_output=True, text=True)
+                        "--output=" + out] + (["--device-buffers"] if device_buffers else []),
+                       capture_output=True, text=True)
     m = re.search(r"median ([\d.]+) ms", r.stdout)
     if r.returncode != 0 or not m:
         return None, (r.stderr.strip().splitlines() or ["unexpected cnnrun output"])[-1]
@@ -215,7 +218,10 @@ def measure(cnnc, cnnrun, tmp, models, batches, maths, runs, warmup, model_flops
             so, secs, err = built[c]
             out = so[:-3] + ".npy"
             ms, err = time_cnnc(cnnrun, so, runs, warmup, out) if not err else (None, err)
-            mine[c] = (ms, err, secs, ref_error(model, out, c[2]) if ms else None)
+            dev_ms = None
+            if ms:
+                dev_ms, _ = time_cnnc(cnnrun, so, runs, warmup, so[:-3] + "_dev.npy", True)
+            mine[c] = (ms, err, secs, ref_error(model, out, c[2]) if ms else None, dev_ms)
         theirs, note = time_torch(model, batches, maths, runs, warmup)
         notes.add(note)
         flops = {b: model_flops(cnnc, model, b) for b in batches}
@@ -229,19 +235,20 @@ def measure(cnnc, cnnrun, tmp, models, batches, maths, runs, warmup, model_flops
 
 
 def row_text(row):
-    (model, batch, math), (ms, err, _, ref), torch_ms, _, _ = row
+    (model, batch, math), (ms, err, _, ref, dev_ms), torch_ms, _, _ = row
     if ms is None:
         return "%-14s b%-2d %-4s  cnnc failed: %s" % (model, batch, math, err)
     t = "%.3f ms" % torch_ms[0] if torch_ms else "n/a"
-    return "%-14s b%-2d %-4s  cnnc %8.3f ms  torch %s  err vs ref %s" % (
-        model, batch, math, ms, t, "—" if ref is None else "%.2g" % ref)
+    d = "%.3f ms" % dev_ms if dev_ms else "n/a"
+    return "%-14s b%-2d %-4s  cnnc %8.3f ms (on device %s)  torch %s  err vs ref %s" % (
+        model, batch, math, ms, d, t, "—" if ref is None else "%.2g" % ref)
 
 
 def table_row(row):
-    (model, batch, math), (ms, err, secs, ref), torch_ms, flops, peak = row
+    (model, batch, math), (ms, err, secs, ref, dev_ms), torch_ms, flops, peak = row
     compile_s = "%.1f" % secs if secs else "—"
     if ms is None:
-        return "| %s | %d | %s | failed: %s | | | | | | | | | %s |" % (
+        return "| %s | %d | %s | failed: %s | | | | | | | | | | %s |" % (
             model, batch, math, err.replace("|", "/"), compile_s)
     tflops = flops / (ms * 1e-3) / 1e12
     of_peak = "%.1f%%" % (100 * tflops / peak) if peak else "n/a"
@@ -251,11 +258,12 @@ def table_row(row):
         check = "%.1e" % ref
     else:
         check = "**%.1e, over %.0e**" % (ref, TOLERANCE[math])
+    mine_dev = "%.3f" % dev_ms if dev_ms else "n/a"
     if torch_ms:
-        theirs = "%.3f | %.0f | %.2f | %.3f" % (torch_ms[0], batch * 1e3 / torch_ms[0],
-                                               ms / torch_ms[0], torch_ms[1])
+        theirs = "%.3f | %.0f | %.2f | %s | %.3f" % (torch_ms[0], batch * 1e3 / torch_ms[0],
+                                                    ms / torch_ms[0], mine_dev, torch_ms[1])
     else:
-        theirs = "n/a | n/a | n/a | n/a"
+        theirs = "n/a | n/a | n/a | %s | n/a" % mine_dev
     return "| %s | %d | %s | %.3f | %.0f | %s | %s | %s | %s | %s |" % (
         model, batch, math, ms, batch * 1e3 / ms, theirs,
         "%.1f" % tflops if tflops >= 1 else "%.3f" % tflops, of_peak, check, compile_s)
@@ -273,7 +281,8 @@ def section(rows, info):
         "output copy, synchronize). PyTorch: eval, no_grad, cudnn.benchmark, TF32 switches "
         "as the math column, %d warm-up then %d timed `net(x.cuda()).cpu()` from pageable "
         "host memory, the same work; \"on device\" is the network alone on a device-resident "
-        "input (CUDA events). Latencies are medians; img/s = batch / median. Ratio = cnnc ms "
+        "input: cnnc's `cnnrun --device-buffers` (one graph launch and a synchronize per run, "
+        "host clock), PyTorch's `net(xd)` between CUDA events. Latencies are medians; img/s = batch / median. Ratio = cnnc ms "
         "/ PyTorch ms (below 1: cnnc is faster). TFLOP/s counts conv2d and dense (2 per "
         "multiply-add) over cnnc's median; of peak is against the device's dense peak for "
         "the math (%s). Check: max|diff|/max|ref| of batch item 0 against tests/ref "
@@ -282,7 +291,8 @@ def section(rows, info):
                      info["torch"] or "PyTorch not measured", info["runs"], info["warmup"],
                      info["warmup"], info["runs"], peak_text, info["jobs"]),
         "| model | batch | math | cnnc ms | cnnc img/s | PyTorch ms | PyTorch img/s | ratio "
-        "| PyTorch on device ms | TFLOP/s | of peak | check | compile s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| cnnc on device ms | PyTorch on device ms | TFLOP/s | of peak | check "
+        "| compile s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     return "\n".join(lines + [table_row(r) for r in rows]) + "\n"

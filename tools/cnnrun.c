@@ -1,6 +1,7 @@
 /* cnnrun: loads a compiled model.so through its public API (dlopen), runs it
  * on .npy or seeded random inputs, and writes or summarises the outputs;
- * --bench times it, --profile times each kernel, --top prints the best classes.
+ * --bench times it, --profile times each kernel, --top prints the best classes;
+ * --device-buffers keeps a CUDA model's inputs and outputs on the device.
  * Exit 0 on success, else 1. */
 #include <dlfcn.h>
 #include <errno.h>
@@ -12,6 +13,7 @@
 #include <time.h>
 
 #include "cnnc/model.h"
+#include "cnnrun_cuda.h"
 #include "ir.h"
 #include "model_api.h"
 
@@ -25,15 +27,17 @@ typedef struct Options {
     int64_t threads, bench, warmup, top, device_index;
     cnn_device device;
     uint64_t seed;
-    bool profile, sort_by_time;
+    bool profile, sort_by_time, device_buffers;
 } Options;
 
-/* One model instance with its buffers. */
+/* One model instance with its buffers: runs take run_in and run_out, the host buffers
+ * in and out, or with --device-buffers their copies on the device. */
 typedef struct Session {
     cnn_model *m;
     int32_t nin, nout;
     cnn_tensor_info *in_info, *out_info;
-    cnn_tensor *in, *out;
+    cnn_tensor *in, *out, *run_in, *run_out;
+    CudaBuffers cuda;
 } Session;
 
 static const char usage[] =
@@ -49,6 +53,9 @@ static const char usage[] =
     "  --device cpu|cuda   where to run: the model's own device (the default) or an\n"
     "                      error saying why not\n"
     "  --device-index N    which CUDA device (default 0)\n"
+    "  --device-buffers    CUDA models: inputs and outputs in device memory, copied in\n"
+    "                      once before the runs and out after them, so a run (and\n"
+    "                      --bench) is the network alone: one CUDA graph launch\n"
     "  --bench N           time N runs; prints median and p90 latency, throughput\n"
     "  --warmup N          untimed runs before them (default 1)\n"
     "  --profile           time each kernel over the --bench runs (default 20): time per\n"
@@ -145,6 +152,8 @@ static bool parse_option(Options *o, int argc, char **argv, int *i)
         return parse_seed(v, &o->seed);
     if (!strcmp(argv[*i], "--profile"))
         return o->profile = true;
+    if (!strcmp(argv[*i], "--device-buffers"))
+        return o->device_buffers = true;
     if ((v = flag_value("--profile-sort", argc, argv, i, &bad))) {
         if (strcmp(v, "time") != 0)
             return fail("--profile-sort expects 'time', got '%s'", v), false;
@@ -293,9 +302,11 @@ static bool open_session(const ModelApi *api, const Options *o, Session *s)
     opt.num_threads = (int32_t)o->threads;
     opt.device = o->device;
     opt.device_index = (int32_t)o->device_index;
+    opt.flags = o->device_buffers ? CNN_DEVICE_POINTERS : 0;
     cnn_status st = api->create(&opt, &s->m);
     if (st != CNN_OK)
-        return fail_status(api, "cannot create the model", st), false;
+        return fail_status(api, o->device_buffers ? "cannot create the model with "
+                           "--device-buffers" : "cannot create the model", st), false;
     s->nin = api->num_inputs(s->m);
     s->nout = api->num_outputs(s->m);
     s->in_info = ir_xcalloc((size_t)s->nin + 1, sizeof *s->in_info);
@@ -310,6 +321,8 @@ static bool open_session(const ModelApi *api, const Options *o, Session *s)
         api->output_info(s->m, i, &s->out_info[i]);
         s->out[i] = (cnn_tensor){ir_xcalloc(s->out_info[i].size + 1, 1), s->out_info[i].size};
     }
+    s->run_in = s->in;
+    s->run_out = s->out;
     return true;
 }
 
@@ -319,6 +332,11 @@ static void close_session(const ModelApi *api, Session *s)
         free(s->in[i].data);
     for (int32_t i = 0; i < s->nout; i++)
         free(s->out[i].data);
+    cnnrun_cuda_close(&s->cuda);
+    if (s->run_in != s->in)
+        free(s->run_in);
+    if (s->run_out != s->out)
+        free(s->run_out);
     free(s->in);
     free(s->out);
     free(s->in_info);
@@ -342,7 +360,7 @@ static bool fill_inputs(const Options *o, const Session *s)
 
 static bool run_once(const ModelApi *api, const Session *s)
 {
-    cnn_status st = api->run(s->m, s->in, s->nin, s->out, s->nout);
+    cnn_status st = api->run(s->m, s->run_in, s->nin, s->run_out, s->nout);
     if (st != CNN_OK)
         fail_status(api, "run failed", st);
     return st == CNN_OK;
@@ -586,6 +604,31 @@ static bool write_outputs(const Options *o, const Session *s)
     return ok;
 }
 
+/* --device-buffers: device copies of the inputs and room for the outputs, in the primary
+ * context of the model's device (the runtime's). */
+static bool to_device(const ModelApi *api, const Options *o, Session *s)
+{
+    char err[1024];
+    if (!api->device || api->device(s->m) != CNN_DEVICE_CUDA)
+        return fail("--device-buffers needs a CUDA model; '%s' runs on the CPU", o->model), false;
+    if (!cnnrun_cuda_open(&s->cuda, (int32_t)o->device_index, err, sizeof err))
+        return fail("--device-buffers: %s", err), false;
+    s->run_in = ir_xcalloc((size_t)s->nin + 1, sizeof *s->run_in);
+    s->run_out = ir_xcalloc((size_t)s->nout + 1, sizeof *s->run_out);
+    if (!cnnrun_cuda_alloc(&s->cuda, s->in, s->run_in, s->nin, true, err, sizeof err) ||
+        !cnnrun_cuda_alloc(&s->cuda, s->out, s->run_out, s->nout, false, err, sizeof err))
+        return fail("--device-buffers: %s", err), false;
+    return true;
+}
+
+static bool from_device(Session *s)
+{
+    char err[1024];
+    if (!cnnrun_cuda_download(&s->cuda, s->run_out, s->out, s->nout, err, sizeof err))
+        return fail("--device-buffers: %s", err), false;
+    return true;
+}
+
 static int run(const ModelApi *api, const Options *o)
 {
     Session s;
@@ -593,7 +636,9 @@ static int run(const ModelApi *api, const Options *o)
     if (!open_session(api, o, &s))
         return 1;
     bool ok = fill_inputs(o, &s);
+    ok = ok && (!o->device_buffers || to_device(api, o, &s));
     ok = ok && (o->bench ? bench(api, o, &s) : run_once(api, &s));
+    ok = ok && (!o->device_buffers || from_device(&s));
     ok = ok && write_outputs(o, &s);
     ok = ok && (!o->top || print_tops(o, &s));
     close_session(api, &s);
