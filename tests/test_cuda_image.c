@@ -270,9 +270,67 @@ static void test_math_field(void **state)
     ir_graph_free(g);
 }
 
+/* Refused by rt_gpu_view with `why` in cnn_last_error after `damage` at byte `at`. */
+static void expect_refused(const uint8_t *img, size_t size, size_t at, const void *damage,
+                           size_t n, const char *why)
+{
+    uint8_t *copy = malloc(size);
+    assert_non_null(copy);
+    memcpy(copy, img, size);
+    memcpy(copy + at, damage, n);
+    RtGpuView v;
+    assert_int_equal(rt_gpu_view(copy, &v), 0);
+    assert_null(v.tensor_bytes);
+    assert_non_null(strstr(cnn_last_error(), why));
+    free(copy);
+}
+
+/* The runtime never trusts an image: each kind of damage is refused, with its reason. */
+static void test_damaged(void **state)
+{
+    Graph *g = load_model("mnist_cnn", NULL, 0, 3);
+    CuProgram *p = generate(g, CU_MATH_TF32, 80);
+    CuBinary b = fake_binary(true);
+    size_t size;
+    uint8_t *img = serialize(p, &b, g, &size);
+    RtGpuHeader h;
+    memcpy(&h, img, sizeof h);
+    uint32_t ver = RT_GPU_VERSION + 1;
+    uint64_t far = h.image_bytes, odd = h.kernels + 4;
+    int32_t fn = h.nfunctions, neg = -1, buf = 9;
+    int64_t beyond = (int64_t)h.arena_bytes + 1;
+    const RtGpuKernel *k0 = (const RtGpuKernel *)(img + h.kernels);
+    const RtGpuArg *a0 = (const RtGpuArg *)(img + h.args);
+    expect_refused(img, size, 0, "CNNCCPU", 8, "bad magic");
+    expect_refused(img, size, offsetof(RtGpuHeader, version), &ver, 4, "version");
+    expect_refused(img, size, offsetof(RtGpuHeader, kernels), &far, 8, "outside");
+    expect_refused(img, size, offsetof(RtGpuHeader, kernels), &odd, 8, "outside");
+    expect_refused(img, size, offsetof(RtGpuHeader, nkernels), &neg, 4, "outside");
+    expect_refused(img, size, (size_t)((const uint8_t *)&k0->function - img), &fn, 4,
+                   "refers outside");
+    expect_refused(img, size, (size_t)((const uint8_t *)&a0->buf - img), &buf, 4,
+                   "refers outside");
+    expect_refused(img, size, h.ptx + h.ptx_bytes - 1, "x", 1, "refers outside");
+    /* an arena argument past the arena's end */
+    for (int32_t i = 0; i < h.nargs; i++)
+        if (a0[i].buf == RT_GPU_ARENA) {
+            expect_refused(img, size, (size_t)((const uint8_t *)&a0[i].offset - img), &beyond, 8,
+                           "refers outside");
+            break;
+        }
+    RtGpuView v;
+    assert_int_equal(rt_gpu_view(NULL, &v), 0);
+    assert_int_equal(rt_gpu_view(img, &v), 1); /* the undamaged one still reads */
+    rt_gpu_view_free(&v);
+    free(img);
+    cg_cuda_free(p);
+    ir_graph_free(g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_damaged),
         cmocka_unit_test(test_mnist),
         cmocka_unit_test(test_inputs_outputs),
         cmocka_unit_test(test_math_field),
