@@ -93,6 +93,26 @@ static void test_conv_tiles(void **state)
     assert_int_equal(small.bn, 32);
 }
 
+/* Layers with too few tiles for a large GPU split their reduction; the splits
+ * cover it exactly, each in whole steps and at least 8 of them. */
+static void test_conv_split(void **state)
+{
+    /* ResNet-50 at batch 1: layer4's 3x3 (49 x 512, 4608 rows) and its first 1x1 */
+    CuSplit deep = cg_cuda_conv_split(2 * 16, 4608), wide = cg_cuda_conv_split(400, 4608);
+    assert_int_equal(deep.n, 9);
+    assert_int_equal(deep.chunk, 512);
+    assert_int_equal(wide.n, 1);
+    assert_int_equal(cg_cuda_conv_split(8, 160).n, 1); /* too short to split */
+    for (int64_t blocks = 1; blocks < 200; blocks += 7)
+        for (int64_t kdp = 16; kdp <= 16 * 600; kdp += 16 * 37) {
+            CuSplit s = cg_cuda_conv_split(blocks, kdp);
+            assert_true(s.n >= 1 && s.n <= 64);
+            assert_int_equal(s.chunk % CU_CONV_BK, 0);
+            assert_true((int64_t)(s.n - 1) * s.chunk < kdp && (int64_t)s.n * s.chunk >= kdp);
+            if (s.n > 1) assert_true(s.chunk >= 8 * CU_CONV_BK && blocks < 132);
+        }
+}
+
 /* ---- generated programs ------------------------------------------------------ */
 
 static Graph *load_text(const char *name, const char *text, int64_t batch)
@@ -114,11 +134,22 @@ static void check_geometry(const Graph *g, const CuProgram *p)
             int64_t M = nd->type.dims[0] * nd->type.dims[2] * nd->type.dims[3];
             int64_t K = nd->type.dims[1] / nd->attrs.conv.groups;
             CuTile t = cg_cuda_conv_tile(M, K);
+            CuSplit sp = cg_cuda_conv_split(
+                (M + t.bm - 1) / t.bm * ((K + t.bn - 1) / t.bn) * nd->attrs.conv.groups,
+                q[CU_CV_KDP]);
             assert_int_equal(q[CU_CV_M], M);
             assert_int_equal(q[CU_CV_K], K);
+            assert_int_equal(q[CU_CV_NSPLIT], sp.n);
+            assert_int_equal(q[CU_CV_KCHUNK], sp.chunk);
             assert_int_equal(k->grid[0], (M + t.bm - 1) / t.bm);
             assert_int_equal(k->grid[1], (K + t.bn - 1) / t.bn);
-            assert_int_equal(k->grid[2], nd->attrs.conv.groups);
+            assert_int_equal(k->grid[2], nd->attrs.conv.groups * sp.n);
+            /* a split layer's sum follows it, as the same node */
+            if (sp.n > 1) {
+                assert_true(i + 1 < p->nkernels && p->kernels[i + 1].node == k->node);
+                assert_non_null(strstr(k->op, "(split-K="));
+                assert_true(!strncmp(p->kernels[i + 1].op, "split-K-sum", 11));
+            }
             assert_int_equal(k->block[0], t.bm * t.bn / 32);
             assert_int_equal(q[CU_CV_KP], (K + t.bn - 1) / t.bn * t.bn);
         }
@@ -339,6 +370,28 @@ static void test_emulated_misc(void **state)
     check_both("misc_b12", text, 12);
 }
 
+/* Deep layers on small images split their reduction (split-K): grouped, with
+ * bias, residual add and relu applied by the sum, next to an unsplit layer. */
+static void test_emulated_split(void **state)
+{
+    const char *text =
+        "network split(x: f32[N=1, 160, 4, 4]) {\n"
+        "  y = relu(conv2d(x, 64, kernel=3, pad=1) as c1)\n"
+        "  z = conv2d(y, 64, kernel=3, pad=1, groups=2) as c2\n"
+        "  return relu(z + conv2d(x, 64, kernel=3, pad=1, bias=false) as sc), "
+        "conv2d(x, 8, kernel=1) as c3\n"
+        "}\n";
+    Graph *g = load_text("split", text, 0);
+    CuTarget t = {80, CU_MATH_F32};
+    CuProgram *p = cuda_program(g, &t);
+    int splits = 0;
+    for (int32_t i = 0; i < p->nkernels; i++) splits += strstr(p->kernels[i].op, "(split-K=") != NULL;
+    assert_int_equal(splits, 3); /* c1, c2 and sc; c3's 160 rows are too few */
+    cg_cuda_free(p);
+    ir_graph_free(g);
+    check_both("split", text, 0);
+}
+
 /* A fire module: concat inputs written in place by their convolutions. */
 static void test_emulated_fire(void **state)
 {
@@ -363,11 +416,13 @@ int main(void)
         cmocka_unit_test(test_arch_names),
         cmocka_unit_test(test_pack_conv_order),
         cmocka_unit_test(test_conv_tiles),
+        cmocka_unit_test(test_conv_split),
         cmocka_unit_test(test_nvrtc_compile),
 #ifdef CNNC_CXX
         cmocka_unit_test(test_emulated_conv),
         cmocka_unit_test(test_emulated_blocks),
         cmocka_unit_test(test_emulated_misc),
+        cmocka_unit_test(test_emulated_split),
         cmocka_unit_test(test_emulated_fire),
         cmocka_unit_test(test_emulated_mnist),
 #endif

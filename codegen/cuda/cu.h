@@ -31,6 +31,7 @@ typedef struct CuGen {
     int64_t nblob, capblob; /* floats */
     CuDef *defs;
     int32_t ndefs, capdefs;
+    int64_t ws_base, ws_bytes; /* the split-K workspace: arena offset, size */
     /* the kernel being built */
     CuKernel *k;
     CuText params, body;
@@ -45,12 +46,17 @@ const char *cu_param_value(CuGen *g, int32_t id);
 const char *cu_param_weights(CuGen *g, const char *name, const float *data, int64_t n);
 /* A null pointer parameter (an absent bias or residual). */
 const char *cu_param_null(CuGen *g);
+/* A parameter pointing at the split-K workspace, of which this kernel uses
+ * `bytes`: scratch after the planned arena, shared by every split-K layer (one
+ * layer's partial sums are consumed before the next layer's are written). */
+const char *cu_param_workspace(CuGen *g, int64_t bytes);
 /* Makes the kernel take CuParams `q` as its last parameter; returns them to fill. */
 CuParams *cu_params(CuGen *g);
 /* The fields of CuParams for conv2d, as the prelude's enum names them. */
 enum {
     CU_CV_C, CU_CV_H, CU_CV_W, CU_CV_K, CU_CV_P, CU_CV_Q, CU_CV_PH, CU_CV_PW, CU_CV_XN,
-    CU_CV_YN, CU_CV_RN, CU_CV_KP, CU_CV_M, CU_CV_ACT, CU_CV_POST, CU_CV_SH, CU_CV_SW, CU_CV_KDP
+    CU_CV_YN, CU_CV_RN, CU_CV_KP, CU_CV_M, CU_CV_ACT, CU_CV_POST, CU_CV_SH, CU_CV_SW, CU_CV_KDP,
+    CU_CV_NSPLIT, CU_CV_KCHUNK
 };
 /* Appends to the body of the kernel being built. */
 void cu_body(CuGen *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -115,7 +115,7 @@ typedef struct CuProgram {
     CuKernel *kernels; /* in execution order; several may share one symbol */
     int32_t noutputs;
     CuOutput *outputs;
-    int64_t arena_bytes;
+    int64_t arena_bytes; /* the planned arena, then the split-K workspace (cuda.h CuSplit) */
     float *weights; /* the blob, weights_bytes bytes (ir_xmalloc'd) */
     int64_t weights_bytes;
     int32_t nweights;
@@ -182,5 +182,14 @@ typedef struct CuTile {
     int32_t bm, bn; /* rows (output pixels) and columns (output channels) of a block */
 } CuTile;
 CuTile cg_cuda_conv_tile(int64_t M, int64_t N);
+
+/* How the reduction of a GEMM with `blocks` output tiles and KDP = `kdp` rows
+ * is split across blocks: `n` splits of `chunk` rows each (a multiple of
+ * CU_CONV_BK), so that a layer with too few tiles for a large GPU still gets
+ * about two blocks per SM; n == 1: not split. */
+typedef struct CuSplit {
+    int32_t n, chunk;
+} CuSplit;
+CuSplit cg_cuda_conv_split(int64_t blocks, int64_t kdp);
 
 #endif

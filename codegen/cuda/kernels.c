@@ -80,14 +80,17 @@ typedef struct Args {
     const char *y, *x, *w, *tab, *bias, *res;
 } Args;
 
-/* `tab` (ntab slots), when given, is the im2col table of a GEMM kernel. */
+/* `tab` (ntab slots), when given, is the im2col table of a GEMM kernel; `ws`
+ * bytes > 0 make y the split-K workspace and leave out bias and residual. */
 static Args bind_args(CuGen *g, int32_t id, const Parts *p, const char *wname, const float *w,
-                      int64_t nw, const float *tab, int64_t ntab)
+                      int64_t nw, const float *tab, int64_t ntab, int64_t ws)
 {
     const Node *nd = node(g, id);
-    bool shared = tab != NULL;
+    bool shared = tab != NULL && ws == 0;
+    Parts none = {.epi = p->epi, .bias = -1, .res = -1};
+    p = ws > 0 ? &none : p;
     Args a;
-    a.y = cu_param_value(g, id);
+    a.y = ws > 0 ? cu_param_workspace(g, ws) : cu_param_value(g, id);
     a.x = cu_param_value(g, nd->inputs[0]);
     a.w = cu_param_weights(g, wname, w, nw);
     a.tab = tab ? cu_param_weights(g, ir_strfmt(g->p->arena, "%s@im2col", nd->name), tab, ntab)
@@ -121,6 +124,18 @@ static int64_t round_up(int64_t v, int64_t m)
     return (v + m - 1) / m * m;
 }
 
+/* Split when the tiles fill less than one wave of 132 SMs and each split keeps
+ * at least 8 steps of the reduction. */
+CuSplit cg_cuda_conv_split(int64_t blocks, int64_t kdp)
+{
+    int64_t steps = kdp / CU_CONV_BK, n = (264 + blocks - 1) / (blocks ? blocks : 1);
+    if (blocks >= 132 || steps < 16) return (CuSplit){1, (int32_t)kdp};
+    n = n < steps / 8 ? n : steps / 8;
+    n = n < 64 ? n : 64;
+    int64_t chunk = (steps + n - 1) / n;
+    return (CuSplit){(int32_t)((steps + chunk - 1) / chunk), (int32_t)(chunk * CU_CONV_BK)};
+}
+
 int64_t cg_cuda_conv_packed_size(int32_t groups, int64_t K, int64_t C, int64_t R, int64_t S,
                                  int32_t bn)
 {
@@ -146,12 +161,13 @@ typedef struct Gemm {
 } Gemm;
 
 /* Sizes and epilogue go into CuParams: layers with the same tile share the kernel. */
-static void gemm_params(CuGen *g, const Gemm *m, const Epilogue *e, int64_t kp, int64_t kdp)
+static void gemm_params(CuGen *g, const Gemm *m, const Epilogue *e, int64_t kp, int64_t kdp,
+                        CuSplit sp)
 {
     CuParams *q = cu_params(g);
     int64_t v[] = {m->c, m->h, m->w, m->k, m->p, m->q, m->pad[0], m->pad[1], m->xn, m->yn, m->rn,
                    kp, m->nb * m->p * m->q, cu_act_code(e->act), cu_act_code(e->post),
-                   m->stride[0], m->stride[1], kdp};
+                   m->stride[0], m->stride[1], kdp, sp.n, sp.chunk};
     for (int32_t i = 0; i < (int32_t)(sizeof v / sizeof v[0]); i++)
         q->i[i] = (int32_t)v[i];
     q->f[0] = e->act_a, q->f[1] = e->act_b, q->f[2] = e->post_a, q->f[3] = e->post_b;
@@ -175,25 +191,51 @@ static float *im2col_table(const Gemm *m, int64_t kdp)
     return f;
 }
 
+/* Split-K: the GEMM kernel wrote each split's partial sums to the workspace;
+ * a second kernel of the same node adds them up with the bias and epilogue
+ * (prelude.cuh). The first kernel's op says it is split: "conv2d(split-K=8)". */
+static bool emit_split_sum(CuGen *g, int32_t id, const Gemm *m, const Parts *p, CuSplit sp,
+                           int64_t ws)
+{
+    CuKernel *k = &g->p->kernels[g->p->nkernels - 1];
+    const char *op = k->op, *rest = strchr(op, '+');
+    k->op = ir_strfmt(g->p->arena, "%s(split-K=%d)", ir_ops[node(g, id)->op].name, sp.n);
+    cu_begin(g, id, ir_strfmt(g->p->arena, "split-K-sum%s", rest ? rest : ""));
+    int64_t M = m->nb * m->p * m->q;
+    const char *y = cu_param_value(g, id), *w = cu_param_workspace(g, ws);
+    const char *bias = p->bias >= 0 ? cu_param_value(g, node(g, id)->inputs[p->bias]) : "nullptr";
+    const char *res = p->res >= 0 ? cu_param_value(g, node(g, id)->inputs[p->res]) : "nullptr";
+    cu_body(g, "    cu_splitk_sum<%d, %lld, %lld, %lld, %lld, %lld, %lld>(%s, %s, %s, %s, %s);\n",
+            sp.n, (long long)m->groups, (long long)M, (long long)m->k, (long long)(m->p * m->q),
+            (long long)m->yn, (long long)m->rn, y, w, bias, res, epi_literal(g, p->epi));
+    g->k->flops = (int64_t)sp.n * m->groups * m->k * M;
+    cu_end_1d(g, m->groups * m->k * M, CU_THREADS);
+    return true;
+}
+
 static bool emit_gemm(CuGen *g, int32_t id, const Gemm *m, const Parts *p, const float *w,
                       const char *wname)
 {
     bool tf32 = g->t.math == CU_MATH_TF32 && g->t.arch >= 80;
-    CuTile t = cg_cuda_conv_tile(m->nb * m->p * m->q, m->k);
+    int64_t M = m->nb * m->p * m->q;
+    CuTile t = cg_cuda_conv_tile(M, m->k);
     int64_t np = cg_cuda_conv_packed_size((int32_t)m->groups, m->k, m->c, m->r, m->s, t.bn);
     int64_t kdp = round_up(m->c * m->r * m->s, CU_CONV_BK);
+    int64_t gx = (M + t.bm - 1) / t.bm, gy = (m->k + t.bn - 1) / t.bn;
+    CuSplit sp = cg_cuda_conv_split(gx * gy * m->groups, kdp);
+    int64_t ws = sp.n > 1 ? sp.n * m->groups * m->k * M * 4 : 0;
     float *packed = ir_xmalloc((size_t)np * sizeof *packed), *tab = im2col_table(m, kdp);
     cg_cuda_pack_conv(w, (int32_t)m->groups, m->k, m->c, m->r, m->s, t.bn, packed);
     Args a = bind_args(g, id, p, ir_strfmt(g->p->arena, "%s@packed", wname), packed, np, tab,
-                       kdp * 4);
+                       kdp * 4, ws);
     free(packed);
     free(tab);
-    gemm_params(g, m, p->epi, round_up(m->k, t.bn), kdp);
-    cu_body(g, "    cu_conv<%d, %d, %s>(%s, %s, %s, %s, %s, %s, q);\n", t.bm, t.bn,
-            tf32 ? "true" : "false", a.y, a.x, a.w, a.tab, a.bias, a.res);
-    int64_t gx = (m->nb * m->p * m->q + t.bm - 1) / t.bm, gy = (m->k + t.bn - 1) / t.bn;
-    cu_end(g, (uint32_t)gx, (uint32_t)gy, (uint32_t)m->groups, (uint32_t)(t.bm * t.bn / 32));
-    return true;
+    gemm_params(g, m, p->epi, round_up(m->k, t.bn), kdp, sp);
+    cu_body(g, "    cu_conv<%d, %d, %s, %s>(%s, %s, %s, %s, %s, %s, q);\n", t.bm, t.bn,
+            tf32 ? "true" : "false", ws ? "true" : "false", a.y, a.x, a.w, a.tab, a.bias, a.res);
+    cu_end(g, (uint32_t)gx, (uint32_t)gy, (uint32_t)(m->groups * sp.n),
+           (uint32_t)(t.bm * t.bn / 32));
+    return ws ? emit_split_sum(g, id, m, p, sp, ws) : true;
 }
 
 static int64_t res_stride(CuGen *g, int32_t id, const Parts *p)
@@ -206,7 +248,7 @@ static bool emit_dwconv(CuGen *g, int32_t id, const Parts *p, const Node *w)
     const Node *nd = node(g, id);
     const ConvAttrs *c = &nd->attrs.conv;
     const TensorType *x = in_type(g, id, 0), *y = &nd->type;
-    Args a = bind_args(g, id, p, w->name, w->data, ir_numel(&w->type), NULL, 0);
+    Args a = bind_args(g, id, p, w->name, w->data, ir_numel(&w->type), NULL, 0, 0);
     cu_body(g, "    cu_dwconv<%lld, %lld, %lld, %lld, %lld, %lld, %lld, %lld, %lld, %d, %d, %d, "
             "%d, %d, %d, %lld, %lld, %lld>(\n        %s, %s, %s, %s, %s, %s);\n",
             (long long)y->dims[0], (long long)x->dims[1], (long long)x->dims[2],
@@ -265,7 +307,7 @@ bool cu_emit_dense(CuGen *g, int32_t id)
             return unsupported(g, id, "a residual written into a concat");
         return emit_gemm(g, id, &m, &p, w->data, w->name);
     }
-    Args a = bind_args(g, id, &p, w->name, w->data, ir_numel(&w->type), NULL, 0);
+    Args a = bind_args(g, id, &p, w->name, w->data, ir_numel(&w->type), NULL, 0, 0);
     cu_body(g, "    cu_gemv<%lld, %lld, %lld, %lld, %lld, %lld, %lld>(%s, %s, %s, %s, %s, %s);\n",
             (long long)rows, (long long)rpi, (long long)I, (long long)O, (long long)xn,
             (long long)yn, (long long)res_stride(g, id, &p), a.y, a.x, a.w, a.bias, a.res,

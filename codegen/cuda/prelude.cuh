@@ -78,9 +78,15 @@ struct CuParams {
     float f[4];
 };
 enum { CV_C, CV_H, CV_W, CV_K, CV_P, CV_Q, CV_PH, CV_PW, CV_XN, CV_YN, CV_RN, CV_KP, CV_M,
-       CV_ACT, CV_POST, CV_SH, CV_SW, CV_KDP };
+       CV_ACT, CV_POST, CV_SH, CV_SW, CV_KDP, CV_NSPLIT, CV_KCHUNK };
 
-template <int BM, int BN, bool TF32>
+// Split-K (SPLIT): when a layer has too few output tiles to fill the GPU (deep
+// layers at small batch), blockIdx.z = group * NSPLIT + split and each block
+// reduces only KCHUNK of the KDP reduction rows, storing its raw sums to the
+// workspace y as [group][split][k][m]; cu_splitk_sum then adds the splits and
+// applies the bias and epilogue.
+
+template <int BM, int BN, bool TF32, bool SPLIT>
 __device__ __forceinline__ void cu_conv(float *__restrict__ y, const float *__restrict__ x,
                                         const float *__restrict__ w,
                                         const float *__restrict__ tab,
@@ -96,7 +102,10 @@ __device__ __forceinline__ void cu_conv(float *__restrict__ y, const float *__re
     __shared__ float Bs[BK][BN + 8];
     const int tid = threadIdx.x, lane = tid & 31, wid = tid >> 5;
     const int g8 = lane >> 2, t4 = lane & 3, wm = wid % WM, wn = wid / WM;
-    const int grp = blockIdx.z, n0 = blockIdx.y * BN, m0 = blockIdx.x * BM;
+    const int ns = SPLIT ? q.i[CV_NSPLIT] : 1, grp = blockIdx.z / ns;
+    const int kbeg = SPLIT ? (int)(blockIdx.z % ns) * q.i[CV_KCHUNK] : 0;
+    const int kend = SPLIT && kbeg + q.i[CV_KCHUNK] < KDP ? kbeg + q.i[CV_KCHUNK] : KDP;
+    const int n0 = blockIdx.y * BN, m0 = blockIdx.x * BM;
     const int am = m0 + tid % BM, krow = tid / BM;
     const bool mvalid = am < M;
     const int mc = mvalid ? am : 0, img = mc / PQ, pq = mc % PQ;
@@ -140,11 +149,11 @@ __device__ __forceinline__ void cu_conv(float *__restrict__ y, const float *__re
             d[3] = TF32 ? cu_tf32(rb[i].w) : rb[i].w;
         }
     };
-    load(0);
+    load(kbeg);
     store();
     __syncthreads();
-    for (int k0 = 0; k0 < KDP; k0 += BK) {
-        if (k0 + BK < KDP) load(k0 + BK);
+    for (int k0 = kbeg; k0 < kend; k0 += BK) {
+        if (k0 + BK < kend) load(k0 + BK);
         #pragma unroll
         for (int ks = 0; ks < BK; ks += 8) {
             if (TF32) {
@@ -184,7 +193,7 @@ __device__ __forceinline__ void cu_conv(float *__restrict__ y, const float *__re
                 }
             }
         }
-        if (k0 + BK < KDP) {
+        if (k0 + BK < kend) {
             __syncthreads();
             store();
             __syncthreads();
@@ -199,11 +208,35 @@ __device__ __forceinline__ void cu_conv(float *__restrict__ y, const float *__re
                 int m = m0 + wm * 32 + i * 16 + g8 + (v >> 1) * 8;
                 int n = n0 + wn * 32 + j * 8 + 2 * t4 + (v & 1);
                 if (m >= M || n >= K) continue;
+                if (SPLIT) {
+                    y[((size_t)blockIdx.z * K + n) * M + m] = acc[i][j][v];
+                    continue;
+                }
                 int ko = grp * K + n, im = m / PQ, p = m % PQ;
                 float s = acc[i][j][v] + (bias ? bias[ko] : 0.0f);
                 y[im * q.i[CV_YN] + ko * PQ + p] =
                     cu_epi(e, s, res, im * q.i[CV_RN] + ko * PQ + p);
             }
+}
+
+// The splits' partial sums of a split-K conv2d added in a fixed order (so runs
+// are repeatable), then its bias and epilogue, as cu_conv's own would have.
+// One thread per output element, m (pixel) fastest: coalesced on both sides.
+template <int NS, int G, int M, int K, int PQ, int YN, int RN>
+__device__ __forceinline__ void cu_splitk_sum(float *__restrict__ y, const float *__restrict__ ws,
+                                              const float *__restrict__ bias,
+                                              const float *__restrict__ res, CuEpi e)
+{
+    const int i = blockIdx.x * CU_THREADS + threadIdx.x;
+    if (i >= G * K * M) return;
+    const int m = i % M, n = i / M % K, grp = i / (M * K);
+    const float *w = ws + ((size_t)grp * NS * K + n) * M + m;
+    float s = 0.0f;
+    #pragma unroll 4
+    for (int k = 0; k < NS; k++) s += w[(size_t)k * K * M];
+    const int ko = grp * K + n, im = m / PQ, pq = m % PQ;
+    s += bias ? bias[ko] : 0.0f;
+    y[im * YN + ko * PQ + pq] = cu_epi(e, s, res, im * RN + ko * PQ + pq);
 }
 
 // ---- depthwise (and any conv with one input channel per group) --------------

@@ -168,6 +168,12 @@ const char *cu_param_null(CuGen *g)
     return add_param(g, (CuArg){CU_BUF_NONE, 0, 0});
 }
 
+const char *cu_param_workspace(CuGen *g, int64_t bytes)
+{
+    if (bytes > g->ws_bytes) g->ws_bytes = bytes;
+    return add_param(g, (CuArg){CU_BUF_ARENA, 0, g->ws_base});
+}
+
 CuParams *cu_params(CuGen *g)
 {
     g->k->has_params = true;
@@ -275,8 +281,9 @@ static bool emit_node(CuGen *g, int32_t i)
 {
     int32_t before = g->p->nkernels;
     bool ok = emit_op(g, i);
+    /* a node's second kernel (a split-K sum) counts its own work */
     for (int32_t k = before; k < g->p->nkernels; k++)
-        g->p->kernels[k].flops = flops_of(g->g, i);
+        if (k == before || !g->p->kernels[k].flops) g->p->kernels[k].flops = flops_of(g->g, i);
     return ok;
 }
 
@@ -320,7 +327,8 @@ CuProgram *cg_cuda_generate(const Graph *gr, const CuTarget *t, Diag *d)
     p->arena = a;
     p->target = *t;
     p->arena_bytes = gr->arena_bytes;
-    CuGen g = {.g = gr, .t = *t, .d = d, .p = p};
+    CuGen g = {.g = gr, .t = *t, .d = d, .p = p,
+               .ws_base = (gr->arena_bytes + CU_WEIGHT_ALIGN - 1) / CU_WEIGHT_ALIGN * CU_WEIGHT_ALIGN};
     bool ok = true;
     for (int32_t i = 0; i < gr->nnodes && ok; i++)
         ok = emit_node(&g, i);
@@ -331,6 +339,7 @@ CuProgram *cg_cuda_generate(const Graph *gr, const CuTarget *t, Diag *d)
     assemble(&g);
     free(g.params.s);
     free(g.body.s);
+    if (g.ws_bytes > 0) p->arena_bytes = g.ws_base + g.ws_bytes;
     p->weights = g.blob;
     p->weights_bytes = g.nblob * 4;
     if (!ok) {
