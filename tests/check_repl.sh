@@ -148,6 +148,7 @@ session ir 1 <<EOF
 :llvm relu_0
 :asm nosuch
 :dot $tmp/g.dot
+:cuda conv1
 :cuda conv2
 :cuda relu_0
 :ptx fc1
@@ -171,7 +172,10 @@ check ":asm is the function of cnnc --emit=asm" \
   cmp -s "$tmp/conv2.s" <(sed -n '/^conv2:/,/^\t\.size\tconv2,/p' "$tmp/ir.out")
 check ":llvm of a fused node explains" has ir.err "error: :llvm: node 'relu_0' has no kernel: the passes fused it"
 check ":asm of an unknown node" has ir.err "error: :asm: no node 'nosuch'"
-check ":cuda: the kernel's launch" grep -qE "^// conv2 \(conv2d\+relu\): grid [0-9]+ x" "$tmp/ir.out"
+check ":cuda: the kernel's launch" grep -qE "^// conv1 \(conv2d\+relu\): grid [0-9]+ x" "$tmp/ir.out"
+# conv2's reduction is split: both of its kernels are shown
+check ":cuda: a split node's two kernels" grep -qE "^// conv2 \(conv2d\(split-K=2\)\): grid [0-9]+ x" "$tmp/ir.out"
+check ":cuda: a split node's sum" grep -qE "^// conv2 \(split-K-sum\+relu\): grid [0-9]+ x" "$tmp/ir.out"
 check ":cuda: the kernel's CUDA C" grep -qE '^extern "C" __global__ void .*\(float' "$tmp/ir.out"
 check ":cuda of a fused node explains" has ir.err "error: :cuda: node 'relu_0' has no kernel"
 # The PTX needs NVRTC, found at build time or not.

@@ -87,18 +87,29 @@ static void print_launch(const CuKernel *k)
            k->grid[1], k->grid[2], k->block[0], k->block[1], k->block[2]);
 }
 
+/* The kernels after `k` that implement the same node (a split-K sum). */
+static const CuKernel *node_end(const ReplCuda *c, const CuKernel *k)
+{
+    const CuKernel *end = k;
+    while (end < c->p->kernels + c->p->nkernels && !strcmp(end->name, k->name)) end++;
+    return end;
+}
+
 bool repl_cmd_cuda(Repl *r, const ReplArgs *a)
 {
     if (a->argc != 1) return repl_fail(r, a->cmd, "expected a node name");
     ReplCuda *c = cuda_program(r, a->cmd);
     const CuKernel *k = c ? find_kernel(r, a->cmd, c, a->argv[0]) : NULL;
-    const char *start = k ? line_with(c->p->source, k->symbol) : NULL;
-    if (!start) return k ? repl_fail(r, a->cmd, "'%s' is not in the source", k->symbol) : false;
-    print_launch(k);
-    const char *head = start;
-    if (head > c->p->source + 1) /* the "// node: ..." line above */
-        for (head = start - 1; head > c->p->source && head[-1] != '\n'; head--) continue;
-    print_through_brace(strncmp(head, "// node:", 8) ? start : head);
+    if (!k) return false;
+    for (const CuKernel *end = node_end(c, k); k < end; k++) {
+        const char *start = line_with(c->p->source, k->symbol);
+        if (!start) return repl_fail(r, a->cmd, "'%s' is not in the source", k->symbol);
+        print_launch(k);
+        const char *head = start;
+        if (head > c->p->source + 1) /* the "// node: ..." line above */
+            for (head = start - 1; head > c->p->source && head[-1] != '\n'; head--) continue;
+        print_through_brace(strncmp(head, "// node:", 8) ? start : head);
+    }
     return true;
 }
 
@@ -125,9 +136,11 @@ bool repl_cmd_ptx(Repl *r, const ReplArgs *a)
     const CuKernel *k = c ? find_kernel(r, a->cmd, c, a->argv[0]) : NULL;
     const char *ptx = k ? ptx_text(r, a->cmd, c) : NULL;
     if (!ptx) return false;
-    const char *start = line_with(ptx, k->symbol);
-    if (!start) return repl_fail(r, a->cmd, "'%s' is not in the PTX", k->symbol);
-    print_launch(k);
-    print_through_brace(start);
+    for (const CuKernel *end = node_end(c, k); k < end; k++) {
+        const char *start = line_with(ptx, k->symbol);
+        if (!start) return repl_fail(r, a->cmd, "'%s' is not in the PTX", k->symbol);
+        print_launch(k);
+        print_through_brace(start);
+    }
     return true;
 }
