@@ -1,8 +1,7 @@
 /* cnnrun_cuda.c: the device buffers of `cnnrun --device-buffers`, through the CUDA driver
- * API opened with dlopen (runtime/cudrv.h's types), as the model's runtime opens it. */
+ * opened by the runtime's own loader (runtime/cudrv.h), as a model's runtime opens it. */
 #include "cnnrun_cuda.h"
 
-#include <dlfcn.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,36 +9,18 @@
 
 #include "ir.h"
 
-static bool sym(void *lib, const char *name, void *fn, size_t size)
+/* The reason rt_cuda_open / rt_cuda_error gave into err; always false. */
+static bool reason(char *err, size_t n)
 {
-    void *p = dlsym(lib, name);
-    memcpy(fn, &p, size);
-    return p != NULL;
+    snprintf(err, n, "%s", cnn_last_error());
+    return false;
 }
 
-#define SYM(field, name) sym(b->d.lib, name, &b->field, sizeof b->field)
-
-static bool resolve(CudaBuffers *b)
-{
-    return SYM(d.Init, "cuInit") && SYM(d.DeviceGetCount, "cuDeviceGetCount") &&
-           SYM(d.DeviceGet, "cuDeviceGet") &&
-           SYM(d.DevicePrimaryCtxRetain, "cuDevicePrimaryCtxRetain") &&
-           SYM(d.DevicePrimaryCtxRelease, "cuDevicePrimaryCtxRelease_v2") &&
-           SYM(d.CtxPushCurrent, "cuCtxPushCurrent_v2") &&
-           SYM(d.CtxPopCurrent, "cuCtxPopCurrent_v2") && SYM(d.MemAlloc, "cuMemAlloc_v2") &&
-           SYM(d.MemFree, "cuMemFree_v2") && SYM(d.MemcpyHtoD, "cuMemcpyHtoD_v2") &&
-           SYM(d.MemcpyDtoHAsync, "cuMemcpyDtoHAsync_v2") &&
-           SYM(d.StreamSynchronize, "cuStreamSynchronize") &&
-           SYM(d.GetErrorName, "cuGetErrorName");
-}
-
-/* "what: CUDA_ERROR_X" into err; always false. */
+/* "what: CUDA_ERROR_X: the driver's words" into err; always false. */
 static bool cuda_fail(const CudaBuffers *b, const char *what, CUresult r, char *err, size_t n)
 {
-    const char *name = NULL;
-    if (b->d.GetErrorName(r, &name) != CUDA_SUCCESS || !name) name = "unknown CUDA error";
-    snprintf(err, n, "%s: %s (%d)", what, name, r);
-    return false;
+    rt_cuda_error(&b->d, what, r);
+    return reason(err, n);
 }
 
 static bool retain(CudaBuffers *b, int32_t index, char *err, size_t n)
@@ -61,16 +42,10 @@ static bool retain(CudaBuffers *b, int32_t index, char *err, size_t n)
 bool cnnrun_cuda_open(CudaBuffers *b, int32_t index, char *err, size_t n)
 {
     memset(b, 0, sizeof *b);
-    b->d.lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
-    if (!b->d.lib) return snprintf(err, n, "no CUDA driver: %s", dlerror()), false;
-    if (!resolve(b)) {
-        snprintf(err, n, "the CUDA driver lacks an entry point: %s", dlerror());
-        dlclose(b->d.lib);
-        return b->d.lib = NULL, false;
-    }
+    if (!rt_cuda_open(&b->d)) return reason(err, n);
     if (!retain(b, index, err, n)) {
-        dlclose(b->d.lib);
-        return b->d.lib = NULL, false;
+        rt_cuda_close(&b->d);
+        return false;
     }
     return true;
 }
@@ -136,6 +111,6 @@ void cnnrun_cuda_close(CudaBuffers *b)
     }
     b->d.DevicePrimaryCtxRelease(b->dev);
     free(b->ptrs);
-    dlclose(b->d.lib);
+    rt_cuda_close(&b->d);
     memset(b, 0, sizeof *b);
 }

@@ -11,7 +11,7 @@
 #include "cudrv.h"
 
 typedef struct CudaBuffers {
-    CuDriver d; /* only the entry points below are resolved */
+    CuDriver d;
     CUdevice dev;
     CUcontext ctx; /* retained primary context, or NULL */
     CUdeviceptr *ptrs; /* every allocation, freed by cnnrun_cuda_close */
