@@ -362,19 +362,37 @@ bool cu_emit_pool(CuGen *g, int32_t id)
 
 /* ---- elementwise ------------------------------------------------------------ */
 
-static bool emit_unary(CuGen *g, int32_t id, ActKind act, float a, float b)
+/* A kernel from node `id`'s one input to its value, item by item: n items of
+ * `per` elements, xn and yn apart; py and px name the two parameters. */
+typedef struct Items {
+    int64_t n, per, xn, yn;
+    const char *py, *px;
+} Items;
+
+/* Starts that kernel; false after reporting sizes past 32-bit indices. */
+static bool begin_items(CuGen *g, int32_t id, Items *it)
 {
     const Node *nd = node(g, id);
     const TensorType *y = &nd->type;
-    int64_t n = y->rank ? y->dims[0] : 1, per = n ? ir_numel(y) / n : 0;
-    int64_t xn = cu_item_stride(g, nd->inputs[0]), yn = cu_item_stride(g, id);
-    if (!cu_fits(g, id, ir_numel(y) + (xn + yn) * n)) return false;
+    it->n = y->rank ? y->dims[0] : 1;
+    it->per = it->n ? ir_numel(y) / it->n : 0;
+    it->xn = cu_item_stride(g, nd->inputs[0]);
+    it->yn = cu_item_stride(g, id);
+    if (!cu_fits(g, id, ir_numel(y) + (it->xn + it->yn) * it->n)) return false;
     cu_begin(g, id, ir_ops[nd->op].name);
-    const char *py = cu_param_value(g, id), *px = cu_param_value(g, nd->inputs[0]);
-    cu_body(g, "    cu_unary<%lld, %lld, %lld, %lld>(%s, %s, %d, %s, %s);\n", (long long)n,
-            (long long)per, (long long)xn, (long long)yn, py, px, cu_act_code(act),
-            cu_float(g, a), cu_float(g, b));
-    cu_end_1d(g, ir_numel(y), CU_THREADS);
+    it->py = cu_param_value(g, id);
+    it->px = cu_param_value(g, nd->inputs[0]);
+    return true;
+}
+
+static bool emit_unary(CuGen *g, int32_t id, ActKind act, float a, float b)
+{
+    Items it;
+    if (!begin_items(g, id, &it)) return false;
+    cu_body(g, "    cu_unary<%lld, %lld, %lld, %lld>(%s, %s, %d, %s, %s);\n", (long long)it.n,
+            (long long)it.per, (long long)it.xn, (long long)it.yn, it.py, it.px,
+            cu_act_code(act), cu_float(g, a), cu_float(g, b));
+    cu_end_1d(g, it.n * it.per, CU_THREADS);
     return true;
 }
 
@@ -544,17 +562,13 @@ static bool emit_concat(CuGen *g, int32_t id)
  * of each batch item. */
 static bool emit_copy(CuGen *g, int32_t id)
 {
-    const Node *nd = node(g, id);
-    const TensorType *y = &nd->type;
-    int64_t n = y->rank ? y->dims[0] : 1, per = n ? ir_numel(y) / n : 0;
-    int64_t xn = cu_item_stride(g, nd->inputs[0]), yn = cu_item_stride(g, id);
-    if (!cu_fits(g, id, ir_numel(y) + (xn + yn) * n)) return false;
-    cu_begin(g, id, ir_ops[nd->op].name);
-    const char *py = cu_param_value(g, id), *px = cu_param_value(g, nd->inputs[0]);
+    Items it;
+    if (!begin_items(g, id, &it)) return false;
     cu_body(g, "    int i = blockIdx.x * CU_THREADS + threadIdx.x;\n    if (i < %lld) "
-            "cu_copy<%lld, %lld, 1, %lld, 0, %lld, 0>(%s, %s, i);\n", (long long)(n * per),
-            (long long)n, (long long)per, (long long)xn, (long long)yn, py, px);
-    cu_end_1d(g, n * per, CU_THREADS);
+            "cu_copy<%lld, %lld, 1, %lld, 0, %lld, 0>(%s, %s, i);\n",
+            (long long)(it.n * it.per), (long long)it.n, (long long)it.per, (long long)it.xn,
+            (long long)it.yn, it.py, it.px);
+    cu_end_1d(g, it.n * it.per, CU_THREADS);
     return true;
 }
 
