@@ -247,16 +247,26 @@ static void test_inputs_outputs(void **state)
     assert_true(shared >= 1);
 }
 
+/* mnist_cnn's image for sm_80 in `math`, with a made-up cubin; its graph,
+ * program, size and header. */
+static uint8_t *mnist_image(CuMath math, Graph **g, CuProgram **p, size_t *size, RtGpuHeader *h)
+{
+    *g = load_model("mnist_cnn", NULL, 0, 3);
+    *p = generate(*g, math, 80);
+    CuBinary b = fake_binary(true);
+    uint8_t *img = serialize(*p, &b, *g, size);
+    memcpy(h, img, sizeof *h);
+    return img;
+}
+
 /* A different math mode changes the header's math field and the code, not the layout. */
 static void test_math_field(void **state)
 {
-    Graph *g = load_model("mnist_cnn", NULL, 0, 3);
-    CuProgram *p = generate(g, CU_MATH_F32, 80);
-    CuBinary b = fake_binary(true);
+    Graph *g;
+    CuProgram *p;
     size_t size;
-    uint8_t *img = serialize(p, &b, g, &size);
     RtGpuHeader h;
-    memcpy(&h, img, sizeof h);
+    uint8_t *img = mnist_image(CU_MATH_F32, &g, &p, &size, &h);
     assert_int_equal(h.math, RT_GPU_MATH_F32);
     assert_int_equal(h.arch, 80);
     free(img);
@@ -288,13 +298,11 @@ static void expect_refused(const uint8_t *img, size_t size, size_t at, const voi
 /* The runtime never trusts an image: each kind of damage is refused, with its reason. */
 static void test_damaged(void **state)
 {
-    Graph *g = load_model("mnist_cnn", NULL, 0, 3);
-    CuProgram *p = generate(g, CU_MATH_TF32, 80);
-    CuBinary b = fake_binary(true);
+    Graph *g;
+    CuProgram *p;
     size_t size;
-    uint8_t *img = serialize(p, &b, g, &size);
     RtGpuHeader h;
-    memcpy(&h, img, sizeof h);
+    uint8_t *img = mnist_image(CU_MATH_TF32, &g, &p, &size, &h);
     uint32_t ver = RT_GPU_VERSION + 1;
     uint64_t far = h.image_bytes, odd = h.kernels + 4;
     int32_t fn = h.nfunctions, neg = -1, buf = 9;

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "frontend.h"
+#include "test_util.h"
 
 typedef struct ZooModel {
     const char *name;
@@ -108,18 +109,6 @@ static char *read_file(const char *path, size_t *len)
     if (len)
         *len = n;
     return buf;
-}
-
-/* ir_print's output as one string (free it). */
-static char *print_graph(const Graph *g)
-{
-    char *text = NULL;
-    size_t len = 0;
-    FILE *out = open_memstream(&text, &len);
-    assert_non_null(out);
-    ir_print(g, out);
-    fclose(out);
-    return text;
 }
 
 /* Fails, naming the first line where `got` differs from `want`. */
