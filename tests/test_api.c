@@ -17,7 +17,7 @@
 
 typedef ModelApi Api;
 
-/* Every function of the API, the profiling ones included, must resolve. */
+/* Every function of the API, the profiling and device ones included, must resolve. */
 static Api load(const char *path)
 {
     Api a;
@@ -26,6 +26,8 @@ static Api load(const char *path)
     assert_non_null(a.set_profiling);
     assert_non_null(a.num_kernels);
     assert_non_null(a.kernel_info);
+    assert_non_null(a.device);
+    assert_non_null(a.last_error);
     return a;
 }
 
