@@ -368,7 +368,6 @@ static cnn_status run_timed(RtGpu *g, RtCounter *counters)
         cnn_status s = make_events(g, nk + 1);
         if (s != CNN_OK) return s;
     }
-    set_addresses(g);
     CU_TRY(g, g->d.EventRecord(g->events[0], g->stream), "cuEventRecord");
     for (int32_t k = 0; k < nk; k++) {
         cnn_status s = launch(g, k);
@@ -403,7 +402,10 @@ static cnn_status use_device_buffers(RtGpu *g, const cnn_tensor *in, const cnn_t
         same = same && g->out[i] == (CUdeviceptr)(uintptr_t)out[i].data;
         g->out[i] = (CUdeviceptr)(uintptr_t)out[i].data;
     }
-    if (!same) drop_graph(g);
+    if (!same) {
+        drop_graph(g);
+        set_addresses(g);
+    }
     return g->exec || !capture_graph ? CNN_OK : capture(g);
 }
 
