@@ -285,13 +285,14 @@ static const char *const *block_param_names(Elab *E, const BlockDef *b)
 }
 
 /* Binds the parameters in the block's own environment, so a default can use
- * the parameters before it (`hidden = out * 4`). */
+ * the parameters before it (`hidden = out * 4`); a missing one is an error
+ * value. False when any is. */
 static bool bind_block_params(Elab *E, const BlockDef *b, const Binding *bd)
 {
     bool ok = true;
     for (int32_t i = 0; i < b->params.n; i++) {
         const Param *p = &b->params.items[i];
-        Value v = bd->given[i] ? bd->vals[i] : eval(E, p->def);
+        Value v = bd->given[i] ? bd->vals[i] : p->def ? eval(E, p->def) : fe_error_value();
         ok &= v.kind != V_ERROR;
         fe_env_set(E, E->frame->env, p->name, v);
     }
@@ -305,12 +306,16 @@ static Value run_block(Elab *E, const BlockDef *b, const Binding *bd, const char
     Frame fr = {.block = b, .instance = full, .call_loc = loc, .env = env, .caller = E->frame};
     fe_push_scope(E, full);
     E->frame = &fr;
-    bool ran = bind_block_params(E, b, bd);
-    if (ran)
-        exec_stmts(E, &b->body, NULL);
+    /* With a failed argument the body still runs, its uses of the argument
+     * quiet, so that the mistakes of its own (an unknown layer) are reported. */
+    bool args_ok = bind_block_params(E, b, bd);
+    fr.poisoned = !args_ok;
+    exec_stmts(E, &b->body, NULL);
     E->frame = fr.caller;
     fe_pop_scope(E);
-    if (ran && !fr.returned && !fr.poisoned) {
+    if (!args_ok)
+        return fe_error_value();
+    if (!fr.returned && !fr.poisoned) {
         ir_error(E->d, loc, "block '%s' ended without 'return'", b->name);
         ir_note(E->d, b->loc, "'%s' is defined here", b->name);
         fe_call_notes(E);
@@ -337,10 +342,9 @@ static Value call_block(Elab *E, const BlockDef *b, const ArgVal *args, int32_t 
             ok = false;
         }
     }
-    for (int32_t i = 0; i < b->params.n; i++)
-        ok &= !bd.given[i] || bd.vals[i].kind != V_ERROR;
     const char *full = fe_instance_name(E, nm, b->name, loc);
-    return ok ? run_block(E, b, &bd, full, loc) : fe_error_value();
+    Value v = run_block(E, b, &bd, full, loc);
+    return ok ? v : fe_error_value();
 }
 
 /* ---- calls ---------------------------------------------------------------------- */

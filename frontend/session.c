@@ -472,6 +472,7 @@ FeFeed fe_session_feed(FeSession *s, const char *text, const char *srcname, int3
                        Diag *d, FeEcho echo, void *ctx)
 {
     d = diag_or_quiet(s, d);
+    ir_diag_forget(d);
     if (line < 1)
         line = 1;
     const char *file = add_text(s, d, srcname, line, text);

@@ -26,6 +26,7 @@ void ir_diag_fini(Diag *d)
     ir_arena_free(d->arena);
     d->arena = NULL;
     d->sources = NULL;
+    ir_diag_forget(d);
 }
 
 const char *ir_diag_add_source(Diag *d, const char *file, const char *text, size_t len)
@@ -111,16 +112,94 @@ static void print_header(const Diag *d, DiagLevel level, SrcLoc loc)
                 level_names[level]);
 }
 
+void ir_diag_forget(Diag *d)
+{
+    d->seen = NULL;
+    d->nseen = d->capseen = 0;
+    d->muted = false;
+}
+
+static uint32_t hash_key(const char *s)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 16777619u;
+    return h;
+}
+
+static int32_t seen_slot(const char *const *keys, int32_t cap, const char *key)
+{
+    uint32_t mask = (uint32_t)cap - 1;
+    for (uint32_t i = hash_key(key) & mask;; i = (i + 1) & mask)
+        if (!keys[i] || strcmp(keys[i], key) == 0)
+            return (int32_t)i;
+}
+
+/* Adds `key` to the messages printed; false if it was there already. */
+static bool remember(Diag *d, const char *key)
+{
+    if (2 * (d->nseen + 1) > d->capseen) {
+        int32_t cap = d->capseen ? d->capseen * 2 : 64;
+        const char **keys = ir_alloc(d->arena, (size_t)cap * sizeof *keys);
+        for (int32_t i = 0; i < d->capseen; i++)
+            if (d->seen[i])
+                keys[seen_slot(keys, cap, d->seen[i])] = d->seen[i];
+        d->seen = keys;
+        d->capseen = cap;
+    }
+    int32_t i = seen_slot(d->seen, d->capseen, key);
+    if (d->seen[i])
+        return false;
+    d->seen[i] = key;
+    d->nseen++;
+    return true;
+}
+
+/* True when this located error or warning was printed before; its notes
+ * then follow it into silence. */
+static bool repeated(Diag *d, DiagLevel level, SrcLoc loc, const char *fmt, va_list ap)
+{
+    if (level == DIAG_NOTE)
+        return d->muted;
+    d->muted = false;
+    if (!d->out || !d->arena || !loc.file)
+        return false;
+    va_list aq;
+    va_copy(aq, ap);
+    int n = vsnprintf(NULL, 0, fmt, aq);
+    va_end(aq);
+    char head[64];
+    int h = snprintf(head, sizeof head, ":%d:%d:%d:", (int)loc.line, (int)loc.col, (int)level);
+    const char *file = loc.file ? loc.file : "";
+    size_t flen = strlen(file);
+    char *key = ir_alloc(d->arena, flen + (size_t)h + (size_t)(n > 0 ? n : 0) + 1);
+    memcpy(key, file, flen);
+    memcpy(key + flen, head, (size_t)h);
+    va_copy(aq, ap);
+    vsnprintf(key + flen + (size_t)h, (size_t)(n > 0 ? n : 0) + 1, fmt, aq);
+    va_end(aq);
+    d->muted = !remember(d, key);
+    return d->muted;
+}
+
 /* Once max_errors is exceeded, everything after is counted but not printed:
- * the later messages are mostly consequences of the earlier ones. */
+ * the later messages are mostly consequences of the earlier ones. A message
+ * printed before is counted (callers compare counts to see a step fail) but
+ * neither printed again nor counted toward max_errors. */
 void ir_vdiag(Diag *d, DiagLevel level, SrcLoc loc, const char *fmt, va_list ap)
 {
     if (!d)
         return;
-    bool stopped = d->max_errors > 0 && d->nerrors > d->max_errors;
+    if (repeated(d, level, loc, fmt, ap)) {
+        d->nerrors += level == DIAG_ERROR;
+        d->nwarnings += level == DIAG_WARNING;
+        d->nrepeated += level == DIAG_ERROR;
+        return;
+    }
+    bool stopped = d->max_errors > 0 && d->nerrors - d->nrepeated > d->max_errors;
     if (level == DIAG_ERROR) {
         d->nerrors++;
-        if (!stopped && d->max_errors > 0 && d->nerrors > d->max_errors) {
+        if (!stopped && d->max_errors > 0 && d->nerrors - d->nrepeated > d->max_errors) {
             if (d->out)
                 fputs("too many errors; stopping\n", d->out);
             stopped = true;

@@ -57,6 +57,13 @@ typedef struct Diag {
     DiagSource *sources;
     int nerrors, nwarnings;
     int max_errors; /* stop printing after this many (0: no limit) */
+    /* Errors and warnings already printed ("file:line:col:level:message"): the
+     * same one again (a loop, a block called twice) is counted, not printed,
+     * and neither are its notes. */
+    const char **seen;
+    int32_t nseen, capseen;
+    int nrepeated; /* errors counted in nerrors but not printed */
+    bool muted;
 } Diag;
 
 void ir_diag_init(Diag *d, FILE *out);
@@ -64,6 +71,9 @@ void ir_diag_fini(Diag *d);
 /* Registers the text of a source file so messages can quote its lines. The
  * text is copied. Returns the arena copy of `file` for use in SrcLoc. */
 const char *ir_diag_add_source(Diag *d, const char *file, const char *text, size_t len);
+/* Forgets the messages printed so far, so a repeated one is printed again
+ * (each text typed at a prompt is a run of its own). */
+void ir_diag_forget(Diag *d);
 void ir_error(Diag *d, SrcLoc loc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void ir_warn(Diag *d, SrcLoc loc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void ir_note(Diag *d, SrcLoc loc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

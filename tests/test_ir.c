@@ -243,6 +243,28 @@ static void test_diag_unlimited(void **state)
     capture_close(&c);
 }
 
+/* One mistake met again (a loop, a block called twice) is printed once with
+ * its notes, but still counted; a prompt forgets between texts. */
+static void test_diag_repeated(void **state)
+{
+    Capture c;
+    capture_open(&c);
+    c.d.max_errors = 2;
+    for (int i = 0; i < 4; i++) {
+        ir_error(&c.d, (SrcLoc){"a.cnn", 3, 5}, "undefined name '%s'", "q");
+        ir_note(&c.d, (SrcLoc){"a.cnn", 9, 1}, "called from here");
+    }
+    ir_error(&c.d, (SrcLoc){"a.cnn", 3, 6}, "undefined name '%s'", "q");
+    ir_diag_forget(&c.d);
+    ir_error(&c.d, (SrcLoc){"a.cnn", 3, 5}, "undefined name 'q'");
+    assert_string_equal(capture_text(&c), "a.cnn:3:5: error: undefined name 'q'\n"
+                                          "a.cnn:9:1: note: called from here\n"
+                                          "a.cnn:3:6: error: undefined name 'q'\n"
+                                          "too many errors; stopping\n");
+    assert_int_equal(c.d.nerrors, 6);
+    capture_close(&c);
+}
+
 static void test_diag_utf8_caret(void **state)
 {
     Capture c;
@@ -519,6 +541,7 @@ int main(void)
         cmocka_unit_test(test_diag_line_out_of_range),
         cmocka_unit_test(test_diag_source_is_copied),
         cmocka_unit_test(test_diag_max_errors),
+        cmocka_unit_test(test_diag_repeated),
         cmocka_unit_test(test_diag_unlimited),
         cmocka_unit_test(test_diag_utf8_caret),
         cmocka_unit_test(test_type_strings),
