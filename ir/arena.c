@@ -24,33 +24,42 @@ struct Arena {
     size_t bytes;
 };
 
+static void (*out_of_memory)(void);
+
+void ir_set_out_of_memory(void (*fn)(void))
+{
+    out_of_memory = fn;
+}
+
+static noreturn void no_memory(size_t n, size_t size)
+{
+    fprintf(stderr, "cnnc: error: out of memory (%.0f bytes wanted)\n", (double)n * (double)size);
+    if (out_of_memory)
+        out_of_memory();
+    abort();
+}
+
 void *ir_xmalloc(size_t size)
 {
     void *p = malloc(size ? size : 1);
-    if (!p) {
-        fputs("cnnc: out of memory\n", stderr);
-        abort();
-    }
+    if (!p)
+        no_memory(1, size);
     return p;
 }
 
 void *ir_xcalloc(size_t n, size_t size)
 {
     void *p = calloc(n ? n : 1, size ? size : 1);
-    if (!p) {
-        fputs("cnnc: out of memory\n", stderr);
-        abort();
-    }
+    if (!p)
+        no_memory(n, size);
     return p;
 }
 
 void *ir_xrealloc(void *p, size_t size)
 {
     void *q = realloc(p, size ? size : 1);
-    if (!q) {
-        fputs("cnnc: out of memory\n", stderr);
-        abort();
-    }
+    if (!q)
+        no_memory(1, size);
     return q;
 }
 

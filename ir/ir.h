@@ -27,10 +27,13 @@ char *ir_strfmt(Arena *a, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 size_t ir_arena_bytes(const Arena *a); /* total bytes held */
 
-/* The only calls to malloc/realloc in the compiler; they abort on exhaustion. */
+/* The only calls to malloc/realloc in the compiler. On exhaustion they print
+ * "cnnc: error: out of memory" and call the function set by ir_set_out_of_memory
+ * (a driver's exit with its error status), else abort. */
 void *ir_xmalloc(size_t size);
 void *ir_xcalloc(size_t n, size_t size);
 void *ir_xrealloc(void *p, size_t size);
+void ir_set_out_of_memory(void (*fn)(void));
 
 /* Internal invariant failures (compiler bugs, never user errors). */
 #define ICE(...) ir_ice(__FILE__, __LINE__, __VA_ARGS__)

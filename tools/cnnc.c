@@ -675,8 +675,15 @@ static int compile(Graph *g, const Options *o, Diag *d)
     return rc;
 }
 
+/* Memory running out (ir_xmalloc, after its message) is an error like any other. */
+static void out_of_memory(void)
+{
+    exit(1);
+}
+
 int main(int argc, char **argv)
 {
+    ir_set_out_of_memory(out_of_memory);
     if (argc > 1 && !strcmp(argv[1], "repl")) return repl_main(argc - 1, argv + 1);
     Options o = {.opt_level = 2, .dump_after = -1, .gpu = {CU_DEFAULT_ARCH, CU_MATH_TF32}};
     int rc = parse_args(&o, argc, argv);
