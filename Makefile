@@ -1,13 +1,15 @@
 # The two commands: `make demo` and `make test`. Both install what is missing first.
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 60
 JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 # CI builds treat warnings as errors.
 WERROR     := $(if $(CI),-DCNNC_WERROR=ON,)
 CNNC       := $(BUILD)/tools/cnnc
 
-.PHONY: all build deps test-deps demo test test-fast test-asan clean
+.PHONY: all build deps test-deps demo test test-fast test-asan test-fuzz fuzz clean
 
 all: build
 
@@ -40,7 +42,7 @@ demo: build
 	@echo "PyTorch, when it trained the network (tools/train_mnist.py):" \
 	  "$$(sed -n 's/^accuracy //p' models/digits/expected.txt) correct"
 
-test: test-deps test-fast test-asan
+test: test-deps test-fast test-asan test-fuzz
 
 test-fast: build
 	@cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
@@ -51,5 +53,13 @@ test-asan: deps
 	@cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  ctest --output-on-failure -j$(JOBS) -LE slow
 
+# The fuzz harnesses (tests/fuzz): every corpus input replayed, then a short run each.
+test-fuzz: test-deps
+	@FUZZ_BUILD=$(FUZZ_BUILD) JOBS=$(JOBS) scripts/fuzz.sh --replay 15
+
+# Fuzzing proper: FUZZ_SECONDS per harness, new finds under $(FUZZ_BUILD)/out.
+fuzz: test-deps
+	@FUZZ_BUILD=$(FUZZ_BUILD) JOBS=$(JOBS) scripts/fuzz.sh $(FUZZ_SECONDS) $(HARNESS)
+
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

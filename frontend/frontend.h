@@ -7,6 +7,9 @@
 
 typedef struct FeOptions {
     int64_t batch; /* > 0: overrides the leading symbolic dim of every input */
+    /* When set, included files are read through this instead of the file system
+     * (a harness that must not touch files): false means no such file. */
+    bool (*read_include)(const char *path, const char **text, size_t *len);
 } FeOptions;
 
 /* Parses and elaborates a model file (or text) of the cnnc language into a

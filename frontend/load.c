@@ -14,6 +14,7 @@ typedef struct Loader {
     Arena *arena; /* syntax trees and file texts; freed after elaboration */
     Diag *d;
     Elab *E;
+    const FeOptions *opt;
     StrMap seen; /* canonical paths of the files read */
     const NetworkDef *net;
     bool syntax_ok;
@@ -44,11 +45,25 @@ static bool read_file(Arena *a, const char *path, char **text, size_t *len)
     return true;
 }
 
+static bool read_include(Loader *L, const char *path, char **text, size_t *len)
+{
+    const char *s;
+    if (!L->opt || !L->opt->read_include)
+        return read_file(L->arena, path, text, len);
+    if (!L->opt->read_include(path, &s, len)) {
+        errno = ENOENT;
+        return false;
+    }
+    *text = ir_strndup(L->arena, s, *len);
+    return true;
+}
+
 /* Marks a file as read; false if it was already. */
 static bool first_visit(Loader *L, const char *path)
 {
     char buf[PATH_MAX];
-    const char *key = realpath(path, buf) ? buf : path;
+    bool fake = L->opt && L->opt->read_include;
+    const char *key = !fake && realpath(path, buf) ? buf : path;
     if (fe_map_get(&L->seen, key))
         return false;
     fe_map_put(&L->seen, L->arena, ir_strdup(L->arena, key), (void *)L);
@@ -73,7 +88,7 @@ static void load_include(Loader *L, const char *from, const Include *inc)
         return;
     char *text;
     size_t len;
-    if (!read_file(L->arena, path, &text, &len)) {
+    if (!read_include(L, path, &text, &len)) {
         ir_error(L->d, inc->loc, "cannot read '%s': %s", path, strerror(errno));
         return;
     }
@@ -136,7 +151,7 @@ static Graph *load(const char *name, const char *text, size_t len, const FeOptio
         d = &quiet;
     }
     int errors = d->nerrors;
-    Loader L = {.arena = ir_arena_new(), .d = d, .syntax_ok = true};
+    Loader L = {.arena = ir_arena_new(), .d = d, .opt = opt, .syntax_ok = true};
     L.E = fe_elab_new(d, opt);
     first_visit(&L, name);
     load_text(&L, name, text, len);

@@ -6,7 +6,8 @@ set -euo pipefail
 
 profile=${1:-build}
 build_pkgs=(cmake make gcc flex bison libcmocka-dev llvm-16-dev clang-16 libedit-dev)
-test_pkgs=(python3 python3-numpy python3-torch python3-torchvision python3-sklearn)
+test_pkgs=(python3 python3-numpy python3-torch python3-torchvision python3-sklearn
+           libclang-rt-16-dev)
 
 case "$profile" in
   build) want=("${build_pkgs[@]}") ;;
