@@ -57,9 +57,44 @@ static void print_call(const Expr *e, FILE *out)
     fputc(')', out);
 }
 
+const char *ast_name_problem(const char *name)
+{
+    if (!*name)
+        return "is empty";
+    for (const char *p = name; *p; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c == '.')
+            return "contains '.': a name is one segment of a path, and '.' joins them";
+        if (c <= ' ' || c == 0x7f)
+            return "contains a space or a control character";
+        if (strchr("\"'\\{}", c))
+            return "contains one of \" ' \\ { }";
+    }
+    return NULL;
+}
+
+/* A name as written: a quoted one in quotes. */
+static void print_name(const char *name, const ExprList *parts, FILE *out)
+{
+    if (!parts->n) {
+        fprintf(out, "%s", name);
+        return;
+    }
+    fputs("(name", out);
+    for (int32_t i = 0; i < parts->n; i++) {
+        fputc(' ', out);
+        ast_print_expr(parts->items[i], out);
+    }
+    fputc(')', out);
+}
+
 static void print_sequence(const Expr *e, FILE *out)
 {
-    fprintf(out, "(sequence%s%s", e->seq.name ? " " : "", e->seq.name ? e->seq.name : "");
+    fputs("(sequence", out);
+    if (e->seq.name) {
+        fputc(' ', out);
+        print_name(e->seq.name, &e->seq.name_parts, out);
+    }
     if (e->seq.input) {
         fputc(' ', out);
         ast_print_expr(e->seq.input, out);
@@ -119,12 +154,18 @@ void ast_print_expr(const Expr *e, FILE *out)
     case E_AS:
         fputs("(as ", out);
         ast_print_expr(e->as.inner, out);
-        fprintf(out, " %s)", e->as.name);
+        fputc(' ', out);
+        print_name(e->as.name, &e->as.parts, out);
+        fputc(')', out);
         break;
     case E_SEQUENCE: print_sequence(e, out); break;
     case E_REPEAT:
         fputs("(repeat ", out);
         ast_print_expr(e->repeat.count, out);
+        if (e->repeat.from) {
+            fputs(" from ", out);
+            ast_print_expr(e->repeat.from, out);
+        }
         fputc(' ', out);
         ast_print_expr(e->repeat.call, out);
         fputc(')', out);

@@ -55,9 +55,14 @@ struct Expr {
         struct { Operator op; Expr *lhs, *rhs; } bin; /* E_UNARY uses lhs */
         struct { Expr *cond, *then, *els; } cond;
         struct { Expr *base, *index; } index;
-        struct { Expr *inner; const char *name; SrcLoc name_loc; } as;
-        struct { const char *name; SrcLoc name_loc; Expr *input; StmtList body; } seq;
-        struct { Expr *count, *call; } repeat;
+        /* A quoted name with {EXPR} parts is computed: `parts` holds its text
+         * as E_STRING pieces and its EXPRs, `name` the text as written. */
+        struct { Expr *inner; const char *name; SrcLoc name_loc; ExprList parts; } as;
+        struct {
+            const char *name; SrcLoc name_loc; ExprList name_parts;
+            Expr *input; StmtList body;
+        } seq;
+        struct { Expr *count, *call, *from; } repeat; /* from: NULL, or the first index */
     };
 };
 
@@ -154,6 +159,10 @@ NetworkDef *fe_parse_header(Arena *a, Diag *d, const char *file, int32_t line,
 /* parser.y: writes the tokens the parser sees (after the newline rules), one a
  * line as `LINE:COL KIND [TEXT]`; for tests and debugging. */
 void fe_dump_tokens(const char *file, const char *text, FILE *out, Diag *d);
+
+/* ast.c: why `name` cannot be one segment of a layer's path ("is empty",
+ * "contains '.'"), or NULL when it can. */
+const char *ast_name_problem(const char *name);
 
 /* ast.c: constructors and a compact s-expression printer (for tests). */
 Expr *ast_expr(Arena *a, ExprKind kind, SrcLoc loc);

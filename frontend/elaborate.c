@@ -78,7 +78,8 @@ static Value eval_ident(Elab *E, const Expr *e)
     if (global_callable(E, e->s, &c))
         return callable_value(E, &c);
     if (strcmp(e->s, "first") == 0 || strcmp(e->s, "index") == 0)
-        return fail(E, e->loc, "'%s' is only defined in the arguments of a repeated call", e->s);
+        return fail(E, e->loc, "'%s' is only defined in the arguments and name of a repeated call",
+                    e->s);
     Suggest s;
     char buf[96];
     fe_suggest_init(&s, e->s);
@@ -426,6 +427,81 @@ static Value eval_call(Elab *E, const Expr *e, const Naming *nm, const Feed *fee
     return call_resolved(E, &fn, e, nm, feed);
 }
 
+/* ---- names written after `as` ------------------------------------------------ */
+
+/* A quoted name's text with its {EXPR}s evaluated: each must be an int or a
+ * string, and the result one segment of a path. NULL after an error. */
+static const char *name_text(Elab *E, const char *written, const ExprList *parts, SrcLoc loc)
+{
+    if (parts->n == 0)
+        return written;
+    const char *text = "";
+    for (int32_t i = 0; i < parts->n; i++) {
+        const Expr *x = parts->items[i];
+        Value v = eval(E, x);
+        if (v.kind == V_INT)
+            text = ir_strfmt(E->arena, "%s%lld", text, (long long)v.i);
+        else if (v.kind == V_STRING)
+            text = ir_strfmt(E->arena, "%s%s", text, v.s);
+        else if (v.kind == V_ERROR)
+            return NULL;
+        else
+            return fail(E, x->loc, "a part of a name must be an int or a string, not %s",
+                        fe_kind_name(v.kind)), NULL;
+    }
+    /* No value in the messages: one mistake in a loop reads the same each time. */
+    const char *why = ast_name_problem(text);
+    if (why)
+        return fail(E, loc, "the name computed here %s", why), NULL;
+    return text;
+}
+
+/* The Naming of `EXPR as NAME`; false after an error in a computed name. */
+static bool as_naming(Elab *E, const Expr *as, Naming *out)
+{
+    out->loc = as->as.name_loc;
+    out->local = name_text(E, as->as.name, &as->as.parts, out->loc);
+    return out->local != NULL;
+}
+
+static bool mentions_index(const Expr *e)
+{
+    if (!e)
+        return false;
+    switch (e->kind) {
+    case E_IDENT: return strcmp(e->s, "index") == 0 || strcmp(e->s, "first") == 0;
+    case E_UNARY:
+    case E_BINARY: return mentions_index(e->bin.lhs) || mentions_index(e->bin.rhs);
+    case E_COND:
+        return mentions_index(e->cond.cond) || mentions_index(e->cond.then) ||
+               mentions_index(e->cond.els);
+    case E_INDEX: return mentions_index(e->index.base) || mentions_index(e->index.index);
+    case E_LIST:
+        for (int32_t i = 0; i < e->items.n; i++)
+            if (mentions_index(e->items.items[i]))
+                return true;
+        return false;
+    case E_CALL:
+        for (int32_t i = 0; i < e->call.args.n; i++)
+            if (mentions_index(e->call.args.items[i].value))
+                return true;
+        return false;
+    default: return false;
+    }
+}
+
+/* `repeat ... as "NAME{index}"`: a name that uses `index` or `first` names
+ * each instance rather than the repeat. */
+static bool names_each(const Expr *as)
+{
+    if (as->as.inner->kind != E_REPEAT)
+        return false;
+    for (int32_t i = 0; i < as->as.parts.n; i++)
+        if (mentions_index(as->as.parts.items[i]))
+            return true;
+    return false;
+}
+
 /* ---- repeat ------------------------------------------------------------------- */
 
 static int64_t repeat_count(Elab *E, const Expr *count)
@@ -440,33 +516,56 @@ static int64_t repeat_count(Elab *E, const Expr *count)
     return n.i;
 }
 
-/* Runs the instances of `repeat N call`: named NAME.0, NAME.1, ... in a scope
- * of their own when the repeat is named, as stages inside a sequence, and
- * like separate unnamed calls (OP_K) otherwise. Each instance's arguments see
- * `first` and `index`. Fed by a sequence, every instance gets the current
- * value first; otherwise instance 0 takes its input as written and each later
- * one the previous result in place of its first argument. */
-static Value run_repeat(Elab *E, const Expr *e, const Naming *nm, const Feed *feed)
+/* The first index of `repeat N from K`: 0 without `from`; -1 after an error. */
+static int64_t repeat_from(Elab *E, const Expr *from, int64_t n)
+{
+    if (!from)
+        return 0;
+    Value v = eval(E, from);
+    if (v.kind == V_ERROR)
+        return -1;
+    if (v.kind != V_INT || v.i < 0)
+        return fail(E, from->loc, "'from' must be an int >= 0, got %s", fe_value_str(E, v)), -1;
+    if (v.i > INT32_MAX - (n > 0 ? n : 0))
+        return fail(E, from->loc, "'from' %lld is too large", (long long)v.i), -1;
+    return v.i;
+}
+
+/* Runs the instances of `repeat N [from K] call`: named NAME.K, NAME.K+1, ...
+ * in a scope of their own when the repeat is named, each by its own computed
+ * name when `each` (an `as` whose name uses `index`) is given, as stages
+ * inside a sequence, and like separate unnamed calls (OP_K) otherwise. Each
+ * instance's arguments and computed name see `first` and `index` (from K).
+ * Fed by a sequence, every instance gets the current value first; otherwise
+ * instance 0 takes its input as written and each later one the previous
+ * result in place of its first argument. */
+static Value run_repeat(Elab *E, const Expr *e, const Naming *nm, const Feed *feed,
+                        const Expr *each)
 {
     const Expr *call = e->repeat.call;
     int64_t n = repeat_count(E, e->repeat.count);
+    int64_t base = repeat_from(E, e->repeat.from, n);
     Env env = {.parent = E->frame->env};
     E->frame->env = &env;
     fe_env_set(E, &env, "index", fe_int(0));
     fe_env_set(E, &env, "first", fe_bool(true));
     Callable fn;
-    bool ok = resolve_instance(E, call, "a repeated call", &fn) && n > 0;
+    bool ok = resolve_instance(E, call, "a repeated call", &fn) && n > 0 && base >= 0;
     if (!ok)
         n = 0;
-    if (ok && nm)
+    if (ok && nm) {
         fe_push_scope(E, fe_instance_name(E, nm, "repeat", e->loc));
+        E->scope->stage = (int32_t)base;
+    }
     Value cur = feed ? feed->v : fe_error_value();
     for (int64_t i = 0; i < n; i++) {
         env.n = 0;
-        fe_env_set(E, &env, "index", fe_int(i));
+        fe_env_set(E, &env, "index", fe_int(base + i));
         fe_env_set(E, &env, "first", fe_bool(i == 0));
         Naming st = {0};
-        if (nm || feed)
+        if (each)
+            as_naming(E, each, &st);
+        else if (nm || feed)
             st = fe_stage_naming(E, call->loc);
         Feed f = {feed ? feed->mode : FEED_REPLACE, cur};
         cur = call_resolved(E, &fn, call, st.local ? &st : NULL, feed || i > 0 ? &f : NULL);
@@ -477,7 +576,7 @@ static Value run_repeat(Elab *E, const Expr *e, const Naming *nm, const Feed *fe
     return ok ? cur : fe_error_value();
 }
 
-static Value eval_repeat(Elab *E, const Expr *e, const Naming *nm)
+static Value eval_repeat(Elab *E, const Expr *e, const Naming *nm, const Expr *each)
 {
     const ArgList *args = &e->repeat.call->call.args;
     bool positional = false;
@@ -486,7 +585,7 @@ static Value eval_repeat(Elab *E, const Expr *e, const Naming *nm)
     if (!positional)
         return fail(E, e->repeat.call->loc,
                     "a repeated call needs its input as the first argument");
-    return run_repeat(E, e, nm, NULL);
+    return run_repeat(E, e, nm, NULL, each);
 }
 
 /* ---- sequences ---------------------------------------------------------------- */
@@ -496,6 +595,8 @@ static Value run_sequence(Elab *E, const Expr *e, const Naming *nm, Value cur)
     Naming own = {e->seq.name, e->seq.name_loc};
     if (nm && e->seq.name)
         return fail(E, nm->loc, "sequence '%s' already has a name", e->seq.name);
+    if (e->seq.name && !(own.local = name_text(E, e->seq.name, &e->seq.name_parts, own.loc)))
+        return fe_error_value();
     if (e->seq.name)
         nm = &own;
     if (nm)
@@ -533,7 +634,7 @@ static Value stage(Elab *E, const Expr *e, const Naming *nm, Value cur)
     switch (e->kind) {
     case E_CALL:
     case E_IDENT: return stage_call(E, e, nm, cur);
-    case E_REPEAT: return run_repeat(E, e, nm, &f);
+    case E_REPEAT: return run_repeat(E, e, nm, &f, NULL);
     case E_SEQUENCE:
         if (e->seq.input)
             return fail(E, e->seq.input->loc,
@@ -548,7 +649,11 @@ static Value stage(Elab *E, const Expr *e, const Naming *nm, Value cur)
     case E_AS: {
         if (nm)
             return fail(E, e->as.name_loc, "this stage already has a name");
-        Naming own = {e->as.name, e->as.name_loc};
+        if (names_each(e))
+            return run_repeat(E, e->as.inner, NULL, &f, e);
+        Naming own;
+        if (!as_naming(E, e, &own))
+            return fe_error_value();
         return stage(E, e->as.inner, &own, cur);
     }
     default:
@@ -667,7 +772,13 @@ static Value eval_as(Elab *E, const Expr *e, const Naming *nm)
     case E_COND:
     case E_SEQUENCE:
     case E_REPEAT: {
-        Naming own = {e->as.name, e->as.name_loc};
+        if (names_each(e))
+            return eval_repeat(E, e->as.inner, NULL, e);
+        Naming own;
+        if (!as_naming(E, e, &own)) {
+            eval(E, e->as.inner);
+            return fe_error_value();
+        }
         return eval_named(E, e->as.inner, &own);
     }
     default:
@@ -693,7 +804,7 @@ static Value eval_named(Elab *E, const Expr *e, const Naming *nm)
     case E_INDEX: return eval_index(E, e);
     case E_AS: return eval_as(E, e, nm);
     case E_SEQUENCE: return eval_sequence(E, e, nm);
-    case E_REPEAT: return eval_repeat(E, e, nm);
+    case E_REPEAT: return eval_repeat(E, e, nm, NULL);
     }
     ICE("bad expression kind %d", (int)e->kind);
 }

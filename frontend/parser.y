@@ -7,6 +7,11 @@
 #include "ast.h"
 #include "scan.h"
 typedef struct Parser Parser;
+/* A name after `as` or `sequence`: fixed, or computed from parts (ast.h). */
+typedef struct AstName {
+    const char *s;
+    ExprList parts;
+} AstName;
 }
 
 %code {
@@ -33,12 +38,18 @@ struct Parser {
     bool incomplete;    /* it did */
     EntryList *entries; /* prompt text goes here */
     NetworkDef *header;
+    Expr *expr;    /* an {EXPR} of a quoted name */
+    bool embedded; /* parsing one: its end is the '}' */
 };
+
 
 #define YYLLOC_DEFAULT(Cur, Rhs, N) ((Cur) = (N) ? YYRHSLOC(Rhs, 1) : YYRHSLOC(Rhs, 0))
 
 static int fe_yylex(FE_YYSTYPE *lval, SrcLoc *lloc, Parser *P);
 static void fe_yyerror(SrcLoc *loc, Parser *P, const char *msg);
+static AstName quoted_name(Parser *P, const char *text, SrcLoc loc);
+static void parser_init(Parser *P, Arena *a, Diag *d, const char *file, int32_t line,
+                        const char *text, size_t len);
 
 static Expr *leaf(Parser *P, ExprKind k, SrcLoc loc)
 {
@@ -62,11 +73,12 @@ static Expr *call(Parser *P, const char *callee, ArgList args, SrcLoc loc)
     return e;
 }
 
-static Expr *sequence(Parser *P, const char *name, SrcLoc name_loc, Expr *input, StmtList body,
+static Expr *sequence(Parser *P, AstName name, SrcLoc name_loc, Expr *input, StmtList body,
                       SrcLoc loc)
 {
     Expr *e = ast_expr(P->arena, E_SEQUENCE, loc);
-    e->seq.name = name;
+    e->seq.name = name.s;
+    e->seq.name_parts = name.parts;
     e->seq.name_loc = name_loc;
     e->seq.input = input;
     e->seq.body = body;
@@ -145,6 +157,7 @@ static void set_header(Parser *P, const char *name, SrcLoc loc, InputList inputs
     InputDecl input;
     DimList dl;
     Dim dim;
+    AstName name;
 }
 
 %token <s> IDENT "identifier"
@@ -154,9 +167,9 @@ static void set_header(Parser *P, const char *name, SrcLoc loc, InputList inputs
 %token NEWLINE "end of line"
 %token NETWORK "network" BLOCK "block" INCLUDE "include" IF "if" ELSE "else" FOR "for"
 %token IN "in" RETURN "return" REPEAT "repeat" SEQUENCE "sequence" AS "as"
-%token AND "and" OR "or" NOT "not" TRUE "true" FALSE "false" NONE "none"
+%token AND "and" OR "or" NOT "not" TRUE "true" FALSE "false" NONE "none" FROM "from"
 %token EQ "==" NE "!=" LE "<=" GE ">=" FLOORDIV "//"
-%token START_FILE START_PROMPT START_HEADER
+%token START_FILE START_PROMPT START_HEADER START_EXPR
 
 %type <e> expr postfix primary call sequence
 %type <st> stmt if_stmt
@@ -170,7 +183,7 @@ static void set_header(Parser *P, const char *name, SrcLoc loc, InputList inputs
 %type <input> input
 %type <dl> dims
 %type <dim> dim
-%type <s> name_opt
+%type <name> name name_opt
 
 %right '?' ':'
 %left OR
@@ -187,6 +200,7 @@ start
     : START_FILE file
     | START_PROMPT prompt
     | START_HEADER header
+    | START_EXPR expr { P->expr = $2; }
     ;
 
 prompt
@@ -345,10 +359,11 @@ postfix
         $$->index.base = $1;
         $$->index.index = $3;
     }
-    | postfix AS IDENT {
+    | postfix AS name {
         $$ = leaf(P, E_AS, $1->loc);
         $$->as.inner = $1;
-        $$->as.name = $3;
+        $$->as.name = $3.s;
+        $$->as.parts = $3.parts;
         $$->as.name_loc = @3;
     }
     ;
@@ -370,6 +385,12 @@ primary
         $$->repeat.count = $2;
         $$->repeat.call = $3;
     }
+    | REPEAT expr FROM expr call {
+        $$ = leaf(P, E_REPEAT, @1);
+        $$->repeat.count = $2;
+        $$->repeat.from = $4;
+        $$->repeat.call = $5;
+    }
     ;
 
 call
@@ -381,8 +402,13 @@ sequence
     | SEQUENCE name_opt body { $$ = sequence(P, $2, @2, NULL, $3, @1); }
     ;
 name_opt
-    : %empty { $$ = NULL; }
-    | IDENT
+    : %empty { $$ = (AstName){0}; }
+    | name
+    ;
+/* A reserved word here is an identifier (next_token). */
+name
+    : IDENT { $$ = (AstName){$1, {0}}; }
+    | STRING { $$ = quoted_name(P, $1, @1); }
     ;
 
 list_items
@@ -422,6 +448,11 @@ static bool continues_line(int kind)
     }
 }
 
+static bool is_reserved(int kind)
+{
+    return kind >= TK_NETWORK && kind <= TK_FROM;
+}
+
 static void scan(Parser *P, Token *t)
 {
     memset(t, 0, sizeof *t);
@@ -429,7 +460,8 @@ static void scan(Parser *P, Token *t)
 }
 
 /* The next token for the grammar: newlines are dropped where they cannot end
- * a statement (after an operator or ',', before '{', '}' or 'else', at the end). */
+ * a statement (after an operator or ',', before '{', '}' or 'else', at the end);
+ * a reserved word right after `as` or `sequence` is a name (`as block`). */
 static Token next_token(Parser *P)
 {
     Token t;
@@ -451,6 +483,10 @@ static Token next_token(Parser *P)
         int k = P->peek.kind;
         if (k != '{' && k != '}' && k != TK_ELSE && k != TK_YYEOF)
             break;
+    }
+    if ((P->prev == TK_AS || P->prev == TK_SEQUENCE) && is_reserved(t.kind)) {
+        t.s = yysymbol_name(YYTRANSLATE(t.kind));
+        t.kind = TK_IDENT;
     }
     P->prev = t.kind;
     P->last = t;
@@ -502,7 +538,7 @@ static void unexpected_desc(const Parser *P, yysymbol_kind_t k, char *buf, size_
     case YYSYMBOL_INT: snprintf(buf, n, "integer %lld", (long long)t->i); break;
     case YYSYMBOL_FLOAT: snprintf(buf, n, "number %g", t->f); break;
     case YYSYMBOL_YYEOF:
-        snprintf(buf, n, "%s", P->prompt ? "end of input" : yysymbol_name(k));
+        snprintf(buf, n, "%s", P->prompt ? "end of input" : P->embedded ? "'}'" : yysymbol_name(k));
         break;
     default: snprintf(buf, n, "%s", symbol_desc(k, tmp, sizeof tmp)); break;
     }
@@ -600,6 +636,21 @@ static bool open_ended(const Parser *P, const yysymbol_kind_t *all, int n)
     return false;
 }
 
+/* A reserved word where a name could stand: say where it can be one. */
+static void reserved_hint(const Parser *P, const yysymbol_kind_t *all, int n, char *buf,
+                          size_t size)
+{
+    bool name = false;
+    for (int i = 0; i < n; i++)
+        name |= all[i] == YYSYMBOL_IDENT;
+    buf[0] = '\0';
+    if (name && is_reserved(P->last.kind)) {
+        const char *w = yysymbol_name(YYTRANSLATE(P->last.kind));
+        snprintf(buf, size, "; '%s' is a reserved word: it can name a layer ('as %s') but "
+                 "not a variable or parameter, so choose another name here", w, w);
+    }
+}
+
 static int yyreport_syntax_error(const yypcontext_t *ctx, Parser *P)
 {
     yysymbol_kind_t all[YYNTOKENS];
@@ -611,13 +662,14 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, Parser *P)
         P->nerrors++;
         return 0;
     }
-    char what[128], expected[256];
+    char what[128], expected[256], hint[192];
     unexpected_desc(P, tok, what, sizeof what);
+    reserved_hint(P, all, n, hint, sizeof hint);
     if (expected_text(all, n < 0 ? 0 : n, tok == YYSYMBOL_YYEOF, expected, sizeof expected))
-        ir_error(P->diag, *yypcontext_location(ctx), "syntax error: unexpected %s, expected %s",
-                 what, expected);
+        ir_error(P->diag, *yypcontext_location(ctx), "syntax error: unexpected %s, expected %s%s",
+                 what, expected, hint);
     else
-        ir_error(P->diag, *yypcontext_location(ctx), "syntax error: unexpected %s", what);
+        ir_error(P->diag, *yypcontext_location(ctx), "syntax error: unexpected %s%s", what, hint);
     P->nerrors++;
     return 0;
 }
@@ -678,6 +730,76 @@ FeParseStatus fe_parse_entries(Arena *a, Diag *d, const char *file, int32_t line
     if (rc != 0 || P.nerrors > 0 || P.lex.nerrors > 0)
         return FE_PARSE_ERROR;
     return FE_PARSE_OK;
+}
+
+/* ---- quoted names ---------------------------------------------------------- */
+
+/* Parses the EXPR of a `{EXPR}` in a quoted name, which starts at `at`. */
+static Expr *parse_embedded(Parser *P, const char *text, size_t len, SrcLoc at)
+{
+    Parser Q;
+    parser_init(&Q, P->arena, P->diag, at.file, at.line, text, len);
+    Q.lex.col = at.col;
+    Q.start = TK_START_EXPR;
+    Q.embedded = true;
+    int rc = fe_yyparse(&Q);
+    fescan_lex_destroy(Q.scanner);
+    if (rc != 0 || Q.nerrors > 0 || Q.lex.nerrors > 0) {
+        P->nerrors++;
+        return NULL;
+    }
+    return Q.expr;
+}
+
+static SrcLoc at_offset(SrcLoc loc, const char *text, const char *p)
+{
+    loc.col += 1 + (int32_t)(p - text); /* after the opening quote */
+    return loc;
+}
+
+static void add_part(Parser *P, AstName *nm, Expr *e)
+{
+    if (e)
+        AST_PUSH(P->arena, &nm->parts, e);
+}
+
+/* The name in quotes after `as`: fixed, and checked now, or with {EXPR}
+ * parts, computed at elaboration (the text between them becomes E_STRINGs). */
+static AstName quoted_name(Parser *P, const char *text, SrcLoc loc)
+{
+    AstName nm = {text, {0}};
+    if (!strchr(text, '{')) {
+        const char *why = ast_name_problem(text);
+        if (why) {
+            ir_error(P->diag, loc, "the name \"%s\" %s", text, why);
+            P->nerrors++;
+        }
+        return nm;
+    }
+    for (const char *p = text; *p;) {
+        const char *open = strchr(p, '{'), *close = open ? strchr(open, '}') : NULL;
+        size_t lit = open ? (size_t)(open - p) : strlen(p);
+        if (lit) {
+            Expr *e = leaf(P, E_STRING, at_offset(loc, text, p));
+            e->s = ir_strndup(P->arena, p, lit);
+            add_part(P, &nm, e);
+        }
+        if (!open)
+            break;
+        const char *in = open + 1;
+        while (in < close && *in == ' ')
+            in++;
+        if (!close || in == close) {
+            ir_error(P->diag, at_offset(loc, text, open), close ? "empty '{}' in a name"
+                                                                : "'{' without '}' in a name");
+            P->nerrors++;
+            break;
+        }
+        add_part(P, &nm, parse_embedded(P, open + 1, (size_t)(close - open - 1),
+                                        at_offset(loc, text, open + 1)));
+        p = close + 1;
+    }
+    return nm;
 }
 
 NetworkDef *fe_parse_header(Arena *a, Diag *d, const char *file, int32_t line,

@@ -559,8 +559,101 @@ static void test_errors_names(void **state)
     expect_errors(NET("  return repeat 2 relu(first)\n"),
                   "t.cnn:2:24: error: relu expects a tensor as 'x', got true\n");
     expect_errors(NET("  return relu(index)\n"),
-                  "t.cnn:2:15: error: 'index' is only defined in the arguments of a repeated "
-                  "call\n");
+                  "t.cnn:2:15: error: 'index' is only defined in the arguments and name of a "
+                  "repeated call\n");
+}
+
+/* Every parameter's name, in graph order, one a line. */
+static char *param_names(const Graph *g)
+{
+    char *text;
+    size_t len;
+    FILE *f = open_memstream(&text, &len);
+    for (int32_t i = 0; i < g->nnodes; i++)
+        if (g->nodes[i].op == OP_PARAM)
+            fprintf(f, "%s\n", g->nodes[i].name);
+    fclose(f);
+    return text;
+}
+
+/* torchvision's names as written: a reserved word after `as` or `sequence`,
+ * a quoted name with '-', names computed from {EXPR}, repeat ... from. */
+static void test_torchvision_names(void **state)
+{
+    (void)state;
+    expect_tokens("y = f(x) as block\nsequence in",
+                  "1:1 identifier 'y'\n1:3 '='\n1:5 identifier 'f'\n1:6 '('\n"
+                  "1:7 identifier 'x'\n1:8 ')'\n1:10 'as'\n1:13 identifier 'block'\n"
+                  "1:18 end of line\n2:1 'sequence'\n2:10 identifier 'in'\n2:12 end of file\n");
+    expect_parse("network n() { y = repeat 2 from k + 1 f(x) as \"l{index}-{k}\" as else }",
+                 "network n() {(= y (as (as (repeat 2 from (+ k 1) (call f x)) (name \"l\" index "
+                 "\"-\" k)) else))}\n");
+    Graph *g = good("block dense_layer(x, growth) {\n"
+                    "  y = conv2d(relu(batchnorm(x) as norm1), growth, kernel=1, bias=false) as conv1\n"
+                    "  return concat(x, y)\n"
+                    "}\n"
+                    "network n(x: f32[1, 4, 8, 8]) {\n"
+                    "  y = sequence features(x) {\n"
+                    "    sequence block { conv2d(4, kernel=1) as \"block\" }\n"
+                    "  }\n"
+                    "  y = sequence \"block1-0\"(y) { conv2d(4, kernel=1, bias=false) as proj }\n"
+                    "  for i in range(2) {\n"
+                    "    y = dense_layer(y, 2) as \"denselayer{i+1}\"\n"
+                    "  }\n"
+                    "  y = repeat 2 from 3 dense_layer(y, 2) as \"denselayer{index}\"\n"
+                    "  y = repeat 2 from 1 batchnorm(y) as in\n"
+                    "  return y\n"
+                    "}\n");
+    char *names = param_names(g);
+    assert_string_equal(names,
+                        "features.block.block.weight\nfeatures.block.block.bias\n"
+                        "block1-0.proj.weight\n"
+                        "denselayer1.norm1.weight\ndenselayer1.norm1.bias\n"
+                        "denselayer1.norm1.running_mean\ndenselayer1.norm1.running_var\n"
+                        "denselayer1.conv1.weight\n"
+                        "denselayer2.norm1.weight\ndenselayer2.norm1.bias\n"
+                        "denselayer2.norm1.running_mean\ndenselayer2.norm1.running_var\n"
+                        "denselayer2.conv1.weight\n"
+                        "denselayer3.norm1.weight\ndenselayer3.norm1.bias\n"
+                        "denselayer3.norm1.running_mean\ndenselayer3.norm1.running_var\n"
+                        "denselayer3.conv1.weight\n"
+                        "denselayer4.norm1.weight\ndenselayer4.norm1.bias\n"
+                        "denselayer4.norm1.running_mean\ndenselayer4.norm1.running_var\n"
+                        "denselayer4.conv1.weight\n"
+                        "in.1.weight\nin.1.bias\nin.1.running_mean\nin.1.running_var\n"
+                        "in.2.weight\nin.2.bias\nin.2.running_mean\nin.2.running_var\n");
+    free(names);
+    ir_graph_free(g);
+}
+
+/* Bad names are reported where written, once even in a loop; a reserved word
+ * where it cannot be a name says what to do instead. */
+static void test_errors_quoted_names(void **state)
+{
+    (void)state;
+    expect_errors(NET("  a = relu(x) as \"a.b\"\n  b = relu(x) as \"\"\n"
+                      "  c = relu(x) as \"c{i +}\"\n  d = relu(x) as \"d{\"\n  return a\n"),
+                  "t.cnn:2:18: error: the name \"a.b\" contains '.': a name is one segment of a "
+                  "path, and '.' joins them\n"
+                  "t.cnn:3:18: error: the name \"\" is empty\n"
+                  "t.cnn:4:24: error: syntax error: unexpected '}', expected an expression\n"
+                  "t.cnn:5:20: error: '{' without '}' in a name\n");
+    expect_errors(NET("  for i in range(3) {\n"
+                      "    a = relu(x) as \"a{i / 2}\"\n"
+                      "    b = relu(x) as \"b{nope}\"\n"
+                      "    c = relu(x) as \"c{i}{\\\".\\\"}\"\n"
+                      "  }\n"
+                      "  e = repeat 2 from -1 relu(x) as r\n"
+                      "  return e\n"),
+                  "t.cnn:3:25: error: a part of a name must be an int or a string, not a float\n"
+                  "t.cnn:4:23: error: undefined name 'nope'\n"
+                  "t.cnn:5:20: error: the name computed here contains '.': a name is one "
+                  "segment of a path, and '.' joins them\n"
+                  "t.cnn:7:21: error: 'from' must be an int >= 0, got -1\n");
+    expect_errors(NET("  block = relu(x)\n  return block\n"),
+                  "t.cnn:2:3: error: syntax error: unexpected 'block', expected a statement or "
+                  "'}'; 'block' is a reserved word: it can name a layer ('as block') but not a "
+                  "variable or parameter, so choose another name here\n");
 }
 
 static void test_errors_blocks(void **state)
@@ -690,6 +783,8 @@ int main(void)
         cmocka_unit_test(test_include),
         cmocka_unit_test(test_errors_arguments),
         cmocka_unit_test(test_errors_names),
+        cmocka_unit_test(test_torchvision_names),
+        cmocka_unit_test(test_errors_quoted_names),
         cmocka_unit_test(test_errors_blocks),
         cmocka_unit_test(test_errors_call_chain),
         cmocka_unit_test(test_errors_values),
