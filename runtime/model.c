@@ -6,6 +6,7 @@
 
 #include <stdalign.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,7 @@ struct cnn_model {
     RtCounter *counters; /* one per kernel, handed to the pool while profiling */
     RtGpu *gpu;          /* a CUDA model's device state; NULL on the CPU */
     int profiling;
+    atomic_flag busy; /* set while a run (or a profiling switch) uses the instance */
 };
 
 static _Thread_local char last_error[512];
@@ -144,6 +146,7 @@ cnn_status rt_model_create(const RtModel *desc, const cnn_options *opt, cnn_mode
     cnn_model *m = calloc(1, sizeof *m);
     if (!m)
         return CNN_ERR_OUT_OF_MEMORY;
+    atomic_flag_clear(&m->busy);
     m->rt = desc;
     m->nthreads = nthreads;
     s = allocate(m);
@@ -159,6 +162,7 @@ cnn_status rt_model_from_gpu(RtGpu *g, cnn_model **out)
 {
     cnn_model *m = calloc(1, sizeof *m);
     if (m) {
+        atomic_flag_clear(&m->busy);
         m->gpu = g;
         m->rt = rt_gpu_desc(g);
         m->nthreads = 1;
@@ -273,10 +277,25 @@ static cnn_status check_run(const cnn_model *m, const cnn_tensor *inputs, int32_
     return so != CNN_OK ? so : si;
 }
 
-CNN_EXPORT cnn_status cnn_model_run(cnn_model *m, const cnn_tensor *inputs, int32_t ninputs,
-                                    cnn_tensor *outputs, int32_t noutputs)
+/* One instance runs one call at a time: a second thread's call on it would
+ * share its arena (and, on a GPU, its stream and buffers) and silently mix
+ * results, so it is refused instead. The flag costs one atomic exchange. */
+static cnn_status acquire(cnn_model *m)
 {
-    rt_set_error("%s", "");
+    if (!atomic_flag_test_and_set_explicit(&m->busy, memory_order_acquire))
+        return CNN_OK;
+    rt_set_error("the instance is running on another thread; create one instance per thread");
+    return CNN_ERR_BUSY;
+}
+
+static void release(cnn_model *m)
+{
+    atomic_flag_clear_explicit(&m->busy, memory_order_release);
+}
+
+static cnn_status run_checked(cnn_model *m, const cnn_tensor *inputs, int32_t ninputs,
+                              cnn_tensor *outputs, int32_t noutputs)
+{
     cnn_status s = check_run(m, inputs, ninputs, outputs, noutputs);
     if (s != CNN_OK)
         return s;
@@ -290,17 +309,35 @@ CNN_EXPORT cnn_status cnn_model_run(cnn_model *m, const cnn_tensor *inputs, int3
     return CNN_OK;
 }
 
+CNN_EXPORT cnn_status cnn_model_run(cnn_model *m, const cnn_tensor *inputs, int32_t ninputs,
+                                    cnn_tensor *outputs, int32_t noutputs)
+{
+    rt_set_error("%s", "");
+    if (!m)
+        return CNN_ERR_INVALID_ARGUMENT;
+    cnn_status s = acquire(m);
+    if (s != CNN_OK)
+        return s;
+    s = run_checked(m, inputs, ninputs, outputs, noutputs);
+    release(m);
+    return s;
+}
+
 /* The counters stay readable after profiling is switched off; switching it
  * on starts them from zero. */
 CNN_EXPORT cnn_status cnn_model_set_profiling(cnn_model *m, int enabled)
 {
     if (!m)
         return CNN_ERR_INVALID_ARGUMENT;
+    cnn_status s = acquire(m);
+    if (s != CNN_OK)
+        return s;
     m->profiling = enabled != 0;
     if (enabled)
         memset(m->counters, 0, (size_t)m->rt->nkernels * sizeof *m->counters);
     if (m->pool)
         rt_pool_set_counters(m->pool, enabled ? m->counters : NULL, enabled ? m->rt->nkernels : 0);
+    release(m);
     return CNN_OK;
 }
 
@@ -333,6 +370,7 @@ CNN_EXPORT const char *cnn_status_string(cnn_status s)
     case CNN_ERR_THREADS: return "the thread pool could not be started";
     case CNN_ERR_DEVICE: return "the device is missing, failed, or is not the model's";
     case CNN_ERR_VERSION: return "incompatible version";
+    case CNN_ERR_BUSY: return "the instance is running on another thread";
     }
     return "unknown status";
 }

@@ -1,14 +1,16 @@
 /* test_api.c: the public API of a model.so (include/cnnc/model.h), through a
  * hand-written model (tests/runtime/fake_model.c) loaded with dlopen as a user
  * would: results, info calls, profiling, every error status, concurrent
- * instances. */
+ * instances, and one instance called from two threads at once. */
 #include <dlfcn.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -302,8 +304,8 @@ static void test_broken_models(void **state)
 static void test_status_strings(void **state)
 {
     const Api *api = *state;
-    const char *seen[CNN_ERR_VERSION + 1];
-    for (int s = CNN_OK; s <= CNN_ERR_VERSION; s++) {
+    const char *seen[CNN_ERR_BUSY + 1];
+    for (int s = CNN_OK; s <= CNN_ERR_BUSY; s++) {
         seen[s] = api->status_string((cnn_status)s);
         assert_non_null(seen[s]);
         assert_true(strlen(seen[s]) > 3);
@@ -314,6 +316,8 @@ static void test_status_strings(void **state)
     assert_string_equal(api->status_string(CNN_OK), "success");
     assert_string_equal(api->status_string(CNN_ERR_SIZE_MISMATCH),
                         "buffer size does not match the tensor size");
+    assert_string_equal(api->status_string(CNN_ERR_BUSY),
+                        "the instance is running on another thread");
     assert_string_equal(api->status_string((cnn_status)99), "unknown status");
     assert_string_equal(api->status_string((cnn_status)-1), "unknown status");
 }
@@ -419,6 +423,129 @@ static void test_concurrent_instances(void **state)
     }
 }
 
+/* ---- one instance, two threads ------------------------------------------------ */
+
+/* The fake model's hook: *hook_slot() is called in the middle of each run. */
+static void (**hook_slot(const Api *api))(void)
+{
+    void (**slot)(void) = NULL;
+    assert_true(model_api_sym(api->lib, "fake_model_hook", &slot, sizeof slot));
+    return slot;
+}
+
+static atomic_int held, let_go;
+
+/* Holds the first run that reaches it until the test lets it go. */
+static void hold_run(void)
+{
+    if (atomic_exchange(&held, 1))
+        return;
+    while (!atomic_load(&let_go))
+        nanosleep(&(struct timespec){0, 100000}, NULL);
+}
+
+typedef struct Held {
+    const Api *api;
+    cnn_model *m;
+    Bufs b;
+    cnn_status s;
+} Held;
+
+static void *run_once(void *p)
+{
+    Held *h = p;
+    h->s = h->api->run(h->m, h->b.in, 2, h->b.out, 3);
+    return NULL;
+}
+
+/* While one thread is inside a run, the instance refuses a second thread's run and
+ * profiling switch with CNN_ERR_BUSY, writing nothing; the held run completes. */
+static void test_busy_refused(void **state)
+{
+    const Api *api = *state;
+    void (**hook)(void) = hook_slot(api);
+    Held h = {api, create(api, 2), .s = CNN_ERR_DEVICE};
+    bufs_init(&h.b, 4.0f);
+    atomic_store(&held, 0);
+    atomic_store(&let_go, 0);
+    *hook = hold_run;
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, run_once, &h), 0);
+    while (!atomic_load(&held))
+        nanosleep(&(struct timespec){0, 100000}, NULL);
+    Bufs mine;
+    bufs_init(&mine, -3.0f);
+    assert_int_equal(api->run(h.m, mine.in, 2, mine.out, 3), CNN_ERR_BUSY);
+    assert_string_equal(api->last_error(),
+                        "the instance is running on another thread; create one instance per thread");
+    for (int i = 0; i < 24; i++)
+        assert_true(mine.x1[i] == 0.0f);
+    assert_int_equal(api->set_profiling(h.m, 1), CNN_ERR_BUSY);
+    atomic_store(&let_go, 1);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    *hook = NULL;
+    assert_int_equal(h.s, CNN_OK);
+    assert_true(bufs_ok(&h.b, 2));
+    assert_int_equal(api->run(h.m, mine.in, 2, mine.out, 3), CNN_OK); /* free again */
+    assert_string_equal(api->last_error(), "");
+    assert_true(bufs_ok(&mine, 2));
+    assert_int_equal(api->set_profiling(h.m, 1), CNN_OK);
+    api->destroy(h.m);
+}
+
+typedef struct Hammer {
+    const Api *api;
+    cnn_model *m;
+    float base;
+    int runs, busy, wrong;
+    atomic_int *busy_seen; /* by either thread */
+} Hammer;
+
+static void pause_run(void)
+{
+    nanosleep(&(struct timespec){0, 20000}, NULL);
+}
+
+/* Runs until both threads have been refused at least once (at least 200 runs, at
+ * most 20000): each run either succeeds with its own right outputs or is refused. */
+static void *hammer(void *p)
+{
+    Hammer *h = p;
+    Bufs b;
+    for (int i = 0; i < 20000 && (i < 200 || atomic_load(h->busy_seen) < 2); i++) {
+        bufs_init(&b, h->base + (float)i);
+        cnn_status s = h->api->run(h->m, b.in, 2, b.out, 3);
+        h->runs++;
+        if (s == CNN_ERR_BUSY && h->busy++ == 0)
+            atomic_fetch_add(h->busy_seen, 1);
+        if (s == CNN_ERR_BUSY) /* let the other thread finish its run */
+            pause_run();
+        else if (s != CNN_ERR_BUSY && (s != CNN_OK || !bufs_ok(&b, 2)))
+            h->wrong++;
+    }
+    return NULL;
+}
+
+static void test_busy_two_threads(void **state)
+{
+    const Api *api = *state;
+    void (**hook)(void) = hook_slot(api);
+    *hook = pause_run; /* runs long enough to overlap */
+    atomic_int seen = 0;
+    cnn_model *m = create(api, 2);
+    Hammer h[2] = {{api, m, 0.5f, 0, 0, 0, &seen}, {api, m, -1000.0f, 0, 0, 0, &seen}};
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, hammer, &h[i]), 0);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_join(t[i], NULL), 0);
+    *hook = NULL;
+    assert_int_equal(h[0].wrong + h[1].wrong, 0);
+    assert_true(h[0].busy + h[1].busy > 0);
+    assert_true(h[0].busy + h[1].busy < h[0].runs + h[1].runs);
+    api->destroy(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -434,6 +561,8 @@ int main(void)
         cmocka_unit_test(test_profiling),
         cmocka_unit_test(test_profiling_errors),
         cmocka_unit_test(test_concurrent_instances),
+        cmocka_unit_test(test_busy_refused),
+        cmocka_unit_test(test_busy_two_threads),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

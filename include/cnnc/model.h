@@ -15,7 +15,8 @@
  *
  * The functions never print and never abort: every failure is a status.
  * Instances are independent: two instances may run at the same time from
- * different threads; one instance runs one call at a time. */
+ * different threads; one instance runs one call at a time: a call made while
+ * another thread runs it returns CNN_ERR_BUSY and changes nothing. */
 #ifndef CNNC_MODEL_H
 #define CNNC_MODEL_H
 
@@ -37,6 +38,7 @@ typedef enum cnn_status {
     CNN_ERR_THREADS,          /* the thread pool could not be started */
     CNN_ERR_DEVICE,           /* the device is missing, failed, or is not the model's */
     CNN_ERR_VERSION,          /* the options come from an incompatible header */
+    CNN_ERR_BUSY,             /* the instance is running on another thread */
 } cnn_status;
 
 typedef enum cnn_dtype { CNN_F32 = 1 } cnn_dtype;
@@ -129,7 +131,7 @@ typedef struct cnn_kernel_info {
 
 /* Switches per-kernel timing on (nonzero: the counters restart from zero) or
  * off (the counters keep their values). Off by default; when off a run costs
- * nothing extra. Not while a run of this instance is in progress. */
+ * nothing extra. While another thread runs the instance: CNN_ERR_BUSY. */
 cnn_status cnn_model_set_profiling(cnn_model *m, int enabled);
 int32_t cnn_model_num_kernels(const cnn_model *m); /* -1 for NULL */
 cnn_status cnn_model_kernel_info(const cnn_model *m, int32_t i, cnn_kernel_info *info);

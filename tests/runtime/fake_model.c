@@ -1,7 +1,9 @@
 /* fake_model.c: a hand-written stand-in for generated code, linked with the
  * runtime into a model.so for the runtime's tests. Inputs x [2,3,4] and y [2,5];
  * outputs x + 1 (through the arena, two kernels of 24 items), y * 2 (one kernel
- * of 1 item), and meta = {pool threads, 1 if the arena is 64-byte aligned}. */
+ * of 1 item), and meta = {pool threads, 1 if the arena is 64-byte aligned}.
+ * fake_model_hook, when a test sets it, is called between the first two kernels,
+ * while the arena holds this run's values. */
 #include "rt.h"
 
 #include <stddef.h>
@@ -34,11 +36,15 @@ static void scale_all(void *p, int64_t begin, int64_t end)
     scale_add(p, 0, 10);
 }
 
+__attribute__((visibility("default"))) void (*fake_model_hook)(void);
+
 static void run(RtPool *pool, char *arena, const float *const *in, float *const *out)
 {
     float *tmp = (float *)arena;
     AddArgs plus = {in[0], tmp, 1.0f, 1.0f};
     rt_run_kernel(pool, 0, 24, scale_add, &plus);
+    if (fake_model_hook)
+        fake_model_hook();
     AddArgs copy = {tmp, out[0], 0.0f, 1.0f};
     rt_run_kernel(pool, 1, 24, scale_add, &copy);
     AddArgs twice = {in[1], out[1], 0.0f, 2.0f};
