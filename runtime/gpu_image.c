@@ -90,6 +90,36 @@ static int arg_ok(const RtGpuView *v, const RtGpuArg *a)
     return 0;
 }
 
+/* Size of the buffer an argument points into (0 for none). */
+static uint64_t buffer_bytes(const RtGpuView *v, const RtGpuArg *a)
+{
+    switch (a->buf) {
+    case RT_GPU_ARENA: return v->h->arena_bytes;
+    case RT_GPU_INPUT: return (uint64_t)v->tensor_bytes[a->index];
+    case RT_GPU_OUTPUT: return (uint64_t)v->tensor_bytes[v->h->ninputs + a->index];
+    case RT_GPU_WEIGHTS: return v->h->weights_bytes;
+    }
+    return 0;
+}
+
+/* Output copies read `items` blocks of `item_bytes`, `stride_bytes` apart,
+ * from their source: the whole extent, not just its start, must lie inside
+ * the source's buffer, and the blocks must fill the output exactly. */
+static int output_ok(const RtGpuView *v, const RtGpuOutput *o, int64_t bytes)
+{
+    if (!arg_ok(v, &o->src) || o->src.buf == RT_GPU_NONE || o->items < 0 || o->item_bytes < 0 ||
+        o->stride_bytes < o->item_bytes)
+        return 0;
+    if (o->items == 0 || o->item_bytes == 0) return bytes == 0;
+    if (o->items > INT64_MAX / o->item_bytes || o->items * o->item_bytes != bytes) return 0;
+    uint64_t end; /* src.offset + (items - 1) * stride_bytes + item_bytes */
+    if (__builtin_mul_overflow((uint64_t)(o->items - 1), (uint64_t)o->stride_bytes, &end) ||
+        __builtin_add_overflow(end, (uint64_t)o->item_bytes, &end) ||
+        __builtin_add_overflow(end, (uint64_t)o->src.offset, &end))
+        return 0;
+    return end <= buffer_bytes(v, &o->src);
+}
+
 static int kernel_ok(const RtGpuView *v, const RtGpuKernel *k)
 {
     if (!rt_gpu_string(v, k->name) || !rt_gpu_string(v, k->op) || k->function < 0 ||
@@ -112,14 +142,8 @@ static int references_ok(const RtGpuView *v)
         ok = rt_gpu_string(v, v->functions[i]) != NULL;
     for (int32_t i = 0; ok && i < h->nkernels; i++)
         ok = kernel_ok(v, &v->kernels[i]);
-    for (int32_t i = 0; ok && i < h->noutputs; i++) {
-        const RtGpuOutput *o = &v->outputs[i];
-        ok = arg_ok(v, &o->src) && o->src.buf != RT_GPU_NONE && o->items >= 0 &&
-             o->item_bytes >= 0 && o->stride_bytes >= o->item_bytes &&
-             (o->items == 0 || o->item_bytes == 0 ||
-              o->items <= INT64_MAX / o->item_bytes) &&
-             o->items * o->item_bytes == v->tensor_bytes[h->ninputs + i];
-    }
+    for (int32_t i = 0; ok && i < h->noutputs; i++)
+        ok = output_ok(v, &v->outputs[i], v->tensor_bytes[h->ninputs + i]);
     if (!ok) rt_set_error("GPU image damaged: a kernel or output refers outside it");
     return ok;
 }

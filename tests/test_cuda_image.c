@@ -295,6 +295,51 @@ static void expect_refused(const uint8_t *img, size_t size, size_t at, const voi
     free(copy);
 }
 
+/* Output 0 copied from `o` instead: refused (or not) by rt_gpu_view. */
+static void expect_output(const uint8_t *img, size_t size, const RtGpuHeader *h, RtGpuOutput o,
+                          int accepted)
+{
+    if (!accepted) {
+        expect_refused(img, size, h->outputs, &o, sizeof o, "refers outside");
+        return;
+    }
+    uint8_t *copy = malloc(size);
+    assert_non_null(copy);
+    memcpy(copy, img, size);
+    memcpy(copy + h->outputs, &o, sizeof o);
+    RtGpuView v;
+    assert_int_equal(rt_gpu_view(copy, &v), 1);
+    rt_gpu_view_free(&v);
+    free(copy);
+}
+
+/* A copy out must end inside its source buffer, not only start there: at the
+ * arena's end, a huge stride, an extent that overflows are refused; the last
+ * bytes of the arena, and blocks strided across all of it, are fine. */
+static void check_output_extents(const uint8_t *img, size_t size, const RtGpuHeader *h)
+{
+    RtGpuOutput o;
+    memcpy(&o, img + h->outputs, sizeof o);
+    int64_t bytes = o.items * o.item_bytes, arena = (int64_t)h->arena_bytes;
+    assert_true(bytes >= 8 && bytes % 2 == 0 && arena >= 2 * bytes);
+    RtGpuArg in_arena = {RT_GPU_ARENA, 0, arena - bytes};
+    expect_output(img, size, h, (RtGpuOutput){in_arena, 1, bytes, bytes}, 1);
+    in_arena.offset = arena;
+    expect_output(img, size, h, (RtGpuOutput){in_arena, 1, bytes, bytes}, 0);
+    in_arena.offset = arena - bytes + 4;
+    expect_output(img, size, h, (RtGpuOutput){in_arena, 1, bytes, bytes}, 0);
+    in_arena.offset = 0;
+    int64_t half = bytes / 2;
+    expect_output(img, size, h, (RtGpuOutput){in_arena, 2, half, arena - half}, 1);
+    expect_output(img, size, h, (RtGpuOutput){in_arena, 2, half, arena - half + 1}, 0);
+    expect_output(img, size, h, (RtGpuOutput){in_arena, 2, half, (int64_t)1 << 40}, 0);
+    expect_output(img, size, h, (RtGpuOutput){in_arena, bytes, 1, INT64_MAX}, 0);
+    RtGpuArg weights = {RT_GPU_WEIGHTS, 0, (int64_t)h->weights_bytes - half};
+    expect_output(img, size, h, (RtGpuOutput){weights, 2, half, half}, 0);
+    RtGpuArg input = {RT_GPU_INPUT, 0, 0};
+    expect_output(img, size, h, (RtGpuOutput){input, 1, bytes, bytes}, 1);
+}
+
 /* The runtime never trusts an image: each kind of damage is refused, with its reason. */
 static void test_damaged(void **state)
 {
@@ -326,6 +371,7 @@ static void test_damaged(void **state)
                            "refers outside");
             break;
         }
+    check_output_extents(img, size, &h);
     RtGpuView v;
     assert_int_equal(rt_gpu_view(NULL, &v), 0);
     assert_int_equal(rt_gpu_view(img, &v), 1); /* the undamaged one still reads */
