@@ -338,6 +338,23 @@ bool ir_write_atomic(const char *path, bool (*emit)(FILE *f, void *ctx), void *c
 float ir_f16_to_f32(uint16_t h);
 float ir_bf16_to_f32(uint16_t h);
 
+/* ---- tempfile.c: temporary files, removed however the process ends ------ */
+
+/* mkstemp(tmpl), the file registered as a temporary; -1 with errno on failure. */
+int ir_temp_create(char *tmpl);
+/* Creates `path` (it must not exist) as a registered temporary; -1 with errno. */
+int ir_temp_open(const char *path);
+/* Unregisters a temporary: removed, or (remove false) kept once renamed into place. */
+void ir_temp_release(const char *path, bool remove);
+/* Unlinks every registered temporary: only async-signal-safe calls, for handlers of
+ * fatal errors and signals. */
+void ir_temp_remove_all(void);
+/* Has exit() and the signals SIGHUP, SIGINT, SIGTERM and SIGABRT remove the
+ * temporaries before the process ends. */
+void ir_temp_remove_on_exit(void);
+/* write(2) of all n bytes, retried after EINTR; false with errno on failure. */
+bool ir_write_all(int fd, const void *data, size_t n);
+
 /* ---- rng.c: deterministic random numbers -------------------------------- */
 
 typedef struct Rng { uint64_t s; } Rng;

@@ -350,6 +350,8 @@ static bool write_in_place(const char *path, bool (*emit)(FILE *f, void *ctx), v
     return ok;
 }
 
+/* The temporary is flushed to the disk before the rename, so a full disk or a
+ * failing device shows up here as an error, not later as a truncated file. */
 bool ir_write_atomic(const char *path, bool (*emit)(FILE *f, void *ctx), void *ctx, char *err,
                      size_t errlen)
 {
@@ -359,7 +361,7 @@ bool ir_write_atomic(const char *path, bool (*emit)(FILE *f, void *ctx), void *c
     size_t n = strlen(path) + sizeof ".tmp-XXXXXX";
     char *tmp = ir_xmalloc(n);
     snprintf(tmp, n, "%s.tmp-XXXXXX", path);
-    int fd = mkstemp(tmp);
+    int fd = ir_temp_create(tmp);
     if (fd < 0) {
         npy_fail(path, err, errlen, "cannot create a temporary file: %s", strerror(errno));
         free(tmp);
@@ -369,8 +371,10 @@ bool ir_write_atomic(const char *path, bool (*emit)(FILE *f, void *ctx), void *c
     mode_t mask = umask(0);
     umask(mask);
     FILE *f = fdopen(fd, "wb");
-    bool ok = f && fchmod(fd, 0666 & ~mask) == 0 && emit(f, ctx) && fflush(f) == 0;
-    int saved = errno;
+    errno = 0;
+    bool ok = f && fchmod(fd, 0666 & ~mask) == 0 && emit(f, ctx) && fflush(f) == 0 &&
+              !ferror(f) && (fsync(fd) == 0 || errno == EINVAL);
+    int saved = errno ? errno : EIO;
     if ((f ? fclose(f) : close(fd)) != 0 && ok) {
         saved = errno;
         ok = false;
@@ -379,10 +383,8 @@ bool ir_write_atomic(const char *path, bool (*emit)(FILE *f, void *ctx), void *c
         saved = errno;
         ok = false;
     }
-    if (!ok) {
-        npy_fail(path, err, errlen, "cannot write: %s", strerror(saved));
-        unlink(tmp);
-    }
+    if (!ok) npy_fail(path, err, errlen, "cannot write: %s", strerror(saved));
+    ir_temp_release(tmp, !ok);
     free(tmp);
     return ok;
 }

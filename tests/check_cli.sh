@@ -57,7 +57,7 @@ expect 0 "fc2: f32[1,10]" -- run models/mnist_cnn.cnn --seed=3
 expect 0 "fc3: f32[2,10]" -- run models/mlp.cnn --batch=2
 expect 1 "input 'image' expects f32[1,1,28,28], got f32[1,10]" -- run models/mnist_cnn.cnn --input="$tmp/a.npy"
 expect 1 "--input is an option of 'cnnc run'" -- models/mlp.cnn --emit=ir --input=x.npy
-expect 1 "cannot write" -- models/mlp.cnn --emit=ir -o "$tmp/no/such/dir/out.ir"
+expect 1 "out.ir: cannot create a temporary file: No such file" -- models/mlp.cnn --emit=ir -o "$tmp/no/such/dir/out.ir"
 if ls "$tmp"/no 2>/dev/null | grep -q .; then echo "FAIL: partial output left"; fail=$((fail + 1)); fi
 
 # Compiling to model.so: weights required, deterministic, self-contained, only the API exported.

@@ -69,12 +69,9 @@ static char *link_so(const char *name, Graph *g, const Build *b)
     CgTarget t = {.cpu = b->cpu, .opt_level = b->opt};
     Cg cg;
     assert_true(cg_lower(&cg, g, &t, &d));
-    char obj[512], err[4096], *so = ir_xmalloc(512);
-    snprintf(obj, sizeof obj, "%s/%s.o", tmpdir, name);
+    char err[4096], *so = ir_xmalloc(512);
     snprintf(so, 512, "%s/%s.so", tmpdir, name);
-    if (!cg_emit_file(&cg, LLVMObjectFile, obj, err, sizeof err)) fail_msg("%s", err);
-    if (!cg_link_shared(&cg, obj, RUNTIME_LIB, so, err, sizeof err)) fail_msg("link: %s", err);
-    remove(obj);
+    if (!cg_link_shared(&cg, RUNTIME_LIB, so, err, sizeof err)) fail_msg("link: %s", err);
     cg_free(&cg);
     ir_diag_fini(&d);
     return so;

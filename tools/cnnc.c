@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -301,52 +302,12 @@ static int parse_args(Options *o, int argc, char **argv)
     return check_target(o);
 }
 
-/* Writes through a temporary file renamed into place, so a failed run never
- * leaves a half-written FILE behind. */
-typedef struct OutFile {
-    FILE *f;
-    char tmp[4096];
-    const char *path;
-} OutFile;
-
-/* A device or pipe (-o /dev/null) is written directly: renaming a temporary
- * over it would replace it. */
+/* A device or pipe (-o /dev/null) is not a model.so's place: the linker would
+ * replace it with a regular file. */
 static bool is_special(const char *path)
 {
     struct stat st;
     return path && stat(path, &st) == 0 && !S_ISREG(st.st_mode);
-}
-
-static bool out_open(OutFile *o, const char *path)
-{
-    o->path = path;
-    if (!path) return o->f = stdout, true;
-    if (is_special(path)) {
-        o->tmp[0] = 0;
-        if ((o->f = fopen(path, "w"))) return true;
-        return fail("cannot write '%s': %s", path, strerror(errno)), false;
-    }
-    if (snprintf(o->tmp, sizeof o->tmp, "%s.tmp-XXXXXX", path) >= (int)sizeof o->tmp)
-        return fail("output path too long: '%s'", path), false;
-    int fd = mkstemp(o->tmp);
-    if (fd < 0 || !(o->f = fdopen(fd, "w"))) {
-        fail("cannot write '%s': %s", path, strerror(errno));
-        if (fd >= 0) close(fd), remove(o->tmp);
-        return false;
-    }
-    return true;
-}
-
-static bool out_close(OutFile *o)
-{
-    if (!o->path) return fflush(stdout) == 0;
-    bool ok = !ferror(o->f);
-    ok = (fclose(o->f) == 0) && ok;
-    if (!o->tmp[0]) return ok ? true : (fail("cannot write '%s'", o->path), false);
-    if (ok && rename(o->tmp, o->path) == 0) return true;
-    fail("cannot write '%s': %s", o->path, strerror(errno));
-    remove(o->tmp);
-    return false;
 }
 
 static bool has_params(const Graph *g)
@@ -368,13 +329,35 @@ static bool bind_weights(Graph *g, const Options *o, Diag *d)
     return true;
 }
 
+static bool print_graph(FILE *f, void *ctx)
+{
+    ir_print(ctx, f);
+    return !ferror(f);
+}
+
+static bool print_dot(FILE *f, void *ctx)
+{
+    ir_print_dot(ctx, f);
+    return !ferror(f);
+}
+
+/* Writes to -o through a temporary file (ir_write_atomic), or to standard output. */
+static int write_out(const Options *o, bool (*emit)(FILE *f, void *ctx), void *ctx)
+{
+    char err[512];
+    if (!o->out) {
+        errno = 0;
+        if (emit(stdout, ctx) && fflush(stdout) == 0) return 0;
+        return fail("cannot write to standard output: %s", strerror(errno ? errno : EIO)), 1;
+    }
+    if (ir_write_atomic(o->out, emit, ctx, err, sizeof err)) return 0;
+    fail("%s", err);
+    return 1;
+}
+
 static int emit(Graph *g, const Options *o)
 {
-    OutFile out;
-    if (!out_open(&out, o->out)) return 1;
-    if (o->emit == EMIT_IR) ir_print(g, out.f);
-    else ir_print_dot(g, out.f);
-    return out_close(&out) ? 0 : 1;
+    return write_out(o, o->emit == EMIT_IR ? print_graph : print_dot, g);
 }
 
 /* Finds the file for input `name` among --input options (FILE or NAME=FILE). */
@@ -510,62 +493,16 @@ static bool write_string(FILE *f, void *ctx)
     return fputs(ctx, f) >= 0;
 }
 
-/* Writes to -o through a temporary file, or to standard output. */
-static int write_out(const Options *o, bool (*emit)(FILE *f, void *ctx), void *ctx)
-{
-    char err[512];
-    if (!o->out) return emit(stdout, ctx) && fflush(stdout) == 0 ? 0 : 1;
-    if (is_special(o->out)) {
-        OutFile f;
-        if (!out_open(&f, o->out)) return 1;
-        bool ok = emit(f.f, ctx);
-        return out_close(&f) && ok ? 0 : 1;
-    }
-    if (ir_write_atomic(o->out, emit, ctx, err, sizeof err)) return 0;
-    fail("%s", err);
-    return 1;
-}
-
-/* The object code in a temporary file, linked with the runtime into -o.
- * Emitting straight to the file keeps a large model's code out of memory. */
+/* The object code linked with the runtime into -o. */
 static int link_model(Cg *cg, const Options *o)
 {
-    char err[8192], obj[4096];
-    const char *dir = getenv("TMPDIR");
-    snprintf(obj, sizeof obj, "%s/cnnc-XXXXXX", dir && *dir ? dir : "/tmp");
+    char err[8192];
     if (is_special(o->out)) return fail("-o '%s' is not a regular file", o->out), 1;
     char *rt = cg_find_runtime(CNNC_RUNTIME_LIB);
     if (!rt) return fail("runtime library not found (set CNNC_RUNTIME to libcnnc_rt.a)"), 1;
-    int fd = mkstemp(obj);
-    bool ok = fd >= 0;
-    if (!ok) fail("cannot create a temporary object file: %s", strerror(errno));
-    else close(fd);
-    if (ok && !(ok = cg_emit_file(cg, LLVMObjectFile, obj, err, sizeof err))) fail("%s", err);
-    if (ok && !(ok = cg_link_shared(cg, obj, rt, o->out, err, sizeof err)))
-        fail("linking '%s' failed:\n%s", o->out, err);
-    if (fd >= 0) remove(obj);
+    bool ok = cg_link_shared(cg, rt, o->out, err, sizeof err);
+    if (!ok) fail("linking '%s' failed:\n%s", o->out, err);
     free(rt);
-    return ok ? 0 : 1;
-}
-
-/* Object code or assembly to -o through a temporary file renamed into place. */
-static int emit_file(Cg *cg, const Options *o, LLVMCodeGenFileType kind)
-{
-    char err[512], tmp[4096];
-    if (is_special(o->out)) {
-        if (cg_emit_file(cg, kind, o->out, err, sizeof err)) return 0;
-        return fail("%s", err), 1;
-    }
-    if (snprintf(tmp, sizeof tmp, "%s.tmp-XXXXXX", o->out) >= (int)sizeof tmp)
-        return fail("output path too long: '%s'", o->out), 1;
-    int fd = mkstemp(tmp);
-    if (fd < 0) return fail("cannot write '%s': %s", o->out, strerror(errno)), 1;
-    close(fd);
-    bool ok = cg_emit_file(cg, kind, tmp, err, sizeof err);
-    if (!ok) fail("%s", err);
-    else if (!(ok = rename(tmp, o->out) == 0))
-        fail("cannot write '%s': %s", o->out, strerror(errno));
-    if (!ok) remove(tmp);
     return ok ? 0 : 1;
 }
 
@@ -583,18 +520,11 @@ static int emit_code(Cg *cg, const Options *o)
     /* An object file stands alone; LLVM IR and assembly show the code as model.so links
      * it, its weights left out (an external cnnc_weights). */
     if (kind == LLVMObjectFile) cg_embed_weights(cg);
-    if (o->out) return emit_file(cg, o, kind);
     LLVMMemoryBufferRef b = cg_emit_memory(cg, kind, err, sizeof err);
     if (!b) return fail("%s", err), 1;
     int rc = write_out(o, write_buffer, b);
     LLVMDisposeMemoryBuffer(b);
     return rc;
-}
-
-static bool print_graph(FILE *f, void *ctx)
-{
-    ir_print(ctx, f);
-    return !ferror(f);
 }
 
 static bool print_plan(FILE *f, void *ctx)
@@ -675,6 +605,22 @@ static int compile(Graph *g, const Options *o, Diag *d)
     return rc;
 }
 
+static void put_stderr(const char *s)
+{
+    ir_write_all(STDERR_FILENO, s, strlen(s));
+}
+
+/* LLVM ends the process after this returns (its own message, then exit or abort);
+ * end it first like any other error, with no temporary file left behind. */
+static void llvm_fatal(const char *reason)
+{
+    ir_temp_remove_all();
+    put_stderr("cnnc: error: LLVM: ");
+    put_stderr(reason);
+    put_stderr("\n");
+    _exit(1);
+}
+
 /* Memory running out (ir_xmalloc, after its message) is an error like any other. */
 static void out_of_memory(void)
 {
@@ -683,7 +629,10 @@ static void out_of_memory(void)
 
 int main(int argc, char **argv)
 {
+    LLVMInstallFatalErrorHandler(llvm_fatal);
     ir_set_out_of_memory(out_of_memory);
+    ir_temp_remove_on_exit();
+    signal(SIGXFSZ, SIG_IGN); /* past `ulimit -f`, a write fails (EFBIG) and is reported */
     if (argc > 1 && !strcmp(argv[1], "repl")) return repl_main(argc - 1, argv + 1);
     Options o = {.opt_level = 2, .dump_after = -1, .gpu = {CU_DEFAULT_ARCH, CU_MATH_TF32}};
     int rc = parse_args(&o, argc, argv);

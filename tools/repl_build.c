@@ -236,24 +236,14 @@ bool repl_run_model(Repl *r, const char *cmd, const ReplBuild *b, cnn_model *m,
     return true;
 }
 
-/* The object code in a temporary file, linked with the runtime into `path`,
- * as `cnnc -o` does. */
+/* The object code linked with the runtime into `path`, as `cnnc -o` does. */
 static bool link_so(Repl *r, const char *cmd, Cg *cg, const char *path)
 {
-    char err[8192], obj[4096];
-    const char *dir = getenv("TMPDIR");
-    snprintf(obj, sizeof obj, "%s/cnnc-XXXXXX", dir && *dir ? dir : "/tmp");
+    char err[8192];
     char *rt = cg_find_runtime(CNNC_RUNTIME_LIB);
     if (!rt) return repl_fail(r, cmd, "runtime library not found (set CNNC_RUNTIME)");
-    int fd = mkstemp(obj);
-    bool ok = fd >= 0;
-    if (!ok) repl_fail(r, cmd, "cannot create a temporary file: %s", strerror(errno));
-    else close(fd);
-    if (ok && !(ok = cg_emit_file(cg, LLVMObjectFile, obj, err, sizeof err)))
-        repl_fail(r, cmd, "%s", err);
-    if (ok && !(ok = cg_link_shared(cg, obj, rt, path, err, sizeof err)))
-        repl_fail(r, cmd, "linking '%s' failed:\n%s", path, err);
-    if (fd >= 0) remove(obj);
+    bool ok = cg_link_shared(cg, rt, path, err, sizeof err);
+    if (!ok) repl_fail(r, cmd, "linking '%s' failed:\n%s", path, err);
     free(rt);
     return ok;
 }

@@ -19,6 +19,8 @@ typedef struct CgTarget {
     int opt_level;        /* 0..3 */
 } CgTarget;
 
+#define CG_ERROR_LEN 512
+
 typedef struct Cg {
     const Graph *g;
     LLVMContextRef ctx;
@@ -32,6 +34,7 @@ typedef struct Cg {
     LLVMTypeRef t_void, t_i1, t_i32, t_i64, t_f32, t_ptr, t_vf32, t_kernel;
     LLVMValueRef args, begin, end; /* parameters of the kernel being emitted */
     Diag *diag;
+    char *llvm_error; /* CG_ERROR_LEN bytes: the first error LLVM reported, "" if none */
     /* The weights: kept out of the module (see cg_weights). */
     struct CgBlob *blob;
     LLVMValueRef weights_sym;
@@ -73,12 +76,11 @@ void cg_free(Cg *cg);
 int32_t cg_target_lanes(const CgTarget *t);
 /* Sets the common types of `cg` (cg->ctx and cg->vec must be set). */
 void cg_init_types(Cg *cg);
-/* Object code or assembly of the module, to a file or to memory (NULL with err set on
- * failure). Each emission works on a copy, so the module stays as lowered and emitting
- * twice gives the same bytes. */
-bool cg_emit_file(Cg *cg, LLVMCodeGenFileType kind, const char *path, char *err, size_t n);
-char *cg_print_ir(Cg *cg); /* free with LLVMDisposeMessage */
+/* Object code or assembly of the module, in memory (NULL with err set on failure): the
+ * caller writes it, checking every write. Each emission works on a copy, so the module
+ * stays as lowered and emitting twice gives the same bytes. */
 LLVMMemoryBufferRef cg_emit_memory(Cg *cg, LLVMCodeGenFileType kind, char *err, size_t n);
+char *cg_print_ir(Cg *cg); /* free with LLVMDisposeMessage */
 
 /* ---- jit.c: object code linked in-process ------------------------------- */
 
@@ -106,11 +108,11 @@ void cg_jit_free(CgJit *j);
  * else libcnnc_rt.a next to the running program (../runtime/, ../lib/cnnc/).
  * NULL when none exists. The result is malloc'd. */
 char *cg_find_runtime(const char *builtin);
-/* Links object file `obj` with `runtime` into the shared object `out` using
- * $CC (default cc); on failure err holds the linker's output. `out` is
- * written whole or not at all. */
-bool cg_link_shared(const Cg *cg, const char *obj, const char *runtime, const char *out, char *err,
-                    size_t n);
+/* Links the module's object code with `runtime` into the shared object `out` using
+ * $CC (default cc); on failure err holds the linker's output. The object code passes
+ * through a temporary file in $TMPDIR (default /tmp). `out` is written whole or not
+ * at all, and no temporary file stays behind. */
+bool cg_link_shared(Cg *cg, const char *runtime, const char *out, char *err, size_t n);
 /* Links `runtime` alone into the shared object `out`, as cg_link_shared does, with
  * one object holding `size` bytes (size > 0) as the hidden, 64-byte-aligned symbol
  * `symbol` (a CUDA model's GPU image), for the machine this program runs on. */

@@ -203,10 +203,14 @@ typedef struct LinkInput {
 
 static bool write_object(const LinkInput *in, const char *path, char *err, size_t n)
 {
-    FILE *f = fopen(path, "wb");
-    bool ok = f && write_elf(f, in->symbol, in->bytes, in->size, in->machine);
-    if (f && fclose(f) != 0) ok = false;
-    if (!ok) snprintf(err, n, "cannot write '%s': %s", path, strerror(errno));
+    int fd = ir_temp_open(path);
+    FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
+    errno = 0;
+    bool ok = f && write_elf(f, in->symbol, in->bytes, in->size, in->machine) && fflush(f) == 0;
+    int saved = errno ? errno : EIO;
+    if ((f ? fclose(f) : fd >= 0 ? close(fd) : 0) != 0 && ok) saved = errno, ok = false;
+    if (!ok) snprintf(err, n, "cannot write '%s': %s", path, strerror(saved));
+    if (!ok && fd >= 0) ir_temp_release(path, true);
     return ok;
 }
 
@@ -221,7 +225,7 @@ static bool link_argv(const LinkInput *in, const char *runtime, const char *tmp,
     dobj[0] = 0;
     if (in->size > 0) {
         snprintf(dobj, dlen, "%s.data.o", tmp);
-        if (!write_object(in, dobj, err, n)) return false;
+        if (!write_object(in, dobj, err, n)) return dobj[0] = 0, false;
         argv[a++] = dobj;
     }
     const char *tail[] = {"-Wl,--whole-archive", runtime, "-Wl,--no-whole-archive", "-lm",
@@ -232,46 +236,67 @@ static bool link_argv(const LinkInput *in, const char *runtime, const char *tmp,
     return true;
 }
 
+/* Every file made on the way (data object, linker output) is a registered
+ * temporary; `out` appears by rename, whole, or not at all. */
 static bool link_so(const LinkInput *in, const char *runtime, const char *out, char *err,
-                       size_t n)
+                    size_t n)
 {
     char tmp[4096], ccbuf[1024], dobj[4200];
     if (snprintf(tmp, sizeof tmp, "%s.tmp-XXXXXX", out) >= (int)sizeof tmp)
         return snprintf(err, n, "output path too long: '%s'", out), false;
-    int fd = mkstemp(tmp);
+    int fd = ir_temp_create(tmp);
     if (fd < 0) return snprintf(err, n, "cannot write '%s': %s", out, strerror(errno)), false;
     close(fd);
     char *argv[MAX_ARGS + 16];
     bool ok = link_argv(in, runtime, tmp, dobj, sizeof dobj, argv, ccbuf, err, n) &&
               run_captured(argv, err, n);
-    if (dobj[0]) remove(dobj);
-    if (!ok) {
-        remove(tmp);
-        return false;
-    }
+    if (dobj[0]) ir_temp_release(dobj, true);
     /* mkstemp made the file 0600; give it the usual mode of a library. */
     mode_t mask = umask(0);
     umask(mask);
-    if (chmod(tmp, 0777 & ~mask) != 0 || rename(tmp, out) != 0) {
+    if (ok && (chmod(tmp, 0777 & ~mask) != 0 || rename(tmp, out) != 0)) {
         snprintf(err, n, "cannot write '%s': %s", out, strerror(errno));
-        remove(tmp);
-        return false;
+        ok = false;
     }
-    return true;
+    ir_temp_release(tmp, !ok);
+    return ok;
 }
 
-bool cg_link_shared(const Cg *cg, const char *obj, const char *runtime, const char *out, char *err,
-                    size_t n)
+/* The object code, in a temporary file of $TMPDIR while the linker reads it. */
+static bool write_code(Cg *cg, char *obj, size_t len, char *err, size_t n)
 {
-    LinkInput in = {.obj = obj, .symbol = CG_WEIGHTS_SYMBOL};
+    const char *dir = getenv("TMPDIR");
+    if (snprintf(obj, len, "%s/cnnc-XXXXXX", dir && *dir ? dir : "/tmp") >= (int)len)
+        return snprintf(err, n, "TMPDIR too long: '%s'", dir), false;
+    LLVMMemoryBufferRef b = cg_emit_memory(cg, LLVMObjectFile, err, n);
+    if (!b) return false;
+    int fd = ir_temp_create(obj);
+    bool ok = fd >= 0 && ir_write_all(fd, LLVMGetBufferStart(b), LLVMGetBufferSize(b));
+    if (!ok) snprintf(err, n, "cannot write a temporary object file '%s': %s", obj,
+                      strerror(errno));
+    if (fd >= 0 && close(fd) != 0 && ok)
+        ok = false, snprintf(err, n, "cannot write '%s': %s", obj, strerror(errno));
+    if (!ok && fd >= 0) ir_temp_release(obj, true);
+    LLVMDisposeMemoryBuffer(b);
+    return ok;
+}
+
+bool cg_link_shared(Cg *cg, const char *runtime, const char *out, char *err, size_t n)
+{
+    LinkInput in = {.symbol = CG_WEIGHTS_SYMBOL};
     if (cg->blob && cg->blob->size > 0) {
         const char *triple = LLVMGetTarget(cg->mod);
-        in = (LinkInput){obj, CG_WEIGHTS_SYMBOL, cg->blob->data, (uint64_t)cg->blob->size,
+        in = (LinkInput){NULL, CG_WEIGHTS_SYMBOL, cg->blob->data, (uint64_t)cg->blob->size,
                          elf_machine(triple)};
         if (!in.machine)
             return snprintf(err, n, "cannot embed weights for target '%s'", triple), false;
     }
-    return link_so(&in, runtime, out, err, n);
+    char obj[4096];
+    if (!write_code(cg, obj, sizeof obj, err, n)) return false;
+    in.obj = obj;
+    bool ok = link_so(&in, runtime, out, err, n);
+    ir_temp_release(obj, true);
+    return ok;
 }
 
 bool cg_link_image(const char *symbol, const void *bytes, size_t size, const char *runtime,

@@ -90,6 +90,18 @@ static LLVMTargetMachineRef make_tm(const TargetStr *s, int opt, char *err, size
                                    LLVMCodeModelDefault);
 }
 
+/* LLVM reports some code generation errors (an instruction the chosen features cannot
+ * encode) to the context, whose default handler prints them and exits. The first one
+ * is kept in the CG_ERROR_LEN bytes at `ctx` instead, and the emission fails. */
+static void on_llvm_diag(LLVMDiagnosticInfoRef di, void *ctx)
+{
+    char *first = ctx;
+    if (LLVMGetDiagInfoSeverity(di) != LLVMDSError || first[0]) return;
+    char *msg = LLVMGetDiagInfoDescription(di);
+    snprintf(first, CG_ERROR_LEN, "%s", msg);
+    LLVMDisposeMessage(msg);
+}
+
 static const char probe_ir[] =
     "define void @probe(ptr %a) \"min-legal-vector-width\"=\"512\" "
     "\"prefer-vector-width\"=\"512\" {\n"
@@ -105,6 +117,8 @@ static const char probe_ir[] =
 static void probe_target(LLVMTargetMachineRef tm, int32_t *lanes, bool *fma)
 {
     LLVMContextRef ctx = LLVMContextCreate();
+    char error[CG_ERROR_LEN] = "";
+    LLVMContextSetDiagnosticHandler(ctx, on_llvm_diag, error);
     LLVMMemoryBufferRef src =
         LLVMCreateMemoryBufferWithMemoryRangeCopy(probe_ir, sizeof probe_ir - 1, "probe");
     LLVMModuleRef m;
@@ -113,7 +127,9 @@ static void probe_target(LLVMTargetMachineRef tm, int32_t *lanes, bool *fma)
     LLVMMemoryBufferRef asmbuf;
     *lanes = 4;
     *fma = false;
-    if (!LLVMTargetMachineEmitToMemoryBuffer(tm, m, LLVMAssemblyFile, &msg, &asmbuf)) {
+    /* On an error the lanes stay 4: the model's own emission reports it. */
+    bool bad = LLVMTargetMachineEmitToMemoryBuffer(tm, m, LLVMAssemblyFile, &msg, &asmbuf);
+    if (!bad && !error[0]) {
         size_t n = LLVMGetBufferSize(asmbuf);
         char *text = ir_xmalloc(n + 1);
         memcpy(text, LLVMGetBufferStart(asmbuf), n);
@@ -121,10 +137,9 @@ static void probe_target(LLVMTargetMachineRef tm, int32_t *lanes, bool *fma)
         *lanes = strstr(text, "zmm") ? 16 : strstr(text, "ymm") ? 8 : 4;
         *fma = strstr(text, "vfmadd") != NULL;
         free(text);
-        LLVMDisposeMemoryBuffer(asmbuf);
-    } else {
-        LLVMDisposeMessage(msg);
     }
+    if (!bad) LLVMDisposeMemoryBuffer(asmbuf);
+    LLVMDisposeMessage(msg);
     LLVMDisposeModule(m);
     LLVMContextDispose(ctx);
 }
@@ -174,6 +189,8 @@ static bool init_cg(Cg *cg, const Graph *g, const CgTarget *t, Diag *d)
     probe_target(cg->tm, &cg->vec, &cg->fma);
     cg->nregs = cg->vec == 16 ? 32 : 16;
     cg->ctx = LLVMContextCreate();
+    cg->llvm_error = ir_xcalloc(1, CG_ERROR_LEN);
+    LLVMContextSetDiagnosticHandler(cg->ctx, on_llvm_diag, cg->llvm_error);
     const char *name = g->name ? g->name : "model";
     cg->mod = LLVMModuleCreateWithNameInContext(name, cg->ctx);
     LLVMSetSourceFileName(cg->mod, name, strlen(name));
@@ -567,28 +584,14 @@ void cg_free(Cg *cg)
     if (cg->mod) LLVMDisposeModule(cg->mod);
     if (cg->ctx) LLVMContextDispose(cg->ctx);
     if (cg->tm) LLVMDisposeTargetMachine(cg->tm);
+    free(cg->llvm_error);
     memset(cg, 0, sizeof *cg);
 }
 
 /* Code generation rewrites the IR it is given, so each emission works on a copy: the
  * module stays as lowered, and every emission (object for the JIT, object for model.so,
- * assembly to read) produces the same code. The copy is cheap: weights are not in it. */
-bool cg_emit_file(Cg *cg, LLVMCodeGenFileType kind, const char *path, char *err, size_t n)
-{
-    char *msg = NULL;
-    char *p = str_copy(path);
-    LLVMModuleRef copy = LLVMCloneModule(cg->mod);
-    bool bad = LLVMTargetMachineEmitToFile(cg->tm, copy, p, kind, &msg);
-    LLVMDisposeModule(copy);
-    free(p);
-    if (bad) {
-        snprintf(err, n, "cannot write '%s': %s", path, msg ? msg : "");
-        LLVMDisposeMessage(msg);
-        return false;
-    }
-    return true;
-}
-
+ * assembly to read) produces the same code. The copy is cheap: weights are not in it.
+ * Memory, not a file: LLVM ends the process on a failed write to a file of its own. */
 LLVMMemoryBufferRef cg_emit_memory(Cg *cg, LLVMCodeGenFileType kind, char *err, size_t n)
 {
     char *msg = NULL;
@@ -596,9 +599,14 @@ LLVMMemoryBufferRef cg_emit_memory(Cg *cg, LLVMCodeGenFileType kind, char *err, 
     LLVMModuleRef copy = LLVMCloneModule(cg->mod);
     bool bad = LLVMTargetMachineEmitToMemoryBuffer(cg->tm, copy, kind, &msg, &buf);
     LLVMDisposeModule(copy);
+    if (!bad && cg->llvm_error[0]) {
+        LLVMDisposeMemoryBuffer(buf);
+        bad = true;
+    }
     if (bad) {
-        snprintf(err, n, "code generation failed: %s", msg ? msg : "");
+        snprintf(err, n, "code generation failed: %s", msg ? msg : cg->llvm_error);
         LLVMDisposeMessage(msg);
+        cg->llvm_error[0] = 0;
         return NULL;
     }
     return buf;
