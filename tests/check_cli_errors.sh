@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The driver when writing fails or target flags are wrong: a file-size limit
 # (ulimit -f, the way a full disk fails a write) on every output path, a full
-# device, LLVM's fatal errors, odd flags. Always status 1 and a
+# device, LLVM's fatal errors, unknown --cpu and --features. Always status 1 and a
 # clear message; never a signal, never an LLVM warning, never a file left behind
 # (next to the output or in $TMPDIR).
 set -u
@@ -81,10 +81,30 @@ expect 0 "cannot write '$out/no/such/m.so'" -- $mlp -o "$out/no/such/m.so"
 expect 0 "/proc/cnnc-test.so" -- $mlp -o /proc/cnnc-test.so
 expect 0 "/proc/cnnc-test.s" -- $mlp --emit=asm -o /proc/cnnc-test.s
 
-# Known names LLVM still cannot generate 64-bit code for: its fatal error, made ours.
-if [ "$(uname -m)" = x86_64 ]; then
+# --cpu and --features are checked against LLVM's own tables before LLVM sees them.
+arch=$(uname -m)
+expect 0 "unknown CPU 'nonexistent' for $arch; valid CPUs: " -- $mlp --cpu=nonexistent -o "$out/m.so"
+expect 0 "unknown CPU '' for $arch" -- $mlp --cpu= --emit=asm
+expect 0 "unknown CPU 'help'" -- $mlp --cpu=help --emit=obj -o "$out/m.o"
+expect 0 "unknown feature 'foo' for $arch; valid features: " -- $mlp --features=+foo,-bar --emit=asm
+expect 0 "--features: 'fma' is not +FEATURE or -FEATURE" -- $mlp --features=fma --emit=asm
+expect 0 "--features: empty entry in '+fma,'" -- $mlp --features=+fma, --emit=asm
+expect 0 "--features: empty entry in '+fma,,-fma'" -- $mlp --features=+fma,,-fma --emit=asm
+expect 0 "unknown CPU 'nonexistent'" -- $mlp --cpu=nonexistent --emit=ir-opt
+"$cnnc" repl $mlp --cpu=nonexistent -c ':quit' > "$tmp/stdout" 2> "$tmp/err"; rc=$?
+check "repl --cpu=nonexistent: status 1 (got $rc)" [ $rc -eq 1 ]
+check "repl --cpu=nonexistent says so" grep -qF "unknown CPU 'nonexistent'" "$tmp/err"
+if [ "$arch" = x86_64 ]; then
+  expect 0 "unknown CPU 'skylak' for x86_64; did you mean 'skylake'?" -- $mlp --cpu=skylak --emit=asm
+  expect 0 "unknown feature 'fmaa' for x86_64; did you mean 'fma' or 'fma4'?" \
+    -- $mlp --features=+avx2,-fmaa --emit=asm
+  # Known names LLVM still cannot generate 64-bit code for: its fatal error, made ours.
   expect 0 "cnnc: error: LLVM: 64-bit code requested" -- $mlp --cpu=i386 -o "$out/m.so"
   expect 0 "cnnc: error: LLVM: 64-bit code requested" -- $mlp --features=-64bit --emit=obj -o "$out/m.o"
+  "$cnnc" $mlp --cpu=x86-64-v3 --features=+avx2,-fma --emit=asm -o "$out/m.s" 2> "$tmp/err"; rc=$?
+  check "known CPU and features: status 0 (got $rc)" [ $rc -eq 0 ]
+  check "known CPU and features: nothing on stderr" [ ! -s "$tmp/err" ]
+  rm -f "$out/m.s"
 fi
 
 # Odd optimization levels and GPU architectures are refused by the flag parser.

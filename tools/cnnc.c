@@ -267,6 +267,9 @@ static int check_target(Options *o)
     if (o->cuda && !o->run && o->emit == EMIT_NONE && !cg_cuda_have_nvrtc())
         return fail("this cnnc was built without NVRTC, so it cannot build a CUDA model.so "
                     "(--emit=cuda prints the CUDA C)"), 1;
+    char err[4096];
+    CgTarget t = {.cpu = o->cpu, .features = o->features};
+    if (!o->cuda && !cg_check_target(&t, err, sizeof err)) return fail("%s", err), 1;
     return 0;
 }
 

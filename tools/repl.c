@@ -274,6 +274,9 @@ int repl_main(int argc, char **argv)
     Flags f = {0};
     int rc = parse_args(&r, &f, argc, argv);
     if (rc) return rc == 2 ? 0 : 1;
+    char err[4096];
+    if (!cg_check_target(&r.target, err, sizeof err))
+        return fprintf(stderr, "cnnc: error: %s\n", err), 1;
     setvbuf(stdout, NULL, _IOLBF, 0);
     r.tty = !f.commands && isatty(STDIN_FILENO);
     if (f.commands) r.script = f.commands, r.srcname = "<command>";

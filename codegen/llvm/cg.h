@@ -82,6 +82,13 @@ void cg_init_types(Cg *cg);
 LLVMMemoryBufferRef cg_emit_memory(Cg *cg, LLVMCodeGenFileType kind, char *err, size_t n);
 char *cg_print_ir(Cg *cg); /* free with LLVMDisposeMessage */
 
+/* ---- target.c ---------------------------------------------------------- */
+
+/* Whether LLVM knows t's CPU (NULL or "native": the host's) and every entry of its
+ * feature list ("+F,-G": each a known feature after + or -); if not, err says which
+ * is unknown and the close names ("did you mean"), or all valid ones. */
+bool cg_check_target(const CgTarget *t, char *err, size_t n);
+
 /* ---- jit.c: object code linked in-process ------------------------------- */
 
 /* codegen/ may not depend on runtime/, so the caller hands over the runtime's symbols. */

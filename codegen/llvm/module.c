@@ -146,8 +146,9 @@ static void probe_target(LLVMTargetMachineRef tm, int32_t *lanes, bool *fma)
 
 int32_t cg_target_lanes(const CgTarget *t)
 {
+    char err[4096];
+    if (!cg_check_target(t, err, sizeof err)) return 4; /* cg_lower reports it */
     TargetStr s = target_strings(t);
-    char err[256];
     LLVMTargetMachineRef tm = make_tm(&s, 2, err, sizeof err);
     int32_t lanes = 4;
     bool fma;
@@ -178,8 +179,9 @@ static bool init_cg(Cg *cg, const Graph *g, const CgTarget *t, Diag *d)
     memset(cg, 0, sizeof *cg);
     cg->g = g;
     cg->diag = d;
+    char err[4096];
+    if (!cg_check_target(t, err, sizeof err)) return ir_error(d, (SrcLoc){0}, "%s", err), false;
     TargetStr s = target_strings(t);
-    char err[512];
     cg->tm = make_tm(&s, t ? t->opt_level : 2, err, sizeof err);
     if (!cg->tm) {
         ir_error(d, (SrcLoc){0}, "%s", err);
