@@ -298,16 +298,27 @@ static cnn_status setup_device(RtGpu *g, int index)
 
 static cnn_status check_options(const cnn_options *opt)
 {
-    if (opt->api_version != CNN_API_VERSION) return CNN_ERR_VERSION;
+    if (opt->api_version != CNN_API_VERSION) {
+        rt_set_error("options of API version %u; this model.so implements version %d",
+                     (unsigned)opt->api_version, CNN_API_VERSION);
+        return CNN_ERR_VERSION;
+    }
     if (opt->device == CNN_DEVICE_CPU) {
         rt_set_error("this model was compiled for CUDA (cnnc --target=cuda); it does not run "
                      "on the CPU");
         return CNN_ERR_DEVICE;
     }
-    if ((opt->device != CNN_DEVICE_DEFAULT && opt->device != CNN_DEVICE_CUDA) ||
-        opt->device_index < 0 || opt->num_threads < 0 || (opt->flags & ~CNN_DEVICE_POINTERS))
-        return CNN_ERR_INVALID_ARGUMENT;
-    return CNN_OK;
+    if (opt->device != CNN_DEVICE_DEFAULT && opt->device != CNN_DEVICE_CUDA)
+        rt_set_error("device %d is not a cnn_device", (int)opt->device);
+    else if (opt->device_index < 0)
+        rt_set_error("device_index %d is negative", (int)opt->device_index);
+    else if (opt->num_threads < 0)
+        rt_set_error("num_threads %d is negative", (int)opt->num_threads);
+    else if (opt->flags & ~CNN_DEVICE_POINTERS)
+        rt_set_error("unknown flags 0x%x", (unsigned)opt->flags);
+    else
+        return CNN_OK;
+    return CNN_ERR_INVALID_ARGUMENT;
 }
 
 cnn_status rt_gpu_model_create(const uint8_t *image, const cnn_options *opt, cnn_model **out)

@@ -7,6 +7,7 @@
 #include <stdalign.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,23 +80,38 @@ static cnn_status check_model(const RtModel *rt)
     return CNN_OK;
 }
 
+/* Each invalid field says so in cnn_last_error. */
+static bool options_valid(const cnn_options *opt)
+{
+    if (opt->device != CNN_DEVICE_CPU && opt->device != CNN_DEVICE_DEFAULT)
+        rt_set_error("device %d is not a cnn_device", (int)opt->device);
+    else if (opt->num_threads < 0 || opt->num_threads > RT_MAX_THREADS)
+        rt_set_error("num_threads %d is outside [0, %d] (0: one per core)", (int)opt->num_threads,
+                     RT_MAX_THREADS);
+    else if (opt->device_index < 0)
+        rt_set_error("device_index %d is negative", (int)opt->device_index);
+    else if (opt->flags & CNN_DEVICE_POINTERS)
+        rt_set_error("CNN_DEVICE_POINTERS is for CUDA models; this one runs on the CPU");
+    else if (opt->flags != 0)
+        rt_set_error("unknown flags 0x%x", (unsigned)opt->flags);
+    else
+        return true;
+    return false;
+}
+
 static cnn_status check_options(const cnn_options *opt, int32_t *nthreads)
 {
-    if (opt->api_version != CNN_API_VERSION)
+    if (opt->api_version != CNN_API_VERSION) {
+        rt_set_error("options of API version %u; this model.so implements version %d",
+                     (unsigned)opt->api_version, CNN_API_VERSION);
         return CNN_ERR_VERSION;
+    }
     if (opt->device == CNN_DEVICE_CUDA) {
         rt_set_error("this model was compiled for the CPU; compile it with cnnc --target=cuda "
                      "to run it on a CUDA device");
         return CNN_ERR_DEVICE;
     }
-    if ((opt->device != CNN_DEVICE_CPU && opt->device != CNN_DEVICE_DEFAULT) ||
-        opt->num_threads < 0 || opt->num_threads > RT_MAX_THREADS || opt->device_index < 0)
-        return CNN_ERR_INVALID_ARGUMENT;
-    if (opt->flags & CNN_DEVICE_POINTERS) {
-        rt_set_error("CNN_DEVICE_POINTERS is for CUDA models; this one runs on the CPU");
-        return CNN_ERR_INVALID_ARGUMENT;
-    }
-    if (opt->flags != 0)
+    if (!options_valid(opt))
         return CNN_ERR_INVALID_ARGUMENT;
     *nthreads = opt->num_threads;
     if (*nthreads == 0) {

@@ -253,30 +253,37 @@ static void test_create_errors(void **state)
     opt.api_version = CNN_API_VERSION + 1;
     assert_int_equal(api->create(&opt, &m), CNN_ERR_VERSION);
     assert_null(m);
+    assert_string_equal(api->last_error(),
+                        "options of API version 3; this model.so implements version 2");
     api->options_init(&opt);
     opt.api_version = 0;
     assert_int_equal(api->create(&opt, &m), CNN_ERR_VERSION);
     api->options_init(&opt);
     opt.num_threads = -1;
     assert_int_equal(api->create(&opt, &m), CNN_ERR_INVALID_ARGUMENT);
+    assert_string_equal(api->last_error(), "num_threads -1 is outside [0, 1024] (0: one per core)");
     opt.num_threads = 1 << 20;
     assert_int_equal(api->create(&opt, &m), CNN_ERR_INVALID_ARGUMENT);
+    assert_string_equal(api->last_error(),
+                        "num_threads 1048576 is outside [0, 1024] (0: one per core)");
     api->options_init(&opt);
     opt.device = CNN_DEVICE_CUDA;
     assert_int_equal(api->create(&opt, &m), CNN_ERR_DEVICE);
     assert_non_null(strstr(api->last_error(), "compiled for the CPU"));
     opt.device = (cnn_device)7;
     assert_int_equal(api->create(&opt, &m), CNN_ERR_INVALID_ARGUMENT);
-    assert_string_equal(api->last_error(), "");
+    assert_string_equal(api->last_error(), "device 7 is not a cnn_device");
     api->options_init(&opt);
     opt.flags = CNN_DEVICE_POINTERS;
     assert_int_equal(api->create(&opt, &m), CNN_ERR_INVALID_ARGUMENT);
     assert_non_null(strstr(api->last_error(), "CNN_DEVICE_POINTERS is for CUDA models"));
     opt.flags = 4;
     assert_int_equal(api->create(&opt, &m), CNN_ERR_INVALID_ARGUMENT);
+    assert_string_equal(api->last_error(), "unknown flags 0x4");
     api->options_init(&opt);
     opt.device_index = -1;
     assert_int_equal(api->create(&opt, &m), CNN_ERR_INVALID_ARGUMENT);
+    assert_string_equal(api->last_error(), "device_index -1 is negative");
     assert_null(m);
     opt.device_index = 0;
     opt.device = CNN_DEVICE_CPU;
@@ -476,8 +483,8 @@ static void test_busy_refused(void **state)
     Bufs mine;
     bufs_init(&mine, -3.0f);
     assert_int_equal(api->run(h.m, mine.in, 2, mine.out, 3), CNN_ERR_BUSY);
-    assert_string_equal(api->last_error(),
-                        "the instance is running on another thread; create one instance per thread");
+    assert_string_equal(api->last_error(), "the instance is running on another thread; "
+                                           "create one instance per thread");
     for (int i = 0; i < 24; i++)
         assert_true(mine.x1[i] == 0.0f);
     assert_int_equal(api->set_profiling(h.m, 1), CNN_ERR_BUSY);

@@ -14,10 +14,12 @@
 #include <cmocka.h>
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cg.h"
@@ -401,6 +403,77 @@ static void test_two_threads(void **state)
     close_inst(&w[1].t);
 }
 
+/* One instance, two threads, each with its own buffers: a run either gives the
+ * thread's own outputs (the bytes of a run alone) or is refused with CNN_ERR_BUSY;
+ * until one is refused (at most 100 runs each), plain and profiled. */
+typedef struct Sharer {
+    Inst t; /* t.m is the one instance */
+    float *alone[MAX_IO];
+    int runs, busy, wrong;
+    atomic_int *busy_seen;
+} Sharer;
+
+static void *share_main(void *p)
+{
+    Sharer *w = p;
+    Inst *t = &w->t;
+    for (int i = 0; i < 100 && (i < 3 || !atomic_load(w->busy_seen)); i++) {
+        cnn_status s = run(t);
+        bool same = s == CNN_OK;
+        for (int32_t o = 0; same && o < t->nout; o++)
+            same = memcmp(t->out[o].data, w->alone[o], t->out[o].size) == 0;
+        w->runs++;
+        if (s == CNN_ERR_BUSY) {
+            w->busy++;
+            atomic_store(w->busy_seen, 1);
+            nanosleep(&(struct timespec){0, 200000}, NULL);
+        } else if (!same) {
+            w->wrong++;
+        }
+    }
+    return NULL;
+}
+
+static void share_round(Sharer *w)
+{
+    atomic_int seen = 0;
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++) {
+        w[i].runs = w[i].busy = w[i].wrong = 0;
+        w[i].busy_seen = &seen;
+        assert_int_equal(pthread_create(&th[i], NULL, share_main, &w[i]), 0);
+    }
+    for (int i = 0; i < 2; i++) assert_int_equal(pthread_join(th[i], NULL), 0);
+    assert_int_equal(w[0].wrong + w[1].wrong, 0);
+    assert_true(w[0].busy + w[1].busy > 0);
+    assert_true(w[0].busy + w[1].busy < w[0].runs + w[1].runs);
+}
+
+static void test_one_instance_two_threads(void **state)
+{
+    Sharer w[2];
+    memset(w, 0, sizeof w);
+    for (int i = 0; i < 2; i++) open_inst(&w[i].t, model(0), 0);
+    w[1].t.b->api.destroy(w[1].t.m);
+    w[1].t.m = w[0].t.m;
+    set_inputs(&w[1].t, 30);
+    for (int i = 0; i < 2; i++) {
+        run_ok(&w[i].t);
+        for (int32_t o = 0; o < w[i].t.nout; o++) {
+            w[i].alone[o] = malloc(w[i].t.out[o].size);
+            memcpy(w[i].alone[o], w[i].t.out[o].data, w[i].t.out[o].size);
+        }
+    }
+    share_round(w);
+    assert_int_equal(w[0].t.b->api.set_profiling(w[0].t.m, 1), CNN_OK);
+    share_round(w);
+    w[1].t.m = NULL;
+    close_inst(&w[0].t);
+    close_inst(&w[1].t);
+    for (int i = 0; i < 2; i++)
+        for (int32_t o = 0; o < w[i].t.nout; o++) free(w[i].alone[o]);
+}
+
 /* ---- profiling ---------------------------------------------------------------------------- */
 
 static void test_profiling(void **state)
@@ -552,6 +625,17 @@ static void test_create_errors(void **state)
     cnn_options_init(&opt);
     opt.device_index = 1;
     expect_create_error(b, &opt, CNN_ERR_DEVICE, "CUDA device 1");
+    opt.device_index = -1;
+    expect_create_error(b, &opt, CNN_ERR_INVALID_ARGUMENT, "device_index -1 is negative");
+    cnn_options_init(&opt);
+    opt.num_threads = -2;
+    expect_create_error(b, &opt, CNN_ERR_INVALID_ARGUMENT, "num_threads -2 is negative");
+    cnn_options_init(&opt);
+    opt.flags = 8;
+    expect_create_error(b, &opt, CNN_ERR_INVALID_ARGUMENT, "unknown flags 0x8");
+    cnn_options_init(&opt);
+    opt.api_version = 1;
+    expect_create_error(b, &opt, CNN_ERR_VERSION, "options of API version 1");
     setenv("CNNC_FAKECUDA_CC", "7.5", 1);
     expect_create_error(b, NULL, CNN_ERR_DEVICE, "sm_80");
     unsetenv("CNNC_FAKECUDA_CC");
@@ -782,6 +866,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_mnist_f32),      cmocka_unit_test(test_mnist_tf32),
         cmocka_unit_test(test_fire_strided),   cmocka_unit_test(test_two_threads),
+        cmocka_unit_test(test_one_instance_two_threads),
         cmocka_unit_test(test_profiling),
         cmocka_unit_test(test_device_pointers), cmocka_unit_test(test_create_errors),
         cmocka_unit_test(test_code_choice),    cmocka_unit_test(test_run_errors),
