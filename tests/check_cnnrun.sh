@@ -45,6 +45,19 @@ expect 1 "cnnrun: error: cannot load the model" -- "$data/x.npy"
 expect 1 "cnnrun: error: cannot create the model: incompatible version" -- "$badabi_model"
 expect 1 "is not a cnnc model" -- "$(ldd "$cnnrun" | awk '/libc\.so/ {print $3}')"
 
+# A damaged model.so is refused before dlopen maps it (a truncated one would die of SIGBUS).
+size=$(stat -c %s "$model")
+head -c 100 "$model" > "$tmp/t100.so"
+expect 1 "cnnrun: error: $tmp/t100.so: truncated: its program headers need" -- "$tmp/t100.so"
+head -c 4096 "$model" > "$tmp/t4096.so"
+expect 1 "cnnrun: error: $tmp/t4096.so: truncated: its loadable segment" -- "$tmp/t4096.so"
+head -c $((size - 1)) "$model" > "$tmp/short.so"
+expect 1 "cnnrun: error: $tmp/short.so: truncated: its section headers need $size bytes, the file has $((size - 1))" \
+  -- "$tmp/short.so"
+cp "$model" "$tmp/class.so"
+printf '\001' | dd of="$tmp/class.so" bs=1 seek=4 conv=notrunc status=none
+expect 1 "cnnrun: error: $tmp/class.so: built for another machine (ELF class 1" -- "$tmp/class.so"
+
 # Inputs: every input needs a file once any is given; names and shapes are checked.
 expect 1 "cnnrun: error: no input file for input 'y'" -- "$model" x="$data/x.npy"
 expect 1 "cnnrun: error: input file '$data/x.npy' needs a name: the model has 2 inputs (NAME=FILE)" \
