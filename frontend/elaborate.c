@@ -715,7 +715,9 @@ static Value eval_unary(Elab *E, const Expr *e)
         return v.kind == V_BOOL ? fe_bool(!v.b) : v;
     }
     Value v = eval(E, e->bin.lhs);
-    if (v.kind == V_INT && v.i != INT64_MIN)
+    if (v.kind == V_INT && v.i == INT64_MIN)
+        return fail(E, e->loc, "integer overflow");
+    if (v.kind == V_INT)
         return fe_int(-v.i);
     if (v.kind == V_FLOAT)
         return fe_float(-v.f);

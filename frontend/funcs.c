@@ -100,9 +100,10 @@ static Value range(Elab *E, const Call *c)
         return fail_arg(E, c, 1, "an int");
     int64_t lo = c->given[1] ? c->args[0].i : 0;
     int64_t hi = c->given[1] ? c->args[1].i : c->args[0].i;
-    int64_t n = hi > lo ? hi - lo : 0;
-    if (n > RANGE_MAX) {
-        fe_error(E, c->loc, "range of %lld numbers is too long", (long long)n);
+    int64_t n = 0;
+    if (hi > lo && (__builtin_sub_overflow(hi, lo, &n) || n > RANGE_MAX)) {
+        fe_error(E, c->loc, "range from %lld to %lld is too long (at most %d numbers)",
+                 (long long)lo, (long long)hi, RANGE_MAX);
         return fe_error_value();
     }
     Value v = fe_list(E, (int32_t)n);
