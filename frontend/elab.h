@@ -65,6 +65,7 @@ struct Value {
 
 struct ValueList {
     int32_t n;
+    int32_t depth; /* 1 + the deepest list among the items */
     Value *items;
 };
 
@@ -183,6 +184,10 @@ struct Elab {
     Env root_env;
     FileLoc *files; /* file names copied into the graph's arena */
     int errors_at_start;
+    FeLimits lim;         /* opt.limits, defaults filled in */
+    int64_t depth, steps; /* nesting now, work done so far */
+    int64_t weight_bytes; /* of the parameters so far */
+    bool stopped;         /* a limit was reached: the rest winds down silently */
 };
 
 /* How the next layer or block instance is named: `local` within the current
@@ -220,6 +225,19 @@ Value fe_elab_value(Elab *E, const Expr *e);
 /* Sets the outputs from the return; hands over the graph, or NULL (and
  * frees it) when any error was reported since fe_elab_begin. */
 Graph *fe_elab_finish(Elab *E, const NetworkDef *net);
+
+/* limits.c: FeLimits. Each check reports once, at `loc`, and then stops
+ * elaboration (E->stopped): every later check fails without a message.
+ * fe_enter counts a step and one level of nesting (`what` is "expression" or
+ * "statement"), which fe_leave gives back when it succeeded. */
+bool fe_enter(Elab *E, SrcLoc loc, const char *what);
+void fe_leave(Elab *E);
+bool fe_spend(Elab *E, SrcLoc loc, int64_t steps);
+bool fe_room_for_node(Elab *E, SrcLoc loc);
+/* Sets a list's depth from its items: comparing and printing values recurse
+ * over it. */
+bool fe_list_nest(Elab *E, ValueList *l, SrcLoc loc);
+bool fe_charge_param(Elab *E, const char *name, const TensorType *t, SrcLoc loc);
 
 /* load.c: reads a model file and the files it includes into `E`, registering
  * their blocks; *net is the model's network, NULL for a file of blocks only.

@@ -316,7 +316,7 @@ static Value run_block(Elab *E, const BlockDef *b, const Binding *bd, const char
     fe_pop_scope(E);
     if (!args_ok)
         return fe_error_value();
-    if (!fr.returned && !fr.poisoned) {
+    if (!fr.returned && !fr.poisoned && !E->stopped) {
         ir_error(E->d, loc, "block '%s' ended without 'return'", b->name);
         ir_note(E->d, b->loc, "'%s' is defined here", b->name);
         fe_call_notes(E);
@@ -558,7 +558,7 @@ static Value run_repeat(Elab *E, const Expr *e, const Naming *nm, const Feed *fe
         E->scope->stage = (int32_t)base;
     }
     Value cur = feed ? feed->v : fe_error_value();
-    for (int64_t i = 0; i < n; i++) {
+    for (int64_t i = 0; i < n && fe_spend(E, call->loc, 1); i++) {
         env.n = 0;
         fe_env_set(E, &env, "index", fe_int(base + i));
         fe_env_set(E, &env, "first", fe_bool(i == 0));
@@ -761,7 +761,7 @@ static Value eval_list(Elab *E, const Expr *e)
     ValueList *l = (ValueList *)v.list;
     for (int32_t i = 0; i < e->items.n; i++)
         l->items[i] = eval(E, e->items.items[i]);
-    return v;
+    return fe_list_nest(E, l, e->loc) ? v : fe_error_value();
 }
 
 static Value eval_as(Elab *E, const Expr *e, const Naming *nm)
@@ -789,7 +789,7 @@ static Value eval_as(Elab *E, const Expr *e, const Naming *nm)
     }
 }
 
-static Value eval_named(Elab *E, const Expr *e, const Naming *nm)
+static Value eval_kind(Elab *E, const Expr *e, const Naming *nm)
 {
     switch (e->kind) {
     case E_INT: return fe_int(e->i);
@@ -811,6 +811,16 @@ static Value eval_named(Elab *E, const Expr *e, const Naming *nm)
     ICE("bad expression kind %d", (int)e->kind);
 }
 
+/* Every expression is a step and a level of nesting (limits.c). */
+static Value eval_named(Elab *E, const Expr *e, const Naming *nm)
+{
+    if (!fe_enter(E, e->loc, "expression"))
+        return fe_error_value();
+    Value v = eval_kind(E, e, nm);
+    fe_leave(E);
+    return v;
+}
+
 static Value eval(Elab *E, const Expr *e)
 {
     return eval_named(E, e, NULL);
@@ -827,6 +837,8 @@ static void exec_return(Elab *E, const Stmt *s)
         f->ret = fe_list(E, s->ret.n);
         for (int32_t i = 0; i < s->ret.n; i++)
             ((ValueList *)f->ret.list)->items[i] = eval(E, s->ret.items[i]);
+        if (!fe_list_nest(E, (ValueList *)f->ret.list, s->loc))
+            f->ret = fe_error_value();
     }
     f->ret_stmt = s;
     f->returned = true;
@@ -850,7 +862,7 @@ static void exec_for(Elab *E, const Stmt *s, Value *cur)
         E->frame->poisoned = true;
         return;
     }
-    for (int32_t i = 0; i < it.list->n && !E->frame->returned; i++) {
+    for (int32_t i = 0; i < it.list->n && !E->frame->returned && fe_spend(E, s->loc, 1); i++) {
         fe_env_set(E, E->frame->env, s->for_.var, it.list->items[i]);
         exec_stmts(E, &s->for_.body, cur);
     }
@@ -893,13 +905,17 @@ static void exec_stmt(Elab *E, const Stmt *s, Value *cur)
 
 static void exec_stmts(Elab *E, const StmtList *l, Value *cur)
 {
-    for (int32_t i = 0; i < l->n && !E->frame->returned; i++)
+    for (int32_t i = 0; i < l->n && !E->frame->returned; i++) {
+        if (!fe_enter(E, l->items[i]->loc, "statement"))
+            return;
         exec_stmt(E, l->items[i], cur);
+        fe_leave(E);
+    }
 }
 
 bool fe_elab_stmt(Elab *E, const Stmt *s)
 {
-    if (E->root.returned)
+    if (E->root.returned || E->stopped)
         return false;
     exec_stmt(E, s, NULL);
     return !E->root.returned;

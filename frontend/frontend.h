@@ -5,8 +5,33 @@
 
 #include "ir.h"
 
+/* What hostile source may make the compiler do; each field at 0 takes its
+ * default. Going over a limit is an error at the construct that did. */
+typedef struct FeLimits {
+    int64_t max_depth;   /* nesting of expressions, statements and block calls */
+    int64_t max_steps;   /* expressions, statements, loop turns and list items */
+    int64_t max_nodes;   /* nodes of the graph */
+    int64_t max_weights; /* bytes of all the model's parameters */
+    int64_t max_source;  /* bytes of one source file */
+} FeLimits;
+
+#define FE_DEFAULT_MAX_DEPTH 200
+#define FE_DEFAULT_MAX_STEPS 10000000
+#define FE_DEFAULT_MAX_NODES 100000
+#define FE_DEFAULT_MAX_WEIGHTS (INT64_C(4) << 30)
+#define FE_DEFAULT_MAX_SOURCE (INT64_C(16) << 20)
+/* A level of nesting takes up to about 1 KB of stack: the default fits in a
+ * 256 KB stack, the most allowed in the usual 8 MiB. A larger file would
+ * overflow the scanner's int sizes. */
+#define FE_MAX_MAX_DEPTH 5000
+#define FE_MAX_MAX_SOURCE (INT64_C(1) << 30)
+
+/* The limits with every 0 replaced by its default. */
+FeLimits fe_limits(const FeLimits *l);
+
 typedef struct FeOptions {
     int64_t batch; /* > 0: overrides the leading symbolic dim of every input */
+    FeLimits limits;
     /* When set, included files are read through this instead of the file system
      * (a harness that must not touch files): false means no such file. */
     bool (*read_include)(const char *path, const char **text, size_t *len);

@@ -106,6 +106,8 @@ static Value range(Elab *E, const Call *c)
                  (long long)lo, (long long)hi, RANGE_MAX);
         return fe_error_value();
     }
+    if (!fe_spend(E, c->loc, n))
+        return fe_error_value();
     Value v = fe_list(E, (int32_t)n);
     for (int64_t i = 0; i < n; i++)
         ((ValueList *)v.list)->items[i] = fe_int(lo + i);

@@ -11,6 +11,7 @@
 int32_t fe_add_node(Elab *E, Op op, const int32_t *inputs, int32_t n, const Attrs *attrs,
                     const char *name, SrcLoc loc)
 {
+    fe_room_for_node(E, loc);
     int32_t id = ir_add_node(E->g, op, inputs, n, name, fe_graph_loc(E, loc));
     if (attrs)
         E->g->nodes[id].attrs = *attrs;
@@ -25,7 +26,10 @@ int32_t fe_add_param(Elab *E, const char *layer, const char *what, int32_t rank,
                      const int64_t *dims, SrcLoc loc)
 {
     const char *name = ir_strfmt(E->arena, "%s.%s", layer, what);
-    return ir_add_param(E->g, name, ir_type_f32(rank, dims), fe_graph_loc(E, loc));
+    TensorType t = ir_type_f32(rank, dims);
+    if (fe_room_for_node(E, loc))
+        fe_charge_param(E, name, &t, loc);
+    return ir_add_param(E->g, name, t, fe_graph_loc(E, loc));
 }
 
 Value fe_tensor_binary(Elab *E, Op op, Value a, Value b, const char *name, SrcLoc loc)

@@ -6,9 +6,12 @@
 #include "elab.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 typedef struct Loader {
     Arena *arena; /* syntax trees and file texts; freed after elaboration */
@@ -20,19 +23,39 @@ typedef struct Loader {
     bool syntax_ok;
 } Loader;
 
-static bool read_file(Arena *a, const char *path, char **text, size_t *len)
+/* Opens a file for reading without waiting for the writer of a FIFO (one
+ * without a writer reads as empty); a directory fails with EISDIR. */
+static FILE *open_source(const char *path)
 {
-    FILE *f = fopen(path, "rb");
+    int fd = open(path, O_RDONLY | O_NONBLOCK);
+    if (fd < 0)
+        return NULL;
+    struct stat st;
+    int err = fstat(fd, &st) != 0 ? errno : S_ISDIR(st.st_mode) ? EISDIR : 0;
+    FILE *f = err || fcntl(fd, F_SETFL, 0) != 0 ? NULL : fdopen(fd, "rb");
+    if (!f) {
+        err = err ? err : errno;
+        close(fd);
+        errno = err;
+    }
+    return f;
+}
+
+/* Reads at most `max` bytes: a longer file, or an endless device such as
+ * /dev/zero, fails with EFBIG. */
+static bool read_file(Arena *a, const char *path, int64_t max, char **text, size_t *len)
+{
+    FILE *f = open_source(path);
     if (!f)
         return false;
-    size_t cap = 4096, n = 0;
+    size_t cap = 4096, n = 0, most = (size_t)max + 1;
     char *buf = ir_xmalloc(cap);
-    for (size_t got; (got = fread(buf + n, 1, cap - n, f)) > 0;) {
+    for (size_t got; n < most && (got = fread(buf + n, 1, (cap < most ? cap : most) - n, f));) {
         n += got;
         if (n == cap)
             buf = ir_xrealloc(buf, cap *= 2);
     }
-    int err = ferror(f) ? errno : 0;
+    int err = ferror(f) ? errno : n > (size_t)max ? EFBIG : 0;
     fclose(f);
     if (err) {
         free(buf);
@@ -49,13 +72,22 @@ static bool read_include(Loader *L, const char *path, char **text, size_t *len)
 {
     const char *s;
     if (!L->opt || !L->opt->read_include)
-        return read_file(L->arena, path, text, len);
+        return read_file(L->arena, path, L->E->lim.max_source, text, len);
     if (!L->opt->read_include(path, &s, len)) {
         errno = ENOENT;
         return false;
     }
     *text = ir_strndup(L->arena, s, *len);
     return true;
+}
+
+static void read_failed(Diag *d, SrcLoc loc, const char *path, int64_t max)
+{
+    if (errno == EFBIG)
+        ir_error(d, loc, "'%s' is larger than the limit on source files, %lld bytes (raise it "
+                 "with --max-source=BYTES)", path, (long long)max);
+    else
+        ir_error(d, loc, "cannot read '%s': %s", path, strerror(errno));
 }
 
 /* Marks a file as read; false if it was already. */
@@ -89,7 +121,7 @@ static void load_include(Loader *L, const char *from, const Include *inc)
     char *text;
     size_t len;
     if (!read_include(L, path, &text, &len)) {
-        ir_error(L->d, inc->loc, "cannot read '%s': %s", path, strerror(errno));
+        read_failed(L->d, inc->loc, path, L->E->lim.max_source);
         return;
     }
     load_text(L, path, text, len);
@@ -176,8 +208,8 @@ bool fe_load_defs(Elab *E, Arena *arena, const char *path, Diag *d, const Networ
     char *text;
     size_t len;
     *net = NULL;
-    if (!read_file(arena, path, &text, &len)) {
-        ir_error(d, (SrcLoc){path, 0, 0}, "cannot read '%s': %s", path, strerror(errno));
+    if (!read_file(arena, path, E->lim.max_source, &text, &len)) {
+        read_failed(d, (SrcLoc){path, 0, 0}, path, E->lim.max_source);
         return false;
     }
     first_visit(&L, path);
@@ -199,10 +231,11 @@ Graph *fe_load_file(const char *path, const FeOptions *opt, Diag *d)
     char *text;
     size_t len;
     Graph *g = NULL;
-    if (read_file(a, path, &text, &len))
+    int64_t max = fe_limits(opt ? &opt->limits : NULL).max_source;
+    if (read_file(a, path, max, &text, &len))
         g = load(path, text, len, opt, d);
     else
-        ir_error(d, (SrcLoc){path, 0, 0}, "cannot read '%s': %s", path, strerror(errno));
+        read_failed(d, (SrcLoc){path, 0, 0}, path, max);
     ir_arena_free(a);
     return g;
 }

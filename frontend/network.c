@@ -13,6 +13,7 @@ Elab *fe_elab_new(Diag *d, const FeOptions *opt)
     E->d = d;
     if (opt)
         E->opt = *opt;
+    E->lim = fe_limits(&E->opt.limits);
     return E;
 }
 
@@ -133,6 +134,8 @@ bool fe_elab_begin(Elab *E, const NetworkDef *net)
     int errors = E->d->nerrors;
     E->g = ir_graph_new(net->name);
     E->errors_at_start = errors;
+    E->depth = E->steps = E->weight_bytes = 0;
+    E->stopped = false;
     memset(&E->root, 0, sizeof E->root);
     E->root.call_loc = net->loc;
     E->root.env = &E->root_env;
@@ -164,7 +167,7 @@ static void add_output(Elab *E, const Expr *x, Value v)
 Graph *fe_elab_finish(Elab *E, const NetworkDef *net)
 {
     const Stmt *s = E->root.ret_stmt;
-    if (!E->root.returned && !E->root.poisoned)
+    if (!E->root.returned && !E->root.poisoned && !E->stopped)
         fe_error(E, net->loc, "network '%s' has no 'return'", net->name);
     for (int32_t i = 0; E->root.returned && i < s->ret.n; i++)
         add_output(E, s->ret.items[i], s->ret.n == 1 ? E->root.ret : E->root.ret.list->items[i]);

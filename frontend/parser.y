@@ -674,9 +674,14 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, Parser *P)
     return 0;
 }
 
+/* Bison's only message of its own: its stack is full (YYMAXDEPTH). */
 static void fe_yyerror(SrcLoc *loc, Parser *P, const char *msg)
 {
-    ir_error(P->diag, *loc, "%s", msg);
+    if (strcmp(msg, "memory exhausted") == 0)
+        ir_error(P->diag, *loc, "nested too deeply to parse (the parser's limit is %d "
+                 "levels of brackets, braces and operators)", YYMAXDEPTH);
+    else
+        ir_error(P->diag, *loc, "%s", msg);
     P->nerrors++;
 }
 

@@ -229,6 +229,7 @@ typedef struct Snapshot {
     OpCount *counts;
     int32_t *next;
     int32_t ncounts, stage;
+    int64_t weight_bytes;
 } Snapshot;
 
 static void map_save(const StrMap *m, MapCopy *c)
@@ -265,6 +266,7 @@ static void take_snapshot(const Net *net, Snapshot *sn)
     memset(sn, 0, sizeof *sn);
     sn->net = *net;
     sn->nnodes = E->g ? E->g->nnodes : 0;
+    sn->weight_bytes = E->weight_bytes;
     sn->nvars = E->root_env.n;
     sn->vars = ir_xmalloc((size_t)sn->nvars * sizeof *sn->vars);
     if (sn->nvars)
@@ -291,6 +293,7 @@ static void restore_snapshot(Net *net, Snapshot *sn)
     *net = sn->net;
     if (E->g)
         E->g->nnodes = sn->nnodes;
+    E->weight_bytes = sn->weight_bytes;
     E->root_env.vars = ir_alloc(E->arena, (size_t)sn->nvars * sizeof *sn->vars + 1);
     if (sn->nvars)
         memcpy(E->root_env.vars, sn->vars, (size_t)sn->nvars * sizeof *sn->vars);
@@ -485,6 +488,8 @@ FeFeed fe_session_feed(FeSession *s, const char *text, const char *srcname, int3
     Snapshot sn;
     take_snapshot(&s->net, &sn);
     s->net.E->d = d;
+    s->net.E->steps = 0; /* each entry has the whole budget (FeLimits) */
+    s->net.E->stopped = false;
     Arena *a = ir_arena_new();
     Lines lines = {0};
     bool ok = run_entries(s, &l, a, &lines);

@@ -12,6 +12,7 @@ Value fe_list(Elab *E, int32_t n)
 {
     ValueList *l = ir_alloc(E->arena, sizeof *l);
     l->n = n;
+    l->depth = 1;
     l->items = n ? ir_alloc(E->arena, (size_t)n * sizeof *l->items) : NULL;
     for (int32_t i = 0; i < n; i++)
         l->items[i].kind = V_NONE;
@@ -203,12 +204,23 @@ static Value float_arith(Elab *E, Operator op, SrcLoc loc, double a, double b)
     }
 }
 
-static Value concat_values(Elab *E, Value a, Value b)
+/* Joining costs a step per item or byte, which bounds the memory that
+ * doubling in a loop can take. */
+static Value concat_values(Elab *E, SrcLoc loc, Value a, Value b)
 {
+    int64_t n = a.kind == V_STRING ? (int64_t)(strlen(a.s) + strlen(b.s))
+                                   : (int64_t)a.list->n + b.list->n;
+    if (n > INT32_MAX)
+        return value_error(E, loc, "%s of %lld %s is too long",
+                           a.kind == V_STRING ? "a string" : "a list", (long long)n,
+                           a.kind == V_STRING ? "bytes" : "items");
+    if (!fe_spend(E, loc, n))
+        return fe_error_value();
     if (a.kind == V_STRING)
         return (Value){.kind = V_STRING, .s = ir_strfmt(E->arena, "%s%s", a.s, b.s)};
-    Value r = fe_list(E, a.list->n + b.list->n);
+    Value r = fe_list(E, (int32_t)n);
     ValueList *l = (ValueList *)r.list;
+    l->depth = a.list->depth > b.list->depth ? a.list->depth : b.list->depth;
     for (int32_t i = 0; i < a.list->n; i++)
         l->items[i] = a.list->items[i];
     for (int32_t i = 0; i < b.list->n; i++)
@@ -219,7 +231,7 @@ static Value concat_values(Elab *E, Value a, Value b)
 Value fe_arith(Elab *E, Operator op, SrcLoc loc, Value a, Value b)
 {
     if (op == OPR_ADD && a.kind == b.kind && (a.kind == V_STRING || a.kind == V_LIST))
-        return concat_values(E, a, b);
+        return concat_values(E, loc, a, b);
     if (!is_number(a) || !is_number(b))
         return value_error(E, loc, "cannot apply '%s' to %s and %s", ast_operator_name(op),
                     fe_kind_name(a.kind), fe_kind_name(b.kind));

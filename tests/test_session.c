@@ -40,17 +40,21 @@ static void on_echo(void *p, const char *line)
                                 c->elen ? "\n" : "", line);
 }
 
-static Ctx *ctx_new(int64_t batch)
+static Ctx *ctx_new_opt(const FeOptions *opt)
 {
     Ctx *c = calloc(1, sizeof *c);
     assert_non_null(c);
-    FeOptions opt = {.batch = batch};
-    c->s = fe_session_new(&opt);
+    c->s = fe_session_new(opt);
     c->out = open_memstream(&c->msgs, &c->mlen);
     assert_non_null(c->out);
     ir_diag_init(&c->d, c->out);
     c->line = 1;
     return c;
+}
+
+static Ctx *ctx_new(int64_t batch)
+{
+    return ctx_new_opt(&(FeOptions){.batch = batch});
 }
 
 static void ctx_free(Ctx *c)
@@ -305,6 +309,25 @@ static void test_errors_leave_session_unchanged(void **state)
     ctx_free(c);
 }
 
+/* A limit reached at the prompt fails that entry only: the next one has the
+ * whole budget of steps, and the parameters of a failed one count no more. */
+static void test_limits_per_entry(void **state)
+{
+    (void)state;
+    Ctx *c = ctx_new_opt(&(FeOptions){.limits = {.max_steps = 1000, .max_weights = 4096}});
+    assert_true(fe_session_begin(c->s, "net(x: f32[1, 16])", "<stdin>", &c->d));
+    bad(c, "s = 0; for i in range(600) { s = s + 1 }",
+        "<stdin>:1:36: error: elaboration takes more than 1000 steps");
+    ok(c, "t = 0", "t: 0");
+    ok(c, "for i in range(100) { t = t + 1 }", "t: 100\ni: 99"); /* 600 steps */
+    ok(c, "for i in range(100) { t = t + 1 }", "t: 200");
+    bad(c, "y = dense(x, 64) as fc1",
+        "<stdin>:5:5: error: parameter 'fc1.bias' (256 bytes) brings the parameters to 4.2 KiB");
+    ok(c, "y = dense(x, 48) as fc1", "y: f32[1, 48]");
+    bad(c, "z = dense(y, 16)", "<stdin>:7:5: error: parameter 'dense_0.weight' (3.0 KiB)");
+    ctx_free(c);
+}
+
 static void test_no_network(void **state)
 {
     (void)state;
@@ -526,6 +549,7 @@ int main(void)
         cmocka_unit_test(test_documented_example),
         cmocka_unit_test(test_continuation),
         cmocka_unit_test(test_errors_leave_session_unchanged),
+        cmocka_unit_test(test_limits_per_entry),
         cmocka_unit_test(test_no_network),
         cmocka_unit_test(test_load_and_extend),
         cmocka_unit_test(test_same_graph_as_file),

@@ -49,6 +49,7 @@ typedef struct Options {
     bool cuda;             /* --target=cuda */
     bool cpu_target;       /* --target=cpu given */
     CuTarget gpu;          /* --gpu-arch, --gpu-math */
+    FeLimits limits;       /* --max-depth, --max-steps, ... */
 } Options;
 
 static const char usage[] =
@@ -81,6 +82,13 @@ static const char usage[] =
     "  --batch=N           set the batch (leading symbolic) dimension of every input\n"
     "  --weights=FILE      bind parameters from a .safetensors file\n"
     "  --random-weights=S  deterministic random parameters from seed S\n"
+    "  --max-depth=N       nesting of expressions, statements and block calls (200,\n"
+    "                      at most 5000)\n"
+    "  --max-steps=N       elaboration work: expressions, statements, loop turns and\n"
+    "                      list items (10000000)\n"
+    "  --max-nodes=N       nodes of the graph (100000)\n"
+    "  --max-weights=BYTES bytes of all parameters (4G; K, M, G suffixes are 1024^k)\n"
+    "  --max-source=BYTES  bytes of one source file (16M, at most 1G)\n"
     "  --help, --version\n"
     "\n"
     "cnnc run runs the model on the reference interpreter:\n"
@@ -192,6 +200,59 @@ static bool set_u64(const char *flag, const char *v, uint64_t *out, bool positiv
     return true;
 }
 
+/* The power of two of a size suffix: "" 0, K 10, M 20, G 30; -1: none of them. */
+static int size_shift(const char *suffix)
+{
+    if (!suffix[0]) return 0;
+    if (suffix[1]) return -1;
+    switch (suffix[0]) {
+    case 'k': case 'K': return 10;
+    case 'm': case 'M': return 20;
+    case 'g': case 'G': return 30;
+    default: return -1;
+    }
+}
+
+/* A positive integer with an optional K, M or G (powers of 1024) for the
+ * limits of --max-*; `most` bounds it. */
+static bool set_limit(const char *flag, const char *v, int64_t most, int64_t *out)
+{
+    char *end = (char *)v;
+    errno = 0;
+    unsigned long long x = *v >= '0' && *v <= '9' ? strtoull(v, &end, 10) : 0;
+    int shift = size_shift(end);
+    if (errno || x == 0 || shift < 0 || x > (unsigned long long)most >> shift) {
+        fail("%s expects a positive integer (K, M, G allowed) of at most %" PRId64 ", got '%s'",
+             flag, most, v);
+        return false;
+    }
+    *out = (int64_t)(x << shift);
+    return true;
+}
+
+/* 1: a --max-* limit was set, -1: its value was bad (reported), 0: not one. */
+static int parse_limit(Options *o, int argc, char **argv, int *i, bool *bad)
+{
+    FeLimits *l = &o->limits;
+    const struct {
+        const char *flag;
+        int64_t *field;
+        int64_t most;
+    } limits[] = {
+        {"--max-depth", &l->max_depth, FE_MAX_MAX_DEPTH},
+        {"--max-steps", &l->max_steps, INT64_MAX},
+        {"--max-nodes", &l->max_nodes, INT32_MAX / 2},
+        {"--max-weights", &l->max_weights, INT64_MAX / 2},
+        {"--max-source", &l->max_source, FE_MAX_MAX_SOURCE},
+    };
+    for (size_t k = 0; k < sizeof limits / sizeof limits[0]; k++) {
+        const char *v = flag_value(limits[k].flag, argc, argv, i, bad);
+        if (v) return set_limit(limits[k].flag, v, limits[k].most, limits[k].field) ? 1 : -1;
+        if (*bad) return -1;
+    }
+    return 0;
+}
+
 static bool set_target(Options *o, const char *v)
 {
     if (!strcmp(v, "cuda")) return o->cuda = true, true;
@@ -248,6 +309,8 @@ static bool parse_option(Options *o, int argc, char **argv, int *i)
         o->inputs[o->ninputs++] = v;
         return true;
     }
+    int limit = parse_limit(o, argc, argv, i, &bad);
+    if (limit) return limit > 0;
     if (bad) return false;
     fail("unknown option '%s' (see cnnc --help)", argv[*i]);
     return false;
@@ -643,7 +706,7 @@ int main(int argc, char **argv)
 
     Diag d;
     ir_diag_init(&d, stderr);
-    FeOptions fo = {.batch = o.batch};
+    FeOptions fo = {.batch = o.batch, .limits = o.limits};
     Graph *g = fe_load_file(o.model, &fo, &d);
     if (g && !bind_weights(g, &o, &d)) rc = 1;
     if (!g || d.nerrors) rc = 1;
