@@ -8,6 +8,7 @@
  * error. That text is captured once through a pipe, read by a thread so that no
  * table size can fill the pipe, and parsed into two lists of names. */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,8 +58,9 @@ static char *help_text(LLVMTargetRef target, const char *triple)
     int fds[2], saved = -1;
     Capture c = {.cap = 1};
     pthread_t th;
+    /* With standard error closed, the pipe itself could become descriptor 2. */
+    if (fcntl(STDERR_FILENO, F_GETFD) < 0 || pipe(fds) != 0) return NULL;
     fflush(stderr);
-    if (pipe(fds) != 0) return NULL;
     c.fd = fds[0];
     c.text = ir_xmalloc(1);
     bool ok = (saved = dup(STDERR_FILENO)) >= 0 && dup2(fds[1], STDERR_FILENO) >= 0;
