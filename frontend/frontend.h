@@ -45,8 +45,16 @@ Graph *fe_load_string(const char *name, const char *text, const FeOptions *opt, 
 
 /* safetensors.c: binds every PARAM by name from a .safetensors file (F32, F16,
  * BF16). A missing, unexpected or wrongly shaped tensor is an error naming it
- * (and both shapes); batch-norm `num_batches_tracked` entries are ignored. */
+ * (and both shapes); batch-norm `num_batches_tracked` entries are ignored.
+ * More than a few names that match nothing make one error instead: the
+ * counts, the first names of each side, and a hint when the sides differ by
+ * a prefix or one renamed path segment. */
 bool fe_bind_safetensors(Graph *g, const char *path, Diag *d);
+typedef struct FeBindOptions {
+    bool list_all;        /* an error per mismatched name, however many */
+    const char *list_how; /* how to ask for that, named in a summary; or NULL */
+} FeBindOptions;
+bool fe_bind_safetensors_with(Graph *g, const char *path, Diag *d, const FeBindOptions *opt);
 /* The same, except that parameters the file lacks are no error and keep what
  * they had (data or none). */
 bool fe_bind_safetensors_partial(Graph *g, const char *path, Diag *d);

@@ -48,7 +48,18 @@ typedef struct StFile {
     StTensor **byname;
     int32_t nt;
     bool partial; /* parameters the file lacks are no error */
+    FeBindOptions opt;
+    /* Names that match nothing on the other side: when there are many, one
+     * summary replaces an error per name. */
+    const char **missing, **unexpected;
+    int32_t nmissing, nunexpected;
+    bool summarize;
 } StFile;
+
+/* Up to this many mismatched names, each is an error of its own. */
+#define ST_LIST_MISMATCHES 8
+/* A summary names this many of each side. */
+#define ST_SHOW_MISMATCHES 3
 
 static uint64_t load_u64le(const unsigned char *b)
 {
@@ -319,8 +330,10 @@ static bool bind_params(StFile *sf, Graph *g)
         if (!t && sf->partial)
             continue;
         if (!t) {
-            ir_error(sf->d, sf->loc, "missing parameter '%s' (%s) in %s", node->name,
-                     ir_type_str(&node->type, buf, sizeof buf), sf->path);
+            if (!sf->summarize)
+                ir_error(sf->d, sf->loc, "missing parameter '%s' (%s) in %s", node->name,
+                         ir_type_str(&node->type, buf, sizeof buf), sf->path);
+            sf->missing[sf->nmissing++] = node->name;
             ok = false;
         } else if (check_param(sf, node, t)) {
             t->node = i;
@@ -340,11 +353,198 @@ static bool check_unexpected(StFile *sf, const Graph *g)
     for (int32_t i = 0; i < sf->nt; i++) {
         const char *name = sf->t[i].name;
         if (find_param(&pi, name) < 0 && !is_bn_counter(&pi, name, sf->arena)) {
-            ir_error(sf->d, sf->loc, "unexpected tensor '%s' in %s", name, sf->path);
+            if (!sf->summarize)
+                ir_error(sf->d, sf->loc, "unexpected tensor '%s' in %s", name, sf->path);
+            sf->unexpected[sf->nunexpected++] = name;
             ok = false;
         }
     }
     return ok;
+}
+
+/* ---- many mismatched names: a summary ------------------------------------- */
+
+/* Decides, before anything is reported, whether the names that match nothing
+ * are few enough to list one by one. */
+static void plan_mismatches(StFile *sf, const Graph *g)
+{
+    int32_t nparams = 0, missing = 0, matched = 0;
+    for (int32_t i = 0; i < g->nnodes; i++) {
+        if (g->nodes[i].op != OP_PARAM)
+            continue;
+        nparams++;
+        bool found = find_tensor(sf, g->nodes[i].name) != NULL;
+        missing += !found && !sf->partial;
+        matched += found;
+    }
+    sf->missing = ir_alloc(sf->arena, (size_t)nparams * sizeof *sf->missing + 1);
+    sf->unexpected = ir_alloc(sf->arena, (size_t)sf->nt * sizeof *sf->unexpected + 1);
+    /* At least the tensors not matched, less batch-norm counters (few). */
+    int32_t unexpected = sf->nt - matched;
+    sf->summarize = !sf->opt.list_all && missing + unexpected > ST_LIST_MISMATCHES;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static bool in_sorted(const char **sorted, int32_t n, const char *name)
+{
+    return bsearch(&name, sorted, (size_t)n, sizeof name, cmp_str) != NULL;
+}
+
+static const char **sorted_copy(Arena *a, const char **names, int32_t n)
+{
+    const char **s = ir_alloc(a, (size_t)n * sizeof *s + 1);
+    memcpy(s, names, (size_t)n * sizeof *s);
+    qsort(s, (size_t)n, sizeof *s, cmp_str);
+    return s;
+}
+
+/* How many of `from` become a name of `to` (sorted) once `prefix` is put in
+ * front of them (add) or taken off them (!add). */
+static int32_t prefix_explains(Arena *a, const char **from, int32_t nfrom, const char **to,
+                               int32_t nto, const char *prefix, bool add)
+{
+    size_t len = strlen(prefix);
+    int32_t n = 0;
+    for (int32_t i = 0; i < nfrom; i++) {
+        const char *name = from[i];
+        if (add)
+            n += in_sorted(to, nto, ir_strfmt(a, "%s%s", prefix, name));
+        else
+            n += strncmp(name, prefix, len) == 0 && in_sorted(to, nto, name + len);
+    }
+    return n;
+}
+
+/* A prefix of the longer names ("model.") that the other side lacks, found
+ * from the first name that has one; NULL if none explains half the names. */
+static const char *common_prefix(Arena *a, const char **longer, int32_t nlonger,
+                                 const char **shorter_sorted, int32_t nshorter)
+{
+    int32_t need = ((nlonger < nshorter ? nlonger : nshorter) + 1) / 2;
+    for (int32_t i = 0; i < nlonger && i < ST_LIST_MISMATCHES; i++) {
+        for (const char *dot = strchr(longer[i], '.'); dot; dot = strchr(dot + 1, '.')) {
+            if (!in_sorted(shorter_sorted, nshorter, dot + 1))
+                continue;
+            const char *prefix = ir_strndup(a, longer[i], (size_t)(dot + 1 - longer[i]));
+            if (prefix_explains(a, longer, nlonger, shorter_sorted, nshorter, prefix, false) >=
+                need)
+                return prefix;
+        }
+    }
+    return NULL;
+}
+
+/* Splits "a.b.c" into at most 16 segments; returns their number. */
+static int32_t segments(Arena *a, const char *name, const char **seg)
+{
+    int32_t n = 0;
+    for (const char *p = name; n < 16;) {
+        const char *dot = strchr(p, '.');
+        seg[n++] = ir_strndup(a, p, dot ? (size_t)(dot - p) : strlen(p));
+        if (!dot)
+            break;
+        p = dot + 1;
+    }
+    return n;
+}
+
+/* `name` with every segment equal to `from` replaced by `to`. */
+static const char *rename_segment(Arena *a, const char *name, const char *from, const char *to)
+{
+    const char *seg[16];
+    int32_t n = segments(a, name, seg);
+    const char *out = "";
+    for (int32_t i = 0; i < n; i++)
+        out = ir_strfmt(a, "%s%s%s", out, i ? "." : "", strcmp(seg[i], from) ? seg[i] : to);
+    return out;
+}
+
+/* One segment the model calls `*from` and the file `*to`, found by comparing
+ * the first missing names with the unexpected ones that differ from them in
+ * exactly one segment; false if no such renaming explains half the names. */
+static bool renamed_segment(StFile *sf, const char **unexp_sorted, const char **from,
+                            const char **to)
+{
+    Arena *a = sf->arena;
+    int32_t n = sf->nmissing < sf->nunexpected ? sf->nmissing : sf->nunexpected;
+    for (int32_t i = 0; i < sf->nmissing && i < 2; i++) {
+        const char *ms[16], *us[16];
+        int32_t nm = segments(a, sf->missing[i], ms);
+        for (int32_t j = 0; j < sf->nunexpected && j < 4 * ST_LIST_MISMATCHES; j++) {
+            if (segments(a, sf->unexpected[j], us) != nm)
+                continue;
+            int32_t diff = -1, ndiff = 0;
+            for (int32_t k = 0; k < nm; k++)
+                if (strcmp(ms[k], us[k]) != 0)
+                    diff = k, ndiff++;
+            if (ndiff != 1)
+                continue;
+            int32_t hits = 0;
+            for (int32_t k = 0; k < sf->nmissing; k++)
+                hits += in_sorted(unexp_sorted, sf->nunexpected,
+                                  rename_segment(a, sf->missing[k], ms[diff], us[diff]));
+            if (hits >= (n + 1) / 2) {
+                *from = ms[diff];
+                *to = us[diff];
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+static void mismatch_hint(StFile *sf)
+{
+    Arena *a = sf->arena;
+    const char **ms = sorted_copy(a, sf->missing, sf->nmissing);
+    const char **us = sorted_copy(a, sf->unexpected, sf->nunexpected);
+    const char *p = common_prefix(a, sf->unexpected, sf->nunexpected, ms, sf->nmissing);
+    const char *from, *to;
+    if (p)
+        ir_note(sf->d, sf->loc, "hint: the file's names start with '%s' where the model's do "
+                "not", p);
+    else if ((p = common_prefix(a, sf->missing, sf->nmissing, us, sf->nunexpected)))
+        ir_note(sf->d, sf->loc, "hint: the model's names start with '%s' where the file's do "
+                "not", p);
+    else if (renamed_segment(sf, us, &from, &to))
+        ir_note(sf->d, sf->loc, "hint: what the model names '%s' the file names '%s' (e.g. "
+                "'%s' for '%s')", from, to, rename_segment(a, sf->missing[0], from, to),
+                sf->missing[0]);
+}
+
+/* "'a', 'b', 'c' and 10 more" */
+static const char *first_names(Arena *a, const char **names, int32_t n)
+{
+    const char *s = "";
+    for (int32_t i = 0; i < n && i < ST_SHOW_MISMATCHES; i++)
+        s = ir_strfmt(a, "%s%s'%s'", s, i ? ", " : "", names[i]);
+    if (n > ST_SHOW_MISMATCHES)
+        s = ir_strfmt(a, "%s and %d more", s, (int)(n - ST_SHOW_MISMATCHES));
+    return s;
+}
+
+static void report_mismatches(StFile *sf)
+{
+    if (!sf->summarize || sf->nmissing + sf->nunexpected == 0)
+        return;
+    ir_error(sf->d, sf->loc, "the file's tensor names do not match the model's: %d parameter%s "
+             "missing, %d unexpected tensor%s", (int)sf->nmissing,
+             sf->nmissing == 1 ? "" : "s", (int)sf->nunexpected,
+             sf->nunexpected == 1 ? "" : "s");
+    if (sf->nmissing)
+        ir_note(sf->d, sf->loc, "missing: %s", first_names(sf->arena, sf->missing,
+                                                           sf->nmissing));
+    if (sf->nunexpected)
+        ir_note(sf->d, sf->loc, "unexpected: %s", first_names(sf->arena, sf->unexpected,
+                                                              sf->nunexpected));
+    if (sf->nmissing && sf->nunexpected)
+        mismatch_hint(sf);
+    if (sf->opt.list_how)
+        ir_note(sf->d, sf->loc, "%s lists every one", sf->opt.list_how);
 }
 
 /* ---- reading data ------------------------------------------------------- */
@@ -417,9 +617,12 @@ static bool read_data(StFile *sf, Graph *g)
     return ok;
 }
 
-static bool bind_file(Graph *g, const char *path, Diag *d, bool partial)
+static bool bind_file(Graph *g, const char *path, Diag *d, bool partial,
+                      const FeBindOptions *opt)
 {
     StFile sf = {.path = path, .loc = {path, 0, 0}, .d = d, .partial = partial};
+    if (opt)
+        sf.opt = *opt;
     sf.f = fopen(path, "rb");
     if (!sf.f) {
         ir_error(d, sf.loc, "cannot open weights: %s", strerror(errno));
@@ -428,8 +631,11 @@ static bool bind_file(Graph *g, const char *path, Diag *d, bool partial)
     sf.arena = ir_arena_new();
     bool ok = read_header(&sf);
     if (ok) {
+        plan_mismatches(&sf, g);
         bool bound = bind_params(&sf, g);
-        ok = check_unexpected(&sf, g) && bound && read_data(&sf, g);
+        ok = check_unexpected(&sf, g) && bound;
+        report_mismatches(&sf);
+        ok = ok && read_data(&sf, g);
     }
     ir_arena_free(sf.arena);
     fclose(sf.f);
@@ -438,12 +644,17 @@ static bool bind_file(Graph *g, const char *path, Diag *d, bool partial)
 
 bool fe_bind_safetensors(Graph *g, const char *path, Diag *d)
 {
-    return bind_file(g, path, d, false);
+    return bind_file(g, path, d, false, NULL);
+}
+
+bool fe_bind_safetensors_with(Graph *g, const char *path, Diag *d, const FeBindOptions *opt)
+{
+    return bind_file(g, path, d, false, opt);
 }
 
 bool fe_bind_safetensors_partial(Graph *g, const char *path, Diag *d)
 {
-    return bind_file(g, path, d, true);
+    return bind_file(g, path, d, true, NULL);
 }
 
 /* ---- writing ------------------------------------------------------------ */

@@ -589,7 +589,8 @@ static void test_torchvision_names(void **state)
                  "network n() {(= y (as (as (repeat 2 from (+ k 1) (call f x)) (name \"l\" index "
                  "\"-\" k)) else))}\n");
     Graph *g = good("block dense_layer(x, growth) {\n"
-                    "  y = conv2d(relu(batchnorm(x) as norm1), growth, kernel=1, bias=false) as conv1\n"
+                    "  y = conv2d(relu(batchnorm(x) as norm1), growth, kernel=1, bias=false)"
+                    " as conv1\n"
                     "  return concat(x, y)\n"
                     "}\n"
                     "network n(x: f32[1, 4, 8, 8]) {\n"

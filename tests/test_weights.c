@@ -431,6 +431,80 @@ static void test_safetensors_all_errors(void **state)
     ir_graph_free(g);
 }
 
+/* Binds a model of 10 parameters `features.K.block.0.weight` to a file whose
+ * 10 names follow `file_fmt` (with K); returns what was reported. */
+static char *bind_renamed(const char *file_fmt, const FeBindOptions *opt, int *nerrors)
+{
+    static const float zeros[10];
+    char header[2048], name[128];
+    const char *names[10];
+    size_t len = (size_t)snprintf(header, sizeof header, "{");
+    for (int k = 0; k < 10; k++) {
+        snprintf(name, sizeof name, file_fmt, k);
+        len += (size_t)snprintf(header + len, sizeof header - len,
+                                "%s\"%s\":{\"dtype\":\"F32\",\"shape\":[1],"
+                                "\"data_offsets\":[%d,%d]}", k ? "," : "", name, 4 * k, 4 * k + 4);
+        snprintf(name, sizeof name, "features.%d.block.0.weight", k);
+        names[k] = strdup(name);
+    }
+    snprintf(header + len, sizeof header - len, "}");
+    const char *path = tmp_path("renamed.safetensors");
+    write_st(path, header, 0, zeros, sizeof zeros);
+    Graph *g = params_graph(10, names, (int32_t[]){1, 1, 1, 1, 1, 1, 1, 1, 1, 1},
+                            (const int64_t[][4]){{1}, {1}, {1}, {1}, {1}, {1}, {1}, {1}, {1}, {1}});
+    Captured c;
+    capture(&c);
+    assert_false(fe_bind_safetensors_with(g, path, &c.d, opt));
+    fflush(c.f);
+    char *text = strdup(c.text);
+    *nerrors = c.d.nerrors;
+    release(&c);
+    ir_graph_free(g);
+    for (int k = 0; k < 10; k++)
+        free((char *)names[k]);
+    return text;
+}
+
+/* Many names that match nothing: one error with the counts, the first names
+ * of each side and what tells them apart; every one on request. */
+static void test_safetensors_mismatch_summary(void **state)
+{
+    FeBindOptions opt = {false, "--list"};
+    int n;
+    char *text = bind_renamed("model.features.%d.block.0.weight", &opt, &n);
+    const char *path = tmp_path("renamed.safetensors");
+    char want[16384];
+    snprintf(want, sizeof want,
+             "%s: error: the file's tensor names do not match the model's: 10 parameters "
+             "missing, 10 unexpected tensors\n"
+             "%s: note: missing: 'features.0.block.0.weight', 'features.1.block.0.weight', "
+             "'features.2.block.0.weight' and 7 more\n"
+             "%s: note: unexpected: 'model.features.0.block.0.weight', "
+             "'model.features.1.block.0.weight', 'model.features.2.block.0.weight' and 7 more\n"
+             "%s: note: hint: the file's names start with 'model.' where the model's do not\n"
+             "%s: note: --list lists every one\n",
+             path, path, path, path, path);
+    assert_string_equal(text, want);
+    assert_int_equal(n, 1);
+    free(text);
+    text = bind_renamed("features.%d.layers.0.weight", NULL, &n);
+    assert_non_null(strstr(text, "note: hint: what the model names 'block' the file names "
+                                 "'layers' (e.g. 'features.0.layers.0.weight' for "
+                                 "'features.0.block.0.weight')\n"));
+    assert_null(strstr(text, "lists every one"));
+    free(text);
+    text = bind_renamed("%d", NULL, &n);
+    assert_null(strstr(text, "hint"));
+    free(text);
+    opt.list_all = true;
+    text = bind_renamed("features.%d.layers.0.weight", &opt, &n);
+    assert_int_equal(n, 20);
+    assert_non_null(strstr(text, "error: missing parameter 'features.9.block.0.weight' (f32[1])"));
+    assert_non_null(strstr(text, "error: unexpected tensor 'features.9.layers.0.weight'"));
+    assert_null(strstr(text, "note:"));
+    free(text);
+}
+
 static void bind_fails(const char *header, uint64_t size, size_t ndata, const char *message)
 {
     static const unsigned char zeros[64];
@@ -663,6 +737,7 @@ int main(void)
         cmocka_unit_test(test_safetensors_conversions),
         cmocka_unit_test(test_safetensors_all_errors),
         cmocka_unit_test(test_safetensors_corrupt),
+        cmocka_unit_test(test_safetensors_mismatch_summary),
         cmocka_unit_test(test_safetensors_from_pytorch),
         cmocka_unit_test(test_safetensors_mutations),
         cmocka_unit_test(test_safetensors_write_failure),

@@ -37,6 +37,7 @@ typedef struct Options {
     int64_t batch;         /* 0: as written */
     const char *weights;   /* --weights */
     bool random_weights;   /* --random-weights given */
+    bool list_mismatches;  /* --list-weight-mismatches */
     uint64_t weight_seed;
     uint64_t input_seed;   /* --seed */
     const char *inputs[MAX_INPUT_FILES]; /* --input: FILE or NAME=FILE */
@@ -81,6 +82,8 @@ static const char usage[] =
     "  --dump-after=P      print the graph IR after pass P to standard error\n"
     "  --batch=N           set the batch (leading symbolic) dimension of every input\n"
     "  --weights=FILE      bind parameters from a .safetensors file\n"
+    "  --list-weight-mismatches  an error for every name of the model or of the\n"
+    "                      --weights file that the other lacks (else, when many, a summary)\n"
     "  --random-weights=S  deterministic random parameters from seed S\n"
     "  --max-depth=N       nesting of expressions, statements and block calls (200,\n"
     "                      at most 5000)\n"
@@ -290,6 +293,7 @@ static bool parse_option(Options *o, int argc, char **argv, int *i)
                     "(cnn_options.num_threads), not by the compiler"), false;
     if ((v = flag_value("-o", argc, argv, i, &bad))) return o->out = v, true;
     if ((v = flag_value("--weights", argc, argv, i, &bad))) return o->weights = v, true;
+    if (!strcmp(argv[*i], "--list-weight-mismatches")) return o->list_mismatches = true, true;
     if ((v = flag_value("--batch", argc, argv, i, &bad))) {
         if (!set_u64("--batch", v, &u, true)) return false;
         o->batch = (int64_t)u;
@@ -386,7 +390,8 @@ static bool has_params(const Graph *g)
 /* A deployable model never gets random weights unless asked for. */
 static bool bind_weights(Graph *g, const Options *o, Diag *d)
 {
-    if (o->weights) return fe_bind_safetensors(g, o->weights, d);
+    FeBindOptions bind = {o->list_mismatches, "--list-weight-mismatches"};
+    if (o->weights) return fe_bind_safetensors_with(g, o->weights, d, &bind);
     if (o->random_weights || o->run) fe_random_weights(g, o->weight_seed);
     else if (o->emit != EMIT_IR && o->emit != EMIT_DOT && has_params(g)) {
         fail("model has parameters; give --weights=FILE or --random-weights=SEED");
