@@ -1,6 +1,7 @@
-/* kernel_harness.h: compiles the kernel of one conv2d or dense node on its own
- * (no passes, no run function, no runtime) into a shared object and calls it
- * directly, so kernels can be tested and timed on hand-made layouts. Used by
+/* kernel_harness.h: compiles the kernel of one conv2d, dense, pooling or
+ * elementwise node on its own (no passes, no run function, no runtime) into a
+ * shared object and calls it directly, so kernels can be tested and timed on
+ * hand-made layouts. Used by
  * tests/test_kernels.c and bench/conv_layers.c. */
 #ifndef CNNC_KERNEL_HARNESS_H
 #define CNNC_KERNEL_HARNESS_H
@@ -99,6 +100,19 @@ static bool kh_load(Cg *cg, KhKernel *k)
     return k->fn != NULL;
 }
 
+static CgKernel kh_emit(Cg *cg, int32_t id)
+{
+    switch (cg->g->nodes[id].op) {
+    case OP_CONV2D: return cg_emit_conv2d(cg, id);
+    case OP_DENSE: return cg_emit_dense(cg, id);
+    case OP_MAXPOOL:
+    case OP_AVGPOOL:
+    case OP_GLOBAL_AVGPOOL:
+    case OP_ADAPTIVE_AVGPOOL: return cg_emit_pool(cg, id);
+    default: return cg_emit_eltwise(cg, id);
+    }
+}
+
 /* Emits the kernel of node `id` of `g` (types and layouts set, PARAMs bound)
  * for the host (features NULL) or for `features` on a generic x86-64. */
 static bool kh_compile(const Graph *g, int32_t id, const char *features, KhKernel *k)
@@ -110,7 +124,7 @@ static bool kh_compile(const Graph *g, int32_t id, const char *features, KhKerne
         kh_cg_free(&cg);
         return false;
     }
-    CgKernel ck = g->nodes[id].op == OP_DENSE ? cg_emit_dense(&cg, id) : cg_emit_conv2d(&cg, id);
+    CgKernel ck = kh_emit(&cg, id);
     LLVMSetValueName2(ck.fn, "kernel", 6);
     LLVMSetLinkage(ck.fn, LLVMExternalLinkage);
     char *msg = NULL;

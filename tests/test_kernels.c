@@ -1,7 +1,9 @@
 /* test_kernels.c: the conv2d and dense kernels of the LLVM backend, each
  * compiled on its own (tests/kernel_harness.h) and run on blocked or plain
  * buffers, against the reference interpreter on the same graph:
- * max|got - want| <= 1e-4 * max|want|. */
+ * max|got - want| <= 1e-4 * max|want|. Where the interpreter gives NaN or an
+ * infinity (NaN and infinite inputs through activations, epilogues and max
+ * pooling, as PyTorch), the kernel must give the same. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,6 +13,7 @@
 
 #include "frontend.h"
 #include "kernel_harness.h"
+#include "test_util.h"
 
 #define TOL 1e-4
 #define SENTINEL 1234.5f
@@ -24,6 +27,7 @@ typedef struct ConvCase {
     Epilogue epi;
     bool in_blocked, out_blocked;
     int64_t extra_channels; /* output written inside a wider (concat) buffer */
+    int32_t specials;       /* NaN, +inf and -inf among the input (and residual) values */
 } ConvCase;
 
 /* Defaults: 3×3, stride 1, pad 1, dilation 1, one group, bias, blocked. */
@@ -32,6 +36,14 @@ static ConvCase conv_case(int64_t N, int64_t C, int64_t H, int64_t W, int64_t O)
     return (ConvCase){.N = N, .C = C, .H = H, .W = W, .O = O, .k = {3, 3}, .s = {1, 1},
                       .d = {1, 1}, .pad = {1, 1, 1, 1}, .groups = 1, .bias = true,
                       .in_blocked = true, .out_blocked = true};
+}
+
+static int64_t count_nonfinite(const float *v, int64_t n)
+{
+    int64_t k = 0;
+    for (int64_t i = 0; i < n; i++)
+        k += !isfinite(v[i]);
+    return k;
 }
 
 static float *random_values(int64_t n, const char *stream)
@@ -43,10 +55,17 @@ static float *random_values(int64_t n, const char *stream)
     return v;
 }
 
+/* Over the finite values of `want`; where it is NaN or infinite, `got` must
+ * be the same or the error is infinite. */
 static double rel_error(const float *got, const float *want, int64_t n)
 {
     double md = 0.0, mw = 0.0;
     for (int64_t i = 0; i < n; i++) {
+        if (!isfinite(want[i])) {
+            bool same = isnan(want[i]) ? isnan(got[i]) : got[i] == want[i];
+            md = same ? md : INFINITY;
+            continue;
+        }
         double d = fabs((double)got[i] - (double)want[i]);
         md = d > md || isnan(d) ? d : md;
         mw = fabs((double)want[i]) > mw ? fabs((double)want[i]) : mw;
@@ -172,10 +191,13 @@ static void check_conv(const ConvCase *c, const char *features)
     int64_t OHW = n->type.dims[2] * n->type.dims[3];
     float *x = random_values(c->N * c->C * c->H * c->W, "x");
     float *r = random_values(c->N * c->O * OHW, "r");
+    poke_nonfinite(x, c->N * c->C * c->H * c->W, c->specials, "n+-", 1);
+    poke_nonfinite(r, c->N * c->O * OHW, c->specials, "n+-", 2);
     const float *ins[2] = {x, r};
     InterpResult ref;
     char err[256];
     assert_true(ir_interp(g, ins, &ref, err, sizeof err));
+    if (c->specials) assert_true(count_nonfinite(ref.values[id], c->N * c->O * OHW) > 0);
     int32_t b = kh_lanes(features);
     int64_t ostride = place_conv(g, id, c, b);
     KhKernel k;
@@ -296,6 +318,38 @@ static void conv_epilogues(void **state)
     }
 }
 
+/* A NaN or infinite input pixel of a 1x1 conv gives NaN or an infinity at
+ * that pixel: relu keeps NaN and +inf and makes -inf 0, clip keeps NaN and
+ * bounds the infinities, leaky_relu keeps all three. */
+static void conv_nonfinite(void **state)
+{
+    const Epilogue epis[] = {
+        {.act = ACT_RELU},
+        {.act = ACT_CLIP, .act_a = 0.0f, .act_b = 6.0f},
+        {.act = ACT_LEAKY_RELU, .act_a = 0.1f},
+        {.act = ACT_SIGMOID},
+        {.act = ACT_SILU},
+        {.residual = true, .post = ACT_RELU},
+        {.act = ACT_CLIP, .act_a = -0.5f, .act_b = 0.5f, .residual = true, .post = ACT_CLIP,
+         .post_a = 0.0f, .post_b = 6.0f},
+    };
+    for (size_t i = 0; i < sizeof epis / sizeof epis[0]; i++) {
+        ConvCase c = conv_case(2, 16, 6, 9, 32);
+        c.k[0] = c.k[1] = 1;
+        c.pad[0] = c.pad[1] = c.pad[2] = c.pad[3] = 0;
+        c.epi = epis[i];
+        c.specials = 12;
+        check_conv(&c, NULL);
+        c.out_blocked = c.in_blocked = false;
+        check_conv(&c, NULL);
+        c = conv_case(1, 8, 7, 7, 16); /* 3x3 over plain input and output */
+        c.in_blocked = c.out_blocked = false;
+        c.epi = epis[i];
+        c.specials = 3;
+        check_conv(&c, NULL);
+    }
+}
+
 static void conv_depthwise(void **state)
 {
     ConvCase c = conv_case(1, 32, 11, 13, 32);
@@ -375,6 +429,87 @@ static void conv_avx512(void **state)
     check_conv(&c, avx512);
 }
 
+/* ---- activations and max pooling with NaN and infinities ------------------ */
+
+/* One node of `op` over x[2, 16, 9, 11], NCHW or NCHW[b]c, with about one
+ * input in eight NaN, +inf or -inf, against the interpreter. */
+static void check_nonfinite_op(Op op, Attrs attrs, bool blocked)
+{
+    Graph *g = ir_graph_new("t");
+    const int64_t N = 2, C = 16, HW = 9 * 11, n = N * C * HW;
+    int32_t x = ir_add_input(g, "x", ir_type_f32(4, (int64_t[]){N, C, 9, 11}), noloc);
+    int32_t id = ir_add_node(g, op, &x, 1, "op", noloc);
+    g->nodes[id].attrs = attrs;
+    ir_add_output(g, id, "y");
+    Diag d;
+    ir_diag_init(&d, stderr);
+    assert_true(ir_infer_shapes(g, &d));
+    ir_diag_fini(&d);
+    float *xv = random_values(n, "x");
+    poke_nonfinite(xv, n, (int32_t)(n / 8), "n+-", 3);
+    const float *ins[1] = {xv};
+    InterpResult ref;
+    char err[256];
+    assert_true(ir_interp(g, ins, &ref, err, sizeof err));
+    const TensorType *t = &g->nodes[id].type;
+    int64_t m = ir_numel(t), OHW = t->dims[2] * t->dims[3];
+    assert_true(count_nonfinite(ref.values[id], m) > 0);
+    int32_t b = blocked ? kh_lanes(NULL) : 1;
+    if (blocked) {
+        set_blocked(&g->nodes[x].type, b);
+        set_blocked(&g->nodes[id].type, b);
+    }
+    KhKernel k;
+    assert_true(kh_compile(g, id, NULL, &k));
+    float *xb = ir_xmalloc((size_t)n * sizeof(float)), *ob = ir_xmalloc((size_t)m * sizeof(float));
+    float *got = ir_xmalloc((size_t)m * sizeof(float));
+    kh_block(xv, xb, N, C, HW, b, C * HW);
+    void *args[2] = {ob, xb};
+    run_split(&k, args);
+    kh_unblock(ob, got, N, C, OHW, b, C * OHW);
+    double e = rel_error(got, ref.values[id], m);
+    if (e > TOL) fprintf(stderr, "%s (block %d): %g\n", ir_ops[op].name, b, e);
+    assert_true(e <= TOL);
+    kh_unload(&k);
+    free(xv), free(xb), free(ob), free(got);
+    ir_interp_free(&ref);
+    ir_graph_free(g);
+}
+
+static void activations_nonfinite(void **state)
+{
+    const struct {
+        Op op;
+        Attrs a;
+    } cases[] = {
+        {.op = OP_RELU},
+        {OP_CLIP, {.clip = {0.0f, 6.0f}}},
+        {OP_CLIP, {.clip = {-0.5f, 0.5f}}},
+        {OP_LEAKY_RELU, {.leaky = {0.1f}}},
+        {.op = OP_SIGMOID},
+        {.op = OP_TANH},
+        {.op = OP_SILU},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        check_nonfinite_op(cases[i].op, cases[i].a, false);
+        check_nonfinite_op(cases[i].op, cases[i].a, true);
+    }
+}
+
+/* A window holding NaN gives NaN wherever the NaN comes in it. */
+static void maxpool_nonfinite(void **state)
+{
+    const PoolAttrs pools[] = {
+        {.kernel = {3, 3}, .stride = {2, 2}, .dilation = {1, 1}, .pad = {1, 1, 1, 1}},
+        {.kernel = {2, 2}, .stride = {2, 2}, .dilation = {1, 1}, .ceil_mode = true},
+        {.kernel = {3, 2}, .stride = {1, 1}, .dilation = {2, 1}},
+    };
+    for (size_t i = 0; i < sizeof pools / sizeof pools[0]; i++) {
+        check_nonfinite_op(OP_MAXPOOL, (Attrs){.pool = pools[i]}, false);
+        check_nonfinite_op(OP_MAXPOOL, (Attrs){.pool = pools[i]}, true);
+    }
+}
+
 /* ---- dense ------------------------------------------------------------- */
 
 static void check_dense(int64_t N, int64_t I, int64_t O, bool bias, Epilogue epi)
@@ -445,11 +580,14 @@ int main(void)
         cmocka_unit_test(conv_small_plane),
         cmocka_unit_test(conv_first_layer),
         cmocka_unit_test(conv_epilogues),
+        cmocka_unit_test(conv_nonfinite),
         cmocka_unit_test(conv_depthwise),
         cmocka_unit_test(conv_generic),
         cmocka_unit_test(conv_into_concat),
         cmocka_unit_test(conv_sse),
         cmocka_unit_test(conv_avx512),
+        cmocka_unit_test(activations_nonfinite),
+        cmocka_unit_test(maxpool_nonfinite),
         cmocka_unit_test(dense_shapes),
         cmocka_unit_test(dense_epilogues),
     };

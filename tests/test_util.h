@@ -1,12 +1,13 @@
 /* test_util.h: what many tests share: the graph they start from (a zoo model,
  * models/NAME.cnn, or a model given as text, at a batch size, with deterministic
- * random weights), a graph's text, the relative comparison of two arrays, and a
- * graph's CUDA program. Include after cmocka.h. */
+ * random weights), a graph's text, the relative comparison of two arrays (also
+ * with NaN and infinities), and a graph's CUDA program. Include after cmocka.h. */
 #ifndef CNNC_TEST_UTIL_H
 #define CNNC_TEST_UTIL_H
 
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "cuda.h"
 #include "frontend.h"
@@ -79,6 +80,47 @@ static inline void expect_within(const char *what, const float *got, const float
 static inline void expect_close(const char *what, const float *got, const float *want, int64_t n)
 {
     expect_within(what, got, want, n, 1e-4);
+}
+
+/* Sets `count` seeded positions of x[0..n) to NaN ('n'), +inf ('+') or -inf
+ * ('-'), taking the kinds of `kinds` in turn. */
+static inline void poke_nonfinite(float *x, int64_t n, int32_t count, const char *kinds,
+                                  uint64_t seed)
+{
+    Rng r = ir_rng(seed, kinds);
+    size_t nk = strlen(kinds);
+    for (int32_t i = 0; i < count && n > 0; i++) {
+        char k = kinds[(size_t)i % nk];
+        x[ir_rng_next(&r) % (uint64_t)n] = k == 'n' ? NAN : k == '+' ? INFINITY : -INFINITY;
+    }
+}
+
+/* Where the reference holds NaN or infinities (PyTorch's semantics), `got`
+ * must hold NaN or the same infinity at exactly those places; the finite
+ * values must agree as expect_within says, over the largest finite one.
+ * Returns how many elements of `want` are not finite. */
+static inline int64_t expect_within_nonfinite(const char *what, const float *got,
+                                              const float *want, int64_t n, double tol)
+{
+    double err = 0, mag = 0;
+    int64_t special = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (!isfinite(want[i])) {
+            if (isnan(want[i]) ? !isnan(got[i]) : got[i] != want[i])
+                fail_msg("%s: element %lld is %g, not %g", what, (long long)i, (double)got[i],
+                         (double)want[i]);
+            special++;
+            continue;
+        }
+        double e = fabs((double)got[i] - (double)want[i]);
+        err = e > err || isnan(e) ? e : err;
+        mag = fabs((double)want[i]) > mag ? fabs((double)want[i]) : mag;
+    }
+    double rel = err / (mag > 0 ? mag : 1);
+    if (!(rel <= tol))
+        fail_msg("%s: max|diff| / max|ref| = %g over the finite values (max|ref| %g, tolerance %g)",
+                 what, rel, mag, tol);
+    return special;
 }
 
 #endif

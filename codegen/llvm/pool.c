@@ -38,6 +38,15 @@ static LLVMValueRef load_in(Cg *cg, Pool *p, LLVMValueRef ih, LLVMValueRef iw)
     return cg_load(cg, cg_view_at(cg, &p->vi, p->in, p->n, p->g, ih, iw), p->vi.blk);
 }
 
+/* max_pool2d's maximum: a NaN on either side wins. cg_max passes one in the
+ * new element; one already taken stays by the unordered test (a compare and
+ * a blend more than maxps, outside any hot loop). */
+static LLVMValueRef max_keep_nan(Cg *cg, LLVMValueRef acc, LLVMValueRef x)
+{
+    LLVMValueRef nan = LLVMBuildFCmp(cg->b, LLVMRealUNO, acc, acc, "");
+    return LLVMBuildSelect(cg->b, nan, acc, cg_max(cg, x, acc), "");
+}
+
 /* Max over the dilated window; padding is never selected. */
 static LLVMValueRef max_window(Cg *cg, Pool *p, LLVMValueRef ow)
 {
@@ -54,7 +63,7 @@ static LLVMValueRef max_window(Cg *cg, Pool *p, LLVMValueRef ow)
     LLVMValueRef iw = cg_iadd(cg, w0, cg_imul(cg, kw.iv, a->dilation[1]));
     LLVMBasicBlockRef wj = cg_if_begin(cg, in_range(cg, iw, p->vi.W));
     LLVMValueRef cur = LLVMBuildLoad2(cg->b, p->vt, acc, "");
-    LLVMBuildStore(cg->b, cg_max(cg, cur, load_in(cg, p, ih, iw)), acc);
+    LLVMBuildStore(cg->b, max_keep_nan(cg, cur, load_in(cg, p, ih, iw)), acc);
     cg_if_end(cg, wj);
     cg_loop_end(cg, &kw);
     cg_if_end(cg, hj);

@@ -146,17 +146,19 @@ LLVMValueRef cg_fma(Cg *cg, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c)
     return LLVMBuildCall2(cg->b, fty, fn, args, 3, "");
 }
 
-/* Compare-and-select rather than llvm.maxnum: one maxps/minps on x86. */
+/* Compare-and-select rather than llvm.maxnum, which returns the operand that
+ * is not NaN: `a < b ? b : a` is one maxps(b, a) on x86, and a NaN in `a`
+ * passes as in PyTorch's relu and clamp (a NaN in `b` does not). */
 LLVMValueRef cg_max(Cg *cg, LLVMValueRef a, LLVMValueRef b)
 {
-    LLVMValueRef gt = LLVMBuildFCmp(cg->b, LLVMRealOGT, a, b, "");
-    return LLVMBuildSelect(cg->b, gt, a, b, "max");
+    LLVMValueRef lt = LLVMBuildFCmp(cg->b, LLVMRealOLT, a, b, "");
+    return LLVMBuildSelect(cg->b, lt, b, a, "max");
 }
 
 LLVMValueRef cg_min(Cg *cg, LLVMValueRef a, LLVMValueRef b)
 {
-    LLVMValueRef lt = LLVMBuildFCmp(cg->b, LLVMRealOLT, a, b, "");
-    return LLVMBuildSelect(cg->b, lt, a, b, "min");
+    LLVMValueRef gt = LLVMBuildFCmp(cg->b, LLVMRealOGT, a, b, "");
+    return LLVMBuildSelect(cg->b, gt, b, a, "min");
 }
 
 int32_t cg_lanes_of(LLVMValueRef v)
@@ -172,13 +174,15 @@ static LLVMValueRef fconst(Cg *cg, LLVMValueRef like, float c)
 }
 
 /* expf by range reduction x = n ln2 + r, |r| <= ln2/2, and a degree-6
- * polynomial for e^r (Cephes); about 1 ulp over the clamped range. */
-LLVMValueRef cg_exp(Cg *cg, LLVMValueRef x)
+ * polynomial for e^r (Cephes); about 1 ulp over the clamped range. Below -88
+ * the scale 2^n is 0; above ln(FLT_MAX) the result is x + inf, which is also
+ * how a NaN gets through (the clamped value would be meaningless). */
+LLVMValueRef cg_exp(Cg *cg, LLVMValueRef x0)
 {
     LLVMBuilderRef b = cg->b;
-    int32_t lanes = cg_lanes_of(x);
+    int32_t lanes = cg_lanes_of(x0);
     LLVMTypeRef it = lanes > 1 ? LLVMVectorType(cg->t_i32, (unsigned)lanes) : cg->t_i32;
-    x = cg_min(cg, cg_max(cg, x, fconst(cg, x, -87.3f)), fconst(cg, x, 88.3f));
+    LLVMValueRef x = cg_min(cg, cg_max(cg, x0, fconst(cg, x0, -88.0f)), fconst(cg, x0, 88.3f));
     LLVMValueRef fx = cg_fma(cg, x, fconst(cg, x, 1.44269504088896341f), fconst(cg, x, 0.5f));
     fx = cg_call1(cg, "llvm.floor", fx);
     LLVMValueRef r = cg_fma(cg, fx, fconst(cg, x, -0.693359375f), x);
@@ -203,7 +207,9 @@ LLVMValueRef cg_exp(Cg *cg, LLVMValueRef x)
     }
     LLVMValueRef e = LLVMBuildShl(b, LLVMBuildAdd(b, n, bias, ""), sh, "");
     LLVMValueRef scale = LLVMBuildBitCast(b, e, LLVMTypeOf(x), "");
-    return LLVMBuildFMul(b, y, scale, "exp");
+    LLVMValueRef in_range = LLVMBuildFCmp(b, LLVMRealOLE, x0, fconst(cg, x0, 88.7228f), "");
+    LLVMValueRef over = LLVMBuildFAdd(b, x0, fconst(cg, x0, INFINITY), "");
+    return LLVMBuildSelect(b, in_range, LLVMBuildFMul(b, y, scale, ""), over, "exp");
 }
 
 static LLVMValueRef sigmoid(Cg *cg, LLVMValueRef v)
