@@ -3,7 +3,9 @@
  * kernels themselves, compiled as host C++ with codegen/cuda/emulate.h (blocks
  * in turn, a block's threads as POSIX threads, warp operations through shared
  * slots) and run on small models whose outputs must match the reference
- * interpreter: f32 within 1e-4, TF32 within 1e-2 of the output's scale. */
+ * interpreter: f32 within 1e-4, TF32 within 1e-2 of the output's scale; NaN
+ * and infinities in the inputs give NaN and infinities exactly where the
+ * interpreter (as PyTorch) has them. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -265,28 +267,40 @@ static void run_program(const CuProgram *p, void *lib, Mem *m)
     }
 }
 
-/* Max |got - want| over max(1, max |want|). */
+/* Max |got - want| over max(1, max |want|), over the finite values of want;
+ * where it is NaN or infinite, got must be the same or the error is infinite. */
 static double rel_error(const float *got, const float *want, int64_t n)
 {
     double scale = 1.0, err = 0.0;
-    for (int64_t i = 0; i < n; i++) scale = fmax(scale, fabs((double)want[i]));
+    for (int64_t i = 0; i < n; i++)
+        if (isfinite(want[i])) scale = fmax(scale, fabs((double)want[i]));
     for (int64_t i = 0; i < n; i++) {
+        if (!isfinite(want[i])) {
+            if (isnan(want[i]) ? !isnan(got[i]) : got[i] != want[i]) err = INFINITY;
+            continue;
+        }
         double e = fabs((double)got[i] - (double)want[i]);
         err = isnan(e) ? INFINITY : fmax(err, e);
     }
     return err / scale;
 }
 
-/* The model's outputs through emulated kernels against the interpreter. */
-static void check_model(const char *name, const char *text, int64_t batch, CuMath math)
+/* The model's outputs through emulated kernels against the interpreter; with
+ * `specials`, that many elements of each input are NaN, +inf or -inf, and some
+ * output must be too. */
+static void check_model(const char *name, const char *text, int64_t batch, CuMath math,
+                        int32_t specials)
 {
     Graph *g = load_text(name, text, batch);
     int32_t nin = ir_num_inputs(g), nout = g->noutputs;
     Mem m = {0};
     m.in = calloc((size_t)nin + 1, sizeof *m.in);
     m.out = calloc((size_t)nout + 1, sizeof *m.out);
-    for (int32_t i = 0; i < nin; i++)
-        m.in[i] = random_data(ir_numel(&g->nodes[ir_input_node(g, i)].type), (uint64_t)i + 1);
+    for (int32_t i = 0; i < nin; i++) {
+        int64_t n = ir_numel(&g->nodes[ir_input_node(g, i)].type);
+        m.in[i] = random_data(n, (uint64_t)i + 1);
+        poke_nonfinite(m.in[i], n, specials, "n+-", (uint64_t)i);
+    }
     InterpResult ref;
     char err[512];
     assert_true(ir_interp(g, (const float *const *)m.in, &ref, err, sizeof err));
@@ -305,13 +319,16 @@ static void check_model(const char *name, const char *text, int64_t batch, CuMat
         m.out[o] = calloc((size_t)ir_numel(&g->nodes[ref_node[o]].type) + 1, sizeof(float));
     run_program(p, lib, &m);
     double tol = math == CU_MATH_F32 ? 1e-4 : 1e-2;
+    int64_t nonfinite = 0;
     for (int32_t o = 0; o < nout; o++) {
         int64_t n = ir_numel(&g->nodes[ref_node[o]].type);
+        for (int64_t i = 0; i < n; i++) nonfinite += !isfinite(ref.values[ref_node[o]][i]);
         double e = rel_error(m.out[o], ref.values[ref_node[o]], n);
         if (!(e <= tol)) fail_msg("%s (%s): output %d differs by %g (tolerance %g)", name,
                                   math == CU_MATH_F32 ? "f32" : "tf32", o, e, tol);
         free(m.out[o]);
     }
+    if (specials) assert_true(nonfinite > 0);
     dlclose(lib);
     for (int32_t i = 0; i < nin; i++) free(m.in[i]);
     free(m.in), free(m.out), free(m.arena), free(ref_node);
@@ -323,8 +340,8 @@ static void check_model(const char *name, const char *text, int64_t batch, CuMat
 
 static void check_both(const char *name, const char *text, int64_t batch)
 {
-    check_model(name, text, batch, CU_MATH_F32);
-    check_model(name, text, batch, CU_MATH_TF32);
+    check_model(name, text, batch, CU_MATH_F32, 0);
+    check_model(name, text, batch, CU_MATH_TF32, 0);
 }
 
 /* Odd sizes everywhere: partial tiles in M, K and the reduction; stride,
@@ -408,6 +425,37 @@ static void test_emulated_mnist(void **state)
 {
     check_both("mnist_cnn", NULL, 1);
 }
+
+/* NaN, +inf and -inf through unfused activations, pools and softmax (about 3%
+ * of the input), and through fused epilogues of 1x1 convolutions and dense
+ * layers: relu(NaN) = NaN, clip(+inf, 0, 6) = 6, a pooling window with NaN
+ * gives NaN. */
+static void test_emulated_nonfinite(void **state)
+{
+    const char *ops =
+        "network nan_ops(x: f32[N=2, 8, 9, 9]) {\n"
+        "  a = relu(x); b = relu6(x); c = clip(x, -0.5, 0.5); d = leaky_relu(x, alpha=0.1)\n"
+        "  e = sigmoid(x); f = tanh(x); g = silu(x)\n"
+        "  h = maxpool(x, kernel=3, stride=2, pad=1); k = maxpool(x, kernel=2, ceil_mode=true)\n"
+        "  m = avgpool(x, kernel=3, stride=2, pad=1); n = global_avgpool(x)\n"
+        "  p = softmax(x, axis=3); q = x * global_avgpool(x)\n"
+        "  return a, b, c, d, e, f, g, h, k, m, n, p, q\n}\n";
+    const char *fused =
+        "network nan_fused(x: f32[N=2, 4, 8, 8]) {\n"
+        "  a = relu(conv2d(x, 16, kernel=1) as c1)\n"
+        "  b = relu6(conv2d(x, 16, kernel=1) as c2)\n"
+        "  c = leaky_relu(conv2d(x, 16, kernel=1) as c3, alpha=0.1)\n"
+        "  d = relu(conv2d(x, 16, kernel=1) as c4 + a)\n"
+        "  e = silu(conv2d(x, 16, kernel=1) as c5)\n"
+        "  f = maxpool(relu(conv2d(x, 16, kernel=1) as c6), kernel=3, stride=2)\n"
+        "  g = softmax(dense(flatten(maxpool(x, kernel=4)), 10) as fc1)\n"
+        "  h = relu(dense(flatten(maxpool(x, kernel=4)), 10) as fc2)\n"
+        "  return a, b, c, d, e, f, g, h\n}\n";
+    check_model("nan_ops", ops, 0, CU_MATH_F32, 40);
+    check_model("nan_fused", fused, 0, CU_MATH_F32, 6);
+    check_model("nan_fused", fused, 0, CU_MATH_TF32, 6);
+    check_model("mnist_cnn", NULL, 1, CU_MATH_F32, 3);
+}
 #endif
 
 int main(void)
@@ -425,6 +473,7 @@ int main(void)
         cmocka_unit_test(test_emulated_split),
         cmocka_unit_test(test_emulated_fire),
         cmocka_unit_test(test_emulated_mnist),
+        cmocka_unit_test(test_emulated_nonfinite),
 #endif
     };
 #ifdef CNNC_CXX
