@@ -590,6 +590,85 @@ static void test_softmax_last_axis_stable(void **state)
     ir_graph_free(g);
 }
 
+/* ---- NaN and infinities, as PyTorch ---------------------------------------- */
+
+/* got[i] is NaN where want[i] is, else equal to it. */
+static void expect_same(const float *got, const double *want, int32_t n)
+{
+    for (int32_t i = 0; i < n; i++)
+        if (isnan(want[i]) ? !isnan(got[i]) : (double)got[i] != want[i])
+            fail_msg("element %d: got %.9g, want %.9g", (int)i, (double)got[i], want[i]);
+}
+
+/* Each activation at NaN, +inf, -inf: relu(NaN) = NaN, clamp(+inf, 0, 6) = 6,
+ * silu(-inf) = -inf / (1 + inf) = NaN. */
+static void test_activations_nonfinite(void **state)
+{
+    const float x[3] = {NAN, INFINITY, -INFINITY};
+    const struct {
+        Op op;
+        double want[3];
+    } cases[] = {
+        {OP_RELU, {NAN, INFINITY, 0}},
+        {OP_CLIP, {NAN, 6, 0}},
+        {OP_SIGMOID, {NAN, 1, 0}},
+        {OP_TANH, {NAN, 1, -1}},
+        {OP_SILU, {NAN, INFINITY, NAN}},
+        {OP_LEAKY_RELU, {NAN, INFINITY, -INFINITY}},
+        {OP_DROPOUT, {NAN, INFINITY, -INFINITY}},
+    };
+    for (int32_t i = 0; i < NUM(cases); i++) {
+        Graph *g = ir_graph_new("unary");
+        int32_t y = op1(g, cases[i].op, input(g, "x", 1, DIMS(3)), "act");
+        if (cases[i].op == OP_CLIP) g->nodes[y].attrs.clip = (ClipAttrs){0.0f, 6.0f};
+        if (cases[i].op == OP_LEAKY_RELU) g->nodes[y].attrs.leaky.alpha = 0.1f;
+        infer(g);
+        InterpResult r;
+        const float *inputs[1] = {x};
+        run(g, inputs, &r);
+        expect_same(r.values[y], cases[i].want, 3);
+        ir_interp_free(&r);
+        ir_graph_free(g);
+    }
+}
+
+/* A window with NaN gives NaN whether the NaN comes first or last in it; the
+ * 2x2 windows hold NaN first, NaN last, +inf, and -inf among finite values. */
+static void test_maxpool_nonfinite(void **state)
+{
+    const float x[16] = {
+        NAN, 1, 2, 3, 4, 5, 6, NAN, 8, 9, -INFINITY, 7, INFINITY, -1, 0, -2,
+    };
+    int32_t y;
+    Graph *g = pool_graph(OP_MAXPOOL, DIMS(1, 1, 4, 4), 2, 2, 0, false, &y);
+    infer(g);
+    InterpResult r;
+    const float *inputs[1] = {x};
+    run(g, inputs, &r);
+    expect_same(r.values[y], (const double[]){NAN, NAN, INFINITY, 7}, 4);
+    ir_interp_free(&r);
+    ir_graph_free(g);
+}
+
+/* A row with NaN, +inf (inf - inf) or only -inf is all NaN; -inf alone is 0. */
+static void test_softmax_nonfinite(void **state)
+{
+    const float x[12] = {NAN, 0, 1, INFINITY, 0, 1, -INFINITY, 0, 1, -INFINITY, -INFINITY,
+                         -INFINITY};
+    Graph *g = ir_graph_new("softmax");
+    int32_t y = op1(g, OP_SOFTMAX, input(g, "x", 2, DIMS(4, 3)), "sm");
+    infer(g);
+    InterpResult r;
+    const float *inputs[1] = {x};
+    run(g, inputs, &r);
+    double e = exp(1.0);
+    expect_same(r.values[y], (const double[]){NAN, NAN, NAN, NAN, NAN, NAN}, 6);
+    expect_close(r.values[y] + 6, (const double[]){0, 1 / (1 + e), e / (1 + e)}, 3);
+    expect_same(r.values[y] + 9, (const double[]){NAN, NAN, NAN}, 3);
+    ir_interp_free(&r);
+    ir_graph_free(g);
+}
+
 /* ---- a small network ---------------------------------------------------- */
 
 /* conv(3×3, pad 1, bias) -> batchnorm -> relu -> maxpool 2 -> flatten -> dense
@@ -816,6 +895,9 @@ int main(void)
         cmocka_unit_test(test_flatten),
         cmocka_unit_test(test_softmax_axis1),
         cmocka_unit_test(test_softmax_last_axis_stable),
+        cmocka_unit_test(test_activations_nonfinite),
+        cmocka_unit_test(test_maxpool_nonfinite),
+        cmocka_unit_test(test_softmax_nonfinite),
         cmocka_unit_test(test_small_network),
         cmocka_unit_test(test_missing_weights),
         cmocka_unit_test(test_invalid_type),
