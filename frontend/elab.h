@@ -202,6 +202,12 @@ typedef struct Naming {
 void fe_error(Elab *E, SrcLoc loc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void fe_call_notes(Elab *E);
 
+/* skipped.c: "unknown layer or block 'NAME'" with a suggestion; and the
+ * check, for such calls, of statements skipped because a value they depend
+ * on failed (`in_seq`: they are a sequence's stages). */
+void fe_unknown_callee(Elab *E, const char *name, SrcLoc loc);
+void fe_check_skipped(Elab *E, const StmtList *l, bool in_seq);
+
 Var *fe_env_find(Env *env, const char *name);
 void fe_env_set(Elab *E, Env *env, const char *name, Value v);
 /* The claimed full name of a new layer or instance; a duplicate is an error. */

@@ -103,14 +103,7 @@ static bool resolve_callee(Elab *E, const char *name, SrcLoc loc, Callable *out)
             fail(E, loc, "'%s' is %s, not a layer or block", name, fe_kind_name(v->v.kind));
         return false;
     }
-    Suggest s;
-    char buf[96];
-    fe_suggest_init(&s, name);
-    fe_suggest_layers(&s);
-    fe_suggest_funcs(&s);
-    for (int32_t i = 0; i < E->blocks.cap; i++)
-        fe_suggest_add(&s, E->blocks.keys[i]);
-    fail(E, loc, "unknown layer or block '%s'%s", name, fe_suggest_text(&s, buf, sizeof buf));
+    fe_unknown_callee(E, name, loc);
     return false;
 }
 
@@ -847,10 +840,13 @@ static void exec_return(Elab *E, const Stmt *s)
 static void exec_if(Elab *E, const Stmt *s, Value *cur)
 {
     Value c = want_bool(E, s->if_.cond, "a condition");
-    if (c.kind == V_ERROR)
+    if (c.kind == V_ERROR) {
         E->frame->poisoned = true;
-    else
+        fe_check_skipped(E, &s->if_.then, cur != NULL);
+        fe_check_skipped(E, &s->if_.els, cur != NULL);
+    } else {
         exec_stmts(E, c.b ? &s->if_.then : &s->if_.els, cur);
+    }
 }
 
 static void exec_for(Elab *E, const Stmt *s, Value *cur)
@@ -860,6 +856,7 @@ static void exec_for(Elab *E, const Stmt *s, Value *cur)
         if (it.kind != V_ERROR)
             fail(E, s->for_.iter->loc, "'for' needs a list, got %s", fe_value_str(E, it));
         E->frame->poisoned = true;
+        fe_check_skipped(E, &s->for_.body, cur != NULL);
         return;
     }
     for (int32_t i = 0; i < it.list->n && !E->frame->returned && fe_spend(E, s->loc, 1); i++) {
