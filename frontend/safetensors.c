@@ -183,6 +183,43 @@ static int cmp_tensor_name(const void *a, const void *b)
     return strcmp((*(const StTensor *const *)a)->name, (*(const StTensor *const *)b)->name);
 }
 
+/* By begin, then end, then name: every sort of the same header agrees. */
+static int cmp_extent(const void *a, const void *b)
+{
+    const StTensor *x = *(const StTensor *const *)a, *y = *(const StTensor *const *)b;
+    if (x->begin != y->begin)
+        return x->begin < y->begin ? -1 : 1;
+    if (x->end != y->end)
+        return x->end < y->end ? -1 : 1;
+    return strcmp(x->name, y->name);
+}
+
+/* No byte of the data buffer belongs to two tensors (an empty one has none):
+ * each tensor is compared with the one reaching furthest before it. */
+static bool check_overlaps(StFile *sf)
+{
+    StTensor **s = ir_alloc(sf->arena, (size_t)sf->nt * sizeof *s + 1);
+    int32_t n = 0;
+    for (int32_t i = 0; i < sf->nt; i++)
+        if (sf->t[i].end > sf->t[i].begin)
+            s[n++] = &sf->t[i];
+    qsort(s, (size_t)n, sizeof *s, cmp_extent);
+    bool ok = true;
+    for (int32_t i = 1, far = 0; i < n; i++) {
+        const StTensor *a = s[far], *b = s[i];
+        if (b->begin < a->end) {
+            ir_error(sf->d, sf->loc,
+                     "tensors '%s' and '%s' overlap: data_offsets [%llu, %llu] and [%llu, %llu]",
+                     a->name, b->name, (unsigned long long)a->begin, (unsigned long long)a->end,
+                     (unsigned long long)b->begin, (unsigned long long)b->end);
+            ok = false;
+        }
+        if (b->end > a->end)
+            far = i;
+    }
+    return ok;
+}
+
 /* Parses and checks every entry; all problems are reported, not just the first. */
 static bool parse_entries(StFile *sf, const JsonValue *root)
 {
@@ -206,14 +243,21 @@ static bool parse_entries(StFile *sf, const JsonValue *root)
             ir_error(sf->d, sf->loc, "tensor '%s' appears more than once", s[i]->name);
             ok = false;
         }
-    return ok;
+    return ok && check_overlaps(sf);
 }
 
 static bool read_header(StFile *sf)
 {
     struct stat st;
     unsigned char len8[8];
-    if (fstat(fileno(sf->f), &st) != 0 || fread(len8, 1, 8, sf->f) != 8) {
+    /* The data is read by offset, and sizes are checked against the file's. */
+    bool stat_ok = fstat(fileno(sf->f), &st) == 0;
+    if (stat_ok && !S_ISREG(st.st_mode)) {
+        ir_error(sf->d, sf->loc, "cannot read weights: %s",
+                 S_ISDIR(st.st_mode) ? "is a directory" : "not a regular file");
+        return false;
+    }
+    if (!stat_ok || fread(len8, 1, 8, sf->f) != 8) {
         ir_error(sf->d, sf->loc, "not a safetensors file: too short for a header");
         return false;
     }

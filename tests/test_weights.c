@@ -395,17 +395,17 @@ static void test_safetensors_conversions(void **state)
 /* One call reports every problem, and batch-norm counters are skipped. */
 static void test_safetensors_all_errors(void **state)
 {
-    static const unsigned char zeros[2048 * 4 + 8];
+    static const unsigned char zeros[2048 * 4 + 32];
     char header[1024];
     snprintf(header, sizeof header, "{%s,%s,%s,%s,%s,%s}",
              "\"fc1.weight\":{\"dtype\":\"F32\",\"shape\":[128,16],\"data_offsets\":[0,8192]}",
              "\"foo\":{\"dtype\":\"F32\",\"shape\":[],\"data_offsets\":[8192,8196]}",
-             "\"bn.running_mean\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}",
+             "\"bn.running_mean\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8196,8200]}",
              "\"bn.num_batches_tracked\":{\"dtype\":\"I64\",\"shape\":[],"
-             "\"data_offsets\":[8192,8200]}",
+             "\"data_offsets\":[8200,8208]}",
              "\"other.num_batches_tracked\":{\"dtype\":\"I64\",\"shape\":[],"
-             "\"data_offsets\":[8192,8200]}",
-             "\"counter\":{\"dtype\":\"I64\",\"shape\":[1],\"data_offsets\":[8192,8200]}");
+             "\"data_offsets\":[8208,8216]}",
+             "\"counter\":{\"dtype\":\"I64\",\"shape\":[1],\"data_offsets\":[8216,8224]}");
     const char *path = tmp_path("bad.safetensors");
     write_st(path, header, 0, zeros, sizeof zeros);
     Graph *g = params_graph(4, (const char *[]){"conv1.weight", "fc1.weight",
@@ -546,6 +546,12 @@ static void test_safetensors_corrupt(void **state)
     bind_fails("{\"w\":[]}", 0, 8, "tensor 'w': expected an object, got array");
     bind_fails("{\"w\":{\"dtype\":\"F32\",\"shape\":[2,2,2,2,2,2,2],\"data_offsets\":[0,8]}}",
                0, 8, "has 7 dimensions; at most 6 are supported");
+    bind_fails("{\"w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+               "\"v\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}",
+               0, 12, "tensors 'w' and 'v' overlap: data_offsets [0, 8] and [4, 12]");
+    bind_fails("{\"w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+               "\"v\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}",
+               0, 8, "tensors 'v' and 'w' overlap: data_offsets [0, 8] and [0, 8]");
     const char *path = tmp_path("short.safetensors");
     write_bytes(path, "abc", 3);
     Graph *g = ir_graph_new("empty");
@@ -555,6 +561,42 @@ static void test_safetensors_corrupt(void **state)
     assert_has(&c, "not a safetensors file: too short for a header");
     assert_false(fe_bind_safetensors(g, tmp_path("absent.safetensors"), &c.d));
     assert_has(&c, "cannot open weights: No such file or directory");
+    assert_false(fe_bind_safetensors(g, tmpdir, &c.d));
+    assert_has(&c, "cannot read weights: is a directory");
+    assert_false(fe_bind_safetensors(g, "/dev/null", &c.d));
+    assert_has(&c, "/dev/null: error: cannot read weights: not a regular file");
+    release(&c);
+    ir_graph_free(g);
+}
+
+/* A tensor inside another's bytes is refused with both names, one error per
+ * tensor that overlaps the furthest-reaching one before it; empty tensors and
+ * tensors that only touch are fine. */
+static void test_safetensors_overlaps(void **state)
+{
+    static const unsigned char zeros[32];
+    const char *path = tmp_path("overlap.safetensors");
+    write_st(path,
+             "{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]},"
+             "\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]},"
+             "\"c\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[12,20]},"
+             "\"d\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[20,32]},"
+             "\"e\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[24,24]}}",
+             0, zeros, sizeof zeros);
+    Graph *g = params_graph(5, (const char *[]){"a", "b", "c", "d", "e"},
+                            (int32_t[]){1, 1, 1, 1, 1},
+                            (const int64_t[][4]){{4}, {1}, {2}, {3}, {0}});
+    Captured c;
+    capture(&c);
+    assert_false(fe_bind_safetensors(g, path, &c.d));
+    char want[4096];
+    snprintf(want, sizeof want,
+             "%s: error: tensors 'a' and 'b' overlap: data_offsets [0, 16] and [4, 8]\n"
+             "%s: error: tensors 'a' and 'c' overlap: data_offsets [0, 16] and [12, 20]\n",
+             path, path);
+    fflush(c.f);
+    assert_string_equal(c.text, want);
+    assert_int_equal(c.d.nerrors, 2);
     release(&c);
     ir_graph_free(g);
 }
@@ -737,6 +779,7 @@ int main(void)
         cmocka_unit_test(test_safetensors_conversions),
         cmocka_unit_test(test_safetensors_all_errors),
         cmocka_unit_test(test_safetensors_corrupt),
+        cmocka_unit_test(test_safetensors_overlaps),
         cmocka_unit_test(test_safetensors_mismatch_summary),
         cmocka_unit_test(test_safetensors_from_pytorch),
         cmocka_unit_test(test_safetensors_mutations),
