@@ -18,8 +18,9 @@ char *fuzz_cstring(const uint8_t *data, size_t size);
 const char *fuzz_file(const uint8_t *data, size_t size);
 /* The graph as ir_print writes it (malloc'd). */
 char *fuzz_print(const Graph *g);
-/* Prints `g`, parses the text back and prints that: both texts must be equal,
- * else the harness aborts showing them. */
+/* Prints `g` and parses the text back: the graph must be the same (but for
+ * weights, locations and plans) and print the same text, else the harness
+ * aborts showing the text. */
 void fuzz_round_trip(const Graph *g);
 
 #endif
