@@ -8,13 +8,9 @@
 
 /* ---- nodes ---------------------------------------------------------------- */
 
-int32_t fe_add_node(Elab *E, Op op, const int32_t *inputs, int32_t n, const Attrs *attrs,
-                    const char *name, SrcLoc loc)
+/* Inferred at once, so a bad shape is reported where the layer is called. */
+static int32_t infer_at_call(Elab *E, int32_t id)
 {
-    fe_room_for_node(E, loc);
-    int32_t id = ir_add_node(E->g, op, inputs, n, name, fe_graph_loc(E, loc));
-    if (attrs)
-        E->g->nodes[id].attrs = *attrs;
     int errors = E->d->nerrors;
     ir_infer_node(E->g, id, E->d);
     if (E->d->nerrors > errors)
@@ -22,14 +18,25 @@ int32_t fe_add_node(Elab *E, Op op, const int32_t *inputs, int32_t n, const Attr
     return id;
 }
 
+int32_t fe_add_node(Elab *E, Op op, const int32_t *inputs, int32_t n, const Attrs *attrs,
+                    const char *name, SrcLoc loc)
+{
+    fe_room_for_node(E, loc);
+    int32_t id = ir_add_node(E->g, op, inputs, n, name, fe_graph_loc(E, loc));
+    if (attrs)
+        E->g->nodes[id].attrs = *attrs;
+    return infer_at_call(E, id);
+}
+
 int32_t fe_add_param(Elab *E, const char *layer, const char *what, int32_t rank,
                      const int64_t *dims, SrcLoc loc)
 {
     const char *name = ir_strfmt(E->arena, "%s.%s", layer, what);
     TensorType t = ir_type_f32(rank, dims);
-    if (fe_room_for_node(E, loc))
+    /* one of more elements than cnnc supports is reported by its inference instead */
+    if (fe_room_for_node(E, loc) && ir_numel_checked(rank, dims) >= 0)
         fe_charge_param(E, name, &t, loc);
-    return ir_add_param(E->g, name, t, fe_graph_loc(E, loc));
+    return infer_at_call(E, ir_add_param(E->g, name, t, fe_graph_loc(E, loc)));
 }
 
 Value fe_tensor_binary(Elab *E, Op op, Value a, Value b, const char *name, SrcLoc loc)

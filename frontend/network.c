@@ -82,6 +82,21 @@ static bool input_dtype(Elab *E, const InputDecl *in)
     return false;
 }
 
+/* Reported at the dimension that takes the element count past what cnnc supports. */
+static bool input_size_ok(Elab *E, const InputDecl *in, const TensorType *t)
+{
+    if (ir_numel_checked(t->rank, t->dims) >= 0)
+        return true;
+    int32_t at = 0;
+    while (at + 1 < t->rank && ir_numel_checked(at + 1, t->dims) >= 0)
+        at++;
+    char b[160];
+    fe_error(E, in->dims.items[at].loc, "input '%s' of shape %s has %.2g elements, more than "
+             "cnnc supports (2^%d)", in->name, ir_type_str(t, b, sizeof b),
+             ir_numel_approx(t->rank, t->dims), IR_MAX_NUMEL_LOG2);
+    return false;
+}
+
 /* The type of an input; --batch replaces its leading symbolic dimension. */
 static bool input_type(Elab *E, const InputDecl *in, TensorType *t)
 {
@@ -112,6 +127,7 @@ static bool input_type(Elab *E, const InputDecl *in, TensorType *t)
         }
     }
     *t = ir_type_f32(in->dims.n, dims);
+    ok = ok && input_size_ok(E, in, t);
     if (!ok)
         t->dtype = DT_INVALID;
     return ok;

@@ -163,9 +163,10 @@ static bool conv_weight(const Ctx *c, int64_t chans)
     if (w->rank != 4)
         return fail(c, "conv2d weight '%s' must be 4-d [O, C/groups, kh, kw], got %s",
                     in_name(c, 1), tstr(w, b));
-    if (w->dims[1] * a->groups != chans)
-        return fail(c, "conv2d expects %lld input channels, got %lld",
-                    (long long)(w->dims[1] * a->groups), (long long)chans);
+    int64_t want = ir_mul_sat(w->dims[1], a->groups);
+    if (want != chans)
+        return fail(c, "conv2d expects %lld input channels, got %lld", (long long)want,
+                    (long long)chans);
     if (w->dims[2] != a->kernel[0] || w->dims[3] != a->kernel[1])
         return fail(c, "conv2d weight '%s' holds %s kernels, but kernel is %s", in_name(c, 1),
                     pair_str(w->dims[2], w->dims[3], b), pair_str(a->kernel[0], a->kernel[1], b2));
@@ -371,7 +372,8 @@ static bool infer_concat(const Ctx *c)
     for (int32_t i = 1; i < c->n->ninputs; i++) {
         if (!concat_input_fits(c, i, axis))
             return false;
-        dims[axis] += in_type(c, i)->dims[axis];
+        if (__builtin_add_overflow(dims[axis], in_type(c, i)->dims[axis], &dims[axis]))
+            dims[axis] = INT64_MAX; /* too large, as the size check then says */
     }
     set_out(c, x0->rank, dims);
     return true;
@@ -451,6 +453,22 @@ static bool infer_softmax(const Ctx *c)
     return true;
 }
 
+/* Every tensor's element count is bounded (IR_MAX_NUMEL), so that no size
+ * computed from a type downstream can overflow. */
+static bool check_size(const Ctx *c)
+{
+    const TensorType *t = c->out;
+    if (ir_numel_checked(t->rank, t->dims) >= 0)
+        return true;
+    char b[TYPE_BUF];
+    double n = ir_numel_approx(t->rank, t->dims);
+    if (c->n->op == OP_INPUT || c->n->op == OP_PARAM)
+        return fail(c, "%s '%s' of shape %s has %.2g elements, more than cnnc supports (2^%d)",
+                    leaf_kind(c->n), c->n->name, tstr(t, b), n, IR_MAX_NUMEL_LOG2);
+    return fail(c, "%s output of shape %s would have %.2g elements, more than cnnc supports "
+                "(2^%d)", op_name(c), tstr(t, b), n, IR_MAX_NUMEL_LOG2);
+}
+
 static bool infer_op(const Ctx *c)
 {
     switch (c->n->op) {
@@ -515,7 +533,7 @@ bool ir_infer_type(const Graph *g, int32_t id, Diag *d, TensorType *out)
             ICE("node %d input %d refers to node %d", (int)id, (int)i, (int)n->inputs[i]);
     Ctx c = {g, n, d, out};
     memset(out, 0, sizeof *out);
-    if (!check_inputs(&c) || !infer_op(&c)) {
+    if (!check_inputs(&c) || !infer_op(&c) || !check_size(&c)) {
         memset(out, 0, sizeof *out);
         out->dtype = DT_INVALID;
         return false;

@@ -595,7 +595,7 @@ static bool node_runnable(Interp *in, const Node *n)
         return fail(in, n, "has an invalid type (shape inference failed or did not run)");
     if (t->dtype != DT_F32)
         return fail(in, n, "the interpreter supports f32 only, not %s", ir_dtype_name(t->dtype));
-    if (t->rank < 0 || t->rank > IR_MAX_RANK || ir_numel(t) < 0)
+    if (t->rank < 0 || t->rank > IR_MAX_RANK || ir_numel_checked(t->rank, t->dims) < 0)
         return fail(in, n, "has a malformed type");
     for (int32_t k = 0; k < n->ninputs; k++)
         if (n->inputs[k] < 0 || n->inputs[k] >= (int32_t)(n - in->g->nodes))

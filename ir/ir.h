@@ -98,9 +98,23 @@ typedef struct TensorType {
     int32_t block; /* channel block for LAYOUT_NCHWC, else 0 */
 } TensorType;
 
+/* The most elements of any one tensor: 2^38, a TiB of f32. Shape inference
+ * rejects larger ones, so every size computed later (bytes, offsets, sums of a
+ * few of them, strides times indices) fits in int64 with a wide margin. */
+#define IR_MAX_NUMEL_LOG2 38
+#define IR_MAX_NUMEL ((int64_t)1 << IR_MAX_NUMEL_LOG2)
+
 const char *ir_dtype_name(DType t);   /* "f32" */
 size_t ir_dtype_size(DType t);        /* bytes */
+/* Elements of a type that inference accepted; a compiler bug (ICE) otherwise. */
 int64_t ir_numel(const TensorType *t);
+/* Elements of `rank` dims, computed without overflow; -1 if a dim is negative
+ * or the count is more than IR_MAX_NUMEL. */
+int64_t ir_numel_checked(int32_t rank, const int64_t *dims);
+/* The count as a double, for saying how far over the limit a shape is. */
+double ir_numel_approx(int32_t rank, const int64_t *dims);
+/* a * b for a, b >= 0, or INT64_MAX when it does not fit (counts for reports). */
+int64_t ir_mul_sat(int64_t a, int64_t b);
 bool ir_type_eq(const TensorType *a, const TensorType *b);
 bool ir_dims_eq(const TensorType *a, const TensorType *b); /* same logical dims, any layout */
 TensorType ir_type_f32(int32_t rank, const int64_t *dims);

@@ -28,11 +28,47 @@ size_t ir_dtype_size(DType t)
     ICE("bad dtype %d", (int)t);
 }
 
-int64_t ir_numel(const TensorType *t)
+int64_t ir_numel_checked(int32_t rank, const int64_t *dims)
 {
     int64_t n = 1;
-    for (int32_t i = 0; i < t->rank; i++)
-        n *= t->dims[i];
+    for (int32_t i = 0; i < rank; i++) {
+        if (dims[i] < 0)
+            return -1;
+        if (dims[i] == 0)
+            n = 0;
+    }
+    for (int32_t i = 0; i < rank && n > 0; i++)
+        if (__builtin_mul_overflow(n, dims[i], &n) || n > IR_MAX_NUMEL)
+            return -1;
+    return n;
+}
+
+double ir_numel_approx(int32_t rank, const int64_t *dims)
+{
+    double n = 1;
+    for (int32_t i = 0; i < rank; i++)
+        n *= (double)dims[i];
+    return n;
+}
+
+int64_t ir_mul_sat(int64_t a, int64_t b)
+{
+    int64_t p;
+    if (a < 0 || b < 0)
+        ICE("ir_mul_sat(%lld, %lld)", (long long)a, (long long)b);
+    return __builtin_mul_overflow(a, b, &p) ? INT64_MAX : p;
+}
+
+int64_t ir_numel(const TensorType *t)
+{
+    if (t->rank < 0 || t->rank > IR_MAX_RANK)
+        ICE("rank %d out of range", (int)t->rank);
+    int64_t n = ir_numel_checked(t->rank, t->dims);
+    if (n < 0) {
+        char buf[160];
+        ICE("tensor %s escaped the size check of shape inference",
+            ir_type_str(t, buf, sizeof buf));
+    }
     return n;
 }
 

@@ -115,5 +115,14 @@ else
   expect 0 "// node: fc1 (dense+relu)" -- models/mlp.cnn --random-weights=0 --emit=ptx --gpu-arch=sm_90
 fi
 
+# Sizes: a tensor over the limit fails the same way whatever is asked (tests/bad has the
+# messages).
+expect 1 "--batch=18446744073709551615 is too large" -- models/mlp.cnn --emit=ir --batch=18446744073709551615
+expect 1 "more than cnnc supports (2^38)" -- tests/bad/huge_input.cnn --emit=plan
+expect 1 "more than cnnc supports (2^38)" -- tests/bad/huge_input.cnn --random-weights=0 -o "$tmp/h.so"
+expect 1 "more than cnnc supports (2^38)" -- run tests/bad/huge_input.cnn
+if [ -e "$tmp/h.so" ]; then echo "FAIL: model.so written for a huge tensor"; fail=$((fail + 1)); fi
+expect 1 "more than cnnc supports (2^38)" -- run tests/bad/huge_conv_output.cnn
+
 echo "command line: $pass passed, $fail failed"
 [ $fail -eq 0 ]

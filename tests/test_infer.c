@@ -667,6 +667,83 @@ static void test_softmax(void **state)
     t_free(t);
 }
 
+/* ---- tensor sizes ---------------------------------------------------------------- */
+
+#define TOO_MANY "more than cnnc supports (2^38)"
+
+static void test_size_limit(void **state)
+{
+    (void)state;
+    T *t = t_new(); /* 2^38 elements is the most, and fine */
+    int32_t x = input(t, "x", "1,64,65536,65536");
+    expect_type(t, NODE(t, OP_RELU, "r", x), "f32[1,64,65536,65536]");
+    t_free(t);
+
+    t = t_new(); /* 5.5e19 elements wrap to 0 in int64 */
+    x = input(t, "x", "1,3,4294967296,4294967296");
+    NODE(t, OP_RELU, "r", x);
+    expect_error(t, x, "input 'x' of shape f32[1,3,4294967296,4294967296] has 5.5e+19 elements, "
+                       TOO_MANY);
+    t_free(t);
+
+    t = t_new();
+    int32_t w = ir_add_param(t->g, "w", ty("1000000,3,1000000,1000000"), (SrcLoc){0});
+    expect_error(t, w, "parameter 'w' of shape f32[1000000,3,1000000,1000000] has 3e+18 "
+                       "elements, " TOO_MANY);
+    t_free(t);
+
+    t = t_new(); /* a legal pad, an output of 4294967302×4294967302 */
+    int32_t c = conv(t, "1,3,8,8", "8,3,1,1", 1, 1, INT32_MAX);
+    expect_error(t, c, "conv2d output of shape f32[1,8,4294967302,4294967302] would have "
+                       "1.5e+20 elements, " TOO_MANY);
+    t_free(t);
+
+    t = t_new(); /* each input 2^37 elements, the concat 3 × 2^37 */
+    x = input(t, "x", "1,137438953472");
+    c = NODE(t, OP_CONCAT, "cat", x, x, x);
+    expect_error(t, c, "concat output of shape f32[1,412316860416] would have 4.1e+11 elements, "
+                       TOO_MANY);
+    t_free(t);
+
+    t = t_new();
+    x = input(t, "x", "1,3,8,8");
+    int32_t p = NODE(t, OP_ADAPTIVE_AVGPOOL, "pool", x);
+    t->g->nodes[p].attrs.adaptive.out[0] = t->g->nodes[p].attrs.adaptive.out[1] = INT32_MAX;
+    expect_error(t, p, "adaptive_avgpool output of shape f32[1,3,2147483647,2147483647] would "
+                       "have 1.4e+19 elements, " TOO_MANY);
+    t_free(t);
+}
+
+/* Window arithmetic with every attribute at its largest stays in int64. */
+static void test_size_window_extremes(void **state)
+{
+    (void)state;
+    T *t = t_new(); /* extent 2^32 - 1 over 8 + 2 × (2^31 - 1) padded pixels */
+    int32_t c = conv(t, "1,3,8,8", "8,3,3,3", 3, INT32_MAX, INT32_MAX);
+    ConvAttrs *a = &t->g->nodes[c].attrs.conv;
+    a->dilation[0] = a->dilation[1] = INT32_MAX;
+    expect_type(t, c, "f32[1,8,1,1]");
+    t_free(t);
+
+    t = t_new(); /* extent about 2^62: empty */
+    int32_t x = input(t, "x", "1,3,8,8");
+    int32_t p = NODE(t, OP_MAXPOOL, "pool", x);
+    PoolAttrs *pa = &t->g->nodes[p].attrs.pool;
+    set_window(pa->kernel, pa->stride, pa->pad, INT32_MAX, INT32_MAX, INT32_MAX);
+    pa->dilation[0] = pa->dilation[1] = INT32_MAX;
+    pa->ceil_mode = true;
+    expect_error(t, p, "maxpool output would be empty: input 8×8 is smaller than the "
+                       "4611686011984936963×4611686011984936963 kernel with padding");
+    t_free(t);
+
+    /* [w, 2^34 + 1] × groups 2^30 is 2^64 + 2^30: it wrapped to the 2^30 input channels */
+    t = t_new();
+    c = conv(t, "1,1073741824,1,1", "1,17179869185,1,1", 1, 1, 0);
+    t->g->nodes[c].attrs.conv.groups = 1 << 30;
+    expect_error(t, c, "conv2d expects 9223372036854775807 input channels, got 1073741824");
+    t_free(t);
+}
+
 /* ---- leaves, dtypes, propagation ------------------------------------------------ */
 
 static void test_leaves_and_dtypes(void **state)
@@ -860,6 +937,8 @@ int main(void)
         cmocka_unit_test(test_global_and_adaptive),
         cmocka_unit_test(test_flatten),
         cmocka_unit_test(test_softmax),
+        cmocka_unit_test(test_size_limit),
+        cmocka_unit_test(test_size_window_extremes),
         cmocka_unit_test(test_leaves_and_dtypes),
         cmocka_unit_test(test_invalid_input_is_silent),
         cmocka_unit_test(test_errors_are_located),

@@ -330,6 +330,34 @@ static void test_type_eq_and_dtypes(void **state)
     assert_int_equal(ir_dtype_size(DT_I64), 8);
 }
 
+/* Element counts are computed without overflow and bounded by IR_MAX_NUMEL. */
+static void test_numel_checked(void **state)
+{
+    (void)state;
+    const int64_t G = (int64_t)1 << 32, T = (int64_t)1 << 62;
+    assert_int_equal(ir_numel_checked(0, NULL), 1);
+    assert_int_equal(ir_numel_checked(2, (int64_t[]){2, 3}), 6);
+    assert_int_equal(ir_numel_checked(1, (int64_t[]){IR_MAX_NUMEL}), IR_MAX_NUMEL);
+    assert_int_equal(ir_numel_checked(4, (int64_t[]){1, 64, 65536, 65536}), IR_MAX_NUMEL);
+    assert_int_equal(ir_numel_checked(1, (int64_t[]){IR_MAX_NUMEL + 1}), -1);
+    assert_int_equal(ir_numel_checked(4, (int64_t[]){1, 64, 65536, 65537}), -1);
+    /* 2^64 and 3 × 2^124 wrap to 0 and to a small number in int64 */
+    assert_int_equal(ir_numel_checked(4, (int64_t[]){1, 1, G, G}), -1);
+    assert_int_equal(ir_numel_checked(3, (int64_t[]){3, T, T}), -1);
+    assert_int_equal(ir_numel_checked(4, (int64_t[]){1, 3, G, G}), -1);
+    assert_int_equal(ir_numel_checked(2, (int64_t[]){T, 0}), 0);
+    assert_int_equal(ir_numel_checked(2, (int64_t[]){-2, 3}), -1);
+    assert_int_equal(ir_numel_checked(2, (int64_t[]){-1, -1}), -1);
+    double n = ir_numel_approx(4, (int64_t[]){1, 3, G, G});
+    assert_true(n > 5.53e19 && n < 5.54e19);
+    assert_int_equal(ir_mul_sat(3, 4), 12);
+    assert_int_equal(ir_mul_sat(0, INT64_MAX), 0);
+    assert_int_equal(ir_mul_sat(G, G), INT64_MAX);
+    assert_int_equal(ir_mul_sat(INT64_MAX, 2), INT64_MAX);
+    TensorType t = ir_type_f32(4, (int64_t[]){1, 64, 65536, 65536});
+    assert_int_equal(ir_numel(&t), IR_MAX_NUMEL);
+}
+
 /* ---- random numbers ------------------------------------------------------------- */
 
 static void test_rng_determinism(void **state)
@@ -547,6 +575,7 @@ int main(void)
         cmocka_unit_test(test_type_strings),
         cmocka_unit_test(test_dims_strings),
         cmocka_unit_test(test_type_eq_and_dtypes),
+        cmocka_unit_test(test_numel_checked),
         cmocka_unit_test(test_rng_determinism),
         cmocka_unit_test(test_rng_uniform_range),
         cmocka_unit_test(test_rng_normal_moments),

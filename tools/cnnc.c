@@ -296,6 +296,7 @@ static bool parse_option(Options *o, int argc, char **argv, int *i)
     if (!strcmp(argv[*i], "--list-weight-mismatches")) return o->list_mismatches = true, true;
     if ((v = flag_value("--batch", argc, argv, i, &bad))) {
         if (!set_u64("--batch", v, &u, true)) return false;
+        if (u > INT64_MAX) return fail("--batch=%s is too large", v), false;
         o->batch = (int64_t)u;
         return true;
     }
