@@ -229,20 +229,27 @@ static bool arg_pad(Elab *E, const Call *c, int i, int32_t pad[4], bool *same)
     return bad_kind(E, c, i, "an int, a list of 2 or 4 ints, \"same\" or \"valid\"");
 }
 
-/* ONNX's SAME_UPPER: output ceil(in / stride), the odd pixel of padding at the end. */
-static void same_pad(const TensorType *x, const int32_t k[2], const int32_t s[2],
-                     const int32_t d[2], int32_t pad[4])
+/* ONNX's SAME_UPPER: output ceil(in / stride), the odd pixel of padding at the end.
+ * A padding too large for the attribute is reported at argument `i_pad`. */
+static bool same_pad(Elab *E, const Call *c, int i_pad, const TensorType *x,
+                     const int32_t k[2], const int32_t s[2], const int32_t d[2], int32_t pad[4])
 {
     if (x->rank != 4)
-        return;
+        return true;
     for (int i = 0; i < 2; i++) {
         int64_t in = x->dims[2 + i], out = (in + s[i] - 1) / s[i];
         int64_t total = (out - 1) * s[i] + (int64_t)(k[i] - 1) * d[i] + 1 - in;
         if (total < 0)
             total = 0;
+        if (total - total / 2 > INT32_MAX) {
+            fe_error(E, c->locs[i_pad], "pad \"same\" would be %lld, more than %d",
+                     (long long)(total - total / 2), INT32_MAX);
+            return false;
+        }
         pad[i] = (int32_t)(total / 2);
         pad[i + 2] = (int32_t)(total - total / 2);
     }
+    return true;
 }
 
 static int64_t channels_of(const TensorType *t)
@@ -281,8 +288,8 @@ static Value conv2d(Elab *E, const Call *c)
         return fe_error_value();
     a->groups = (int32_t)groups;
     const TensorType *xt = type_of(E, x);
-    if (same)
-        same_pad(xt, a->kernel, a->stride, a->dilation, a->pad);
+    if (same && !same_pad(E, c, 4, xt, a->kernel, a->stride, a->dilation, a->pad))
+        return fe_error_value();
     int64_t per_group = (inch ? inch : channels_of(xt)) / groups;
     int64_t wd[4] = {out, per_group > 0 ? per_group : 1, a->kernel[0], a->kernel[1]};
     int32_t in[3] = {x, fe_add_param(E, c->name, "weight", 4, wd, c->loc), -1};
@@ -446,8 +453,8 @@ static Value pool(Elab *E, const Call *c)
         ok &= arg_bool(E, c, 5, true, &a->count_include_pad);
     if (!ok)
         return fe_error_value();
-    if (same)
-        same_pad(type_of(E, x), a->kernel, a->stride, a->dilation, a->pad);
+    if (same && !same_pad(E, c, 3, type_of(E, x), a->kernel, a->stride, a->dilation, a->pad))
+        return fe_error_value();
     return fe_tensor(fe_add_node(E, op, &x, 1, &at, c->name, c->loc));
 }
 
