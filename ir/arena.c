@@ -5,6 +5,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define ARENA_ALIGN 64
 #define ARENA_CHUNK ((size_t)1 << 20)
@@ -61,6 +62,17 @@ void *ir_xrealloc(void *p, size_t size)
     if (!q)
         no_memory(1, size);
     return q;
+}
+
+void *ir_try_malloc(size_t size)
+{
+    return size <= ir_memory_bytes() ? malloc(size ? size : 1) : NULL;
+}
+
+uint64_t ir_memory_bytes(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    return pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : UINT64_MAX;
 }
 
 noreturn void ir_ice(const char *file, int line, const char *fmt, ...)

@@ -604,6 +604,37 @@ static bool node_runnable(Interp *in, const Node *n)
     return true;
 }
 
+/* Every value is kept to the end of the run, so all of them must fit at once;
+ * a model can ask for more than the machine has, which is its error, not an abort. */
+static bool values_fit(const Interp *in)
+{
+    uint64_t total = 0, have = ir_memory_bytes();
+    bool over = false;
+    for (int32_t i = 0; i < in->g->nnodes && !over; i++) {
+        const TensorType *t = &in->g->nodes[i].type;
+        int64_t n = ir_numel_checked(t->rank, t->dims);
+        uint64_t bytes = n > 0 ? (uint64_t)n * sizeof(float) : 0;
+        over = __builtin_add_overflow(total, bytes, &total) || total > have;
+    }
+    if (!over)
+        return true;
+    if (in->err && in->errlen)
+        snprintf(in->err, in->errlen, "the interpreter keeps every value of graph '%s', "
+                 "which takes more than the %.3g GiB of memory of this machine", in->g->name,
+                 (double)have / (1 << 30));
+    return false;
+}
+
+static float *alloc_value(Interp *in, const Node *n)
+{
+    int64_t count = ir_numel(&n->type);
+    float *v = ir_try_malloc((count > 0 ? (size_t)count : 1) * sizeof(float));
+    if (!v)
+        fail(in, n, "cannot allocate %.1f GiB for its value",
+             (double)count * sizeof(float) / (1 << 30));
+    return v;
+}
+
 bool ir_interp(const Graph *g, const float *const *inputs, InterpResult *res, char *err,
                size_t errlen)
 {
@@ -613,15 +644,18 @@ bool ir_interp(const Graph *g, const float *const *inputs, InterpResult *res, ch
     res->nnodes = g->nnodes;
     res->values = ir_xcalloc(g->nnodes > 0 ? (size_t)g->nnodes : 1, sizeof(float *));
     in.values = res->values;
+    if (!values_fit(&in)) {
+        ir_interp_free(res);
+        return false;
+    }
     for (int32_t i = 0; i < g->nnodes; i++) {
         const Node *n = &g->nodes[i];
         if (!node_runnable(&in, n)) {
             ir_interp_free(res);
             return false;
         }
-        int64_t count = ir_numel(&n->type);
-        res->values[i] = ir_xmalloc((count > 0 ? (size_t)count : 1) * sizeof(float));
-        if (!run_node(&in, n, res->values[i])) {
+        res->values[i] = alloc_value(&in, n);
+        if (!res->values[i] || !run_node(&in, n, res->values[i])) {
             ir_interp_free(res);
             return false;
         }

@@ -34,6 +34,11 @@ void *ir_xmalloc(size_t size);
 void *ir_xcalloc(size_t n, size_t size);
 void *ir_xrealloc(void *p, size_t size);
 void ir_set_out_of_memory(void (*fn)(void));
+/* For buffers of a size the model decides (the interpreter's values): NULL, for
+ * the caller to report, when malloc fails or `size` is more than the machine's
+ * memory, which would end in the out-of-memory killer once touched. Free with free(). */
+void *ir_try_malloc(size_t size);
+uint64_t ir_memory_bytes(void); /* physical memory; UINT64_MAX if unknown */
 
 /* Internal invariant failures (compiler bugs, never user errors). */
 #define ICE(...) ir_ice(__FILE__, __LINE__, __VA_ARGS__)

@@ -116,13 +116,18 @@ else
 fi
 
 # Sizes: a tensor over the limit fails the same way whatever is asked (tests/bad has the
-# messages).
+# messages); one within it but larger than memory is a clear error of 'cnnc run'.
 expect 1 "--batch=18446744073709551615 is too large" -- models/mlp.cnn --emit=ir --batch=18446744073709551615
 expect 1 "more than cnnc supports (2^38)" -- tests/bad/huge_input.cnn --emit=plan
 expect 1 "more than cnnc supports (2^38)" -- tests/bad/huge_input.cnn --random-weights=0 -o "$tmp/h.so"
 expect 1 "more than cnnc supports (2^38)" -- run tests/bad/huge_input.cnn
 if [ -e "$tmp/h.so" ]; then echo "FAIL: model.so written for a huge tensor"; fail=$((fail + 1)); fi
 expect 1 "more than cnnc supports (2^38)" -- run tests/bad/huge_conv_output.cnn
+printf 'network n(x: f32[1, 64, 65536, 65536]) {\n  return relu(x)\n}\n' > "$tmp/tib.cnn"
+expect 1 "cannot allocate 1024.0 GiB for input 'x'" -- run "$tmp/tib.cnn"
+printf 'network n(x: f32[1, 1, 8, 8]) {\n  return relu(conv2d(x, 1, kernel=1, pad=262140))\n}\n' \
+  > "$tmp/act.cnn"
+expect 1 "the interpreter keeps every value of graph 'n', which takes more than" -- run "$tmp/act.cnn"
 
 echo "command line: $pass passed, $fail failed"
 [ $fail -eq 0 ]

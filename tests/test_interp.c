@@ -757,6 +757,20 @@ static void test_missing_weights(void **state)
     ir_graph_free(g);
 }
 
+/* Values of 2 TiB, legal for inference, more than any test machine holds: an
+ * error before anything is allocated, not an abort or the out-of-memory killer. */
+static void test_values_larger_than_memory(void **state)
+{
+    const float x[1] = {0};
+    Graph *g = ir_graph_new("huge");
+    op1(g, OP_RELU, input(g, "x", 4, DIMS(1, 64, 65536, 65536)), "act");
+    infer(g);
+    const float *inputs[1] = {x};
+    expect_failure(g, inputs, "the interpreter keeps every value of graph 'huge', which takes "
+                              "more than the");
+    ir_graph_free(g);
+}
+
 /* Without shape inference the relu's type is invalid; the input before it has
  * already been given a value, which must be freed (the sanitizer build checks). */
 static void test_invalid_type(void **state)
@@ -906,6 +920,7 @@ int main(void)
         cmocka_unit_test(test_dense_epilogue),
         cmocka_unit_test(test_missing_input_data),
         cmocka_unit_test(test_results_outlive_graph),
+        cmocka_unit_test(test_values_larger_than_memory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -460,7 +460,9 @@ static bool check_input_options(const Graph *g, const Options *o)
 static float *random_input(const Node *in, uint64_t seed)
 {
     int64_t n = ir_numel(&in->type);
-    float *x = ir_xmalloc((size_t)n * sizeof *x);
+    float *x = ir_try_malloc((size_t)n * sizeof *x);
+    if (!x) return fail("cannot allocate %.1f GiB for input '%s'", (double)n * 4 / (1 << 30),
+                        in->name), NULL;
     Rng r = ir_rng(seed, in->name);
     for (int64_t i = 0; i < n; i++) x[i] = (float)(2.0 * ir_rng_uniform(&r) - 1.0);
     return x;
