@@ -151,10 +151,15 @@ static bool parse_offsets(StFile *sf, StTensor *t, const JsonValue *offs)
     for (int32_t i = 0; i < t->rank; i++)
         overflow |= __builtin_mul_overflow(bytes, (uint64_t)t->dims[i], &bytes);
     if (overflow || bytes != t->end - t->begin) {
-        char buf[128];
-        ir_error(sf->d, sf->loc, "tensor '%s': %s %s needs %llu bytes, data_offsets span %llu",
+        char buf[128], need[32];
+        if (overflow) /* more than 2^64: said approximately */
+            snprintf(need, sizeof need, "%.3g",
+                     (double)st_dtypes[t->dtype].size * ir_numel_approx(t->rank, t->dims));
+        else
+            snprintf(need, sizeof need, "%llu", (unsigned long long)bytes);
+        ir_error(sf->d, sf->loc, "tensor '%s': %s %s needs %s bytes, data_offsets span %llu",
                  t->name, st_dtypes[t->dtype].name, dims_str(t->rank, t->dims, buf, sizeof buf),
-                 (unsigned long long)bytes, (unsigned long long)(t->end - t->begin));
+                 need, (unsigned long long)(t->end - t->begin));
         return false;
     }
     return true;

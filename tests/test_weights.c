@@ -529,6 +529,10 @@ static void test_safetensors_corrupt(void **state)
     bind_fails(ok, 0, 4, "data_offsets [0, 8] lie outside the 4 bytes of data");
     bind_fails("{\"w\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}", 0, 8,
                "tensor 'w': F32 [3] needs 12 bytes, data_offsets span 8");
+    bind_fails("{\"w\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296],"
+               "\"data_offsets\":[0,8]}}", 0, 8,
+               "tensor 'w': F32 [4294967296, 4294967296] needs 7.38e+19 bytes, "
+               "data_offsets span 8");
     bind_fails("{\"w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,0]}}", 0, 8,
                "lie outside");
     bind_fails("{\"w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0]}}", 0, 8,
