@@ -22,6 +22,9 @@
 #include <string.h>
 
 #define ALIGN 64
+/* No buffer may end past this. Each is at most IR_MAX_NUMEL floats, so no
+ * offset, end or alignment computed below can overflow int64. */
+#define MAX_ARENA_BYTES ((int64_t)1 << 62)
 
 typedef struct Buf {
     int32_t node;
@@ -44,7 +47,10 @@ static int64_t align_up(int64_t v)
 
 static int64_t bytes_of(const Node *n)
 {
-    return ir_numel(&n->type) * (int64_t)sizeof(float);
+    int64_t bytes = ir_numel(&n->type) * (int64_t)sizeof(float);
+    if (bytes <= 0)
+        ICE("'%s' has %lld bytes", n->name ? n->name : "?", (long long)bytes);
+    return bytes;
 }
 
 /* A reorder between equal layouts, or of a [N,C,1,1] value, moves no byte. */
@@ -195,7 +201,9 @@ static int64_t fit(Buf *b, Buf **placed, int32_t nplaced, Buf **tmp)
     return at;
 }
 
-static int64_t place_all(Buf *bufs, int32_t n)
+/* The arena's size, or -1 with `*over` the first buffer that would end past
+ * MAX_ARENA_BYTES. */
+static int64_t place_all(Buf *bufs, int32_t n, int32_t *over)
 {
     Buf **placed = ir_xcalloc((size_t)n + 1, sizeof *placed);
     Buf **tmp = ir_xcalloc((size_t)n + 1, sizeof *tmp);
@@ -203,6 +211,11 @@ static int64_t place_all(Buf *bufs, int32_t n)
     qsort(bufs, (size_t)n, sizeof *bufs, cmp_buf);
     for (int32_t i = 0; i < n; i++) {
         bufs[i].offset = fit(&bufs[i], placed, i, tmp);
+        if (bufs[i].offset > MAX_ARENA_BYTES - bufs[i].size) {
+            *over = bufs[i].node;
+            peak = -1;
+            break;
+        }
         placed[i] = &bufs[i];
         if (bufs[i].offset + bufs[i].size > peak)
             peak = bufs[i].offset + bufs[i].size;
@@ -230,7 +243,6 @@ static void write_plan(Planner *p, const Buf *bufs, int32_t n)
 
 bool pass_plan_memory(Graph *g, const PassOptions *opt, Diag *d)
 {
-    (void)d;
     Arena *tmp = ir_arena_new();
     size_t cap = (size_t)g->nnodes + 1;
     Planner p = {g, ir_alloc(tmp, cap * sizeof(int32_t)), ir_alloc(tmp, cap * sizeof(int32_t)),
@@ -247,10 +259,15 @@ bool pass_plan_memory(Graph *g, const PassOptions *opt, Diag *d)
             bufs[i].def = 0;
             bufs[i].last = g->nnodes;
         }
-    g->arena_bytes = place_all(bufs, n);
-    write_plan(&p, bufs, n);
+    int32_t over = -1;
+    g->arena_bytes = place_all(bufs, n, &over);
+    if (g->arena_bytes >= 0)
+        write_plan(&p, bufs, n);
+    else
+        ir_error(d, g->nodes[over].loc, "memory plan: the values alive with '%s' need more "
+                 "than 2^62 bytes", g->nodes[over].name);
     ir_arena_free(tmp);
-    return true;
+    return g->arena_bytes >= 0;
 }
 
 int64_t pass_plan_total_bytes(const Graph *g)
@@ -258,8 +275,9 @@ int64_t pass_plan_total_bytes(const Graph *g)
     int64_t total = 0;
     for (int32_t i = 0; i < g->nnodes; i++) {
         const Node *n = &g->nodes[i];
-        if (n->op != OP_PARAM && n->op != OP_INPUT && n->mem.kind != MEM_ALIAS)
-            total += bytes_of(n);
+        if (n->op != OP_PARAM && n->op != OP_INPUT && n->mem.kind != MEM_ALIAS &&
+            __builtin_add_overflow(total, bytes_of(n), &total))
+            return INT64_MAX;
     }
     return total;
 }

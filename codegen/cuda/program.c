@@ -272,8 +272,9 @@ static int64_t flops_of(const Graph *g, int32_t i)
 {
     const Node *nd = &g->nodes[i];
     const TensorType *w = nd->ninputs > 1 ? &g->nodes[nd->inputs[1]].type : NULL;
-    if (nd->op == OP_CONV2D) return 2 * ir_numel(&nd->type) * w->dims[1] * w->dims[2] * w->dims[3];
-    if (nd->op == OP_DENSE) return 2 * ir_numel(&nd->type) * w->dims[1];
+    int64_t out2 = 2 * ir_numel(&nd->type);
+    if (nd->op == OP_CONV2D) return ir_mul_sat(out2, w->dims[1] * w->dims[2] * w->dims[3]);
+    if (nd->op == OP_DENSE) return ir_mul_sat(out2, w->dims[1]);
     return ir_numel(&nd->type);
 }
 

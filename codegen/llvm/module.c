@@ -476,10 +476,10 @@ static int64_t kernel_flops(const Graph *g, const Node *nd)
     case OP_CONV2D: {
         const ConvAttrs *a = &nd->attrs.conv;
         int64_t cin = x->dims[1] / (a->groups > 0 ? a->groups : 1);
-        return 2 * out * cin * a->kernel[0] * a->kernel[1];
+        return ir_mul_sat(ir_mul_sat(2 * out, cin), (int64_t)a->kernel[0] * a->kernel[1]);
     }
     case OP_DENSE:
-        return 2 * out * x->dims[x->rank - 1];
+        return ir_mul_sat(2 * out, x->dims[x->rank - 1]);
     case OP_CONCAT:
     case OP_FLATTEN:
     case OP_REORDER:
