@@ -283,6 +283,61 @@ static void convert(float *dst, const unsigned char *src, int64_t n, size_t size
     }
 }
 
+static bool size_fail(const char *path, char *err, size_t errlen, int64_t have, int64_t need,
+                      bool at_least)
+{
+    return npy_fail(path, err, errlen, "file holds %s%lld bytes of data, shape needs %lld",
+                    at_least ? "more than " : "", (long long)(at_least ? need : have),
+                    (long long)need);
+}
+
+/* A regular file's data: its size must be exactly `need` bytes. */
+static unsigned char *read_file_data(FILE *f, const struct stat *st, const char *path,
+                                     int64_t need, char *err, size_t errlen)
+{
+    long pos = ftell(f);
+    int64_t have = (int64_t)st->st_size - pos;
+    if (pos < 0)
+        return npy_fail(path, err, errlen, "cannot read: %s", strerror(errno)), NULL;
+    if (have != need)
+        return size_fail(path, err, errlen, have, need, false), NULL;
+    unsigned char *raw = ir_xmalloc((size_t)need + 1);
+    if (fread(raw, 1, (size_t)need, f) != (size_t)need) {
+        free(raw);
+        return npy_fail(path, err, errlen, "read error: %s", strerror(errno)), NULL;
+    }
+    return raw;
+}
+
+/* A pipe's data (/dev/stdin), whose size is known only at its end: read as it
+ * comes, so a header promising more than arrives allocates no more than
+ * arrived, and no further than one byte past `need`. */
+static unsigned char *read_stream_data(FILE *f, const char *path, int64_t need, char *err,
+                                       size_t errlen)
+{
+    size_t len = 0, cap = 0;
+    unsigned char *raw = NULL;
+    size_t most = (size_t)need + 1;
+    for (size_t got = 1; got > 0 && len < most;) {
+        if (len == cap) {
+            cap = cap ? cap * 2 : (size_t)1 << 16;
+            cap = cap < most ? cap : most;
+            raw = ir_xrealloc(raw, cap + 1);
+        }
+        got = fread(raw + len, 1, cap - len, f);
+        len += got;
+    }
+    if (ferror(f) || (int64_t)len != need) {
+        if (ferror(f))
+            npy_fail(path, err, errlen, "read error: %s", strerror(errno));
+        else
+            size_fail(path, err, errlen, (int64_t)len, need, (int64_t)len > need);
+        free(raw);
+        return NULL;
+    }
+    return raw;
+}
+
 static bool read_data(FILE *f, const char *path, const NpyHeader *h, size_t size,
                       NpyArray *out, char *err, size_t errlen)
 {
@@ -290,26 +345,21 @@ static bool read_data(FILE *f, const char *path, const NpyHeader *h, size_t size
     for (int32_t i = 0; i < h->rank; i++)
         if (__builtin_mul_overflow(numel, h->dims[i], &numel))
             return npy_fail(path, err, errlen, "shape is too large");
-    struct stat st;
-    long pos = ftell(f);
-    if (__builtin_mul_overflow(numel, (int64_t)size, &need) || fstat(fileno(f), &st) != 0 ||
-        pos < 0)
+    if (__builtin_mul_overflow(numel, (int64_t)size, &need))
         return npy_fail(path, err, errlen, "shape is too large");
-    int64_t have = (int64_t)st.st_size - pos;
-    if (have != need)
-        return npy_fail(path, err, errlen, "file holds %lld bytes of data, shape needs %lld",
-                        (long long)have, (long long)need);
-    out->data = ir_xmalloc((size_t)numel * sizeof(float) + 1);
-    void *raw = size == sizeof(float) ? (void *)out->data : ir_xmalloc((size_t)need + 1);
-    bool ok = fread(raw, 1, (size_t)need, f) == (size_t)need;
-    if (ok && raw != out->data)
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0)
+        return npy_fail(path, err, errlen, "cannot read: %s", strerror(errno));
+    unsigned char *raw = S_ISREG(st.st_mode) ? read_file_data(f, &st, path, need, err, errlen)
+                                             : read_stream_data(f, path, need, err, errlen);
+    if (!raw)
+        return false;
+    if (size == sizeof(float)) {
+        out->data = (float *)raw;
+    } else {
+        out->data = ir_xmalloc((size_t)numel * sizeof(float) + 1);
         convert(out->data, raw, numel, size);
-    if (raw != out->data)
         free(raw);
-    if (!ok) {
-        free(out->data);
-        out->data = NULL;
-        return npy_fail(path, err, errlen, "read error: %s", strerror(errno));
     }
     out->rank = h->rank;
     memcpy(out->dims, h->dims, sizeof h->dims);

@@ -75,6 +75,12 @@ expect 0 "y_times_two: f32[2,5]  min -9  max 9  mean 0  argmax 9" -- "$model" x=
 expect 0 "meta: f32[2]  min 1  max 3" -- "$model" --threads 3
 expect 0 "  first values: -2 -1.5 -1 -0.5 0 0.5 1 1.5" -- "$model" x="$data/x.npy" y="$data/y.npy"
 
+# An input read from a pipe (no size to check up front): read to its end.
+"$cnnrun" "$model" x=/dev/stdin y="$data/y.npy" < <(cat "$data/x.npy") > "$tmp/out" 2>&1
+check "input from a pipe" grep -qF "x_plus_one: f32[2,3,4]  min -2  max 11" "$tmp/out"
+"$cnnrun" "$model" x=/dev/stdin y="$data/y.npy" < <(head -c -4 "$data/x.npy") > "$tmp/out" 2>&1
+check "short input from a pipe" grep -qF "cnnrun: error: /dev/stdin: file holds 92 bytes of data, shape needs 96" "$tmp/out"
+
 # --top: per batch item of the first output, largest first.
 expect 0 "x_plus_one[0] top-3: 11 (3.5), 10 (3), 9 (2.5)" -- "$model" x="$data/x.npy" y="$data/y.npy" --top 3
 expect 0 "x_plus_one[1] top-3: 6 (11), 11 (9.5), 10 (9)" -- "$model" x="$data/x.npy" y="$data/y.npy" --top 3

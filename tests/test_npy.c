@@ -1,6 +1,6 @@
 /* test_npy.c: reading the numpy files in tests/data/npy (written by numpy
- * through make.py there), rejecting the unsupported ones with their message,
- * and writing files numpy would write, atomically. */
+ * through make.py there), from files and from pipes, rejecting the unsupported
+ * ones with their message, and writing files numpy would write, atomically. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "ir.h"
@@ -81,6 +82,66 @@ static void test_read_unusual_header(void **state)
     /* keys out of order, double quotes, spaces around every token, trailing comma */
     static const float want[] = {7.0f, 8.0f, 9.0f};
     read_ok(DATA "odd_header.npy", 1, (int64_t[]){3}, want, 3, 0.0f);
+}
+
+/* Reads `file` through a pipe (as /dev/stdin would be read): all its bytes
+ * but the last `cut`, then `extra`. */
+static bool read_piped(const char *file, size_t cut, const char *extra, NpyArray *a, char *err,
+                       size_t errlen)
+{
+    FILE *f = fopen(file, "rb");
+    assert_non_null(f);
+    static char bytes[4096];
+    size_t n = fread(bytes, 1, sizeof bytes, f);
+    fclose(f);
+    assert_true(n > cut && n < sizeof bytes);
+    int fd[2];
+    assert_int_equal(pipe(fd), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(fd[0]);
+        bool ok = write(fd[1], bytes, n - cut) == (ssize_t)(n - cut) &&
+                  write(fd[1], extra, strlen(extra)) == (ssize_t)strlen(extra);
+        _exit(ok ? 0 : 1);
+    }
+    close(fd[1]);
+    char path[64];
+    snprintf(path, sizeof path, "/dev/fd/%d", fd[0]);
+    bool ok = ir_npy_read(path, a, err, errlen);
+    close(fd[0]);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    return ok;
+}
+
+/* A pipe has no size: its data is read to the end and then checked. */
+static void test_read_from_pipe(void **state)
+{
+    static const float f32[] = {-1.0f, -0.5f, 0.0f, 0.5f, 1.0f, 1.5f};
+    static const float f64[] = {1.5f, -2.25f, 1e-3f, 3.0f};
+    NpyArray a;
+    char err[512] = "";
+    assert_true(read_piped(DATA "f32_v1.npy", 0, "", &a, err, sizeof err));
+    assert_int_equal(a.rank, 2);
+    assert_true(a.dims[0] == 2 && a.dims[1] == 3);
+    assert_memory_equal(a.data, f32, sizeof f32);
+    free(a.data);
+    assert_true(read_piped(DATA "f64.npy", 0, "", &a, err, sizeof err));
+    for (int i = 0; i < 4; i++)
+        assert_float_equal(a.data[i], f64[i], 1e-9f);
+    free(a.data);
+    assert_true(read_piped(DATA "empty.npy", 0, "", &a, err, sizeof err));
+    assert_int_equal(a.dims[0], 0);
+    free(a.data);
+    assert_false(read_piped(DATA "f32_v1.npy", 4, "", &a, err, sizeof err));
+    assert_null(a.data);
+    assert_non_null(strstr(err, ": file holds 20 bytes of data, shape needs 24"));
+    assert_false(read_piped(DATA "f32_v1.npy", 0, "more", &a, err, sizeof err));
+    assert_non_null(strstr(err, ": file holds more than 24 bytes of data, shape needs 24"));
+    assert_false(read_piped(DATA "f32_v1.npy", 100, "", &a, err, sizeof err));
+    assert_non_null(strstr(err, ": truncated .npy header"));
 }
 
 static void read_fails(const char *file, const char *message)
@@ -263,6 +324,7 @@ int main(void)
         cmocka_unit_test(test_read_scalar_empty_and_vector),
         cmocka_unit_test(test_read_unusual_header),
         cmocka_unit_test(test_rejections),
+        cmocka_unit_test(test_read_from_pipe),
         cmocka_unit_test(test_write_matches_numpy),
         cmocka_unit_test(test_write_read_round_trip),
         cmocka_unit_test(test_write_failures_leave_nothing),
