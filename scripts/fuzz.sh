@@ -50,7 +50,7 @@ cmake --build "$build" -j"${JOBS:-$(nproc)}" "${targets[@]}" >"$out.build.log" 2
   { cat "$out.build.log"; exit 1; }
 rm -f "$out.configure.log" "$out.build.log"
 
-# Leaks are findings too; a report names the input that caused it.
+# Leaks, inputs taking over 25 s and allocations over 2 GB are findings too.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1}
 failed=()
@@ -77,7 +77,7 @@ for h in "${harnesses[@]}"; do
   fi
   if [ "$status" = ok ]; then
     "$bin" -max_total_time="$seconds" -max_len="$(max_len "$h")" -len_control=0 \
-      -print_final_stats=1 -artifact_prefix="$dir/" "$dir/corpus" "$seeds" >"$log" 2>&1 ||
+      -timeout=25 -print_final_stats=1 -artifact_prefix="$dir/" "$dir/corpus" "$seeds" >"$log" 2>&1 ||
       status="FINDING"
   fi
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
