@@ -42,7 +42,6 @@ struct Parser {
     bool embedded; /* parsing one: its end is the '}' */
 };
 
-
 #define YYLLOC_DEFAULT(Cur, Rhs, N) ((Cur) = (N) ? YYRHSLOC(Rhs, 1) : YYRHSLOC(Rhs, 0))
 
 static int fe_yylex(FE_YYSTYPE *lval, SrcLoc *lloc, Parser *P);
