@@ -38,7 +38,14 @@ static int32_t foldable_producer(const Graph *g, const int32_t *uses, int32_t bn
     return p;
 }
 
-static void fold(Graph *g, int32_t bn, int32_t conv, Arena *tmp, bool *dead)
+typedef struct Folder {
+    Arena *tmp;
+    bool *dead;
+    PassUsers *users;
+    PassNames *names;
+} Folder;
+
+static void fold(Graph *g, int32_t bn, int32_t conv, const Folder *f)
 {
     const Node *b = &g->nodes[bn], *c = &g->nodes[conv];
     const float *gamma = g->nodes[b->inputs[1]].data, *beta = g->nodes[b->inputs[2]].data;
@@ -46,8 +53,8 @@ static void fold(Graph *g, int32_t bn, int32_t conv, Arena *tmp, bool *dead)
     const Node *w = &g->nodes[c->inputs[1]];
     const float *bias = c->ninputs == 3 ? g->nodes[c->inputs[2]].data : NULL;
     int64_t O = w->type.dims[0], per = ir_numel(&w->type) / O;
-    float *nw = ir_alloc(tmp, (size_t)(O * per) * sizeof *nw);
-    float *nb = ir_alloc(tmp, (size_t)O * sizeof *nb);
+    float *nw = ir_alloc(f->tmp, (size_t)(O * per) * sizeof *nw);
+    float *nb = ir_alloc(f->tmp, (size_t)O * sizeof *nb);
     double eps = (double)b->attrs.bn.eps;
     for (int64_t o = 0; o < O; o++) {
         double s = (double)gamma[o] / sqrt((double)var[o] + eps);
@@ -59,19 +66,19 @@ static void fold(Graph *g, int32_t bn, int32_t conv, Arena *tmp, bool *dead)
     const char *cname = c->name ? c->name : "folded";
     TensorType wt = w->type;
     SrcLoc loc = c->loc;
-    int32_t wid = pass_add_param(g, ir_strfmt(tmp, "%s.weight.folded", cname), wt, nw, loc);
-    int32_t bid = pass_add_param(g, ir_strfmt(tmp, "%s.bias.folded", cname),
+    int32_t wid = pass_add_param(g, f->names, ir_strfmt(f->tmp, "%s.weight.folded", cname), wt, nw, loc);
+    int32_t bid = pass_add_param(g, f->names, ir_strfmt(f->tmp, "%s.bias.folded", cname),
                                  ir_type_f32(1, bdims), nb, loc);
     Node *cn = &g->nodes[conv]; /* the array may have moved */
     for (int32_t k = 1; k < cn->ninputs; k++)
-        dead[cn->inputs[k]] = true;
+        f->dead[cn->inputs[k]] = true;
     int32_t *ins = ir_alloc(g->arena, 3 * sizeof *ins);
     ins[0] = cn->inputs[0];
     ins[1] = wid;
     ins[2] = bid;
     cn->inputs = ins;
     cn->ninputs = 3;
-    pass_replace_uses(g, bn, conv);
+    pass_replace_uses(g, f->users, bn, conv);
 }
 
 bool pass_fold_bn(Graph *g, const PassOptions *opt, Diag *d)
@@ -83,13 +90,14 @@ bool pass_fold_bn(Graph *g, const PassOptions *opt, Diag *d)
     int32_t n = g->nnodes;
     bool *dead = ir_alloc(tmp, (size_t)n + 1);
     bool changed = false;
+    Folder f = {tmp, dead, pass_users(g, tmp), pass_name_set(g, tmp)};
     for (int32_t i = 0; i < n; i++) {
         if (g->nodes[i].op != OP_BATCHNORM)
             continue;
         int32_t conv = foldable_producer(g, uses, i);
         if (conv < 0)
             continue;
-        fold(g, i, conv, tmp, dead);
+        fold(g, i, conv, &f);
         uses[conv] = uses[i];
         dead[i] = changed = true;
     }

@@ -24,6 +24,7 @@
 typedef struct Fuser {
     Graph *g;
     int32_t *uses;
+    PassUsers *users;
     bool *dead;
     bool resort;
 } Fuser;
@@ -60,17 +61,19 @@ static int32_t sole_user(const Fuser *f, int32_t id)
 {
     if (f->uses[id] != 1)
         return -1;
-    for (int32_t i = 0; i < f->g->nnodes; i++)
+    PASS_FOR_USERS(f->users, id, e) {
+        int32_t i = f->users->user[e];
         for (int32_t k = 0; k < f->g->nodes[i].ninputs; k++)
             if (f->g->nodes[i].inputs[k] == id && !f->dead[i])
                 return i;
+    }
     return -1;
 }
 
 /* Node `id` takes over `user`'s value: users and outputs of `user` now read it. */
 static void absorb(Fuser *f, int32_t id, int32_t user)
 {
-    pass_replace_uses(f->g, user, id);
+    pass_replace_uses(f->g, f->users, user, id);
     f->uses[id] = f->uses[user];
     f->dead[user] = true;
 }
@@ -138,7 +141,8 @@ bool pass_fuse(Graph *g, const PassOptions *opt, Diag *d)
     (void)opt;
     (void)d;
     Arena *tmp = ir_arena_new();
-    Fuser f = {g, pass_use_counts(g, tmp), ir_alloc(tmp, (size_t)g->nnodes + 1), false};
+    Fuser f = {g, pass_use_counts(g, tmp), pass_users(g, tmp), ir_alloc(tmp, (size_t)g->nnodes + 1),
+               false};
     for (int32_t i = 0; i < g->nnodes; i++)
         if (ir_ops[g->nodes[i].op].fusion == FC_OUT_FUSABLE && !f.dead[i])
             fuse_activations(&f, i);

@@ -20,6 +20,7 @@ typedef struct Lay {
     int32_t n0;        /* nodes before any reorder was added */
     int32_t *to_plain; /* per producer: its reorder to plain, or -1 */
     int32_t *to_block; /* per producer: its reorder to NCHW[b]c, or -1 */
+    PassNames *names;
 } Lay;
 
 static bool is_blocked(const TensorType *t)
@@ -111,7 +112,7 @@ static int32_t reorder_of(Lay *l, int32_t p, bool blocked)
     const Node *src = &l->g->nodes[p];
     const char *base = blocked ? ir_strfmt(l->g->arena, "%s.to_nchw%dc", src->name, (int)l->b)
                                : ir_strfmt(l->g->arena, "%s.to_plain", src->name);
-    const char *name = pass_unique_name(l->g, base);
+    const char *name = pass_unique_name(l->g, l->names, base);
     SrcLoc loc = src->loc;
     TensorType t = src->type;
     int32_t r = ir_add_node(l->g, OP_REORDER, &p, 1, name, loc);
@@ -142,7 +143,7 @@ bool pass_layout(Graph *g, const PassOptions *opt, Diag *d)
     if (opt->block <= 0)
         return true;
     Arena *tmp = ir_arena_new();
-    Lay l = {g, opt->block, g->nnodes, NULL, NULL};
+    Lay l = {g, opt->block, g->nnodes, NULL, NULL, pass_name_set(g, tmp)};
     l.to_plain = ir_alloc(tmp, ((size_t)g->nnodes + 1) * sizeof *l.to_plain);
     l.to_block = ir_alloc(tmp, ((size_t)g->nnodes + 1) * sizeof *l.to_block);
     for (int32_t i = 0; i < l.n0; i++) {

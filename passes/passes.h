@@ -80,8 +80,21 @@ bool pass_read_value(const Graph *g, int32_t id, const char *arena, const float 
 
 /* uses[i]: how many inputs of nodes and graph outputs refer to node i. */
 int32_t *pass_use_counts(const Graph *g, Arena *a);
-/* Every use of node `from` (inputs and graph outputs) now refers to `to`. */
-void pass_replace_uses(Graph *g, int32_t from, int32_t to);
+/* Who uses each node, for rewrites that must not rescan the whole graph per
+ * replaced node (that is quadratic on long chains). users of `id`: the nodes
+ * on its list whose inputs still name it; a list may hold stale entries. */
+typedef struct PassUsers {
+    int32_t n;      /* nodes covered: those that existed when it was built */
+    int32_t *head;  /* per node: first edge, -1: none */
+    int32_t *tail;  /* per node: last edge */
+    int32_t *next;  /* per edge */
+    int32_t *user;  /* per edge: the using node */
+} PassUsers;
+PassUsers *pass_users(const Graph *g, Arena *a);
+#define PASS_FOR_USERS(u, id, e) for (int32_t e = (id) < (u)->n ? (u)->head[id] : -1; e >= 0; e = (u)->next[e])
+/* Every use of node `from` (inputs and graph outputs) now refers to `to`;
+ * `u` (kept up to date) lists who uses what. */
+void pass_replace_uses(Graph *g, PassUsers *u, int32_t from, int32_t to);
 /* Removes the nodes of `candidates` (NULL: all but graph inputs) that nothing
  * uses any more, then weights left unused by them, and renumbers the rest
  * keeping their order. Returns how many were removed. */
@@ -89,12 +102,16 @@ int32_t pass_remove_unused(Graph *g, const bool *candidates);
 /* Puts the nodes back into a topological order after a rewrite made a node
  * use a later one; already ordered stretches keep their order. */
 void pass_toposort(Graph *g);
+/* The node names of a graph as a hash set, so that a pass naming many new
+ * nodes does not search the node array for each. */
+typedef struct PassNames PassNames;
+PassNames *pass_name_set(const Graph *g, Arena *a);
 /* A PARAM appended to the graph with its data copied; its name is `base`,
  * or `base.1`, `base.2`... if taken. Call pass_toposort before verifying. */
-int32_t pass_add_param(Graph *g, const char *base, TensorType type, const float *data,
-                       SrcLoc loc);
-/* `base`, or the first free `base.K`. */
-const char *pass_unique_name(Graph *g, const char *base);
+int32_t pass_add_param(Graph *g, PassNames *names, const char *base, TensorType type,
+                       const float *data, SrcLoc loc);
+/* `base`, or the first free `base.K`, now taken in `names`. */
+const char *pass_unique_name(Graph *g, PassNames *names, const char *base);
 
 /* The bytes an arena value occupies: `count` items of `len` bytes, `stride`
  * apart (a view inside a concat), else one run of `len` bytes at `off`. */

@@ -20,11 +20,12 @@ bool pass_simplify(Graph *g, const PassOptions *opt, Diag *d)
     (void)d;
     Arena *tmp = ir_arena_new();
     bool *dead = ir_alloc(tmp, (size_t)g->nnodes + 1);
+    PassUsers *users = pass_users(g, tmp);
     for (int32_t i = 0; i < g->nnodes; i++) {
         int32_t to = same_value_as(g, i);
         if (to < 0)
             continue;
-        pass_replace_uses(g, i, to);
+        pass_replace_uses(g, users, i, to);
         dead[i] = true;
     }
     pass_remove_unused(g, dead);

@@ -16,12 +16,53 @@ int32_t *pass_use_counts(const Graph *g, Arena *a)
     return uses;
 }
 
-void pass_replace_uses(Graph *g, int32_t from, int32_t to)
+PassUsers *pass_users(const Graph *g, Arena *a)
 {
-    for (int32_t i = 0; i < g->nnodes; i++)
-        for (int32_t k = 0; k < g->nodes[i].ninputs; k++)
-            if (g->nodes[i].inputs[k] == from && i != to)
-                g->nodes[i].inputs[k] = to;
+    int32_t n = g->nnodes, edges = 0;
+    for (int32_t i = 0; i < n; i++)
+        edges += g->nodes[i].ninputs;
+    PassUsers *u = ir_alloc(a, sizeof *u);
+    u->n = n;
+    u->head = ir_alloc(a, ((size_t)n + 1) * sizeof *u->head);
+    u->tail = ir_alloc(a, ((size_t)n + 1) * sizeof *u->tail);
+    u->next = ir_alloc(a, ((size_t)edges + 1) * sizeof *u->next);
+    u->user = ir_alloc(a, ((size_t)edges + 1) * sizeof *u->user);
+    for (int32_t i = 0; i < n; i++)
+        u->head[i] = u->tail[i] = -1;
+    int32_t e = 0;
+    for (int32_t i = 0; i < n; i++)
+        for (int32_t k = 0; k < g->nodes[i].ninputs; k++, e++) {
+            int32_t p = g->nodes[i].inputs[k];
+            u->user[e] = i;
+            u->next[e] = -1;
+            if (u->tail[p] >= 0)
+                u->next[u->tail[p]] = e;
+            else
+                u->head[p] = e;
+            u->tail[p] = e;
+        }
+    return u;
+}
+
+/* The users of `from` become users of `to`: its list is spliced onto `to`'s. */
+void pass_replace_uses(Graph *g, PassUsers *u, int32_t from, int32_t to)
+{
+    if (from >= u->n || to >= u->n)
+        ICE("use lists cover %d nodes, not node %d", (int)u->n, (int)(from > to ? from : to));
+    PASS_FOR_USERS(u, from, e) {
+        Node *nd = &g->nodes[u->user[e]];
+        for (int32_t k = 0; k < nd->ninputs; k++)
+            if (nd->inputs[k] == from && u->user[e] != to)
+                nd->inputs[k] = to;
+    }
+    if (u->head[from] >= 0) {
+        if (u->tail[to] >= 0)
+            u->next[u->tail[to]] = u->head[from];
+        else
+            u->head[to] = u->head[from];
+        u->tail[to] = u->tail[from];
+        u->head[from] = u->tail[from] = -1;
+    }
     for (int32_t i = 0; i < g->noutputs; i++)
         if (g->outputs[i].node == from)
             g->outputs[i].node = to;
@@ -130,21 +171,70 @@ void pass_toposort(Graph *g)
     ir_arena_free(tmp);
 }
 
-const char *pass_unique_name(Graph *g, const char *base)
+/* Open addressing over name hashes; grows at half full. */
+struct PassNames {
+    Arena *arena;
+    const char **slot;
+    size_t cap, count;
+};
+
+static uint64_t name_hash(const char *s)
 {
-    if (ir_find_node(g, base) < 0)
-        return ir_strdup(g->arena, base);
-    for (int32_t k = 1;; k++) {
-        const char *name = ir_strfmt(g->arena, "%s.%d", base, (int)k);
-        if (ir_find_node(g, name) < 0)
-            return name;
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+static const char **name_slot(PassNames *ns, const char *name)
+{
+    size_t i = (size_t)name_hash(name) & (ns->cap - 1);
+    while (ns->slot[i] && strcmp(ns->slot[i], name) != 0)
+        i = (i + 1) & (ns->cap - 1);
+    return &ns->slot[i];
+}
+
+static void names_add(PassNames *ns, const char *name)
+{
+    if (2 * (ns->count + 1) > ns->cap) {
+        const char **old = ns->slot;
+        size_t oldcap = ns->cap;
+        ns->cap = ns->cap ? ns->cap * 2 : 64;
+        ns->slot = ir_alloc(ns->arena, ns->cap * sizeof *ns->slot);
+        for (size_t i = 0; i < oldcap; i++)
+            if (old[i])
+                *name_slot(ns, old[i]) = old[i];
+    }
+    const char **s = name_slot(ns, name);
+    if (!*s) {
+        *s = name;
+        ns->count++;
     }
 }
 
-int32_t pass_add_param(Graph *g, const char *base, TensorType type, const float *data,
-                       SrcLoc loc)
+PassNames *pass_name_set(const Graph *g, Arena *a)
 {
-    const char *name = pass_unique_name(g, base);
+    PassNames *ns = ir_alloc(a, sizeof *ns);
+    ns->arena = a;
+    for (int32_t i = 0; i < g->nnodes; i++)
+        if (g->nodes[i].name)
+            names_add(ns, g->nodes[i].name);
+    return ns;
+}
+
+const char *pass_unique_name(Graph *g, PassNames *names, const char *base)
+{
+    const char *name = ir_strdup(g->arena, base);
+    for (int32_t k = 1; *name_slot(names, name); k++)
+        name = ir_strfmt(g->arena, "%s.%d", base, (int)k);
+    names_add(names, name);
+    return name;
+}
+
+int32_t pass_add_param(Graph *g, PassNames *names, const char *base, TensorType type,
+                       const float *data, SrcLoc loc)
+{
+    const char *name = pass_unique_name(g, names, base);
     int32_t id = ir_add_param(g, name, type, loc);
     size_t bytes = (size_t)ir_numel(&type) * sizeof(float);
     float *copy = ir_alloc(g->arena, bytes ? bytes : 1);
