@@ -135,5 +135,27 @@ for flag in --max-depth --max-steps --max-nodes --max-weights --max-source; do
   fi
 done
 
+# Long graphs within the limits are optimized in linear time: a chain of 10,000
+# conv/batchnorm/relu layers (30,000 nodes) and of 90,000 relus through the passes.
+expect_fast() {
+  local name=$1 model=$2 start=$(date +%s%N)
+  timeout 60 "$cnnc" "$model" --random-weights=0 --emit=ir-opt > /dev/null 2> "$tmp/err"
+  local rc=$? ms=$((($(date +%s%N) - start) / 1000000))
+  if [ $rc -ne 0 ]; then
+    problem "$name" "exit status $rc: $(head -n 1 "$tmp/err" | cut -c 1-400)"
+  elif [ $ms -gt 10000 ]; then
+    problem "$name" "took $ms ms through the passes"
+  else
+    pass=$((pass + 1))
+  fi
+}
+printf 'network n(x: f32[1, 4, 8, 8]) {\n%s\n  return x\n}\n' \
+  "$(yes '  x = relu(batchnorm(conv2d(x, 4, kernel=1, bias=false)))' | head -n 10000)" \
+  > "$tmp/convchain.cnn"
+expect_fast "10000 conv/batchnorm/relu layers" "$tmp/convchain.cnn"
+printf 'network n(x: f32[1, 4, 8, 8]) {\n%s\n  return x\n}\n' \
+  "$(yes '  x = relu(x)' | head -n 90000)" > "$tmp/reluchain.cnn"
+expect_fast "90000 relus" "$tmp/reluchain.cnn"
+
 echo "limits: $pass passed, $fail failed"
 [ $fail -eq 0 ]
