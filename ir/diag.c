@@ -71,9 +71,21 @@ static bool find_line(const DiagSource *s, int32_t line, const char **start, siz
     return true;
 }
 
-/* The quoted line and its caret, behind a gutter as wide as the line number
- * (at least four). The caret padding copies tabs so it lines up in any
- * terminal, and counts a UTF-8 sequence as one column. */
+/* A line longer than this is quoted as a window of it around the column, so
+ * a mistake in a generated 50,000-term line prints one screen, not 200 KB. */
+enum { EXCERPT_MAX = 160 };
+
+/* Moves `i` back to the start of the UTF-8 sequence it is inside. */
+static size_t char_start(const char *text, size_t i)
+{
+    while (i > 0 && ((unsigned char)text[i] & 0xC0) == 0x80)
+        i--;
+    return i;
+}
+
+/* The quoted line (or its window) and its caret, behind a gutter as wide as
+ * the line number (at least four). The caret padding copies tabs so it lines
+ * up in any terminal, and counts a UTF-8 sequence as one column. */
 static void print_excerpt(const Diag *d, SrcLoc loc)
 {
     const DiagSource *s = find_source(d, loc.file);
@@ -85,11 +97,18 @@ static void print_excerpt(const Diag *d, SrcLoc loc)
     int width = snprintf(num, sizeof num, "%d", (int)loc.line);
     if (width < 4)
         width = 4;
-    fprintf(d->out, " %*s | %.*s\n", width, num, (int)len, text);
+    size_t col = loc.col > 0 ? (size_t)loc.col - 1 : 0, from = 0, to = len;
+    if (len > EXCERPT_MAX) {
+        from = char_start(text, col > EXCERPT_MAX / 2 ? col - EXCERPT_MAX / 2 : 0);
+        to = from + EXCERPT_MAX < len ? char_start(text, from + EXCERPT_MAX) : len;
+    }
+    const char *pre = from > 0 ? "..." : "";
+    fprintf(d->out, " %*s | %s%.*s%s\n", width, num, pre, (int)(to - from), text + from,
+            to < len ? "..." : "");
     if (loc.col <= 0)
         return;
-    fprintf(d->out, " %*s | ", width, "");
-    for (size_t i = 0; i + 1 < (size_t)loc.col && i < len; i++) {
+    fprintf(d->out, " %*s | %s", width, "", from > 0 ? "   " : "");
+    for (size_t i = from; i < col && i < to; i++) {
         unsigned char c = (unsigned char)text[i];
         if (c == '\t')
             fputc('\t', d->out);

@@ -160,6 +160,47 @@ static void test_diag_wide_gutter(void **state)
     capture_close(&c);
 }
 
+/* A long line is quoted as a 160-column window around the column, with "..."
+ * where it is cut, and never splits a UTF-8 sequence. */
+static void test_diag_long_line(void **state)
+{
+    Capture c;
+    capture_open(&c);
+    enum { N = 1000 };
+    char *text = malloc(4 * N + 2);
+    for (size_t i = 0; i < N; i++)
+        memcpy(text + 4 * i, i == 600 ? "+ y " : "+ x ", 4);
+    memcpy(text + 4 * N, "\n", 2);
+    const char *f = ir_diag_add_source(&c.d, "long.cnn", text, 4 * N + 1);
+    free(text);
+    ir_error(&c.d, (SrcLoc){f, 1, 4 * 600 + 3}, "y is undefined");
+    const char *out = capture_text(&c);
+    char want[512], window[161];
+    for (int i = 0; i < 160; i++)
+        window[i] = "+ x "[(2322 + i) % 4]; /* the window starts 80 columns before */
+    window[160] = 0;
+    window[80] = 'y';
+    snprintf(want, sizeof want, "long.cnn:1:2403: error: y is undefined\n"
+             "    1 | ...%s...\n"
+             "      |    %*s^\n", window, 80, "");
+    assert_string_equal(out, want);
+    capture_close(&c);
+
+    capture_open(&c);
+    const char *utf = "\xc3\x97\xc3\x97";
+    char *u = malloc(2 * 200 + 1);
+    for (size_t i = 0; i < 200; i++)
+        memcpy(u + 2 * i, utf, 2);
+    const char *g = ir_diag_add_source(&c.d, "u.cnn", u, 2 * 200);
+    free(u);
+    ir_error(&c.d, (SrcLoc){g, 1, 2 * 100 + 1}, "here");
+    out = capture_text(&c);
+    const char *bar = strchr(out, '|');
+    assert_non_null(bar);
+    assert_memory_equal(bar, "| ...\xc3\x97", strlen("| ...\xc3\x97"));
+    capture_close(&c);
+}
+
 static void test_diag_without_source(void **state)
 {
     Capture c;
@@ -564,6 +605,7 @@ int main(void)
         cmocka_unit_test(test_diag_caret),
         cmocka_unit_test(test_diag_levels_and_tabs),
         cmocka_unit_test(test_diag_wide_gutter),
+        cmocka_unit_test(test_diag_long_line),
         cmocka_unit_test(test_diag_without_source),
         cmocka_unit_test(test_diag_no_file_with_sources),
         cmocka_unit_test(test_diag_line_out_of_range),
