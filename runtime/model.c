@@ -77,6 +77,8 @@ static cnn_status check_model(const RtModel *rt)
             return CNN_ERR_INVALID_ARGUMENT;
     if (rt->nkernels < 0 || (rt->nkernels > 0 && !rt->kernels))
         return CNN_ERR_INVALID_ARGUMENT;
+    if (rt->weights_bytes < 0 || (rt->weights_bytes > 0 && !rt->weights))
+        return CNN_ERR_INVALID_ARGUMENT;
     return CNN_OK;
 }
 
@@ -376,6 +378,33 @@ CNN_EXPORT cnn_status cnn_model_kernel_info(const cnn_model *m, int32_t i, cnn_k
     return CNN_OK;
 }
 
+/* 64-bit FNV-1a, as codegen/llvm/weights.c computes it when it packs the weights. */
+static uint64_t fnv1a(const uint8_t *p, int64_t n)
+{
+    uint64_t h = 0xcbf29ce484222325u;
+    for (int64_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 0x100000001b3u;
+    return h;
+}
+
+CNN_EXPORT cnn_status cnn_model_verify(const cnn_model *m)
+{
+    rt_set_error("%s", "");
+    if (!m)
+        return CNN_ERR_INVALID_ARGUMENT;
+    if (m->gpu) {
+        rt_set_error("CUDA models carry no checksum of their weights");
+        return CNN_ERR_INVALID_ARGUMENT;
+    }
+    uint64_t h = fnv1a(m->rt->weights, m->rt->weights_bytes);
+    if (h == m->rt->weights_fnv1a)
+        return CNN_OK;
+    rt_set_error("the %lld bytes of weights hash to %016llx (FNV-1a), cnnc stored %016llx",
+                 (long long)m->rt->weights_bytes, (unsigned long long)h,
+                 (unsigned long long)m->rt->weights_fnv1a);
+    return CNN_ERR_CORRUPT;
+}
+
 CNN_EXPORT const char *cnn_status_string(cnn_status s)
 {
     switch (s) {
@@ -387,6 +416,7 @@ CNN_EXPORT const char *cnn_status_string(cnn_status s)
     case CNN_ERR_DEVICE: return "the device is missing, failed, or is not the model's";
     case CNN_ERR_VERSION: return "incompatible version";
     case CNN_ERR_BUSY: return "the instance is running on another thread";
+    case CNN_ERR_CORRUPT: return "the model's weights are damaged";
     }
     return "unknown status";
 }

@@ -10,7 +10,7 @@
 
 #include "cnnc/model.h"
 
-#define RT_ABI_VERSION 2
+#define RT_ABI_VERSION 3
 #define RT_MAX_RANK 6
 
 typedef struct RtPool RtPool;
@@ -55,6 +55,11 @@ typedef struct RtModel {
     int32_t nkernels;
     int32_t pad2_;
     const RtKernelInfo *kernels; /* in execution order */
+    /* The packed weights the kernels read (NULL and 0 for none) and their
+     * 64-bit FNV-1a hash, computed by cnnc when it packed them. */
+    const uint8_t *weights;
+    int64_t weights_bytes;
+    uint64_t weights_fnv1a;
 } RtModel;
 
 /* Every kernel call of the generated `run` goes through here: kernel number k

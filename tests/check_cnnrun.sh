@@ -5,6 +5,7 @@ set -u
 cnnrun=$1
 model=$2
 badabi_model=$3 # the same model built for another runtime ABI
+badsum_model=$4 # the same model with a wrong checksum of its weights
 cd "$(dirname "$0")/.." || exit 1
 data=tests/runtime
 tmp=$(mktemp -d)
@@ -44,6 +45,13 @@ expect 1 "cnnrun: error: cannot load the model" -- "$tmp/no_such_model.so"
 expect 1 "cnnrun: error: cannot load the model" -- "$data/x.npy"
 expect 1 "cnnrun: error: cannot create the model: incompatible version" -- "$badabi_model"
 expect 1 "is not a cnnc model" -- "$(ldd "$cnnrun" | awk '/libc\.so/ {print $3}')"
+
+# --verify: the weights against their checksum, before the run.
+expect 0 "weights: checksum verified" -- "$model" --verify
+check "verified, then run" grep -q "^meta: f32\[2\]" "$tmp/out"
+expect 1 "cnnrun: error: $badsum_model: cannot verify the weights: the model's weights are damaged (the 32 bytes of weights hash to a08142f9d1e2c02f (FNV-1a), cnnc stored 0123456789abcdef)" \
+  -- "$badsum_model" --verify
+expect 0 "meta: f32[2]" -- "$badsum_model"
 
 # A damaged model.so is refused before dlopen maps it (a truncated one would die of SIGBUS).
 size=$(stat -c %s "$model")

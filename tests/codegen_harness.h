@@ -93,6 +93,7 @@ static Api open_so(const char *path)
     char err[1024];
     if (!model_api_open(&a, path, err, sizeof err)) fail_msg("%s", err);
     assert_non_null(a.set_profiling);
+    assert_non_null(a.verify);
     return a;
 }
 
@@ -115,6 +116,7 @@ static float **run_so(const Api *a, int32_t threads, float ***inputs_out, int32_
     opt.num_threads = threads;
     cnn_model *m;
     assert_int_equal(a->create(&opt, &m), CNN_OK);
+    assert_int_equal(a->verify(m), CNN_OK); /* the checksum cnnc stored matches */
     int32_t ni = a->num_inputs(m), no = a->num_outputs(m);
     cnn_tensor in[8], out[16];
     float **ins = ir_xcalloc((size_t)ni, sizeof *ins),

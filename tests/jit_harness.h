@@ -89,7 +89,8 @@ static inline float **run_jit(const RtModel *desc, float ***inputs, int32_t *nou
              .run = cnn_model_run,
              .set_profiling = cnn_model_set_profiling,
              .num_kernels = cnn_model_num_kernels,
-             .kernel_info = cnn_model_kernel_info};
+             .kernel_info = cnn_model_kernel_info,
+             .verify = cnn_model_verify};
     current = desc;
     return run_so(&a, THREADS, inputs, nout);
 }

@@ -30,6 +30,7 @@ static Api load(const char *path)
     assert_non_null(a.kernel_info);
     assert_non_null(a.device);
     assert_non_null(a.last_error);
+    assert_non_null(a.verify);
     return a;
 }
 
@@ -293,6 +294,28 @@ static void test_create_errors(void **state)
     api->destroy(m);
 }
 
+/* The weights are checked against the checksum stored with them. */
+static void test_verify(void **state)
+{
+    const Api *api = *state;
+    cnn_model *m = create(api, 1);
+    assert_int_equal(api->verify(m), CNN_OK);
+    assert_string_equal(api->last_error(), "");
+    assert_int_equal(api->verify(NULL), CNN_ERR_INVALID_ARGUMENT);
+    api->destroy(m);
+    Api bad = load(FAKE_MODEL_BADSUM_SO);
+    m = create(&bad, 1);
+    assert_int_equal(bad.verify(m), CNN_ERR_CORRUPT);
+    assert_string_equal(bad.last_error(), "the 32 bytes of weights hash to a08142f9d1e2c02f "
+                                          "(FNV-1a), cnnc stored 0123456789abcdef");
+    assert_string_equal(bad.status_string(CNN_ERR_CORRUPT), "the model's weights are damaged");
+    Bufs b; /* it still runs: checking is the caller's choice */
+    bufs_init(&b, 2.0f);
+    assert_int_equal(bad.run(m, b.in, 2, b.out, 3), CNN_OK);
+    bad.destroy(m);
+    dlclose(bad.lib);
+}
+
 /* The runtime refuses a model built for another ABI, and reports an arena it
  * cannot allocate. */
 static void test_broken_models(void **state)
@@ -311,8 +334,8 @@ static void test_broken_models(void **state)
 static void test_status_strings(void **state)
 {
     const Api *api = *state;
-    const char *seen[CNN_ERR_BUSY + 1];
-    for (int s = CNN_OK; s <= CNN_ERR_BUSY; s++) {
+    const char *seen[CNN_ERR_CORRUPT + 1];
+    for (int s = CNN_OK; s <= CNN_ERR_CORRUPT; s++) {
         seen[s] = api->status_string((cnn_status)s);
         assert_non_null(seen[s]);
         assert_true(strlen(seen[s]) > 3);
@@ -564,6 +587,7 @@ int main(void)
         cmocka_unit_test(test_run_bad_sizes),
         cmocka_unit_test(test_create_errors),
         cmocka_unit_test(test_broken_models),
+        cmocka_unit_test(test_verify),
         cmocka_unit_test(test_status_strings),
         cmocka_unit_test(test_profiling),
         cmocka_unit_test(test_profiling_errors),

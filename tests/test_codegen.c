@@ -124,6 +124,57 @@ static void test_cases(const Build *b, int32_t threads)
         check_case(&cases[i], b, threads);
 }
 
+/* cnnc stores a checksum next to the packed weights: the model.so verifies, and
+ * the same file with one byte of its weights changed is CNN_ERR_CORRUPT. */
+static void test_weights_checksum(void **state)
+{
+    const Build b = {.block = -1, .opt = 1};
+    Graph *g = load(cases[0].name, cases[0].text, &b);
+    optimize(g, &b);
+    Diag d;
+    ir_diag_init(&d, stderr);
+    CgTarget t = {.opt_level = 1};
+    Cg cg;
+    assert_true(cg_lower(&cg, g, &t, &d));
+    char so[512], bad[512], err[4096], head[64];
+    assert_true(cg.blob && cg.blob->size > 1024);
+    memcpy(head, cg.blob->data + 512, sizeof head);
+    snprintf(so, sizeof so, "%s/checksum.so", tmpdir);
+    snprintf(bad, sizeof bad, "%s/checksum_damaged.so", tmpdir);
+    if (!cg_link_shared(&cg, RUNTIME_LIB, so, err, sizeof err)) fail_msg("link: %s", err);
+    cg_free(&cg);
+    ir_diag_fini(&d);
+    ir_graph_free(g);
+    FILE *f = fopen(so, "rb");
+    assert_non_null(f);
+    assert_int_equal(fseek(f, 0, SEEK_END), 0);
+    size_t n = (size_t)ftell(f);
+    rewind(f);
+    char *bytes = ir_xmalloc(n);
+    assert_int_equal(fread(bytes, 1, n, f), n);
+    fclose(f);
+    char *at = memmem(bytes, n, head, sizeof head);
+    assert_non_null(at); /* once: a place in the weights */
+    assert_null(memmem(at + 1, n - (size_t)(at + 1 - bytes), head, sizeof head));
+    at[5] ^= 0x40;
+    f = fopen(bad, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(bytes, 1, n, f), n);
+    assert_int_equal(fclose(f), 0);
+    free(bytes);
+    for (int k = 0; k < 2; k++) {
+        Api a = open_so(k ? bad : so);
+        cnn_model *m;
+        assert_int_equal(a.create(NULL, &m), CNN_OK);
+        assert_int_equal(a.verify(m), k ? CNN_ERR_CORRUPT : CNN_OK);
+        if (k) assert_non_null(strstr(a.last_error(), "bytes of weights hash to"));
+        a.destroy(m);
+        dlclose(a.lib);
+    }
+    remove(so);
+    remove(bad);
+}
+
 static void test_small_host(void **state)
 {
     (void)state;
@@ -184,6 +235,7 @@ static void test_squeezenet(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_weights_checksum),
         cmocka_unit_test(test_small_host), cmocka_unit_test(test_small_plain),
         cmocka_unit_test(test_small_avx2), cmocka_unit_test(test_small_sse_O0),
         cmocka_unit_test(test_zoo_small),  cmocka_unit_test(test_squeezenet),

@@ -481,6 +481,8 @@ static void test_profiling(void **state)
     Built *b = model(0);
     Inst t;
     open_inst(&t, b, 0);
+    assert_int_equal(b->api.verify(t.m), CNN_ERR_INVALID_ARGUMENT); /* no checksum on a GPU */
+    assert_non_null(strstr(last_error(b), "CUDA models carry no checksum"));
     assert_int_equal(b->api.num_kernels(t.m), b->nkernels);
     assert_int_equal(b->api.set_profiling(t.m, 1), CNN_OK);
     fake.reset();

@@ -90,7 +90,8 @@ static const RtKernelInfo desc_kernels[] = {{"fill", "copy", 32, 32}, {"last", N
 
 static RtModel desc_model(void)
 {
-    return (RtModel){RT_ABI_VERSION, 0, 1, 0, NULL, desc_out, 256, run_desc, 2, 0, desc_kernels};
+    return (RtModel){RT_ABI_VERSION, 0, 1, 0, NULL, desc_out, 256, run_desc, 2, 0, desc_kernels,
+                     NULL, 0, 0};
 }
 
 static void test_model_create(void **state)

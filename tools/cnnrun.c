@@ -27,7 +27,7 @@ typedef struct Options {
     int64_t threads, bench, warmup, top, device_index;
     cnn_device device;
     uint64_t seed;
-    bool profile, sort_by_time, device_buffers;
+    bool profile, sort_by_time, device_buffers, verify;
 } Options;
 
 /* One model instance with its buffers: runs take run_in and run_out, the host buffers
@@ -62,6 +62,8 @@ static const char usage[] =
     "                      run, share and GFLOP/s of each, in execution order\n"
     "  --profile-sort=time the same, slowest kernel first\n"
     "  --top K             the K largest values of each batch item of the first output\n"
+    "  --verify            first check the weights against the checksum cnnc stored\n"
+    "                      with them (CPU models)\n"
     "  --help\n";
 
 static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -154,6 +156,8 @@ static bool parse_option(Options *o, int argc, char **argv, int *i)
         return o->profile = true;
     if (!strcmp(argv[*i], "--device-buffers"))
         return o->device_buffers = true;
+    if (!strcmp(argv[*i], "--verify"))
+        return o->verify = true;
     if ((v = flag_value("--profile-sort", argc, argv, i, &bad))) {
         if (strcmp(v, "time") != 0)
             return fail("--profile-sort expects 'time', got '%s'", v), false;
@@ -629,13 +633,29 @@ static bool from_device(Session *s)
     return true;
 }
 
+static bool verify_weights(const ModelApi *api, const Options *o, const Session *s)
+{
+    if (!api->verify)
+        return fail("'%s' has no checksum of its weights (compiled by an older cnnc)", o->model),
+               false;
+    cnn_status st = api->verify(s->m);
+    if (st != CNN_OK) {
+        char what[4200];
+        snprintf(what, sizeof what, "%s: cannot verify the weights", o->model);
+        return fail_status(api, what, st), false;
+    }
+    printf("weights: checksum verified\n");
+    return true;
+}
+
 static int run(const ModelApi *api, const Options *o)
 {
     Session s;
     memset(&s, 0, sizeof s);
     if (!open_session(api, o, &s))
         return 1;
-    bool ok = fill_inputs(o, &s);
+    bool ok = !o->verify || verify_weights(api, o, &s);
+    ok = ok && fill_inputs(o, &s);
     ok = ok && (!o->device_buffers || to_device(api, o, &s));
     ok = ok && (o->bench ? bench(api, o, &s) : run_once(api, &s));
     ok = ok && (!o->device_buffers || from_device(&s));

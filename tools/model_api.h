@@ -35,6 +35,8 @@ typedef struct ModelApi {
     /* NULL in a model.so of API version 1. */
     cnn_device (*device)(const cnn_model *);
     const char *(*last_error)(void);
+    /* NULL in a model.so whose weights carry no checksum. */
+    cnn_status (*verify)(const cnn_model *);
 } ModelApi;
 
 static inline bool model_api_sym(void *lib, const char *name, void *fn, size_t size)
@@ -170,6 +172,7 @@ static inline bool model_api_open(ModelApi *a, const char *path, char *err, size
     if (!(MODEL_API_SYM(a, device, "cnn_model_device") &&
           MODEL_API_SYM(a, last_error, "cnn_last_error")))
         a->device = NULL, a->last_error = NULL;
+    MODEL_API_SYM(a, verify, "cnn_model_verify");
     return true;
 }
 

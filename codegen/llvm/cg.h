@@ -200,6 +200,9 @@ LLVMValueRef cg_view_at(Cg *cg, const CgView *v, LLVMValueRef base, LLVMValueRef
 /* A pointer to `n` floats (packed weights) at a 64-byte-aligned place of the weights
  * blob, copied there; the same name twice returns the same place. */
 LLVMValueRef cg_weights(Cg *cg, const char *name, const float *data, int64_t n);
+/* 64-bit FNV-1a of the packed weights (of nothing, without any): what
+ * cnn_model_verify recomputes from the model.so. */
+uint64_t cg_weights_fnv1a(const Cg *cg);
 
 /* ---- one emitter per op (conv.c, dense.c, pool.c, eltwise.c, misc.c) ---- */
 

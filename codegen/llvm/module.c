@@ -12,7 +12,7 @@
 
 #include "cg.h"
 
-#define RT_ABI_VERSION_VALUE 2 /* runtime/rt.h RT_ABI_VERSION */
+#define RT_ABI_VERSION_VALUE 3 /* runtime/rt.h RT_ABI_VERSION */
 #define RT_RANK              6 /* runtime/rt.h RT_MAX_RANK */
 
 /* Triple, CPU and features of a target; the strings are malloc'd. */
@@ -522,10 +522,10 @@ static LLVMValueRef kernel_table(Cg *cg, const KernelList *kl)
 static void build_model(Cg *cg, LLVMValueRef run_fn, const KernelList *kl)
 {
     LLVMTypeRef i32 = cg->t_i32;
-    LLVMTypeRef f[11] = {i32, i32, i32, i32, cg->t_ptr, cg->t_ptr, cg->t_i64, cg->t_ptr,
-                         i32, i32, cg->t_ptr};
-    LLVMTypeRef mt = LLVMStructTypeInContext(cg->ctx, f, 11, 0);
-    LLVMValueRef v[11] = {
+    LLVMTypeRef f[14] = {i32, i32, i32, i32, cg->t_ptr, cg->t_ptr, cg->t_i64, cg->t_ptr,
+                         i32, i32, cg->t_ptr, cg->t_ptr, cg->t_i64, cg->t_i64};
+    LLVMTypeRef mt = LLVMStructTypeInContext(cg->ctx, f, 14, 0);
+    LLVMValueRef v[14] = {
         LLVMConstInt(i32, RT_ABI_VERSION_VALUE, 0),
         LLVMConstInt(i32, (unsigned)ir_num_inputs(cg->g), 0),
         LLVMConstInt(i32, (unsigned)cg->g->noutputs, 0),
@@ -537,9 +537,12 @@ static void build_model(Cg *cg, LLVMValueRef run_fn, const KernelList *kl)
         LLVMConstInt(i32, (unsigned)kl->n, 0),
         LLVMConstInt(i32, 0, 0),
         kernel_table(cg, kl),
+        cg->weights_sym ? cg->weights_sym : LLVMConstNull(cg->t_ptr),
+        cg_i64(cg, cg->blob ? cg->blob->size : 0),
+        LLVMConstInt(cg->t_i64, cg_weights_fnv1a(cg), 0),
     };
     LLVMValueRef gv = LLVMAddGlobal(cg->mod, mt, "cnnc_model");
-    LLVMSetInitializer(gv, LLVMConstNamedStruct(mt, v, 11));
+    LLVMSetInitializer(gv, LLVMConstNamedStruct(mt, v, 14));
     LLVMSetGlobalConstant(gv, 1);
     LLVMSetVisibility(gv, LLVMHiddenVisibility);
     LLVMSetAlignment(gv, 8);

@@ -101,6 +101,15 @@ LLVMValueRef cg_weights(Cg *cg, const char *name, const float *data, int64_t n)
     return blob_ptr(cg, at);
 }
 
+uint64_t cg_weights_fnv1a(const Cg *cg)
+{
+    uint64_t h = 0xcbf29ce484222325u;
+    const unsigned char *p = cg->blob ? (const unsigned char *)cg->blob->data : NULL;
+    for (int64_t i = 0; p && i < cg->blob->size; i++)
+        h = (h ^ p[i]) * 0x100000001b3u;
+    return h;
+}
+
 void cg_embed_weights(Cg *cg)
 {
     if (!cg->weights_sym || LLVMGetInitializer(cg->weights_sym)) return;

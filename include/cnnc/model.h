@@ -39,6 +39,7 @@ typedef enum cnn_status {
     CNN_ERR_DEVICE,           /* the device is missing, failed, or is not the model's */
     CNN_ERR_VERSION,          /* the options come from an incompatible header */
     CNN_ERR_BUSY,             /* the instance is running on another thread */
+    CNN_ERR_CORRUPT,          /* the model's weights are not those it was compiled with */
 } cnn_status;
 
 typedef enum cnn_dtype { CNN_F32 = 1 } cnn_dtype;
@@ -110,6 +111,14 @@ cnn_status cnn_model_run(cnn_model *m, const cnn_tensor *inputs, int32_t ninputs
                          cnn_tensor *outputs, int32_t noutputs);
 
 const char *cnn_status_string(cnn_status s);
+
+/* Recomputes the checksum (64-bit FNV-1a) of the weights embedded in the
+ * model.so and compares it with the one cnnc stored next to them when it
+ * packed them: CNN_OK, or CNN_ERR_CORRUPT with both values in
+ * cnn_last_error. It reads every byte of the weights, so it is for checking a
+ * copied or downloaded model.so, not for every run. CPU models only: a CUDA
+ * model answers CNN_ERR_INVALID_ARGUMENT. */
+cnn_status cnn_model_verify(const cnn_model *m);
 
 /* Why the last call of this thread that failed did so, in more detail than its
  * status ("cuInit: CUDA_ERROR_NO_DEVICE: no CUDA-capable device is detected");

@@ -1,7 +1,8 @@
 /* fake_model.c: a hand-written stand-in for generated code, linked with the
  * runtime into a model.so for the runtime's tests. Inputs x [2,3,4] and y [2,5];
  * outputs x + 1 (through the arena, two kernels of 24 items), y * 2 (one kernel
- * of 1 item), and meta = {pool threads, 1 if the arena is 64-byte aligned}.
+ * of 1 item), and meta = {pool threads, 1 if the arena is 64-byte aligned};
+ * 32 bytes of weights, unused.
  * fake_model_hook, when a test sets it, is called between the first two kernels,
  * while the arena holds this run's values. */
 #include "rt.h"
@@ -13,6 +14,9 @@
 #endif
 #ifndef FAKE_ARENA
 #define FAKE_ARENA 4096
+#endif
+#ifndef FAKE_WEIGHTS_FNV1A /* of `weights` below; fake_model_badsum has another */
+#define FAKE_WEIGHTS_FNV1A 0xa08142f9d1e2c02fu
 #endif
 
 typedef struct AddArgs {
@@ -70,4 +74,7 @@ static const RtKernelInfo kernels[] = {
     {"twice", "mul", 10, 1},
 };
 
-const RtModel cnnc_model = {FAKE_ABI, 2, 3, 0, inputs, outputs, FAKE_ARENA, run, 3, 0, kernels};
+static const char weights[] = "fake model weights, 32 bytes ok!";
+
+const RtModel cnnc_model = {FAKE_ABI, 2, 3, 0, inputs, outputs, FAKE_ARENA, run, 3, 0, kernels,
+                            (const uint8_t *)weights, sizeof weights - 1, FAKE_WEIGHTS_FNV1A};
