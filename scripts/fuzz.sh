@@ -35,6 +35,7 @@ fi
 max_len() {
   case "$1" in
     cnn|ir) echo 65536 ;;
+    session) echo 16384 ;; # a graph printed before and after each line
     safetensors|gpu_image) echo 32768 ;;
     *) echo 4096 ;;
   esac
@@ -76,8 +77,8 @@ for h in "${harnesses[@]}"; do
     fi
   fi
   if [ "$status" = ok ]; then
-    "$bin" -max_total_time="$seconds" -max_len="$(max_len "$h")" -len_control=0 \
-      -timeout=25 -print_final_stats=1 -artifact_prefix="$dir/" "$dir/corpus" "$seeds" >"$log" 2>&1 ||
+    "$bin" -max_total_time="$seconds" -max_len="$(max_len "$h")" -len_control=0 -timeout=25 \
+      -print_final_stats=1 -artifact_prefix="$dir/" "$dir/corpus" "$seeds" >"$log" 2>&1 ||
       status="FINDING"
   fi
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)

@@ -2,7 +2,8 @@
 # cnnc under resource limits: 2 GB of address space (ulimit -v) and a stack of
 # 1 MB, then 256 KB (ulimit -s). Every zoo model (--emit=ir, and a compile of
 # the small ones), every tests/bad input, a model whose weights do not fit and
-# models nested as deeply as the language allows, or deeper, must end with status 0 or 1 (an error message for 1), never with a signal.
+# models nested as deeply as the language allows, or deeper, must end with
+# status 0 or 1 (an error message for 1), never with a signal.
 # Skipped (77) for a sanitizer build, whose shadow memory needs more than 2 GB.
 set -u
 cnnc=$1
