@@ -64,6 +64,12 @@ void *ir_xrealloc(void *p, size_t size)
     return q;
 }
 
+char *ir_xstrdup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    return memcpy(ir_xmalloc(n), s, n);
+}
+
 void *ir_try_malloc(size_t size)
 {
     return size <= ir_memory_bytes() ? malloc(size ? size : 1) : NULL;

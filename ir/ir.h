@@ -33,6 +33,7 @@ size_t ir_arena_bytes(const Arena *a); /* total bytes held */
 void *ir_xmalloc(size_t size);
 void *ir_xcalloc(size_t n, size_t size);
 void *ir_xrealloc(void *p, size_t size);
+char *ir_xstrdup(const char *s); /* free with free() */
 void ir_set_out_of_memory(void (*fn)(void));
 /* For buffers of a size the model decides (the interpreter's values): NULL, for
  * the caller to report, when malloc fails or `size` is more than the machine's

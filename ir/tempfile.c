@@ -22,7 +22,7 @@ static int register_fd(const char *path, int fd)
     if (fd < 0) return fd;
     for (int i = 0; i < MAX_TEMPS; i++)
         if (!temps[i]) {
-            temps[i] = strcpy(ir_xmalloc(strlen(path) + 1), path);
+            temps[i] = ir_xstrdup(path);
             return fd;
         }
     ICE("more than %d temporary files at once", MAX_TEMPS);

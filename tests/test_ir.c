@@ -65,6 +65,10 @@ static void test_strings(void **state)
     char *s = ir_strdup(a, src);
     assert_string_equal(s, src);
     assert_ptr_not_equal(s, src);
+    char *h = ir_xstrdup(src);
+    assert_string_equal(h, src);
+    assert_ptr_not_equal(h, src);
+    free(h);
     assert_string_equal(ir_strndup(a, "weight.bias", 6), "weight");
     assert_string_equal(ir_strfmt(a, "%s.%d.%s", "layer2", 1, "bn1"), "layer2.1.bn1");
     char *long_str = ir_strfmt(a, "%0500d", 5);

@@ -153,8 +153,7 @@ static void expect_jit_errors(Cg *cg)
     expect_jit_error(cg, twice, 3, "'rt_run_kernel' given twice");
     CgJitSymbol null_addr[2] = {rt_syms[0], {"rt_run_kernel", NULL}};
     expect_jit_error(cg, null_addr, 2, "no address");
-    char *triple = ir_xmalloc(strlen(LLVMGetTarget(cg->mod)) + 1);
-    strcpy(triple, LLVMGetTarget(cg->mod));
+    char *triple = ir_xstrdup(LLVMGetTarget(cg->mod));
     LLVMSetTarget(cg->mod, "aarch64-unknown-linux-gnu");
     expect_jit_error(cg, rt_syms, 2, "cannot run code for target 'aarch64-unknown-linux-gnu'");
     LLVMSetTarget(cg->mod, triple);

@@ -504,7 +504,7 @@ static void print_summary(const Graph *g, const GraphOutput *out, const float *v
 static char *output_path(const char *out, const GraphOutput *go, int32_t noutputs)
 {
     size_t n = strlen(out);
-    if (noutputs == 1) return strcpy(ir_xmalloc(n + 1), out);
+    if (noutputs == 1) return ir_xstrdup(out);
     if (n > 4 && !strcmp(out + n - 4, ".npy")) n -= 4;
     size_t len = n + strlen(go->name) + 6;
     char *p = ir_xmalloc(len);

@@ -159,7 +159,7 @@ ReplInput *repl_input_slot(Repl *r, const char *name)
     }
     ReplInput *in = &r->inputs[k];
     memset(in, 0, sizeof *in);
-    in->name = strcpy(ir_xmalloc(strlen(name) + 1), name);
+    in->name = ir_xstrdup(name);
     in->item = -1;
     return in;
 }

@@ -73,7 +73,7 @@ bool repl_cmd_input(Repl *r, const ReplArgs *a)
     in->seed = random ? (uint64_t)k : 0;
     in->item = random || !num ? -1 : k;
     in->a = arr;
-    if (!random) in->path = strcpy(ir_xmalloc(strlen(what) + 1), what);
+    if (!random) in->path = ir_xstrdup(what);
     forget_values(r);
     char t[128];
     TensorType ft = ir_type_f32(arr.rank, arr.dims);

@@ -93,7 +93,7 @@ static LLVMBool mem_finalize(void *ctx, char **msg)
         JitSection *s = &m->sec[i];
         if (s->len && mprotect(s->start, s->len, s->prot) != 0) {
             const char *why = strerror(errno);
-            *msg = strcpy(ir_xmalloc(strlen(why) + 1), why);
+            *msg = ir_xstrdup(why);
             return 1;
         }
         if (s->prot & PROT_EXEC) __builtin___clear_cache(s->start, s->start + s->len);
@@ -138,17 +138,12 @@ static void on_error(void *ctx, LLVMErrorRef e)
     LLVMDisposeErrorMessage(msg);
 }
 
-static char *str_copy(const char *s)
-{
-    return strcpy(ir_xmalloc(strlen(s) + 1), s);
-}
-
 static void add_if_defined(CgJit *j, LLVMValueRef v)
 {
     LLVMLinkage l = LLVMGetLinkage(v);
     if (LLVMIsDeclaration(v) || l == LLVMInternalLinkage || l == LLVMPrivateLinkage) return;
     j->defined = ir_xrealloc(j->defined, ((size_t)j->ndefined + 1) * sizeof *j->defined);
-    j->defined[j->ndefined++] = str_copy(LLVMGetValueName2(v, &(size_t){0}));
+    j->defined[j->ndefined++] = ir_xstrdup(LLVMGetValueName2(v, &(size_t){0}));
 }
 
 static void collect_defined(CgJit *j, LLVMModuleRef m)

@@ -22,11 +22,6 @@ static bool exists(const char *path)
     return access(path, R_OK) == 0;
 }
 
-static char *str_copy(const char *s)
-{
-    return strcpy(ir_xmalloc(strlen(s) + 1), s);
-}
-
 /* libcnnc_rt.a in the build tree or the install tree of the running program. */
 static char *runtime_near_exe(void)
 {
@@ -42,7 +37,7 @@ static char *runtime_near_exe(void)
     for (size_t i = 0; i < sizeof rel / sizeof rel[0]; i++) {
         char path[4200];
         snprintf(path, sizeof path, "%s%s", exe, rel[i]);
-        if (exists(path)) return str_copy(path);
+        if (exists(path)) return ir_xstrdup(path);
     }
     return NULL;
 }
@@ -50,8 +45,8 @@ static char *runtime_near_exe(void)
 char *cg_find_runtime(const char *builtin)
 {
     const char *env = getenv("CNNC_RUNTIME");
-    if (env && *env) return exists(env) ? str_copy(env) : NULL;
-    if (builtin && exists(builtin)) return str_copy(builtin);
+    if (env && *env) return exists(env) ? ir_xstrdup(env) : NULL;
+    if (builtin && exists(builtin)) return ir_xstrdup(builtin);
     return runtime_near_exe();
 }
 

@@ -22,14 +22,9 @@ typedef struct TargetStr {
 
 static char *dup_llvm(char *s)
 {
-    char *d = strcpy(ir_xmalloc(strlen(s) + 1), s);
+    char *d = ir_xstrdup(s);
     LLVMDisposeMessage(s);
     return d;
-}
-
-static char *str_copy(const char *s)
-{
-    return strcpy(ir_xmalloc(strlen(s) + 1), s);
 }
 
 /* The host's CPU unless one is named ("native" is the host); extra features
@@ -37,10 +32,10 @@ static char *str_copy(const char *s)
 static TargetStr target_strings(const CgTarget *t)
 {
     TargetStr s;
-    s.triple = t && t->triple ? str_copy(t->triple) : dup_llvm(LLVMGetDefaultTargetTriple());
+    s.triple = t && t->triple ? ir_xstrdup(t->triple) : dup_llvm(LLVMGetDefaultTargetTriple());
     if (t && t->cpu && strcmp(t->cpu, "native") != 0) {
-        s.cpu = str_copy(t->cpu);
-        s.features = str_copy(t->features ? t->features : "");
+        s.cpu = ir_xstrdup(t->cpu);
+        s.features = ir_xstrdup(t->features ? t->features : "");
         return s;
     }
     s.cpu = dup_llvm(LLVMGetHostCPUName());

@@ -96,8 +96,7 @@ LLVMValueRef cg_weights(Cg *cg, const char *name, const float *data, int64_t n)
         cg->wrefs = ir_xrealloc(cg->wrefs, (size_t)cg->capwrefs * sizeof *cg->wrefs);
     }
     int64_t at = blob_append(cg->blob, data, n * (int64_t)sizeof(float));
-    char *copy = strcpy(ir_xmalloc(strlen(name) + 1), name);
-    cg->wrefs[cg->nwrefs++] = (CgWeightRef){copy, at};
+    cg->wrefs[cg->nwrefs++] = (CgWeightRef){ir_xstrdup(name), at};
     return blob_ptr(cg, at);
 }
 
