@@ -417,19 +417,16 @@ static bool check_unexpected(StFile *sf, const Graph *g)
  * are few enough to list one by one. */
 static void plan_mismatches(StFile *sf, const Graph *g)
 {
-    int32_t nparams = 0, missing = 0, matched = 0;
-    for (int32_t i = 0; i < g->nnodes; i++) {
-        if (g->nodes[i].op != OP_PARAM)
-            continue;
-        nparams++;
-        bool found = find_tensor(sf, g->nodes[i].name) != NULL;
-        missing += !found && !sf->partial;
-        matched += found;
-    }
-    sf->missing = ir_alloc(sf->arena, (size_t)nparams * sizeof *sf->missing + 1);
+    ParamRef *refs = ir_alloc(sf->arena, (size_t)g->nnodes * sizeof *refs + 1);
+    ParamIndex pi = index_params(g, false, refs);
+    int32_t missing = 0, unexpected = 0;
+    for (int32_t i = 0; i < pi.n && !sf->partial; i++)
+        missing += find_tensor(sf, pi.p[i].name) == NULL;
+    for (int32_t i = 0; i < sf->nt; i++)
+        unexpected += find_param(&pi, sf->t[i].name) < 0 &&
+                      !is_bn_counter(&pi, sf->t[i].name, sf->arena);
+    sf->missing = ir_alloc(sf->arena, (size_t)pi.n * sizeof *sf->missing + 1);
     sf->unexpected = ir_alloc(sf->arena, (size_t)sf->nt * sizeof *sf->unexpected + 1);
-    /* At least the tensors not matched, less batch-norm counters (few). */
-    int32_t unexpected = sf->nt - matched;
     sf->summarize = !sf->opt.list_all && missing + unexpected > ST_LIST_MISMATCHES;
 }
 

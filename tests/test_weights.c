@@ -496,6 +496,23 @@ static void test_safetensors_mismatch_summary(void **state)
     text = bind_renamed("%d", NULL, &n);
     assert_null(strstr(text, "hint"));
     free(text);
+    /* 4 + 4 mismatches and a counter of no batch norm of the model: 9, a summary. */
+    static const float zeros[9];
+    const char *hdr = "{\"b0\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+                      "\"b1\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]},"
+                      "\"b2\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,12]},"
+                      "\"b3\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[12,16]},"
+                      "\"bn.num_batches_tracked\":{\"dtype\":\"F32\",\"shape\":[1],"
+                      "\"data_offsets\":[16,20]}}";
+    write_st(path, hdr, 0, zeros, sizeof zeros);
+    Graph *g = params_graph(4, (const char *[]){"a0", "a1", "a2", "a3"}, (int32_t[]){1, 1, 1, 1},
+                            (const int64_t[][4]){{1}, {1}, {1}, {1}});
+    Captured c;
+    capture(&c);
+    assert_false(fe_bind_safetensors(g, path, &c.d));
+    assert_has(&c, "4 parameters missing, 5 unexpected tensors\n");
+    release(&c);
+    ir_graph_free(g);
     opt.list_all = true;
     text = bind_renamed("features.%d.layers.0.weight", &opt, &n);
     assert_int_equal(n, 20);
