@@ -3,6 +3,7 @@
  * data is read once, in file order, straight into the graph's arena. */
 #include "frontend.h"
 #include "json.h"
+#include "support.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -3,6 +3,7 @@
  * on the seed, its name, its shape and the kind of layer using it: never on
  * node order or on which other parameters exist. */
 #include "frontend.h"
+#include "support.h"
 
 #include <math.h>
 #include <stdlib.h>

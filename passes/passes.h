@@ -51,13 +51,6 @@ int64_t pass_plan_total_bytes(const Graph *g);
 /* The plan in readable form: each value's place, bytes and live range (plan_print.c). */
 void pass_print_plan(const Graph *g, FILE *out);
 
-/* Copies node `id`'s value after a run into `dst` as plain row-major f32 (ir_numel floats),
- * whatever its layout (NCHWc blocks undone) and wherever it lives (arena, caller's input or
- * output buffer, alias of another value). false for nodes without a value at run time
- * (PARAMs) or, without keep_values, values whose bytes may have been reused (readback.c). */
-bool pass_read_value(const Graph *g, int32_t id, const char *arena, const float *const *inputs,
-                     const float *const *outputs, float *dst);
-
 /* Layout contract (layout.c), for the kernels: with block b > 0,
  *  - conv2d writes NCHW[b]c when its output channels (per group, unless
  *    depthwise) divide by b; it then reads NCHW[b]c when its input channels do,

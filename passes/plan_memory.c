@@ -15,7 +15,7 @@
  *      lifetime. Graph.arena_bytes is the highest end.
  *
  * With PassOptions.keep_values every buffer lives for the whole run, so no
- * bytes are reused and each value can be read back after it (readback.c). */
+ * bytes are reused and each value can be read back after it (tools/readback.c). */
 #include "passes.h"
 
 #include <stdlib.h>

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "ir.h"
+#include "support.h"
 
 #define DATA CNNC_SOURCE_DIR "/tests/data/npy/"
 

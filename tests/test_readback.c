@@ -1,5 +1,5 @@
 /* test_readback.c: memory plans that keep every value (PassOptions.keep_values)
- * and reading values back after a run (pass_read_value): plans of zoo models,
+ * and reading values back after a run (repl_read_value): plans of zoo models,
  * arenas filled by hand in each planned layout, and the arena of a model
  * compiled in-process and run, compared node by node with the interpreter. */
 #include <setjmp.h>
@@ -14,6 +14,7 @@
 #include "cg.h"
 #include "frontend.h"
 #include "passes.h"
+#include "repl.h"
 #include "rt.h"
 
 #include "test_util.h"
@@ -174,7 +175,7 @@ static int32_t round_trip(const Graph *g, float **ins, const InterpResult *res, 
         const Node *n = &g->nodes[i];
         int64_t numel = ir_numel(&n->type);
         float *got = ir_xmalloc((size_t)numel * sizeof(float) + 4);
-        bool ok = pass_read_value(g, i, arena, (const float *const *)ins,
+        bool ok = repl_read_value(g, i, arena, (const float *const *)ins,
                                   (const float *const *)outs, got);
         if (n->op == OP_PARAM) assert_false(ok);
         if (all && n->op != OP_PARAM && !ok) fail_msg("'%s' is not readable", n->name);
@@ -280,7 +281,7 @@ static void expect_values(const Graph *g, const char *arena, float **ins,
         const Node *n = &g->nodes[i];
         if (n->op == OP_PARAM) continue;
         float *got = ir_xmalloc((size_t)ir_numel(&n->type) * sizeof(float) + 4);
-        if (!pass_read_value(g, i, arena, (const float *const *)ins, NULL, got))
+        if (!repl_read_value(g, i, arena, (const float *const *)ins, NULL, got))
             fail_msg("'%s' is not readable", n->name);
         char what[256];
         snprintf(what, sizeof what, "node '%s' (%s), %d threads", n->name, ir_ops[n->op].name,

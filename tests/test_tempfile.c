@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "ir.h"
+#include "support.h"
 
 static char dir[256];
 

@@ -12,6 +12,7 @@
 #include "cuda.h"
 #include "frontend.h"
 #include "passes.h"
+#include "support.h"
 
 static inline Graph *load_model(const char *name, const char *text, int64_t batch,
                                 uint64_t seed)

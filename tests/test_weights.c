@@ -17,6 +17,7 @@
 
 #include "frontend.h"
 #include "json.h"
+#include "support.h"
 
 static char tmpdir[512];
 

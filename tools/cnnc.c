@@ -18,6 +18,7 @@
 #include "ir.h"
 #include "passes.h"
 #include "repl.h"
+#include "support.h"
 
 #ifndef CNNC_RUNTIME_LIB
 #define CNNC_RUNTIME_LIB NULL

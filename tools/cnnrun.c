@@ -16,6 +16,7 @@
 #include "cnnrun_cuda.h"
 #include "ir.h"
 #include "model_api.h"
+#include "support.h"
 
 #define MAX_INPUT_FILES 16
 

@@ -11,6 +11,7 @@
 #include "passes.h"
 #include "rt.h"
 #include "session.h"
+#include "support.h"
 
 /* Data given to one graph input by :input, or random data from a seed. */
 typedef struct ReplInput {
@@ -172,6 +173,15 @@ bool repl_cmd_profile(Repl *r, const ReplArgs *a);
 bool repl_cmd_cuda(Repl *r, const ReplArgs *a);
 bool repl_cmd_ptx(Repl *r, const ReplArgs *a);
 void repl_cuda_free(Repl *r);
+
+/* ---- readback.c: values of a run, read where the plan put them ------------ */
+
+/* Copies node `id`'s value after a run into `dst` as plain row-major f32 (ir_numel floats),
+ * whatever its layout (NCHWc blocks undone) and wherever it lives (arena, caller's input or
+ * output buffer, alias of another value). false for nodes without a value at run time
+ * (PARAMs) or, without keep_values, values whose bytes may have been reused. */
+bool repl_read_value(const Graph *g, int32_t id, const char *arena, const float *const *inputs,
+                     const float *const *outputs, float *dst);
 
 /* ---- repl_compare.c: the compiled model against the interpreter ----------- */
 

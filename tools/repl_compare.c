@@ -1,6 +1,6 @@
 /* repl_compare.c: :compare, the compiled model checked node by node. The
  * optimized graph is compiled again with keep_values (no byte of any value is
- * reused), run once, and every value read back (pass_read_value) is compared
+ * reused), run once, and every value read back (repl_read_value) is compared
  * with the reference interpreter on that same optimized graph, which names the
  * first node whose kernel goes wrong; the outputs are also compared with the
  * interpreter on the network as built, which checks the passes themselves. */
@@ -42,7 +42,7 @@ static int32_t compare_nodes(const ReplBuild *kb, const InterpResult *ref, const
         if (n->op == OP_PARAM) continue;
         int64_t count = ir_numel(&n->type);
         float *v = ir_xmalloc((size_t)count * sizeof *v + 1);
-        if (pass_read_value(g, i, arena, in, (const float *const *)out, v)) {
+        if (repl_read_value(g, i, arena, in, (const float *const *)out, v)) {
             Err e = error_of(v, ref->values[i], count);
             bool bad = !(e.rel <= tol);
             if (bad && first < 0) first = i;

@@ -1,7 +1,8 @@
-/* fuzz_npy.c: the .npy reader (ir/npy.c), from a file or, for inputs of odd
+/* fuzz_npy.c: the .npy reader (support/npy.c), from a file or, for inputs of odd
  * size, from a pipe (cnnrun --input /dev/stdin), whose size is known only at
  * its end. */
 #include "fuzz.h"
+#include "support.h"
 
 #include <stdio.h>
 #include <stdlib.h>

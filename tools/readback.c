@@ -2,7 +2,7 @@
  * the memory plan put it and in the layout it was given, as plain row-major
  * floats: what per-node comparisons with the interpreter need. Storage is
  * resolved the way the generated code addresses it (codegen/llvm/module.c). */
-#include "passes.h"
+#include "repl.h"
 
 #include <string.h>
 
@@ -87,7 +87,7 @@ static void unlayout_item(const TensorType *t, const float *src, float *dst)
                 *dst++ = src[index4(t, c, h, w)];
 }
 
-bool pass_read_value(const Graph *g, int32_t id, const char *arena, const float *const *inputs,
+bool repl_read_value(const Graph *g, int32_t id, const char *arena, const float *const *inputs,
                      const float *const *outputs, float *dst)
 {
     if (id < 0 || id >= g->nnodes)

@@ -1,7 +1,7 @@
 /* npy.c: numpy .npy files (sample inputs, reference outputs) and
  * ir_write_atomic, the temp-file-then-rename writer behind every file cnnc
  * writes. Arrays are read as little-endian float data in C order. */
-#include "ir.h"
+#include "support.h"
 
 #include <errno.h>
 #include <stdlib.h>

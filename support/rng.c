@@ -1,7 +1,7 @@
 /* rng.c: deterministic random numbers (splitmix64), one independent stream
  * per (seed, name) so a weight's values depend only on its name and the
  * seed, never on the order in which weights are generated. */
-#include "ir.h"
+#include "support.h"
 
 #include <math.h>
 
