@@ -112,9 +112,9 @@ static int32_t build(Graph *g, const Layer *l)
         a->stride[0] = a->stride[1] = l->s;
         a->pad[0] = a->pad[1] = a->pad[2] = a->pad[3] = l->k / 2;
         a->groups = l->groups;
-        a->epi.act = ACT_RELU;
+        a->epi.act = OP_RELU;
     } else {
-        g->nodes[id].attrs.dense.epi.act = ACT_RELU;
+        g->nodes[id].attrs.dense.epi.act = OP_RELU;
     }
     ir_add_output(g, id, "y");
     Diag d;

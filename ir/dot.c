@@ -46,11 +46,11 @@ static void epilogue_text(const Node *n, char *buf, size_t n_buf)
         return;
     if (n->ninputs - 2 - (e->residual ? 1 : 0) == 1)
         add_text(buf, n_buf, " +bias");
-    if (e->act != ACT_NONE)
+    if (e->act != OP_NO_ACT)
         snprintf(buf + strlen(buf), n_buf - strlen(buf), " +%s", ir_act_name(e->act));
     if (e->residual)
         add_text(buf, n_buf, " +add");
-    if (e->post != ACT_NONE)
+    if (e->post != OP_NO_ACT)
         snprintf(buf + strlen(buf), n_buf - strlen(buf), " +%s", ir_act_name(e->post));
 }
 

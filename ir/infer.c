@@ -189,11 +189,11 @@ static int32_t bias_count(const Ctx *c)
     return c->n->ninputs - 2 - (epilogue_of(c->n)->residual ? 1 : 0);
 }
 
-static bool check_act(const Ctx *c, const char *what, ActKind act, float a, float b)
+static bool check_act(const Ctx *c, const char *what, Op act, float a, float b)
 {
-    if ((unsigned)act > (unsigned)ACT_LEAKY_RELU)
+    if (act != OP_NO_ACT && !ir_op_is_act(act))
         return fail(c, "%s %s has a bad activation %d", op_name(c), what, (int)act);
-    if (act == ACT_CLIP && !(a <= b))
+    if (act == OP_CLIP && !(a <= b))
         return fail(c, "%s %s clip needs lo <= hi, got %g, %g", op_name(c), what, (double)a,
                     (double)b);
     return true;
@@ -471,18 +471,14 @@ static bool check_size(const Ctx *c)
 
 static bool infer_op(const Ctx *c)
 {
+    if (ir_op_is_act(c->n->op))
+        return infer_unary(c);
     switch (c->n->op) {
     case OP_INPUT:
     case OP_PARAM: return infer_leaf(c);
     case OP_CONV2D: return infer_conv2d(c);
     case OP_DENSE: return infer_dense(c);
     case OP_BATCHNORM: return infer_batchnorm(c);
-    case OP_RELU:
-    case OP_CLIP:
-    case OP_SIGMOID:
-    case OP_TANH:
-    case OP_SILU:
-    case OP_LEAKY_RELU:
     case OP_DROPOUT:
     case OP_REORDER: return infer_unary(c);
     case OP_ADD:
@@ -494,7 +490,7 @@ static bool infer_op(const Ctx *c)
     case OP_ADAPTIVE_AVGPOOL: return infer_adaptive_avgpool(c);
     case OP_FLATTEN: return infer_flatten(c);
     case OP_SOFTMAX: return infer_softmax(c);
-    case OP_COUNT: break;
+    default: break;
     }
     ICE("bad op %d", (int)c->n->op);
 }

@@ -101,27 +101,13 @@ static bool has_bias(const Node *n)
     return n->ninputs - 2 - (epilogue_of(n)->residual ? 1 : 0) == 1;
 }
 
-static double act_of(double x, ActKind act, float a, float b)
-{
-    switch (act) {
-    case ACT_NONE: return x;
-    case ACT_RELU: return x < 0.0 ? 0.0 : x;
-    case ACT_CLIP: return x < (double)a ? (double)a : x > (double)b ? (double)b : x;
-    case ACT_SIGMOID: return 1.0 / (1.0 + exp(-x));
-    case ACT_TANH: return tanh(x);
-    case ACT_SILU: return x / (1.0 + exp(-x));
-    case ACT_LEAKY_RELU: return x < 0.0 ? x * (double)a : x;
-    }
-    ICE("interpreter: bad activation %d", (int)act);
-}
-
 /* out = post(act(sum) + residual), in double, rounded once. */
 static float epilogue(const Epilogue *e, double sum, const float *residual, int64_t at)
 {
-    double v = act_of(sum, e->act, e->act_a, e->act_b);
+    double v = ir_act_apply(e->act, sum, e->act_a, e->act_b);
     if (e->residual)
         v += (double)residual[at];
-    return (float)act_of(v, e->post, e->post_a, e->post_b);
+    return (float)ir_act_apply(e->post, v, e->post_a, e->post_b);
 }
 
 static const float *residual_of(const Interp *in, const Node *n)
@@ -246,54 +232,18 @@ static bool run_dense(Interp *in, const Node *n, float *out)
 
 /* ---- elementwise activations -------------------------------------------- */
 
-typedef double (*ScalarFn)(double x, const Attrs *a);
-
-/* Comparisons are written so that NaN passes through, as in PyTorch. */
-static double relu_of(double x, const Attrs *a)
-{
-    return x < 0.0 ? 0.0 : x;
-}
-
-static double clip_of(double x, const Attrs *a)
-{
-    if (x < (double)a->clip.lo)
-        return (double)a->clip.lo;
-    return x > (double)a->clip.hi ? (double)a->clip.hi : x;
-}
-
-static double sigmoid_of(double x, const Attrs *a)
-{
-    return 1.0 / (1.0 + exp(-x));
-}
-
-static double tanh_of(double x, const Attrs *a)
-{
-    return tanh(x);
-}
-
-static double silu_of(double x, const Attrs *a)
-{
-    return x / (1.0 + exp(-x));
-}
-
-static double leaky_relu_of(double x, const Attrs *a)
-{
-    return x < 0.0 ? x * (double)a->leaky.alpha : x;
-}
-
-static double identity_of(double x, const Attrs *a)
-{
-    return x;
-}
-
-static bool run_unary(Interp *in, const Node *n, float *out, ScalarFn f)
+/* Activations, and the identity for dropout and reorder. */
+static bool run_unary(Interp *in, const Node *n, float *out)
 {
     int64_t count = ir_numel(&n->type);
     if (count != ir_numel(arg_type(in, n, 0)))
         return fail(in, n, "input and output sizes differ");
     const float *xv = arg(in, n, 0);
+    Op act = ir_op_is_act(n->op) ? n->op : OP_NO_ACT;
+    float a, b;
+    ir_act_params(n, &a, &b);
     for (int64_t i = 0; i < count; i++)
-        out[i] = (float)f((double)xv[i], &n->attrs);
+        out[i] = (float)ir_act_apply(act, (double)xv[i], a, b);
     return true;
 }
 
@@ -551,20 +501,16 @@ static bool run_softmax(Interp *in, const Node *n, float *out)
 
 static bool run_node(Interp *in, const Node *n, float *out)
 {
+    if (ir_op_is_act(n->op))
+        return run_unary(in, n, out);
     switch (n->op) {
     case OP_INPUT: return run_input(in, n, out);
     case OP_PARAM: return run_param(in, n, out);
     case OP_CONV2D: return run_conv2d(in, n, out);
     case OP_BATCHNORM: return run_batchnorm(in, n, out);
     case OP_DENSE: return run_dense(in, n, out);
-    case OP_RELU: return run_unary(in, n, out, relu_of);
-    case OP_CLIP: return run_unary(in, n, out, clip_of);
-    case OP_SIGMOID: return run_unary(in, n, out, sigmoid_of);
-    case OP_TANH: return run_unary(in, n, out, tanh_of);
-    case OP_SILU: return run_unary(in, n, out, silu_of);
-    case OP_LEAKY_RELU: return run_unary(in, n, out, leaky_relu_of);
     case OP_DROPOUT:
-    case OP_REORDER: return run_unary(in, n, out, identity_of);
+    case OP_REORDER: return run_unary(in, n, out);
     case OP_ADD: return run_binary(in, n, out, false);
     case OP_MUL: return run_binary(in, n, out, true);
     case OP_CONCAT: return run_concat(in, n, out);
@@ -574,7 +520,7 @@ static bool run_node(Interp *in, const Node *n, float *out)
     case OP_ADAPTIVE_AVGPOOL: return run_adaptive_avgpool(in, n, out);
     case OP_FLATTEN: return run_flatten(in, n, out);
     case OP_SOFTMAX: return run_softmax(in, n, out);
-    case OP_COUNT: break;
+    default: break;
     }
     ICE("interpreter: unknown op %d", (int)n->op);
 }

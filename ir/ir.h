@@ -132,7 +132,7 @@ char *ir_dims_str(const TensorType *t, int32_t from, char *buf, size_t n);
 /* ---- ops.c and attrs.c: the op table ------------------------------------ */
 
 typedef enum {
-#define OP(e, s, mi, ma, fc, ak) OP_##e,
+#define OP(e, s, mi, ma, fc, ak, fl) OP_##e,
 #include "ops.def"
 #undef OP
     OP_COUNT
@@ -151,32 +151,46 @@ typedef enum {
     AK_NONE, AK_CONV, AK_POOL, AK_BN, AK_CLIP, AK_LEAKY, AK_AXIS, AK_ADAPTIVE, AK_DROPOUT, AK_DENSE
 } AttrKind;
 
+typedef enum {
+    OF_ACT = 1,         /* one-input activation: ir_act_apply, and a fused epilogue can apply it */
+    OF_CHANNELWISE = 2, /* a blocked channel layout (NCHW[b]c) passes through it */
+} OpFlag;
+
 typedef struct OpInfo {
     const char *name;
     int32_t min_inputs, max_inputs; /* max -1: any number */
     FusionClass fusion;
     AttrKind attrs;
+    unsigned flags; /* OpFlag bits */
 } OpInfo;
 
 extern const OpInfo ir_ops[OP_COUNT];
 Op ir_op_from_name(const char *name); /* OP_COUNT if unknown */
+bool ir_op_is_act(Op op);            /* an OF_ACT op */
 
-/* Activations a conv2d or dense applies to its result before the one store. */
-typedef enum {
-    ACT_NONE, ACT_RELU, ACT_CLIP, ACT_SIGMOID, ACT_TANH, ACT_SILU, ACT_LEAKY_RELU
-} ActKind;
+/* An epilogue's activation is the op it applies (an OF_ACT op), or OP_NO_ACT:
+ * the value 0, which no activation has, so a zeroed epilogue applies none. */
+#define OP_NO_ACT OP_INPUT
 
 /* The fused epilogue of conv2d and dense, set by the fusion pass:
  *   out = post(act(conv + bias) + residual)
  * act_a/act_b are clip's bounds or leaky_relu's alpha (likewise post_a/b).
  * With `residual`, the node's last input is the tensor added. */
 typedef struct Epilogue {
-    ActKind act;
+    Op act;
     float act_a, act_b;
     bool residual;
-    ActKind post;
+    Op post;
     float post_a, post_b;
 } Epilogue;
+
+/* The one scalar formula of each activation, in double, for the interpreter
+ * (and so constant folding); NaN passes through as in PyTorch. OP_NO_ACT is
+ * the identity. a, b: the op's parameters as ir_act_params gives them. */
+double ir_act_apply(Op act, double x, float a, float b);
+/* An activation node's parameters: clip's lo and hi, leaky_relu's alpha; else 0. */
+struct Node;
+void ir_act_params(const struct Node *n, float *a, float *b);
 
 /* Spatial attributes are [H, W]; pad is [top, left, bottom, right]. */
 typedef struct ConvAttrs {
@@ -214,7 +228,7 @@ typedef union Attrs {
 
 /* Describes every attribute field so the printer, the text parser and the dot
  * export handle attributes generically. */
-typedef enum { AF_INT, AF_FLOAT, AF_BOOL, AF_ACT } AttrFieldType; /* AF_ACT: an ActKind */
+typedef enum { AF_INT, AF_FLOAT, AF_BOOL, AF_ACT } AttrFieldType; /* AF_ACT: an epilogue's Op */
 typedef struct AttrField {
     AttrKind kind;
     const char *name;
@@ -224,7 +238,7 @@ typedef struct AttrField {
     bool optional; /* printed only when it differs from the default (epilogues) */
 } AttrField;
 
-const char *ir_act_name(ActKind a); /* "relu" */
+const char *ir_act_name(Op act); /* "relu"; "none" for OP_NO_ACT */
 
 extern const AttrField ir_attr_fields[];
 extern const int32_t ir_nattr_fields;

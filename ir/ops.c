@@ -3,10 +3,11 @@
  * the default attributes of each op. */
 #include "ir.h"
 
+#include <math.h>
 #include <string.h>
 
 const OpInfo ir_ops[OP_COUNT] = {
-#define OP(e, s, mi, ma, fc, ak) [OP_##e] = {s, mi, ma, fc, ak},
+#define OP(e, s, mi, ma, fc, ak, fl) [OP_##e] = {s, mi, ma, fc, ak, fl},
 #include "ops.def"
 #undef OP
 };
@@ -17,6 +18,13 @@ Op ir_op_from_name(const char *name)
         if (strcmp(ir_ops[i].name, name) == 0)
             return (Op)i;
     return OP_COUNT;
+}
+
+_Static_assert(OP_NO_ACT == 0, "a zeroed epilogue applies no activation");
+
+bool ir_op_is_act(Op op)
+{
+    return op >= 0 && op < OP_COUNT && (ir_ops[op].flags & OF_ACT);
 }
 
 #define FIELD(k, member, name, type, count) {k, name, type, count, offsetof(Attrs, member), false}
@@ -52,16 +60,40 @@ const AttrField ir_attr_fields[] = {
 
 const int32_t ir_nattr_fields = (int32_t)(sizeof ir_attr_fields / sizeof ir_attr_fields[0]);
 
-const char *ir_act_name(ActKind a)
+const char *ir_act_name(Op act)
 {
-    static const char *const names[] = {
-        [ACT_NONE] = "none", [ACT_RELU] = "relu", [ACT_CLIP] = "clip",
-        [ACT_SIGMOID] = "sigmoid", [ACT_TANH] = "tanh", [ACT_SILU] = "silu",
-        [ACT_LEAKY_RELU] = "leaky_relu",
-    };
-    if ((unsigned)a >= sizeof names / sizeof names[0])
-        ICE("bad activation %d", (int)a);
-    return names[a];
+    if (act == OP_NO_ACT)
+        return "none";
+    if (!ir_op_is_act(act))
+        ICE("bad activation %d", (int)act);
+    return ir_ops[act].name;
+}
+
+/* Comparisons are written so that NaN passes through, as in PyTorch. */
+double ir_act_apply(Op act, double x, float a, float b)
+{
+    switch (act) {
+    case OP_NO_ACT: return x;
+    case OP_RELU: return x < 0.0 ? 0.0 : x;
+    case OP_CLIP: return x < (double)a ? (double)a : x > (double)b ? (double)b : x;
+    case OP_SIGMOID: return 1.0 / (1.0 + exp(-x));
+    case OP_TANH: return tanh(x);
+    case OP_SILU: return x / (1.0 + exp(-x));
+    case OP_LEAKY_RELU: return x < 0.0 ? x * (double)a : x;
+    default: break;
+    }
+    ICE("no formula for activation %d", (int)act);
+}
+
+void ir_act_params(const Node *n, float *a, float *b)
+{
+    *a = *b = 0.0f;
+    if (n->op == OP_CLIP) {
+        *a = n->attrs.clip.lo;
+        *b = n->attrs.clip.hi;
+    } else if (n->op == OP_LEAKY_RELU) {
+        *a = n->attrs.leaky.alpha;
+    }
 }
 
 static void window_default(int32_t kernel[2], int32_t stride[2], int32_t dilation[2])

@@ -241,11 +241,11 @@ static bool parse_float(Parser *ps, float *out)
     return next(ps);
 }
 
-static bool parse_act(Parser *ps, ActKind *out)
+static bool parse_act(Parser *ps, Op *out)
 {
-    for (int a = ACT_NONE; a <= ACT_LEAKY_RELU; a++)
-        if (tok_is(ps, T_IDENT, ir_act_name((ActKind)a))) {
-            *out = (ActKind)a;
+    for (int a = 0; a < OP_COUNT; a++)
+        if ((a == OP_NO_ACT || ir_op_is_act((Op)a)) && tok_is(ps, T_IDENT, ir_act_name((Op)a))) {
+            *out = (Op)a;
             return next(ps);
         }
     return perror_at(ps, ps->tok.loc, "expected an activation such as relu, found '%.*s'",
@@ -275,7 +275,7 @@ static bool parse_scalar(Parser *ps, AttrFieldType type, void *dst)
 static size_t field_size(AttrFieldType type)
 {
     return type == AF_INT ? sizeof(int32_t) : type == AF_FLOAT ? sizeof(float)
-         : type == AF_ACT ? sizeof(ActKind) : sizeof(bool);
+         : type == AF_ACT ? sizeof(Op) : sizeof(bool);
 }
 
 /* A list of exactly `count` values, or one value that fills every slot. */

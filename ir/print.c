@@ -56,7 +56,7 @@ static void print_field(const Attrs *a, const AttrField *f, FILE *out)
         else if (f->type == AF_FLOAT)
             fprintf(out, "%.9g", (double)((const float *)(const void *)base)[i]);
         else if (f->type == AF_ACT)
-            fputs(ir_act_name(((const ActKind *)(const void *)base)[i]), out);
+            fputs(ir_act_name(((const Op *)(const void *)base)[i]), out);
         else
             fputs(((const bool *)(const void *)base)[i] ? "true" : "false", out);
     }
@@ -67,7 +67,7 @@ static void print_field(const Attrs *a, const AttrField *f, FILE *out)
 static size_t field_bytes(const AttrField *f)
 {
     size_t one = f->type == AF_INT ? sizeof(int32_t) : f->type == AF_FLOAT ? sizeof(float)
-               : f->type == AF_ACT ? sizeof(ActKind) : sizeof(bool);
+               : f->type == AF_ACT ? sizeof(Op) : sizeof(bool);
     return one * (size_t)f->count;
 }
 

@@ -34,26 +34,11 @@ static Epilogue *epi_of(Node *n)
     return n->op == OP_CONV2D ? &n->attrs.conv.epi : &n->attrs.dense.epi;
 }
 
-/* The activation an elementwise node computes; ACT_NONE if it is none. */
-static ActKind act_of(const Node *n, float *a, float *b)
+/* The activation a node computes, with its parameters; OP_NO_ACT if none. */
+static Op act_of(const Node *n, float *a, float *b)
 {
-    *a = *b = 0.0f;
-    if (ir_ops[n->op].fusion != FC_ELEMWISE)
-        return ACT_NONE;
-    switch (n->op) {
-    case OP_RELU: return ACT_RELU;
-    case OP_CLIP:
-        *a = n->attrs.clip.lo;
-        *b = n->attrs.clip.hi;
-        return ACT_CLIP;
-    case OP_SIGMOID: return ACT_SIGMOID;
-    case OP_TANH: return ACT_TANH;
-    case OP_SILU: return ACT_SILU;
-    case OP_LEAKY_RELU:
-        *a = n->attrs.leaky.alpha;
-        return ACT_LEAKY_RELU;
-    default: return ACT_NONE;
-    }
+    ir_act_params(n, a, b);
+    return ir_op_is_act(n->op) ? n->op : OP_NO_ACT;
 }
 
 /* The one node that uses `id`, or -1 (several uses, or a graph output). */
@@ -79,13 +64,13 @@ static void absorb(Fuser *f, int32_t id, int32_t user)
 }
 
 /* Absorbs the activation after `id` into *kind; false if there is none. */
-static bool take_activation(Fuser *f, int32_t id, ActKind *kind, float *a, float *b)
+static bool take_activation(Fuser *f, int32_t id, Op *kind, float *a, float *b)
 {
     int32_t user = sole_user(f, id);
-    if (user < 0 || *kind != ACT_NONE)
+    if (user < 0 || *kind != OP_NO_ACT)
         return false;
-    ActKind k = act_of(&f->g->nodes[user], a, b);
-    if (k == ACT_NONE)
+    Op k = act_of(&f->g->nodes[user], a, b);
+    if (k == OP_NO_ACT)
         return false;
     *kind = k;
     absorb(f, id, user);
@@ -98,7 +83,7 @@ static void fuse_activations(Fuser *f, int32_t id)
     if (e->residual || !take_activation(f, id, &e->act, &e->act_a, &e->act_b))
         return;
     int32_t next = sole_user(f, id);
-    if (next >= 0 && act_of(&f->g->nodes[next], &e->post_a, &e->post_b) != ACT_NONE)
+    if (next >= 0 && act_of(&f->g->nodes[next], &e->post_a, &e->post_b) != OP_NO_ACT)
         take_activation(f, id, &e->post, &e->post_a, &e->post_b);
 }
 
@@ -108,7 +93,7 @@ static bool can_take_residual(const Fuser *f, int32_t id, int32_t add)
     if (ir_ops[n->op].fusion != FC_OUT_FUSABLE || f->uses[id] != 1 || sole_user(f, id) != add)
         return false;
     Epilogue *e = epi_of(n);
-    return !e->residual && e->post == ACT_NONE;
+    return !e->residual && e->post == OP_NO_ACT;
 }
 
 static void fuse_add(Fuser *f, int32_t add)

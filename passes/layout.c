@@ -70,14 +70,9 @@ static bool follows_inputs(const Lay *l, const Node *n)
 
 static bool per_channel_op(const Node *n)
 {
-    switch (n->op) {
-    case OP_BATCHNORM: case OP_RELU: case OP_CLIP: case OP_SIGMOID: case OP_TANH:
-    case OP_SILU: case OP_LEAKY_RELU: case OP_DROPOUT: case OP_ADD: case OP_MUL:
-    case OP_MAXPOOL: case OP_AVGPOOL: case OP_GLOBAL_AVGPOOL: case OP_ADAPTIVE_AVGPOOL:
-        return true;
-    case OP_CONCAT: return n->attrs.axis.axis == 1 || n->attrs.axis.axis == -3;
-    default: return false;
-    }
+    if (n->op == OP_CONCAT)
+        return n->attrs.axis.axis == 1 || n->attrs.axis.axis == -3;
+    return ir_ops[n->op].flags & OF_CHANNELWISE;
 }
 
 static bool output_blocked(const Lay *l, const Node *n)

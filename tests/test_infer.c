@@ -167,7 +167,7 @@ static void test_conv_epilogue(void **state)
     int32_t b = param(t, "c.bias", "6"), r = input(t, "r", "1,6,8,8");
     int32_t c = NODE(t, OP_CONV2D, "c", x, w, b, r);
     t->g->nodes[c].attrs.conv.epi.residual = true;
-    t->g->nodes[c].attrs.conv.epi.act = ACT_RELU;
+    t->g->nodes[c].attrs.conv.epi.act = OP_RELU;
     expect_type(t, c, "f32[1,6,8,8]");
     t_free(t);
 
@@ -192,7 +192,7 @@ static void test_conv_epilogue(void **state)
     x = input(t, "x", "1,4,8,8");
     w = param(t, "c.weight", "6,4,1,1");
     c = NODE(t, OP_CONV2D, "c", x, w);
-    t->g->nodes[c].attrs.conv.epi = (Epilogue){ACT_CLIP, 6.0f, 0.0f, false, ACT_NONE, 0, 0};
+    t->g->nodes[c].attrs.conv.epi = (Epilogue){OP_CLIP, 6.0f, 0.0f, false, OP_NO_ACT, 0, 0};
     expect_error(t, c, "conv2d act clip needs lo <= hi, got 6, 0");
     t_free(t);
 }
@@ -204,7 +204,7 @@ static void test_dense_residual(void **state)
     int32_t r = input(t, "r", "2,3");
     int32_t fc = NODE(t, OP_DENSE, "fc", x, w, r);
     t->g->nodes[fc].attrs.dense.epi.residual = true;
-    t->g->nodes[fc].attrs.dense.epi.post = ACT_SIGMOID;
+    t->g->nodes[fc].attrs.dense.epi.post = OP_SIGMOID;
     expect_type(t, fc, "f32[2,3]");
     t_free(t);
 }

@@ -818,7 +818,7 @@ static void test_conv_epilogue(void **state)
                       param(g, "b", 1, DIMS(2), b), input(g, "r", 4, DIMS(1, 2, 1, 2))};
     int32_t y = opn(g, OP_CONV2D, ins, 4, "conv");
     Epilogue *e = &g->nodes[y].attrs.conv.epi;
-    *e = (Epilogue){ACT_CLIP, -1.0f, 1.0f, true, ACT_LEAKY_RELU, 0.5f, 0.0f};
+    *e = (Epilogue){OP_CLIP, -1.0f, 1.0f, true, OP_LEAKY_RELU, 0.5f, 0.0f};
     infer(g);
     const float *inputs[2] = {x, r};
     InterpResult res;
@@ -840,7 +840,7 @@ static void test_dense_epilogue(void **state)
     int32_t ins[3] = {input(g, "x", 2, DIMS(1, 2)), param(g, "w", 2, DIMS(2, 2), w),
                       input(g, "r", 2, DIMS(1, 2))};
     int32_t y = opn(g, OP_DENSE, ins, 3, "fc");
-    g->nodes[y].attrs.dense.epi.act = ACT_RELU;
+    g->nodes[y].attrs.dense.epi.act = OP_RELU;
     g->nodes[y].attrs.dense.epi.residual = true;
     infer(g);
     const float *inputs[2] = {x, r};

@@ -3,6 +3,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -519,11 +520,43 @@ static void test_attr_fields(void **state)
 
 static void test_act_names(void **state)
 {
-    assert_string_equal(ir_act_name(ACT_NONE), "none");
-    assert_string_equal(ir_act_name(ACT_RELU), "relu");
-    assert_string_equal(ir_act_name(ACT_CLIP), "clip");
-    assert_string_equal(ir_act_name(ACT_LEAKY_RELU), "leaky_relu");
-    assert_string_equal(ir_act_name(ACT_SILU), "silu");
+    assert_string_equal(ir_act_name(OP_NO_ACT), "none");
+    assert_string_equal(ir_act_name(OP_RELU), "relu");
+    assert_string_equal(ir_act_name(OP_CLIP), "clip");
+    assert_string_equal(ir_act_name(OP_LEAKY_RELU), "leaky_relu");
+    assert_string_equal(ir_act_name(OP_SILU), "silu");
+}
+
+/* Every activation in the table is a one-input elementwise op, named as its
+ * op, with a scalar formula that lets NaN through; nothing else is one. */
+static void test_act_table(void **state)
+{
+    int nact = 0;
+    for (int op = 0; op < OP_COUNT; op++) {
+        if (!ir_op_is_act((Op)op))
+            continue;
+        nact++;
+        assert_int_equal(ir_ops[op].fusion, FC_ELEMWISE);
+        assert_int_equal(ir_ops[op].min_inputs, 1);
+        assert_int_equal(ir_ops[op].max_inputs, 1);
+        assert_true(ir_ops[op].flags & OF_CHANNELWISE);
+        assert_string_equal(ir_act_name((Op)op), ir_ops[op].name);
+        assert_true(isnan(ir_act_apply((Op)op, NAN, 0.0f, 6.0f)));
+        assert_true(isfinite(ir_act_apply((Op)op, 0.5, 0.0f, 6.0f)));
+    }
+    assert_int_equal(nact, 6);
+    assert_false(ir_op_is_act(OP_NO_ACT));
+    assert_false(ir_op_is_act(OP_ADD));
+    assert_false(ir_op_is_act(OP_DROPOUT));
+    assert_false(ir_op_is_act(OP_COUNT));
+    assert_true(ir_act_apply(OP_NO_ACT, -3.0, 0.0f, 0.0f) == -3.0);
+    assert_true(ir_act_apply(OP_RELU, -3.0, 0.0f, 0.0f) == 0.0);
+    assert_true(ir_act_apply(OP_CLIP, 7.0, 0.0f, 6.0f) == 6.0);
+    assert_true(ir_act_apply(OP_CLIP, -1.0, -0.5f, 6.0f) == -0.5);
+    assert_true(ir_act_apply(OP_LEAKY_RELU, -2.0, 0.25f, 0.0f) == -0.5);
+    assert_true(fabs(ir_act_apply(OP_SIGMOID, 0.0, 0.0f, 0.0f) - 0.5) < 1e-15);
+    assert_true(fabs(ir_act_apply(OP_SILU, 1.0, 0.0f, 0.0f) - 1.0 / (1.0 + exp(-1.0))) < 1e-15);
+    assert_true(fabs(ir_act_apply(OP_TANH, 1.0, 0.0f, 0.0f) - tanh(1.0)) < 1e-15);
 }
 
 static void test_attr_defaults(void **state)
@@ -630,6 +663,7 @@ int main(void)
         cmocka_unit_test(test_attr_fields),
         cmocka_unit_test(test_attr_defaults),
         cmocka_unit_test(test_act_names),
+        cmocka_unit_test(test_act_table),
         cmocka_unit_test(test_graph_building),
         cmocka_unit_test(test_graph_default_attrs),
     };

@@ -380,11 +380,11 @@ static void test_epilogue_round_trip(void **state)
     Graph *g = ir_parse_text("e.ir", src, &d);
     assert_non_null(g);
     const Epilogue *e = &g->nodes[4].attrs.conv.epi;
-    assert_int_equal(e->act, ACT_CLIP);
+    assert_int_equal(e->act, OP_CLIP);
     assert_true(e->act_a == 0.0f && e->act_b == 6.0f && e->residual);
-    assert_int_equal(e->post, ACT_LEAKY_RELU);
+    assert_int_equal(e->post, OP_LEAKY_RELU);
     assert_true(e->post_a == 0.1f);
-    assert_int_equal(g->nodes[7].attrs.dense.epi.act, ACT_RELU);
+    assert_int_equal(g->nodes[7].attrs.dense.epi.act, OP_RELU);
     assert_int_equal(g->nodes[3].type.block, 8);
     assert_true(ir_verify(g, &d));
     char *text = print_to_string(g);
@@ -401,6 +401,17 @@ static void test_epilogue_round_trip(void **state)
                        "  %2 = conv2d(%0, %1) {act=gelu} \"c\" : f32[1,4,8,8]\n",
                        "bad.ir:4:28: error: expected an activation such as relu, found 'gelu'\n"
                        "    4 |   %2 = conv2d(%0, %1) {act=gelu} \"c\" : f32[1,4,8,8]\n"
+                       "      |                            ^\n");
+    /* an op that is not an activation, and "input" (the number of none) */
+    expect_parse_error("  %1 = param \"w\" : f32[4,4,1,1]\n"
+                       "  %2 = conv2d(%0, %1) {post=add} \"c\" : f32[1,4,8,8]\n",
+                       "bad.ir:4:29: error: expected an activation such as relu, found 'add'\n"
+                       "    4 |   %2 = conv2d(%0, %1) {post=add} \"c\" : f32[1,4,8,8]\n"
+                       "      |                             ^\n");
+    expect_parse_error("  %1 = param \"w\" : f32[4,4,1,1]\n"
+                       "  %2 = conv2d(%0, %1) {act=input} \"c\" : f32[1,4,8,8]\n",
+                       "bad.ir:4:28: error: expected an activation such as relu, found 'input'\n"
+                       "    4 |   %2 = conv2d(%0, %1) {act=input} \"c\" : f32[1,4,8,8]\n"
                        "      |                            ^\n");
 }
 

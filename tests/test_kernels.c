@@ -258,7 +258,7 @@ static void conv_pointwise(void **state)
     c = conv_case(3, 16, 14, 14, 32); /* rows regrouped to 49 pixels, batch 3 */
     c.k[0] = c.k[1] = 1;
     c.pad[0] = c.pad[1] = c.pad[2] = c.pad[3] = 0;
-    c.epi = (Epilogue){.residual = true, .post = ACT_RELU};
+    c.epi = (Epilogue){.residual = true, .post = OP_RELU};
     check_conv(&c, NULL);
     c.extra_channels = 8;
     check_conv(&c, NULL);
@@ -268,7 +268,7 @@ static void conv_pointwise(void **state)
 static void conv_small_plane(void **state)
 {
     ConvCase c = conv_case(2, 16, 7, 7, 32);
-    c.epi = (Epilogue){.act = ACT_RELU, .residual = true, .post = ACT_RELU};
+    c.epi = (Epilogue){.act = OP_RELU, .residual = true, .post = OP_RELU};
     check_conv(&c, NULL);
     c = conv_case(1, 8, 14, 13, 16); /* stride 2: a 7×7 output */
     c.s[0] = c.s[1] = 2;
@@ -291,7 +291,7 @@ static void conv_first_layer(void **state)
     c.s[0] = c.s[1] = 2;
     c.pad[0] = c.pad[1] = c.pad[2] = c.pad[3] = 3;
     c.in_blocked = false;
-    c.epi.act = ACT_RELU;
+    c.epi.act = OP_RELU;
     check_conv(&c, NULL);
     c = conv_case(3, 1, 12, 12, 8); /* one input channel, batch 3 */
     c.in_blocked = false;
@@ -301,15 +301,15 @@ static void conv_first_layer(void **state)
 static void conv_epilogues(void **state)
 {
     const Epilogue epis[] = {
-        {.act = ACT_RELU},
-        {.act = ACT_CLIP, .act_a = 0.0f, .act_b = 0.3f},
-        {.act = ACT_SILU},
-        {.act = ACT_SIGMOID},
-        {.act = ACT_TANH},
-        {.act = ACT_LEAKY_RELU, .act_a = 0.1f},
+        {.act = OP_RELU},
+        {.act = OP_CLIP, .act_a = 0.0f, .act_b = 0.3f},
+        {.act = OP_SILU},
+        {.act = OP_SIGMOID},
+        {.act = OP_TANH},
+        {.act = OP_LEAKY_RELU, .act_a = 0.1f},
         {.residual = true},
-        {.residual = true, .post = ACT_RELU},
-        {.act = ACT_RELU, .residual = true, .post = ACT_CLIP, .post_a = -0.2f, .post_b = 0.5f},
+        {.residual = true, .post = OP_RELU},
+        {.act = OP_RELU, .residual = true, .post = OP_CLIP, .post_a = -0.2f, .post_b = 0.5f},
     };
     for (size_t i = 0; i < sizeof epis / sizeof epis[0]; i++) {
         ConvCase c = conv_case(2, 8, 6, 9, 16);
@@ -324,13 +324,13 @@ static void conv_epilogues(void **state)
 static void conv_nonfinite(void **state)
 {
     const Epilogue epis[] = {
-        {.act = ACT_RELU},
-        {.act = ACT_CLIP, .act_a = 0.0f, .act_b = 6.0f},
-        {.act = ACT_LEAKY_RELU, .act_a = 0.1f},
-        {.act = ACT_SIGMOID},
-        {.act = ACT_SILU},
-        {.residual = true, .post = ACT_RELU},
-        {.act = ACT_CLIP, .act_a = -0.5f, .act_b = 0.5f, .residual = true, .post = ACT_CLIP,
+        {.act = OP_RELU},
+        {.act = OP_CLIP, .act_a = 0.0f, .act_b = 6.0f},
+        {.act = OP_LEAKY_RELU, .act_a = 0.1f},
+        {.act = OP_SIGMOID},
+        {.act = OP_SILU},
+        {.residual = true, .post = OP_RELU},
+        {.act = OP_CLIP, .act_a = -0.5f, .act_b = 0.5f, .residual = true, .post = OP_CLIP,
          .post_a = 0.0f, .post_b = 6.0f},
     };
     for (size_t i = 0; i < sizeof epis / sizeof epis[0]; i++) {
@@ -354,7 +354,7 @@ static void conv_depthwise(void **state)
 {
     ConvCase c = conv_case(1, 32, 11, 13, 32);
     c.groups = 32;
-    c.epi = (Epilogue){.act = ACT_CLIP, .act_a = 0.0f, .act_b = 6.0f};
+    c.epi = (Epilogue){.act = OP_CLIP, .act_a = 0.0f, .act_b = 6.0f};
     check_conv(&c, NULL);
     c.s[0] = c.s[1] = 2;
     c.N = 3;
@@ -372,14 +372,14 @@ static void conv_generic(void **state)
     ConvCase c = conv_case(2, 6, 7, 8, 4);
     c.groups = 2;
     c.in_blocked = c.out_blocked = false;
-    c.epi.act = ACT_RELU;
+    c.epi.act = OP_RELU;
     check_conv(&c, NULL);
     c = conv_case(1, 5, 9, 6, 7);
     c.in_blocked = c.out_blocked = false;
     c.s[0] = 2;
     c.d[1] = 2;
     c.pad[3] = 0;
-    c.epi = (Epilogue){.act = ACT_SILU, .residual = true};
+    c.epi = (Epilogue){.act = OP_SILU, .residual = true};
     check_conv(&c, NULL);
     c = conv_case(1, 16, 8, 8, 16); /* grouped with blocked tensors */
     c.groups = 2;
@@ -417,7 +417,7 @@ static void conv_avx512(void **state)
 {
     const char *avx512 = "+avx,+avx2,+fma,+avx512f,+avx512vl,+avx512bw,+avx512dq";
     ConvCase c = conv_case(2, 32, 9, 30, 64);
-    c.epi = (Epilogue){.act = ACT_SILU, .residual = true};
+    c.epi = (Epilogue){.act = OP_SILU, .residual = true};
     check_conv(&c, avx512);
     c = conv_case(1, 64, 7, 7, 48);
     check_conv(&c, avx512);
@@ -565,10 +565,10 @@ static void dense_shapes(void **state)
 
 static void dense_epilogues(void **state)
 {
-    check_dense(1, 40, 13, true, (Epilogue){.act = ACT_RELU});
-    check_dense(3, 21, 30, true, (Epilogue){.act = ACT_SIGMOID});
+    check_dense(1, 40, 13, true, (Epilogue){.act = OP_RELU});
+    check_dense(3, 21, 30, true, (Epilogue){.act = OP_SIGMOID});
     check_dense(2, 64, 19, false, (Epilogue){.residual = true});
-    check_dense(4, 16, 8, true, (Epilogue){.act = ACT_TANH, .residual = true, .post = ACT_RELU});
+    check_dense(4, 16, 8, true, (Epilogue){.act = OP_TANH, .residual = true, .post = OP_RELU});
 }
 
 int main(void)

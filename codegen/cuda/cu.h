@@ -72,8 +72,8 @@ void cu_end_1d(CuGen *g, int64_t count, int64_t per_block);
 int64_t cu_item_stride(const CuGen *g, int32_t id);
 /* The storage node of `id` after following views, and the views' byte offset. */
 const Node *cu_storage(const CuGen *g, int32_t id, int64_t *offset);
-/* "relu" etc. as the prelude's activation number (ActKind). */
-int cu_act_code(ActKind a);
+/* An epilogue's activation as the prelude's number: its Op (CU_OP_<NAME>), 0 for none. */
+int cu_act_code(Op a);
 /* A float literal that reads back as exactly `v` ("1.5f", "-0x1.8p+0f"). */
 const char *cu_float(CuGen *g, float v);
 /* True when the sizes fit the kernels' 32-bit index arithmetic; else reports. */

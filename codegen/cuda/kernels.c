@@ -385,7 +385,7 @@ static bool begin_items(CuGen *g, int32_t id, Items *it)
     return true;
 }
 
-static bool emit_unary(CuGen *g, int32_t id, ActKind act, float a, float b)
+static bool emit_unary(CuGen *g, int32_t id, Op act, float a, float b)
 {
     Items it;
     if (!begin_items(g, id, &it)) return false;
@@ -471,18 +471,16 @@ static bool emit_binary(CuGen *g, int32_t id)
 bool cu_emit_eltwise(CuGen *g, int32_t id)
 {
     const Node *nd = node(g, id);
-    const Attrs *a = &nd->attrs;
+    if (ir_op_is_act(nd->op)) {
+        float a, b;
+        ir_act_params(nd, &a, &b);
+        return emit_unary(g, id, nd->op, a, b);
+    }
     switch (nd->op) {
     case OP_ADD:
     case OP_MUL: return emit_binary(g, id);
     case OP_BATCHNORM: return emit_batchnorm(g, id);
-    case OP_RELU: return emit_unary(g, id, ACT_RELU, 0, 0);
-    case OP_CLIP: return emit_unary(g, id, ACT_CLIP, a->clip.lo, a->clip.hi);
-    case OP_SIGMOID: return emit_unary(g, id, ACT_SIGMOID, 0, 0);
-    case OP_TANH: return emit_unary(g, id, ACT_TANH, 0, 0);
-    case OP_SILU: return emit_unary(g, id, ACT_SILU, 0, 0);
-    case OP_LEAKY_RELU: return emit_unary(g, id, ACT_LEAKY_RELU, a->leaky.alpha, 0);
-    case OP_DROPOUT: return emit_unary(g, id, ACT_NONE, 0, 0);
+    case OP_DROPOUT: return emit_unary(g, id, OP_NO_ACT, 0, 0);
     default: break;
     }
     ICE("no CUDA kernel for op %s", ir_ops[nd->op].name);

@@ -6,7 +6,8 @@
 #define CU_THREADS 256
 #define CU_NEG_INF (-__int_as_float(0x7f800000))
 
-// An epilogue out = post(act(v + bias) + residual); kinds as ActKind in ir.h.
+// An epilogue out = post(act(v + bias) + residual). An activation is its op's
+// number, CU_OP_<NAME>, defined from the op table above this text; 0: none.
 struct CuEpi {
     int act;
     float a, b;
@@ -17,12 +18,12 @@ struct CuEpi {
 __device__ __forceinline__ float cu_act(float x, int k, float a, float b)
 {
     switch (k) {
-    case 1: return x < 0.0f ? 0.0f : x;
-    case 2: return x < a ? a : (x > b ? b : x);
-    case 3: return 1.0f / (1.0f + expf(-x));
-    case 4: return tanhf(x);
-    case 5: return x / (1.0f + expf(-x));
-    case 6: return x < 0.0f ? x * a : x;
+    case CU_OP_RELU: return x < 0.0f ? 0.0f : x;
+    case CU_OP_CLIP: return x < a ? a : (x > b ? b : x);
+    case CU_OP_SIGMOID: return 1.0f / (1.0f + expf(-x));
+    case CU_OP_TANH: return tanhf(x);
+    case CU_OP_SILU: return x / (1.0f + expf(-x));
+    case CU_OP_LEAKY_RELU: return x < 0.0f ? x * a : x;
     default: return x;
     }
 }

@@ -157,7 +157,7 @@ LLVMValueRef cg_fma(Cg *cg, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c); /* 
 LLVMValueRef cg_max(Cg *cg, LLVMValueRef a, LLVMValueRef b);
 LLVMValueRef cg_min(Cg *cg, LLVMValueRef a, LLVMValueRef b);
 /* The activation on a scalar or vector value (clip bounds / alpha in a, b). */
-LLVMValueRef cg_act(Cg *cg, LLVMValueRef v, ActKind act, float a, float b);
+LLVMValueRef cg_act(Cg *cg, LLVMValueRef v, Op act, float a, float b);
 /* Applies a node's epilogue to accumulator `acc` (bias already added);
  * residual is the loaded residual value or NULL. */
 LLVMValueRef cg_epilogue(Cg *cg, const Epilogue *e, LLVMValueRef acc, LLVMValueRef residual);

@@ -40,20 +40,12 @@ typedef struct Elt {
 
 static LLVMValueRef apply(Cg *cg, const Node *nd, LLVMValueRef a, LLVMValueRef b)
 {
-    const Attrs *at = &nd->attrs;
+    if (ir_op_is_act(nd->op)) {
+        float pa, pb;
+        ir_act_params(nd, &pa, &pb);
+        return cg_act(cg, a, nd->op, pa, pb);
+    }
     switch (nd->op) {
-    case OP_RELU:
-        return cg_act(cg, a, ACT_RELU, 0, 0);
-    case OP_CLIP:
-        return cg_act(cg, a, ACT_CLIP, at->clip.lo, at->clip.hi);
-    case OP_SIGMOID:
-        return cg_act(cg, a, ACT_SIGMOID, 0, 0);
-    case OP_TANH:
-        return cg_act(cg, a, ACT_TANH, 0, 0);
-    case OP_SILU:
-        return cg_act(cg, a, ACT_SILU, 0, 0);
-    case OP_LEAKY_RELU:
-        return cg_act(cg, a, ACT_LEAKY_RELU, at->leaky.alpha, 0);
     case OP_DROPOUT:
         return a;
     case OP_ADD:

@@ -206,6 +206,7 @@ static CgKernel emit_node(Cg *cg, int32_t i)
 {
     const Node *nd = &cg->g->nodes[i];
     if (nd->mem.kind == MEM_ALIAS) return (CgKernel){0};
+    if (ir_op_is_act(nd->op)) return cg_emit_eltwise(cg, i);
     switch (nd->op) {
     case OP_INPUT:
     case OP_PARAM:
@@ -220,12 +221,6 @@ static CgKernel emit_node(Cg *cg, int32_t i)
     case OP_ADAPTIVE_AVGPOOL:
         return cg_emit_pool(cg, i);
     case OP_BATCHNORM:
-    case OP_RELU:
-    case OP_CLIP:
-    case OP_SIGMOID:
-    case OP_TANH:
-    case OP_SILU:
-    case OP_LEAKY_RELU:
     case OP_ADD:
     case OP_MUL:
     case OP_DROPOUT:
@@ -235,7 +230,7 @@ static CgKernel emit_node(Cg *cg, int32_t i)
     case OP_SOFTMAX:
     case OP_REORDER:
         return cg_emit_misc(cg, i);
-    case OP_COUNT:
+    default:
         break;
     }
     ICE("node %d has no op", i);
@@ -455,9 +450,9 @@ static void kernel_op(const Node *nd, char *buf, size_t n)
     if (nd->op != OP_CONV2D && nd->op != OP_DENSE) return;
     const Epilogue *e = nd->op == OP_CONV2D ? &nd->attrs.conv.epi : &nd->attrs.dense.epi;
     if (nd->ninputs - 2 - (e->residual ? 1 : 0) == 1) append_part(buf, n, "bias");
-    if (e->act != ACT_NONE) append_part(buf, n, ir_act_name(e->act));
+    if (e->act != OP_NO_ACT) append_part(buf, n, ir_act_name(e->act));
     if (e->residual) append_part(buf, n, "add");
-    if (e->post != ACT_NONE) append_part(buf, n, ir_act_name(e->post));
+    if (e->post != OP_NO_ACT) append_part(buf, n, ir_act_name(e->post));
 }
 
 /* Floating-point operations of one run: 2 per multiply-add of conv2d (each

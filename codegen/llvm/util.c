@@ -242,27 +242,29 @@ static LLVMValueRef tanh_(Cg *cg, LLVMValueRef v)
     return LLVMBuildCall2(b, fty, fn, args, 2, "tanh");
 }
 
-LLVMValueRef cg_act(Cg *cg, LLVMValueRef v, ActKind act, float a, float bnd)
+LLVMValueRef cg_act(Cg *cg, LLVMValueRef v, Op act, float a, float bnd)
 {
     LLVMBuilderRef b = cg->b;
     switch (act) {
-    case ACT_NONE:
+    case OP_NO_ACT:
         return v;
-    case ACT_RELU:
+    case OP_RELU:
         return cg_max(cg, v, fconst(cg, v, 0.0f));
-    case ACT_CLIP:
+    case OP_CLIP:
         return cg_min(cg, cg_max(cg, v, fconst(cg, v, a)), fconst(cg, v, bnd));
-    case ACT_SIGMOID:
+    case OP_SIGMOID:
         return sigmoid(cg, v);
-    case ACT_TANH:
+    case OP_TANH:
         return tanh_(cg, v);
-    case ACT_SILU:
+    case OP_SILU:
         return LLVMBuildFMul(b, v, sigmoid(cg, v), "silu");
-    case ACT_LEAKY_RELU: {
+    case OP_LEAKY_RELU: {
         LLVMValueRef pos = LLVMBuildFCmp(b, LLVMRealOGT, v, fconst(cg, v, 0.0f), "");
         LLVMValueRef neg = LLVMBuildFMul(b, v, fconst(cg, v, a), "");
         return LLVMBuildSelect(b, pos, v, neg, "leaky");
     }
+    default:
+        break;
     }
     ICE("unknown activation %d", (int)act);
 }
