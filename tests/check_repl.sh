@@ -109,7 +109,9 @@ check "unknown command: error naming it" has stmts.err "error: :frobnicate: unkn
 check "the session goes on after errors" has stmts.out "output fc: f32[1, 10]"
 check "a block defined before :new" grep -qx "t: f32\[1, 8, 13, 13\]" "$tmp/stmts.out"
 check ":print of a node from the interpreter" has stmts.out "conv1: f32[1,8,26,26]  (reference interpreter)"
-check ":compare of a typed network" has stmts.out "all 6 values agree"
+# 6 values where the layout pass blocks conv1's 8 channels (8-lane vectors) and adds a
+# reorder before flatten; 5 with 16-lane vectors, where they stay plain.
+check ":compare of a typed network" grep -Eqx "all [56] values agree" "$tmp/stmts.out"
 
 # The same network as a file, through `cnnc run`: the REPL's defaults (weights and
 # input from seed 0) give the interpreter's values exactly.
