@@ -88,7 +88,7 @@ if [ -s "$tmp/m.o" ]; then pass=$((pass + 1)); else echo "FAIL: no object file";
 # The object stands alone (its weights inside); LLVM IR shows them as the external blob.
 if nm "$tmp/m.o" | grep -q '^[0-9a-f]* [rRdDbB] cnnc_weights$'; then pass=$((pass + 1))
 else echo "FAIL: the object does not define its weights"; fail=$((fail + 1)); fi
-expect 0 "@cnnc_weights = external local_unnamed_addr constant [0 x i8], align 64" -- models/mlp.cnn --random-weights=0 --emit=llvm
+expect 0 "@cnnc_weights = external constant [0 x i8], align 64" -- models/mlp.cnn --random-weights=0 --emit=llvm
 expect 1 "cannot write" -- models/mlp.cnn --random-weights=0 -o "$tmp/no/such/dir/m.so"
 CC=false expect 1 "linking" -- models/mlp.cnn --random-weights=0 -o "$tmp/e.so"
 if ls "$tmp" | grep -q '^e\.so'; then echo "FAIL: failed link left output"; fail=$((fail + 1)); fi
