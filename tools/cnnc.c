@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cg.h"
+#include "cli.h"
 #include "cuda.h"
 #include "frontend.h"
 #include "ir.h"
@@ -101,45 +102,6 @@ static const char usage[] =
     "  -o OUT.npy          write the output (with several outputs: OUT.NAME.npy)\n"
     "  weights default to --random-weights=0\n";
 
-static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void fail(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("cnnc: error: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-}
-
-/* Parses a non-negative integer; false on anything else. */
-static bool parse_u64(const char *s, uint64_t *v)
-{
-    char *end;
-    if (*s < '0' || *s > '9') return false;
-    errno = 0;
-    unsigned long long x = strtoull(s, &end, 10);
-    if (errno || *end) return false;
-    *v = x;
-    return true;
-}
-
-/* Returns the value of `--name=value` or `--name value` forms, or NULL. */
-static const char *flag_value(const char *name, int argc, char **argv, int *i, bool *bad)
-{
-    size_t n = strlen(name);
-    const char *a = argv[*i];
-    if (strncmp(a, name, n) != 0) return NULL;
-    if (a[n] == '=') return a + n + 1;
-    if (a[n] != 0) return NULL;
-    if (*i + 1 >= argc) {
-        fail("option '%s' needs a value", name);
-        *bad = true;
-        return NULL;
-    }
-    return argv[++*i];
-}
-
 static bool set_emit(Options *o, const char *v)
 {
     static const struct { const char *name; Emit e; } kinds[] = {
@@ -149,7 +111,7 @@ static bool set_emit(Options *o, const char *v)
     };
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
         if (!strcmp(v, kinds[i].name)) return o->emit = kinds[i].e, true;
-    fail("unknown --emit kind '%s' (expected ir, dot, ir-opt, plan, llvm, asm, obj, cuda "
+    cli_fail("unknown --emit kind '%s' (expected ir, dot, ir-opt, plan, llvm, asm, obj, cuda "
          "or ptx)", v);
     return false;
 }
@@ -174,7 +136,7 @@ static const char *pass_names(void)
 static int32_t find_pass(const char *flag, const char *name)
 {
     int32_t i = pass_index(name);
-    if (i < 0) fail("%s: unknown pass '%s' (passes: %s)", flag, name, pass_names());
+    if (i < 0) cli_fail("%s: unknown pass '%s' (passes: %s)", flag, name, pass_names());
     return i;
 }
 
@@ -183,7 +145,7 @@ static bool disable_pass(Options *o, const char *name)
     int32_t i = find_pass("--disable-pass", name);
     if (i < 0) return false;
     if (pass_pipeline[i].required)
-        return fail("pass '%s' is required for code generation and cannot be disabled", name),
+        return cli_fail("pass '%s' is required for code generation and cannot be disabled", name),
                false;
     o->disabled |= UINT64_C(1) << i;
     return true;
@@ -197,8 +159,9 @@ static bool set_dump_after(Options *o, const char *name)
 
 static bool set_u64(const char *flag, const char *v, uint64_t *out, bool positive)
 {
-    if (!parse_u64(v, out) || (positive && *out == 0)) {
-        fail("%s expects a %s integer, got '%s'", flag, positive ? "positive" : "non-negative", v);
+    if (!cli_parse_u64(v, out) || (positive && *out == 0)) {
+        cli_fail("%s expects a %s integer, got '%s'", flag, positive ? "positive" : "non-negative",
+                 v);
         return false;
     }
     return true;
@@ -226,7 +189,7 @@ static bool set_limit(const char *flag, const char *v, int64_t most, int64_t *ou
     unsigned long long x = *v >= '0' && *v <= '9' ? strtoull(v, &end, 10) : 0;
     int shift = size_shift(end);
     if (errno || x == 0 || shift < 0 || x > (unsigned long long)most >> shift) {
-        fail("%s expects a positive integer (K, M, G allowed) of at most %" PRId64 ", got '%s'",
+        cli_fail("%s expects a positive integer (K, M, G allowed) of at most %" PRId64 ", got '%s'",
              flag, most, v);
         return false;
     }
@@ -250,7 +213,7 @@ static int parse_limit(Options *o, int argc, char **argv, int *i, bool *bad)
         {"--max-source", &l->max_source, FE_MAX_MAX_SOURCE},
     };
     for (size_t k = 0; k < sizeof limits / sizeof limits[0]; k++) {
-        const char *v = flag_value(limits[k].flag, argc, argv, i, bad);
+        const char *v = cli_flag_value(limits[k].flag, argc, argv, i, bad);
         if (v) return set_limit(limits[k].flag, v, limits[k].most, limits[k].field) ? 1 : -1;
         if (*bad) return -1;
     }
@@ -261,65 +224,75 @@ static bool set_target(Options *o, const char *v)
 {
     if (!strcmp(v, "cuda")) return o->cuda = true, true;
     if (!strcmp(v, "cpu")) return o->cuda = false, o->cpu_target = true, true;
-    fail("unknown --target '%s' (expected cpu or cuda)", v);
+    cli_fail("unknown --target '%s' (expected cpu or cuda)", v);
     return false;
 }
 
 static bool set_gpu(Options *o, const char *flag, const char *v)
 {
     if (!strcmp(flag, "--gpu-arch") && !cg_cuda_parse_arch(v, &o->gpu.arch))
-        return fail("--gpu-arch expects sm_70 .. sm_120 (e.g. sm_80, sm_90), got '%s'", v), false;
+        return cli_fail("--gpu-arch expects sm_70 .. sm_120 (e.g. sm_80, sm_90), got '%s'", v),
+               false;
     if (!strcmp(flag, "--gpu-math") && !cg_cuda_parse_math(v, &o->gpu.math))
-        return fail("--gpu-math expects f32 or tf32, got '%s'", v), false;
+        return cli_fail("--gpu-math expects f32 or tf32, got '%s'", v), false;
     return true;
 }
 
 /* One option at argv[*i]; returns false after reporting a bad one. */
-static bool parse_option(Options *o, int argc, char **argv, int *i)
+static bool parse_option(void *ctx, int argc, char **argv, int *i)
 {
+    Options *o = ctx;
     bool bad = false;
     const char *v;
     uint64_t u;
-    if ((v = flag_value("--emit", argc, argv, i, &bad))) return set_emit(o, v);
+    if ((v = cli_flag_value("--emit", argc, argv, i, &bad))) return set_emit(o, v);
     if (is_opt_level(argv[*i])) return o->opt_level = argv[*i][2] - '0', true;
-    if ((v = flag_value("--cpu", argc, argv, i, &bad))) return o->cpu = v, true;
-    if ((v = flag_value("--target", argc, argv, i, &bad))) return set_target(o, v);
-    if ((v = flag_value("--gpu-arch", argc, argv, i, &bad))) return set_gpu(o, "--gpu-arch", v);
-    if ((v = flag_value("--gpu-math", argc, argv, i, &bad))) return set_gpu(o, "--gpu-math", v);
-    if ((v = flag_value("--features", argc, argv, i, &bad))) return o->features = v, true;
-    if ((v = flag_value("--disable-pass", argc, argv, i, &bad))) return disable_pass(o, v);
-    if ((v = flag_value("--dump-after", argc, argv, i, &bad))) return set_dump_after(o, v);
+    if ((v = cli_flag_value("--cpu", argc, argv, i, &bad))) return o->cpu = v, true;
+    if ((v = cli_flag_value("--target", argc, argv, i, &bad))) return set_target(o, v);
+    if ((v = cli_flag_value("--gpu-arch", argc, argv, i, &bad))) return set_gpu(o, "--gpu-arch", v);
+    if ((v = cli_flag_value("--gpu-math", argc, argv, i, &bad))) return set_gpu(o, "--gpu-math", v);
+    if ((v = cli_flag_value("--features", argc, argv, i, &bad))) return o->features = v, true;
+    if ((v = cli_flag_value("--disable-pass", argc, argv, i, &bad))) return disable_pass(o, v);
+    if ((v = cli_flag_value("--dump-after", argc, argv, i, &bad))) return set_dump_after(o, v);
     if (!strncmp(argv[*i], "--threads", 9))
-        return fail("the number of threads is chosen when the model runs "
+        return cli_fail("the number of threads is chosen when the model runs "
                     "(cnn_options.num_threads), not by the compiler"), false;
-    if ((v = flag_value("-o", argc, argv, i, &bad))) return o->out = v, true;
-    if ((v = flag_value("--weights", argc, argv, i, &bad))) return o->weights = v, true;
+    if ((v = cli_flag_value("-o", argc, argv, i, &bad))) return o->out = v, true;
+    if ((v = cli_flag_value("--weights", argc, argv, i, &bad))) return o->weights = v, true;
     if (!strcmp(argv[*i], "--list-weight-mismatches")) return o->list_mismatches = true, true;
-    if ((v = flag_value("--batch", argc, argv, i, &bad))) {
+    if ((v = cli_flag_value("--batch", argc, argv, i, &bad))) {
         if (!set_u64("--batch", v, &u, true)) return false;
-        if (u > INT64_MAX) return fail("--batch=%s is too large", v), false;
+        if (u > INT64_MAX) return cli_fail("--batch=%s is too large", v), false;
         o->batch = (int64_t)u;
         return true;
     }
-    if ((v = flag_value("--random-weights", argc, argv, i, &bad))) {
+    if ((v = cli_flag_value("--random-weights", argc, argv, i, &bad))) {
         o->random_weights = true;
         return set_u64("--random-weights", v, &o->weight_seed, false);
     }
-    if ((v = flag_value("--seed", argc, argv, i, &bad))) {
-        if (!o->run) return fail("--seed is an option of 'cnnc run'"), false;
+    if ((v = cli_flag_value("--seed", argc, argv, i, &bad))) {
+        if (!o->run) return cli_fail("--seed is an option of 'cnnc run'"), false;
         return set_u64("--seed", v, &o->input_seed, false);
     }
-    if ((v = flag_value("--input", argc, argv, i, &bad))) {
-        if (!o->run) return fail("--input is an option of 'cnnc run'"), false;
-        if (o->ninputs == MAX_INPUT_FILES) return fail("too many --input options"), false;
+    if ((v = cli_flag_value("--input", argc, argv, i, &bad))) {
+        if (!o->run) return cli_fail("--input is an option of 'cnnc run'"), false;
+        if (o->ninputs == MAX_INPUT_FILES) return cli_fail("too many --input options"), false;
         o->inputs[o->ninputs++] = v;
         return true;
     }
     int limit = parse_limit(o, argc, argv, i, &bad);
     if (limit) return limit > 0;
     if (bad) return false;
-    fail("unknown option '%s' (see cnnc --help)", argv[*i]);
+    cli_fail("unknown option '%s' (see cnnc --help)", argv[*i]);
     return false;
+}
+
+static bool set_model(void *ctx, const char *arg)
+{
+    Options *o = ctx;
+    if (o->model) return cli_fail("more than one model file: '%s' and '%s'", o->model, arg), false;
+    o->model = arg;
+    return true;
 }
 
 /* --emit=cuda|ptx choose the CUDA target; CPU code is not emitted for it. A
@@ -328,46 +301,38 @@ static int check_target(Options *o)
 {
     bool gpu_emit = o->emit == EMIT_CUDA || o->emit == EMIT_PTX;
     if (gpu_emit && o->cpu_target)
-        return fail("--emit=%s needs --target=cuda", o->emit == EMIT_CUDA ? "cuda" : "ptx"), 1;
+        return cli_fail("--emit=%s needs --target=cuda", o->emit == EMIT_CUDA ? "cuda" : "ptx"), 1;
     o->cuda = o->cuda || gpu_emit;
-    if (o->run && o->cuda) return fail("'cnnc run' runs the reference interpreter (no --target)"), 1;
+    if (o->run && o->cuda)
+        return cli_fail("'cnnc run' runs the reference interpreter (no --target)"), 1;
     if (o->cuda && (o->emit == EMIT_LLVM || o->emit == EMIT_ASM || o->emit == EMIT_OBJ))
-        return fail("--emit=llvm|asm|obj is CPU code; with --target=cuda use --emit=cuda|ptx"), 1;
+        return cli_fail("--emit=llvm|asm|obj is CPU code; with --target=cuda use "
+                        "--emit=cuda|ptx"), 1;
     if (o->cuda && !o->run && o->emit == EMIT_NONE && !cg_cuda_have_nvrtc())
-        return fail("this cnnc was built without NVRTC, so it cannot build a CUDA model.so "
+        return cli_fail("this cnnc was built without NVRTC, so it cannot build a CUDA model.so "
                     "(--emit=cuda prints the CUDA C)"), 1;
     char err[4096];
     CgTarget t = {.cpu = o->cpu, .features = o->features};
-    if (!o->cuda && !cg_check_target(&t, err, sizeof err)) return fail("%s", err), 1;
+    if (!o->cuda && !cg_check_target(&t, err, sizeof err)) return cli_fail("%s", err), 1;
     return 0;
 }
 
 /* Returns 0 to go on, 1 on a bad command line, 2 when --help/--version was handled. */
 static int parse_args(Options *o, int argc, char **argv)
 {
-    int i = 1;
-    if (argc > 1 && !strcmp(argv[1], "run")) o->run = true, i = 2;
-    for (; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) return fputs(usage, stdout), 2;
-        if (!strcmp(a, "--version")) return printf("cnnc %s\n", CNNC_VERSION), 2;
-        if (a[0] == '-' && a[1]) {
-            if (!parse_option(o, argc, argv, &i)) return 1;
-        } else if (o->model) {
-            return fail("more than one model file: '%s' and '%s'", o->model, a), 1;
-        } else {
-            o->model = a;
-        }
-    }
-    if (!o->model) return fail("no model file (see cnnc --help)"), 1;
+    static const CliParser parser = {usage, "cnnc " CNNC_VERSION "\n", parse_option, set_model};
+    o->run = argc > 1 && !strcmp(argv[1], "run");
+    int rc = cli_parse(&parser, o, argc, argv, o->run ? 2 : 1);
+    if (rc) return rc;
+    if (!o->model) return cli_fail("no model file (see cnnc --help)"), 1;
     if (o->weights && o->random_weights)
-        return fail("--weights and --random-weights exclude each other"), 1;
-    if (o->run && o->emit != EMIT_NONE) return fail("--emit is not an option of 'cnnc run'"), 1;
+        return cli_fail("--weights and --random-weights exclude each other"), 1;
+    if (o->run && o->emit != EMIT_NONE) return cli_fail("--emit is not an option of 'cnnc run'"), 1;
     if (!o->run && o->emit == EMIT_NONE && !o->out)
-        return fail("nothing to do: give -o MODEL.so, --emit=KIND, or use 'cnnc run'"), 1;
+        return cli_fail("nothing to do: give -o MODEL.so, --emit=KIND, or use 'cnnc run'"), 1;
     if (o->out && !strcmp(o->out, "-")) {
         if (o->run || o->emit == EMIT_NONE)
-            return fail("-o -: %s cannot go to standard output; give a file name",
+            return cli_fail("-o -: %s cannot go to standard output; give a file name",
                         o->run ? "an .npy output" : "a model.so"), 1;
         o->out = NULL; /* --emit=KIND -o - prints, as without -o */
     }
@@ -396,7 +361,7 @@ static bool bind_weights(Graph *g, const Options *o, Diag *d)
     if (o->weights) return fe_bind_safetensors_with(g, o->weights, d, &bind);
     if (o->random_weights || o->run) fe_random_weights(g, o->weight_seed);
     else if (o->emit != EMIT_IR && o->emit != EMIT_DOT && has_params(g)) {
-        fail("model has parameters; give --weights=FILE or --random-weights=SEED");
+        cli_fail("model has parameters; give --weights=FILE or --random-weights=SEED");
         return false;
     }
     return true;
@@ -421,10 +386,10 @@ static int write_out(const Options *o, bool (*emit)(FILE *f, void *ctx), void *c
     if (!o->out) {
         errno = 0;
         if (emit(stdout, ctx) && fflush(stdout) == 0) return 0;
-        return fail("cannot write to standard output: %s", strerror(errno ? errno : EIO)), 1;
+        return cli_fail("cannot write to standard output: %s", strerror(errno ? errno : EIO)), 1;
     }
     if (ir_write_atomic(o->out, emit, ctx, err, sizeof err)) return 0;
-    fail("%s", err);
+    cli_fail("%s", err);
     return 1;
 }
 
@@ -452,9 +417,9 @@ static bool check_input_options(const Graph *g, const Options *o)
     bool ok = true;
     for (int32_t i = 0; i < n; i++) {
         const char *name = g->nodes[ir_input_node(g, i)].name;
-        if (!input_file(o, name, n)) fail("no --input for input '%s'", name), ok = false;
+        if (!input_file(o, name, n)) cli_fail("no --input for input '%s'", name), ok = false;
     }
-    if (o->ninputs > n) fail("%d --input options for %d input(s)", o->ninputs, n), ok = false;
+    if (o->ninputs > n) cli_fail("%d --input options for %d input(s)", o->ninputs, n), ok = false;
     return ok;
 }
 
@@ -462,10 +427,9 @@ static float *random_input(const Node *in, uint64_t seed)
 {
     int64_t n = ir_numel(&in->type);
     float *x = ir_try_malloc((size_t)n * sizeof *x);
-    if (!x) return fail("cannot allocate %.1f GiB for input '%s'", (double)n * 4 / (1 << 30),
-                        in->name), NULL;
-    Rng r = ir_rng(seed, in->name);
-    for (int64_t i = 0; i < n; i++) x[i] = (float)(2.0 * ir_rng_uniform(&r) - 1.0);
+    if (!x) return cli_fail("cannot allocate %.1f GiB for input '%s'", (double)n * 4 / (1 << 30),
+                            in->name), NULL;
+    cli_random_input(x, n, seed, in->name);
     return x;
 }
 
@@ -473,44 +437,13 @@ static float *load_input(const Node *in, const char *path)
 {
     char err[512], want[128], got[128];
     NpyArray a;
-    if (!ir_npy_read(path, &a, err, sizeof err)) return fail("%s", err), NULL;
+    if (!ir_npy_read(path, &a, err, sizeof err)) return cli_fail("%s", err), NULL;
     TensorType t = ir_type_f32(a.rank, a.dims);
     if (ir_type_eq(&t, &in->type)) return a.data;
-    fail("input '%s' expects %s, got %s from '%s'", in->name,
+    cli_fail("input '%s' expects %s, got %s from '%s'", in->name,
          ir_type_str(&in->type, want, sizeof want), ir_type_str(&t, got, sizeof got), path);
     free(a.data);
     return NULL;
-}
-
-static void print_summary(const Graph *g, const GraphOutput *out, const float *v)
-{
-    const TensorType *t = &g->nodes[out->node].type;
-    int64_t n = ir_numel(t);
-    double lo = INFINITY, hi = -INFINITY, sum = 0;
-    int64_t arg = 0;
-    for (int64_t i = 0; i < n; i++) {
-        if (v[i] > hi) hi = v[i], arg = i;
-        if (v[i] < lo) lo = v[i];
-        sum += v[i];
-    }
-    char ts[128];
-    printf("%s: %s  min %.6g  max %.6g  mean %.6g  argmax %" PRId64 "\n", out->name,
-           ir_type_str(t, ts, sizeof ts), lo, hi, n ? sum / (double)n : 0.0, arg);
-    printf("  first values:");
-    for (int64_t i = 0; i < n && i < 8; i++) printf(" %.6g", v[i]);
-    printf("\n");
-}
-
-/* Output path for output k: OUT itself for one output, else OUT.NAME.npy. */
-static char *output_path(const char *out, const GraphOutput *go, int32_t noutputs)
-{
-    size_t n = strlen(out);
-    if (noutputs == 1) return ir_xstrdup(out);
-    if (n > 4 && !strcmp(out + n - 4, ".npy")) n -= 4;
-    size_t len = n + strlen(go->name) + 6;
-    char *p = ir_xmalloc(len);
-    snprintf(p, len, "%.*s.%s.npy", (int)n, out, go->name);
-    return p;
 }
 
 static bool write_outputs(const Graph *g, const Options *o, const InterpResult *res)
@@ -519,13 +452,15 @@ static bool write_outputs(const Graph *g, const Options *o, const InterpResult *
     for (int32_t k = 0; k < g->noutputs; k++) {
         const GraphOutput *go = &g->outputs[k];
         const float *v = res->values[go->node];
+        const TensorType *t = &g->nodes[go->node].type;
+        char err[512], ts[128];
         if (!o->out) {
-            print_summary(g, go, v);
+            cli_print_summary(go->name, ir_type_str(t, ts, sizeof ts), v, ir_numel(t));
             continue;
         }
-        char err[512], *path = output_path(o->out, go, g->noutputs);
-        const TensorType *t = &g->nodes[go->node].type;
-        if (!ir_npy_write(path, v, t->rank, t->dims, err, sizeof err)) fail("%s", err), ok = false;
+        char *path = cli_output_path(o->out, go->name, g->noutputs);
+        if (!ir_npy_write(path, v, t->rank, t->dims, err, sizeof err))
+            cli_fail("%s", err), ok = false;
         free(path);
     }
     return ok;
@@ -546,7 +481,7 @@ static int run(Graph *g, const Options *o)
     InterpResult res = {0};
     char err[512];
     if (ok && !(ok = ir_interp(g, (const float *const *)inputs, &res, err, sizeof err)))
-        fail("%s", err);
+        cli_fail("%s", err);
     if (ok) ok = write_outputs(g, o, &res);
     if (res.values) ir_interp_free(&res);
     for (int32_t i = 0; i < n; i++) free(inputs[i]);
@@ -572,11 +507,11 @@ static bool write_string(FILE *f, void *ctx)
 static int link_model(Cg *cg, const Options *o)
 {
     char err[8192];
-    if (is_special(o->out)) return fail("-o '%s' is not a regular file", o->out), 1;
+    if (is_special(o->out)) return cli_fail("-o '%s' is not a regular file", o->out), 1;
     char *rt = cg_find_runtime(CNNC_RUNTIME_LIB);
-    if (!rt) return fail("runtime library not found (set CNNC_RUNTIME to libcnnc_rt.a)"), 1;
+    if (!rt) return cli_fail("runtime library not found (set CNNC_RUNTIME to libcnnc_rt.a)"), 1;
     bool ok = cg_link_shared(cg, rt, o->out, err, sizeof err);
-    if (!ok) fail("linking '%s' failed:\n%s", o->out, err);
+    if (!ok) cli_fail("linking '%s' failed:\n%s", o->out, err);
     free(rt);
     return ok ? 0 : 1;
 }
@@ -596,7 +531,7 @@ static int emit_code(Cg *cg, const Options *o)
      * it, its weights left out (an external cnnc_weights). */
     if (kind == LLVMObjectFile) cg_embed_weights(cg);
     LLVMMemoryBufferRef b = cg_emit_memory(cg, kind, err, sizeof err);
-    if (!b) return fail("%s", err), 1;
+    if (!b) return cli_fail("%s", err), 1;
     int rc = write_out(o, write_buffer, b);
     LLVMDisposeMemoryBuffer(b);
     return rc;
@@ -611,18 +546,18 @@ static bool print_plan(FILE *f, void *ctx)
 /* The GPU image of p (cubin and PTX from NVRTC) linked with the runtime into -o. */
 static int link_cuda(const CuProgram *p, const Graph *g, const Options *o)
 {
-    if (is_special(o->out)) return fail("-o '%s' is not a regular file", o->out), 1;
+    if (is_special(o->out)) return cli_fail("-o '%s' is not a regular file", o->out), 1;
     char *rt = cg_find_runtime(CNNC_RUNTIME_LIB);
-    if (!rt) return fail("runtime library not found (set CNNC_RUNTIME to libcnnc_rt.a)"), 1;
+    if (!rt) return cli_fail("runtime library not found (set CNNC_RUNTIME to libcnnc_rt.a)"), 1;
     char err[16384];
     CuBinary b;
     uint8_t *image = NULL;
     size_t size = 0;
     bool ok = cg_cuda_compile(p, true, &b, err, sizeof err);
-    if (!ok) fail("%s", err);
-    if (ok && !(ok = cg_cuda_image(p, &b, g, &image, &size, err, sizeof err))) fail("%s", err);
+    if (!ok) cli_fail("%s", err);
+    if (ok && !(ok = cg_cuda_image(p, &b, g, &image, &size, err, sizeof err))) cli_fail("%s", err);
     if (ok && !(ok = cg_link_image(CU_IMAGE_SYMBOL, image, size, rt, o->out, err, sizeof err)))
-        fail("linking '%s' failed:\n%s", o->out, err);
+        cli_fail("linking '%s' failed:\n%s", o->out, err);
     cg_cuda_binary_free(&b);
     free(image);
     free(rt);
@@ -634,7 +569,7 @@ static int link_cuda(const CuProgram *p, const Graph *g, const Options *o)
 static int compile_cuda(Graph *g, const Options *o, Diag *d)
 {
     if (o->emit == EMIT_PTX && !cg_cuda_have_nvrtc())
-        return fail("this cnnc was built without NVRTC, so it cannot emit PTX "
+        return cli_fail("this cnnc was built without NVRTC, so it cannot emit PTX "
                     "(--emit=cuda prints the CUDA C)"), 1;
     CuProgram *p = cg_cuda_generate(g, &o->gpu, d);
     if (!p) return 1;
@@ -648,7 +583,7 @@ static int compile_cuda(Graph *g, const Options *o, Diag *d)
         CuBinary b;
         if (!cg_cuda_compile(p, false, &b, err, sizeof err)) {
             rc = 1;
-            fail("%s", err);
+            cli_fail("%s", err);
         } else {
             char *ptx = cg_cuda_annotate_ptx(p, b.ptx);
             rc = write_out(o, write_string, ptx);
@@ -704,6 +639,7 @@ static void out_of_memory(void)
 
 int main(int argc, char **argv)
 {
+    cli_set_program("cnnc");
     LLVMInstallFatalErrorHandler(llvm_fatal);
     ir_set_out_of_memory(out_of_memory);
     ir_temp_remove_on_exit();

@@ -7,11 +7,11 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "cli.h"
 #include "cnnc/model.h"
 #include "cnnrun_cuda.h"
 #include "ir.h"
@@ -67,131 +67,93 @@ static const char usage[] =
     "                      with them (CPU models)\n"
     "  --help\n";
 
-static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void fail(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("cnnrun: error: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-}
-
 static bool parse_int(const char *flag, const char *s, int64_t lo, int64_t hi, int64_t *v)
 {
     char *end;
     errno = 0;
     long long x = (*s >= '0' && *s <= '9') ? strtoll(s, &end, 10) : -1;
     if (*s < '0' || *s > '9' || errno || *end || x < lo || x > hi) {
-        fail("%s expects an integer in [%" PRId64 ", %" PRId64 "], got '%s'", flag, lo, hi, s);
+        cli_fail("%s expects an integer in [%" PRId64 ", %" PRId64 "], got '%s'", flag, lo, hi, s);
         return false;
     }
     *v = x;
     return true;
 }
 
-static bool parse_seed(const char *s, uint64_t *v)
-{
-    char *end;
-    errno = 0;
-    unsigned long long x = (*s >= '0' && *s <= '9') ? strtoull(s, &end, 10) : 0;
-    if (*s < '0' || *s > '9' || errno || *end)
-        return fail("--seed expects a non-negative integer, got '%s'", s), false;
-    *v = x;
-    return true;
-}
-
-/* The value of `--name=value` or `--name value` at argv[*i], or NULL. */
-static const char *flag_value(const char *name, int argc, char **argv, int *i, bool *bad)
-{
-    size_t n = strlen(name);
-    const char *a = argv[*i];
-    if (strncmp(a, name, n) != 0 || (a[n] != '=' && a[n] != 0))
-        return NULL;
-    if (a[n] == '=')
-        return a + n + 1;
-    if (*i + 1 >= argc) {
-        fail("option '%s' needs a value", name);
-        *bad = true;
-        return NULL;
-    }
-    return argv[++*i];
-}
-
 static bool add_input(Options *o, const char *v)
 {
     if (o->ninputs == MAX_INPUT_FILES)
-        return fail("too many inputs (at most %d)", MAX_INPUT_FILES), false;
+        return cli_fail("too many inputs (at most %d)", MAX_INPUT_FILES), false;
     o->inputs[o->ninputs++] = v;
     return true;
 }
 
-static bool parse_option(Options *o, int argc, char **argv, int *i)
+static bool parse_option(void *ctx, int argc, char **argv, int *i)
 {
+    Options *o = ctx;
     bool bad = false;
     const char *v;
-    if ((v = flag_value("--input", argc, argv, i, &bad)))
+    if ((v = cli_flag_value("--input", argc, argv, i, &bad)))
         return add_input(o, v);
-    if ((v = flag_value("--output", argc, argv, i, &bad)) ||
-        (v = flag_value("-o", argc, argv, i, &bad)))
+    if ((v = cli_flag_value("--output", argc, argv, i, &bad)) ||
+        (v = cli_flag_value("-o", argc, argv, i, &bad)))
         return o->out = v, true;
-    if ((v = flag_value("--threads", argc, argv, i, &bad)))
+    if ((v = cli_flag_value("--threads", argc, argv, i, &bad)))
         return parse_int("--threads", v, 0, 1024, &o->threads);
-    if ((v = flag_value("--device-index", argc, argv, i, &bad)))
+    if ((v = cli_flag_value("--device-index", argc, argv, i, &bad)))
         return parse_int("--device-index", v, 0, 1024, &o->device_index);
-    if ((v = flag_value("--device", argc, argv, i, &bad))) {
+    if ((v = cli_flag_value("--device", argc, argv, i, &bad))) {
         if (strcmp(v, "cpu") != 0 && strcmp(v, "cuda") != 0)
-            return fail("--device expects cpu or cuda, got '%s'", v), false;
+            return cli_fail("--device expects cpu or cuda, got '%s'", v), false;
         return o->device = strcmp(v, "cpu") == 0 ? CNN_DEVICE_CPU : CNN_DEVICE_CUDA, true;
     }
-    if ((v = flag_value("--bench", argc, argv, i, &bad)))
+    if ((v = cli_flag_value("--bench", argc, argv, i, &bad)))
         return parse_int("--bench", v, 1, 100000000, &o->bench);
-    if ((v = flag_value("--warmup", argc, argv, i, &bad)))
+    if ((v = cli_flag_value("--warmup", argc, argv, i, &bad)))
         return parse_int("--warmup", v, 0, 100000000, &o->warmup);
-    if ((v = flag_value("--top", argc, argv, i, &bad)))
+    if ((v = cli_flag_value("--top", argc, argv, i, &bad)))
         return parse_int("--top", v, 1, 1000000, &o->top);
-    if ((v = flag_value("--seed", argc, argv, i, &bad)))
-        return parse_seed(v, &o->seed);
+    if ((v = cli_flag_value("--seed", argc, argv, i, &bad)))
+        return cli_parse_u64(v, &o->seed) ||
+               (cli_fail("--seed expects a non-negative integer, got '%s'", v), false);
     if (!strcmp(argv[*i], "--profile"))
         return o->profile = true;
     if (!strcmp(argv[*i], "--device-buffers"))
         return o->device_buffers = true;
     if (!strcmp(argv[*i], "--verify"))
         return o->verify = true;
-    if ((v = flag_value("--profile-sort", argc, argv, i, &bad))) {
+    if ((v = cli_flag_value("--profile-sort", argc, argv, i, &bad))) {
         if (strcmp(v, "time") != 0)
-            return fail("--profile-sort expects 'time', got '%s'", v), false;
+            return cli_fail("--profile-sort expects 'time', got '%s'", v), false;
         return o->profile = o->sort_by_time = true;
     }
     if (!bad)
-        fail("unknown option '%s' (see cnnrun --help)", argv[*i]);
+        cli_fail("unknown option '%s' (see cnnrun --help)", argv[*i]);
     return false;
+}
+
+/* The model, then inputs as NAME=FILE. */
+static bool add_operand(void *ctx, const char *arg)
+{
+    Options *o = ctx;
+    if (!o->model)
+        return o->model = arg, true;
+    if (strchr(arg, '='))
+        return add_input(o, arg);
+    return cli_fail("unexpected argument '%s' (inputs are NAME=X.npy)", arg), false;
 }
 
 /* 0: go on; 1: bad command line; 2: --help handled. */
 static int parse_args(Options *o, int argc, char **argv)
 {
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h"))
-            return fputs(usage, stdout), 2;
-        if (a[0] == '-' && a[1]) {
-            if (!parse_option(o, argc, argv, &i))
-                return 1;
-        } else if (!o->model) {
-            o->model = a;
-        } else if (strchr(a, '=')) {
-            if (!add_input(o, a))
-                return 1;
-        } else {
-            return fail("unexpected argument '%s' (inputs are NAME=X.npy)", a), 1;
-        }
-    }
+    static const CliParser parser = {usage, NULL, parse_option, add_operand};
+    int rc = cli_parse(&parser, o, argc, argv, 1);
+    if (rc)
+        return rc;
     if (!o->model)
-        return fail("no model given (see cnnrun --help)"), 1;
+        return cli_fail("no model given (see cnnrun --help)"), 1;
     if (o->warmup >= 0 && !o->bench && !o->profile)
-        return fail("--warmup needs --bench"), 1;
+        return cli_fail("--warmup needs --bench"), 1;
     return 0;
 }
 
@@ -202,9 +164,9 @@ static bool load_api(ModelApi *a, const Options *o)
     const char *path = o->model;
     if (!strchr(path, '/') && snprintf(buf, sizeof buf, "./%s", path) < (int)sizeof buf)
         path = buf;
-    if (!model_api_open(a, path, err, sizeof err)) return fail("%s", err), false;
+    if (!model_api_open(a, path, err, sizeof err)) return cli_fail("%s", err), false;
     if (o->profile && !a->set_profiling) {
-        fail("'%s' cannot be profiled (compiled by an older cnnc)", o->model);
+        cli_fail("'%s' cannot be profiled (compiled by an older cnnc)", o->model);
         dlclose(a->lib);
         return false;
     }
@@ -247,27 +209,26 @@ static bool check_input_options(const Options *o, const Session *s)
     if (o->ninputs == 0)
         return true;
     if (o->ninputs > s->nin)
-        return fail("%d input files for %d input(s)", o->ninputs, s->nin), false;
+        return cli_fail("%d input files for %d input(s)", o->ninputs, s->nin), false;
     bool ok = true;
     for (int i = 0; i < o->ninputs && s->nin > 1; i++) {
         const char *a = o->inputs[i], *eq = strchr(a, '=');
         if (!eq)
-            fail("input file '%s' needs a name: the model has %d inputs (NAME=FILE)", a, s->nin);
+            cli_fail("input file '%s' needs a name: the model has %d inputs (NAME=FILE)", a,
+                     s->nin);
         else if (input_index(s, a, (size_t)(eq - a)) < 0)
-            fail("the model has no input named '%.*s'", (int)(eq - a), a);
+            cli_fail("the model has no input named '%.*s'", (int)(eq - a), a);
         ok = ok && eq && input_index(s, a, (size_t)(eq - a)) >= 0;
     }
     for (int32_t i = 0; i < s->nin && ok; i++)
         if (!input_file(o, s, i))
-            fail("no input file for input '%s'", s->in_info[i].name), ok = false;
+            cli_fail("no input file for input '%s'", s->in_info[i].name), ok = false;
     return ok;
 }
 
 static void random_input(const cnn_tensor_info *t, uint64_t seed, float *x)
 {
-    Rng r = ir_rng(seed, t->name);
-    for (int64_t i = 0; i < numel(t); i++)
-        x[i] = (float)(2.0 * ir_rng_uniform(&r) - 1.0);
+    cli_random_input(x, numel(t), seed, t->name);
 }
 
 static bool load_input(const cnn_tensor_info *t, const char *path, float *x)
@@ -275,14 +236,14 @@ static bool load_input(const cnn_tensor_info *t, const char *path, float *x)
     char err[512], want[128], got[128];
     NpyArray a;
     if (!ir_npy_read(path, &a, err, sizeof err))
-        return fail("%s", err), false;
+        return cli_fail("%s", err), false;
     bool same = a.rank == t->rank;
     for (int32_t d = 0; same && d < a.rank; d++)
         same = a.dims[d] == t->dims[d];
     if (same)
         memcpy(x, a.data, t->size);
     else
-        fail("input '%s' expects %s, got %s from '%s'", t->name,
+        cli_fail("input '%s' expects %s, got %s from '%s'", t->name,
              shape_str(t->rank, t->dims, want, sizeof want),
              shape_str(a.rank, a.dims, got, sizeof got), path);
     free(a.data);
@@ -294,9 +255,9 @@ static void fail_status(const ModelApi *api, const char *what, cnn_status st)
 {
     const char *detail = api->last_error ? api->last_error() : "";
     if (detail && *detail)
-        fail("%s: %s (%s)", what, api->status_string(st), detail);
+        cli_fail("%s: %s (%s)", what, api->status_string(st), detail);
     else
-        fail("%s: %s", what, api->status_string(st));
+        cli_fail("%s: %s", what, api->status_string(st));
 }
 
 static bool open_session(const ModelApi *api, const Options *o, Session *s)
@@ -523,26 +484,6 @@ static bool bench(const ModelApi *api, const Options *o, const Session *s)
     return ok;
 }
 
-static void print_summary(const cnn_tensor_info *t, const float *v)
-{
-    int64_t n = numel(t), arg = 0;
-    double lo = INFINITY, hi = -INFINITY, sum = 0;
-    for (int64_t i = 0; i < n; i++) {
-        if (v[i] > hi)
-            hi = v[i], arg = i;
-        if (v[i] < lo)
-            lo = v[i];
-        sum += v[i];
-    }
-    char ts[128];
-    printf("%s: %s  min %.6g  max %.6g  mean %.6g  argmax %" PRId64 "\n", t->name,
-           shape_str(t->rank, t->dims, ts, sizeof ts), lo, hi, n ? sum / (double)n : 0.0, arg);
-    printf("  first values:");
-    for (int64_t i = 0; i < n && i < 8; i++)
-        printf(" %.6g", v[i]);
-    printf("\n");
-}
-
 /* Top-k of one batch item by insertion into a sorted list: k is small. Ties
  * keep the lower index first. */
 static void print_top(const char *name, int64_t item, const float *v, int64_t n, int64_t k,
@@ -566,7 +507,7 @@ static void print_top(const char *name, int64_t item, const float *v, int64_t n,
 static bool print_tops(const Options *o, const Session *s)
 {
     if (s->nout == 0 || s->out_info[0].rank == 0)
-        return fail("--top needs an output of rank 1 or more"), false;
+        return cli_fail("--top needs an output of rank 1 or more"), false;
     const cnn_tensor_info *t = &s->out_info[0];
     int64_t batch = t->rank > 1 ? t->dims[0] : 1;
     int64_t per = batch ? numel(t) / batch : 0;
@@ -578,32 +519,20 @@ static bool print_tops(const Options *o, const Session *s)
     return true;
 }
 
-/* Output path for output k: OUT itself for one output, else OUT.NAME.npy. */
-static char *output_path(const char *out, const char *name, int32_t nout)
-{
-    size_t n = strlen(out);
-    if (nout == 1)
-        return strcpy(ir_xmalloc(n + 1), out);
-    if (n > 4 && !strcmp(out + n - 4, ".npy"))
-        n -= 4;
-    size_t len = n + strlen(name) + 6;
-    char *p = ir_xmalloc(len);
-    snprintf(p, len, "%.*s.%s.npy", (int)n, out, name);
-    return p;
-}
-
 static bool write_outputs(const Options *o, const Session *s)
 {
     bool ok = true;
     for (int32_t k = 0; k < s->nout && ok; k++) {
         const cnn_tensor_info *t = &s->out_info[k];
         if (!o->out) {
-            print_summary(t, s->out[k].data);
+            char ts[128];
+            cli_print_summary(t->name, shape_str(t->rank, t->dims, ts, sizeof ts), s->out[k].data,
+                              numel(t));
             continue;
         }
-        char err[512], *path = output_path(o->out, t->name, s->nout);
+        char err[512], *path = cli_output_path(o->out, t->name, s->nout);
         if (!ir_npy_write(path, s->out[k].data, t->rank, t->dims, err, sizeof err))
-            fail("%s", err), ok = false;
+            cli_fail("%s", err), ok = false;
         free(path);
     }
     return ok;
@@ -615,14 +544,15 @@ static bool to_device(const ModelApi *api, const Options *o, Session *s)
 {
     char err[1024];
     if (!api->device || api->device(s->m) != CNN_DEVICE_CUDA)
-        return fail("--device-buffers needs a CUDA model; '%s' runs on the CPU", o->model), false;
+        return cli_fail("--device-buffers needs a CUDA model; '%s' runs on the CPU", o->model),
+               false;
     if (!cnnrun_cuda_open(&s->cuda, (int32_t)o->device_index, err, sizeof err))
-        return fail("--device-buffers: %s", err), false;
+        return cli_fail("--device-buffers: %s", err), false;
     s->run_in = ir_xcalloc((size_t)s->nin + 1, sizeof *s->run_in);
     s->run_out = ir_xcalloc((size_t)s->nout + 1, sizeof *s->run_out);
     if (!cnnrun_cuda_alloc(&s->cuda, s->in, s->run_in, s->nin, true, err, sizeof err) ||
         !cnnrun_cuda_alloc(&s->cuda, s->out, s->run_out, s->nout, false, err, sizeof err))
-        return fail("--device-buffers: %s", err), false;
+        return cli_fail("--device-buffers: %s", err), false;
     return true;
 }
 
@@ -630,15 +560,15 @@ static bool from_device(Session *s)
 {
     char err[1024];
     if (!cnnrun_cuda_download(&s->cuda, s->run_out, s->out, s->nout, err, sizeof err))
-        return fail("--device-buffers: %s", err), false;
+        return cli_fail("--device-buffers: %s", err), false;
     return true;
 }
 
 static bool verify_weights(const ModelApi *api, const Options *o, const Session *s)
 {
     if (!api->verify)
-        return fail("'%s' has no checksum of its weights (compiled by an older cnnc)", o->model),
-               false;
+        return cli_fail("'%s' has no checksum of its weights (compiled by an older cnnc)",
+                        o->model), false;
     cnn_status st = api->verify(s->m);
     if (st != CNN_OK) {
         char what[4200];
@@ -668,6 +598,7 @@ static int run(const ModelApi *api, const Options *o)
 
 int main(int argc, char **argv)
 {
+    cli_set_program("cnnrun");
     Options o;
     memset(&o, 0, sizeof o);
     o.warmup = -1;
@@ -684,6 +615,6 @@ int main(int argc, char **argv)
     rc = run(&api, &o);
     dlclose(api.lib);
     if (fflush(stdout) != 0)
-        return fail("cannot write the standard output"), 1;
+        return cli_fail("cannot write the standard output"), 1;
     return rc;
 }
