@@ -106,11 +106,20 @@ static bool lex_escape(Parser *ps, char *out)
     return true;
 }
 
+/* The bytes of a string's body up to its closing quote (or the end of the
+ * line): at least as many as it decodes to. */
+static size_t string_extent(const char *s)
+{
+    size_t n = 0;
+    while (s[n] && s[n] != '"' && s[n] != '\n')
+        n += s[n] == '\\' && s[n + 1] ? 2 : 1;
+    return n;
+}
+
 static bool lex_string(Parser *ps)
 {
     advance(ps);
-    const char *body = ps->p;
-    char *buf = ir_alloc(ps->tmp, strlen(body) + 1);
+    char *buf = ir_alloc(ps->tmp, string_extent(ps->p) + 1);
     size_t n = 0;
     while (*ps->p != '"') {
         if (*ps->p == '\0' || *ps->p == '\n')

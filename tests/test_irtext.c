@@ -9,6 +9,10 @@
 
 #include <cmocka.h>
 
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include "ir.h"
 
 typedef struct Buf {
@@ -386,6 +390,21 @@ static void test_epilogue_round_trip(void **state)
     assert_true(e->post_a == 0.1f);
     assert_int_equal(g->nodes[7].attrs.dense.epi.act, OP_RELU);
     assert_int_equal(g->nodes[3].type.block, 8);
+    /* the node facts every backend uses: slots, labels, flops */
+    assert_ptr_equal(ir_epilogue(&g->nodes[4]), e);
+    assert_null(ir_epilogue(&g->nodes[3]));
+    assert_int_equal(ir_bias_input(&g->nodes[4]), 2);
+    assert_int_equal(ir_residual_input(&g->nodes[4]), 3);
+    assert_int_equal(ir_bias_input(&g->nodes[7]), -1);
+    assert_int_equal(ir_residual_input(&g->nodes[7]), -1);
+    char label[64];
+    assert_string_equal(ir_node_label(&g->nodes[4], label, sizeof label),
+                        "conv2d+bias+clip+add+leaky_relu");
+    assert_string_equal(ir_node_label(&g->nodes[7], label, sizeof label), "dense+relu");
+    assert_string_equal(ir_node_label(&g->nodes[3], label, sizeof label), "reorder");
+    assert_int_equal(ir_node_flops(g, &g->nodes[4]), 2 * 1024 * 16);
+    assert_int_equal(ir_node_flops(g, &g->nodes[7]), 2 * 4 * 1024);
+    assert_int_equal(ir_node_flops(g, &g->nodes[3]), 0);
     assert_true(ir_verify(g, &d));
     char *text = print_to_string(g);
     assert_string_equal(text, src);
@@ -436,6 +455,42 @@ static void test_dot(void **state)
     ir_graph_free(g);
 }
 
+/* Each string is decoded into as many bytes as it can hold, not as many as
+ * the rest of the text: 20000 names in 600 KB of text parse in 1 GB of
+ * address space (by the rest of the text, they would take 6 GB). Run in a
+ * child with the address space limited; not under AddressSanitizer, whose
+ * shadow memory needs more. */
+static void test_parse_many_strings(void **state)
+{
+    (void)state;
+#if defined(__SANITIZE_ADDRESS__)
+    skip();
+#endif
+    enum { N = 20000 };
+    Buf b;
+    buf_open(&b);
+    fprintf(b.f, "graph \"many\" {\n");
+    for (int i = 0; i < N; i++)
+        fprintf(b.f, "  %%%d = param \"p\\x2e%d\" : f32[1]\n", i, i);
+    fprintf(b.f, "  return %%%d \"out\"\n}\n", N - 1);
+    char *text = buf_close(&b);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct rlimit lim = {(rlim_t)1 << 30, (rlim_t)1 << 30};
+        if (setrlimit(RLIMIT_AS, &lim) != 0)
+            _exit(2);
+        Graph *g = ir_parse_text("many.ir", text, NULL);
+        _exit(g && g->nnodes == N && strcmp(g->nodes[N - 1].name, "p.19999") == 0 ? 0 : 1);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    free(text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -447,6 +502,7 @@ int main(void)
         cmocka_unit_test(test_round_trip_of_parsed_text),
         cmocka_unit_test(test_dot),
         cmocka_unit_test(test_epilogue_round_trip),
+        cmocka_unit_test(test_parse_many_strings),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
