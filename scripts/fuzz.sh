@@ -43,13 +43,13 @@ max_len() {
 
 mkdir -p "$out"
 cmake -S . -B "$build" -DCNNC_FUZZ=ON -DCMAKE_C_COMPILER=clang-16 \
-  -DCMAKE_BUILD_TYPE=RelWithDebInfo >"$out.configure.log" 2>&1 ||
-  { cat "$out.configure.log"; exit 1; }
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo >"$out/configure.log" 2>&1 ||
+  { cat "$out/configure.log"; exit 1; }
 targets=()
 for h in "${harnesses[@]}"; do targets+=(--target "fuzz_$h"); done
-cmake --build "$build" -j"${JOBS:-$(nproc)}" "${targets[@]}" >"$out.build.log" 2>&1 ||
-  { cat "$out.build.log"; exit 1; }
-rm -f "$out.configure.log" "$out.build.log"
+cmake --build "$build" -j"${JOBS:-$(nproc)}" "${targets[@]}" >"$out/build.log" 2>&1 ||
+  { tail -n 40 "$out/build.log"; exit 1; }
+rm -f "$out/configure.log" "$out/build.log"
 
 # Leaks, inputs taking over 25 s and allocations over 2 GB are findings too.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
