@@ -40,11 +40,11 @@ static void window_text(const int32_t k[2], const int32_t s[2], char *buf, size_
 /* " +bias +relu +add +relu": what a conv2d or dense computes after its sums. */
 static void epilogue_text(const Node *n, char *buf, size_t n_buf)
 {
-    const Epilogue *e = n->op == OP_CONV2D ? &n->attrs.conv.epi : &n->attrs.dense.epi;
+    const Epilogue *e = ir_epilogue(n);
     buf[0] = '\0';
-    if (n->op != OP_CONV2D && n->op != OP_DENSE)
+    if (!e)
         return;
-    if (n->ninputs - 2 - (e->residual ? 1 : 0) == 1)
+    if (ir_bias_input(n) >= 0)
         add_text(buf, n_buf, " +bias");
     if (e->act != OP_NO_ACT)
         snprintf(buf + strlen(buf), n_buf - strlen(buf), " +%s", ir_act_name(e->act));

@@ -178,15 +178,10 @@ static bool conv_weight(const Ctx *c, int64_t chans)
 
 /* ---- fused epilogues (conv2d and dense) ---------------------------------------- */
 
-static const Epilogue *epilogue_of(const Node *n)
-{
-    return n->op == OP_CONV2D ? &n->attrs.conv.epi : &n->attrs.dense.epi;
-}
-
 /* Inputs after x and weight: an optional bias, then the residual if any. */
 static int32_t bias_count(const Ctx *c)
 {
-    return c->n->ninputs - 2 - (epilogue_of(c->n)->residual ? 1 : 0);
+    return c->n->ninputs - 2 - (ir_epilogue(c->n)->residual ? 1 : 0);
 }
 
 static bool check_act(const Ctx *c, const char *what, Op act, float a, float b)
@@ -201,7 +196,7 @@ static bool check_act(const Ctx *c, const char *what, Op act, float a, float b)
 
 static bool check_epilogue(const Ctx *c)
 {
-    const Epilogue *e = epilogue_of(c->n);
+    const Epilogue *e = ir_epilogue(c->n);
     int32_t nb = bias_count(c);
     if (nb < 0 || nb > 1)
         return fail(c, "%s has %d inputs, which its epilogue (residual=%s) does not take",
@@ -213,7 +208,7 @@ static bool check_epilogue(const Ctx *c)
 /* The residual is added elementwise, so it has exactly the output's dims. */
 static bool check_residual(const Ctx *c)
 {
-    if (!epilogue_of(c->n)->residual)
+    if (!ir_epilogue(c->n)->residual)
         return true;
     const TensorType *r = in_type(c, c->n->ninputs - 1);
     TensorType want = *c->out;

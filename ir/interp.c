@@ -90,17 +90,6 @@ static bool run_param(Interp *in, const Node *n, float *out)
 
 /* ---- fused epilogues ----------------------------------------------------- */
 
-static const Epilogue *epilogue_of(const Node *n)
-{
-    return n->op == OP_CONV2D ? &n->attrs.conv.epi : &n->attrs.dense.epi;
-}
-
-/* The bias is input 2 when present; a residual is always the last input. */
-static bool has_bias(const Node *n)
-{
-    return n->ninputs - 2 - (epilogue_of(n)->residual ? 1 : 0) == 1;
-}
-
 /* out = post(act(sum) + residual), in double, rounded once. */
 static float epilogue(const Epilogue *e, double sum, const float *residual, int64_t at)
 {
@@ -112,13 +101,14 @@ static float epilogue(const Epilogue *e, double sum, const float *residual, int6
 
 static const float *residual_of(const Interp *in, const Node *n)
 {
-    return epilogue_of(n)->residual ? in->values[n->inputs[n->ninputs - 1]] : NULL;
+    int32_t r = ir_residual_input(n);
+    return r >= 0 ? in->values[n->inputs[r]] : NULL;
 }
 
 static bool residual_ok(const Interp *in, const Node *n)
 {
-    return !epilogue_of(n)->residual ||
-           ir_numel(&in->g->nodes[n->inputs[n->ninputs - 1]].type) == ir_numel(&n->type);
+    int32_t r = ir_residual_input(n);
+    return r < 0 || ir_numel(&in->g->nodes[n->inputs[r]].type) == ir_numel(&n->type);
 }
 
 /* ---- convolution, normalization, dense ---------------------------------- */
@@ -133,9 +123,9 @@ static bool conv_shapes_ok(const Interp *in, const Node *n)
         return false;
     if (y->dims[0] != x->dims[0] || y->dims[1] != w->dims[0])
         return false;
-    if (!residual_ok(in, n) || n->ninputs - 2 - (epilogue_of(n)->residual ? 1 : 0) > 1)
+    if (!residual_ok(in, n) || n->ninputs - 2 - (ir_epilogue(n)->residual ? 1 : 0) > 1)
         return false;
-    return !has_bias(n) || ir_numel(arg_type(in, n, 2)) == w->dims[0];
+    return ir_bias_input(n) < 0 || ir_numel(arg_type(in, n, 2)) == w->dims[0];
 }
 
 /* One output element: the sum over the input channels of its group and the
@@ -170,7 +160,7 @@ static bool run_conv2d(Interp *in, const Node *n, float *out)
         return fail(in, n, "inconsistent input, weight and output shapes");
     const TensorType *x = arg_type(in, n, 0), *w = arg_type(in, n, 1), *y = &n->type;
     const float *xv = arg(in, n, 0), *wv = arg(in, n, 1);
-    const float *bv = has_bias(n) ? arg(in, n, 2) : NULL, *rv = residual_of(in, n);
+    const float *bv = ir_bias_input(n) >= 0 ? arg(in, n, 2) : NULL, *rv = residual_of(in, n);
     int64_t at = 0;
     for (int64_t b = 0; b < y->dims[0]; b++)
         for (int64_t o = 0; o < y->dims[1]; o++)
@@ -213,9 +203,9 @@ static bool run_dense(Interp *in, const Node *n, float *out)
     if (x->rank < 1 || w->rank != 2 || w->dims[1] != x->dims[x->rank - 1])
         return fail(in, n, "input features do not match the weight");
     int64_t I = w->dims[1], O = w->dims[0], rows = ir_numel(x) / (I ? I : 1);
-    bool bias = has_bias(n);
+    bool bias = ir_bias_input(n) >= 0;
     if (ir_numel(&n->type) != rows * O || !residual_ok(in, n) ||
-        n->ninputs - 2 - (epilogue_of(n)->residual ? 1 : 0) > 1 ||
+        n->ninputs - 2 - (ir_epilogue(n)->residual ? 1 : 0) > 1 ||
         (bias && ir_numel(arg_type(in, n, 2)) != O))
         return fail(in, n, "inconsistent output, bias or residual shape");
     const float *xv = arg(in, n, 0), *wv = arg(in, n, 1);

@@ -306,6 +306,22 @@ int32_t ir_find_node(const Graph *g, const char *name); /* -1 if none */
 int32_t ir_num_inputs(const Graph *g);
 int32_t ir_input_node(const Graph *g, int32_t i); /* node index of the i-th input */
 
+/* ---- ops.c: what every pass and backend says of a node ------------------ */
+
+/* The fused epilogue of a conv2d or dense; NULL for other ops. Like strchr, it
+ * returns a pointer into a const node for those that may change it. */
+Epilogue *ir_epilogue(const Node *n);
+/* Input slots of a conv2d or dense: x, weight, bias?, residual? (-1: none). */
+int32_t ir_bias_input(const Node *n);
+int32_t ir_residual_input(const Node *n);
+/* Floating-point operations of one run of the node's kernel: 2 per multiply-add
+ * of conv2d and dense, none for copies, else 1 per output element; epilogues
+ * are not counted. Saturates at INT64_MAX. */
+int64_t ir_node_flops(const Graph *g, const Node *n);
+/* The profile label of the node's kernel: its op, then what is fused into it
+ * in the order the epilogue applies it, e.g. "conv2d+bias+add+relu". */
+char *ir_node_label(const Node *n, char *buf, size_t size);
+
 /* ---- clone.c: deep copies ----------------------------------------------- */
 
 /* A copy of `g` that shares nothing with it: nodes, names, attributes, types,

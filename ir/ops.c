@@ -69,6 +69,75 @@ const char *ir_act_name(Op act)
     return ir_ops[act].name;
 }
 
+/* ---- facts of a node ------------------------------------------------------ */
+
+Epilogue *ir_epilogue(const Node *n)
+{
+    Attrs *a = (Attrs *)&n->attrs;
+    return n->op == OP_CONV2D ? &a->conv.epi : n->op == OP_DENSE ? &a->dense.epi : NULL;
+}
+
+/* The bias is input 2 when present; a residual is always the last input. */
+int32_t ir_bias_input(const Node *n)
+{
+    const Epilogue *e = ir_epilogue(n);
+    return e && n->ninputs - 2 - (e->residual ? 1 : 0) == 1 ? 2 : -1;
+}
+
+int32_t ir_residual_input(const Node *n)
+{
+    const Epilogue *e = ir_epilogue(n);
+    return e && e->residual ? n->ninputs - 1 : -1;
+}
+
+int64_t ir_node_flops(const Graph *g, const Node *n)
+{
+    int64_t out = ir_numel(&n->type);
+    const TensorType *x = n->ninputs ? &g->nodes[n->inputs[0]].type : NULL;
+    switch (n->op) {
+    case OP_CONV2D: {
+        const ConvAttrs *a = &n->attrs.conv;
+        int64_t cin = x->dims[1] / (a->groups > 0 ? a->groups : 1);
+        return ir_mul_sat(ir_mul_sat(2 * out, cin), (int64_t)a->kernel[0] * a->kernel[1]);
+    }
+    case OP_DENSE:
+        return ir_mul_sat(2 * out, x->dims[x->rank - 1]);
+    case OP_CONCAT:
+    case OP_FLATTEN:
+    case OP_REORDER:
+    case OP_DROPOUT:
+        return 0;
+    default:
+        return out;
+    }
+}
+
+static void append_part(char *buf, size_t size, const char *part)
+{
+    size_t len = strlen(buf);
+    snprintf(buf + len, size - len, "%s%s", len ? "+" : "", part);
+}
+
+char *ir_node_label(const Node *n, char *buf, size_t size)
+{
+    buf[0] = 0;
+    append_part(buf, size, ir_ops[n->op].name);
+    const Epilogue *e = ir_epilogue(n);
+    if (!e)
+        return buf;
+    if (ir_bias_input(n) >= 0)
+        append_part(buf, size, "bias");
+    if (e->act != OP_NO_ACT)
+        append_part(buf, size, ir_act_name(e->act));
+    if (e->residual)
+        append_part(buf, size, "add");
+    if (e->post != OP_NO_ACT)
+        append_part(buf, size, ir_act_name(e->post));
+    return buf;
+}
+
+/* ---- activations ----------------------------------------------------------- */
+
 /* Comparisons are written so that NaN passes through, as in PyTorch. */
 double ir_act_apply(Op act, double x, float a, float b)
 {

@@ -96,11 +96,10 @@ static bool check_layout(Verifier *v, int32_t id)
 static void check_residual_layout(Verifier *v, int32_t id)
 {
     const Node *n = &v->g->nodes[id];
-    const Epilogue *e = n->op == OP_CONV2D ? &n->attrs.conv.epi
-                      : n->op == OP_DENSE  ? &n->attrs.dense.epi : NULL;
-    if (!e || !e->residual || n->ninputs < 3)
+    int32_t k = ir_residual_input(n);
+    if (k < 2)
         return;
-    const TensorType *r = &v->g->nodes[n->inputs[n->ninputs - 1]].type;
+    const TensorType *r = &v->g->nodes[n->inputs[k]].type;
     if (r->layout != n->type.layout || r->block != n->type.block)
         bad(v, n->loc, "node %d '%s' (%s) has a residual stored in another layout than its "
             "output", (int)id, name_of(n), ir_ops[n->op].name);

@@ -17,8 +17,7 @@ static bool bound_param(const Graph *g, int32_t id)
 static bool no_epilogue(const Node *n)
 {
     static const Epilogue none;
-    const Epilogue *e = n->op == OP_CONV2D ? &n->attrs.conv.epi : &n->attrs.dense.epi;
-    return memcmp(e, &none, sizeof none) == 0;
+    return memcmp(ir_epilogue(n), &none, sizeof none) == 0;
 }
 
 /* The conv2d/dense that batchnorm `bn` can be folded into, or -1. */

@@ -29,11 +29,6 @@ typedef struct Fuser {
     bool resort;
 } Fuser;
 
-static Epilogue *epi_of(Node *n)
-{
-    return n->op == OP_CONV2D ? &n->attrs.conv.epi : &n->attrs.dense.epi;
-}
-
 /* The activation a node computes, with its parameters; OP_NO_ACT if none. */
 static Op act_of(const Node *n, float *a, float *b)
 {
@@ -79,7 +74,7 @@ static bool take_activation(Fuser *f, int32_t id, Op *kind, float *a, float *b)
 
 static void fuse_activations(Fuser *f, int32_t id)
 {
-    Epilogue *e = epi_of(&f->g->nodes[id]);
+    Epilogue *e = ir_epilogue(&f->g->nodes[id]);
     if (e->residual || !take_activation(f, id, &e->act, &e->act_a, &e->act_b))
         return;
     int32_t next = sole_user(f, id);
@@ -92,7 +87,7 @@ static bool can_take_residual(const Fuser *f, int32_t id, int32_t add)
     Node *n = &f->g->nodes[id];
     if (ir_ops[n->op].fusion != FC_OUT_FUSABLE || f->uses[id] != 1 || sole_user(f, id) != add)
         return false;
-    Epilogue *e = epi_of(n);
+    Epilogue *e = ir_epilogue(n);
     return !e->residual && e->post == OP_NO_ACT;
 }
 
@@ -114,7 +109,7 @@ static void fuse_add(Fuser *f, int32_t add)
     ins[n->ninputs] = r;
     n->inputs = ins;
     n->ninputs++;
-    Epilogue *e = epi_of(n);
+    Epilogue *e = ir_epilogue(n);
     e->residual = true;
     f->resort |= r > conv;
     absorb(f, conv, add);

@@ -112,7 +112,7 @@ if "$cnnc" models/mlp.cnn --random-weights=0 --emit=ptx 2>&1 >/dev/null | grep -
   expect 1 "cannot build a CUDA model.so" -- models/mlp.cnn --random-weights=0 --target=cuda -o "$tmp/g.so"
   if [ -e "$tmp/g.so" ]; then echo "FAIL: CUDA model.so written"; fail=$((fail + 1)); fi
 else
-  expect 0 "// node: fc1 (dense+relu)" -- models/mlp.cnn --random-weights=0 --emit=ptx --gpu-arch=sm_90
+  expect 0 "// node: fc1 (dense+bias+relu)" -- models/mlp.cnn --random-weights=0 --emit=ptx --gpu-arch=sm_90
 fi
 
 # Sizes: a tensor over the limit fails the same way whatever is asked (tests/bad has the

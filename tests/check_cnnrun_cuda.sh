@@ -75,14 +75,14 @@ PY
 }
 
 # Profile lines: every kernel of the model (conv1 conv2 maxpool_0 fc1 fc2) with a time;
-# conv2 has two (its reduction is split: "conv2d(split-K=2)", then "split-K-sum+relu").
+# conv2 has two (its reduction is split: "conv2d(split-K=2)", then "split-K-sum+bias+relu").
 profiled() {
   grep -q '^bench: 3 runs after 0 warm-up, CUDA device 0, batch 1, profiling on$' "$tmp/out" &&
     for k in conv1 conv2 maxpool_0 fc1 fc2; do
       grep -Eq "^ +[0-9]+  $k +[a-zA-Z0-9+_()=-]+ +[0-9]+\.[0-9]{4} +[0-9.]+%" "$tmp/out" || return 1
     done &&
     grep -Eq "^ +[0-9]+  conv2 +conv2d\(split-K=2\) " "$tmp/out" &&
-    grep -Eq "^ +[0-9]+  conv2 +split-K-sum\+relu " "$tmp/out"
+    grep -Eq "^ +[0-9]+  conv2 +split-K-sum\+bias\+relu " "$tmp/out"
 }
 
 "$cnnc" $model --random-weights=0 -o "$tmp/cpu.so" || { echo "FAIL: cnnc (CPU)"; exit 1; }

@@ -187,12 +187,52 @@ static void test_nvrtc_compile(void **state)
     for (const char *c = ann; (c = strstr(c, "// node: ")); c++) heads++;
     assert_true(entries >= 4);
     assert_int_equal(entries, heads);
-    assert_non_null(strstr(ann, "// node: conv1 (conv2d+relu)"));
+    assert_non_null(strstr(ann, "// node: conv1 (conv2d+bias+relu)"));
     free(ann);
     cg_cuda_binary_free(&b);
     p->source[strlen(p->source) - 2] = '@'; /* a syntax error NVRTC must report */
     assert_false(cg_cuda_compile(p, false, &b, err, sizeof err));
     assert_non_null(strstr(err, "NVRTC failed"));
+    cg_cuda_free(p);
+    ir_graph_free(g);
+}
+
+/* Profile labels and flops come from ir_node_label and ir_node_flops, as the
+ * LLVM backend's do: mnist_cnn's layers read as test_runtime_profile has them on
+ * the CPU. A split-K conv2d (conv2 here) says so in its first kernel's label. */
+static void test_kernel_labels(void **state)
+{
+    static const struct {
+        const char *name, *op;
+        int64_t flops;
+    } want[] = {
+        {"conv1", "conv2d+bias+relu", 2LL * 32 * 26 * 26 * 1 * 3 * 3},
+        {"conv2", "conv2d+bias+relu", 2LL * 64 * 24 * 24 * 32 * 3 * 3},
+        {"maxpool_0", "maxpool", 64 * 12 * 12},
+        {"fc1", "dense+bias+relu", 2LL * 128 * 9216},
+        {"fc2", "dense+bias", 2LL * 10 * 128},
+    };
+    Graph *g = load_text("mnist_cnn", NULL, 1);
+    CuTarget t = {90, CU_MATH_F32};
+    CuProgram *p = cuda_program(g, &t);
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        int32_t k = 0;
+        while (k < p->nkernels && strcmp(p->kernels[k].name, want[i].name)) k++;
+        assert_true(k < p->nkernels);
+        size_t n = strcspn(want[i].op, "+");
+        if (strstr(p->kernels[k].op, "(split-K="))
+            assert_true(!strncmp(p->kernels[k].op, want[i].op, n) && p->kernels[k].op[n] == '(');
+        else
+            assert_string_equal(p->kernels[k].op, want[i].op);
+        assert_int_equal(p->kernels[k].flops, want[i].flops);
+    }
+    for (int32_t k = 0; k < p->nkernels; k++) {
+        const CuKernel *ck = &p->kernels[k];
+        char label[128];
+        if (strstr(ck->op, "split-K")) continue;
+        assert_string_equal(ck->op, ir_node_label(&g->nodes[ck->node], label, sizeof label));
+        assert_int_equal(ck->flops, ir_node_flops(g, &g->nodes[ck->node]));
+    }
     cg_cuda_free(p);
     ir_graph_free(g);
 }
@@ -466,6 +506,7 @@ int main(void)
         cmocka_unit_test(test_conv_tiles),
         cmocka_unit_test(test_conv_split),
         cmocka_unit_test(test_nvrtc_compile),
+        cmocka_unit_test(test_kernel_labels),
 #ifdef CNNC_CXX
         cmocka_unit_test(test_emulated_conv),
         cmocka_unit_test(test_emulated_blocks),

@@ -60,7 +60,7 @@ typedef struct CuParams {
 typedef struct CuKernel {
     int32_t node;       /* the IR node it implements */
     const char *name;   /* that node's name */
-    const char *op;     /* what it computes, fused parts joined by '+': "conv2d+relu+add" */
+    const char *op;     /* what it computes, as ir_node_label: "conv2d+bias+relu+add" */
     const char *symbol; /* extern "C" name of the __global__ function in the source */
     uint32_t grid[3], block[3];
     uint32_t shared_bytes; /* dynamic shared memory; 0 (kernels use static shared memory) */
@@ -68,7 +68,7 @@ typedef struct CuKernel {
     CuArg *args;     /* the kernel's pointer parameters, in order */
     bool has_params; /* then `params`, by value, as the last parameter */
     CuParams params;
-    int64_t flops; /* 2 per multiply-add (conv2d, dense), else 1 per output element */
+    int64_t flops; /* ir_node_flops of the node */
 } CuKernel;
 
 /* Graph output k is copied out of the arena after the last kernel: `items`

@@ -43,18 +43,13 @@ typedef struct Parts {
 
 static Parts parts_of(const Node *nd)
 {
-    Parts p = {.epi = nd->op == OP_CONV2D ? &nd->attrs.conv.epi : &nd->attrs.dense.epi};
-    p.res = p.epi->residual ? nd->ninputs - 1 : -1;
-    p.bias = nd->ninputs - 2 - (p.res >= 0) == 1 ? 2 : -1;
-    return p;
+    return (Parts){ir_epilogue(nd), ir_bias_input(nd), ir_residual_input(nd)};
 }
 
-static const char *op_name(CuGen *g, const Node *nd, const Parts *p)
+static const char *op_name(CuGen *g, const Node *nd)
 {
-    const Epilogue *e = p->epi;
-    return ir_strfmt(g->p->arena, "%s%s%s%s%s%s", ir_ops[nd->op].name, e->act ? "+" : "",
-                     e->act ? ir_act_name(e->act) : "", e->residual ? "+add" : "",
-                     e->post ? "+" : "", e->post ? ir_act_name(e->post) : "");
+    char buf[128];
+    return ir_strdup(g->p->arena, ir_node_label(nd, buf, sizeof buf));
 }
 
 static const char *epi_literal(CuGen *g, const Epilogue *e)
@@ -273,7 +268,7 @@ bool cu_emit_conv2d(CuGen *g, int32_t id)
     if (!cu_fits(g, id, ir_numel(x) + ir_numel(y) + cu_item_stride(g, id) * y->dims[0]))
         return false;
     int64_t groups = c->groups, cpg = w->type.dims[1];
-    cu_begin(g, id, op_name(g, nd, &p));
+    cu_begin(g, id, op_name(g, nd));
     if (cpg == 1 && groups > 1) return emit_dwconv(g, id, &p, w);
     Gemm m = {.nb = y->dims[0], .c = cpg, .h = x->dims[2], .w = x->dims[3],
               .k = y->dims[1] / groups, .r = w->type.dims[2], .s = w->type.dims[3],
@@ -298,7 +293,7 @@ bool cu_emit_dense(CuGen *g, int32_t id)
     int64_t xn = cu_item_stride(g, nd->inputs[0]), yn = cu_item_stride(g, id);
     if (!cu_fits(g, id, ir_numel(x) + ir_numel(y) + ir_numel(&w->type) + (xn + yn) * nb))
         return false;
-    cu_begin(g, id, op_name(g, nd, &p));
+    cu_begin(g, id, op_name(g, nd));
     if (rows > 8 && (rpi == 1 || (xn == rpi * I && yn == rpi * O))) {
         Gemm m = {.nb = rows, .c = I, .h = 1, .w = 1, .k = O, .r = 1, .s = 1, .p = 1, .q = 1,
                   .groups = 1, .stride = {1, 1}, .dil = {1, 1}, .xn = rpi == 1 ? xn : I,

@@ -275,24 +275,13 @@ static bool emit_op(CuGen *g, int32_t i)
     }
 }
 
-/* 2 per multiply-add of conv2d and dense, else 1 per output element. */
-static int64_t flops_of(const Graph *g, int32_t i)
-{
-    const Node *nd = &g->nodes[i];
-    const TensorType *w = nd->ninputs > 1 ? &g->nodes[nd->inputs[1]].type : NULL;
-    int64_t out2 = 2 * ir_numel(&nd->type);
-    if (nd->op == OP_CONV2D) return ir_mul_sat(out2, w->dims[1] * w->dims[2] * w->dims[3]);
-    if (nd->op == OP_DENSE) return ir_mul_sat(out2, w->dims[1]);
-    return ir_numel(&nd->type);
-}
-
 static bool emit_node(CuGen *g, int32_t i)
 {
     int32_t before = g->p->nkernels;
     bool ok = emit_op(g, i);
     /* a node's second kernel (a split-K sum) counts its own work */
     for (int32_t k = before; k < g->p->nkernels; k++)
-        if (k == before || !g->p->kernels[k].flops) g->p->kernels[k].flops = flops_of(g->g, i);
+        if (k == before || !g->p->kernels[k].flops) g->p->kernels[k].flops = ir_node_flops(g->g, &g->g->nodes[i]);
     return ok;
 }
 

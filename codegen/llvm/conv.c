@@ -116,7 +116,7 @@ static void conv_init(Conv *k, Cg *cg, int32_t id)
     k->xs = cg_item_stride(cg, n->inputs[0]);
     k->os = cg_item_stride(cg, id);
     if (a->epi.residual)
-        k->rs = cg_item_stride(cg, n->inputs[n->ninputs - 1]);
+        k->rs = cg_item_stride(cg, n->inputs[ir_residual_input(n)]);
     k->all_rows = k->pt == 0 && (k->OH - 1) * k->sh + (k->KH - 1) * k->dh <= k->H - 1;
 }
 
@@ -135,11 +135,6 @@ static void flatten_pointwise(Conv *k)
         return;
     k->W = k->OW = w;
     k->H = k->OH = hw / w;
-}
-
-static bool has_bias(const Node *n)
-{
-    return n->ninputs - 2 - (n->attrs.conv.epi.residual ? 1 : 0) == 1;
 }
 
 static const Node *input(const Conv *k, int32_t i)
@@ -173,7 +168,7 @@ static LLVMValueRef pack_direct(Conv *k)
 
 static LLVMValueRef bias_global(Conv *k)
 {
-    if (!has_bias(k->n))
+    if (ir_bias_input(k->n) < 0)
         return NULL;
     const Node *bn = input(k, 2);
     if (!bn->data)

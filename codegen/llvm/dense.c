@@ -55,7 +55,7 @@ static LLVMValueRef pack_weights(Dense *d)
 
 static LLVMValueRef pack_bias(Dense *d)
 {
-    if (d->n->ninputs - 2 - (d->epi->residual ? 1 : 0) != 1)
+    if (ir_bias_input(d->n) < 0)
         return NULL;
     const Node *bn = input(d, 2);
     if (!bn->data)
@@ -194,7 +194,7 @@ static void dense_init(Dense *d, Cg *cg, int32_t node)
     d->xs = cg_item_stride(cg, n->inputs[0]);
     d->os = cg_item_stride(cg, node);
     if (d->epi->residual)
-        d->rs = cg_item_stride(cg, n->inputs[n->ninputs - 1]);
+        d->rs = cg_item_stride(cg, n->inputs[ir_residual_input(n)]);
 }
 
 /* Work items: output blocks × groups of batch rows. */

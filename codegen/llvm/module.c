@@ -435,51 +435,6 @@ static LLVMValueRef tensor_table(Cg *cg, bool inputs)
 
 /* ---- the kernel table ---------------------------------------------------- */
 
-static void append_part(char *buf, size_t n, const char *part)
-{
-    size_t len = strlen(buf);
-    snprintf(buf + len, n - len, "%s%s", len ? "+" : "", part);
-}
-
-/* What a node's kernel computes: its op, then what is fused into it in the
- * order the epilogue applies it, e.g. "conv2d+bias+add+relu". */
-static void kernel_op(const Node *nd, char *buf, size_t n)
-{
-    buf[0] = 0;
-    append_part(buf, n, ir_ops[nd->op].name);
-    if (nd->op != OP_CONV2D && nd->op != OP_DENSE) return;
-    const Epilogue *e = nd->op == OP_CONV2D ? &nd->attrs.conv.epi : &nd->attrs.dense.epi;
-    if (nd->ninputs - 2 - (e->residual ? 1 : 0) == 1) append_part(buf, n, "bias");
-    if (e->act != OP_NO_ACT) append_part(buf, n, ir_act_name(e->act));
-    if (e->residual) append_part(buf, n, "add");
-    if (e->post != OP_NO_ACT) append_part(buf, n, ir_act_name(e->post));
-}
-
-/* Floating-point operations of one run: 2 per multiply-add of conv2d (each
- * output sums C/groups * kh * kw products) and dense, none for pure copies,
- * else 1 per output element. Epilogues are not counted. */
-static int64_t kernel_flops(const Graph *g, const Node *nd)
-{
-    int64_t out = ir_numel(&nd->type);
-    const TensorType *x = nd->ninputs ? &g->nodes[nd->inputs[0]].type : NULL;
-    switch (nd->op) {
-    case OP_CONV2D: {
-        const ConvAttrs *a = &nd->attrs.conv;
-        int64_t cin = x->dims[1] / (a->groups > 0 ? a->groups : 1);
-        return ir_mul_sat(ir_mul_sat(2 * out, cin), (int64_t)a->kernel[0] * a->kernel[1]);
-    }
-    case OP_DENSE:
-        return ir_mul_sat(2 * out, x->dims[x->rank - 1]);
-    case OP_CONCAT:
-    case OP_FLATTEN:
-    case OP_REORDER:
-    case OP_DROPOUT:
-        return 0;
-    default:
-        return out;
-    }
-}
-
 static LLVMTypeRef kernel_info_type(Cg *cg)
 {
     LLVMTypeRef f[4] = {cg->t_ptr, cg->t_ptr, cg->t_i64, cg->t_i64};
@@ -493,9 +448,9 @@ static LLVMValueRef kernel_table(Cg *cg, const KernelList *kl)
     for (int32_t i = 0; i < kl->n; i++) {
         const Node *nd = &cg->g->nodes[kl->node[i]];
         char op[128];
-        kernel_op(nd, op, sizeof op);
-        LLVMValueRef f[4] = {const_string(cg, nd->name ? nd->name : ""), const_string(cg, op),
-                             cg_i64(cg, kernel_flops(cg->g, nd)), cg_i64(cg, kl->items[i])};
+        LLVMValueRef f[4] = {const_string(cg, nd->name ? nd->name : ""),
+                             const_string(cg, ir_node_label(nd, op, sizeof op)),
+                             cg_i64(cg, ir_node_flops(cg->g, nd)), cg_i64(cg, kl->items[i])};
         elems[i] = LLVMConstNamedStruct(kernel_info_type(cg), f, 4);
     }
     LLVMValueRef init = LLVMConstArray(kernel_info_type(cg), elems, (unsigned)kl->n);
