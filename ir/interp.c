@@ -489,30 +489,48 @@ static bool run_softmax(Interp *in, const Node *n, float *out)
 
 /* ---- driver ------------------------------------------------------------- */
 
+static bool run_add(Interp *in, const Node *n, float *out)
+{
+    return run_binary(in, n, out, false);
+}
+
+static bool run_mul(Interp *in, const Node *n, float *out)
+{
+    return run_binary(in, n, out, true);
+}
+
+/* One runner per op; every activation is run_unary with its formula. */
+static bool (*const runners[OP_COUNT])(Interp *in, const Node *n, float *out) = {
+    [OP_INPUT] = run_input,
+    [OP_PARAM] = run_param,
+    [OP_CONV2D] = run_conv2d,
+    [OP_BATCHNORM] = run_batchnorm,
+    [OP_DENSE] = run_dense,
+    [OP_DROPOUT] = run_unary,
+    [OP_REORDER] = run_unary,
+    [OP_ADD] = run_add,
+    [OP_MUL] = run_mul,
+    [OP_CONCAT] = run_concat,
+    [OP_MAXPOOL] = run_maxpool,
+    [OP_AVGPOOL] = run_avgpool,
+    [OP_GLOBAL_AVGPOOL] = run_global_avgpool,
+    [OP_ADAPTIVE_AVGPOOL] = run_adaptive_avgpool,
+    [OP_FLATTEN] = run_flatten,
+    [OP_SOFTMAX] = run_softmax,
+};
+
+bool ir_interp_supports(Op op)
+{
+    if (op < 0 || op >= OP_COUNT)
+        return false;
+    return ir_op_is_act(op) ? ir_act_has_formula(op) : runners[op] != NULL;
+}
+
 static bool run_node(Interp *in, const Node *n, float *out)
 {
-    if (ir_op_is_act(n->op))
-        return run_unary(in, n, out);
-    switch (n->op) {
-    case OP_INPUT: return run_input(in, n, out);
-    case OP_PARAM: return run_param(in, n, out);
-    case OP_CONV2D: return run_conv2d(in, n, out);
-    case OP_BATCHNORM: return run_batchnorm(in, n, out);
-    case OP_DENSE: return run_dense(in, n, out);
-    case OP_DROPOUT:
-    case OP_REORDER: return run_unary(in, n, out);
-    case OP_ADD: return run_binary(in, n, out, false);
-    case OP_MUL: return run_binary(in, n, out, true);
-    case OP_CONCAT: return run_concat(in, n, out);
-    case OP_MAXPOOL: return run_maxpool(in, n, out);
-    case OP_AVGPOOL: return run_avgpool(in, n, out);
-    case OP_GLOBAL_AVGPOOL: return run_global_avgpool(in, n, out);
-    case OP_ADAPTIVE_AVGPOOL: return run_adaptive_avgpool(in, n, out);
-    case OP_FLATTEN: return run_flatten(in, n, out);
-    case OP_SOFTMAX: return run_softmax(in, n, out);
-    default: break;
-    }
-    ICE("interpreter: unknown op %d", (int)n->op);
+    if (!ir_interp_supports(n->op))
+        ICE("interpreter: unknown op %d", (int)n->op);
+    return ir_op_is_act(n->op) ? run_unary(in, n, out) : runners[n->op](in, n, out);
 }
 
 /* What the interpreter refuses before running a node: it only knows f32

@@ -188,6 +188,7 @@ typedef struct Epilogue {
  * (and so constant folding); NaN passes through as in PyTorch. OP_NO_ACT is
  * the identity. a, b: the op's parameters as ir_act_params gives them. */
 double ir_act_apply(Op act, double x, float a, float b);
+bool ir_act_has_formula(Op act);
 /* An activation node's parameters: clip's lo and hi, leaky_relu's alpha; else 0. */
 struct Node;
 void ir_act_params(const struct Node *n, float *a, float *b);
@@ -365,6 +366,7 @@ typedef struct InterpResult {
 bool ir_interp(const Graph *g, const float *const *inputs, InterpResult *res, char *err,
                size_t errlen);
 void ir_interp_free(InterpResult *res);
+bool ir_interp_supports(Op op); /* the interpreter runs the op */
 
 /* ---- tempfile.c: temporary files, removed however the process ends ------ */
 

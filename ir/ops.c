@@ -138,20 +138,55 @@ char *ir_node_label(const Node *n, char *buf, size_t size)
 
 /* ---- activations ----------------------------------------------------------- */
 
-/* Comparisons are written so that NaN passes through, as in PyTorch. */
+/* One formula per activation. Comparisons are written so that NaN passes
+ * through, as in PyTorch. */
+static double relu_of(double x, float a, float b)
+{
+    return x < 0.0 ? 0.0 : x;
+}
+
+static double clip_of(double x, float a, float b)
+{
+    return x < (double)a ? (double)a : x > (double)b ? (double)b : x;
+}
+
+static double sigmoid_of(double x, float a, float b)
+{
+    return 1.0 / (1.0 + exp(-x));
+}
+
+static double tanh_of(double x, float a, float b)
+{
+    return tanh(x);
+}
+
+static double silu_of(double x, float a, float b)
+{
+    return x / (1.0 + exp(-x));
+}
+
+static double leaky_relu_of(double x, float a, float b)
+{
+    return x < 0.0 ? x * (double)a : x;
+}
+
+static double (*const act_formulas[OP_COUNT])(double x, float a, float b) = {
+    [OP_RELU] = relu_of, [OP_CLIP] = clip_of, [OP_SIGMOID] = sigmoid_of,
+    [OP_TANH] = tanh_of, [OP_SILU] = silu_of, [OP_LEAKY_RELU] = leaky_relu_of,
+};
+
+bool ir_act_has_formula(Op act)
+{
+    return ir_op_is_act(act) && act_formulas[act];
+}
+
 double ir_act_apply(Op act, double x, float a, float b)
 {
-    switch (act) {
-    case OP_NO_ACT: return x;
-    case OP_RELU: return x < 0.0 ? 0.0 : x;
-    case OP_CLIP: return x < (double)a ? (double)a : x > (double)b ? (double)b : x;
-    case OP_SIGMOID: return 1.0 / (1.0 + exp(-x));
-    case OP_TANH: return tanh(x);
-    case OP_SILU: return x / (1.0 + exp(-x));
-    case OP_LEAKY_RELU: return x < 0.0 ? x * (double)a : x;
-    default: break;
-    }
-    ICE("no formula for activation %d", (int)act);
+    if (act == OP_NO_ACT)
+        return x;
+    if (!ir_act_has_formula(act))
+        ICE("no formula for activation %d", (int)act);
+    return act_formulas[act](x, a, b);
 }
 
 void ir_act_params(const Node *n, float *a, float *b)

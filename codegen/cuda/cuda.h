@@ -126,6 +126,7 @@ typedef struct CuProgram {
  * planned, parameters bound). NULL after reporting to `d` what the CUDA backend
  * does not support. Free with cg_cuda_free. */
 CuProgram *cg_cuda_generate(const Graph *g, const CuTarget *t, Diag *d);
+bool cg_cuda_supports(Op op); /* a kernel for every node of the op */
 void cg_cuda_free(CuProgram *p);
 
 /* The device functions (templates) every program's source starts with; each

@@ -66,18 +66,31 @@ int cu_act_code(Op a)
     return (int)a;
 }
 
+/* "CU_OP_LEAKY_RELU": the prelude's name of an activation. */
+static const char *act_macro(Op op, char *buf, size_t n)
+{
+    size_t i = (size_t)snprintf(buf, n, "CU_OP_");
+    for (const char *c = ir_ops[op].name; *c && i + 1 < n; c++)
+        buf[i++] = (char)toupper((unsigned char)*c);
+    buf[i] = 0;
+    return buf;
+}
+
 /* "#define CU_OP_RELU 5" for every activation: the numbers cu_act switches on. */
 static void add_act_codes(CuText *src)
 {
-    for (int op = 0; op < OP_COUNT; op++) {
-        if (!ir_op_is_act((Op)op)) continue;
-        char name[64];
-        size_t i = 0;
-        for (const char *c = ir_ops[op].name; *c && i + 1 < sizeof name; c++)
-            name[i++] = (char)toupper((unsigned char)*c);
-        name[i] = 0;
-        cu_text_add(src, "#define CU_OP_%s %d\n", name, op);
-    }
+    char name[64];
+    for (int op = 0; op < OP_COUNT; op++)
+        if (ir_op_is_act((Op)op))
+            cu_text_add(src, "#define %s %d\n", act_macro((Op)op, name, sizeof name), op);
+}
+
+/* Whether cu_act in the prelude has a case for the activation. */
+static bool prelude_has_act(Op op)
+{
+    char name[64], label[80];
+    snprintf(label, sizeof label, "case %s:", act_macro(op, name, sizeof name));
+    return strstr(cg_cuda_prelude, label) != NULL;
 }
 
 const char *cu_float(CuGen *g, float v)
@@ -249,6 +262,38 @@ void cu_end_1d(CuGen *g, int64_t count, int64_t per_block)
 
 /* ---- the program ------------------------------------------------------------ */
 
+static bool emit_nothing(CuGen *g, int32_t i)
+{
+    return true;
+}
+
+/* One emitter per op; every activation is cu_unary through cu_act. */
+static bool (*const emitters[OP_COUNT])(CuGen *g, int32_t node) = {
+    [OP_INPUT] = emit_nothing,
+    [OP_PARAM] = emit_nothing,
+    [OP_CONV2D] = cu_emit_conv2d,
+    [OP_DENSE] = cu_emit_dense,
+    [OP_MAXPOOL] = cu_emit_pool,
+    [OP_AVGPOOL] = cu_emit_pool,
+    [OP_GLOBAL_AVGPOOL] = cu_emit_pool,
+    [OP_ADAPTIVE_AVGPOOL] = cu_emit_pool,
+    [OP_BATCHNORM] = cu_emit_eltwise,
+    [OP_ADD] = cu_emit_eltwise,
+    [OP_MUL] = cu_emit_eltwise,
+    [OP_DROPOUT] = cu_emit_eltwise,
+    [OP_CONCAT] = cu_emit_misc,
+    [OP_FLATTEN] = cu_emit_misc,
+    [OP_SOFTMAX] = cu_emit_misc,
+    [OP_REORDER] = cu_emit_misc,
+};
+
+bool cg_cuda_supports(Op op)
+{
+    if (op < 0 || op >= OP_COUNT)
+        return false;
+    return ir_op_is_act(op) ? prelude_has_act(op) : emitters[op] != NULL;
+}
+
 static bool emit_op(CuGen *g, int32_t i)
 {
     const Node *nd = &g->g->nodes[i];
@@ -260,19 +305,8 @@ static bool emit_op(CuGen *g, int32_t i)
             return false;
         }
     }
-    switch (nd->op) {
-    case OP_CONV2D: return cu_emit_conv2d(g, i);
-    case OP_DENSE: return cu_emit_dense(g, i);
-    case OP_MAXPOOL:
-    case OP_AVGPOOL:
-    case OP_GLOBAL_AVGPOOL:
-    case OP_ADAPTIVE_AVGPOOL: return cu_emit_pool(g, i);
-    case OP_CONCAT:
-    case OP_FLATTEN:
-    case OP_SOFTMAX:
-    case OP_REORDER: return cu_emit_misc(g, i);
-    default: return cu_emit_eltwise(g, i);
-    }
+    if (!cg_cuda_supports(nd->op)) ICE("node %d: no CUDA kernel for op %d", i, (int)nd->op);
+    return ir_op_is_act(nd->op) ? cu_emit_eltwise(g, i) : emitters[nd->op](g, i);
 }
 
 static bool emit_node(CuGen *g, int32_t i)

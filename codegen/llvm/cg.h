@@ -158,6 +158,7 @@ LLVMValueRef cg_max(Cg *cg, LLVMValueRef a, LLVMValueRef b);
 LLVMValueRef cg_min(Cg *cg, LLVMValueRef a, LLVMValueRef b);
 /* The activation on a scalar or vector value (clip bounds / alpha in a, b). */
 LLVMValueRef cg_act(Cg *cg, LLVMValueRef v, Op act, float a, float b);
+bool cg_has_act(Op act); /* cg_act has an emitter for the activation */
 /* Applies a node's epilogue to accumulator `acc` (bias already added);
  * residual is the loaded residual value or NULL. */
 LLVMValueRef cg_epilogue(Cg *cg, const Epilogue *e, LLVMValueRef acc, LLVMValueRef residual);
@@ -211,5 +212,6 @@ CgKernel cg_emit_dense(Cg *cg, int32_t node);
 CgKernel cg_emit_pool(Cg *cg, int32_t node);    /* maxpool, avgpool, global, adaptive */
 CgKernel cg_emit_eltwise(Cg *cg, int32_t node); /* activations, add, mul, batchnorm */
 CgKernel cg_emit_misc(Cg *cg, int32_t node);    /* softmax, concat copies, reorder, flatten */
+bool cg_llvm_supports(Op op);                   /* module.c: an emitter for every node of the op */
 
 #endif

@@ -201,39 +201,45 @@ static bool init_cg(Cg *cg, const Graph *g, const CgTarget *t, Diag *d)
     return true;
 }
 
-/* One emitter per op; nodes without code (inputs, weights, views) get none. */
+static CgKernel emit_nothing(Cg *cg, int32_t i)
+{
+    return (CgKernel){0};
+}
+
+/* One emitter per op; every activation is an elementwise kernel through cg_act. */
+static CgKernel (*const emitters[OP_COUNT])(Cg *cg, int32_t node) = {
+    [OP_INPUT] = emit_nothing,
+    [OP_PARAM] = emit_nothing,
+    [OP_CONV2D] = cg_emit_conv2d,
+    [OP_DENSE] = cg_emit_dense,
+    [OP_MAXPOOL] = cg_emit_pool,
+    [OP_AVGPOOL] = cg_emit_pool,
+    [OP_GLOBAL_AVGPOOL] = cg_emit_pool,
+    [OP_ADAPTIVE_AVGPOOL] = cg_emit_pool,
+    [OP_BATCHNORM] = cg_emit_eltwise,
+    [OP_ADD] = cg_emit_eltwise,
+    [OP_MUL] = cg_emit_eltwise,
+    [OP_DROPOUT] = cg_emit_eltwise,
+    [OP_CONCAT] = cg_emit_misc,
+    [OP_FLATTEN] = cg_emit_misc,
+    [OP_SOFTMAX] = cg_emit_misc,
+    [OP_REORDER] = cg_emit_misc,
+};
+
+bool cg_llvm_supports(Op op)
+{
+    if (op < 0 || op >= OP_COUNT)
+        return false;
+    return ir_op_is_act(op) ? cg_has_act(op) : emitters[op] != NULL;
+}
+
+/* Nodes without code (inputs, weights, views) get no kernel. */
 static CgKernel emit_node(Cg *cg, int32_t i)
 {
     const Node *nd = &cg->g->nodes[i];
     if (nd->mem.kind == MEM_ALIAS) return (CgKernel){0};
-    if (ir_op_is_act(nd->op)) return cg_emit_eltwise(cg, i);
-    switch (nd->op) {
-    case OP_INPUT:
-    case OP_PARAM:
-        return (CgKernel){0};
-    case OP_CONV2D:
-        return cg_emit_conv2d(cg, i);
-    case OP_DENSE:
-        return cg_emit_dense(cg, i);
-    case OP_MAXPOOL:
-    case OP_AVGPOOL:
-    case OP_GLOBAL_AVGPOOL:
-    case OP_ADAPTIVE_AVGPOOL:
-        return cg_emit_pool(cg, i);
-    case OP_BATCHNORM:
-    case OP_ADD:
-    case OP_MUL:
-    case OP_DROPOUT:
-        return cg_emit_eltwise(cg, i);
-    case OP_CONCAT:
-    case OP_FLATTEN:
-    case OP_SOFTMAX:
-    case OP_REORDER:
-        return cg_emit_misc(cg, i);
-    default:
-        break;
-    }
-    ICE("node %d has no op", i);
+    if (!cg_llvm_supports(nd->op)) ICE("node %d: no LLVM emitter for op %d", i, (int)nd->op);
+    return ir_op_is_act(nd->op) ? cg_emit_eltwise(cg, i) : emitters[nd->op](cg, i);
 }
 
 /* ---- the run function ---------------------------------------------------- */

@@ -242,31 +242,56 @@ static LLVMValueRef tanh_(Cg *cg, LLVMValueRef v)
     return LLVMBuildCall2(b, fty, fn, args, 2, "tanh");
 }
 
-LLVMValueRef cg_act(Cg *cg, LLVMValueRef v, Op act, float a, float bnd)
+/* One emitter per activation (a, b: its parameters, as ir_act_params). */
+static LLVMValueRef relu_act(Cg *cg, LLVMValueRef v, float a, float b)
 {
-    LLVMBuilderRef b = cg->b;
-    switch (act) {
-    case OP_NO_ACT:
+    return cg_max(cg, v, fconst(cg, v, 0.0f));
+}
+
+static LLVMValueRef clip_act(Cg *cg, LLVMValueRef v, float a, float b)
+{
+    return cg_min(cg, cg_max(cg, v, fconst(cg, v, a)), fconst(cg, v, b));
+}
+
+static LLVMValueRef sigmoid_act(Cg *cg, LLVMValueRef v, float a, float b)
+{
+    return sigmoid(cg, v);
+}
+
+static LLVMValueRef tanh_act(Cg *cg, LLVMValueRef v, float a, float b)
+{
+    return tanh_(cg, v);
+}
+
+static LLVMValueRef silu_act(Cg *cg, LLVMValueRef v, float a, float b)
+{
+    return LLVMBuildFMul(cg->b, v, sigmoid(cg, v), "silu");
+}
+
+static LLVMValueRef leaky_relu_act(Cg *cg, LLVMValueRef v, float a, float b)
+{
+    LLVMValueRef pos = LLVMBuildFCmp(cg->b, LLVMRealOGT, v, fconst(cg, v, 0.0f), "");
+    LLVMValueRef neg = LLVMBuildFMul(cg->b, v, fconst(cg, v, a), "");
+    return LLVMBuildSelect(cg->b, pos, v, neg, "leaky");
+}
+
+static LLVMValueRef (*const act_emitters[OP_COUNT])(Cg *, LLVMValueRef, float, float) = {
+    [OP_RELU] = relu_act, [OP_CLIP] = clip_act, [OP_SIGMOID] = sigmoid_act,
+    [OP_TANH] = tanh_act, [OP_SILU] = silu_act, [OP_LEAKY_RELU] = leaky_relu_act,
+};
+
+bool cg_has_act(Op act)
+{
+    return ir_op_is_act(act) && act_emitters[act];
+}
+
+LLVMValueRef cg_act(Cg *cg, LLVMValueRef v, Op act, float a, float b)
+{
+    if (act == OP_NO_ACT)
         return v;
-    case OP_RELU:
-        return cg_max(cg, v, fconst(cg, v, 0.0f));
-    case OP_CLIP:
-        return cg_min(cg, cg_max(cg, v, fconst(cg, v, a)), fconst(cg, v, bnd));
-    case OP_SIGMOID:
-        return sigmoid(cg, v);
-    case OP_TANH:
-        return tanh_(cg, v);
-    case OP_SILU:
-        return LLVMBuildFMul(b, v, sigmoid(cg, v), "silu");
-    case OP_LEAKY_RELU: {
-        LLVMValueRef pos = LLVMBuildFCmp(b, LLVMRealOGT, v, fconst(cg, v, 0.0f), "");
-        LLVMValueRef neg = LLVMBuildFMul(b, v, fconst(cg, v, a), "");
-        return LLVMBuildSelect(b, pos, v, neg, "leaky");
-    }
-    default:
-        break;
-    }
-    ICE("unknown activation %d", (int)act);
+    if (!cg_has_act(act))
+        ICE("unknown activation %d", (int)act);
+    return act_emitters[act](cg, v, a, b);
 }
 
 LLVMValueRef cg_epilogue(Cg *cg, const Epilogue *e, LLVMValueRef acc, LLVMValueRef residual)
