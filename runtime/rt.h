@@ -1,22 +1,15 @@
 /* rt.h: the contract between generated model code and the runtime linked into
  * every model.so. Generated code defines `cnnc_model` (an RtModel) and calls
  * rt_run_kernel; the runtime implements include/cnnc/model.h on top of it.
- * Generated code builds these structs as LLVM constants, so their layout is
- * ABI: change RT_ABI_VERSION with any change here. */
+ * The structs generated code builds (RtModel and the tables it points to) are
+ * in cnnc/abi.h. */
 #ifndef CNNC_RT_H
 #define CNNC_RT_H
 
 #include <stdint.h>
 
+#include "cnnc/abi.h"
 #include "cnnc/model.h"
-
-#define RT_ABI_VERSION 3
-#define RT_MAX_RANK 6
-
-typedef struct RtPool RtPool;
-
-/* A kernel processes work items [begin, end) of its own numbering. */
-typedef void (*RtKernel)(void *args, int64_t begin, int64_t end);
 
 /* Runs fn over [0, n) split statically and evenly across the pool's threads
  * (the caller's thread takes a share). Returns when all items are done.
@@ -25,42 +18,6 @@ typedef void (*RtKernel)(void *args, int64_t begin, int64_t end);
  * inside one of its kernels, or from a second thread) runs fn(args, 0, n) on
  * the calling thread. No allocation, no thread creation per call. */
 void rt_parallel_for(RtPool *pool, int64_t n, RtKernel fn, void *args);
-
-typedef struct RtTensor {
-    const char *name;
-    int32_t rank;
-    int32_t pad_;
-    int64_t dims[RT_MAX_RANK];
-} RtTensor;
-
-/* One kernel call of `run`, for profiling. */
-typedef struct RtKernelInfo {
-    const char *name; /* the IR node it implements, e.g. "layer1.0.conv1" */
-    const char *op;   /* what it computes, fused parts joined by '+': "conv2d+relu+add" */
-    int64_t flops;    /* per run: 2 per multiply-add (conv2d, dense), else 1 per output element */
-    int64_t items;    /* work items it is split into */
-} RtKernelInfo;
-
-/* `run` executes the network once: inputs[i] / outputs[i] are the caller's
- * plain row-major f32 buffers, arena is `arena_bytes` of 64-byte-aligned
- * scratch owned by the instance. */
-typedef struct RtModel {
-    uint32_t abi_version;
-    int32_t ninputs, noutputs;
-    int32_t pad_;
-    const RtTensor *inputs;
-    const RtTensor *outputs;
-    int64_t arena_bytes;
-    void (*run)(RtPool *pool, char *arena, const float *const *inputs, float *const *outputs);
-    int32_t nkernels;
-    int32_t pad2_;
-    const RtKernelInfo *kernels; /* in execution order */
-    /* The packed weights the kernels read (NULL and 0 for none) and their
-     * 64-bit FNV-1a hash, computed by cnnc when it packed them. */
-    const uint8_t *weights;
-    int64_t weights_bytes;
-    uint64_t weights_fnv1a;
-} RtModel;
 
 /* Every kernel call of the generated `run` goes through here: kernel number k
  * (index into RtModel.kernels) over n work items. n == 1 runs fn on the calling

@@ -11,9 +11,8 @@
 #include <llvm-c/Transforms/PassBuilder.h>
 
 #include "cg.h"
+#include "cnnc/abi.h"
 
-#define RT_ABI_VERSION_VALUE 3 /* runtime/rt.h RT_ABI_VERSION */
-#define RT_RANK              6 /* runtime/rt.h RT_MAX_RANK */
 
 /* Triple, CPU and features of a target; the strings are malloc'd. */
 typedef struct TargetStr {
@@ -405,17 +404,17 @@ static LLVMValueRef const_string(Cg *cg, const char *s)
 
 static LLVMTypeRef tensor_type(Cg *cg)
 {
-    LLVMTypeRef f[4] = {cg->t_ptr, cg->t_i32, cg->t_i32, LLVMArrayType(cg->t_i64, RT_RANK)};
+    LLVMTypeRef f[4] = {cg->t_ptr, cg->t_i32, cg->t_i32, LLVMArrayType(cg->t_i64, RT_MAX_RANK)};
     return LLVMStructTypeInContext(cg->ctx, f, 4, 0);
 }
 
 static LLVMValueRef tensor_const(Cg *cg, const char *name, const TensorType *t)
 {
-    LLVMValueRef dims[RT_RANK];
-    for (int32_t i = 0; i < RT_RANK; i++)
+    LLVMValueRef dims[RT_MAX_RANK];
+    for (int32_t i = 0; i < RT_MAX_RANK; i++)
         dims[i] = cg_i64(cg, i < t->rank ? t->dims[i] : 0);
     LLVMValueRef f[4] = {const_string(cg, name), LLVMConstInt(cg->t_i32, (unsigned)t->rank, 0),
-                         LLVMConstInt(cg->t_i32, 0, 0), LLVMConstArray(cg->t_i64, dims, RT_RANK)};
+                         LLVMConstInt(cg->t_i32, 0, 0), LLVMConstArray(cg->t_i64, dims, RT_MAX_RANK)};
     return LLVMConstNamedStruct(tensor_type(cg), f, 4);
 }
 
@@ -468,6 +467,40 @@ static LLVMValueRef kernel_table(Cg *cg, const KernelList *kl)
     return gv;
 }
 
+/* The structs built field by field below must be cnnc/abi.h's as the target
+ * lays them out (the runtime is compiled for the same target). */
+static void check_layout(Cg *cg, LLVMTypeRef t, const char *name, const size_t *at, unsigned n,
+                         size_t size)
+{
+    LLVMTargetDataRef dl = LLVMGetModuleDataLayout(cg->mod);
+    for (unsigned i = 0; i < n; i++)
+        if (LLVMOffsetOfElement(dl, t, i) != at[i])
+            ICE("%s field %u is at %llu for the target, %zu in cnnc/abi.h", name, i,
+                (unsigned long long)LLVMOffsetOfElement(dl, t, i), at[i]);
+    if (LLVMABISizeOfType(dl, t) != size)
+        ICE("%s is %llu bytes for the target, %zu in cnnc/abi.h", name,
+            (unsigned long long)LLVMABISizeOfType(dl, t), size);
+}
+
+static void check_model_layout(Cg *cg, LLVMTypeRef mt)
+{
+    static const size_t at[14] = {
+        offsetof(RtModel, abi_version), offsetof(RtModel, ninputs), offsetof(RtModel, noutputs),
+        offsetof(RtModel, pad_), offsetof(RtModel, inputs), offsetof(RtModel, outputs),
+        offsetof(RtModel, arena_bytes), offsetof(RtModel, run), offsetof(RtModel, nkernels),
+        offsetof(RtModel, pad2_), offsetof(RtModel, kernels), offsetof(RtModel, weights),
+        offsetof(RtModel, weights_bytes), offsetof(RtModel, weights_fnv1a),
+    };
+    static const size_t tensor_at[4] = {offsetof(RtTensor, name), offsetof(RtTensor, rank),
+                                        offsetof(RtTensor, pad_), offsetof(RtTensor, dims)};
+    static const size_t kernel_at[4] = {offsetof(RtKernelInfo, name), offsetof(RtKernelInfo, op),
+                                        offsetof(RtKernelInfo, flops),
+                                        offsetof(RtKernelInfo, items)};
+    check_layout(cg, mt, "RtModel", at, 14, sizeof(RtModel));
+    check_layout(cg, tensor_type(cg), "RtTensor", tensor_at, 4, sizeof(RtTensor));
+    check_layout(cg, kernel_info_type(cg), "RtKernelInfo", kernel_at, 4, sizeof(RtKernelInfo));
+}
+
 /* `const RtModel cnnc_model`, hidden: the runtime linked into the same
  * shared object is its only reader. */
 static void build_model(Cg *cg, LLVMValueRef run_fn, const KernelList *kl)
@@ -476,8 +509,9 @@ static void build_model(Cg *cg, LLVMValueRef run_fn, const KernelList *kl)
     LLVMTypeRef f[14] = {i32, i32, i32, i32, cg->t_ptr, cg->t_ptr, cg->t_i64, cg->t_ptr,
                          i32, i32, cg->t_ptr, cg->t_ptr, cg->t_i64, cg->t_i64};
     LLVMTypeRef mt = LLVMStructTypeInContext(cg->ctx, f, 14, 0);
+    check_model_layout(cg, mt);
     LLVMValueRef v[14] = {
-        LLVMConstInt(i32, RT_ABI_VERSION_VALUE, 0),
+        LLVMConstInt(i32, RT_ABI_VERSION, 0),
         LLVMConstInt(i32, (unsigned)ir_num_inputs(cg->g), 0),
         LLVMConstInt(i32, (unsigned)cg->g->noutputs, 0),
         LLVMConstInt(i32, 0, 0),

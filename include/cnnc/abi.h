@@ -1,0 +1,70 @@
+/* cnnc/abi.h: the binary interface between the code cnnc generates and the
+ * runtime linked into every model.so. The runtime reads these structs; the
+ * LLVM backend (codegen/llvm/module.c) builds them as constants field by field
+ * and checks its layout against the offsets here. Change RT_ABI_VERSION with
+ * any change to them. (The GPU image is runtime/rt_gpu.h.) */
+#ifndef CNNC_ABI_H
+#define CNNC_ABI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define RT_ABI_VERSION 3
+#define RT_MAX_RANK 6
+
+typedef struct RtPool RtPool;
+
+/* A kernel processes work items [begin, end) of its own numbering. */
+typedef void (*RtKernel)(void *args, int64_t begin, int64_t end);
+
+typedef struct RtTensor {
+    const char *name;
+    int32_t rank;
+    int32_t pad_;
+    int64_t dims[RT_MAX_RANK];
+} RtTensor;
+
+/* One kernel call of `run`, for profiling. */
+typedef struct RtKernelInfo {
+    const char *name; /* the IR node it implements, e.g. "layer1.0.conv1" */
+    const char *op;   /* what it computes, with its fused parts: "conv2d+bias+add+relu" */
+    int64_t flops;    /* per run, as ir_node_flops counts them */
+    int64_t items;    /* work items it is split into */
+} RtKernelInfo;
+
+/* `run` executes the network once: inputs[i] / outputs[i] are the caller's
+ * plain row-major f32 buffers, arena is `arena_bytes` of 64-byte-aligned
+ * scratch owned by the instance. */
+typedef struct RtModel {
+    uint32_t abi_version;
+    int32_t ninputs, noutputs;
+    int32_t pad_;
+    const RtTensor *inputs;
+    const RtTensor *outputs;
+    int64_t arena_bytes;
+    void (*run)(RtPool *pool, char *arena, const float *const *inputs, float *const *outputs);
+    int32_t nkernels;
+    int32_t pad2_;
+    const RtKernelInfo *kernels; /* in execution order */
+    /* The packed weights the kernels read (NULL and 0 for none) and their
+     * 64-bit FNV-1a hash, computed by cnnc when it packed them. */
+    const uint8_t *weights;
+    int64_t weights_bytes;
+    uint64_t weights_fnv1a;
+} RtModel;
+
+/* Every field is naturally aligned and padding is explicit, so 64-bit targets
+ * (x86-64, aarch64) agree on these offsets. */
+#if UINTPTR_MAX == UINT64_MAX
+_Static_assert(offsetof(RtTensor, rank) == 8 && offsetof(RtTensor, dims) == 16 &&
+                   sizeof(RtTensor) == 64, "RtTensor layout");
+_Static_assert(offsetof(RtKernelInfo, flops) == 16 && sizeof(RtKernelInfo) == 32,
+               "RtKernelInfo layout");
+_Static_assert(offsetof(RtModel, inputs) == 16 && offsetof(RtModel, arena_bytes) == 32 &&
+                   offsetof(RtModel, run) == 40 && offsetof(RtModel, nkernels) == 48 &&
+                   offsetof(RtModel, kernels) == 56 && offsetof(RtModel, weights) == 64 &&
+                   offsetof(RtModel, weights_fnv1a) == 80 && sizeof(RtModel) == 88,
+               "RtModel layout");
+#endif
+
+#endif
