@@ -544,7 +544,7 @@ static void test_act_table(void **state)
         assert_true(isnan(ir_act_apply((Op)op, NAN, 0.0f, 6.0f)));
         assert_true(isfinite(ir_act_apply((Op)op, 0.5, 0.0f, 6.0f)));
     }
-    assert_int_equal(nact, 6);
+    assert_true(nact >= 6);
     assert_false(ir_op_is_act(OP_NO_ACT));
     assert_false(ir_op_is_act(OP_ADD));
     assert_false(ir_op_is_act(OP_DROPOUT));
