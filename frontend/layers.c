@@ -339,7 +339,7 @@ static Value dense(Elab *E, const Call *c)
     return fe_tensor(fe_add_node(E, OP_DENSE, in, bias ? 3 : 2, NULL, c->name, c->loc));
 }
 
-/* One input, no attributes: relu, sigmoid, tanh, silu, global_avgpool. */
+/* One input, no attributes: relu, sigmoid, tanh, silu, hardswish, global_avgpool. */
 static Value unary(Elab *E, const Call *c)
 {
     int32_t x;
@@ -517,6 +517,8 @@ static const Builtin layers[] = {
     LAYER("sigmoid", 1, unary, "x"),
     LAYER("tanh", 1, unary, "x"),
     LAYER("silu", 1, unary, "x"),
+    LAYER("hardswish", 1, unary, "x"),
+    LAYER("hardsigmoid", 1, unary, "x"),
     LAYER("relu6", 1, relu6, "x"),
     LAYER("clip", 3, clip, "x", "min", "max"),
     LAYER("leaky_relu", 1, leaky_relu, "x", "alpha"),

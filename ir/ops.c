@@ -170,9 +170,21 @@ static double leaky_relu_of(double x, float a, float b)
     return x < 0.0 ? x * (double)a : x;
 }
 
+/* As PyTorch: relu6(x + 3) / 6, so hardswish(-inf) = -inf * 0 = NaN. */
+static double hardsigmoid_of(double x, float a, float b)
+{
+    return clip_of(x + 3.0, 0.0f, 6.0f) / 6.0;
+}
+
+static double hardswish_of(double x, float a, float b)
+{
+    return x * clip_of(x + 3.0, 0.0f, 6.0f) / 6.0;
+}
+
 static double (*const act_formulas[OP_COUNT])(double x, float a, float b) = {
     [OP_RELU] = relu_of, [OP_CLIP] = clip_of, [OP_SIGMOID] = sigmoid_of,
     [OP_TANH] = tanh_of, [OP_SILU] = silu_of, [OP_LEAKY_RELU] = leaky_relu_of,
+    [OP_HARDSWISH] = hardswish_of, [OP_HARDSIGMOID] = hardsigmoid_of,
 };
 
 bool ir_act_has_formula(Op act)

@@ -475,11 +475,11 @@ static void test_emulated_nonfinite(void **state)
     const char *ops =
         "network nan_ops(x: f32[N=2, 8, 9, 9]) {\n"
         "  a = relu(x); b = relu6(x); c = clip(x, -0.5, 0.5); d = leaky_relu(x, alpha=0.1)\n"
-        "  e = sigmoid(x); f = tanh(x); g = silu(x)\n"
+        "  e = sigmoid(x); f = tanh(x); g = silu(x); r = hardswish(x); s = hardsigmoid(x)\n"
         "  h = maxpool(x, kernel=3, stride=2, pad=1); k = maxpool(x, kernel=2, ceil_mode=true)\n"
         "  m = avgpool(x, kernel=3, stride=2, pad=1); n = global_avgpool(x)\n"
         "  p = softmax(x, axis=3); q = x * global_avgpool(x)\n"
-        "  return a, b, c, d, e, f, g, h, k, m, n, p, q\n}\n";
+        "  return a, b, c, d, e, f, g, h, k, m, n, p, q, r, s\n}\n";
     const char *fused =
         "network nan_fused(x: f32[N=2, 4, 8, 8]) {\n"
         "  a = relu(conv2d(x, 16, kernel=1) as c1)\n"
@@ -490,7 +490,9 @@ static void test_emulated_nonfinite(void **state)
         "  f = maxpool(relu(conv2d(x, 16, kernel=1) as c6), kernel=3, stride=2)\n"
         "  g = softmax(dense(flatten(maxpool(x, kernel=4)), 10) as fc1)\n"
         "  h = relu(dense(flatten(maxpool(x, kernel=4)), 10) as fc2)\n"
-        "  return a, b, c, d, e, f, g, h\n}\n";
+        "  k = hardswish(conv2d(x, 16, kernel=1) as c7)\n"
+        "  m = hardsigmoid(conv2d(x, 16, kernel=1) as c8)\n"
+        "  return a, b, c, d, e, f, g, h, k, m\n}\n";
     check_model("nan_ops", ops, 0, CU_MATH_F32, 40);
     check_model("nan_fused", fused, 0, CU_MATH_F32, 6);
     check_model("nan_fused", fused, 0, CU_MATH_TF32, 6);

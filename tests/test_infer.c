@@ -402,7 +402,8 @@ static void test_batchnorm(void **state)
 
 static void test_unary_ops(void **state)
 {
-    const Op ops[] = {OP_RELU, OP_CLIP, OP_SIGMOID, OP_TANH, OP_SILU, OP_LEAKY_RELU, OP_DROPOUT};
+    const Op ops[] = {OP_RELU,      OP_CLIP,      OP_SIGMOID,     OP_TANH,   OP_SILU,
+                      OP_LEAKY_RELU, OP_HARDSWISH, OP_HARDSIGMOID, OP_DROPOUT};
     for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {
         T *t = t_new();
         int32_t x = input(t, "x", "2,3,5,7");

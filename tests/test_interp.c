@@ -306,6 +306,17 @@ static void test_silu(void **state)
     check_unary(OP_SILU, (const double[]){-0.14227762, -0.188770334, 0, 0.311229666, 2.85772238});
 }
 
+/* hardsigmoid(x) = relu6(x + 3) / 6: 0, 2.5/6, 0.5, 3.5/6, 1; hardswish is x times it. */
+static void test_hardsigmoid(void **state)
+{
+    check_unary(OP_HARDSIGMOID, (const double[]){0, 2.5 / 6, 0.5, 3.5 / 6, 1});
+}
+
+static void test_hardswish(void **state)
+{
+    check_unary(OP_HARDSWISH, (const double[]){0, -0.5 * 2.5 / 6, 0, 0.5 * 3.5 / 6, 3});
+}
+
 /* alpha = 0.1f, so the negative side is x * 0.100000001490116. */
 static void test_leaky_relu(void **state)
 {
@@ -615,6 +626,8 @@ static void test_activations_nonfinite(void **state)
         {OP_TANH, {NAN, 1, -1}},
         {OP_SILU, {NAN, INFINITY, NAN}},
         {OP_LEAKY_RELU, {NAN, INFINITY, -INFINITY}},
+        {OP_HARDSIGMOID, {NAN, 1, 0}},
+        {OP_HARDSWISH, {NAN, INFINITY, NAN}},
         {OP_DROPOUT, {NAN, INFINITY, -INFINITY}},
     };
     for (int32_t i = 0; i < NUM(cases); i++) {
@@ -892,6 +905,8 @@ int main(void)
         cmocka_unit_test(test_sigmoid),
         cmocka_unit_test(test_tanh),
         cmocka_unit_test(test_silu),
+        cmocka_unit_test(test_hardsigmoid),
+        cmocka_unit_test(test_hardswish),
         cmocka_unit_test(test_leaky_relu),
         cmocka_unit_test(test_dropout_is_identity),
         cmocka_unit_test(test_add_channel_broadcast),

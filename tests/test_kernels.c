@@ -307,6 +307,8 @@ static void conv_epilogues(void **state)
         {.act = OP_SIGMOID},
         {.act = OP_TANH},
         {.act = OP_LEAKY_RELU, .act_a = 0.1f},
+        {.act = OP_HARDSWISH},
+        {.act = OP_HARDSIGMOID},
         {.residual = true},
         {.residual = true, .post = OP_RELU},
         {.act = OP_RELU, .residual = true, .post = OP_CLIP, .post_a = -0.2f, .post_b = 0.5f},
@@ -329,6 +331,8 @@ static void conv_nonfinite(void **state)
         {.act = OP_LEAKY_RELU, .act_a = 0.1f},
         {.act = OP_SIGMOID},
         {.act = OP_SILU},
+        {.act = OP_HARDSWISH},
+        {.act = OP_HARDSIGMOID},
         {.residual = true, .post = OP_RELU},
         {.act = OP_CLIP, .act_a = -0.5f, .act_b = 0.5f, .residual = true, .post = OP_CLIP,
          .post_a = 0.0f, .post_b = 6.0f},
@@ -489,6 +493,8 @@ static void activations_nonfinite(void **state)
         {.op = OP_SIGMOID},
         {.op = OP_TANH},
         {.op = OP_SILU},
+        {.op = OP_HARDSWISH},
+        {.op = OP_HARDSIGMOID},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         check_nonfinite_op(cases[i].op, cases[i].a, false);

@@ -113,11 +113,11 @@ static const NanCase ops = {
     "nan_ops",
     "network nan_ops(x: f32[N=4, 16, 9, 9]) {\n"
     "  a = relu(x); b = relu6(x); c = clip(x, -0.5, 0.5); d = leaky_relu(x, alpha=0.1)\n"
-    "  e = sigmoid(x); f = tanh(x); g = silu(x)\n"
+    "  e = sigmoid(x); f = tanh(x); g = silu(x); s = hardswish(x); t = hardsigmoid(x)\n"
     "  h = maxpool(x, kernel=3, stride=2, pad=1); k = maxpool(x, kernel=2, ceil_mode=true)\n"
     "  m = avgpool(x, kernel=3, stride=2, pad=1); n = global_avgpool(x)\n"
     "  p = softmax(x, axis=3); q = x + x; r = x * global_avgpool(x)\n"
-    "  return a, b, c, d, e, f, g, h, k, m, n, p, q, r\n"
+    "  return a, b, c, d, e, f, g, h, k, m, n, p, q, r, s, t\n"
     "}\n",
     "fmin",
     40,
@@ -139,7 +139,9 @@ static const NanCase fused = {
     "  k = maxpool(relu(conv2d(x, 16, kernel=1) as c9), kernel=3, stride=2)\n"
     "  m = softmax(dense(flatten(maxpool(x, kernel=4)), 10) as fc1)\n"
     "  n = relu(dense(flatten(maxpool(x, kernel=4)), 10) as fc2)\n"
-    "  return a, b, c, d, e, f, g, h, k, m, n\n"
+    "  p = hardswish(conv2d(x, 16, kernel=1) as c10)\n"
+    "  q = hardsigmoid(dense(flatten(maxpool(x, kernel=4)), 10) as fc3)\n"
+    "  return a, b, c, d, e, f, g, h, k, m, n, p, q\n"
     "}\n",
     "fmin",
     3,

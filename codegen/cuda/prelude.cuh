@@ -15,6 +15,11 @@ struct CuEpi {
     float pa, pb;
 };
 
+__device__ __forceinline__ float cu_relu6(float x)
+{
+    return x < 0.0f ? 0.0f : (x > 6.0f ? 6.0f : x);
+}
+
 __device__ __forceinline__ float cu_act(float x, int k, float a, float b)
 {
     switch (k) {
@@ -24,6 +29,8 @@ __device__ __forceinline__ float cu_act(float x, int k, float a, float b)
     case CU_OP_TANH: return tanhf(x);
     case CU_OP_SILU: return x / (1.0f + expf(-x));
     case CU_OP_LEAKY_RELU: return x < 0.0f ? x * a : x;
+    case CU_OP_HARDSWISH: return x * cu_relu6(x + 3.0f) / 6.0f;
+    case CU_OP_HARDSIGMOID: return cu_relu6(x + 3.0f) / 6.0f;
     default: return x;
     }
 }

@@ -275,9 +275,23 @@ static LLVMValueRef leaky_relu_act(Cg *cg, LLVMValueRef v, float a, float b)
     return LLVMBuildSelect(cg->b, pos, v, neg, "leaky");
 }
 
+/* relu6(x + 3) / 6 with the division PyTorch does, so results match bit for bit. */
+static LLVMValueRef hardsigmoid_act(Cg *cg, LLVMValueRef v, float a, float b)
+{
+    LLVMValueRef r = clip_act(cg, LLVMBuildFAdd(cg->b, v, fconst(cg, v, 3.0f), ""), 0.0f, 6.0f);
+    return LLVMBuildFDiv(cg->b, r, fconst(cg, v, 6.0f), "hardsigmoid");
+}
+
+static LLVMValueRef hardswish_act(Cg *cg, LLVMValueRef v, float a, float b)
+{
+    LLVMValueRef r = clip_act(cg, LLVMBuildFAdd(cg->b, v, fconst(cg, v, 3.0f), ""), 0.0f, 6.0f);
+    return LLVMBuildFDiv(cg->b, LLVMBuildFMul(cg->b, v, r, ""), fconst(cg, v, 6.0f), "hardswish");
+}
+
 static LLVMValueRef (*const act_emitters[OP_COUNT])(Cg *, LLVMValueRef, float, float) = {
     [OP_RELU] = relu_act, [OP_CLIP] = clip_act, [OP_SIGMOID] = sigmoid_act,
     [OP_TANH] = tanh_act, [OP_SILU] = silu_act, [OP_LEAKY_RELU] = leaky_relu_act,
+    [OP_HARDSWISH] = hardswish_act, [OP_HARDSIGMOID] = hardsigmoid_act,
 };
 
 bool cg_has_act(Op act)
