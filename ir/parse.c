@@ -31,6 +31,10 @@ typedef struct Parser {
     SrcLoc *type_locs;   /* where each node's type was written */
     TensorType *declared;
     int32_t cap;
+    /* Hash indexes of the nodes by label and by name (open addressing, -1:
+     * empty, at most half full), so a text of many nodes reads in linear time. */
+    int32_t *by_label, *by_name;
+    size_t index_cap;
 } Parser;
 
 static bool perror_at(Parser *ps, SrcLoc loc, const char *fmt, ...)
@@ -392,15 +396,71 @@ static bool parse_type(Parser *ps, TensorType *t)
 
 /* ---- nodes ---------------------------------------------------------------------- */
 
+static size_t label_hash(int64_t label)
+{
+    uint64_t x = (uint64_t)label * 0x9e3779b97f4a7c15ull;
+    return (size_t)(x ^ (x >> 29));
+}
+
+static size_t name_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return (size_t)h;
+}
+
 static int32_t find_label(const Parser *ps, int64_t label)
 {
-    int32_t n = ps->g->nnodes;
-    if (label < n && ps->labels[label] == label)
-        return (int32_t)label;
-    for (int32_t i = 0; i < n; i++)
-        if (ps->labels[i] == label)
-            return i;
-    return -1;
+    if (!ps->index_cap)
+        return -1;
+    size_t mask = ps->index_cap - 1;
+    for (size_t i = label_hash(label) & mask;; i = (i + 1) & mask) {
+        int32_t id = ps->by_label[i];
+        if (id < 0 || ps->labels[id] == label)
+            return id;
+    }
+}
+
+static int32_t find_name(const Parser *ps, const char *name)
+{
+    if (!ps->index_cap)
+        return -1;
+    size_t mask = ps->index_cap - 1;
+    for (size_t i = name_hash(name) & mask;; i = (i + 1) & mask) {
+        int32_t id = ps->by_name[i];
+        if (id < 0 || strcmp(ps->g->nodes[id].name, name) == 0)
+            return id;
+    }
+}
+
+static void index_put(Parser *ps, int32_t id)
+{
+    size_t mask = ps->index_cap - 1, i = label_hash(ps->labels[id]) & mask;
+    while (ps->by_label[i] >= 0)
+        i = (i + 1) & mask;
+    ps->by_label[i] = id;
+    const char *name = ps->g->nodes[id].name;
+    if (!name)
+        return;
+    for (i = name_hash(name) & mask; ps->by_name[i] >= 0; i = (i + 1) & mask)
+        ;
+    ps->by_name[i] = id;
+}
+
+/* Indexes node `id`, the newest, doubling the tables when half full. */
+static void index_node(Parser *ps, int32_t id)
+{
+    if (2 * ((size_t)id + 1) > ps->index_cap) {
+        ps->index_cap = ps->index_cap ? 2 * ps->index_cap : 128;
+        ps->by_label = ir_alloc(ps->tmp, ps->index_cap * sizeof *ps->by_label);
+        ps->by_name = ir_alloc(ps->tmp, ps->index_cap * sizeof *ps->by_name);
+        memset(ps->by_label, 0xff, ps->index_cap * sizeof *ps->by_label);
+        memset(ps->by_name, 0xff, ps->index_cap * sizeof *ps->by_name);
+        for (int32_t k = 0; k < id; k++)
+            index_put(ps, k);
+    }
+    index_put(ps, id);
 }
 
 static bool parse_use(Parser *ps, int32_t *node)
@@ -483,7 +543,7 @@ typedef struct NodeText {
 
 static bool add_parsed_node(Parser *ps, const NodeText *nt)
 {
-    if (nt->name && ir_find_node(ps->g, nt->name) >= 0)
+    if (nt->name && find_name(ps, nt->name) >= 0)
         return perror_at(ps, nt->loc, "a node named '%s' is already defined", nt->name);
     if (!check_arity(ps, nt->op, nt->nins, nt->op_loc))
         return false;
@@ -495,6 +555,7 @@ static bool add_parsed_node(Parser *ps, const NodeText *nt)
     ps->labels[id] = nt->label;
     ps->type_locs[id] = nt->type_loc;
     ps->declared[id] = nt->type;
+    index_node(ps, id);
     return true;
 }
 
