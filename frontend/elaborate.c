@@ -6,6 +6,7 @@
  * mistake exactly once. */
 #include "elab.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <string.h>
 
@@ -656,15 +657,55 @@ static Value stage(Elab *E, const Expr *e, const Naming *nm, Value cur)
 
 /* ---- operators ------------------------------------------------------------------ */
 
-static Value tensor_operator(Elab *E, const Expr *e, const Naming *nm, Value a, Value b)
+/* A tensor and a number make one affine layer, x * scale + shift: x + k,
+ * k + x, x - k, k - x, x * k, k * x, x / k (as x * (1/k)). */
+static Value tensor_number(Elab *E, const Expr *e, const char *name, Value a, Value b)
 {
     Operator op = e->bin.op;
-    if ((op != OPR_ADD && op != OPR_MUL) || a.kind != V_TENSOR || b.kind != V_TENSOR)
-        return fail(E, e->loc, "cannot apply '%s' to %s and %s", ast_operator_name(op),
-                    fe_kind_name(a.kind), fe_kind_name(b.kind));
-    const char *opname = op == OPR_ADD ? "add" : "mul";
-    const char *name = fe_instance_name(E, nm, opname, e->loc);
-    return fe_tensor_binary(E, op == OPR_ADD ? OP_ADD : OP_MUL, a, b, name, e->loc);
+    bool tensor_first = a.kind == V_TENSOR;
+    Value t = tensor_first ? a : b, k = tensor_first ? b : a;
+    double c = k.kind == V_INT ? (double)k.i : k.f;
+    Attrs at;
+    ir_attrs_default(OP_AFFINE, &at);
+    double scale = 1.0, shift = 0.0;
+    if (op == OPR_ADD || op == OPR_SUB)
+        shift = op == OPR_SUB && tensor_first ? -c : c;
+    if (op == OPR_SUB && !tensor_first)
+        scale = -1.0;
+    if (op == OPR_MUL)
+        scale = c;
+    if (op == OPR_DIV)
+        scale = 1.0 / c;
+    at.affine = (AffineAttrs){(float)scale, (float)shift};
+    if (!isfinite(at.affine.scale) || !isfinite(at.affine.shift))
+        return fail(E, e->loc, "'%s' with %g gives a factor or offset that is not a finite f32",
+                    ast_operator_name(op), c);
+    if (!fe_value_ok(E, t))
+        return fe_error_value();
+    return fe_tensor(fe_add_node(E, OP_AFFINE, &t.node, 1, &at, name, e->loc));
+}
+
+static Value tensor_operator(Elab *E, const Expr *e, const Naming *nm, Value a, Value b)
+{
+    static const struct { Operator op; Op ir; const char *name; } ops[] = {
+        {OPR_ADD, OP_ADD, "add"}, {OPR_SUB, OP_SUB, "sub"},
+        {OPR_MUL, OP_MUL, "mul"}, {OPR_DIV, OP_DIV, "div"},
+    };
+    Operator op = e->bin.op;
+    bool number_a = a.kind == V_INT || a.kind == V_FLOAT;
+    bool number_b = b.kind == V_INT || b.kind == V_FLOAT;
+    bool both = a.kind == V_TENSOR && b.kind == V_TENSOR;
+    bool mixed = (a.kind == V_TENSOR && number_b) || (number_a && op != OPR_DIV);
+    for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {
+        if (ops[i].op != op || !(both || mixed))
+            continue;
+        const char *name = fe_instance_name(E, nm, ops[i].name, e->loc);
+        if (!both)
+            return tensor_number(E, e, name, a, b);
+        return fe_tensor_binary(E, ops[i].ir, a, b, name, e->loc);
+    }
+    return fail(E, e->loc, "cannot apply '%s' to %s and %s", ast_operator_name(op),
+                fe_kind_name(a.kind), fe_kind_name(b.kind));
 }
 
 static Value want_bool(Elab *E, const Expr *e, const char *what)

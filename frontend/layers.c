@@ -458,14 +458,15 @@ static Value pool(Elab *E, const Call *c)
     return fe_tensor(fe_add_node(E, op, &x, 1, &at, c->name, c->loc));
 }
 
-static Value add_mul(Elab *E, const Call *c)
+/* add, sub, mul, div of two tensors. */
+static Value binary(Elab *E, const Call *c)
 {
     int32_t a, b;
     bool ok = arg_tensor(E, c, 0, &a);
     ok &= arg_tensor(E, c, 1, &b);
     if (!ok)
         return fe_error_value();
-    Op op = c->b->name[0] == 'a' ? OP_ADD : OP_MUL;
+    Op op = ir_op_from_name(c->b->name);
     return fe_tensor_binary(E, op, fe_tensor(a), fe_tensor(b), c->name, c->loc);
 }
 
@@ -522,8 +523,10 @@ static const Builtin layers[] = {
     LAYER("relu6", 1, relu6, "x"),
     LAYER("clip", 3, clip, "x", "min", "max"),
     LAYER("leaky_relu", 1, leaky_relu, "x", "alpha"),
-    LAYER("add", 2, add_mul, "a", "b"),
-    LAYER("mul", 2, add_mul, "a", "b"),
+    LAYER("add", 2, binary, "a", "b"),
+    LAYER("sub", 2, binary, "a", "b"),
+    LAYER("mul", 2, binary, "a", "b"),
+    LAYER("div", 2, binary, "a", "b"),
     {"concat", {"axis", NULL}, 0, true, true, concat},
     LAYER("maxpool", 2, pool, "x", "kernel", "stride", "pad", "dilation", "ceil_mode"),
     LAYER("avgpool", 2, pool, "x", "kernel", "stride", "pad", "ceil_mode", "count_include_pad"),

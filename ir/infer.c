@@ -477,7 +477,9 @@ static bool infer_op(const Ctx *c)
     case OP_DROPOUT:
     case OP_REORDER: return infer_unary(c);
     case OP_ADD:
-    case OP_MUL: return infer_broadcast(c);
+    case OP_MUL:
+    case OP_SUB:
+    case OP_DIV: return infer_broadcast(c);
     case OP_CONCAT: return infer_concat(c);
     case OP_MAXPOOL:
     case OP_AVGPOOL: return infer_pool(c);

@@ -257,7 +257,18 @@ static bool broadcast_strides(const TensorType *t, const TensorType *y, int64_t 
     return true;
 }
 
-static bool run_binary(Interp *in, const Node *n, float *out, bool is_mul)
+static double binary_of(Op op, double a, double b)
+{
+    switch (op) {
+    case OP_ADD: return a + b;
+    case OP_SUB: return a - b;
+    case OP_MUL: return a * b;
+    case OP_DIV: return a / b;
+    default: ICE("bad binary op %d", (int)op);
+    }
+}
+
+static bool run_binary(Interp *in, const Node *n, float *out)
 {
     const TensorType *y = &n->type;
     int64_t sa[IR_MAX_RANK], sb[IR_MAX_RANK];
@@ -275,7 +286,7 @@ static bool run_binary(Interp *in, const Node *n, float *out, bool is_mul)
             ib += idx * sb[d];
         }
         double a = (double)av[ia], b = (double)bv[ib];
-        out[i] = (float)(is_mul ? a * b : a + b);
+        out[i] = (float)binary_of(n->op, a, b);
     }
     return true;
 }
@@ -489,16 +500,6 @@ static bool run_softmax(Interp *in, const Node *n, float *out)
 
 /* ---- driver ------------------------------------------------------------- */
 
-static bool run_add(Interp *in, const Node *n, float *out)
-{
-    return run_binary(in, n, out, false);
-}
-
-static bool run_mul(Interp *in, const Node *n, float *out)
-{
-    return run_binary(in, n, out, true);
-}
-
 /* One runner per op; every activation is run_unary with its formula. */
 static bool (*const runners[OP_COUNT])(Interp *in, const Node *n, float *out) = {
     [OP_INPUT] = run_input,
@@ -508,8 +509,10 @@ static bool (*const runners[OP_COUNT])(Interp *in, const Node *n, float *out) = 
     [OP_DENSE] = run_dense,
     [OP_DROPOUT] = run_unary,
     [OP_REORDER] = run_unary,
-    [OP_ADD] = run_add,
-    [OP_MUL] = run_mul,
+    [OP_ADD] = run_binary,
+    [OP_MUL] = run_binary,
+    [OP_SUB] = run_binary,
+    [OP_DIV] = run_binary,
     [OP_CONCAT] = run_concat,
     [OP_MAXPOOL] = run_maxpool,
     [OP_AVGPOOL] = run_avgpool,

@@ -148,7 +148,8 @@ typedef enum {
 } FusionClass;
 
 typedef enum {
-    AK_NONE, AK_CONV, AK_POOL, AK_BN, AK_CLIP, AK_LEAKY, AK_AXIS, AK_ADAPTIVE, AK_DROPOUT, AK_DENSE
+    AK_NONE, AK_CONV, AK_POOL, AK_BN, AK_CLIP, AK_LEAKY, AK_AXIS, AK_ADAPTIVE, AK_DROPOUT, AK_DENSE,
+    AK_AFFINE
 } AttrKind;
 
 typedef enum {
@@ -189,7 +190,8 @@ typedef struct Epilogue {
  * the identity. a, b: the op's parameters as ir_act_params gives them. */
 double ir_act_apply(Op act, double x, float a, float b);
 bool ir_act_has_formula(Op act);
-/* An activation node's parameters: clip's lo and hi, leaky_relu's alpha; else 0. */
+/* An activation node's parameters: clip's lo and hi, leaky_relu's alpha,
+ * affine's scale and shift; else 0. */
 struct Node;
 void ir_act_params(const struct Node *n, float *a, float *b);
 
@@ -214,6 +216,7 @@ typedef struct LeakyAttrs { float alpha; } LeakyAttrs;
 typedef struct AxisAttrs { int32_t axis; } AxisAttrs; /* concat, flatten, softmax */
 typedef struct AdaptiveAttrs { int32_t out[2]; } AdaptiveAttrs;
 typedef struct DropoutAttrs { float p; } DropoutAttrs;
+typedef struct AffineAttrs { float scale, shift; } AffineAttrs; /* tensor-number arithmetic */
 
 typedef union Attrs {
     ConvAttrs conv;
@@ -225,6 +228,7 @@ typedef union Attrs {
     AdaptiveAttrs adaptive;
     DropoutAttrs dropout;
     DenseAttrs dense;
+    AffineAttrs affine;
 } Attrs;
 
 /* Describes every attribute field so the printer, the text parser and the dot

@@ -56,6 +56,8 @@ const AttrField ir_attr_fields[] = {
     FIELD(AK_AXIS, axis.axis, "axis", AF_INT, 1),
     FIELD(AK_ADAPTIVE, adaptive.out, "out", AF_INT, 2),
     FIELD(AK_DROPOUT, dropout.p, "p", AF_FLOAT, 1),
+    FIELD(AK_AFFINE, affine.scale, "scale", AF_FLOAT, 1),
+    FIELD(AK_AFFINE, affine.shift, "shift", AF_FLOAT, 1),
 };
 
 const int32_t ir_nattr_fields = (int32_t)(sizeof ir_attr_fields / sizeof ir_attr_fields[0]);
@@ -181,10 +183,17 @@ static double hardswish_of(double x, float a, float b)
     return x * clip_of(x + 3.0, 0.0f, 6.0f) / 6.0;
 }
 
+/* With scale 1 or shift 0 (what the language writes; x / 6 is x * (1/6)),
+ * one rounding to f32 of an exact double, as x + 3 or x * 6 in f32. */
+static double affine_of(double x, float a, float b)
+{
+    return x * (double)a + (double)b;
+}
+
 static double (*const act_formulas[OP_COUNT])(double x, float a, float b) = {
     [OP_RELU] = relu_of, [OP_CLIP] = clip_of, [OP_SIGMOID] = sigmoid_of,
     [OP_TANH] = tanh_of, [OP_SILU] = silu_of, [OP_LEAKY_RELU] = leaky_relu_of,
-    [OP_HARDSWISH] = hardswish_of, [OP_HARDSIGMOID] = hardsigmoid_of,
+    [OP_HARDSWISH] = hardswish_of, [OP_HARDSIGMOID] = hardsigmoid_of, [OP_AFFINE] = affine_of,
 };
 
 bool ir_act_has_formula(Op act)
@@ -209,6 +218,9 @@ void ir_act_params(const Node *n, float *a, float *b)
         *b = n->attrs.clip.hi;
     } else if (n->op == OP_LEAKY_RELU) {
         *a = n->attrs.leaky.alpha;
+    } else if (n->op == OP_AFFINE) {
+        *a = n->attrs.affine.scale;
+        *b = n->attrs.affine.shift;
     }
 }
 
@@ -249,5 +261,6 @@ void ir_attrs_default(Op op, Attrs *a)
         break;
     case AK_DROPOUT: a->dropout.p = 0.5f; break;
     case AK_DENSE: break;
+    case AK_AFFINE: a->affine.scale = 1.0f; break;
     }
 }

@@ -59,7 +59,7 @@ static bool follows_inputs(const Lay *l, const Node *n)
         const Node *in = &l->g->nodes[n->inputs[k]];
         if (in->op == OP_PARAM)
             continue;
-        if ((n->op == OP_ADD || n->op == OP_MUL) && !ir_dims_eq(&in->type, &n->type))
+        if (ir_ops[n->op].fusion == FC_BROADCAST && !ir_dims_eq(&in->type, &n->type))
             return false;
         if (n->op == OP_CONCAT && !divides(in->type.dims[1], l->b))
             return false;

@@ -378,6 +378,38 @@ static void test_blocks_defaults_keywords_control(void **state)
     ir_graph_free(g);
 }
 
+/* A tensor and a number make one affine layer; two tensors sub or div. */
+static void test_tensor_arithmetic(void **state)
+{
+    (void)state;
+    Graph *g = good("network n(x: f32[1, 8, 4, 4]) {\n"
+                    "  a = x + 3; b = 3 + x; c = x - 1; d = 2 - x; e = x * 0.5; f = x / 4\n"
+                    "  g = x - global_avgpool(x); h = global_avgpool(x) / x; k = sub(x, x)\n"
+                    "  return a, b, c, d, e, f, g, h, k\n"
+                    "}\n");
+    const struct {
+        const char *name;
+        float scale, shift;
+    } aff[] = {{"add_0", 1, 3}, {"add_1", 1, 3}, {"sub_0", 1, -1},
+               {"sub_1", -1, 2}, {"mul_0", 0.5f, 0}, {"div_0", 0.25f, 0}};
+    for (size_t i = 0; i < sizeof aff / sizeof aff[0]; i++) {
+        const Node *n = node(g, aff[i].name);
+        assert_int_equal(n->op, OP_AFFINE);
+        assert_float_equal(n->attrs.affine.scale, aff[i].scale, 0.0);
+        assert_float_equal(n->attrs.affine.shift, aff[i].shift, 0.0);
+    }
+    assert_int_equal(node(g, "sub_2")->op, OP_SUB);
+    assert_int_equal(node(g, "div_1")->op, OP_DIV);
+    expect_type(g, "div_1", "f32[1,8,4,4]");
+    assert_int_equal(node(g, "sub_3")->op, OP_SUB);
+    ir_graph_free(g);
+    expect_errors("network n(x: f32[1, 8, 4, 4]) {\n  return x / 0, 1 / x, x - \"a\"\n}\n",
+                  "t.cnn:2:12: error: '/' with 0 gives a factor or offset that is not a "
+                  "finite f32\n"
+                  "t.cnn:2:19: error: cannot apply '/' to an int and a tensor\n"
+                  "t.cnn:2:26: error: cannot apply '-' to a tensor and a string\n");
+}
+
 static void test_layer_attributes(void **state)
 {
     (void)state;
@@ -711,8 +743,8 @@ static void test_errors_values(void **state)
                   "t.cnn:3:22: error: index 2 is out of range for a list of 2\n");
     expect_errors(NET("  if x { x = relu(x) }\n  return x\n"),
                   "t.cnn:2:6: error: a condition needs a bool, got a tensor f32[1,3,8,8]\n");
-    expect_errors(NET("  return x + 1\n"),
-                  "t.cnn:2:12: error: cannot apply '+' to a tensor and an int\n");
+    expect_errors(NET("  return 1 / x\n"),
+                  "t.cnn:2:12: error: cannot apply '/' to an int and a tensor\n");
     expect_errors(NET("  return repeat 0 relu(x) as r\n"),
                   "t.cnn:2:17: error: repeat count must be a positive int, got 0\n");
     expect_errors(NET("  return sequence s { relu }\n"),
@@ -779,6 +811,7 @@ int main(void)
         cmocka_unit_test(test_repeat_first_index),
         cmocka_unit_test(test_blocks_defaults_keywords_control),
         cmocka_unit_test(test_layer_attributes),
+        cmocka_unit_test(test_tensor_arithmetic),
         cmocka_unit_test(test_value_functions),
         cmocka_unit_test(test_batch_override),
         cmocka_unit_test(test_include),

@@ -317,6 +317,15 @@ static void test_hardswish(void **state)
     check_unary(OP_HARDSWISH, (const double[]){0, -0.5 * 2.5 / 6, 0, 0.5 * 3.5 / 6, 3});
 }
 
+/* affine(x) = x * -2 + 0.5. */
+static void test_affine(void **state)
+{
+    int32_t y;
+    Graph *g = unary_graph(OP_AFFINE, &y);
+    g->nodes[y].attrs.affine = (AffineAttrs){-2.0f, 0.5f};
+    check_node(g, points, y, 1, DIMS(5), (const double[]){6.5, 1.5, 0.5, -0.5, -5.5});
+}
+
 /* alpha = 0.1f, so the negative side is x * 0.100000001490116. */
 static void test_leaky_relu(void **state)
 {
@@ -378,6 +387,18 @@ static void test_add_mul_same_shape(void **state)
                  (const double[]){9, 9, 9, 9, 9, 9, 9, 9});
     check_binary(OP_MUL, 4, DIMS(1, 2, 2, 2), a, 4, DIMS(1, 2, 2, 2), a, 4, DIMS(1, 2, 2, 2),
                  (const double[]){1, 4, 9, 16, 25, 36, 49, 64});
+}
+
+/* The channel operand first: b - a and b / a keep their order. */
+static void test_sub_div_channel_broadcast(void **state)
+{
+    const float a[2] = {10, 20}, s[2] = {2, -4};
+    float b[8];
+    seq(b, 8, 1, 1);
+    check_binary(OP_SUB, 4, DIMS(1, 2, 1, 1), a, 4, DIMS(1, 2, 2, 2), b, 4, DIMS(1, 2, 2, 2),
+                 (const double[]){9, 8, 7, 6, 15, 14, 13, 12});
+    check_binary(OP_DIV, 4, DIMS(1, 2, 2, 2), b, 4, DIMS(1, 2, 1, 1), s, 4, DIMS(1, 2, 2, 2),
+                 (const double[]){0.5, 1, 1.5, 2, -1.25, -1.5, -1.75, -2});
 }
 
 /* Ranks aligned on the right: [2] stretches along H of [1,1,2,2]... and both
@@ -628,6 +649,7 @@ static void test_activations_nonfinite(void **state)
         {OP_LEAKY_RELU, {NAN, INFINITY, -INFINITY}},
         {OP_HARDSIGMOID, {NAN, 1, 0}},
         {OP_HARDSWISH, {NAN, INFINITY, NAN}},
+        {OP_AFFINE, {NAN, -INFINITY, INFINITY}},
         {OP_DROPOUT, {NAN, INFINITY, -INFINITY}},
     };
     for (int32_t i = 0; i < NUM(cases); i++) {
@@ -635,6 +657,7 @@ static void test_activations_nonfinite(void **state)
         int32_t y = op1(g, cases[i].op, input(g, "x", 1, DIMS(3)), "act");
         if (cases[i].op == OP_CLIP) g->nodes[y].attrs.clip = (ClipAttrs){0.0f, 6.0f};
         if (cases[i].op == OP_LEAKY_RELU) g->nodes[y].attrs.leaky.alpha = 0.1f;
+        if (cases[i].op == OP_AFFINE) g->nodes[y].attrs.affine = (AffineAttrs){-2.0f, 1.0f};
         infer(g);
         InterpResult r;
         const float *inputs[1] = {x};
@@ -907,6 +930,8 @@ int main(void)
         cmocka_unit_test(test_silu),
         cmocka_unit_test(test_hardsigmoid),
         cmocka_unit_test(test_hardswish),
+        cmocka_unit_test(test_affine),
+        cmocka_unit_test(test_sub_div_channel_broadcast),
         cmocka_unit_test(test_leaky_relu),
         cmocka_unit_test(test_dropout_is_identity),
         cmocka_unit_test(test_add_channel_broadcast),

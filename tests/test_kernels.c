@@ -309,6 +309,9 @@ static void conv_epilogues(void **state)
         {.act = OP_LEAKY_RELU, .act_a = 0.1f},
         {.act = OP_HARDSWISH},
         {.act = OP_HARDSIGMOID},
+        {.act = OP_AFFINE, .act_a = 0.5f, .act_b = -1.0f},
+        {.residual = true, .post = OP_AFFINE, .post_a = -2.0f},
+        {.act = OP_AFFINE, .act_a = 0.5f, .post = OP_CLIP, .post_a = -0.2f, .post_b = 0.5f},
         {.residual = true},
         {.residual = true, .post = OP_RELU},
         {.act = OP_RELU, .residual = true, .post = OP_CLIP, .post_a = -0.2f, .post_b = 0.5f},
@@ -495,6 +498,7 @@ static void activations_nonfinite(void **state)
         {.op = OP_SILU},
         {.op = OP_HARDSWISH},
         {.op = OP_HARDSIGMOID},
+        {OP_AFFINE, {.affine = {-2.0f, 0.5f}}},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         check_nonfinite_op(cases[i].op, cases[i].a, false);

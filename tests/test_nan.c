@@ -117,7 +117,9 @@ static const NanCase ops = {
     "  h = maxpool(x, kernel=3, stride=2, pad=1); k = maxpool(x, kernel=2, ceil_mode=true)\n"
     "  m = avgpool(x, kernel=3, stride=2, pad=1); n = global_avgpool(x)\n"
     "  p = softmax(x, axis=3); q = x + x; r = x * global_avgpool(x)\n"
-    "  return a, b, c, d, e, f, g, h, k, m, n, p, q, r, s, t\n"
+    "  u = relu6(x + 3) / 6; v = 2 - x * 0.5; w = x - global_avgpool(x)\n"
+    "  y = global_avgpool(x) / x; z = x / (x + 1)\n"
+    "  return a, b, c, d, e, f, g, h, k, m, n, p, q, r, s, t, u, v, w, y, z\n"
     "}\n",
     "fmin",
     40,
@@ -141,7 +143,9 @@ static const NanCase fused = {
     "  n = relu(dense(flatten(maxpool(x, kernel=4)), 10) as fc2)\n"
     "  p = hardswish(conv2d(x, 16, kernel=1) as c10)\n"
     "  q = hardsigmoid(dense(flatten(maxpool(x, kernel=4)), 10) as fc3)\n"
-    "  return a, b, c, d, e, f, g, h, k, m, n, p, q\n"
+    "  r = relu6(conv2d(x, 16, kernel=1) as c11 * 0.5 - 1); s = global_avgpool(r) - r\n"
+    "  t = r / (global_avgpool(r) + 1)\n"
+    "  return a, b, c, d, e, f, g, h, k, m, n, p, q, r, s, t\n"
     "}\n",
     "fmin",
     3,

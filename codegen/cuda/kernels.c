@@ -458,7 +458,8 @@ static bool emit_binary(CuGen *g, int32_t id)
         cu_body(g, "    d = i %% %lld;\n    i /= %lld;\n    a += d * %lld;\n    b += d * %lld;\n"
                 "    o += d * %lld;\n", (long long)y->dims[i], (long long)y->dims[i],
                 (long long)sa[i], (long long)sb[i], (long long)so[i]);
-    cu_body(g, "    %s[o] = %s[a] %s %s[b];\n", py, pa, nd->op == OP_ADD ? "+" : "*", pb);
+    const char *sign = nd->op == OP_ADD ? "+" : nd->op == OP_SUB ? "-" : nd->op == OP_MUL ? "*" : "/";
+    cu_body(g, "    %s[o] = %s[a] %s %s[b];\n", py, pa, sign, pb);
     cu_end_1d(g, total, CU_THREADS);
     return true;
 }
@@ -473,7 +474,9 @@ bool cu_emit_eltwise(CuGen *g, int32_t id)
     }
     switch (nd->op) {
     case OP_ADD:
-    case OP_MUL: return emit_binary(g, id);
+    case OP_SUB:
+    case OP_MUL:
+    case OP_DIV: return emit_binary(g, id);
     case OP_BATCHNORM: return emit_batchnorm(g, id);
     case OP_DROPOUT: return emit_unary(g, id, OP_NO_ACT, 0, 0);
     default: break;

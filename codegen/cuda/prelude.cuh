@@ -31,6 +31,7 @@ __device__ __forceinline__ float cu_act(float x, int k, float a, float b)
     case CU_OP_LEAKY_RELU: return x < 0.0f ? x * a : x;
     case CU_OP_HARDSWISH: return x * cu_relu6(x + 3.0f) / 6.0f;
     case CU_OP_HARDSIGMOID: return cu_relu6(x + 3.0f) / 6.0f;
+    case CU_OP_AFFINE: return x * a + b;
     default: return x;
     }
 }

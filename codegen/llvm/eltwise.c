@@ -1,5 +1,5 @@
 /* eltwise.c: kernels of elementwise ops: activations, dropout (a copy when it
- * was not made a view), add and mul with broadcasting, and standalone batch
+ * was not made a view), add, sub, mul and div with broadcasting, and standalone batch
  * normalization. Contiguous data runs in full vectors with a scalar tail;
  * per-channel operands are loaded once per channel (group). */
 #include <math.h>
@@ -36,6 +36,7 @@ typedef struct Elt {
     LLVMValueRef out, ops[2]; /* item base pointers in the current iteration */
     LLVMValueRef chan[2];     /* per-channel operands (splatted to the lanes) */
     int32_t chan_lanes;       /* lanes of chan[] as loaded: 1 or the block */
+    bool chan_first;          /* the per-channel operand is the op's first (b - a, b / a) */
 } Elt;
 
 static LLVMValueRef apply(Cg *cg, const Node *nd, LLVMValueRef a, LLVMValueRef b)
@@ -52,6 +53,10 @@ static LLVMValueRef apply(Cg *cg, const Node *nd, LLVMValueRef a, LLVMValueRef b
         return LLVMBuildFAdd(cg->b, a, b, "");
     case OP_MUL:
         return LLVMBuildFMul(cg->b, a, b, "");
+    case OP_SUB:
+        return LLVMBuildFSub(cg->b, a, b, "");
+    case OP_DIV:
+        return LLVMBuildFDiv(cg->b, a, b, "");
     default:
         break;
     }
@@ -130,6 +135,8 @@ static void chan_body(Cg *cg, void *ctx, LLVMValueRef i, int32_t lanes)
     LLVMValueRef y;
     if (e->nd->op == OP_BATCHNORM)
         y = cg_fma(cg, x, p, cg_splat(cg, e->chan[1], step > 1 ? 1 : l));
+    else if (e->chan_first)
+        y = apply(cg, e->nd, p, x);
     else
         y = apply(cg, e->nd, x, p);
     cg_store(cg, y, cg_gep(cg, e->out, at));
@@ -162,7 +169,7 @@ static CgKernel emit_per_channel(Cg *cg, int32_t id, int32_t big, LLVMValueRef *
 {
     const Node *nd = &cg->g->nodes[id];
     CgView vo = cg_view(cg, id), vi = cg_view(cg, nd->inputs[big]);
-    Elt e = {.nd = nd, .nops = 1, .chan_lanes = vo.blk};
+    Elt e = {.nd = nd, .nops = 1, .chan_lanes = vo.blk, .chan_first = big == 1};
     LLVMValueRef fn = cg_kernel_begin(cg, nd->name);
     LLVMValueRef out = cg_arg_ptr(cg, 0), in = input_ptr(cg, id, big);
     LLVMValueRef sp[2];
@@ -314,7 +321,9 @@ CgKernel cg_emit_eltwise(Cg *cg, int32_t node)
     const Node *nd = &cg->g->nodes[node];
     switch (nd->op) {
     case OP_ADD:
+    case OP_SUB:
     case OP_MUL:
+    case OP_DIV:
         return emit_binary(cg, node);
     case OP_BATCHNORM:
         return emit_batchnorm(cg, node);

@@ -288,10 +288,21 @@ static LLVMValueRef hardswish_act(Cg *cg, LLVMValueRef v, float a, float b)
     return LLVMBuildFDiv(cg->b, LLVMBuildFMul(cg->b, v, r, ""), fconst(cg, v, 6.0f), "hardswish");
 }
 
+/* x + shift or x * scale alone when the other is the identity, so the
+ * result rounds once, as the interpreter's and PyTorch's. */
+static LLVMValueRef affine_act(Cg *cg, LLVMValueRef v, float a, float b)
+{
+    if (a != 1.0f)
+        v = LLVMBuildFMul(cg->b, v, fconst(cg, v, a), "scale");
+    if (b != 0.0f)
+        v = LLVMBuildFAdd(cg->b, v, fconst(cg, v, b), "shift");
+    return v;
+}
+
 static LLVMValueRef (*const act_emitters[OP_COUNT])(Cg *, LLVMValueRef, float, float) = {
     [OP_RELU] = relu_act, [OP_CLIP] = clip_act, [OP_SIGMOID] = sigmoid_act,
     [OP_TANH] = tanh_act, [OP_SILU] = silu_act, [OP_LEAKY_RELU] = leaky_relu_act,
-    [OP_HARDSWISH] = hardswish_act, [OP_HARDSIGMOID] = hardsigmoid_act,
+    [OP_HARDSWISH] = hardswish_act, [OP_HARDSIGMOID] = hardsigmoid_act, [OP_AFFINE] = affine_act,
 };
 
 bool cg_has_act(Op act)
@@ -311,11 +322,9 @@ LLVMValueRef cg_act(Cg *cg, LLVMValueRef v, Op act, float a, float b)
 LLVMValueRef cg_epilogue(Cg *cg, const Epilogue *e, LLVMValueRef acc, LLVMValueRef residual)
 {
     LLVMValueRef v = cg_act(cg, acc, e->act, e->act_a, e->act_b);
-    if (residual) {
+    if (residual)
         v = LLVMBuildFAdd(cg->b, v, residual, "res");
-        v = cg_act(cg, v, e->post, e->post_a, e->post_b);
-    }
-    return v;
+    return cg_act(cg, v, e->post, e->post_a, e->post_b);
 }
 
 LLVMValueRef cg_hsum(Cg *cg, LLVMValueRef v)
