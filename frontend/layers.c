@@ -403,6 +403,22 @@ static bool adaptive_attrs(Elab *E, const Call *c, Attrs *at)
     return arg_pair(E, c, 1, ONE, 1, at->adaptive.out);
 }
 
+static bool gelu_attrs(Elab *E, const Call *c, Attrs *at)
+{
+    if (!c->given[1])
+        return true;
+    Value v = c->args[1];
+    if (v.kind != V_STRING || (strcmp(v.s, "none") != 0 && strcmp(v.s, "tanh") != 0))
+        return bad_kind(E, c, 1, "\"none\" or \"tanh\"");
+    at->gelu.tanh = v.s[0] == 't';
+    return true;
+}
+
+static Value gelu(Elab *E, const Call *c)
+{
+    return with_attrs(E, c, OP_GELU, gelu_attrs);
+}
+
 static Value relu6(Elab *E, const Call *c)
 {
     return with_attrs(E, c, OP_CLIP, relu6_attrs);
@@ -520,6 +536,7 @@ static const Builtin layers[] = {
     LAYER("silu", 1, unary, "x"),
     LAYER("hardswish", 1, unary, "x"),
     LAYER("hardsigmoid", 1, unary, "x"),
+    LAYER("gelu", 1, gelu, "x", "approximate"),
     LAYER("relu6", 1, relu6, "x"),
     LAYER("clip", 3, clip, "x", "min", "max"),
     LAYER("leaky_relu", 1, leaky_relu, "x", "alpha"),

@@ -149,7 +149,7 @@ typedef enum {
 
 typedef enum {
     AK_NONE, AK_CONV, AK_POOL, AK_BN, AK_CLIP, AK_LEAKY, AK_AXIS, AK_ADAPTIVE, AK_DROPOUT, AK_DENSE,
-    AK_AFFINE
+    AK_AFFINE, AK_GELU
 } AttrKind;
 
 typedef enum {
@@ -191,7 +191,7 @@ typedef struct Epilogue {
 double ir_act_apply(Op act, double x, float a, float b);
 bool ir_act_has_formula(Op act);
 /* An activation node's parameters: clip's lo and hi, leaky_relu's alpha,
- * affine's scale and shift; else 0. */
+ * affine's scale and shift, gelu's 1 for the tanh form; else 0. */
 struct Node;
 void ir_act_params(const struct Node *n, float *a, float *b);
 
@@ -216,6 +216,7 @@ typedef struct LeakyAttrs { float alpha; } LeakyAttrs;
 typedef struct AxisAttrs { int32_t axis; } AxisAttrs; /* concat, flatten, softmax */
 typedef struct AdaptiveAttrs { int32_t out[2]; } AdaptiveAttrs;
 typedef struct DropoutAttrs { float p; } DropoutAttrs;
+typedef struct GeluAttrs { bool tanh; } GeluAttrs; /* PyTorch's approximate="tanh" */
 typedef struct AffineAttrs { float scale, shift; } AffineAttrs; /* tensor-number arithmetic */
 
 typedef union Attrs {
@@ -229,6 +230,7 @@ typedef union Attrs {
     DropoutAttrs dropout;
     DenseAttrs dense;
     AffineAttrs affine;
+    GeluAttrs gelu;
 } Attrs;
 
 /* Describes every attribute field so the printer, the text parser and the dot

@@ -58,6 +58,7 @@ const AttrField ir_attr_fields[] = {
     FIELD(AK_DROPOUT, dropout.p, "p", AF_FLOAT, 1),
     FIELD(AK_AFFINE, affine.scale, "scale", AF_FLOAT, 1),
     FIELD(AK_AFFINE, affine.shift, "shift", AF_FLOAT, 1),
+    FIELD(AK_GELU, gelu.tanh, "tanh", AF_BOOL, 1),
 };
 
 const int32_t ir_nattr_fields = (int32_t)(sizeof ir_attr_fields / sizeof ir_attr_fields[0]);
@@ -190,10 +191,20 @@ static double affine_of(double x, float a, float b)
     return x * (double)a + (double)b;
 }
 
+/* PyTorch's gelu: x/2 (1 + erf(x / sqrt 2)), or with a != 0 its tanh form. */
+static double gelu_of(double x, float a, float b)
+{
+    if (a == 0.0f)
+        return x * 0.5 * (1.0 + erf(x * 0.70710678118654752440));
+    double inner = 0.79788456080286535588 * (x + 0.044715 * x * x * x); /* sqrt(2/pi) */
+    return 0.5 * x * (1.0 + tanh(inner));
+}
+
 static double (*const act_formulas[OP_COUNT])(double x, float a, float b) = {
     [OP_RELU] = relu_of, [OP_CLIP] = clip_of, [OP_SIGMOID] = sigmoid_of,
     [OP_TANH] = tanh_of, [OP_SILU] = silu_of, [OP_LEAKY_RELU] = leaky_relu_of,
     [OP_HARDSWISH] = hardswish_of, [OP_HARDSIGMOID] = hardsigmoid_of, [OP_AFFINE] = affine_of,
+    [OP_GELU] = gelu_of,
 };
 
 bool ir_act_has_formula(Op act)
@@ -221,6 +232,8 @@ void ir_act_params(const Node *n, float *a, float *b)
     } else if (n->op == OP_AFFINE) {
         *a = n->attrs.affine.scale;
         *b = n->attrs.affine.shift;
+    } else if (n->op == OP_GELU) {
+        *a = n->attrs.gelu.tanh ? 1.0f : 0.0f;
     }
 }
 
@@ -262,5 +275,6 @@ void ir_attrs_default(Op op, Attrs *a)
     case AK_DROPOUT: a->dropout.p = 0.5f; break;
     case AK_DENSE: break;
     case AK_AFFINE: a->affine.scale = 1.0f; break;
+    case AK_GELU: break;
     }
 }

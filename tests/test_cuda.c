@@ -480,7 +480,8 @@ static void test_emulated_nonfinite(void **state)
         "  m = avgpool(x, kernel=3, stride=2, pad=1); n = global_avgpool(x)\n"
         "  p = softmax(x, axis=3); q = x * global_avgpool(x)\n"
         "  t = relu6(x + 3) / 6; u = 2 - x * 0.5; v = global_avgpool(x) - x; w = x / (x + 1)\n"
-        "  return a, b, c, d, e, f, g, h, k, m, n, p, q, r, s, t, u, v, w\n}\n";
+        "  y = gelu(x); z = gelu(x, approximate=\"tanh\")\n"
+        "  return a, b, c, d, e, f, g, h, k, m, n, p, q, r, s, t, u, v, w, y, z\n}\n";
     const char *fused =
         "network nan_fused(x: f32[N=2, 4, 8, 8]) {\n"
         "  a = relu(conv2d(x, 16, kernel=1) as c1)\n"
@@ -494,7 +495,9 @@ static void test_emulated_nonfinite(void **state)
         "  k = hardswish(conv2d(x, 16, kernel=1) as c7)\n"
         "  m = hardsigmoid(conv2d(x, 16, kernel=1) as c8)\n"
         "  n = relu6(conv2d(x, 16, kernel=1) as c9 * 0.5 - 1); p = n / global_avgpool(n)\n"
-        "  return a, b, c, d, e, f, g, h, k, m, n, p\n}\n";
+        "  q = gelu(conv2d(x, 16, kernel=1) as c10)\n"
+        "  r = gelu(conv2d(x, 16, kernel=1) as c11, approximate=\"tanh\")\n"
+        "  return a, b, c, d, e, f, g, h, k, m, n, p, q, r\n}\n";
     check_model("nan_ops", ops, 0, CU_MATH_F32, 40);
     check_model("nan_fused", fused, 0, CU_MATH_F32, 6);
     check_model("nan_fused", fused, 0, CU_MATH_TF32, 6);

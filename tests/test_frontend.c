@@ -403,6 +403,12 @@ static void test_tensor_arithmetic(void **state)
     expect_type(g, "div_1", "f32[1,8,4,4]");
     assert_int_equal(node(g, "sub_3")->op, OP_SUB);
     ir_graph_free(g);
+    g = good("network n(x: f32[1, 8]) {\n  return gelu(x), gelu(x, approximate=\"tanh\")\n}\n");
+    assert_false(node(g, "gelu_0")->attrs.gelu.tanh);
+    assert_true(node(g, "gelu_1")->attrs.gelu.tanh);
+    ir_graph_free(g);
+    expect_errors("network n(x: f32[1, 8]) {\n  return gelu(x, approximate=true)\n}\n",
+                  "t.cnn:2:30: error: approximate expects \"none\" or \"tanh\", got true\n");
     expect_errors("network n(x: f32[1, 8, 4, 4]) {\n  return x / 0, 1 / x, x - \"a\"\n}\n",
                   "t.cnn:2:12: error: '/' with 0 gives a factor or offset that is not a "
                   "finite f32\n"

@@ -317,6 +317,19 @@ static void test_hardswish(void **state)
     check_unary(OP_HARDSWISH, (const double[]){0, -0.5 * 2.5 / 6, 0, 0.5 * 3.5 / 6, 3});
 }
 
+/* gelu(x) = x/2 (1 + erf(x / sqrt 2)); its tanh form uses
+ * tanh(sqrt(2/pi) (x + 0.044715 x^3)). */
+static void test_gelu(void **state)
+{
+    check_unary(OP_GELU,
+                (const double[]){-0.00404969409, -0.154268769, 0, 0.345731231, 2.99595031});
+    int32_t y;
+    Graph *g = unary_graph(OP_GELU, &y);
+    g->nodes[y].attrs.gelu.tanh = true;
+    check_node(g, points, y, 1, DIMS(5),
+               (const double[]){-0.00363739208, -0.15428599, 0, 0.34571401, 2.99636261});
+}
+
 /* affine(x) = x * -2 + 0.5. */
 static void test_affine(void **state)
 {
@@ -650,6 +663,7 @@ static void test_activations_nonfinite(void **state)
         {OP_HARDSIGMOID, {NAN, 1, 0}},
         {OP_HARDSWISH, {NAN, INFINITY, NAN}},
         {OP_AFFINE, {NAN, -INFINITY, INFINITY}},
+        {OP_GELU, {NAN, INFINITY, NAN}},
         {OP_DROPOUT, {NAN, INFINITY, -INFINITY}},
     };
     for (int32_t i = 0; i < NUM(cases); i++) {
@@ -931,6 +945,7 @@ int main(void)
         cmocka_unit_test(test_hardsigmoid),
         cmocka_unit_test(test_hardswish),
         cmocka_unit_test(test_affine),
+        cmocka_unit_test(test_gelu),
         cmocka_unit_test(test_sub_div_channel_broadcast),
         cmocka_unit_test(test_leaky_relu),
         cmocka_unit_test(test_dropout_is_identity),

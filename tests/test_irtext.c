@@ -417,9 +417,9 @@ static void test_epilogue_round_trip(void **state)
     assert_int_equal(d.nerrors, 0);
     ir_diag_fini(&d);
     expect_parse_error("  %1 = param \"w\" : f32[4,4,1,1]\n"
-                       "  %2 = conv2d(%0, %1) {act=gelu} \"c\" : f32[1,4,8,8]\n",
-                       "bad.ir:4:28: error: expected an activation such as relu, found 'gelu'\n"
-                       "    4 |   %2 = conv2d(%0, %1) {act=gelu} \"c\" : f32[1,4,8,8]\n"
+                       "  %2 = conv2d(%0, %1) {act=mish} \"c\" : f32[1,4,8,8]\n",
+                       "bad.ir:4:28: error: expected an activation such as relu, found 'mish'\n"
+                       "    4 |   %2 = conv2d(%0, %1) {act=mish} \"c\" : f32[1,4,8,8]\n"
                        "      |                            ^\n");
     /* an op that is not an activation, and "input" (the number of none) */
     expect_parse_error("  %1 = param \"w\" : f32[4,4,1,1]\n"

@@ -309,6 +309,8 @@ static void conv_epilogues(void **state)
         {.act = OP_LEAKY_RELU, .act_a = 0.1f},
         {.act = OP_HARDSWISH},
         {.act = OP_HARDSIGMOID},
+        {.act = OP_GELU},
+        {.act = OP_GELU, .act_a = 1.0f},
         {.act = OP_AFFINE, .act_a = 0.5f, .act_b = -1.0f},
         {.residual = true, .post = OP_AFFINE, .post_a = -2.0f},
         {.act = OP_AFFINE, .act_a = 0.5f, .post = OP_CLIP, .post_a = -0.2f, .post_b = 0.5f},
@@ -483,6 +485,49 @@ static void check_nonfinite_op(Op op, Attrs attrs, bool blocked)
     ir_graph_free(g);
 }
 
+/* gelu at 200001 points of [-10, 10] against C's erf and tanh in double. The
+ * error allowed is in units of |x|/2 + |gelu(x)|, since 1 + erf(x) rounds to
+ * f32 where it nearly cancels, as in PyTorch; the erf form is held to
+ * under two roundings (it measures 1.1e-7). */
+static double gelu_error(bool tanh_form)
+{
+    const int64_t n = 200001;
+    Graph *g = ir_graph_new("t");
+    int32_t x = ir_add_input(g, "x", ir_type_f32(4, (int64_t[]){1, 1, 1, n}), noloc);
+    int32_t id = ir_add_node(g, OP_GELU, &x, 1, "op", noloc);
+    g->nodes[id].attrs.gelu.tanh = tanh_form;
+    ir_add_output(g, id, "y");
+    Diag d;
+    ir_diag_init(&d, stderr);
+    assert_true(ir_infer_shapes(g, &d));
+    ir_diag_fini(&d);
+    float *xv = ir_xmalloc((size_t)n * sizeof(float)), *got = ir_xmalloc((size_t)n * sizeof(float));
+    for (int64_t i = 0; i < n; i++)
+        xv[i] = (float)(-10.0 + 20.0 * (double)i / (double)(n - 1));
+    KhKernel k;
+    assert_true(kh_compile(g, id, NULL, &k));
+    void *args[2] = {got, xv};
+    run_split(&k, args);
+    double worst = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        double v = xv[i], want = ir_act_apply(OP_GELU, v, tanh_form ? 1.0f : 0.0f, 0.0f);
+        double e = fabs((double)got[i] - want) / (fabs(v) * 0.5 + fabs(want) + 1e-30);
+        worst = e > worst ? e : worst;
+    }
+    kh_unload(&k);
+    free(xv), free(got);
+    ir_graph_free(g);
+    return worst;
+}
+
+static void gelu_accuracy(void **state)
+{
+    double erf_form = gelu_error(false), tanh_form = gelu_error(true);
+    fprintf(stderr, "gelu error: erf form %.3g, tanh form %.3g\n", erf_form, tanh_form);
+    assert_true(erf_form < 2e-7);
+    assert_true(tanh_form < 1e-6);
+}
+
 static void activations_nonfinite(void **state)
 {
     const struct {
@@ -499,6 +544,8 @@ static void activations_nonfinite(void **state)
         {.op = OP_HARDSWISH},
         {.op = OP_HARDSIGMOID},
         {OP_AFFINE, {.affine = {-2.0f, 0.5f}}},
+        {.op = OP_GELU},
+        {OP_GELU, {.gelu = {true}}},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         check_nonfinite_op(cases[i].op, cases[i].a, false);
@@ -598,6 +645,7 @@ int main(void)
         cmocka_unit_test(conv_avx512),
         cmocka_unit_test(activations_nonfinite),
         cmocka_unit_test(maxpool_nonfinite),
+        cmocka_unit_test(gelu_accuracy),
         cmocka_unit_test(dense_shapes),
         cmocka_unit_test(dense_epilogues),
     };

@@ -118,8 +118,8 @@ static const NanCase ops = {
     "  m = avgpool(x, kernel=3, stride=2, pad=1); n = global_avgpool(x)\n"
     "  p = softmax(x, axis=3); q = x + x; r = x * global_avgpool(x)\n"
     "  u = relu6(x + 3) / 6; v = 2 - x * 0.5; w = x - global_avgpool(x)\n"
-    "  y = global_avgpool(x) / x; z = x / (x + 1)\n"
-    "  return a, b, c, d, e, f, g, h, k, m, n, p, q, r, s, t, u, v, w, y, z\n"
+    "  y = global_avgpool(x) / x; z = x / (x + 1); a2 = gelu(x); b2 = gelu(x, approximate=\"tanh\")\n"
+    "  return a, b, c, d, e, f, g, h, k, m, n, p, q, r, s, t, u, v, w, y, z, a2, b2\n"
     "}\n",
     "fmin",
     40,
@@ -144,8 +144,9 @@ static const NanCase fused = {
     "  p = hardswish(conv2d(x, 16, kernel=1) as c10)\n"
     "  q = hardsigmoid(dense(flatten(maxpool(x, kernel=4)), 10) as fc3)\n"
     "  r = relu6(conv2d(x, 16, kernel=1) as c11 * 0.5 - 1); s = global_avgpool(r) - r\n"
-    "  t = r / (global_avgpool(r) + 1)\n"
-    "  return a, b, c, d, e, f, g, h, k, m, n, p, q, r, s, t\n"
+    "  t = r / (global_avgpool(r) + 1); u = gelu(conv2d(x, 16, kernel=1) as c12)\n"
+    "  v = gelu(dense(flatten(maxpool(x, kernel=4)), 10) as fc4, approximate=\"tanh\")\n"
+    "  return a, b, c, d, e, f, g, h, k, m, n, p, q, r, s, t, u, v\n"
     "}\n",
     "fmin",
     3,

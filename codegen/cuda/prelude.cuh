@@ -32,6 +32,9 @@ __device__ __forceinline__ float cu_act(float x, int k, float a, float b)
     case CU_OP_HARDSWISH: return x * cu_relu6(x + 3.0f) / 6.0f;
     case CU_OP_HARDSIGMOID: return cu_relu6(x + 3.0f) / 6.0f;
     case CU_OP_AFFINE: return x * a + b;
+    case CU_OP_GELU:
+        if (a != 0.0f) return 0.5f * x * (1.0f + tanhf(0.797884561f * (x + 0.044715f * x * x * x)));
+        return x * 0.5f * (1.0f + erff(x * 0.707106781f));
     default: return x;
     }
 }

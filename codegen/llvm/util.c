@@ -242,6 +242,45 @@ static LLVMValueRef tanh_(Cg *cg, LLVMValueRef v)
     return LLVMBuildCall2(b, fty, fn, args, 2, "tanh");
 }
 
+static LLVMValueRef horner(Cg *cg, const float *c, int n, LLVMValueRef t)
+{
+    LLVMValueRef y = fconst(cg, t, c[0]);
+    for (int i = 1; i < n; i++)
+        y = cg_fma(cg, y, t, fconst(cg, t, c[i]));
+    return y;
+}
+
+/* erf within 2.5 ulp (1.8e-7 relative) over all floats: x P(x^2) below 1,
+ * else 1 - e^-x^2 Q(x), Q a fit of erfc(x) e^x^2 on [1, 4]; past 4 erf is 1
+ * in f32. Both polynomials are least-squares fits on Chebyshev points. A NaN
+ * passes through min and the polynomial. */
+static LLVMValueRef erf_(Cg *cg, LLVMValueRef x)
+{
+    static const float p[] = {7.882500358e-05f,  -8.018859080e-04f, 5.189312622e-03f,
+                              -2.685432881e-02f, 1.128359735e-01f,  -3.761262596e-01f,
+                              1.128379107e+00f};
+    static const float q[] = {1.381932179e-05f,  -3.692937389e-05f, 5.494660945e-05f,
+                              -1.439469779e-04f, 4.145087441e-04f,  -1.017119270e-03f,
+                              2.401701408e-03f,  -5.567332264e-03f, 1.248970348e-02f,
+                              -2.700572461e-02f, 5.611047149e-02f,  -1.115210056e-01f,
+                              2.108063698e-01f};
+    LLVMBuilderRef b = cg->b;
+    LLVMValueRef ax = cg_call1(cg, "llvm.fabs", x);
+    LLVMValueRef small = LLVMBuildFMul(b, x, horner(cg, p, 7, LLVMBuildFMul(b, x, x, "")), "");
+    LLVMValueRef a4 = cg_min(cg, ax, fconst(cg, x, 4.0f));
+    LLVMValueRef t = LLVMBuildFDiv(b, LLVMBuildFSub(b, a4, fconst(cg, x, 2.5f), ""),
+                                   fconst(cg, x, 1.5f), "");
+    LLVMValueRef e = cg_exp(cg, LLVMBuildFNeg(b, LLVMBuildFMul(b, a4, a4, ""), ""));
+    LLVMValueRef big = LLVMBuildFSub(b, fconst(cg, x, 1.0f),
+                                     LLVMBuildFMul(b, e, horner(cg, q, 13, t), ""), "");
+    LLVMTypeRef fty;
+    LLVMValueRef fn = intrinsic(cg, "llvm.copysign", LLVMTypeOf(x), &fty);
+    LLVMValueRef args[2] = {big, x};
+    big = LLVMBuildCall2(b, fty, fn, args, 2, "");
+    LLVMValueRef is_small = LLVMBuildFCmp(b, LLVMRealOLT, ax, fconst(cg, x, 1.0f), "");
+    return LLVMBuildSelect(b, is_small, small, big, "erf");
+}
+
 /* One emitter per activation (a, b: its parameters, as ir_act_params). */
 static LLVMValueRef relu_act(Cg *cg, LLVMValueRef v, float a, float b)
 {
@@ -299,10 +338,27 @@ static LLVMValueRef affine_act(Cg *cg, LLVMValueRef v, float a, float b)
     return v;
 }
 
+/* PyTorch's order: x/2 (1 + erf(x / sqrt 2)); a != 0: the tanh form. */
+static LLVMValueRef gelu_act(Cg *cg, LLVMValueRef v, float a, float b)
+{
+    LLVMBuilderRef bd = cg->b;
+    LLVMValueRef one = fconst(cg, v, 1.0f), s;
+    if (a != 0.0f) {
+        LLVMValueRef x3 = LLVMBuildFMul(bd, LLVMBuildFMul(bd, v, v, ""), v, "");
+        LLVMValueRef in = LLVMBuildFAdd(bd, v, LLVMBuildFMul(bd, fconst(cg, v, 0.044715f), x3, ""), "");
+        s = tanh_(cg, LLVMBuildFMul(bd, fconst(cg, v, 0.797884561f), in, ""));
+    } else {
+        s = erf_(cg, LLVMBuildFMul(bd, v, fconst(cg, v, 0.707106781f), ""));
+    }
+    LLVMValueRef half = LLVMBuildFMul(bd, v, fconst(cg, v, 0.5f), "");
+    return LLVMBuildFMul(bd, half, LLVMBuildFAdd(bd, one, s, ""), "gelu");
+}
+
 static LLVMValueRef (*const act_emitters[OP_COUNT])(Cg *, LLVMValueRef, float, float) = {
     [OP_RELU] = relu_act, [OP_CLIP] = clip_act, [OP_SIGMOID] = sigmoid_act,
     [OP_TANH] = tanh_act, [OP_SILU] = silu_act, [OP_LEAKY_RELU] = leaky_relu_act,
     [OP_HARDSWISH] = hardswish_act, [OP_HARDSIGMOID] = hardsigmoid_act, [OP_AFFINE] = affine_act,
+    [OP_GELU] = gelu_act,
 };
 
 bool cg_has_act(Op act)
