@@ -174,14 +174,14 @@ check ":asm is the function of cnnc --emit=asm" \
   cmp -s "$tmp/conv2.s" <(sed -n '/^conv2:/,/^\t\.size\tconv2,/p' "$tmp/ir.out")
 check ":llvm of a fused node explains" has ir.err "error: :llvm: node 'relu_0' has no kernel: the passes fused it"
 check ":asm of an unknown node" has ir.err "error: :asm: no node 'nosuch'"
-check ":cuda: the kernel's launch" grep -qE "^// conv1 \(conv2d\+relu\): grid [0-9]+ x" "$tmp/ir.out"
+check ":cuda: the kernel's launch" grep -qE "^// conv1 \(conv2d\+bias\+relu\): grid [0-9]+ x" "$tmp/ir.out"
 # conv2's reduction is split: both of its kernels are shown
 check ":cuda: a split node's two kernels" grep -qE "^// conv2 \(conv2d\(split-K=2\)\): grid [0-9]+ x" "$tmp/ir.out"
-check ":cuda: a split node's sum" grep -qE "^// conv2 \(split-K-sum\+relu\): grid [0-9]+ x" "$tmp/ir.out"
+check ":cuda: a split node's sum" grep -qE "^// conv2 \(split-K-sum\+bias\+relu\): grid [0-9]+ x" "$tmp/ir.out"
 check ":cuda: the kernel's CUDA C" grep -qE '^extern "C" __global__ void .*\(float' "$tmp/ir.out"
 check ":cuda of a fused node explains" has ir.err "error: :cuda: node 'relu_0' has no kernel"
 # The PTX needs NVRTC, found at build time or not.
-if grep -q "^// fc1 (dense+relu)" "$tmp/ir.out"; then
+if grep -q "^// fc1 (dense+bias+relu)" "$tmp/ir.out"; then
   check ":ptx: the kernel's entry" grep -qE '^\.visible \.entry [a-z0-9_]*fc1\($' "$tmp/ir.out"
 else
   check ":ptx without NVRTC says so" has ir.err "error: :ptx: this cnnc was built without NVRTC"
