@@ -41,7 +41,7 @@ static float **run_on(const char *so, float **ins, int32_t nin, int32_t *nout)
     assert_int_equal(a.create(&opt, &m), CNN_OK);
     assert_int_equal(a.num_inputs(m), nin);
     int32_t no = a.num_outputs(m);
-    cnn_tensor in[8], out[16];
+    cnn_tensor in[8], *out = ir_xcalloc((size_t)no, sizeof *out);
     float **outs = ir_xcalloc((size_t)no, sizeof *outs);
     for (int32_t i = 0; i < nin; i++) {
         cnn_tensor_info info;
@@ -55,6 +55,7 @@ static float **run_on(const char *so, float **ins, int32_t nin, int32_t *nout)
         out[k] = (cnn_tensor){outs[k], info.size};
     }
     assert_int_equal(a.run(m, in, nin, out, no), CNN_OK);
+    free(out);
     a.destroy(m);
     dlclose(a.lib);
     *nout = no;
