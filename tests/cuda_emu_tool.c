@@ -52,20 +52,6 @@ static bool parse_arg(Args *a, int argc, char **argv, int *i)
     return false;
 }
 
-/* The model's text, which load_model takes as the file's name and contents. */
-static char *read_text(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t cap = 4096, n = 0, got;
-    char *text = ir_xmalloc(cap);
-    while ((got = fread(text + n, 1, cap - n - 1, f)) > 0)
-        if ((n += got) + 1 == cap) text = ir_xrealloc(text, cap *= 2);
-    text[n] = 0;
-    fclose(f);
-    return text;
-}
-
 /* rename, or a copy where the temporary directory is on another file system. */
 static bool move_file(const char *from, const char *to)
 {

@@ -18,38 +18,6 @@
 
 #define DIR "tests/passes/ir/"
 
-static char *read_text(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    assert_non_null(s);
-    assert_int_equal(fread(s, 1, (size_t)n, f), (size_t)n);
-    s[n] = '\0';
-    fclose(f);
-    return s;
-}
-
-static void expect_file(const char *text, const char *path)
-{
-    if (getenv("CNNC_UPDATE_GOLDEN")) {
-        FILE *f = fopen(path, "wb");
-        assert_non_null(f);
-        fputs(text, f);
-        fclose(f);
-    }
-    char *want = read_text(path);
-    if (!want)
-        fail_msg("missing golden file %s (CNNC_UPDATE_GOLDEN=1 writes it)", path);
-    if (strcmp(text, want) != 0)
-        fail_msg("%s differs from the output:\n%s", path, text);
-    free(want);
-}
-
 static char *print_plan(const Graph *g)
 {
     char *text = NULL;

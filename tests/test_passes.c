@@ -50,37 +50,11 @@ static void test_plan_every_zoo_model(void **state)
 
 /* ---- golden IR --------------------------------------------------------------- */
 
-static char *read_text(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    assert_non_null(s);
-    assert_int_equal(fread(s, 1, (size_t)n, f), (size_t)n);
-    s[n] = '\0';
-    fclose(f);
-    return s;
-}
-
 /* The text must equal the golden file (or replace it when updating), and
  * parse back into a graph that verifies. */
 static void expect_golden(const char *text, const char *path)
 {
-    if (getenv("CNNC_UPDATE_GOLDEN")) {
-        FILE *f = fopen(path, "wb");
-        assert_non_null(f);
-        fputs(text, f);
-        fclose(f);
-    }
-    char *want = read_text(path);
-    if (!want)
-        fail_msg("missing golden file %s (CNNC_UPDATE_GOLDEN=1 writes it)", path);
-    if (strcmp(text, want) != 0)
-        fail_msg("%s differs from the output:\n%s", path, text);
+    expect_file(text, path);
     Diag d;
     ir_diag_init(&d, stderr);
     Graph *g = ir_parse_text(path, text, &d);
@@ -88,7 +62,6 @@ static void expect_golden(const char *text, const char *path)
     assert_true(ir_verify(g, &d));
     ir_graph_free(g);
     ir_diag_fini(&d);
-    free(want);
 }
 
 /* NAME.cnn unoptimized is NAME.before.ir; the pipeline (block 8) dumped after
