@@ -378,15 +378,6 @@ CNN_EXPORT cnn_status cnn_model_kernel_info(const cnn_model *m, int32_t i, cnn_k
     return CNN_OK;
 }
 
-/* 64-bit FNV-1a, as codegen/llvm/weights.c computes it when it packs the weights. */
-static uint64_t fnv1a(const uint8_t *p, int64_t n)
-{
-    uint64_t h = 0xcbf29ce484222325u;
-    for (int64_t i = 0; i < n; i++)
-        h = (h ^ p[i]) * 0x100000001b3u;
-    return h;
-}
-
 CNN_EXPORT cnn_status cnn_model_verify(const cnn_model *m)
 {
     rt_set_error("%s", "");
@@ -396,7 +387,7 @@ CNN_EXPORT cnn_status cnn_model_verify(const cnn_model *m)
         rt_set_error("CUDA models carry no checksum of their weights");
         return CNN_ERR_INVALID_ARGUMENT;
     }
-    uint64_t h = fnv1a(m->rt->weights, m->rt->weights_bytes);
+    uint64_t h = rt_weights_fnv1a(m->rt->weights, m->rt->weights_bytes);
     if (h == m->rt->weights_fnv1a)
         return CNN_OK;
     rt_set_error("the %lld bytes of weights hash to %016llx (FNV-1a), cnnc stored %016llx",

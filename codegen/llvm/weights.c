@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cg.h"
+#include "cnnc/abi.h"
 
 #define BLOB_ALIGN 64
 
@@ -102,11 +103,8 @@ LLVMValueRef cg_weights(Cg *cg, const char *name, const float *data, int64_t n)
 
 uint64_t cg_weights_fnv1a(const Cg *cg)
 {
-    uint64_t h = 0xcbf29ce484222325u;
-    const unsigned char *p = cg->blob ? (const unsigned char *)cg->blob->data : NULL;
-    for (int64_t i = 0; p && i < cg->blob->size; i++)
-        h = (h ^ p[i]) * 0x100000001b3u;
-    return h;
+    return cg->blob ? rt_weights_fnv1a((const uint8_t *)cg->blob->data, cg->blob->size)
+                    : rt_weights_fnv1a(NULL, 0);
 }
 
 void cg_embed_weights(Cg *cg)

@@ -67,4 +67,14 @@ _Static_assert(offsetof(RtModel, inputs) == 16 && offsetof(RtModel, arena_bytes)
                "RtModel layout");
 #endif
 
+/* RtModel.weights_fnv1a: the 64-bit FNV-1a hash of the packed weights, as the
+ * compiler stores it and cnn_model_verify recomputes it. */
+static inline uint64_t rt_weights_fnv1a(const uint8_t *p, int64_t n)
+{
+    uint64_t h = 0xcbf29ce484222325u;
+    for (int64_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 0x100000001b3u;
+    return h;
+}
+
 #endif
