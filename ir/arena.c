@@ -64,6 +64,14 @@ void *ir_xrealloc(void *p, size_t size)
     return q;
 }
 
+uint64_t ir_str_hash(const char *s)
+{
+    uint64_t h = 0xcbf29ce484222325u;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 0x100000001b3u;
+    return h;
+}
+
 char *ir_xstrdup(const char *s)
 {
     size_t n = strlen(s) + 1;

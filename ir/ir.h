@@ -23,6 +23,8 @@ void ir_arena_free(Arena *a);
 void *ir_alloc(Arena *a, size_t size); /* zeroed, 64-byte aligned */
 char *ir_strdup(Arena *a, const char *s);
 char *ir_strndup(Arena *a, const char *s, size_t n);
+/* 64-bit FNV-1a of a string, for the hash tables of names. */
+uint64_t ir_str_hash(const char *s);
 char *ir_strfmt(Arena *a, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 size_t ir_arena_bytes(const Arena *a); /* total bytes held */

@@ -402,14 +402,6 @@ static size_t label_hash(int64_t label)
     return (size_t)(x ^ (x >> 29));
 }
 
-static size_t name_hash(const char *s)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return (size_t)h;
-}
-
 static int32_t find_label(const Parser *ps, int64_t label)
 {
     if (!ps->index_cap)
@@ -427,7 +419,7 @@ static int32_t find_name(const Parser *ps, const char *name)
     if (!ps->index_cap)
         return -1;
     size_t mask = ps->index_cap - 1;
-    for (size_t i = name_hash(name) & mask;; i = (i + 1) & mask) {
+    for (size_t i = (size_t)ir_str_hash(name) & mask;; i = (i + 1) & mask) {
         int32_t id = ps->by_name[i];
         if (id < 0 || strcmp(ps->g->nodes[id].name, name) == 0)
             return id;
@@ -443,7 +435,7 @@ static void index_put(Parser *ps, int32_t id)
     const char *name = ps->g->nodes[id].name;
     if (!name)
         return;
-    for (i = name_hash(name) & mask; ps->by_name[i] >= 0; i = (i + 1) & mask)
+    for (i = (size_t)ir_str_hash(name) & mask; ps->by_name[i] >= 0; i = (i + 1) & mask)
         ;
     ps->by_name[i] = id;
 }

@@ -178,17 +178,9 @@ struct PassNames {
     size_t cap, count;
 };
 
-static uint64_t name_hash(const char *s)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
-}
-
 static const char **name_slot(PassNames *ns, const char *name)
 {
-    size_t i = (size_t)name_hash(name) & (ns->cap - 1);
+    size_t i = (size_t)ir_str_hash(name) & (ns->cap - 1);
     while (ns->slot[i] && strcmp(ns->slot[i], name) != 0)
         i = (i + 1) & (ns->cap - 1);
     return &ns->slot[i];

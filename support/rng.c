@@ -5,16 +5,6 @@
 
 #include <math.h>
 
-static uint64_t fnv1a64(const char *s)
-{
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 0x100000001b3ull;
-    }
-    return h;
-}
-
 uint64_t ir_rng_next(Rng *r)
 {
     uint64_t z = (r->s += 0x9e3779b97f4a7c15ull);
@@ -25,7 +15,7 @@ uint64_t ir_rng_next(Rng *r)
 
 Rng ir_rng(uint64_t seed, const char *stream)
 {
-    Rng r = {seed ^ fnv1a64(stream ? stream : "")};
+    Rng r = {seed ^ ir_str_hash(stream ? stream : "")};
     /* One scrambling step so seeds and names that differ in few bits give
      * unrelated starting states. */
     r.s = ir_rng_next(&r);
