@@ -243,6 +243,7 @@ bool fe_room_for_node(Elab *E, SrcLoc loc);
 /* Sets a list's depth from its items: comparing and printing values recurse
  * over it. */
 bool fe_list_nest(Elab *E, ValueList *l, SrcLoc loc);
+/* Counts a parameter, of a size within IR_MAX_NUMEL, against --max-weights. */
 bool fe_charge_param(Elab *E, const char *name, const TensorType *t, SrcLoc loc);
 
 /* load.c: reads a model file and the files it includes into `E`, registering

@@ -108,8 +108,6 @@ bool fe_list_nest(Elab *E, ValueList *l, SrcLoc loc)
 /* "512.0 MiB", "100.6 GiB" */
 static const char *bytes_str(Elab *E, int64_t n)
 {
-    if (n < 0)
-        return "more than 8 EiB";
     static const char *const units[] = {"bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
     double v = (double)n;
     int u = 0;
@@ -119,24 +117,15 @@ static const char *bytes_str(Elab *E, int64_t n)
              : ir_strfmt(E->arena, "%lld bytes", (long long)n);
 }
 
-static int64_t param_bytes(const TensorType *t)
-{
-    int64_t n = 4;
-    for (int32_t i = 0; i < t->rank; i++)
-        if (t->dims[i] < 0 || __builtin_mul_overflow(n, t->dims[i], &n))
-            return -1;
-    return n;
-}
-
 bool fe_charge_param(Elab *E, const char *name, const TensorType *t, SrcLoc loc)
 {
-    int64_t n = param_bytes(t), max = E->lim.max_weights;
-    if (n >= 0 && n <= max - E->weight_bytes) {
+    int64_t n = ir_numel(t) * (int64_t)sizeof(float), max = E->lim.max_weights;
+    if (n <= max - E->weight_bytes) {
         E->weight_bytes += n;
         return true;
     }
     const char *limit = bytes_str(E, max);
-    if (n < 0 || n > max)
+    if (n > max)
         limit_error(E, loc, "parameter '%s' needs %s, over the %s limit on parameters (raise "
                     "it with --max-weights=BYTES)", name, bytes_str(E, n), limit);
     else
