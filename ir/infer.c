@@ -262,23 +262,122 @@ static bool infer_dense(const Ctx *c)
 {
     const TensorType *x = in_type(c, 0), *w = in_type(c, 1);
     char b[TYPE_BUF];
-    if (x->rank != 2)
-        return fail(c, "dense expects a 2-d input [N, features], got %s; flatten it first",
+    int32_t axis = c->n->attrs.dense.axis < 0 ? c->n->attrs.dense.axis + x->rank
+                                              : c->n->attrs.dense.axis;
+    if (x->rank < 2)
+        return fail(c, "dense expects an input of at least 2 dims [N, features], got %s",
                     tstr(x, b));
+    if (axis < 1 || axis >= x->rank)
+        return fail(c, "dense axis %d is out of range for %s (it must not be the batch dim)",
+                    (int)c->n->attrs.dense.axis, tstr(x, b));
     if (w->rank != 2)
         return fail(c, "dense weight '%s' must be 2-d [out, in], got %s", in_name(c, 1),
                     tstr(w, b));
-    if (w->dims[1] != x->dims[1]) {
+    if (w->dims[1] != x->dims[axis]) {
         flatten_origin(c, b, sizeof b);
         return fail(c, "dense expects %lld input features, got %lld%s", (long long)w->dims[1],
-                    (long long)x->dims[1], b);
+                    (long long)x->dims[axis], b);
     }
     if (!check_epilogue(c) ||
         (bias_count(c) == 1 && !want_vector(c, 2, w->dims[0], "output features")))
         return false;
-    int64_t dims[2] = {x->dims[0], w->dims[0]};
-    set_out(c, 2, dims);
+    int64_t dims[IR_MAX_RANK];
+    memcpy(dims, x->dims, sizeof dims);
+    dims[axis] = w->dims[0];
+    set_out(c, x->rank, dims);
     return check_residual(c);
+}
+
+/* Normalized over dim `axis` at every position of the others, then scaled
+ * and shifted per element of that dim (ConvNeXt's LayerNorm2d is axis 1). */
+static bool infer_layernorm(const Ctx *c)
+{
+    const TensorType *x = in_type(c, 0);
+    char b[TYPE_BUF];
+    int32_t axis = c->n->attrs.norm.axis < 0 ? c->n->attrs.norm.axis + x->rank
+                                             : c->n->attrs.norm.axis;
+    if (x->rank < 2 || axis < 1 || axis >= x->rank)
+        return fail(c, "layernorm axis %d is out of range for %s (it must not be the batch dim)",
+                    (int)c->n->attrs.norm.axis, tstr(x, b));
+    for (int32_t i = 1; i < 3; i++)
+        if (!want_vector(c, i, x->dims[axis], "normalized elements"))
+            return false;
+    float eps = c->n->attrs.norm.eps;
+    if (!(eps >= 0.0f))
+        return fail(c, "layernorm eps must be non-negative, got %g", (double)eps);
+    *c->out = ir_type_f32(x->rank, x->dims);
+    return true;
+}
+
+static bool infer_transpose(const Ctx *c)
+{
+    const TensorType *x = in_type(c, 0);
+    const int32_t *p = c->n->attrs.perm.perm;
+    char b[TYPE_BUF];
+    bool seen[IR_MAX_RANK] = {false};
+    int64_t dims[IR_MAX_RANK];
+    for (int32_t i = 0; i < IR_MAX_RANK; i++) {
+        bool ok = i < x->rank ? p[i] >= 0 && p[i] < x->rank && !seen[p[i]] : p[i] == i;
+        if (!ok)
+            return fail(c, "transpose perm is not a permutation of the %d dims of %s",
+                        (int)x->rank, tstr(x, b));
+        if (i < x->rank) {
+            seen[p[i]] = true;
+            dims[i] = x->dims[p[i]];
+        }
+    }
+    if (p[0] != 0)
+        return fail(c, "transpose must keep the batch dim first, got perm[0] = %d", (int)p[0]);
+    set_out(c, x->rank, dims);
+    return true;
+}
+
+static bool infer_slice(const Ctx *c)
+{
+    const TensorType *x = in_type(c, 0);
+    const SliceAttrs *a = &c->n->attrs.slice;
+    char b[TYPE_BUF];
+    int32_t axis = a->axis < 0 ? a->axis + x->rank : a->axis;
+    if (axis < 1 || axis >= x->rank)
+        return fail(c, "slice axis %d is out of range for %s (it must not be the batch dim)",
+                    (int)a->axis, tstr(x, b));
+    if (a->start < 0 || a->end <= a->start || a->end > x->dims[axis])
+        return fail(c, "slice [%d, %d) is not a non-empty range of dim %d of %s", (int)a->start,
+                    (int)a->end, (int)axis, tstr(x, b));
+    int64_t dims[IR_MAX_RANK];
+    memcpy(dims, x->dims, sizeof dims);
+    dims[axis] = a->end - a->start;
+    set_out(c, x->rank, dims);
+    return true;
+}
+
+static bool infer_pad(const Ctx *c)
+{
+    if (!want_nchw(c))
+        return false;
+    const TensorType *x = in_type(c, 0);
+    const int32_t *p = c->n->attrs.pad.pad;
+    for (int32_t i = 0; i < 4; i++)
+        if (p[i] < 0)
+            return fail(c, "pad must be non-negative, got %d", (int)p[i]);
+    int64_t dims[4] = {x->dims[0], x->dims[1], x->dims[2] + p[0] + p[2], x->dims[3] + p[1] + p[3]};
+    set_out(c, 4, dims);
+    return true;
+}
+
+static bool infer_channel_shuffle(const Ctx *c)
+{
+    const TensorType *x = in_type(c, 0);
+    int32_t g = c->n->attrs.groups.groups;
+    char b[TYPE_BUF];
+    if (x->rank < 2)
+        return fail(c, "channel_shuffle expects an input with channels [N, C, ...], got %s",
+                    tstr(x, b));
+    if (g < 1 || x->dims[1] % g != 0)
+        return fail(c, "channel_shuffle groups=%d does not divide the %lld channels", (int)g,
+                    (long long)x->dims[1]);
+    *c->out = ir_type_f32(x->rank, x->dims);
+    return true;
 }
 
 static bool infer_batchnorm(const Ctx *c)
@@ -487,6 +586,11 @@ static bool infer_op(const Ctx *c)
     case OP_ADAPTIVE_AVGPOOL: return infer_adaptive_avgpool(c);
     case OP_FLATTEN: return infer_flatten(c);
     case OP_SOFTMAX: return infer_softmax(c);
+    case OP_LAYERNORM: return infer_layernorm(c);
+    case OP_TRANSPOSE: return infer_transpose(c);
+    case OP_SLICE: return infer_slice(c);
+    case OP_PAD: return infer_pad(c);
+    case OP_CHANNEL_SHUFFLE: return infer_channel_shuffle(c);
     default: break;
     }
     ICE("bad op %d", (int)c->n->op);

@@ -197,27 +197,162 @@ static bool run_batchnorm(Interp *in, const Node *n, float *out)
 }
 
 /* y[r, o] = sum_i x[r, i] * W[o, i] + b[o], PyTorch Linear's weight layout. */
+/* Over dim `axis`: x viewed as [outer, I, inner], out as [outer, O, inner]. */
 static bool run_dense(Interp *in, const Node *n, float *out)
 {
     const TensorType *x = arg_type(in, n, 0), *w = arg_type(in, n, 1);
-    if (x->rank < 1 || w->rank != 2 || w->dims[1] != x->dims[x->rank - 1])
+    int32_t axis = n->attrs.dense.axis < 0 ? n->attrs.dense.axis + x->rank : n->attrs.dense.axis;
+    if (x->rank < 2 || axis < 1 || axis >= x->rank || w->rank != 2 ||
+        w->dims[1] != x->dims[axis])
         return fail(in, n, "input features do not match the weight");
-    int64_t I = w->dims[1], O = w->dims[0], rows = ir_numel(x) / (I ? I : 1);
+    int64_t I = w->dims[1], O = w->dims[0], outer = prod(x, 0, axis);
+    int64_t inner = prod(x, axis + 1, x->rank);
     bool bias = ir_bias_input(n) >= 0;
-    if (ir_numel(&n->type) != rows * O || !residual_ok(in, n) ||
+    if (ir_numel(&n->type) != outer * O * inner || !residual_ok(in, n) ||
         n->ninputs - 2 - (ir_epilogue(n)->residual ? 1 : 0) > 1 ||
         (bias && ir_numel(arg_type(in, n, 2)) != O))
         return fail(in, n, "inconsistent output, bias or residual shape");
     const float *xv = arg(in, n, 0), *wv = arg(in, n, 1);
     const float *bv = bias ? arg(in, n, 2) : NULL, *rv = residual_of(in, n);
-    for (int64_t r = 0; r < rows; r++)
-        for (int64_t o = 0; o < O; o++) {
-            double s = bv ? (double)bv[o] : 0.0;
-            for (int64_t i = 0; i < I; i++)
-                s += (double)xv[r * I + i] * (double)wv[o * I + i];
-            out[r * O + o] = epilogue(&n->attrs.dense.epi, s, rv, r * O + o);
+    for (int64_t r = 0; r < outer; r++)
+        for (int64_t o = 0; o < O; o++)
+            for (int64_t j = 0; j < inner; j++) {
+                double s = bv ? (double)bv[o] : 0.0;
+                for (int64_t i = 0; i < I; i++)
+                    s += (double)xv[(r * I + i) * inner + j] * (double)wv[o * I + i];
+                int64_t at = (r * O + o) * inner + j;
+                out[at] = epilogue(&n->attrs.dense.epi, s, rv, at);
+            }
+    return true;
+}
+
+/* PyTorch's layer_norm over one dim: (x - mean) / sqrt(var + eps) * w + b,
+ * with the biased variance. */
+static bool run_layernorm(Interp *in, const Node *n, float *out)
+{
+    const TensorType *x = arg_type(in, n, 0);
+    int32_t axis = n->attrs.norm.axis < 0 ? n->attrs.norm.axis + x->rank : n->attrs.norm.axis;
+    if (axis < 0 || axis >= x->rank || !ir_dims_eq(x, &n->type) ||
+        ir_numel(arg_type(in, n, 1)) != x->dims[axis] ||
+        ir_numel(arg_type(in, n, 2)) != x->dims[axis])
+        return fail(in, n, "axis out of range or parameter sizes differ");
+    int64_t outer = prod(x, 0, axis), len = x->dims[axis], inner = prod(x, axis + 1, x->rank);
+    const float *xv = arg(in, n, 0), *wv = arg(in, n, 1), *bv = arg(in, n, 2);
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t j = 0; j < inner; j++) {
+            const float *xl = xv + o * len * inner + j;
+            float *yl = out + o * len * inner + j;
+            double mean = 0.0, var = 0.0;
+            for (int64_t i = 0; i < len; i++)
+                mean += (double)xl[i * inner];
+            mean /= (double)len;
+            for (int64_t i = 0; i < len; i++) {
+                double d = (double)xl[i * inner] - mean;
+                var += d * d;
+            }
+            double rstd = 1.0 / sqrt(var / (double)len + (double)n->attrs.norm.eps);
+            for (int64_t i = 0; i < len; i++)
+                yl[i * inner] =
+                    (float)(((double)xl[i * inner] - mean) * rstd * (double)wv[i] + (double)bv[i]);
         }
     return true;
+}
+
+/* Row-major strides of `t`. */
+static void strides_of(const TensorType *t, int64_t *st)
+{
+    int64_t s = 1;
+    for (int32_t i = t->rank - 1; i >= 0; i--) {
+        st[i] = s;
+        s *= t->dims[i];
+    }
+}
+
+/* Every output element from the input element `src` names; -1 is `fill`. The
+ * output index is walked as a counter over its dims. */
+typedef int64_t (*SourceOf)(const Node *n, const TensorType *x, const int64_t *idx);
+
+static bool run_gather(Interp *in, const Node *n, float *out, SourceOf src, float fill)
+{
+    const TensorType *x = arg_type(in, n, 0), *y = &n->type;
+    if (x->rank != y->rank)
+        return fail(in, n, "input and output ranks differ");
+    int64_t idx[IR_MAX_RANK] = {0}, count = ir_numel(y);
+    const float *xv = arg(in, n, 0);
+    for (int64_t k = 0; k < count; k++) {
+        int64_t at = src(n, x, idx);
+        out[k] = at < 0 ? fill : xv[at];
+        for (int32_t d = y->rank - 1; d >= 0; d--) {
+            if (++idx[d] < y->dims[d])
+                break;
+            idx[d] = 0;
+        }
+    }
+    return true;
+}
+
+static int64_t transpose_src(const Node *n, const TensorType *x, const int64_t *idx)
+{
+    int64_t st[IR_MAX_RANK], at = 0;
+    strides_of(x, st);
+    for (int32_t i = 0; i < x->rank; i++)
+        at += idx[i] * st[n->attrs.perm.perm[i]];
+    return at;
+}
+
+static int64_t slice_src(const Node *n, const TensorType *x, const int64_t *idx)
+{
+    int64_t st[IR_MAX_RANK], at = 0;
+    int32_t axis = n->attrs.slice.axis < 0 ? n->attrs.slice.axis + x->rank : n->attrs.slice.axis;
+    strides_of(x, st);
+    for (int32_t i = 0; i < x->rank; i++)
+        at += (idx[i] + (i == axis ? n->attrs.slice.start : 0)) * st[i];
+    return at;
+}
+
+static int64_t pad_src(const Node *n, const TensorType *x, const int64_t *idx)
+{
+    int64_t h = idx[2] - n->attrs.pad.pad[0], w = idx[3] - n->attrs.pad.pad[1];
+    if (h < 0 || h >= x->dims[2] || w < 0 || w >= x->dims[3])
+        return -1;
+    return ((idx[0] * x->dims[1] + idx[1]) * x->dims[2] + h) * x->dims[3] + w;
+}
+
+/* Output channel c = i * g + j reads input channel j * (C / g) + i: ShuffleNet's
+ * view [N, g, C/g, ...], transpose(1, 2), flatten. */
+static int64_t shuffle_src(const Node *n, const TensorType *x, const int64_t *idx)
+{
+    int64_t st[IR_MAX_RANK], at = 0, g = n->attrs.groups.groups, per = x->dims[1] / g;
+    strides_of(x, st);
+    for (int32_t i = 0; i < x->rank; i++)
+        at += (i == 1 ? (idx[1] % g) * per + idx[1] / g : idx[i]) * st[i];
+    return at;
+}
+
+static bool run_transpose(Interp *in, const Node *n, float *out)
+{
+    return run_gather(in, n, out, transpose_src, 0.0f);
+}
+
+static bool run_slice(Interp *in, const Node *n, float *out)
+{
+    return run_gather(in, n, out, slice_src, 0.0f);
+}
+
+static bool run_pad(Interp *in, const Node *n, float *out)
+{
+    if (n->type.rank != 4)
+        return fail(in, n, "expects [N, C, H, W] input and output");
+    return run_gather(in, n, out, pad_src, n->attrs.pad.value);
+}
+
+static bool run_channel_shuffle(Interp *in, const Node *n, float *out)
+{
+    const TensorType *x = arg_type(in, n, 0);
+    int32_t g = n->attrs.groups.groups;
+    if (x->rank < 2 || g < 1 || x->dims[1] % g != 0)
+        return fail(in, n, "groups do not divide the channels");
+    return run_gather(in, n, out, shuffle_src, 0.0f);
 }
 
 /* ---- elementwise activations -------------------------------------------- */
@@ -520,6 +655,11 @@ static bool (*const runners[OP_COUNT])(Interp *in, const Node *n, float *out) = 
     [OP_ADAPTIVE_AVGPOOL] = run_adaptive_avgpool,
     [OP_FLATTEN] = run_flatten,
     [OP_SOFTMAX] = run_softmax,
+    [OP_LAYERNORM] = run_layernorm,
+    [OP_TRANSPOSE] = run_transpose,
+    [OP_SLICE] = run_slice,
+    [OP_PAD] = run_pad,
+    [OP_CHANNEL_SHUFFLE] = run_channel_shuffle,
 };
 
 bool ir_interp_supports(Op op)

@@ -151,7 +151,7 @@ typedef enum {
 
 typedef enum {
     AK_NONE, AK_CONV, AK_POOL, AK_BN, AK_CLIP, AK_LEAKY, AK_AXIS, AK_ADAPTIVE, AK_DROPOUT, AK_DENSE,
-    AK_AFFINE, AK_GELU
+    AK_AFFINE, AK_GELU, AK_NORM, AK_PERM, AK_SLICE, AK_PAD, AK_GROUPS
 } AttrKind;
 
 typedef enum {
@@ -204,7 +204,9 @@ typedef struct ConvAttrs {
     Epilogue epi;
 } ConvAttrs;
 
-typedef struct DenseAttrs { Epilogue epi; } DenseAttrs;
+/* dense: out[..., o, ...] = sum_i w[o, i] x[..., i, ...] over dim `axis` (-1: the last;
+ * a 2-d [N, I] input is the classic case; 1 of NCHW is a 1×1 convolution). */
+typedef struct DenseAttrs { Epilogue epi; int32_t axis; } DenseAttrs;
 
 typedef struct PoolAttrs {
     int32_t kernel[2], stride[2], dilation[2], pad[4];
@@ -220,6 +222,13 @@ typedef struct AdaptiveAttrs { int32_t out[2]; } AdaptiveAttrs;
 typedef struct DropoutAttrs { float p; } DropoutAttrs;
 typedef struct GeluAttrs { bool tanh; } GeluAttrs; /* PyTorch's approximate="tanh" */
 typedef struct AffineAttrs { float scale, shift; } AffineAttrs; /* tensor-number arithmetic */
+typedef struct NormAttrs { int32_t axis; float eps; } NormAttrs; /* layernorm over one dim */
+/* transpose: output dim i is input dim perm[i]; entries from the rank on are their index */
+typedef struct PermAttrs { int32_t perm[IR_MAX_RANK]; } PermAttrs;
+typedef struct SliceAttrs { int32_t axis, start, end; } SliceAttrs; /* [start, end), step 1 */
+/* pad: [top, left, bottom, right] of H and W (rank 4), filled with `value` */
+typedef struct PadAttrs { int32_t pad[4]; float value; } PadAttrs;
+typedef struct GroupsAttrs { int32_t groups; } GroupsAttrs; /* channel_shuffle */
 
 typedef union Attrs {
     ConvAttrs conv;
@@ -233,6 +242,11 @@ typedef union Attrs {
     DenseAttrs dense;
     AffineAttrs affine;
     GeluAttrs gelu;
+    NormAttrs norm;
+    PermAttrs perm;
+    SliceAttrs slice;
+    PadAttrs pad;
+    GroupsAttrs groups;
 } Attrs;
 
 /* Describes every attribute field so the printer, the text parser and the dot

@@ -43,6 +43,7 @@ const AttrField ir_attr_fields[] = {
     FIELD(AK_CONV, conv.groups, "groups", AF_INT, 1),
     EPILOGUE(AK_CONV, conv.epi),
     EPILOGUE(AK_DENSE, dense.epi),
+    OPTIONAL(AK_DENSE, dense.axis, "axis", AF_INT),
     FIELD(AK_POOL, pool.kernel, "kernel", AF_INT, 2),
     FIELD(AK_POOL, pool.stride, "stride", AF_INT, 2),
     FIELD(AK_POOL, pool.dilation, "dilation", AF_INT, 2),
@@ -59,6 +60,15 @@ const AttrField ir_attr_fields[] = {
     FIELD(AK_AFFINE, affine.scale, "scale", AF_FLOAT, 1),
     FIELD(AK_AFFINE, affine.shift, "shift", AF_FLOAT, 1),
     FIELD(AK_GELU, gelu.tanh, "tanh", AF_BOOL, 1),
+    FIELD(AK_NORM, norm.axis, "axis", AF_INT, 1),
+    FIELD(AK_NORM, norm.eps, "eps", AF_FLOAT, 1),
+    FIELD(AK_PERM, perm.perm, "perm", AF_INT, IR_MAX_RANK),
+    FIELD(AK_SLICE, slice.axis, "axis", AF_INT, 1),
+    FIELD(AK_SLICE, slice.start, "start", AF_INT, 1),
+    FIELD(AK_SLICE, slice.end, "end", AF_INT, 1),
+    FIELD(AK_PAD, pad.pad, "pad", AF_INT, 4),
+    FIELD(AK_PAD, pad.value, "value", AF_FLOAT, 1),
+    FIELD(AK_GROUPS, groups.groups, "groups", AF_INT, 1),
 };
 
 const int32_t ir_nattr_fields = (int32_t)(sizeof ir_attr_fields / sizeof ir_attr_fields[0]);
@@ -103,10 +113,18 @@ int64_t ir_node_flops(const Graph *g, const Node *n)
         int64_t cin = x->dims[1] / (a->groups > 0 ? a->groups : 1);
         return ir_mul_sat(ir_mul_sat(2 * out, cin), (int64_t)a->kernel[0] * a->kernel[1]);
     }
-    case OP_DENSE:
-        return ir_mul_sat(2 * out, x->dims[x->rank - 1]);
+    case OP_DENSE: {
+        int32_t axis = n->attrs.dense.axis < 0 ? n->attrs.dense.axis + x->rank : n->attrs.dense.axis;
+        return ir_mul_sat(2 * out, x->dims[axis >= 0 && axis < x->rank ? axis : x->rank - 1]);
+    }
+    case OP_LAYERNORM:
+        return ir_mul_sat(out, 8); /* mean, variance, normalize, scale and shift */
     case OP_CONCAT:
     case OP_FLATTEN:
+    case OP_TRANSPOSE:
+    case OP_SLICE:
+    case OP_PAD:
+    case OP_CHANNEL_SHUFFLE:
     case OP_REORDER:
     case OP_DROPOUT:
         return 0;
@@ -273,8 +291,19 @@ void ir_attrs_default(Op op, Attrs *a)
         a->adaptive.out[1] = 1;
         break;
     case AK_DROPOUT: a->dropout.p = 0.5f; break;
-    case AK_DENSE: break;
+    case AK_DENSE: a->dense.axis = -1; break;
     case AK_AFFINE: a->affine.scale = 1.0f; break;
     case AK_GELU: break;
+    case AK_NORM:
+        a->norm.axis = -1;
+        a->norm.eps = 1e-5f;
+        break;
+    case AK_PERM:
+        for (int32_t i = 0; i < IR_MAX_RANK; i++)
+            a->perm.perm[i] = i;
+        break;
+    case AK_SLICE: a->slice.axis = 1; break;
+    case AK_PAD: break;
+    case AK_GROUPS: a->groups.groups = 1; break;
     }
 }
