@@ -742,13 +742,31 @@ static Value eval_binary(Elab *E, const Expr *e, const Naming *nm)
     return fe_arith(E, op, e->loc, a, b);
 }
 
-static Value eval_unary(Elab *E, const Expr *e)
+/* -x of a tensor is an affine layer (x * -1), named like `a - b` is. */
+static Value negate_tensor(Elab *E, const Expr *e, const Naming *nm, Value v)
+{
+    const char *name = fe_instance_name(E, nm, "neg", e->loc);
+    if (!fe_value_ok(E, v))
+        return fe_error_value();
+    Attrs at;
+    ir_attrs_default(OP_AFFINE, &at);
+    at.affine.scale = -1.0f;
+    return fe_tensor(fe_add_node(E, OP_AFFINE, &v.node, 1, &at, name, e->loc));
+}
+
+static Value eval_unary(Elab *E, const Expr *e, const Naming *nm)
 {
     if (e->bin.op == OPR_NOT) {
         Value v = want_bool(E, e->bin.lhs, "'not'");
+        if (nm && v.kind != V_ERROR)
+            return fail(E, nm->loc, "'as' names a layer or block, not a value");
         return v.kind == V_BOOL ? fe_bool(!v.b) : v;
     }
     Value v = eval(E, e->bin.lhs);
+    if (v.kind == V_TENSOR)
+        return negate_tensor(E, e, nm, v);
+    if (nm && v.kind != V_ERROR)
+        return fail(E, nm->loc, "'as' names a layer or block, not a value");
     if (v.kind == V_INT && v.i == INT64_MIN)
         return fail(E, e->loc, "integer overflow");
     if (v.kind == V_INT)
@@ -805,6 +823,7 @@ static Value eval_as(Elab *E, const Expr *e, const Naming *nm)
     switch (e->as.inner->kind) {
     case E_CALL:
     case E_BINARY:
+    case E_UNARY:
     case E_COND:
     case E_SEQUENCE:
     case E_REPEAT: {
@@ -834,7 +853,7 @@ static Value eval_kind(Elab *E, const Expr *e, const Naming *nm)
     case E_IDENT: return eval_ident(E, e);
     case E_LIST: return eval_list(E, e);
     case E_CALL: return eval_call(E, e, nm, NULL);
-    case E_UNARY: return eval_unary(E, e);
+    case E_UNARY: return eval_unary(E, e, nm);
     case E_BINARY: return eval_binary(E, e, nm);
     case E_COND: return eval_cond(E, e, nm);
     case E_INDEX: return eval_index(E, e);

@@ -315,28 +315,69 @@ static Value batchnorm(Elab *E, const Call *c)
     return fe_tensor(fe_add_node(E, OP_BATCHNORM, in, 5, &at, c->name, c->loc));
 }
 
+/* Without `axis`, the input must be [N, features] (flatten first); with it, the
+ * layer is PyTorch's Linear over that one dim of an input of any rank. */
 static Value dense(Elab *E, const Call *c)
 {
-    int64_t out, features;
+    int64_t out, features, axis = 0;
     bool bias;
     int32_t x;
     bool ok = arg_tensor(E, c, 0, &x);
     ok &= arg_int(E, c, 1, 0, 1, &out);
     ok &= arg_bool(E, c, 2, true, &bias);
     ok &= arg_opt_int(E, c, 3, &features);
+    bool has_axis = c->given[4] && c->args[4].kind != V_NONE;
+    if (has_axis)
+        ok &= arg_axis(E, c, 4, &axis);
     if (!ok)
         return fe_error_value();
-    if (!features) {
-        const TensorType *xt = type_of(E, x);
-        features = 1;
-        for (int32_t i = 1; i < xt->rank; i++)
-            features *= xt->dims[i];
+    const TensorType *xt = type_of(E, x);
+    Attrs at;
+    ir_attrs_default(OP_DENSE, &at);
+    if (has_axis) {
+        int64_t a = axis < 0 ? axis + xt->rank : axis;
+        if (a < 1 || a >= xt->rank) {
+            char b[160];
+            fe_error(E, c->locs[4], "axis %lld is out of range for %s (it must not be the "
+                     "batch dim)", (long long)axis, ir_type_str(xt, b, sizeof b));
+            return fe_error_value();
+        }
+        at.dense.axis = (int32_t)axis;
+        if (!features)
+            features = xt->dims[a];
+    } else if (xt->rank != 2) {
+        char b[160];
+        fe_error(E, c->loc, "dense expects a 2-d input [N, features], got %s; flatten it first, "
+                 "or give axis= to apply it over one dim", ir_type_str(xt, b, sizeof b));
+        return fe_error_value();
     }
+    if (!features)
+        features = xt->dims[1];
     int64_t wd[2] = {out, features};
     int32_t in[3] = {x, fe_add_param(E, c->name, "weight", 2, wd, c->loc), -1};
     if (bias)
         in[2] = fe_add_param(E, c->name, "bias", 1, &out, c->loc);
-    return fe_tensor(fe_add_node(E, OP_DENSE, in, bias ? 3 : 2, NULL, c->name, c->loc));
+    return fe_tensor(fe_add_node(E, OP_DENSE, in, bias ? 3 : 2, &at, c->name, c->loc));
+}
+
+static Value layernorm(Elab *E, const Call *c)
+{
+    Attrs at;
+    ir_attrs_default(OP_LAYERNORM, &at);
+    int64_t axis = -1;
+    int32_t x;
+    bool ok = arg_tensor(E, c, 0, &x);
+    ok &= arg_axis(E, c, 1, &axis);
+    ok &= arg_float(E, c, 2, 1e-5, &at.norm.eps);
+    if (!ok)
+        return fe_error_value();
+    at.norm.axis = (int32_t)axis;
+    const TensorType *xt = type_of(E, x);
+    int64_t a = axis < 0 ? axis + xt->rank : axis;
+    int64_t len = a >= 0 && a < xt->rank ? xt->dims[a] : 1;
+    int32_t in[3] = {x, fe_add_param(E, c->name, "weight", 1, &len, c->loc),
+                     fe_add_param(E, c->name, "bias", 1, &len, c->loc)};
+    return fe_tensor(fe_add_node(E, OP_LAYERNORM, in, 3, &at, c->name, c->loc));
 }
 
 /* One input, no attributes: relu, sigmoid, tanh, silu, hardswish, global_avgpool. */
@@ -521,6 +562,244 @@ static Value concat(Elab *E, const Call *c)
     return fe_tensor(fe_add_node(E, OP_CONCAT, in, n, &at, c->name, c->loc));
 }
 
+/* permute(x, dims): torch.permute; the batch dim stays first. */
+static Value permute(Elab *E, const Call *c)
+{
+    Attrs at;
+    ir_attrs_default(OP_TRANSPOSE, &at);
+    int32_t x;
+    bool ok = arg_tensor(E, c, 0, &x);
+    Value v = c->args[1];
+    if (v.kind != V_LIST) {
+        bad_kind(E, c, 1, "a list of dims");
+        return fe_error_value();
+    }
+    if (!ok)
+        return fe_error_value();
+    const TensorType *xt = type_of(E, x);
+    if (v.list->n != xt->rank) {
+        char b[160];
+        fe_error(E, c->locs[1], "permute needs %d dims for %s, got %d", (int)xt->rank,
+                 ir_type_str(xt, b, sizeof b), (int)v.list->n);
+        return fe_error_value();
+    }
+    for (int32_t i = 0; i < v.list->n; i++) {
+        Value d = v.list->items[i];
+        if (d.kind != V_INT) {
+            bad_kind(E, c, 1, "a list of ints");
+            return fe_error_value();
+        }
+        int64_t k = d.i < 0 ? d.i + xt->rank : d.i;
+        at.perm.perm[i] = k >= 0 && k < xt->rank ? (int32_t)k : -1;
+    }
+    return fe_tensor(fe_add_node(E, OP_TRANSPOSE, &x, 1, &at, c->name, c->loc));
+}
+
+/* The slices [start, end) of `x` along `axis`, as a list of tensors named NAME.K. */
+static Value slices(Elab *E, const Call *c, int32_t x, int64_t axis, const int64_t *sizes,
+                    int32_t n)
+{
+    Value r = fe_list(E, n);
+    ValueList *l = (ValueList *)r.list;
+    int64_t start = 0;
+    for (int32_t k = 0; k < n; k++) {
+        Attrs at;
+        ir_attrs_default(OP_SLICE, &at);
+        at.slice = (SliceAttrs){(int32_t)axis, (int32_t)start, (int32_t)(start + sizes[k])};
+        const char *name = ir_strfmt(E->arena, "%s.%d", c->name, (int)k);
+        l->items[k] = fe_tensor(fe_add_node(E, OP_SLICE, &x, 1, &at, name, c->loc));
+        start += sizes[k];
+    }
+    return r;
+}
+
+/* The length of dim `axis` of x (argument i gave the axis), or -1 after an error. */
+static int64_t axis_len(Elab *E, const Call *c, int i, int32_t x, int64_t axis)
+{
+    const TensorType *xt = type_of(E, x);
+    int64_t a = axis < 0 ? axis + xt->rank : axis;
+    if (a < 1 || a >= xt->rank) {
+        char b[160];
+        fe_error(E, c->given[i] ? c->locs[i] : c->loc,
+                 "%s axis %lld is out of range for %s (it must not be the batch dim)",
+                 c->b->name, (long long)axis, ir_type_str(xt, b, sizeof b));
+        return -1;
+    }
+    if (xt->dims[a] > INT32_MAX) {
+        fe_error(E, c->loc, "%s of a dim of %lld is not supported", c->b->name,
+                 (long long)xt->dims[a]);
+        return -1;
+    }
+    return xt->dims[a];
+}
+
+/* chunk(x, chunks, axis=1): torch.chunk, pieces of ceil(len / chunks), the last
+ * smaller (and fewer pieces when they run out). */
+static Value chunk(Elab *E, const Call *c)
+{
+    int64_t chunks, axis = 1;
+    int32_t x;
+    bool ok = arg_tensor(E, c, 0, &x);
+    ok &= arg_int(E, c, 1, 0, 1, &chunks);
+    ok &= arg_axis(E, c, 2, &axis);
+    if (!ok)
+        return fe_error_value();
+    int64_t len = axis_len(E, c, 2, x, axis);
+    if (len < 0)
+        return fe_error_value();
+    int64_t each = (len + chunks - 1) / chunks, n = (len + each - 1) / each;
+    int64_t *sizes = ir_alloc(E->arena, (size_t)n * sizeof *sizes);
+    for (int64_t k = 0; k < n; k++)
+        sizes[k] = k + 1 < n ? each : len - each * (n - 1);
+    return slices(E, c, x, axis, sizes, (int32_t)n);
+}
+
+/* split(x, size or [sizes], axis=1): torch.split. */
+static Value split(Elab *E, const Call *c)
+{
+    int64_t axis = 1;
+    int32_t x;
+    bool ok = arg_tensor(E, c, 0, &x);
+    ok &= arg_axis(E, c, 2, &axis);
+    Value v = c->args[1];
+    if (v.kind != V_INT && v.kind != V_LIST)
+        return bad_kind(E, c, 1, "an int or a list of ints"), fe_error_value();
+    if (!ok)
+        return fe_error_value();
+    int64_t len = axis_len(E, c, 2, x, axis);
+    if (len < 0)
+        return fe_error_value();
+    if (v.kind == V_INT) {
+        if (!in_range(E, c, 1, v.i, 1))
+            return fe_error_value();
+        int64_t n = (len + v.i - 1) / v.i;
+        int64_t *sizes = ir_alloc(E->arena, (size_t)n * sizeof *sizes);
+        for (int64_t k = 0; k < n; k++)
+            sizes[k] = k + 1 < n ? v.i : len - v.i * (n - 1);
+        return slices(E, c, x, axis, sizes, (int32_t)n);
+    }
+    int64_t total = 0, *sizes = ir_alloc(E->arena, (size_t)(v.list->n + 1) * sizeof *sizes);
+    for (int32_t k = 0; k < v.list->n; k++) {
+        Value s = v.list->items[k];
+        if (s.kind != V_INT || s.i < 1)
+            return bad_kind(E, c, 1, "an int or a list of positive ints"), fe_error_value();
+        sizes[k] = s.i;
+        total += s.i < len ? s.i : len + 1;
+    }
+    if (total != len || v.list->n == 0) {
+        fe_error(E, c->locs[1], "split sizes %s do not add up to the %lld elements of the axis",
+                 fe_value_str(E, v), (long long)len);
+        return fe_error_value();
+    }
+    return slices(E, c, x, axis, sizes, v.list->n);
+}
+
+static bool groups_attrs(Elab *E, const Call *c, Attrs *at)
+{
+    int64_t g;
+    bool ok = arg_int(E, c, 1, 1, 1, &g);
+    at->groups.groups = (int32_t)g;
+    return ok;
+}
+
+static Value channel_shuffle(Elab *E, const Call *c)
+{
+    return with_attrs(E, c, OP_CHANNEL_SHUFFLE, groups_attrs);
+}
+
+static bool pad_attrs(Elab *E, const Call *c, Attrs *at)
+{
+    bool same;
+    bool ok = arg_pad(E, c, 1, at->pad.pad, &same);
+    if (ok && same) {
+        fe_error(E, c->locs[1], "pad takes an int or a list of 2 or 4 ints, not \"same\"");
+        return false;
+    }
+    return ok & arg_float(E, c, 2, 0, &at->pad.value);
+}
+
+static Value pad(Elab *E, const Call *c)
+{
+    return with_attrs(E, c, OP_PAD, pad_attrs);
+}
+
+static bool depth_attrs(Elab *E, const Call *c, Attrs *at)
+{
+    bool ok = arg_float(E, c, 1, 0, &at->dropout.p);
+    Value m = c->args[2];
+    if (c->given[2] && (m.kind != V_STRING || (strcmp(m.s, "row") && strcmp(m.s, "batch"))))
+        ok = bad_kind(E, c, 2, "\"row\" or \"batch\"");
+    return ok;
+}
+
+/* stochastic_depth(x, p, mode="row"): torchvision's StochasticDepth, the
+ * identity at inference (a dropout node). */
+static Value stochastic_depth(Elab *E, const Call *c)
+{
+    return with_attrs(E, c, OP_DROPOUT, depth_attrs);
+}
+
+/* mean(x, axes, keepdims=false) over the spatial dims [2, 3] of NCHW: a
+ * global_avgpool, flattened to [N, C] without keepdims. */
+static Value mean(Elab *E, const Call *c)
+{
+    int32_t x;
+    bool keep;
+    bool ok = arg_tensor(E, c, 0, &x);
+    ok &= arg_bool(E, c, 2, false, &keep);
+    Value v = c->args[1];
+    if (v.kind != V_LIST)
+        return bad_kind(E, c, 1, "a list of dims"), fe_error_value();
+    if (!ok)
+        return fe_error_value();
+    const TensorType *xt = type_of(E, x);
+    bool seen[IR_MAX_RANK] = {false};
+    int n = 0;
+    for (int32_t k = 0; k < v.list->n; k++) {
+        Value a = v.list->items[k];
+        int64_t d = a.kind == V_INT ? (a.i < 0 ? a.i + xt->rank : a.i) : -1;
+        if (d == 2 || d == 3)
+            n += !seen[d], seen[d] = true;
+        else
+            n = -100;
+    }
+    if (xt->rank != 4 || n != 2) {
+        char b[160];
+        fe_error(E, c->locs[1], "mean supports the spatial dims [2, 3] of a 4-d tensor; got "
+                 "axes %s for %s", fe_value_str(E, v), ir_type_str(xt, b, sizeof b));
+        return fe_error_value();
+    }
+    if (keep)
+        return fe_tensor(fe_add_node(E, OP_GLOBAL_AVGPOOL, &x, 1, NULL, c->name, c->loc));
+    const char *pool_name = ir_strfmt(E->arena, "%s.pool", c->name);
+    int32_t p = fe_add_node(E, OP_GLOBAL_AVGPOOL, &x, 1, NULL, pool_name, c->loc);
+    Attrs at;
+    ir_attrs_default(OP_FLATTEN, &at);
+    return fe_tensor(fe_add_node(E, OP_FLATTEN, &p, 1, &at, c->name, c->loc));
+}
+
+/* parameter(shape) as NAME: a learned tensor of its own, named NAME in the
+ * current scope (ConvNeXt's layer_scale), usable in arithmetic. */
+static Value parameter(Elab *E, const Call *c)
+{
+    Value v = c->args[0];
+    int64_t dims[IR_MAX_RANK];
+    bool ok = v.kind == V_LIST && v.list->n >= 1 && v.list->n <= IR_MAX_RANK;
+    for (int32_t k = 0; ok && k < v.list->n; k++) {
+        ok = v.list->items[k].kind == V_INT && v.list->items[k].i >= 1;
+        dims[k] = ok ? v.list->items[k].i : 0;
+    }
+    if (!ok) {
+        if (v.kind != V_ERROR)
+            bad_kind(E, c, 0, "a list of 1 to 6 positive ints");
+        return fe_error_value();
+    }
+    TensorType t = ir_type_f32(v.list->n, dims);
+    if (fe_room_for_node(E, c->loc) && ir_numel_checked(t.rank, t.dims) >= 0)
+        fe_charge_param(E, c->name, &t, c->loc);
+    return fe_tensor(infer_at_call(E, ir_add_param(E->g, c->name, t, fe_graph_loc(E, c->loc))));
+}
+
 /* ---- the table ------------------------------------------------------------------ */
 
 #define LAYER(name, req, fn, ...) {name, {__VA_ARGS__, NULL}, req, false, true, fn}
@@ -529,7 +808,8 @@ static const Builtin layers[] = {
     LAYER("conv2d", 3, conv2d, "x", "out", "kernel", "stride", "pad", "dilation", "groups",
           "bias", "in_channels"),
     LAYER("batchnorm", 1, batchnorm, "x", "eps"),
-    LAYER("dense", 2, dense, "x", "out", "bias", "in_features"),
+    LAYER("dense", 2, dense, "x", "out", "bias", "in_features", "axis"),
+    LAYER("layernorm", 1, layernorm, "x", "axis", "eps"),
     LAYER("relu", 1, unary, "x"),
     LAYER("sigmoid", 1, unary, "x"),
     LAYER("tanh", 1, unary, "x"),
@@ -552,6 +832,14 @@ static const Builtin layers[] = {
     LAYER("flatten", 1, axis_layer, "x", "axis"),
     LAYER("softmax", 1, axis_layer, "x", "axis"),
     LAYER("dropout", 1, dropout, "x", "p"),
+    LAYER("stochastic_depth", 2, stochastic_depth, "x", "p", "mode"),
+    LAYER("permute", 2, permute, "x", "dims"),
+    LAYER("chunk", 2, chunk, "x", "chunks", "axis"),
+    LAYER("split", 2, split, "x", "size", "axis"),
+    LAYER("channel_shuffle", 2, channel_shuffle, "x", "groups"),
+    LAYER("pad", 2, pad, "x", "pad", "value"),
+    LAYER("mean", 2, mean, "x", "axes", "keepdims"),
+    LAYER("parameter", 1, parameter, "shape"),
 };
 
 const Builtin *fe_find_layer(const char *name)

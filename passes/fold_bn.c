@@ -28,6 +28,8 @@ static int32_t foldable_producer(const Graph *g, const int32_t *uses, int32_t bn
     const Node *prod = &g->nodes[p];
     if ((prod->op != OP_CONV2D && prod->op != OP_DENSE) || uses[p] != 1 || !no_epilogue(prod))
         return -1;
+    if (prod->op == OP_DENSE && prod->type.rank != 2) /* its features are not batchnorm's dim 1 */
+        return -1;
     for (int32_t k = 1; k < prod->ninputs; k++)
         if (!bound_param(g, prod->inputs[k]))
             return -1;

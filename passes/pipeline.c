@@ -6,6 +6,7 @@
 #include <string.h>
 
 const PassInfo pass_pipeline[] = {
+    {"lower", pass_lower, true, "dense over a dim other than the last as conv2d or transposes"},
     {"simplify", pass_simplify, false, "drop identities (dropout, repeated relu)"},
     {"fold_bn", pass_fold_bn, false, "fold batchnorm into the conv2d/dense before it"},
     {"fold_const", pass_fold_const, false, "compute ops on constants at compile time"},

@@ -722,7 +722,7 @@ static void test_errors_call_chain(void **state)
                   "block body(x) { return sequence s(x) { relu; head } }\n"
                   NET("  y = repeat 2 body(x) as layer\n  return y\n"),
                   "t.cnn:2:10: error: dense expects a 2-d input [N, features], got "
-                  "f32[1,3,8,8]; flatten it first\n"
+                  "f32[1,3,8,8]; flatten it first, or give axis= to apply it over one dim\n"
                   "t.cnn:4:46: note: in block 'head' (instance 'layer.0.s.1') called from here\n"
                   "t.cnn:6:16: note: in block 'body' (instance 'layer.0') called from here\n");
     expect_errors("block b1(x) { return b2(x) }\nblock b2(x) { return b3(x) }\n"
@@ -798,7 +798,7 @@ static void test_errors_all_at_once(void **state)
                   "'stride'?\n"
                   "t.cnn:3:12: error: undefined name 'undefined_thing'\n"
                   "t.cnn:4:7: error: dense expects a 2-d input [N, features], got f32[1,3,8,8]; "
-                  "flatten it first\n"
+                  "flatten it first, or give axis= to apply it over one dim\n"
                   "t.cnn:6:7: error: maxpool output would be empty: input 8×8 is smaller than "
                   "the 16×16 kernel with padding\n");
 }

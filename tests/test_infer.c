@@ -317,8 +317,32 @@ static void test_dense(void **state)
     x = input(t, "x", "1,64,5,5");
     w = param(t, "fc1.weight", "128,1600");
     fc = NODE(t, OP_DENSE, "fc1", x, w);
-    expect_error(t, fc, "dense expects a 2-d input [N, features], got f32[1,64,5,5]; flatten it "
-                        "first");
+    expect_error(t, fc, "dense expects 1600 input features, got 5");
+    t_free(t);
+
+    /* over one dim: the last (PyTorch's Linear), or any but the batch dim */
+    t = t_new();
+    x = input(t, "x", "2,7,7,96");
+    w = param(t, "fc1.weight", "384,96");
+    fc = NODE(t, OP_DENSE, "fc1", x, w);
+    expect_type(t, fc, "f32[2,7,7,384]");
+    t_free(t);
+
+    t = t_new();
+    x = input(t, "x", "2,96,7,7");
+    w = param(t, "fc1.weight", "384,96");
+    fc = NODE(t, OP_DENSE, "fc1", x, w);
+    t->g->nodes[fc].attrs.dense.axis = 1;
+    expect_type(t, fc, "f32[2,384,7,7]");
+    t_free(t);
+
+    t = t_new();
+    x = input(t, "x", "2,96,7,7");
+    w = param(t, "fc1.weight", "384,96");
+    fc = NODE(t, OP_DENSE, "fc1", x, w);
+    t->g->nodes[fc].attrs.dense.axis = 0;
+    expect_error(t, fc, "dense axis 0 is out of range for f32[2,96,7,7] (it must not be the batch "
+                        "dim)");
     t_free(t);
 
     t = t_new();

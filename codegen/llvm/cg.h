@@ -137,6 +137,9 @@ void cg_embed_weights(Cg *cg);
 LLVMValueRef cg_kernel_begin(Cg *cg, const char *name);
 void cg_kernel_end(Cg *cg);
 LLVMValueRef cg_arg_ptr(Cg *cg, int32_t i); /* args[i] as a ptr */
+/* Input k of node `id`: its buffer, or the embedded global of a constant
+ * (constants are not passed in args). */
+LLVMValueRef cg_input_ptr(Cg *cg, int32_t id, int32_t k);
 
 /* A counted loop: for (iv = lo; iv < hi; iv += step). Between begin and end
  * the builder is in the body. */
@@ -212,6 +215,8 @@ CgKernel cg_emit_dense(Cg *cg, int32_t node);
 CgKernel cg_emit_pool(Cg *cg, int32_t node);    /* maxpool, avgpool, global, adaptive */
 CgKernel cg_emit_eltwise(Cg *cg, int32_t node); /* activations, add, mul, batchnorm */
 CgKernel cg_emit_misc(Cg *cg, int32_t node);    /* softmax, concat copies, reorder, flatten */
+CgKernel cg_emit_shape(Cg *cg, int32_t node);   /* transpose, slice, pad, channel_shuffle */
+CgKernel cg_emit_layernorm(Cg *cg, int32_t node);
 bool cg_llvm_supports(Op op);                   /* module.c: an emitter for every node of the op */
 
 #endif

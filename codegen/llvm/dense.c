@@ -180,28 +180,55 @@ static void emit_item(Dense *d, LLVMValueRef item)
     finish(d);
 }
 
-static void dense_init(Dense *d, Cg *cg, int32_t node)
+/* Whether node `id` is stored densely: batch items right after each other. */
+static bool dense_items(const Cg *cg, int32_t id)
+{
+    const TensorType *t = &cg->g->nodes[id].type;
+    return cg_item_stride(cg, id) * t->dims[0] == ir_numel(t);
+}
+
+/* A 2-d input [N, I] has one row per batch item, its items any stride apart;
+ * a higher-rank input (dense over its last dim) has numel / I rows, which
+ * must then be contiguous across items. */
+static bool dense_init(Dense *d, Cg *cg, int32_t node)
 {
     const Node *n = &cg->g->nodes[node];
     *d = (Dense){.cg = cg, .n = n, .epi = &n->attrs.dense.epi, .b = cg->vec};
     const TensorType *xt = &cg->g->nodes[n->inputs[0]].type;
-    if (xt->rank != 2 || n->type.rank != 2 || xt->layout != LAYOUT_PLAIN)
-        ICE("dense %s: expects plain [N, I] input", n->name);
-    d->N = xt->dims[0], d->I = xt->dims[1], d->O = n->type.dims[1];
+    int32_t axis = n->attrs.dense.axis < 0 ? n->attrs.dense.axis + xt->rank : n->attrs.dense.axis;
+    if (xt->rank < 2 || n->type.rank != xt->rank || xt->layout != LAYOUT_PLAIN ||
+        axis != xt->rank - 1)
+        ICE("dense %s: expects a plain input, over its last dim", n->name);
+    d->I = xt->dims[axis], d->O = n->type.dims[axis];
+    d->N = ir_numel(xt) / (d->I ? d->I : 1);
     d->OB = (d->O + d->b - 1) / d->b;
     d->rows = d->N % 4 == 0 ? 4 : d->N % 3 == 0 ? 3 : d->N % 2 == 0 ? 2 : 1;
     d->unroll = d->rows >= 3 ? 1 : UNROLL / d->rows;
-    d->xs = cg_item_stride(cg, n->inputs[0]);
-    d->os = cg_item_stride(cg, node);
-    if (d->epi->residual)
-        d->rs = cg_item_stride(cg, n->inputs[ir_residual_input(n)]);
+    if (xt->rank == 2) {
+        d->xs = cg_item_stride(cg, n->inputs[0]);
+        d->os = cg_item_stride(cg, node);
+        if (d->epi->residual)
+            d->rs = cg_item_stride(cg, n->inputs[ir_residual_input(n)]);
+        return true;
+    }
+    bool ok = dense_items(cg, n->inputs[0]) && dense_items(cg, node) &&
+              (!d->epi->residual || dense_items(cg, n->inputs[ir_residual_input(n)]));
+    if (!ok) {
+        ir_error(cg->diag, n->loc, "dense over the last dim of a %d-d value needs its batch "
+                 "items stored contiguously", (int)xt->rank);
+        return false;
+    }
+    d->xs = d->I;
+    d->os = d->rs = d->O;
+    return true;
 }
 
 /* Work items: output blocks × groups of batch rows. */
 CgKernel cg_emit_dense(Cg *cg, int32_t node)
 {
     Dense d;
-    dense_init(&d, cg, node);
+    if (!dense_init(&d, cg, node))
+        return (CgKernel){0};
     d.w = pack_weights(&d);
     d.bias = pack_bias(&d);
     LLVMValueRef fn = cg_kernel_begin(cg, d.n->name);

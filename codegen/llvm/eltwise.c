@@ -72,20 +72,6 @@ static void stream_body(Cg *cg, void *ctx, LLVMValueRef i, int32_t lanes)
     cg_store(cg, apply(cg, e->nd, v[0], v[1]), cg_gep(cg, e->out, i));
 }
 
-/* Input k of node `id`: its buffer, or the embedded global of a constant
- * (constants are not passed in args). */
-static LLVMValueRef input_ptr(Cg *cg, int32_t id, int32_t k)
-{
-    const Node *x = &cg->g->nodes[cg->g->nodes[id].inputs[k]];
-    if (x->op != OP_PARAM)
-        return cg_arg_ptr(cg, 1 + k);
-    if (!x->data)
-        ICE("constant '%s' has no data", x->name);
-    char name[256];
-    snprintf(name, sizeof name, "%s.raw", x->name);
-    return cg_weights(cg, name, x->data, ir_numel(&x->type));
-}
-
 static CgKernel kernel_of(LLVMValueRef fn, int64_t items)
 {
     return (CgKernel){fn, items};
@@ -103,7 +89,7 @@ static CgKernel emit_stream(Cg *cg, int32_t id, int32_t nops)
     LLVMValueRef fn = cg_kernel_begin(cg, nd->name);
     LLVMValueRef out = cg_arg_ptr(cg, 0), in[2] = {NULL, NULL};
     for (int32_t k = 0; k < nops; k++)
-        in[k] = input_ptr(cg, id, k);
+        in[k] = cg_input_ptr(cg, id, k);
     CgLoop it = cg_loop_begin(cg, cg->begin, cg->end, 1, "it");
     LLVMValueRef b, c;
     cg_divmod(cg, it.iv, chunks, &b, &c);
@@ -171,10 +157,10 @@ static CgKernel emit_per_channel(Cg *cg, int32_t id, int32_t big, LLVMValueRef *
     CgView vo = cg_view(cg, id), vi = cg_view(cg, nd->inputs[big]);
     Elt e = {.nd = nd, .nops = 1, .chan_lanes = vo.blk, .chan_first = big == 1};
     LLVMValueRef fn = cg_kernel_begin(cg, nd->name);
-    LLVMValueRef out = cg_arg_ptr(cg, 0), in = input_ptr(cg, id, big);
+    LLVMValueRef out = cg_arg_ptr(cg, 0), in = cg_input_ptr(cg, id, big);
     LLVMValueRef sp[2];
     for (int32_t k = 0; k < nsmall; k++)
-        sp[k] = small[k] ? small[k] : input_ptr(cg, id, 1 - big);
+        sp[k] = small[k] ? small[k] : cg_input_ptr(cg, id, 1 - big);
     CgLoop it = cg_loop_begin(cg, cg->begin, cg->end, 1, "it");
     LLVMValueRef n, g, z = cg_i64(cg, 0);
     cg_divmod(cg, it.iv, vo.groups, &n, &g);
@@ -270,7 +256,7 @@ static CgKernel emit_broadcast(Cg *cg, int32_t id)
     if (r > 1) so[0] = cg_item_stride(cg, id);
     int64_t last = y->dims[r - 1], rows = ir_numel(y) / (last ? last : 1);
     LLVMValueRef fn = cg_kernel_begin(cg, nd->name);
-    LLVMValueRef out = cg_arg_ptr(cg, 0), a = input_ptr(cg, id, 0), b = input_ptr(cg, id, 1);
+    LLVMValueRef out = cg_arg_ptr(cg, 0), a = cg_input_ptr(cg, id, 0), b = cg_input_ptr(cg, id, 1);
     CgLoop it = cg_loop_begin(cg, cg->begin, cg->end, 1, "row");
     LLVMValueRef rest = it.iv, oa = cg_i64(cg, 0), ob = oa, oo = oa;
     for (int32_t d = r - 2; d >= 0; d--) {

@@ -225,6 +225,11 @@ static CgKernel (*const emitters[OP_COUNT])(Cg *cg, int32_t node) = {
     [OP_FLATTEN] = cg_emit_misc,
     [OP_SOFTMAX] = cg_emit_misc,
     [OP_REORDER] = cg_emit_misc,
+    [OP_LAYERNORM] = cg_emit_layernorm,
+    [OP_TRANSPOSE] = cg_emit_shape,
+    [OP_SLICE] = cg_emit_shape,
+    [OP_PAD] = cg_emit_shape,
+    [OP_CHANNEL_SHUFFLE] = cg_emit_shape,
 };
 
 bool cg_llvm_supports(Op op)

@@ -492,3 +492,15 @@ LLVMValueRef cg_view_at(Cg *cg, const CgView *v, LLVMValueRef base, LLVMValueRef
     off = cg_iadd(cg, off, cg_imul(cg, w, v->blk));
     return cg_gep(cg, base, off);
 }
+
+LLVMValueRef cg_input_ptr(Cg *cg, int32_t id, int32_t k)
+{
+    const Node *x = &cg->g->nodes[cg->g->nodes[id].inputs[k]];
+    if (x->op != OP_PARAM)
+        return cg_arg_ptr(cg, 1 + k);
+    if (!x->data)
+        ICE("constant '%s' has no data", x->name);
+    char name[256];
+    snprintf(name, sizeof name, "%s.raw", x->name);
+    return cg_weights(cg, name, x->data, ir_numel(&x->type));
+}
