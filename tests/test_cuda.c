@@ -197,6 +197,18 @@ static void test_nvrtc_compile(void **state)
     ir_graph_free(g);
 }
 
+/* Every kernel but a split-K pair is labelled and counted as the CPU's are. */
+static void check_labels(const Graph *g, const CuProgram *p)
+{
+    for (int32_t k = 0; k < p->nkernels; k++) {
+        const CuKernel *ck = &p->kernels[k];
+        char label[128];
+        if (strstr(ck->op, "split-K")) continue;
+        assert_string_equal(ck->op, ir_node_label(&g->nodes[ck->node], label, sizeof label));
+        assert_int_equal(ck->flops, ir_node_flops(g, &g->nodes[ck->node]));
+    }
+}
+
 /* Profile labels and flops come from ir_node_label and ir_node_flops, as the
  * LLVM backend's do: mnist_cnn's layers read as test_runtime_profile has them on
  * the CPU. A split-K conv2d (conv2 here) says so in its first kernel's label. */
@@ -226,13 +238,7 @@ static void test_kernel_labels(void **state)
             assert_string_equal(p->kernels[k].op, want[i].op);
         assert_int_equal(p->kernels[k].flops, want[i].flops);
     }
-    for (int32_t k = 0; k < p->nkernels; k++) {
-        const CuKernel *ck = &p->kernels[k];
-        char label[128];
-        if (strstr(ck->op, "split-K")) continue;
-        assert_string_equal(ck->op, ir_node_label(&g->nodes[ck->node], label, sizeof label));
-        assert_int_equal(ck->flops, ir_node_flops(g, &g->nodes[ck->node]));
-    }
+    check_labels(g, p);
     cg_cuda_free(p);
     ir_graph_free(g);
 }
@@ -328,10 +334,8 @@ static double rel_error(const float *got, const float *want, int64_t n)
 /* The model's outputs through emulated kernels against the interpreter; with
  * `specials`, that many elements of each input are NaN, +inf or -inf, and some
  * output must be too. */
-static void check_model(const char *name, const char *text, int64_t batch, CuMath math,
-                        int32_t specials)
+static void check_graph(const char *name, Graph *g, CuMath math, int32_t specials)
 {
-    Graph *g = load_text(name, text, batch);
     int32_t nin = ir_num_inputs(g), nout = g->noutputs;
     Mem m = {0};
     m.in = calloc((size_t)nin + 1, sizeof *m.in);
@@ -350,6 +354,7 @@ static void check_model(const char *name, const char *text, int64_t batch, CuMat
     Graph *opt = ir_graph_clone(g);
     CuProgram *p = cuda_program(opt, &t);
     check_geometry(opt, p);
+    check_labels(opt, p);
     char tag[128];
     snprintf(tag, sizeof tag, "%s_%d", name, (int)math);
     void *lib = build_emulation(p, tag);
@@ -376,6 +381,12 @@ static void check_model(const char *name, const char *text, int64_t batch, CuMat
     cg_cuda_free(p);
     ir_graph_free(opt);
     ir_graph_free(g);
+}
+
+static void check_model(const char *name, const char *text, int64_t batch, CuMath math,
+                        int32_t specials)
+{
+    check_graph(name, load_text(name, text, batch), math, specials);
 }
 
 static void check_both(const char *name, const char *text, int64_t batch)
@@ -503,6 +514,151 @@ static void test_emulated_nonfinite(void **state)
     check_model("nan_fused", fused, 0, CU_MATH_TF32, 6);
     check_model("mnist_cnn", NULL, 1, CU_MATH_F32, 3);
 }
+
+/* A graph in IR text (ops the language may not spell yet), weights random. */
+static Graph *load_ir(const char *name, const char *text)
+{
+    Diag d;
+    ir_diag_init(&d, stderr);
+    Graph *g = ir_parse_text(name, text, &d);
+    assert_non_null(g);
+    assert_int_equal(d.nerrors, 0);
+    ir_diag_fini(&d);
+    fe_random_weights(g, 7);
+    return g;
+}
+
+/* Emulated in both math modes, and compiled by NVRTC for sm_90 where it is present. */
+static void check_ir(const char *name, const char *text)
+{
+    check_graph(name, load_ir(name, text), CU_MATH_F32, 0);
+    check_graph(name, load_ir(name, text), CU_MATH_TF32, 0);
+    if (!cg_cuda_have_nvrtc()) return;
+    Graph *g = load_ir(name, text);
+    CuTarget t = {90, CU_MATH_TF32};
+    CuProgram *p = cuda_program(g, &t);
+    CuBinary b;
+    char err[4096];
+    if (!cg_cuda_compile(p, false, &b, err, sizeof err)) fail_msg("%s: %s", name, err);
+    cg_cuda_binary_free(&b);
+    cg_cuda_free(p);
+    ir_graph_free(g);
+}
+
+/* Layernorm over the channels of NCHW (a thread per line, lines strided), over
+ * a middle dim, and over the last dim of 4-d and 3-d values (a warp per line,
+ * lines longer and shorter than a warp); NaN and infinities spoil their lines. */
+static void test_emulated_layernorm(void **state)
+{
+    check_ir("layernorm", "graph layernorm {\n"
+             "  %0 = input \"x\" : f32[2,6,5,7]\n"
+             "  %1 = param \"ln1.weight\" : f32[6]\n"
+             "  %2 = param \"ln1.bias\" : f32[6]\n"
+             "  %3 = layernorm(%0, %1, %2) {axis=1, eps=1e-05} \"ln1\" : f32[2,6,5,7]\n"
+             "  %4 = param \"ln2.weight\" : f32[7]\n"
+             "  %5 = param \"ln2.bias\" : f32[7]\n"
+             "  %6 = layernorm(%0, %4, %5) {axis=-1, eps=0.001} \"ln2\" : f32[2,6,5,7]\n"
+             "  %7 = param \"ln3.weight\" : f32[5]\n"
+             "  %8 = param \"ln3.bias\" : f32[5]\n"
+             "  %9 = layernorm(%0, %7, %8) {axis=2, eps=1e-05} \"ln3\" : f32[2,6,5,7]\n"
+             "  return %3 \"ln1\"\n  return %6 \"ln2\"\n  return %9 \"ln3\"\n}\n");
+    const char *wide = "graph layernorm_wide {\n"
+                       "  %0 = input \"x\" : f32[2,3,4,40]\n"
+                       "  %1 = param \"ln1.weight\" : f32[40]\n"
+                       "  %2 = param \"ln1.bias\" : f32[40]\n"
+                       "  %3 = layernorm(%0, %1, %2) {axis=-1, eps=1e-06} \"ln1\" : f32[2,3,4,40]\n"
+                       "  %4 = input \"t\" : f32[2,7,24]\n"
+                       "  %5 = param \"ln2.weight\" : f32[24]\n"
+                       "  %6 = param \"ln2.bias\" : f32[24]\n"
+                       "  %7 = layernorm(%4, %5, %6) {axis=-1, eps=1e-05} \"ln2\" : f32[2,7,24]\n"
+                       "  return %3 \"ln1\"\n  return %7 \"ln2\"\n}\n";
+    check_ir("layernorm_wide", wide);
+    check_graph("layernorm_nan", load_ir("layernorm_nan", wide), CU_MATH_F32, 5);
+}
+
+/* Transposes to and from channels-last and of rank 5; slices along the
+ * channels and the last dim; padding with four different widths and a value. */
+static void test_emulated_data_movement(void **state)
+{
+    check_ir("moves", "graph moves {\n"
+             "  %0 = input \"x\" : f32[2,5,6,7]\n"
+             "  %1 = transpose(%0) {perm=[0,2,3,1,4,5]} \"nhwc\" : f32[2,6,7,5]\n"
+             "  %2 = transpose(%0) {perm=[0,3,1,2,4,5]} \"back\" : f32[2,7,5,6]\n"
+             "  %3 = input \"v\" : f32[2,3,4,5,6]\n"
+             "  %4 = transpose(%3) {perm=[0,4,2,1,3,5]} \"t5\" : f32[2,6,4,3,5]\n"
+             "  %5 = slice(%0) {axis=1, start=1, end=4} \"s1\" : f32[2,3,6,7]\n"
+             "  %6 = slice(%0) {axis=3, start=2, end=7} \"s3\" : f32[2,5,6,5]\n"
+             "  %7 = pad(%0) {pad=[1,2,0,3], value=0.75} \"pad\" : f32[2,5,7,12]\n"
+             "  return %1 \"nhwc\"\n  return %2 \"back\"\n  return %4 \"t5\"\n"
+             "  return %5 \"s1\"\n  return %6 \"s3\"\n  return %7 \"pad\"\n}\n");
+}
+
+/* ShuffleNet's shuffle with 2 and 4 groups, and outputs that a concat holds in
+ * place (their batch items spaced by the concat's). */
+static void test_emulated_channel_shuffle(void **state)
+{
+    check_ir("shuffle", "graph shuffle {\n"
+             "  %0 = input \"x\" : f32[2,8,3,5]\n"
+             "  %1 = channel_shuffle(%0) {groups=2} \"cs2\" : f32[2,8,3,5]\n"
+             "  %2 = input \"y\" : f32[2,12,4,3]\n"
+             "  %3 = channel_shuffle(%2) {groups=4} \"cs4\" : f32[2,12,4,3]\n"
+             "  %4 = relu(%0) \"r\" : f32[2,8,3,5]\n"
+             "  %5 = channel_shuffle(%4) {groups=4} \"cs\" : f32[2,8,3,5]\n"
+             "  %6 = slice(%4) {axis=1, start=2, end=5} \"sl\" : f32[2,3,3,5]\n"
+             "  %7 = pad(%4) {pad=[0,0,0,0], value=0} \"pd\" : f32[2,8,3,5]\n"
+             "  %8 = concat(%5, %6, %7) {axis=1} \"cat\" : f32[2,19,3,5]\n"
+             "  return %1 \"cs2\"\n  return %3 \"cs4\"\n  return %8 \"cat\"\n}\n");
+}
+
+/* Dense over the last dim of a 4-d value: 24 rows as a GEMM and 6 (batch 1)
+ * as matrix-vector, with bias and a fused activation. */
+static void test_emulated_dense_last_dim(void **state)
+{
+    check_ir("dense_nd", "graph dense_nd {\n"
+             "  %0 = input \"x\" : f32[2,3,4,20]\n"
+             "  %1 = param \"fc.weight\" : f32[16,20]\n"
+             "  %2 = param \"fc.bias\" : f32[16]\n"
+             "  %3 = dense(%0, %1, %2) {axis=-1} \"fc\" : f32[2,3,4,16]\n"
+             "  %4 = relu(%3) \"relu_0\" : f32[2,3,4,16]\n"
+             "  %5 = input \"y\" : f32[1,2,3,20]\n"
+             "  %6 = dense(%5, %1, %2) {axis=3} \"fc2\" : f32[1,2,3,16]\n"
+             "  %7 = silu(%6) \"silu_0\" : f32[1,2,3,16]\n"
+             "  return %4 \"relu_0\"\n  return %7 \"silu_0\"\n}\n");
+    Graph *g = load_ir("dense_nd", "graph dense_nd {\n"
+                       "  %0 = input \"x\" : f32[2,3,4,20]\n"
+                       "  %1 = param \"fc.weight\" : f32[16,20]\n"
+                       "  %2 = param \"fc.bias\" : f32[16]\n"
+                       "  %3 = dense(%0, %1, %2) {axis=-1} \"fc\" : f32[2,3,4,16]\n"
+                       "  %4 = relu(%3) \"relu_0\" : f32[2,3,4,16]\n"
+                       "  return %4 \"relu_0\"\n}\n");
+    CuTarget t = {80, CU_MATH_F32};
+    CuProgram *p = cuda_program(g, &t);
+    assert_int_equal(p->nkernels, 1); /* the relu fused */
+    assert_string_equal(p->kernels[0].op, "dense+bias+relu");
+    cg_cuda_free(p);
+    ir_graph_free(g);
+}
+
+/* A transformer-style block on channels-last: transpose, layernorm, an MLP
+ * with gelu, and back to NCHW. */
+static void test_emulated_chain(void **state)
+{
+    check_ir("chain", "graph chain {\n"
+             "  %0 = input \"x\" : f32[2,6,4,5]\n"
+             "  %1 = transpose(%0) {perm=[0,2,3,1,4,5]} \"to_nhwc\" : f32[2,4,5,6]\n"
+             "  %2 = param \"ln.weight\" : f32[6]\n"
+             "  %3 = param \"ln.bias\" : f32[6]\n"
+             "  %4 = layernorm(%1, %2, %3) {axis=-1, eps=1e-06} \"ln\" : f32[2,4,5,6]\n"
+             "  %5 = param \"fc1.weight\" : f32[24,6]\n"
+             "  %6 = param \"fc1.bias\" : f32[24]\n"
+             "  %7 = dense(%4, %5, %6) {axis=-1} \"fc1\" : f32[2,4,5,24]\n"
+             "  %8 = gelu(%7) {tanh=false} \"gelu_0\" : f32[2,4,5,24]\n"
+             "  %9 = param \"fc2.weight\" : f32[6,24]\n"
+             "  %10 = param \"fc2.bias\" : f32[6]\n"
+             "  %11 = dense(%8, %9, %10) {axis=-1} \"fc2\" : f32[2,4,5,6]\n"
+             "  %12 = transpose(%11) {perm=[0,3,1,2,4,5]} \"to_nchw\" : f32[2,6,4,5]\n"
+             "  return %12 \"to_nchw\"\n}\n");
+}
 #endif
 
 int main(void)
@@ -522,6 +678,11 @@ int main(void)
         cmocka_unit_test(test_emulated_fire),
         cmocka_unit_test(test_emulated_mnist),
         cmocka_unit_test(test_emulated_nonfinite),
+        cmocka_unit_test(test_emulated_layernorm),
+        cmocka_unit_test(test_emulated_data_movement),
+        cmocka_unit_test(test_emulated_channel_shuffle),
+        cmocka_unit_test(test_emulated_dense_last_dim),
+        cmocka_unit_test(test_emulated_chain),
 #endif
     };
 #ifdef CNNC_CXX

@@ -279,7 +279,8 @@ bool cu_emit_conv2d(CuGen *g, int32_t id)
     return emit_gemm(g, id, &m, &p, w->data, w->name);
 }
 
-/* Dense over `rows` rows of I features: few rows (batch 1) stream the weight
+/* Dense over the last dim, of `rows` rows of I features (RPI rows per batch
+ * item: [N, I] has one, [N, T, I] has T): few rows (batch 1) stream the weight
  * once with one warp per output feature; many rows run as a 1x1 conv2d. */
 bool cu_emit_dense(CuGen *g, int32_t id)
 {
@@ -288,13 +289,21 @@ bool cu_emit_dense(CuGen *g, int32_t id)
     Parts p = parts_of(nd);
     const Node *w = param_of(g, id, 1);
     if (!w) return false;
+    int32_t axis = nd->attrs.dense.axis < 0 ? nd->attrs.dense.axis + x->rank
+                                            : nd->attrs.dense.axis;
+    if (x->rank < 2 || axis != x->rank - 1)
+        return unsupported(g, id, "dense over a dim other than the last");
     int64_t I = w->type.dims[1], O = w->type.dims[0], rows = ir_numel(x) / (I ? I : 1);
-    int64_t nb = x->rank >= 2 ? x->dims[0] : 1, rpi = nb ? rows / nb : rows;
+    int64_t nb = x->dims[0], rpi = nb ? rows / nb : rows;
     int64_t xn = cu_item_stride(g, nd->inputs[0]), yn = cu_item_stride(g, id);
     if (!cu_fits(g, id, ir_numel(x) + ir_numel(y) + ir_numel(&w->type) + (xn + yn) * nb))
         return false;
+    bool packed = rpi == 1 || (xn == rpi * I && yn == rpi * O);
+    /* cu_gemv keeps a sum per row in registers: only a few rows */
+    if (rows > 8 && !packed)
+        return unsupported(g, id, "many rows in batch items spaced apart (a concat slot)");
     cu_begin(g, id, op_name(g, nd));
-    if (rows > 8 && (rpi == 1 || (xn == rpi * I && yn == rpi * O))) {
+    if (rows > 8) {
         Gemm m = {.nb = rows, .c = I, .h = 1, .w = 1, .k = O, .r = 1, .s = 1, .p = 1, .q = 1,
                   .groups = 1, .stride = {1, 1}, .dil = {1, 1}, .xn = rpi == 1 ? xn : I,
                   .yn = rpi == 1 ? yn : O, .rn = rpi == 1 ? res_stride(g, id, &p) : O};
@@ -568,11 +577,134 @@ static bool emit_copy(CuGen *g, int32_t id)
     return true;
 }
 
+/* ---- layernorm and data movement --------------------------------------------- */
+
+static bool emit_layernorm(CuGen *g, int32_t id)
+{
+    const Node *nd = node(g, id);
+    const TensorType *t = &nd->type;
+    int32_t axis = nd->attrs.norm.axis < 0 ? nd->attrs.norm.axis + t->rank : nd->attrs.norm.axis;
+    if (axis < 1 || axis >= t->rank) return unsupported(g, id, "normalizing the batch axis");
+    int64_t outer = prod(t, 0, axis), len = t->dims[axis], inner = prod(t, axis + 1, t->rank);
+    int64_t lpi = outer / t->dims[0], lines = outer * inner;
+    int64_t xn = cu_item_stride(g, nd->inputs[0]), yn = cu_item_stride(g, id);
+    if (!cu_fits(g, id, ir_numel(t) + (xn + yn) * t->dims[0])) return false;
+    bool warp = inner == 1; /* contiguous lines: a warp reads one coalesced */
+    cu_begin(g, id, op_name(g, nd));
+    const char *py = cu_param_value(g, id), *px = cu_param_value(g, nd->inputs[0]);
+    const char *pw = cu_param_value(g, nd->inputs[1]), *pb = cu_param_value(g, nd->inputs[2]);
+    cu_body(g, "    cu_layernorm<%lld, %lld, %lld, %lld, %lld, %lld, %s>(%s, %s, %s, %s, %s);\n",
+            (long long)lines, (long long)len, (long long)inner, (long long)lpi, (long long)xn,
+            (long long)yn, warp ? "true" : "false", py, px, pw, pb,
+            cu_float(g, nd->attrs.norm.eps));
+    cu_end_1d(g, lines, warp ? CU_THREADS / 32 : CU_THREADS);
+    return true;
+}
+
+/* One thread per output element of node `id`, read from its input at `xoff`
+ * plus, over the dims of a row-major view of the output, index * xs[dim]. Dim
+ * 0 is the batch (xs[0] its input's item stride); dims of size 1 fold away. */
+static bool emit_gather(CuGen *g, int32_t id, int32_t rank, const int64_t *dims,
+                        const int64_t *xs, int64_t xoff)
+{
+    const Node *nd = node(g, id);
+    const TensorType *y = &nd->type;
+    int64_t total = ir_numel(y), n = y->dims[0], per = n ? total / n : 0;
+    int64_t xn = xs[0], yn = cu_item_stride(g, id);
+    if (!cu_fits(g, id, total + (xn + yn) * n)) return false;
+    cu_begin(g, id, op_name(g, nd));
+    const char *py = cu_param_value(g, id), *px = cu_param_value(g, nd->inputs[0]);
+    cu_body(g, "    int i = blockIdx.x * CU_THREADS + threadIdx.x;\n    if (i >= %lld) return;\n",
+            (long long)total);
+    if (yn == per)
+        cu_body(g, "    int o = i, a = %lld;\n", (long long)xoff);
+    else
+        cu_body(g, "    int o = i / %lld * %lld + i %% %lld, a = %lld;\n", (long long)per,
+                (long long)yn, (long long)per, (long long)xoff);
+    for (int32_t k = rank - 1; k > 0; k--)
+        if (dims[k] > 1)
+            cu_body(g, "    a += i %% %lld * %lld;\n    i /= %lld;\n", (long long)dims[k],
+                    (long long)xs[k], (long long)dims[k]);
+    cu_body(g, "    a += i * %lld;\n    %s[o] = %s[a];\n", (long long)xn, py, px);
+    cu_end_1d(g, total, CU_THREADS);
+    return true;
+}
+
+/* Row-major strides of input 0 within a batch item, st[0] its item stride. */
+static void input_strides(CuGen *g, int32_t id, int64_t *st)
+{
+    const TensorType *x = in_type(g, id, 0);
+    st[x->rank - 1] = 1;
+    for (int32_t i = x->rank - 2; i >= 0; i--)
+        st[i] = st[i + 1] * x->dims[i + 1];
+    st[0] = cu_item_stride(g, node(g, id)->inputs[0]);
+}
+
+static bool emit_transpose(CuGen *g, int32_t id)
+{
+    const Node *nd = node(g, id);
+    const TensorType *y = &nd->type;
+    const int32_t *perm = nd->attrs.perm.perm;
+    int64_t st[IR_MAX_RANK], xs[IR_MAX_RANK];
+    input_strides(g, id, st);
+    for (int32_t i = 0; i < y->rank; i++)
+        xs[i] = st[perm[i]];
+    return emit_gather(g, id, y->rank, y->dims, xs, 0);
+}
+
+static bool emit_slice(CuGen *g, int32_t id)
+{
+    const Node *nd = node(g, id);
+    const TensorType *y = &nd->type;
+    const SliceAttrs *a = &nd->attrs.slice;
+    int32_t axis = a->axis < 0 ? a->axis + y->rank : a->axis;
+    if (axis < 1 || axis >= y->rank) return unsupported(g, id, "slicing the batch axis");
+    int64_t st[IR_MAX_RANK];
+    input_strides(g, id, st);
+    return emit_gather(g, id, y->rank, y->dims, st, a->start * st[axis]);
+}
+
+/* Output channel c = i * g + j reads input channel j * (C / g) + i: the output
+ * viewed as [N, C / g, g, inner] reads the input with the middle strides swapped. */
+static bool emit_channel_shuffle(CuGen *g, int32_t id)
+{
+    const Node *nd = node(g, id);
+    const TensorType *y = &nd->type;
+    int64_t groups = nd->attrs.groups.groups, per = y->dims[1] / groups;
+    int64_t inner = prod(y, 2, y->rank);
+    int64_t dims[4] = {y->dims[0], per, groups, inner};
+    int64_t xs[4] = {cu_item_stride(g, nd->inputs[0]), inner, per * inner, 1};
+    return emit_gather(g, id, 4, dims, xs, 0);
+}
+
+static bool emit_pad(CuGen *g, int32_t id)
+{
+    const Node *nd = node(g, id);
+    const TensorType *x = in_type(g, id, 0), *y = &nd->type;
+    const PadAttrs *a = &nd->attrs.pad;
+    if (x->rank != 4 || y->rank != 4) return unsupported(g, id, "a value that is not 4-d");
+    long long xn = cu_item_stride(g, nd->inputs[0]), yn = cu_item_stride(g, id);
+    if (!cu_fits(g, id, ir_numel(y) + (xn + yn) * y->dims[0])) return false;
+    cu_begin(g, id, op_name(g, nd));
+    const char *py = cu_param_value(g, id), *px = cu_param_value(g, nd->inputs[0]);
+    cu_body(g, "    cu_pad<%lld, %lld, %lld, %lld, %lld, %lld, %d, %d, %lld, %lld>(%s, %s, %s);\n",
+            (long long)y->dims[0], (long long)y->dims[1], (long long)x->dims[2],
+            (long long)x->dims[3], (long long)y->dims[2], (long long)y->dims[3], a->pad[0],
+            a->pad[1], xn, yn, py, px, cu_float(g, a->value));
+    cu_end_1d(g, ir_numel(y), CU_THREADS);
+    return true;
+}
+
 bool cu_emit_misc(CuGen *g, int32_t id)
 {
     switch (node(g, id)->op) {
     case OP_SOFTMAX: return emit_softmax(g, id);
     case OP_CONCAT: return emit_concat(g, id);
+    case OP_LAYERNORM: return emit_layernorm(g, id);
+    case OP_TRANSPOSE: return emit_transpose(g, id);
+    case OP_SLICE: return emit_slice(g, id);
+    case OP_PAD: return emit_pad(g, id);
+    case OP_CHANNEL_SHUFFLE: return emit_channel_shuffle(g, id);
     default: return emit_copy(g, id);
     }
 }

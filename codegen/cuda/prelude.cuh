@@ -426,6 +426,53 @@ __device__ __forceinline__ void cu_softmax(float *__restrict__ y, const float *_
     for (int j = lane; j < LEN; j += 32) yp[j * INNER] = expf(xp[j * INNER] - m) * inv;
 }
 
+// Layer norm along lines as cu_softmax's: two passes, the mean and then the
+// biased variance about it (as the interpreter, not E[x^2] - mean^2), then
+// scaled and shifted per element of the line. WARP: one warp per line, for
+// contiguous lines (INNER = 1); else one thread per line, so that neighbouring
+// threads read neighbouring inner positions.
+template <int LINES, int LEN, int INNER, int LPI, int XN, int YN, bool WARP>
+__device__ __forceinline__ void cu_layernorm(float *__restrict__ y, const float *__restrict__ x,
+                                             const float *__restrict__ w,
+                                             const float *__restrict__ b, float eps)
+{
+    const int l = WARP ? blockIdx.x * (CU_THREADS / 32) + (threadIdx.x >> 5)
+                       : blockIdx.x * CU_THREADS + threadIdx.x;
+    const int lane = WARP ? threadIdx.x & 31 : 0, step = WARP ? 32 : 1;
+    if (l >= LINES) return;
+    const int o = l / INNER, in = l % INNER;
+    const int rest = o % LPI * LEN * INNER + in;
+    const float *xp = x + o / LPI * XN + rest;
+    float *yp = y + o / LPI * YN + rest;
+    float s = 0.0f, v = 0.0f;
+    for (int j = lane; j < LEN; j += step) s += xp[j * INNER];
+    if (WARP)
+        for (int d = 16; d > 0; d >>= 1) s += __shfl_xor_sync(0xffffffffu, s, d);
+    const float mean = s / (float)LEN;
+    for (int j = lane; j < LEN; j += step) {
+        float d = xp[j * INNER] - mean;
+        v = fmaf(d, d, v);
+    }
+    if (WARP)
+        for (int d = 16; d > 0; d >>= 1) v += __shfl_xor_sync(0xffffffffu, v, d);
+    const float rstd = 1.0f / sqrtf(v / (float)LEN + eps);
+    for (int j = lane; j < LEN; j += step)
+        yp[j * INNER] = fmaf((xp[j * INNER] - mean) * rstd, w[j], b[j]);
+}
+
+// Constant padding of H and W: one thread per output element of NCHW.
+template <int NB, int C, int H, int W, int P, int Q, int PT, int PL, int XN, int YN>
+__device__ __forceinline__ void cu_pad(float *__restrict__ y, const float *__restrict__ x,
+                                       float value)
+{
+    const int i = blockIdx.x * CU_THREADS + threadIdx.x;
+    if (i >= NB * C * P * Q) return;
+    const int img = i / (C * P * Q), c = i / (P * Q) % C, p = i / Q % P, q = i % Q;
+    const int ih = p - PT, iw = q - PL;
+    const bool in = (unsigned)ih < (unsigned)H && (unsigned)iw < (unsigned)W;
+    y[img * YN + (c * P + p) * Q + q] = in ? x[img * XN + (c * H + ih) * W + iw] : value;
+}
+
 // Element i of a copy of ROWS rows of LEN elements: row r from x + (r / RPI) * XN
 // + (r % RPI) * XL to y + (r / RPI) * YN + (r % RPI) * YL (concat slabs, flatten).
 template <int ROWS, int LEN, int RPI, int XN, int XL, int YN, int YL>

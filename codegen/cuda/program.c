@@ -287,6 +287,11 @@ static bool (*const emitters[OP_COUNT])(CuGen *g, int32_t node) = {
     [OP_FLATTEN] = cu_emit_misc,
     [OP_SOFTMAX] = cu_emit_misc,
     [OP_REORDER] = cu_emit_misc,
+    [OP_LAYERNORM] = cu_emit_misc,
+    [OP_TRANSPOSE] = cu_emit_misc,
+    [OP_SLICE] = cu_emit_misc,
+    [OP_PAD] = cu_emit_misc,
+    [OP_CHANNEL_SHUFFLE] = cu_emit_misc,
 };
 
 bool cg_cuda_supports(Op op)
