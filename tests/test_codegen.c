@@ -78,6 +78,23 @@ static const Case cases[] = {
              "  k = softmax(h, axis=2)\n"
              "  return f, g, k, c\n"
              "}\n"},
+    {"layers",
+     "network layers(x: f32[N=2, 16, 6, 5]) {\n"
+     "  c = relu(conv2d(x, 16, kernel=3, pad=1) as c1)\n"
+     "  t = permute(c, [0, 2, 3, 1])\n"
+     "  a = gelu(dense(layernorm(t, eps=1e-6) as ln1, 24, axis=-1) as fc1)\n"
+     "  b = permute(dense(a, 16, axis=-1) as fc2, [0, 3, 1, 2])\n"
+     "  d = parameter([16, 1, 1]) as scale * b + c\n"
+     "  e = layernorm(d, axis=1) as ln2\n"
+     "  f = relu(dense(e, 32, axis=1) as fc3)\n"
+     "  g = dense(x, 4, axis=2) as fc4\n"
+     "  parts = chunk(f, 2)\n"
+     "  h = channel_shuffle(concat(parts[1], conv2d(parts[0], 16, kernel=1) as c2), 4)\n"
+     "  k = pad(split(h, [8, 24])[1], [1, 2, 0, 3], value=-0.5)\n"
+     "  m = concat(dense(t, 8, axis=-1) as fc5, relu(dense(t, 8, axis=-1) as fc6), axis=1)\n"
+     "  n = -mean(e, [2, 3])\n"
+     "  return e, g, h, k, m, n\n"
+     "}\n"},
     {"odd_channels",
      "network odd_channels(x: f32[N=1, 3, 9, 9]) {\n"
      "  a = relu(conv2d(x, 12, kernel=3, pad=1) as c1)\n"

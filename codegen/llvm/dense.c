@@ -15,9 +15,12 @@ typedef struct Dense {
     const Epilogue *epi;
     int64_t N, I, O, OB, b;
     int64_t rows, unroll;      /* batch rows per item, accumulators per row */
-    int64_t xs, os, rs;        /* elements between batch items */
+    int64_t xs, os, rs;        /* elements between rows */
+    int64_t per_item;          /* rows per batch item: 1, or numel / I over a higher rank */
+    int64_t xi, oi, ri;        /* elements between batch items (per_item > 1) */
     LLVMValueRef x, out, res, w, bias;
-    LLVMValueRef ob, n0;       /* output block, first batch row of the work item */
+    LLVMValueRef ob, n0;       /* output block, first row of the work item */
+    LLVMValueRef x0, o0, r0;   /* offsets of row n0 in x, out and the residual */
     LLVMValueRef acc[MAX_ROWS * UNROLL]; /* allocas, promoted to registers */
 } Dense;
 
@@ -78,7 +81,7 @@ static void fma_step(Dense *d, LLVMValueRef i, int64_t nu)
     for (int64_t u = 0; u < nu; u++) {
         LLVMValueRef wv = cg_load(cg, cg_gep(cg, d->w, addc(cg, wo, u * d->b)), (int32_t)d->b);
         for (int64_t r = 0; r < d->rows; r++) {
-            LLVMValueRef xo = LLVMBuildAdd(cg->b, mulc(cg, addc(cg, d->n0, r), d->xs), i, "");
+            LLVMValueRef xo = LLVMBuildAdd(cg->b, addc(cg, d->x0, r * d->xs), i, "");
             LLVMValueRef xv = cg_load(cg, cg_gep(cg, d->x, addc(cg, xo, u)), 1);
             LLVMValueRef slot = d->acc[r * d->unroll + u];
             LLVMValueRef a = LLVMBuildLoad2(cg->b, cg->t_vf32, slot, "");
@@ -92,11 +95,11 @@ static void fma_step(Dense *d, LLVMValueRef i, int64_t nu)
 static void store_row(Dense *d, LLVMValueRef v, int64_t r, int64_t valid)
 {
     Cg *cg = d->cg;
-    LLVMValueRef row = addc(cg, d->n0, r), col = mulc(cg, d->ob, d->b);
-    LLVMValueRef oo = LLVMBuildAdd(cg->b, mulc(cg, row, d->os), col, "");
+    LLVMValueRef col = mulc(cg, d->ob, d->b);
+    LLVMValueRef oo = LLVMBuildAdd(cg->b, addc(cg, d->o0, r * d->os), col, "");
     LLVMValueRef res = NULL;
     if (d->res) {
-        LLVMValueRef ro = LLVMBuildAdd(cg->b, mulc(cg, row, d->rs), col, "");
+        LLVMValueRef ro = LLVMBuildAdd(cg->b, addc(cg, d->r0, r * d->rs), col, "");
         if (valid == d->b) {
             res = cg_load(cg, cg_gep(cg, d->res, ro), (int32_t)d->b);
         } else {
@@ -167,6 +170,17 @@ static void emit_item(Dense *d, LLVMValueRef item)
     LLVMValueRef obv = cg_i64(cg, d->OB);
     d->ob = LLVMBuildSRem(cg->b, item, obv, "ob");
     d->n0 = mulc(cg, LLVMBuildSDiv(cg->b, item, obv, ""), d->rows);
+    if (d->per_item == 1) {
+        d->x0 = mulc(cg, d->n0, d->xs);
+        d->o0 = mulc(cg, d->n0, d->os);
+        d->r0 = mulc(cg, d->n0, d->rs);
+    } else { /* a group of rows never spans two batch items */
+        LLVMValueRef n, k;
+        cg_divmod(cg, d->n0, d->per_item, &n, &k);
+        d->x0 = cg_iadd(cg, mulc(cg, n, d->xi), mulc(cg, k, d->xs));
+        d->o0 = cg_iadd(cg, mulc(cg, n, d->oi), mulc(cg, k, d->os));
+        d->r0 = cg_iadd(cg, mulc(cg, n, d->ri), mulc(cg, k, d->rs));
+    }
     for (int64_t a = 0; a < d->rows * d->unroll; a++)
         LLVMBuildStore(cg->b, LLVMConstNull(cg->t_vf32), d->acc[a]);
     int64_t main = d->I - d->I % d->unroll;
@@ -180,17 +194,10 @@ static void emit_item(Dense *d, LLVMValueRef item)
     finish(d);
 }
 
-/* Whether node `id` is stored densely: batch items right after each other. */
-static bool dense_items(const Cg *cg, int32_t id)
-{
-    const TensorType *t = &cg->g->nodes[id].type;
-    return cg_item_stride(cg, id) * t->dims[0] == ir_numel(t);
-}
-
 /* A 2-d input [N, I] has one row per batch item, its items any stride apart;
- * a higher-rank input (dense over its last dim) has numel / I rows, which
- * must then be contiguous across items. */
-static bool dense_init(Dense *d, Cg *cg, int32_t node)
+ * a higher-rank input (dense over its last dim) has numel / (N I) contiguous
+ * rows per batch item, and its items are their batch stride apart. */
+static void dense_init(Dense *d, Cg *cg, int32_t node)
 {
     const Node *n = &cg->g->nodes[node];
     *d = (Dense){.cg = cg, .n = n, .epi = &n->attrs.dense.epi, .b = cg->vec};
@@ -201,34 +208,30 @@ static bool dense_init(Dense *d, Cg *cg, int32_t node)
         ICE("dense %s: expects a plain input, over its last dim", n->name);
     d->I = xt->dims[axis], d->O = n->type.dims[axis];
     d->N = ir_numel(xt) / (d->I ? d->I : 1);
+    d->per_item = xt->dims[0] ? d->N / xt->dims[0] : 1;
     d->OB = (d->O + d->b - 1) / d->b;
-    d->rows = d->N % 4 == 0 ? 4 : d->N % 3 == 0 ? 3 : d->N % 2 == 0 ? 2 : 1;
+    int64_t group = d->per_item > 1 ? d->per_item : d->N; /* rows of a group divide this */
+    d->rows = group % 4 == 0 ? 4 : group % 3 == 0 ? 3 : group % 2 == 0 ? 2 : 1;
     d->unroll = d->rows >= 3 ? 1 : UNROLL / d->rows;
-    if (xt->rank == 2) {
+    int32_t res = d->epi->residual ? n->inputs[ir_residual_input(n)] : -1;
+    if (d->per_item == 1) {
         d->xs = cg_item_stride(cg, n->inputs[0]);
         d->os = cg_item_stride(cg, node);
-        if (d->epi->residual)
-            d->rs = cg_item_stride(cg, n->inputs[ir_residual_input(n)]);
-        return true;
-    }
-    bool ok = dense_items(cg, n->inputs[0]) && dense_items(cg, node) &&
-              (!d->epi->residual || dense_items(cg, n->inputs[ir_residual_input(n)]));
-    if (!ok) {
-        ir_error(cg->diag, n->loc, "dense over the last dim of a %d-d value needs its batch "
-                 "items stored contiguously", (int)xt->rank);
-        return false;
+        d->rs = res >= 0 ? cg_item_stride(cg, res) : 0;
+        return;
     }
     d->xs = d->I;
     d->os = d->rs = d->O;
-    return true;
+    d->xi = cg_item_stride(cg, n->inputs[0]);
+    d->oi = cg_item_stride(cg, node);
+    d->ri = res >= 0 ? cg_item_stride(cg, res) : 0;
 }
 
 /* Work items: output blocks × groups of batch rows. */
 CgKernel cg_emit_dense(Cg *cg, int32_t node)
 {
     Dense d;
-    if (!dense_init(&d, cg, node))
-        return (CgKernel){0};
+    dense_init(&d, cg, node);
     d.w = pack_weights(&d);
     d.bias = pack_bias(&d);
     LLVMValueRef fn = cg_kernel_begin(cg, d.n->name);
