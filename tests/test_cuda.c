@@ -659,6 +659,38 @@ static void test_emulated_chain(void **state)
              "  %12 = transpose(%11) {perm=[0,3,1,2,4,5]} \"to_nchw\" : f32[2,6,4,5]\n"
              "  return %12 \"to_nchw\"\n}\n");
 }
+
+/* The language's layers that lower to these ops: a ConvNeXt block (depthwise
+ * conv, permute, layernorm, an MLP over the last dim, a layer scale), a
+ * ShuffleNet V2 unit (chunk, concat, channel_shuffle), dense over the channels
+ * of NCHW (lowered to the last dim) and pad. */
+static void test_emulated_language_layers(void **state)
+{
+    const char *text =
+        "block cnx(x) {\n"
+        "  c = channels(x)\n"
+        "  y = sequence block(x) {\n"
+        "    conv2d(c, kernel=7, pad=3, groups=c)\n"
+        "    permute([0, 2, 3, 1]); layernorm(eps=1e-6)\n"
+        "    dense(4 * c, axis=-1); gelu; dense(c, axis=-1)\n"
+        "    permute([0, 3, 1, 2])\n"
+        "  }\n"
+        "  scale = parameter([c, 1, 1]) as layer_scale\n"
+        "  return scale * y + x\n"
+        "}\n"
+        "block unit(x) {\n"
+        "  halves = chunk(x, 2)\n"
+        "  b = relu(conv2d(halves[1], channels(x) // 2, kernel=1) as pw)\n"
+        "  return channel_shuffle(concat(halves[0], b), 2)\n"
+        "}\n"
+        "network lang(x: f32[N=2, 8, 6, 5]) {\n"
+        "  y = layernorm(x, axis=1, eps=1e-6) as stem_norm\n"
+        "  y = cnx(y) as b1\n"
+        "  z = unit(y) as u1\n"
+        "  return z, dense(pad(x, [1, 0, 2, 1], value=-1.5), 6, axis=1) as fc, mean(z, [2, 3])\n"
+        "}\n";
+    check_both("lang_layers", text, 0);
+}
 #endif
 
 int main(void)
@@ -683,6 +715,7 @@ int main(void)
         cmocka_unit_test(test_emulated_channel_shuffle),
         cmocka_unit_test(test_emulated_dense_last_dim),
         cmocka_unit_test(test_emulated_chain),
+        cmocka_unit_test(test_emulated_language_layers),
 #endif
     };
 #ifdef CNNC_CXX
