@@ -1,9 +1,13 @@
-/* fold_bn.c: folds an inference-mode batchnorm into the conv2d or dense that
- * feeds it. With s = gamma / sqrt(var + eps) per output channel o:
- *   W'[o, ...] = W[o, ...] * s[o],   b'[o] = (b[o] - mean[o]) * s[o] + beta[o]
- * computed in double. The new weights are new PARAMs ("<conv>.weight.folded",
- * "<conv>.bias.folded"); the old ones go when nothing else uses them. A
- * batchnorm after anything else stays as it is. */
+/* fold_bn.c: folds a per-output-channel affine map into the conv2d or dense
+ * that feeds it:
+ *   W'[o, ...] = W[o, ...] * s[o],   b'[o] = b[o] * s[o] + t[o]
+ * computed in double, for
+ *   - an inference-mode batchnorm: s = gamma / sqrt(var + eps),
+ *     t = beta - mean * s;
+ *   - a mul by a weight of one value per channel ([C, 1, 1], ConvNeXt's layer
+ *     scale): s = that weight, t = 0.
+ * The new weights are new PARAMs ("<conv>.weight.folded", "<conv>.bias.folded");
+ * the old ones go when nothing else uses them. Anything else stays as it is. */
 #include "passes.h"
 
 #include <math.h>
@@ -20,23 +24,53 @@ static bool no_epilogue(const Node *n)
     return memcmp(ir_epilogue(n), &none, sizeof none) == 0;
 }
 
-/* The conv2d/dense that batchnorm `bn` can be folded into, or -1. */
-static int32_t foldable_producer(const Graph *g, const int32_t *uses, int32_t bn)
+/* Whether conv2d/dense `p` can take a per-channel map applied by its only
+ * user: no epilogue yet, bound weights, and (dense) features in dim 1. */
+static bool foldable(const Graph *g, const int32_t *uses, int32_t p)
 {
-    const Node *n = &g->nodes[bn];
-    int32_t p = n->inputs[0];
     const Node *prod = &g->nodes[p];
     if ((prod->op != OP_CONV2D && prod->op != OP_DENSE) || uses[p] != 1 || !no_epilogue(prod))
-        return -1;
-    if (prod->op == OP_DENSE && prod->type.rank != 2) /* its features are not batchnorm's dim 1 */
-        return -1;
+        return false;
+    if (prod->op == OP_DENSE && prod->type.rank != 2) /* its features are not dim 1 */
+        return false;
     for (int32_t k = 1; k < prod->ninputs; k++)
         if (!bound_param(g, prod->inputs[k]))
-            return -1;
+            return false;
+    return true;
+}
+
+/* The conv2d/dense that batchnorm `bn` can be folded into, or -1. */
+static int32_t bn_producer(const Graph *g, const int32_t *uses, int32_t bn)
+{
+    const Node *n = &g->nodes[bn];
     for (int32_t k = 1; k < 5; k++)
         if (!bound_param(g, n->inputs[k]))
             return -1;
-    return p;
+    return foldable(g, uses, n->inputs[0]) ? n->inputs[0] : -1;
+}
+
+/* For mul `m` of a conv2d/dense output by a bound weight holding one value per
+ * output channel: the conv2d/dense (-1 if none) and, in *scale, that weight. */
+static int32_t mul_producer(const Graph *g, const int32_t *uses, int32_t m, int32_t *scale)
+{
+    const Node *n = &g->nodes[m];
+    for (int32_t k = 0; k < 2; k++) {
+        int32_t p = n->inputs[k], s = n->inputs[1 - k];
+        const TensorType *y = &g->nodes[p].type, *st = &g->nodes[s].type;
+        if (!bound_param(g, s) || st->rank > y->rank || !ir_dims_eq(y, &n->type) ||
+            !foldable(g, uses, p))
+            continue;
+        bool per_channel = true; /* right-aligned, s is 1 everywhere but the channel dim */
+        for (int32_t i = 0; i < st->rank; i++) {
+            int32_t dim = y->rank - st->rank + i;
+            per_channel &= st->dims[i] == (dim == 1 ? y->dims[1] : 1);
+        }
+        if (per_channel) {
+            *scale = s;
+            return p;
+        }
+    }
+    return -1;
 }
 
 typedef struct Folder {
@@ -46,22 +80,20 @@ typedef struct Folder {
     PassNames *names;
 } Folder;
 
-static void fold(Graph *g, int32_t bn, int32_t conv, const Folder *f)
+/* Replaces conv's weights by W * s, b * s + t and node `user` (the map) by the conv. */
+static void rescale(Graph *g, int32_t user, int32_t conv, const double *s, const double *t,
+                    const Folder *f)
 {
-    const Node *b = &g->nodes[bn], *c = &g->nodes[conv];
-    const float *gamma = g->nodes[b->inputs[1]].data, *beta = g->nodes[b->inputs[2]].data;
-    const float *mean = g->nodes[b->inputs[3]].data, *var = g->nodes[b->inputs[4]].data;
+    const Node *c = &g->nodes[conv];
     const Node *w = &g->nodes[c->inputs[1]];
     const float *bias = c->ninputs == 3 ? g->nodes[c->inputs[2]].data : NULL;
     int64_t O = w->type.dims[0], per = ir_numel(&w->type) / O;
     float *nw = ir_alloc(f->tmp, (size_t)(O * per) * sizeof *nw);
     float *nb = ir_alloc(f->tmp, (size_t)O * sizeof *nb);
-    double eps = (double)b->attrs.bn.eps;
     for (int64_t o = 0; o < O; o++) {
-        double s = (double)gamma[o] / sqrt((double)var[o] + eps);
         for (int64_t i = 0; i < per; i++)
-            nw[o * per + i] = (float)((double)w->data[o * per + i] * s);
-        nb[o] = (float)(((bias ? (double)bias[o] : 0.0) - (double)mean[o]) * s + (double)beta[o]);
+            nw[o * per + i] = (float)((double)w->data[o * per + i] * s[o]);
+        nb[o] = (float)((bias ? (double)bias[o] : 0.0) * s[o] + t[o]);
     }
     int64_t bdims[1] = {O};
     const char *cname = c->name ? c->name : "folded";
@@ -79,7 +111,34 @@ static void fold(Graph *g, int32_t bn, int32_t conv, const Folder *f)
     ins[2] = bid;
     cn->inputs = ins;
     cn->ninputs = 3;
-    pass_replace_uses(g, f->users, bn, conv);
+    pass_replace_uses(g, f->users, user, conv);
+}
+
+static void fold_bn(Graph *g, int32_t bn, int32_t conv, const Folder *f)
+{
+    const Node *b = &g->nodes[bn];
+    const float *gamma = g->nodes[b->inputs[1]].data, *beta = g->nodes[b->inputs[2]].data;
+    const float *mean = g->nodes[b->inputs[3]].data, *var = g->nodes[b->inputs[4]].data;
+    int64_t O = g->nodes[g->nodes[conv].inputs[1]].type.dims[0];
+    double *s = ir_alloc(f->tmp, (size_t)O * sizeof *s), *t = ir_alloc(f->tmp, (size_t)O * sizeof *t);
+    double eps = (double)b->attrs.bn.eps;
+    for (int64_t o = 0; o < O; o++) {
+        s[o] = (double)gamma[o] / sqrt((double)var[o] + eps);
+        t[o] = (double)beta[o] - (double)mean[o] * s[o];
+    }
+    rescale(g, bn, conv, s, t, f);
+}
+
+static void fold_scale(Graph *g, int32_t mul, int32_t conv, int32_t scale, const Folder *f)
+{
+    const float *p = g->nodes[scale].data;
+    int64_t O = g->nodes[g->nodes[conv].inputs[1]].type.dims[0];
+    double *s = ir_alloc(f->tmp, (size_t)O * sizeof *s), *t = ir_alloc(f->tmp, (size_t)O * sizeof *t);
+    for (int64_t o = 0; o < O; o++) {
+        s[o] = (double)p[o];
+        t[o] = 0.0;
+    }
+    rescale(g, mul, conv, s, t, f);
 }
 
 bool pass_fold_bn(Graph *g, const PassOptions *opt, Diag *d)
@@ -93,12 +152,17 @@ bool pass_fold_bn(Graph *g, const PassOptions *opt, Diag *d)
     bool changed = false;
     Folder f = {tmp, dead, pass_users(g, tmp), pass_name_set(g, tmp)};
     for (int32_t i = 0; i < n; i++) {
-        if (g->nodes[i].op != OP_BATCHNORM)
-            continue;
-        int32_t conv = foldable_producer(g, uses, i);
+        int32_t conv = -1, scale = -1;
+        if (g->nodes[i].op == OP_BATCHNORM)
+            conv = bn_producer(g, uses, i);
+        else if (g->nodes[i].op == OP_MUL)
+            conv = mul_producer(g, uses, i, &scale);
         if (conv < 0)
             continue;
-        fold(g, i, conv, &f);
+        if (scale >= 0)
+            fold_scale(g, i, conv, scale, &f);
+        else
+            fold_bn(g, i, conv, &f);
         uses[conv] = uses[i];
         dead[i] = changed = true;
     }

@@ -34,6 +34,7 @@ void pass_options_init(PassOptions *opt);
 bool pass_run_pipeline(Graph *g, const PassOptions *opt, Diag *d);
 
 /* The passes, one file each. */
+bool pass_channels_first(Graph *g, const PassOptions *opt, Diag *d); /* drop NHWC detours */
 bool pass_lower(Graph *g, const PassOptions *opt, Diag *d);        /* forms the backends take */
 bool pass_simplify(Graph *g, const PassOptions *opt, Diag *d);     /* dropout and other identities */
 bool pass_fold_bn(Graph *g, const PassOptions *opt, Diag *d);      /* batchnorm into conv/dense */

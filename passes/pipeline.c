@@ -6,9 +6,11 @@
 #include <string.h>
 
 const PassInfo pass_pipeline[] = {
+    {"channels_first", pass_channels_first, false,
+     "layers between a permute to channels-last and back, over the channels instead"},
     {"lower", pass_lower, true, "dense over a dim other than the last as conv2d or transposes"},
     {"simplify", pass_simplify, false, "drop identities (dropout, repeated relu)"},
-    {"fold_bn", pass_fold_bn, false, "fold batchnorm into the conv2d/dense before it"},
+    {"fold_bn", pass_fold_bn, false, "fold batchnorm and per-channel scales into the conv2d/dense before them"},
     {"fold_const", pass_fold_const, false, "compute ops on constants at compile time"},
     {"fuse", pass_fuse, false, "fuse activations and residual adds into conv2d/dense"},
     {"dce", pass_dce, false, "remove nodes no output needs"},

@@ -74,7 +74,7 @@ exported=$(nm -D --defined-only "$tmp/a.so" | awk '{print $3}' | grep -v '^cnn_'
 if [ -z "$exported" ]; then pass=$((pass + 1)); else
   echo "FAIL: model.so exports: $exported"; fail=$((fail + 1)); fi
 if ls "$tmp" | grep -q 'tmp-'; then echo "FAIL: temporary files left"; fail=$((fail + 1)); fi
-expect 1 "unknown pass 'nosuch' (passes: lower, simplify" -- models/mlp.cnn --random-weights=0 --disable-pass=nosuch -o "$tmp/x.so"
+expect 1 "unknown pass 'nosuch' (passes: channels_first, lower, simplify" -- models/mlp.cnn --random-weights=0 --disable-pass=nosuch -o "$tmp/x.so"
 expect 1 "--dump-after: unknown pass 'nosuch'" -- models/mlp.cnn --random-weights=0 --dump-after=nosuch -o "$tmp/x.so"
 expect 1 "pass 'layout' is required" -- models/mlp.cnn --random-weights=0 --disable-pass=layout -o "$tmp/x.so"
 expect 1 "chosen when the model runs" -- models/mlp.cnn --random-weights=0 --threads=4 -o "$tmp/x.so"
