@@ -639,6 +639,32 @@ static void test_emulated_dense_last_dim(void **state)
     ir_graph_free(g);
 }
 
+/* Dense over the last dim of 3-d values held inside a concat: its output, and
+ * the residual it adds, have batch items spaced by the concat's. */
+static void test_emulated_dense_in_concat(void **state)
+{
+    const char *text = "graph dense_cat {\n"
+                       "  %0 = input \"x\" : f32[2,5,8]\n"
+                       "  %1 = param \"fc.weight\" : f32[6,8]\n"
+                       "  %2 = param \"fc.bias\" : f32[6]\n"
+                       "  %3 = dense(%0, %1, %2) {axis=-1} \"fc\" : f32[2,5,6]\n"
+                       "  %4 = input \"u\" : f32[2,5,6]\n"
+                       "  %5 = relu(%4) \"r\" : f32[2,5,6]\n"
+                       "  %6 = dense(%0, %1) {axis=-1} \"fc2\" : f32[2,5,6]\n"
+                       "  %7 = add(%6, %5) \"add_0\" : f32[2,5,6]\n"
+                       "  %8 = concat(%3, %5, %7) {axis=1} \"cat\" : f32[2,15,6]\n"
+                       "  return %8 \"cat\"\n}\n";
+    Graph *g = load_ir("dense_cat", text);
+    CuTarget t = {80, CU_MATH_F32};
+    CuProgram *p = cuda_program(g, &t);
+    int rows_kernels = 0;
+    for (const char *c = p->source; (c = strstr(c, "cu_dense_rows<")); c++) rows_kernels++;
+    assert_int_equal(rows_kernels, 2); /* fc and fc2: neither fits the GEMM's row order */
+    cg_cuda_free(p);
+    ir_graph_free(g);
+    check_ir("dense_cat", text);
+}
+
 /* A transformer-style block on channels-last: transpose, layernorm, an MLP
  * with gelu, and back to NCHW. */
 static void test_emulated_chain(void **state)
@@ -714,6 +740,7 @@ int main(void)
         cmocka_unit_test(test_emulated_data_movement),
         cmocka_unit_test(test_emulated_channel_shuffle),
         cmocka_unit_test(test_emulated_dense_last_dim),
+        cmocka_unit_test(test_emulated_dense_in_concat),
         cmocka_unit_test(test_emulated_chain),
         cmocka_unit_test(test_emulated_language_layers),
 #endif

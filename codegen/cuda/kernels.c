@@ -281,7 +281,8 @@ bool cu_emit_conv2d(CuGen *g, int32_t id)
 
 /* Dense over the last dim, of `rows` rows of I features (RPI rows per batch
  * item: [N, I] has one, [N, T, I] has T): few rows (batch 1) stream the weight
- * once with one warp per output feature; many rows run as a 1x1 conv2d. */
+ * once with one warp per output feature; many rows run as a 1x1 conv2d, or,
+ * where batch items of several rows are spaced apart, a thread per output. */
 bool cu_emit_dense(CuGen *g, int32_t id)
 {
     const Node *nd = node(g, id);
@@ -298,23 +299,27 @@ bool cu_emit_dense(CuGen *g, int32_t id)
     int64_t xn = cu_item_stride(g, nd->inputs[0]), yn = cu_item_stride(g, id);
     if (!cu_fits(g, id, ir_numel(x) + ir_numel(y) + ir_numel(&w->type) + (xn + yn) * nb))
         return false;
-    bool packed = rpi == 1 || (xn == rpi * I && yn == rpi * O);
-    /* cu_gemv keeps a sum per row in registers: only a few rows */
-    if (rows > 8 && !packed)
-        return unsupported(g, id, "many rows in batch items spaced apart (a concat slot)");
+    int64_t rn = res_stride(g, id, &p);
+    bool packed = rpi == 1 || (xn == rpi * I && yn == rpi * O && (p.res < 0 || rn == rpi * O));
     cu_begin(g, id, op_name(g, nd));
-    if (rows > 8) {
+    if (rows > 8 && packed) {
         Gemm m = {.nb = rows, .c = I, .h = 1, .w = 1, .k = O, .r = 1, .s = 1, .p = 1, .q = 1,
                   .groups = 1, .stride = {1, 1}, .dil = {1, 1}, .xn = rpi == 1 ? xn : I,
-                  .yn = rpi == 1 ? yn : O, .rn = rpi == 1 ? res_stride(g, id, &p) : O};
-        if (p.res >= 0 && rpi != 1 && res_stride(g, id, &p) != rpi * O)
-            return unsupported(g, id, "a residual written into a concat");
+                  .yn = rpi == 1 ? yn : O, .rn = rpi == 1 ? rn : O};
         return emit_gemm(g, id, &m, &p, w->data, w->name);
     }
     Args a = bind_args(g, id, &p, w->name, w->data, ir_numel(&w->type), NULL, 0, 0);
+    if (rows > 8) { /* cu_gemv keeps a sum per row in registers: only a few rows */
+        cu_body(g, "    cu_dense_rows<%lld, %lld, %lld, %lld, %lld, %lld, %lld>(%s, %s, %s, %s, %s, "
+                "%s);\n", (long long)rows, (long long)rpi, (long long)I, (long long)O,
+                (long long)xn, (long long)yn, (long long)rn, a.y, a.x, a.w, a.bias, a.res,
+                epi_literal(g, p.epi));
+        cu_end_1d(g, rows * O, CU_THREADS);
+        return true;
+    }
     cu_body(g, "    cu_gemv<%lld, %lld, %lld, %lld, %lld, %lld, %lld>(%s, %s, %s, %s, %s, %s);\n",
             (long long)rows, (long long)rpi, (long long)I, (long long)O, (long long)xn,
-            (long long)yn, (long long)res_stride(g, id, &p), a.y, a.x, a.w, a.bias, a.res,
+            (long long)yn, (long long)rn, a.y, a.x, a.w, a.bias, a.res,
             epi_literal(g, p.epi));
     cu_end_1d(g, O, CU_THREADS / 32);
     return true;

@@ -307,6 +307,24 @@ __device__ __forceinline__ void cu_gemv(float *__restrict__ y, const float *__re
     }
 }
 
+// Dense of many rows whose batch items are spaced apart (an output inside a
+// concat): one thread per output element, o fastest; rows as in cu_gemv.
+template <int ROWS, int RPI, int I, int O, int XN, int YN, int RN>
+__device__ __forceinline__ void cu_dense_rows(float *__restrict__ y, const float *__restrict__ x,
+                                              const float *__restrict__ w,
+                                              const float *__restrict__ bias,
+                                              const float *__restrict__ res, CuEpi e)
+{
+    const int i = blockIdx.x * CU_THREADS + threadIdx.x;
+    if (i >= ROWS * O) return;
+    const int r = i / O, o = i % O;
+    const float *xr = x + r / RPI * XN + r % RPI * I, *wr = w + (long long)o * I;
+    float s = 0.0f;
+    for (int k = 0; k < I; k++) s = fmaf(xr[k], wr[k], s);
+    y[r / RPI * YN + r % RPI * O + o] =
+        cu_epi(e, s + (bias ? bias[o] : 0.0f), res, r / RPI * RN + r % RPI * O + o);
+}
+
 // ---- pooling: one thread per output element of NCHW -------------------------
 template <int NB, int C, int H, int W, int P, int Q, int KH, int KW, int SH, int SW, int PH,
           int PW, int DH, int DW, int XN, int YN>
