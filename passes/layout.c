@@ -4,8 +4,9 @@
  *
  *   1. Forward over the nodes, decide each output's layout: conv2d is blocked
  *      when its channels divide by b; ops that work per channel or per element
- *      (pools, activations, batchnorm, same-shape add/mul, channel concat)
- *      follow their inputs; everything else, and every non-4-d value, is plain.
+ *      (pools, activations, batchnorm, same-shape add/mul, channel concat) and
+ *      layernorm over the channels follow their inputs; everything else, and
+ *      every non-4-d value, is plain.
  *   2. For every use, the layout the user reads (passes.h lists them) is
  *      compared with the producer's; where they differ a reorder is inserted,
  *      one per producer and layout, shared by its users. Graph outputs read plain.
@@ -72,6 +73,8 @@ static bool per_channel_op(const Node *n)
 {
     if (n->op == OP_CONCAT)
         return n->attrs.axis.axis == 1 || n->attrs.axis.axis == -3;
+    if (n->op == OP_LAYERNORM) /* over the channels: a block at a time */
+        return n->type.rank == 4 && (n->attrs.norm.axis == 1 || n->attrs.norm.axis == -3);
     return ir_ops[n->op].flags & OF_CHANNELWISE;
 }
 

@@ -3,7 +3,8 @@
  * the interpreter computes it, in f32. Lines along the last dim (nn.LayerNorm
  * on channels-last values) run over their elements in vectors; lines along an
  * earlier dim (ConvNeXt's LayerNorm2d over channels) run `lanes` neighbouring
- * lines at once, one lane each. */
+ * lines at once, one lane each; channels of a blocked NCHW[b]c value are
+ * summed a block (one vector) at a time. */
 #include "cg.h"
 
 typedef struct Ln {
@@ -121,18 +122,76 @@ static void strided_lines(Ln *l, LLVMValueRef x, LLVMValueRef y, int32_t lanes)
     line_out(l, x, y, mean, rstd, 0, l->len, lanes, l->inner);
 }
 
+/* The vector sum over the channel groups of position (n, h, w) of f(x): x, or
+ * (x - center)^2. */
+static LLVMValueRef group_sum(Ln *l, const CgView *v, LLVMValueRef in, LLVMValueRef n,
+                              LLVMValueRef h, LLVMValueRef w, LLVMValueRef center)
+{
+    Cg *cg = l->cg;
+    LLVMTypeRef t = LLVMVectorType(cg->t_f32, (unsigned)v->blk);
+    LLVMValueRef acc = cg_var(cg, t, "acc");
+    LLVMBuildStore(cg->b, LLVMConstNull(t), acc);
+    CgLoop g = cg_loop_begin(cg, cg_i64(cg, 0), cg_i64(cg, v->groups), 1, "g");
+    LLVMValueRef e = cg_load(cg, cg_view_at(cg, v, in, n, g.iv, h, w), v->blk);
+    LLVMValueRef a = LLVMBuildLoad2(cg->b, t, acc, "");
+    if (center) {
+        e = LLVMBuildFSub(cg->b, e, cg_splat(cg, center, v->blk), "");
+        a = cg_fma(cg, e, e, a);
+    } else {
+        a = LLVMBuildFAdd(cg->b, a, e, "");
+    }
+    LLVMBuildStore(cg->b, a, acc);
+    cg_loop_end(cg, &g);
+    return cg_hsum(cg, LLVMBuildLoad2(cg->b, t, acc, ""));
+}
+
+/* Over the channels of a blocked 4-d value: items are rows (n, h), each of
+ * W positions whose C channels are C / b vectors, C * H * W apart per group. */
+static CgKernel blocked_layernorm(Cg *cg, int32_t id, Ln *l)
+{
+    const Node *nd = &cg->g->nodes[id];
+    CgView vi = cg_view(cg, nd->inputs[0]), vo = cg_view(cg, id);
+    int32_t b = vo.blk;
+    LLVMValueRef fn = cg_kernel_begin(cg, nd->name);
+    LLVMValueRef out = cg_arg_ptr(cg, 0), in = cg_arg_ptr(cg, 1);
+    l->w = cg_input_ptr(cg, id, 1);
+    l->b = cg_input_ptr(cg, id, 2);
+    LLVMValueRef inv = cg_f32(cg, 1.0f / (float)l->len);
+    CgLoop it = cg_loop_begin(cg, cg->begin, cg->end, 1, "row");
+    LLVMValueRef n, h;
+    cg_divmod(cg, it.iv, vo.H, &n, &h);
+    CgLoop w = cg_loop_begin(cg, cg_i64(cg, 0), cg_i64(cg, vo.W), 1, "w");
+    LLVMValueRef mean = LLVMBuildFMul(cg->b, group_sum(l, &vi, in, n, h, w.iv, NULL), inv, "mean");
+    LLVMValueRef rstd = rstd_of(l, group_sum(l, &vi, in, n, h, w.iv, mean), 1);
+    LLVMValueRef vmean = cg_splat(cg, mean, b), vrstd = cg_splat(cg, rstd, b);
+    CgLoop g = cg_loop_begin(cg, cg_i64(cg, 0), cg_i64(cg, vo.groups), 1, "g");
+    LLVMValueRef x = cg_load(cg, cg_view_at(cg, &vi, in, n, g.iv, h, w.iv), b);
+    LLVMValueRef c0 = cg_imul(cg, g.iv, b);
+    LLVMValueRef y = LLVMBuildFMul(cg->b, LLVMBuildFSub(cg->b, x, vmean, ""), vrstd, "");
+    y = cg_fma(cg, y, vload(cg, l->w, c0, b), vload(cg, l->b, c0, b));
+    cg_store(cg, y, cg_view_at(cg, &vo, out, n, g.iv, h, w.iv));
+    cg_loop_end(cg, &g);
+    cg_loop_end(cg, &w);
+    cg_loop_end(cg, &it);
+    cg_kernel_end(cg);
+    return (CgKernel){fn, vo.N * vo.H};
+}
+
 /* Items: (line group) over outer x inner / lanes; a batch item's lines start
  * at its batch stride. */
 CgKernel cg_emit_layernorm(Cg *cg, int32_t id)
 {
     const Node *nd = &cg->g->nodes[id];
-    const TensorType *t = &nd->type;
-    if (t->layout != LAYOUT_PLAIN || cg->g->nodes[nd->inputs[0]].type.layout != LAYOUT_PLAIN) {
-        ir_error(cg->diag, nd->loc, "layernorm needs a plain input");
-        return (CgKernel){0};
-    }
+    const TensorType *t = &nd->type, *x = &cg->g->nodes[nd->inputs[0]].type;
     int32_t axis = nd->attrs.norm.axis < 0 ? nd->attrs.norm.axis + t->rank : nd->attrs.norm.axis;
     Ln l = {cg, t->dims[axis], 1, nd->attrs.norm.eps, NULL, NULL};
+    if (t->layout == LAYOUT_NCHWC && x->layout == LAYOUT_NCHWC && t->block == x->block &&
+        t->rank == 4 && axis == 1)
+        return blocked_layernorm(cg, id, &l);
+    if (t->layout != LAYOUT_PLAIN || x->layout != LAYOUT_PLAIN) {
+        ir_error(cg->diag, nd->loc, "layernorm of this layout is not supported by the CPU backend");
+        return (CgKernel){0};
+    }
     int64_t outer = 1;
     for (int32_t i = 0; i < axis; i++)
         outer *= t->dims[i];
