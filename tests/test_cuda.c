@@ -334,7 +334,34 @@ static double rel_error(const float *got, const float *want, int64_t n)
 /* The model's outputs through emulated kernels against the interpreter; with
  * `specials`, that many elements of each input are NaN, +inf or -inf, and some
  * output must be too. */
-static void check_graph(const char *name, Graph *g, CuMath math, int32_t specials)
+/* As cuda_program, with the passes named by bits of `disabled` skipped. */
+static CuProgram *program_without(Graph *g, const CuTarget *t, uint64_t disabled)
+{
+    Diag d;
+    ir_diag_init(&d, stderr);
+    PassOptions po;
+    pass_options_init(&po);
+    po.block = 0;
+    po.disabled = disabled;
+    assert_true(pass_run_pipeline(g, &po, &d));
+    CuProgram *p = cg_cuda_generate(g, t, &d);
+    assert_non_null(p);
+    assert_int_equal(d.nerrors, 0);
+    ir_diag_fini(&d);
+    return p;
+}
+
+/* channels_first turns permute detours into ops over the channels; without it
+ * the transposes and the layernorm and dense over the last dim reach the kernels. */
+static uint64_t as_written(void)
+{
+    int32_t i = pass_index("channels_first");
+    assert_true(i >= 0);
+    return (uint64_t)1 << i;
+}
+
+static void check_graph_without(const char *name, Graph *g, CuMath math, int32_t specials,
+                                uint64_t disabled)
 {
     int32_t nin = ir_num_inputs(g), nout = g->noutputs;
     Mem m = {0};
@@ -352,11 +379,11 @@ static void check_graph(const char *name, Graph *g, CuMath math, int32_t special
     for (int32_t o = 0; o < nout; o++) ref_node[o] = g->outputs[o].node;
     CuTarget t = {80, math};
     Graph *opt = ir_graph_clone(g);
-    CuProgram *p = cuda_program(opt, &t);
+    CuProgram *p = program_without(opt, &t, disabled);
     check_geometry(opt, p);
     check_labels(opt, p);
     char tag[128];
-    snprintf(tag, sizeof tag, "%s_%d", name, (int)math);
+    snprintf(tag, sizeof tag, "%s_%d%s", name, (int)math, disabled ? "_w" : "");
     void *lib = build_emulation(p, tag);
     m.arena = calloc((size_t)p->arena_bytes + 1, 1);
     m.weights = (char *)p->weights;
@@ -381,6 +408,11 @@ static void check_graph(const char *name, Graph *g, CuMath math, int32_t special
     cg_cuda_free(p);
     ir_graph_free(opt);
     ir_graph_free(g);
+}
+
+static void check_graph(const char *name, Graph *g, CuMath math, int32_t specials)
+{
+    check_graph_without(name, g, math, specials, 0);
 }
 
 static void check_model(const char *name, const char *text, int64_t batch, CuMath math,
@@ -528,15 +560,17 @@ static Graph *load_ir(const char *name, const char *text)
     return g;
 }
 
-/* Emulated in both math modes, and compiled by NVRTC for sm_90 where it is present. */
+/* Emulated in both math modes, then as written (without channels_first) and
+ * compiled so by NVRTC for sm_90 where it is present. */
 static void check_ir(const char *name, const char *text)
 {
     check_graph(name, load_ir(name, text), CU_MATH_F32, 0);
     check_graph(name, load_ir(name, text), CU_MATH_TF32, 0);
+    check_graph_without(name, load_ir(name, text), CU_MATH_F32, 0, as_written());
     if (!cg_cuda_have_nvrtc()) return;
     Graph *g = load_ir(name, text);
     CuTarget t = {90, CU_MATH_TF32};
-    CuProgram *p = cuda_program(g, &t);
+    CuProgram *p = program_without(g, &t, as_written());
     CuBinary b;
     char err[4096];
     if (!cg_cuda_compile(p, false, &b, err, sizeof err)) fail_msg("%s: %s", name, err);
@@ -669,21 +703,31 @@ static void test_emulated_dense_in_concat(void **state)
  * with gelu, and back to NCHW. */
 static void test_emulated_chain(void **state)
 {
-    check_ir("chain", "graph chain {\n"
-             "  %0 = input \"x\" : f32[2,6,4,5]\n"
-             "  %1 = transpose(%0) {perm=[0,2,3,1,4,5]} \"to_nhwc\" : f32[2,4,5,6]\n"
-             "  %2 = param \"ln.weight\" : f32[6]\n"
-             "  %3 = param \"ln.bias\" : f32[6]\n"
-             "  %4 = layernorm(%1, %2, %3) {axis=-1, eps=1e-06} \"ln\" : f32[2,4,5,6]\n"
-             "  %5 = param \"fc1.weight\" : f32[24,6]\n"
-             "  %6 = param \"fc1.bias\" : f32[24]\n"
-             "  %7 = dense(%4, %5, %6) {axis=-1} \"fc1\" : f32[2,4,5,24]\n"
-             "  %8 = gelu(%7) {tanh=false} \"gelu_0\" : f32[2,4,5,24]\n"
-             "  %9 = param \"fc2.weight\" : f32[6,24]\n"
-             "  %10 = param \"fc2.bias\" : f32[6]\n"
-             "  %11 = dense(%8, %9, %10) {axis=-1} \"fc2\" : f32[2,4,5,6]\n"
-             "  %12 = transpose(%11) {perm=[0,3,1,2,4,5]} \"to_nchw\" : f32[2,6,4,5]\n"
-             "  return %12 \"to_nchw\"\n}\n");
+    const char *text = "graph chain {\n"
+                       "  %0 = input \"x\" : f32[2,6,4,5]\n"
+                       "  %1 = transpose(%0) {perm=[0,2,3,1,4,5]} \"to_nhwc\" : f32[2,4,5,6]\n"
+                       "  %2 = param \"ln.weight\" : f32[6]\n"
+                       "  %3 = param \"ln.bias\" : f32[6]\n"
+                       "  %4 = layernorm(%1, %2, %3) {axis=-1, eps=1e-06} \"ln\" : f32[2,4,5,6]\n"
+                       "  %5 = param \"fc1.weight\" : f32[24,6]\n"
+                       "  %6 = param \"fc1.bias\" : f32[24]\n"
+                       "  %7 = dense(%4, %5, %6) {axis=-1} \"fc1\" : f32[2,4,5,24]\n"
+                       "  %8 = gelu(%7) {tanh=false} \"gelu_0\" : f32[2,4,5,24]\n"
+                       "  %9 = param \"fc2.weight\" : f32[6,24]\n"
+                       "  %10 = param \"fc2.bias\" : f32[6]\n"
+                       "  %11 = dense(%8, %9, %10) {axis=-1} \"fc2\" : f32[2,4,5,6]\n"
+                       "  %12 = transpose(%11) {perm=[0,3,1,2,4,5]} \"to_nchw\" : f32[2,6,4,5]\n"
+                       "  return %12 \"to_nchw\"\n}\n";
+    check_ir("chain", text);
+    static const char *const want[] = {"transpose", "layernorm", "dense+bias+gelu", "dense+bias",
+                                       "transpose"};
+    Graph *g = load_ir("chain", text);
+    CuTarget t = {80, CU_MATH_F32};
+    CuProgram *p = program_without(g, &t, as_written());
+    assert_int_equal(p->nkernels, 5);
+    for (int32_t k = 0; k < p->nkernels; k++) assert_string_equal(p->kernels[k].op, want[k]);
+    cg_cuda_free(p);
+    ir_graph_free(g);
 }
 
 /* The language's layers that lower to these ops: a ConvNeXt block (depthwise
@@ -716,6 +760,8 @@ static void test_emulated_language_layers(void **state)
         "  return z, dense(pad(x, [1, 0, 2, 1], value=-1.5), 6, axis=1) as fc, mean(z, [2, 3])\n"
         "}\n";
     check_both("lang_layers", text, 0);
+    check_graph_without("lang_layers", load_text("lang_layers", text, 0), CU_MATH_F32, 0,
+                        as_written());
 }
 #endif
 
