@@ -338,8 +338,8 @@ static Value dense(Elab *E, const Call *c)
         int64_t a = axis < 0 ? axis + xt->rank : axis;
         if (a < 1 || a >= xt->rank) {
             char b[160];
-            fe_error(E, c->locs[4], "axis %lld is out of range for %s (it must not be the "
-                     "batch dim)", (long long)axis, ir_type_str(xt, b, sizeof b));
+            fe_error(E, c->locs[4], "dense axis %lld is out of range for %s (it must not be "
+                     "the batch dim)", (long long)axis, ir_type_str(xt, b, sizeof b));
             return fe_error_value();
         }
         at.dense.axis = (int32_t)axis;
@@ -583,6 +583,7 @@ static Value permute(Elab *E, const Call *c)
                  ir_type_str(xt, b, sizeof b), (int)v.list->n);
         return fe_error_value();
     }
+    bool seen[IR_MAX_RANK] = {false}, perm = true;
     for (int32_t i = 0; i < v.list->n; i++) {
         Value d = v.list->items[i];
         if (d.kind != V_INT) {
@@ -590,7 +591,16 @@ static Value permute(Elab *E, const Call *c)
             return fe_error_value();
         }
         int64_t k = d.i < 0 ? d.i + xt->rank : d.i;
-        at.perm.perm[i] = k >= 0 && k < xt->rank ? (int32_t)k : -1;
+        perm &= k >= 0 && k < xt->rank && !seen[k];
+        if (!perm)
+            break;
+        seen[k] = true;
+        at.perm.perm[i] = (int32_t)k;
+    }
+    if (!perm || at.perm.perm[0] != 0) {
+        fe_error(E, c->locs[1], "permute dims %s %s", fe_value_str(E, v),
+                 perm ? "must keep the batch dim 0 first" : "are not a permutation of 0 to rank - 1");
+        return fe_error_value();
     }
     return fe_tensor(fe_add_node(E, OP_TRANSPOSE, &x, 1, &at, c->name, c->loc));
 }

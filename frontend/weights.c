@@ -15,6 +15,7 @@
  *   conv/dense bias    U(±1 / sqrt(fan_in))   PyTorch's default, small vs. the sum
  *   batchnorm weight   U(0.5, 1.0)            a gain a little under 1, so residual
  *   batchnorm bias     U(±0.1)                sums grow slowly with depth
+ *   layernorm weight, bias: as batchnorm's
  *   running_mean       U(±0.1)
  *   running_var        U(0.5, 1.5)            1/sqrt(var) stays near 1
  *   anything else      U(±0.1)
@@ -54,6 +55,8 @@ static Usage usage(const Graph *g, const Node *user, int32_t slot)
     }
     case OP_BATCHNORM:
         return (Usage){bn_roles[slot], 1};
+    case OP_LAYERNORM:
+        return (Usage){slot == 1 ? W_BN_GAMMA : slot == 2 ? W_BN_BETA : W_OTHER, 1};
     default:
         return (Usage){W_OTHER, 1};
     }

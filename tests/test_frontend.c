@@ -581,6 +581,44 @@ static void test_errors_arguments(void **state)
                   "t.cnn:2:13: error: dense expects a tensor as 'x', got 3\n");
 }
 
+/* The layers that reshape, split or normalize: every argument they reject. */
+static void test_errors_new_layers(void **state)
+{
+    (void)state;
+    expect_errors(NET("  y = chunk(x, 2, axis=0)[0]\n  return y\n"),
+                  "t.cnn:2:24: error: chunk axis 0 is out of range for f32[1,3,8,8] (it must not "
+                  "be the batch dim)\n");
+    expect_errors(NET("  y = split(x, [1, 1])[0]\n  return y\n"),
+                  "t.cnn:2:16: error: split sizes [1, 1] do not add up to the 3 elements of the "
+                  "axis\n");
+    expect_errors(NET("  y = permute(x, [0, 1, 2])\n  return y\n"),
+                  "t.cnn:2:18: error: permute needs 4 dims for f32[1,3,8,8], got 3\n");
+    expect_errors(NET("  y = permute(x, [1, 0, 2, 3])\n  return y\n"),
+                  "t.cnn:2:18: error: permute dims [1, 0, 2, 3] must keep the batch dim 0 first\n");
+    expect_errors(NET("  y = permute(x, [0, 1, 1, 3])\n  return y\n"),
+                  "t.cnn:2:18: error: permute dims [0, 1, 1, 3] are not a permutation of 0 to "
+                  "rank - 1\n");
+    expect_errors(NET("  y = mean(x, [1, 2])\n  return y\n"),
+                  "t.cnn:2:15: error: mean supports the spatial dims [2, 3] of a 4-d tensor; got "
+                  "axes [1, 2] for f32[1,3,8,8]\n");
+    expect_errors(NET("  y = parameter([3, 0])\n  return y\n"),
+                  "t.cnn:2:17: error: shape expects a list of 1 to 6 positive ints, got [3, 0]\n");
+    expect_errors(NET("  y = pad(x, \"same\")\n  return y\n"),
+                  "t.cnn:2:14: error: pad takes an int or a list of 2 or 4 ints, not \"same\"\n");
+    expect_errors(NET("  y = stochastic_depth(x, 0.1, mode=\"col\")\n  return y\n"),
+                  "t.cnn:2:37: error: mode expects \"row\" or \"batch\", got \"col\"\n");
+    expect_errors(NET("  y = dense(x, 4, axis=0)\n  return y\n"),
+                  "t.cnn:2:24: error: dense axis 0 is out of range for f32[1,3,8,8] (it must not "
+                  "be the batch dim)\n");
+    expect_errors(NET("  y = layernorm(x, axis=4)\n  return y\n"),
+                  "t.cnn:2:7: error: layernorm axis 4 is out of range for f32[1,3,8,8] (it must "
+                  "not be the batch dim)\n");
+    expect_errors(NET("  y = channel_shuffle(x, 2)\n  return y\n"),
+                  "t.cnn:2:7: error: channel_shuffle groups=2 does not divide the 3 channels\n");
+    expect_errors(NET("  y = (not true) as nope\n  return x\n"),
+                  "t.cnn:2:21: error: 'as' names a layer or block, not a value\n");
+}
+
 static void test_errors_names(void **state)
 {
     (void)state;
@@ -822,6 +860,7 @@ int main(void)
         cmocka_unit_test(test_batch_override),
         cmocka_unit_test(test_include),
         cmocka_unit_test(test_errors_arguments),
+        cmocka_unit_test(test_errors_new_layers),
         cmocka_unit_test(test_errors_names),
         cmocka_unit_test(test_torchvision_names),
         cmocka_unit_test(test_errors_quoted_names),
