@@ -9,7 +9,9 @@ their ratio, GFLOP/s, the fraction of this machine's measured FMA peak, and the
 activation arena against the sum of all tensors. A last section, "where the time
 goes", lists the slowest kernels of ResNet-50 (batch 1, 2 threads) from
 `cnnrun --profile`; --profile-only recomputes just that section and merges it
-into an existing RESULTS.md, leaving the measured rows as they are.
+into an existing RESULTS.md, leaving the measured rows as they are. --merge
+measures only --models and puts their rows into the existing table in place of
+their old ones (the other rows and sections stay), with a note of the command.
 
 With --gpu it also measures the GPU section (bench/gpu.py: cnnc's CUDA model.so
 against PyTorch with cuDNN, every zoo model at batch 1 and 32, TF32 and f32);
@@ -18,7 +20,7 @@ the GPU section is skipped, with a message, and left as it was.
 
     /usr/bin/python3 bench/run.py [--build=build] [--models=resnet50,mobilenet_v2]
                                   [--batches=1,8] [--threads=1,2] [--runs=20]
-                                  [--profile-only] [--gpu | --gpu-only]
+                                  [--profile-only | --merge] [--gpu | --gpu-only]
                                   [--gpu-models=...] [--gpu-batches=1,32]
                                   [--gpu-math=tf32,f32] [--gpu-runs=100]
 """
@@ -36,7 +38,8 @@ import gpu
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 
-ZOO = ["resnet18", "resnet50", "mobilenet_v2", "vgg16", "squeezenet1_1"]
+ZOO = ["resnet18", "resnet50", "mobilenet_v2", "vgg16", "squeezenet1_1", "mobilenet_v3_large",
+       "efficientnet_b0", "shufflenet_v2_x1_0", "convnext_tiny"]
 
 
 def run(cmd, **kw):
@@ -230,6 +233,8 @@ def main():
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "RESULTS.md"))
     ap.add_argument("--profile-only", action="store_true",
                     help="only the 'where the time goes' section, merged into --out")
+    ap.add_argument("--merge", action="store_true",
+                    help="only --models, their rows merged into the table of --out")
     ap.add_argument("--gpu", action="store_true", help="the GPU section too")
     ap.add_argument("--gpu-only", action="store_true",
                     help="only the GPU section, merged into --out")
@@ -277,6 +282,9 @@ def main():
                                                             ours / theirs, gflops,
                                                             100 * gflops / peak[t]),
                           flush=True)
+        if a.merge:
+            merge_rows(a.out, rows, " ".join(["/usr/bin/python3", "bench/run.py"] + sys.argv[1:]))
+            return
         new_gpu = gpu_section(a, cnnc, cnnrun, tmp) if a.gpu else None
         write_results(a.out, rows, peak)
         merge_section(a.out, profile_section(cnnc, cnnrun, tmp, a.runs, peak))
@@ -314,9 +322,38 @@ def write_results(path, rows, peak):
                 "of peak | arena MiB | all tensors MiB | compile s |\n")
         f.write("|---|---|---|---|---|---|---|---|---|---|---|\n")
         for r in rows:
-            f.write("| %s | %d | %d | %.2f | %.2f | %.2f | %.1f | %.0f%% | %s | %s | %.1f |\n"
-                    % (r[0], r[1], r[2], r[3], r[4], r[5], r[6], 100 * r[7], mib(r[8]),
-                       mib(r[9]), r[10]))
+            f.write(table_row(r) + "\n")
+
+
+def table_row(r):
+    return ("| %s | %d | %d | %.2f | %.2f | %.2f | %.1f | %.0f%% | %s | %s | %.1f |"
+            % (r[0], r[1], r[2], r[3], r[4], r[5], r[6], 100 * r[7], mib(r[8]), mib(r[9]),
+               r[10]))
+
+
+MERGED_NOTE = "Rows measured later by --merge:"
+
+
+def merge_rows(path, rows, command):
+    """Puts `rows` into the CPU table of the file at `path` in place of the rows of the
+    same models (new models after the others), and notes when and how they were measured
+    below the table."""
+    lines = open(path).read().split("\n")
+    first = next(i for i, l in enumerate(lines) if l.startswith("| model | batch |")) + 2
+    end = next(i for i in range(first, len(lines)) if not lines[i].startswith("| "))
+    models = {r[0] for r in rows}
+    kept = [l for l in lines[first:end] if l.split(" | ")[0][2:] not in models]
+    what = "%s %s on " % (MERGED_NOTE, ", ".join(sorted(models)))
+    notes, rest = [], end
+    while rest < len(lines) and (not lines[rest] or lines[rest].startswith(MERGED_NOTE)):
+        if lines[rest] and not lines[rest].startswith(what):
+            notes.append(lines[rest])
+        rest += 1
+    notes.append("%s%s, by `%s`." % (what, time.strftime("%Y-%m-%d"), command))
+    lines = (lines[:first] + kept + [table_row(r) for r in rows] + [""] + notes + [""]
+             + lines[rest:])
+    with open(path, "w") as f:
+        f.write("\n".join(lines))
 
 
 if __name__ == "__main__":
