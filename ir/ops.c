@@ -218,11 +218,32 @@ static double gelu_of(double x, float a, float b)
     return 0.5 * x * (1.0 + tanh(inner));
 }
 
+static double erf_of(double x, float a, float b)
+{
+    return erf(x);
+}
+
+static double sqrt_of(double x, float a, float b)
+{
+    return sqrt(x);
+}
+
+static double exp_of(double x, float a, float b)
+{
+    return exp(x);
+}
+
+static double abs_of(double x, float a, float b)
+{
+    return fabs(x);
+}
+
 static double (*const act_formulas[OP_COUNT])(double x, float a, float b) = {
     [OP_RELU] = relu_of, [OP_CLIP] = clip_of, [OP_SIGMOID] = sigmoid_of,
     [OP_TANH] = tanh_of, [OP_SILU] = silu_of, [OP_LEAKY_RELU] = leaky_relu_of,
     [OP_HARDSWISH] = hardswish_of, [OP_HARDSIGMOID] = hardsigmoid_of, [OP_AFFINE] = affine_of,
-    [OP_GELU] = gelu_of,
+    [OP_GELU] = gelu_of, [OP_ERF] = erf_of, [OP_SQRT] = sqrt_of, [OP_EXP] = exp_of,
+    [OP_ABS] = abs_of,
 };
 
 bool ir_act_has_formula(Op act)

@@ -35,6 +35,10 @@ __device__ __forceinline__ float cu_act(float x, int k, float a, float b)
     case CU_OP_GELU:
         if (a != 0.0f) return 0.5f * x * (1.0f + tanhf(0.797884561f * (x + 0.044715f * x * x * x)));
         return x * 0.5f * (1.0f + erff(x * 0.707106781f));
+    case CU_OP_ERF: return erff(x);
+    case CU_OP_SQRT: return sqrtf(x);
+    case CU_OP_EXP: return expf(x);
+    case CU_OP_ABS: return fabsf(x);
     default: return x;
     }
 }

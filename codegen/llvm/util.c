@@ -354,11 +354,32 @@ static LLVMValueRef gelu_act(Cg *cg, LLVMValueRef v, float a, float b)
     return LLVMBuildFMul(bd, half, LLVMBuildFAdd(bd, one, s, ""), "gelu");
 }
 
+static LLVMValueRef erf_act(Cg *cg, LLVMValueRef v, float a, float b)
+{
+    return erf_(cg, v);
+}
+
+static LLVMValueRef sqrt_act(Cg *cg, LLVMValueRef v, float a, float b)
+{
+    return cg_call1(cg, "llvm.sqrt", v);
+}
+
+static LLVMValueRef exp_act(Cg *cg, LLVMValueRef v, float a, float b)
+{
+    return cg_exp(cg, v);
+}
+
+static LLVMValueRef abs_act(Cg *cg, LLVMValueRef v, float a, float b)
+{
+    return cg_call1(cg, "llvm.fabs", v);
+}
+
 static LLVMValueRef (*const act_emitters[OP_COUNT])(Cg *, LLVMValueRef, float, float) = {
     [OP_RELU] = relu_act, [OP_CLIP] = clip_act, [OP_SIGMOID] = sigmoid_act,
     [OP_TANH] = tanh_act, [OP_SILU] = silu_act, [OP_LEAKY_RELU] = leaky_relu_act,
     [OP_HARDSWISH] = hardswish_act, [OP_HARDSIGMOID] = hardsigmoid_act, [OP_AFFINE] = affine_act,
-    [OP_GELU] = gelu_act,
+    [OP_GELU] = gelu_act, [OP_ERF] = erf_act, [OP_SQRT] = sqrt_act, [OP_EXP] = exp_act,
+    [OP_ABS] = abs_act,
 };
 
 bool cg_has_act(Op act)
