@@ -88,7 +88,9 @@ typedef struct OnnxModel {
  * protobuf, truncated, a length that runs past its message, a tensor whose data
  * does not match its dims, a missing or short external file, more than
  * `max_bytes` of tensor data) is reported to `d` as
- * "PATH: error: ..." naming what is wrong and where; the result is then NULL. */
+ * "PATH: error: ..." naming what is wrong and where; the result is then NULL.
+ * `max_bytes` counts the converted data (4 bytes an element in `f`, 8 in `i`);
+ * 0: no limit. */
 OnnxModel *onnx_read(const char *path, uint64_t max_bytes, Diag *d);
 /* The same from memory; external data is looked up relative to `dir` (NULL:
  * external data is an error). For fuzzing and tests. */
