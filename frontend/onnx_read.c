@@ -97,7 +97,8 @@ static int wire_of(ProtobufCType t)
 }
 
 /* Names field `num` (descriptor `f`, NULL if unknown) after the enclosing
- * message's name in r->name; returns the new length. */
+ * message's name in r->name; returns the new length. Repeated messages and
+ * strings are numbered, repeated numbers (often packed) are not. */
 static size_t name_field(Reader *r, size_t plen, const ProtobufCFieldDescriptor *f, uint32_t num,
                          unsigned index)
 {
@@ -106,7 +107,7 @@ static size_t name_field(Reader *r, size_t plen, const ProtobufCFieldDescriptor 
     int n;
     if (!f)
         n = snprintf(r->name + plen, room, "%s#%u", dot, (unsigned)num);
-    else if (f->label == PROTOBUF_C_LABEL_REPEATED)
+    else if (f->label == PROTOBUF_C_LABEL_REPEATED && wire_of(f->type) == WT_LEN)
         n = snprintf(r->name + plen, room, "%s%s[%u]", dot, f->name, index);
     else
         n = snprintf(r->name + plen, room, "%s%s", dot, f->name);

@@ -1,0 +1,74 @@
+/* fuzz_onnx.c: reading an ONNX model from memory (frontend/onnx_read.c), with a
+ * limit of 1 MiB of tensor data; every part of a model read is touched, so the
+ * sanitizers see any pointer or count that does not hold what it says. */
+#include "fuzz.h"
+#include "onnx.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static size_t touch_tensor(const OnnxTensor *t)
+{
+    size_t sum = strlen(t->name);
+    if (t->rank < 0 || t->rank > ONNX_MAX_RANK || t->count < 0)
+        abort();
+    for (int64_t k = 0; k < t->count; k++)
+        sum += t->f ? (t->f[k] != 0) : t->i ? (t->i[k] != 0) : 0;
+    return sum;
+}
+
+static size_t touch_node(const OnnxNode *n)
+{
+    size_t sum = strlen(n->name) + strlen(n->op_type) + strlen(n->domain);
+    for (int32_t k = 0; k < n->ninputs; k++)
+        sum += strlen(n->inputs[k]);
+    for (int32_t k = 0; k < n->noutputs; k++)
+        sum += strlen(n->outputs[k]);
+    for (int32_t k = 0; k < n->nattrs; k++) {
+        const OnnxAttr *a = &n->attrs[k];
+        if (onnx_attr(n, a->name) == NULL)
+            abort();
+        sum += strlen(a->s);
+        for (int32_t j = 0; j < a->n; j++)
+            sum += a->type == ONNX_ATTR_FLOATS   ? (a->floats[j] != 0)
+                 : a->type == ONNX_ATTR_INTS     ? (a->ints[j] != 0)
+                 : a->type == ONNX_ATTR_STRINGS  ? strlen(a->strings[j])
+                                                 : 0;
+        if (a->type == ONNX_ATTR_TENSOR)
+            sum += touch_tensor(a->t);
+    }
+    return sum;
+}
+
+static size_t touch_values(const OnnxValueInfo *v, int32_t n)
+{
+    size_t sum = 0;
+    for (int32_t k = 0; k < n; k++) {
+        sum += strlen(v[k].name);
+        if (v[k].rank < -1 || v[k].rank > ONNX_MAX_RANK)
+            abort();
+        for (int32_t j = 0; j < v[k].rank; j++)
+            sum += v[k].dim_names[j] ? strlen(v[k].dim_names[j]) : (size_t)v[k].dims[j];
+    }
+    return sum;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    Diag d;
+    ir_diag_init(&d, NULL);
+    OnnxModel *m = onnx_read_buffer("fuzz.onnx", data, size, NULL, 1 << 20, &d);
+    if (!m != (d.nerrors > 0))
+        abort(); /* a model comes back exactly when no error was reported */
+    if (m) {
+        volatile size_t sum = strlen(m->producer) + strlen(m->graph_name);
+        for (int32_t k = 0; k < m->nnodes; k++)
+            sum += touch_node(&m->nodes[k]);
+        for (int32_t k = 0; k < m->ninits; k++)
+            sum += touch_tensor(&m->inits[k]);
+        sum += touch_values(m->inputs, m->ninputs) + touch_values(m->outputs, m->noutputs);
+        onnx_free(m);
+    }
+    ir_diag_fini(&d);
+    return 0;
+}
