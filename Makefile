@@ -8,8 +8,13 @@ CMAKE_ARGS ?=
 # CI builds treat warnings as errors.
 WERROR     := $(if $(CI),-DCNNC_WERROR=ON,)
 CNNC       := $(BUILD)/tools/cnnc
+# The ONNX tests' Python: a virtual environment over Debian's Python, whose torch and
+# torchvision it sees, with these exact packages from PyPI (torch 1.13 needs numpy 1.x).
+VENV       ?= .venv
+VENV_BASE  ?= /usr/bin/python3
+VENV_PINS  := numpy<2 onnx==1.16.2 onnxruntime==1.19.2 protobuf==5.29.5
 
-.PHONY: all build deps test-deps demo test test-fast test-asan test-fuzz fuzz clean
+.PHONY: all build deps test-deps test-venv demo test test-fast test-asan test-fuzz fuzz clean
 
 all: build
 
@@ -20,7 +25,8 @@ test-deps:
 	@scripts/install-deps.sh test
 
 build: deps
-	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(WERROR) $(CMAKE_ARGS) >/dev/null
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(WERROR) \
+	  -DCNNC_ONNX_PYTHON=$(abspath $(VENV))/bin/python $(CMAKE_ARGS) >/dev/null
 	@cmake --build $(BUILD) -j$(JOBS)
 
 demo: build
@@ -44,7 +50,18 @@ demo: build
 
 test: test-deps test-fast test-asan test-fuzz
 
-test-fast: build
+# (Re)made only when the pins change: $(VENV)/pins holds those it was made with. It comes
+# before test-fast's build, whose configure adds the ONNX tests only if $(VENV) exists.
+test-venv: test-deps
+	@if [ "$$(cat $(VENV)/pins 2>/dev/null)" != '$(VENV_PINS)' ]; then \
+	  echo "test-venv: $(VENV) with $(VENV_PINS)"; \
+	  rm -rf $(VENV) && $(VENV_BASE) -m venv --system-site-packages $(VENV) && \
+	  $(VENV)/bin/pip install --quiet --disable-pip-version-check \
+	    $(foreach p,$(VENV_PINS),'$(p)') && \
+	  echo '$(VENV_PINS)' > $(VENV)/pins; \
+	fi
+
+test-fast: test-venv build
 	@cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
 
 test-asan: deps
