@@ -43,6 +43,17 @@ typedef struct FeOptions {
 Graph *fe_load_file(const char *path, const FeOptions *opt, Diag *d);
 Graph *fe_load_string(const char *name, const char *text, const FeOptions *opt, Diag *d);
 
+/* onnx_import.c: an ONNX model (read by onnx_read.c) as a graph with inferred
+ * shapes and bound parameters. fe_load_file takes a path ending in ".onnx"
+ * this way. --batch sets the leading dim of every input that has a dynamic
+ * one. Returns NULL after reporting every error to `d`. */
+struct OnnxModel;
+Graph *fe_import_onnx(const struct OnnxModel *m, const FeOptions *opt, Diag *d);
+Graph *fe_load_onnx(const char *path, const FeOptions *opt, Diag *d);
+/* The ONNX op types the importer maps (some only in the forms docs/onnx.md lists). */
+int32_t fe_onnx_op_count(void);
+const char *fe_onnx_op_name(int32_t i);
+
 /* safetensors.c: binds every PARAM by name from a .safetensors file (F32, F16,
  * BF16). A missing, unexpected or wrongly shaped tensor is an error naming it
  * (and both shapes); batch-norm `num_batches_tracked` entries are ignored.

@@ -225,8 +225,16 @@ Graph *fe_load_string(const char *name, const char *text, const FeOptions *opt, 
     return load(name ? name : "<string>", text, strlen(text), opt, d);
 }
 
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
 Graph *fe_load_file(const char *path, const FeOptions *opt, Diag *d)
 {
+    if (ends_with(path, ".onnx"))
+        return fe_load_onnx(path, opt, d);
     Arena *a = ir_arena_new();
     char *text;
     size_t len;

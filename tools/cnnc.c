@@ -60,9 +60,11 @@ static const char usage[] =
     "       cnnc MODEL.cnn --emit=ir|dot|ir-opt|plan|llvm|asm|obj [options]\n"
     "       cnnc run MODEL.cnn [options]\n"
     "       cnnc repl [MODEL.cnn] [options]   (interactive; cnnc repl --help)\n"
+    "       cnnc --onnx-ops                   (the ONNX operators it imports)\n"
     "\n"
-    "Compiles a network written in the cnnc language into a shared object with\n"
-    "the C API of cnnc/model.h (the number of threads is chosen when it runs).\n"
+    "Compiles a network written in the cnnc language, or an ONNX model (a MODEL.onnx\n"
+    "in place of MODEL.cnn, weights included), into a shared object with the C API\n"
+    "of cnnc/model.h (the number of threads is chosen when it runs).\n"
     "\n"
     "  -o FILE             the shared object to write; with --emit, where to write\n"
     "  --emit=ir           print the graph IR, every shape inferred\n"
@@ -347,20 +349,22 @@ static bool is_special(const char *path)
     return path && stat(path, &st) == 0 && !S_ISREG(st.st_mode);
 }
 
-static bool has_params(const Graph *g)
+static bool has_unbound_params(const Graph *g)
 {
     for (int32_t i = 0; i < g->nnodes; i++)
-        if (g->nodes[i].op == OP_PARAM) return true;
+        if (g->nodes[i].op == OP_PARAM && !g->nodes[i].data) return true;
     return false;
 }
 
-/* A deployable model never gets random weights unless asked for. */
+/* A deployable model never gets random weights unless asked for; those an
+ * ONNX file holds are bound already (--random-weights replaces them). */
 static bool bind_weights(Graph *g, const Options *o, Diag *d)
 {
     FeBindOptions bind = {o->list_mismatches, "--list-weight-mismatches"};
     if (o->weights) return fe_bind_safetensors_with(g, o->weights, d, &bind);
-    if (o->random_weights || o->run) fe_random_weights(g, o->weight_seed);
-    else if (o->emit != EMIT_IR && o->emit != EMIT_DOT && has_params(g)) {
+    if (o->random_weights) fe_random_weights(g, o->weight_seed);
+    else if (o->run) fe_random_unbound_weights(g, o->weight_seed);
+    else if (o->emit != EMIT_IR && o->emit != EMIT_DOT && has_unbound_params(g)) {
         cli_fail("model has parameters; give --weights=FILE or --random-weights=SEED");
         return false;
     }
@@ -645,6 +649,11 @@ int main(int argc, char **argv)
     ir_temp_remove_on_exit();
     signal(SIGXFSZ, SIG_IGN); /* past `ulimit -f`, a write fails (EFBIG) and is reported */
     if (argc > 1 && !strcmp(argv[1], "repl")) return repl_main(argc - 1, argv + 1);
+    if (argc == 2 && !strcmp(argv[1], "--onnx-ops")) {
+        for (int32_t i = 0; i < fe_onnx_op_count(); i++)
+            printf("%s\n", fe_onnx_op_name(i));
+        return 0;
+    }
     Options o = {.opt_level = 2, .dump_after = -1, .gpu = {CU_DEFAULT_ARCH, CU_MATH_TF32}};
     int rc = parse_args(&o, argc, argv);
     if (rc) return rc == 2 ? 0 : 1;
