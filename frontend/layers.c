@@ -86,6 +86,7 @@ static bool in_range(Elab *E, const Call *c, int i, int64_t v, int64_t lo)
 static bool arg_tensor(Elab *E, const Call *c, int i, int32_t *node)
 {
     Value v = c->args[i];
+    *node = -1;
     if (v.kind != V_TENSOR) {
         if (v.kind != V_ERROR)
             fe_error(E, c->locs[i], "%s expects a tensor as '%s', got %s", c->b->name,

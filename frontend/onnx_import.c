@@ -43,11 +43,11 @@ typedef struct Val {
     int32_t producer; /* the ONNX node that computes it, or -1 */
     int32_t uses;     /* node inputs and graph outputs that read it */
     int32_t users;    /* offset of its reading nodes in Imp.users */
+    int32_t readers;  /* how many there are (uses less graph outputs) */
     ValKind kind;
     int32_t node;   /* VAL_NODE; VAL_SPLIT5*: the 4-d value */
     int32_t groups; /* VAL_SPLIT5* */
     int32_t param;  /* the PARAM a constant became, or -1 */
-    bool bias_free_dense; /* VAL_NODE: a dense from MatMul that an Add may give a bias */
     Const *c;
 } Val;
 
@@ -156,7 +156,6 @@ static void bind(Imp *I, int32_t out, ValKind kind, int32_t node, int32_t groups
     v->groups = groups;
     v->c = c;
     v->param = -1;
-    v->bias_free_dense = false;
     if (kind == VAL_NODE && node < 0) {
         v->kind = VAL_NONE;
         I->failed = true;
@@ -259,6 +258,7 @@ static int32_t tensor_input(Imp *I, int32_t k);
 
 static bool ints_of(Imp *I, const Const *c, int64_t *out, int32_t max, int32_t *n, const char *what)
 {
+    *n = 0;
     if (c->count > max)
         return fail(I, "%s has %lld values, more than %d", what, (long long)c->count, (int)max);
     for (int64_t k = 0; k < c->count; k++) {
@@ -781,6 +781,7 @@ static bool norm_axis(Imp *I, int64_t a, int32_t rank, int32_t *out)
 /* The dims and rank of input 0, whether constant or computed. */
 static bool shape_of_input(Imp *I, Val *v, int32_t *rank, int64_t *dims)
 {
+    *rank = 0;
     if (v->kind == VAL_CONST) {
         *rank = v->c->rank;
         memcpy(dims, v->c->dims, sizeof v->c->dims);
@@ -1418,40 +1419,6 @@ static bool fold_binary(Imp *I, Arith op, const Const *a, const Const *b)
 static const OnnxNode *producer(Imp *I, const char *name);
 static int32_t uses_of(Imp *I, const char *name);
 
-/* Add of a dense made from MatMul (no bias yet, no other user) and a constant
- * vector of its outputs: the vector becomes the dense's bias. */
-static bool bias_into_dense(Imp *I, Val *a, Val *b)
-{
-    for (int k = 0; k < 2; k++) {
-        Val *d = k ? b : a, *c = k ? a : b;
-        if (d->kind != VAL_NODE || !d->bias_free_dense || c->kind != VAL_CONST || c->c->i ||
-            uses_of(I, d->name) != 1)
-            continue;
-        Node *nd = &I->g->nodes[d->node];
-        int64_t O = nd->type.dims[nd->type.rank - 1];
-        bool vec = c->c->count == O;
-        for (int32_t j = 0; j + 1 < c->c->rank; j++)
-            vec &= c->c->dims[j] == 1;
-        if (!vec || c->c->rank > nd->type.rank)
-            continue;
-        int64_t dims[1] = {O};
-        int32_t bias = add_param(I, c->name, c->c, 1, dims);
-        if (bias < 0)
-            return false;
-        nd = &I->g->nodes[d->node];
-        int32_t *in = ir_alloc(I->g->arena, 3 * sizeof *in);
-        in[0] = nd->inputs[0];
-        in[1] = nd->inputs[1];
-        in[2] = bias;
-        nd->inputs = in;
-        nd->ninputs = 3;
-        ir_infer_node(I->g, d->node, I->d);
-        set_node(I, 0, d->node);
-        return true;
-    }
-    return false;
-}
-
 /* Mul(x, Sigmoid(x)), either order: silu. */
 static bool silu_pattern(Imp *I)
 {
@@ -1474,8 +1441,6 @@ static bool binary(Imp *I, Arith op)
         return false;
     if (a->kind == VAL_CONST && b->kind == VAL_CONST)
         return fold_binary(I, op, a->c, b->c);
-    if (op == AR_ADD && bias_into_dense(I, a, b))
-        return true;
     if (op == AR_MUL && silu_pattern(I))
         return true;
     /* a tensor and a scalar: one affine layer */
@@ -1583,6 +1548,12 @@ static bool gemm(Imp *I)
     return true;
 }
 
+static const Const *const_named(Imp *I, const char *name);
+static const char *other_input(const OnnxNode *n, const char *name);
+static int32_t user_of(Imp *I, const char *name, const char *op, int32_t uses);
+
+/* MatMul(x, W) with W a constant [I, O]: dense over the last dim; an Add of a
+ * constant vector of O that alone reads the product becomes its bias. */
 static bool matmul(Imp *I)
 {
     Val *a = input_val(I, 0), *b = input_val(I, 1);
@@ -1598,11 +1569,28 @@ static bool matmul(Imp *I)
     if (type_of(I, x)->rank < 2)
         return fail(I, "the first operand must have at least 2 dims, got %s", type_str(I, x));
     int32_t w = dense_weight(I, b, true, 1.0f);
-    int32_t in[2] = {x, w};
-    int32_t y = add(I, OP_DENSE, in, 2, NULL, NULL);
-    set_node(I, 0, y);
-    if (y >= 0)
-        define(I, I->n->outputs[0])->bias_free_dense = true;
+    if (w < 0)
+        return false;
+    int64_t O = type_of(I, w)->dims[0];
+    const char *out = I->n->outputs[0];
+    int32_t plus = user_of(I, out, "Add", 1);
+    const char *bname = plus >= 0 ? other_input(&I->m->nodes[plus], out) : NULL;
+    const Const *bias = bname ? const_named(I, bname) : NULL;
+    bool vec = bias && bias->count == O && bias->rank <= type_of(I, x)->rank;
+    for (int32_t j = 0; vec && j + 1 < bias->rank; j++)
+        vec = bias->dims[j] == 1;
+    int32_t in[3] = {x, w, -1};
+    if (vec) {
+        in[2] = add_param(I, bname, bias, 1, &O);
+        int32_t y = add(I, OP_DENSE, in, 3, NULL, NULL);
+        I->skip[plus] = true;
+        Val *o = define(I, I->m->nodes[plus].outputs[0]);
+        o->kind = y >= 0 ? VAL_NODE : VAL_NONE;
+        o->node = y;
+        I->failed |= y < 0;
+        return y >= 0;
+    }
+    set_node(I, 0, add(I, OP_DENSE, in, 2, NULL, NULL));
     return true;
 }
 
@@ -1826,7 +1814,7 @@ static int32_t user_of(Imp *I, const char *name, const char *op, int32_t uses)
     Val *v = lookup(I, name);
     if (!v || v->uses != uses)
         return -1;
-    for (int32_t k = 0; k < v->uses; k++) {
+    for (int32_t k = 0; k < v->readers; k++) {
         int32_t u = I->users[v->users + k];
         if (u > I->ni && !I->skip[u] && !strcmp(I->m->nodes[u].op_type, op))
             return u;
@@ -2161,6 +2149,19 @@ static int32_t pow2_at_least(int64_t n)
     return p;
 }
 
+/* Whether a value is read by a node a pattern did not consume, or is a graph output. */
+static bool live_uses(Imp *I, const Val *v)
+{
+    if (!v)
+        return false;
+    if (v->uses > v->readers)
+        return true;
+    for (int32_t k = 0; k < v->readers; k++)
+        if (!I->skip[I->users[v->users + k]])
+            return true;
+    return false;
+}
+
 /* Who produces and who reads every value name, before any node is imported. */
 static void index_values(Imp *I, int64_t nuses)
 {
@@ -2193,6 +2194,8 @@ static void index_values(Imp *I, int64_t nuses)
             I->users[v->users + v->uses++] = k;
         }
     }
+    for (int32_t v = 0; v < I->nvals; v++)
+        I->vals[v].readers = I->vals[v].uses;
     for (int32_t k = 0; k < m->noutputs; k++)
         define(I, m->outputs[k].name)->uses++; /* a graph output: no node */
 }
@@ -2238,6 +2241,17 @@ Graph *fe_import_onnx(const OnnxModel *m, const FeOptions *opt, Diag *d)
         v->c = (Const *)c;
     }
     bool ok = !I.failed && add_inputs(&I);
+    /* Constants depend on nothing: all of them first, so a pattern that starts
+     * before one (a layer norm's exponent and epsilon) can read it. */
+    for (int32_t k = 0; ok && k < m->nnodes; k++) {
+        if (strcmp(m->nodes[k].op_type, "Constant") || m->nodes[k].domain[0])
+            continue;
+        I.n = &m->nodes[k];
+        I.ni = k;
+        ok = constant(&I) && !I.failed;
+        I.skip[k] = true;
+        I.n = NULL;
+    }
     for (int32_t k = 0; ok && k < m->nnodes; k++) {
         if (I.skip[k])
             continue;
@@ -2248,7 +2262,7 @@ Graph *fe_import_onnx(const OnnxModel *m, const FeOptions *opt, Diag *d)
         for (int32_t j = 0; ok && j < I.n->noutputs; j++) {
             const char *out = I.n->outputs[j];
             Val *v = out[0] ? lookup(&I, out) : NULL;
-            if (out[0] && (!v || v->kind == VAL_NONE) && uses_of(&I, out) > 0)
+            if (out[0] && (!v || v->kind == VAL_NONE) && live_uses(&I, v))
                 ok = fail(&I, "output '%s' is not produced", out);
         }
         I.n = NULL;

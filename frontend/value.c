@@ -68,7 +68,7 @@ static void put(char *buf, size_t n, size_t *len, const char *s)
 
 static void value_text(const Elab *E, Value v, char *buf, size_t n, size_t *len)
 {
-    char tmp[160];
+    char tmp[160] = "";
     switch (v.kind) {
     case V_ERROR: put(buf, n, len, "<error>"); return;
     case V_NONE: put(buf, n, len, "none"); return;

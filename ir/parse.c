@@ -585,7 +585,7 @@ static bool parse_node(Parser *ps)
 /* return := 'return' label string */
 static bool parse_return(Parser *ps)
 {
-    int32_t node;
+    int32_t node = -1;
     if (!next(ps) || !parse_use(ps, &node))
         return false;
     if (ps->tok.kind != T_STRING)
