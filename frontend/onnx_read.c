@@ -465,6 +465,23 @@ static const char *typed_field(const CnncOnnx__TensorProto *tp, size_t *n)
     }
 }
 
+/* Converts the typed field of `t`'s dtype (typed_field), `need` bytes as raw data. */
+static void convert_typed(OnnxTensor *t, const CnncOnnx__TensorProto *tp, size_t need)
+{
+    if (t->dtype == ONNX_FLOAT)
+        memcpy(t->f, tp->float_data, need);
+    else if (t->dtype == ONNX_DOUBLE)
+        for (int64_t k = 0; k < t->count; k++)
+            t->f[k] = (float)tp->double_data[k];
+    else if (t->dtype == ONNX_INT64)
+        memcpy(t->i, tp->int64_data, need);
+    else if (t->dtype == ONNX_UINT32 || t->dtype == ONNX_UINT64)
+        for (int64_t k = 0; k < t->count; k++)
+            t->i[k] = (int64_t)tp->uint64_data[k];
+    else
+        convert_int32(t, tp->int32_data);
+}
+
 static bool tensor_shape(Reader *r, const CnncOnnx__TensorProto *tp, const char *what,
                          OnnxTensor *t)
 {
@@ -526,18 +543,8 @@ static bool read_tensor(Reader *r, const CnncOnnx__TensorProto *tp, const char *
         t->i = ir_alloc(r->arena, (size_t)held + 1);
     if (external || tp->has_raw_data)
         convert_raw(t, raw);
-    else if (t->dtype == ONNX_FLOAT)
-        memcpy(t->f, tp->float_data, need);
-    else if (t->dtype == ONNX_DOUBLE)
-        for (int64_t k = 0; k < t->count; k++)
-            t->f[k] = (float)tp->double_data[k];
-    else if (t->dtype == ONNX_INT64)
-        memcpy(t->i, tp->int64_data, need);
-    else if (t->dtype == ONNX_UINT32 || t->dtype == ONNX_UINT64)
-        for (int64_t k = 0; k < t->count; k++)
-            t->i[k] = (int64_t)tp->uint64_data[k];
-    else
-        convert_int32(t, tp->int32_data);
+    else if (t->count > 0) /* protobuf-c leaves an empty field NULL */
+        convert_typed(t, tp, need);
     free(ext);
     return true;
 }
@@ -590,11 +597,13 @@ static bool read_attr(Reader *r, const CnncOnnx__AttributeProto *ap, const char 
     a->n = (int32_t)n;
     if (a->type == ONNX_ATTR_FLOATS) {
         float *v = ir_alloc(r->arena, n * sizeof *v + 1);
-        memcpy(v, ap->floats, n * sizeof *v);
+        if (n) /* protobuf-c leaves an empty list NULL */
+            memcpy(v, ap->floats, n * sizeof *v);
         a->floats = v;
     } else if (a->type == ONNX_ATTR_INTS) {
         int64_t *v = ir_alloc(r->arena, n * sizeof *v + 1);
-        memcpy(v, ap->ints, n * sizeof *v);
+        if (n)
+            memcpy(v, ap->ints, n * sizeof *v);
         a->ints = v;
     } else if (a->type == ONNX_ATTR_STRINGS) {
         const char **v = ir_alloc(r->arena, n * sizeof *v + 1);
@@ -725,6 +734,7 @@ OnnxModel *onnx_read_buffer(const char *path, const void *data, size_t size, con
         return NULL;
     }
     if (size > MAX_FILE) {
+        r.at_start = false;
         fail(&r, "%zu bytes, more than the 2 GiB a protobuf message can hold", size);
         ir_arena_free(arena);
         return NULL;

@@ -257,13 +257,13 @@ static void every_attribute_type(void **state)
     t.data_type = ONNX_INT64;
     t.n_int64_data = 2;
     t.int64_data = tdata;
-    CnncOnnx__AttributeProto a[9];
-    CnncOnnx__AttributeProto *ap[9];
-    static const char *const names[] = {"f", "i", "s", "t", "fs", "is", "ss", "g", "old"};
-    for (int k = 0; k < 9; k++) {
+    CnncOnnx__AttributeProto a[10];
+    CnncOnnx__AttributeProto *ap[10];
+    static const char *const names[] = {"f", "i", "s", "t", "fs", "is", "ss", "g", "old", "none"};
+    for (int k = 0; k < 10; k++) {
         a[k] = (CnncOnnx__AttributeProto)CNNC_ONNX__ATTRIBUTE_PROTO__INIT;
         a[k].name = (char *)names[k];
-        a[k].has_type = k < 8;
+        a[k].has_type = k != 8;
         ap[k] = &a[k];
     }
     a[0].type = 1, a[0].has_f = true, a[0].f = 0.25f;
@@ -275,10 +275,11 @@ static void every_attribute_type(void **state)
     a[6].type = 8, a[6].n_strings = 2, a[6].strings = strs;
     a[7].type = 5; /* a graph: its field is not in onnx.proto */
     a[8].has_i = true, a[8].i = 9;
+    a[9].type = 7; /* ints, none of them */
     CnncOnnx__NodeProto node = CNNC_ONNX__NODE_PROTO__INIT;
     node.op_type = "Custom";
     node.domain = "com.example";
-    node.n_attribute = 9;
+    node.n_attribute = 10;
     node.attribute = ap;
     CnncOnnx__NodeProto *nodes[] = {&node};
     CnncOnnx__GraphProto g = CNNC_ONNX__GRAPH_PROTO__INIT;
@@ -292,7 +293,7 @@ static void every_attribute_type(void **state)
     const OnnxNode *n = &m->nodes[0];
     assert_string_equal(n->name, "");
     assert_string_equal(n->domain, "com.example");
-    assert_int_equal(n->nattrs, 9);
+    assert_int_equal(n->nattrs, 10);
     const OnnxAttr *x = onnx_attr(n, "f");
     assert_int_equal(x->type, ONNX_ATTR_FLOAT);
     assert_true(x->f == 0.25f);
@@ -323,6 +324,10 @@ static void every_attribute_type(void **state)
     x = onnx_attr(n, "old");
     assert_int_equal(x->type, ONNX_ATTR_INT);
     assert_int_equal(x->i, 9);
+    x = onnx_attr(n, "none");
+    assert_int_equal(x->type, ONNX_ATTR_INTS);
+    assert_int_equal(x->n, 0);
+    assert_non_null(x->ints);
     assert_int_equal(m->ninits, 0);
     assert_int_equal(m->ninputs, 0);
     onnx_free(m);
@@ -682,6 +687,18 @@ static void external_data(void **state)
     assert_null(onnx_read(model, 0, &c.d));
     fflush(c.f);
     snprintf(msg, sizeof msg, "%s: error: not an ONNX model (the file is empty)\n", model);
+    assert_string_equal(c.text, msg);
+    release(&c);
+    /* over protobuf's 2 GiB, refused from its size (a sparse file, never read) */
+    FILE *f = fopen(model, "wb");
+    assert_non_null(f);
+    assert_int_equal(ftruncate(fileno(f), ((off_t)1 << 31) + 1), 0);
+    fclose(f);
+    capture(&c);
+    assert_null(onnx_read(model, 0, &c.d));
+    fflush(c.f);
+    snprintf(msg, sizeof msg, "%s: error: the file has 2147483649 bytes; an ONNX file holds at "
+             "most 2 GiB (larger models keep their weights as external data)\n", model);
     assert_string_equal(c.text, msg);
     release(&c);
     remove(side);
