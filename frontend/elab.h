@@ -223,6 +223,9 @@ void fe_elab_free(Elab *E);
 bool fe_elab_add_block(Elab *E, const BlockDef *b);
 /* Starts the graph of `net`: its inputs become nodes and names. */
 bool fe_elab_begin(Elab *E, const NetworkDef *net);
+/* Starts from a graph made elsewhere (an imported ONNX model), owned from now
+ * on: its inputs and outputs become variables where their names are identifiers. */
+bool fe_elab_adopt(Elab *E, Graph *g);
 /* Runs one statement of the network body; false once it has returned. */
 bool fe_elab_stmt(Elab *E, const Stmt *s);
 /* Evaluates an expression written at the top of the network, as a bare

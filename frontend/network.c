@@ -3,6 +3,8 @@
  * statement by statement (elaborate.c), and the return sets the outputs. */
 #include "elab.h"
 
+#include <ctype.h>
+
 #include <string.h>
 
 Elab *fe_elab_new(Diag *d, const FeOptions *opt)
@@ -161,6 +163,38 @@ bool fe_elab_begin(Elab *E, const NetworkDef *net)
     for (int32_t i = 0; i < net->inputs.n; i++)
         declare_input(E, &net->inputs.items[i]);
     return E->d->nerrors == errors;
+}
+
+/* A name that can be typed as a variable: an identifier (reserved words are
+ * rejected when typed, so binding one does no harm). */
+static bool typable(const char *s)
+{
+    if (!(isalpha((unsigned char)*s) || *s == '_'))
+        return false;
+    for (; *s; s++)
+        if (!(isalnum((unsigned char)*s) || *s == '_'))
+            return false;
+    return true;
+}
+
+bool fe_elab_adopt(Elab *E, Graph *g)
+{
+    E->g = g;
+    E->errors_at_start = E->d->nerrors;
+    E->depth = E->steps = E->weight_bytes = 0;
+    E->stopped = false;
+    memset(&E->root, 0, sizeof E->root);
+    E->root.env = &E->root_env;
+    E->frame = &E->root;
+    E->scope = ir_alloc(E->arena, sizeof *E->scope);
+    E->scope->path = "";
+    for (int32_t i = 0; i < g->nnodes; i++)
+        if (g->nodes[i].op == OP_INPUT && typable(g->nodes[i].name))
+            fe_env_set(E, &E->root_env, g->nodes[i].name, fe_tensor(i));
+    for (int32_t i = 0; i < g->noutputs; i++)
+        if (typable(g->outputs[i].name))
+            fe_env_set(E, &E->root_env, g->outputs[i].name, fe_tensor(g->outputs[i].node));
+    return true;
 }
 
 static void add_output(Elab *E, const Expr *x, Value v)

@@ -2232,6 +2232,7 @@ Graph *fe_import_onnx(const OnnxModel *m, const FeOptions *opt, Diag *d)
     I.users = ir_alloc(I.tmp, (size_t)(nuses + 1) * sizeof *I.users);
     index_values(&I, nuses);
     I.g = ir_graph_new(m->graph_name && m->graph_name[0] ? m->graph_name : "onnx");
+    I.loc.file = ir_strdup(I.g->arena, m->path); /* nodes' locations outlive the model */
     for (int32_t k = 0; k < m->ninits && !I.failed; k++) {
         const Const *c = const_of_tensor(&I, &m->inits[k]);
         if (!c)

@@ -517,9 +517,29 @@ static void run_body(Net *net, const NetworkDef *def)
     ir_arena_free(a);
 }
 
+/* An ONNX model: its graph as imported, its outputs returned. */
+static bool load_onnx(FeSession *s, const char *path, Diag *d)
+{
+    Graph *g = fe_load_onnx(path, &s->opt, d);
+    if (!g)
+        return false;
+    Net net = {.E = fe_elab_new(d, &s->opt), .last = -1, .returned = true};
+    fe_elab_adopt(net.E, g);
+    net.nouts = g->noutputs;
+    net.outs = ir_alloc(net.E->arena, ((size_t)g->noutputs + 1) * sizeof *net.outs);
+    for (int32_t i = 0; i < g->noutputs; i++)
+        net.outs[i] = g->outputs[i];
+    fe_elab_free(s->net.E);
+    s->net = net;
+    return true;
+}
+
 bool fe_session_load(FeSession *s, const char *path, Diag *d)
 {
     d = diag_or_quiet(s, d);
+    size_t len = strlen(path);
+    if (len >= 5 && !strcmp(path + len - 5, ".onnx"))
+        return load_onnx(s, path, d);
     int errors = d->nerrors;
     Net net = {.E = fe_elab_new(d, &s->opt), .last = -1};
     const NetworkDef *def;

@@ -92,12 +92,6 @@ static bool cmd_quit(Repl *r, const ReplArgs *a)
     return true;
 }
 
-static bool ends_with(const char *s, const char *suffix)
-{
-    size_t n = strlen(s), k = strlen(suffix);
-    return n >= k && !strcmp(s + n - k, suffix);
-}
-
 static void clear_inputs(Repl *r)
 {
     for (int32_t i = 0; i < r->ninputs; i++) repl_input_free(&r->inputs[i]);
@@ -145,9 +139,6 @@ static void describe(Repl *r, const char *cmd)
 
 bool repl_load(Repl *r, const char *cmd, const char *path, const char *weights, int64_t batch)
 {
-    if (ends_with(path, ".onnx"))
-        return repl_fail(r, cmd, "'%s': ONNX import is not available yet (load a .cnn model)",
-                         path);
     FeOptions fo = {.batch = batch};
     FeSession *s = fe_session_new(&fo);
     ReplDiag rd;
