@@ -214,7 +214,7 @@ check ":compare: output against the unoptimized graph" grep -qE "^  fc2 +max abs
 # ---- errors of commands: named, and the session goes on ---------------------------------
 session errors 1 -c ":load $tmp/nothing.onnx; :load; :cuda conv1; :target cuda; \
 :time 0; :print; :print fc2 99:100; :input image $tmp/missing.npy; :q; :print fc2"
-check "ONNX" has errors.err "error: :load: '$tmp/nothing.onnx': ONNX import is not available yet"
+check "ONNX file missing" has errors.err "$tmp/nothing.onnx: error: cannot read the model: No such file or directory"
 check "no file" has errors.err "error: :load: which file?"
 check ":cuda without a network" has errors.err "error: :cuda: no network"
 check ":target cuda" has errors.err "error: :target: the REPL runs networks on the CPU"
