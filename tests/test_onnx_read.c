@@ -523,6 +523,14 @@ static void damaged_files(void **state)
     t = raw_tensor(-1);
     m = model_of(&t);
     assert_refused(m.b, m.n, NULL, 0, "tensor 'w' (graph.initializer[0]): dim 0 is -1");
+    t.n = 0;
+    put_int(&t, 1, 1 << 20);
+    put_int(&t, 1, 1 << 20);
+    put_int(&t, 2, ONNX_FLOAT);
+    m = model_of(&t);
+    assert_refused(m.b, m.n, NULL, 0,
+                   "tensor graph.initializer[0]: dims [1048576,1048576] make more than 2^38 "
+                   "elements");
     t = raw_tensor(4);
     m = model_of(&t);
     assert_refused(m.b, m.n, NULL, 12,
