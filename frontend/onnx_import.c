@@ -310,10 +310,16 @@ static int32_t add_param(Imp *I, const char *name, const Const *c, int32_t rank,
 {
     if (!room_for_node(I))
         return -1;
+    if (rank > IR_MAX_RANK) {
+        fail(I, "'%s' has %d dims, more than %d", name, (int)rank, IR_MAX_RANK);
+        return -1;
+    }
+    if (ir_numel_checked(rank, dims) != c->count) {
+        fail(I, "'%s' has %lld values for the shape %s", name, (long long)c->count,
+             dims_str(I, rank, dims));
+        return -1;
+    }
     TensorType t = ir_type_f32(rank, dims);
-    if (ir_numel_checked(rank, dims) != c->count)
-        ICE("parameter '%s' of %lld values for %lld", name, (long long)c->count,
-            (long long)ir_numel_checked(rank, dims));
     int64_t bytes = c->count * (int64_t)sizeof(float);
     if (bytes > I->lim.max_weights - I->weight_bytes) {
         fail(I, "the parameters need more than the %lld-byte limit at '%s' (raise it with "
@@ -1085,6 +1091,9 @@ static bool gather(Imp *I)
         dims[r++] = idx->dims[k];
     for (int32_t k = axis + 1; k < data->rank; k++)
         inner *= data->dims[k], dims[r++] = data->dims[k];
+    if (ir_mul_sat(ir_mul_sat(outer, idx->count), inner) > (1 << 26))
+        return fail(I, "a gathered constant of shape %s is too large to compute at import",
+                    dims_str(I, rank, dims));
     Const *c = const_new(I, rank, dims, data->i != NULL);
     int64_t at = 0;
     for (int64_t o = 0; o < outer; o++)
@@ -1721,6 +1730,8 @@ static bool layernormalization(Imp *I)
     if (I->n->noutputs > 1 && (I->n->outputs[1][0] || (I->n->noutputs > 2 && I->n->outputs[2][0])))
         return fail(I, "the Mean and InvStdDev outputs are not supported");
     int64_t len = t->dims[axis];
+    if (len > (1 << 26))
+        return fail(I, "normalizing over %lld elements is not supported", (long long)len);
     int32_t in[3] = {x, -1, -1};
     for (int32_t k = 1; k < 3; k++) {
         if (k < I->n->ninputs && I->n->inputs[k][0]) {
@@ -1969,6 +1980,20 @@ typedef struct OpEntry {
     Handler fn;
 } OpEntry;
 
+/* Inputs an op needs at least (others: 1; Constant 0). */
+static int32_t min_inputs(const char *op)
+{
+    static const struct { const char *op; int32_t n; } table[] = {
+        {"Constant", 0}, {"Add", 2}, {"Sub", 2}, {"Mul", 2}, {"Div", 2}, {"Pow", 2},
+        {"Conv", 2}, {"BatchNormalization", 5}, {"Gemm", 2}, {"MatMul", 2}, {"Gather", 2},
+        {"Reshape", 2}, {"Slice", 3}, {"LayerNormalization", 1},
+    };
+    for (size_t k = 0; k < sizeof table / sizeof table[0]; k++)
+        if (!strcmp(table[k].op, op))
+            return table[k].n;
+    return 1;
+}
+
 static const OpEntry ops[] = {
     {"Abs", abs_}, {"Add", add_}, {"AveragePool", avgpool}, {"BatchNormalization", batchnorm},
     {"Cast", cast}, {"Clip", clip}, {"Concat", concat}, {"Constant", constant},
@@ -2103,6 +2128,11 @@ static bool add_inputs(Imp *I)
                 break;
             }
         }
+        for (int32_t j = 0; ok && j < v->rank; j++)
+            if (dims[j] == 0)
+                ok = fail(I, "input '%s' has a dim of 0", v->name);
+        if (ok && taken(I, v->name))
+            ok = fail(I, "input '%s' is declared twice", v->name);
         if (!ok)
             continue;
         TensorType t = ir_type_f32(v->rank, dims);
@@ -2211,6 +2241,11 @@ Graph *fe_import_onnx(const OnnxModel *m, const FeOptions *opt, Diag *d)
                  MIN_OPSET, MAX_OPSET);
         return NULL;
     }
+    if (m->nnodes > I.lim.max_nodes) {
+        ir_error(d, I.loc, "the model has %d nodes, more than the limit of %lld (raise it with "
+                 "--max-nodes=N)", (int)m->nnodes, (long long)I.lim.max_nodes);
+        return NULL;
+    }
     I.tmp = ir_arena_new();
     if (!check_ops(&I)) {
         ir_arena_free(I.tmp);
@@ -2249,7 +2284,10 @@ Graph *fe_import_onnx(const OnnxModel *m, const FeOptions *opt, Diag *d)
             continue;
         I.n = &m->nodes[k];
         I.ni = k;
-        ok = constant(&I) && !I.failed;
+        if (I.n->noutputs < 1 || !I.n->outputs[0][0])
+            ok = fail(&I, "the node has no output");
+        else
+            ok = constant(&I) && !I.failed;
         I.skip[k] = true;
         I.n = NULL;
     }
@@ -2258,7 +2296,14 @@ Graph *fe_import_onnx(const OnnxModel *m, const FeOptions *opt, Diag *d)
             continue;
         I.n = &m->nodes[k];
         I.ni = k;
-        if (!handler_of(I.n)(&I) || I.failed)
+        int32_t need = min_inputs(I.n->op_type), given = 0;
+        for (int32_t j = 0; j < I.n->ninputs && j < need; j++)
+            given += I.n->inputs[j][0] != 0;
+        if (I.n->noutputs < 1 || !I.n->outputs[0][0])
+            ok = fail(&I, "the node has no output");
+        else if (given < need)
+            ok = fail(&I, "needs %d inputs, has %d", (int)need, (int)given);
+        else if (!handler_of(I.n)(&I) || I.failed)
             ok = false;
         for (int32_t j = 0; ok && j < I.n->noutputs; j++) {
             const char *out = I.n->outputs[j];
