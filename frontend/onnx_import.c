@@ -2154,6 +2154,13 @@ static bool add_outputs(Imp *I)
     bool ok = true;
     for (int32_t k = 0; k < I->m->noutputs; k++) {
         const char *name = I->m->outputs[k].name;
+        bool twice = false;
+        for (int32_t j = 0; j < k; j++)
+            twice |= !strcmp(I->m->outputs[j].name, name);
+        if (twice) {
+            ok = fail(I, "output '%s' is listed twice", name);
+            continue;
+        }
         Val *v = lookup(I, name);
         if (!v || v->kind == VAL_NONE) {
             ok = fail(I, "output '%s' is not computed by any node", name);

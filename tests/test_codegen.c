@@ -95,6 +95,13 @@ static const Case cases[] = {
      "  n = -mean(e, [2, 3])\n"
      "  return e, g, h, k, m, n\n"
      "}\n"},
+    {"constants", /* parameters read as data: folded, or (fold_const off) read in place */
+     "network constants(x: f32[N=2, 4]) {\n"
+     "  p = parameter([1, 4]) as p\n"
+     "  y = dense(p, 4) as d\n"
+     "  z = relu(p) + x\n"
+     "  return y + x, z, concat(sigmoid(p), p, axis=1)\n"
+     "}\n"},
     {"odd_channels",
      "network odd_channels(x: f32[N=1, 3, 9, 9]) {\n"
      "  a = relu(conv2d(x, 12, kernel=3, pad=1) as c1)\n"

@@ -287,8 +287,13 @@ static LLVMValueRef value_ptr(Cg *cg, const Run *r, int32_t id)
         return byte_offset(cg, r->in[nd->mem.index], off + nd->mem.offset);
     case MEM_OUTPUT:
         return byte_offset(cg, r->out[nd->mem.index], off + nd->mem.offset);
-    case MEM_WEIGHTS:
-        return LLVMConstNull(cg->t_ptr);
+    case MEM_WEIGHTS: { /* a parameter read as data (dense of a constant): its raw values */
+        if (!nd->data)
+            ICE("parameter '%s' has no data", nd->name);
+        char name[256];
+        snprintf(name, sizeof name, "%s.raw", nd->name);
+        return byte_offset(cg, cg_weights(cg, name, nd->data, ir_numel(&nd->type)), off);
+    }
     case MEM_UNPLANNED:
     case MEM_ALIAS:
         break;

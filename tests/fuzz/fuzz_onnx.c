@@ -1,10 +1,12 @@
 /* fuzz_onnx.c: reading an ONNX model from memory (frontend/onnx_read.c), with a
  * limit of 1 MiB of tensor data and external data looked up in a folder holding
- * one 256-byte file, w.bin. Every part of a model read is touched, so the
+ * one 256-byte file, w.bin, then importing it (frontend/onnx_import.c) at batch 2
+ * with at most 2000 nodes: a graph comes back exactly when no error was reported. Every part of a model read is touched, so the
  * sanitizers see any pointer or count that does not hold what it says; an input
  * that passes the reader's own walk of the wire format but that protobuf-c
  * rejects is a finding too (the walk is to explain every failure). */
 #include "fuzz.h"
+#include "frontend.h"
 #include "onnx.h"
 
 #include <stdio.h>
@@ -103,6 +105,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (int32_t k = 0; k < m->ninits; k++)
             sum += touch_tensor(&m->inits[k]);
         sum += touch_values(m->inputs, m->ninputs) + touch_values(m->outputs, m->noutputs);
+        FeOptions opt = {.batch = 2, .limits = {.max_nodes = 2000, .max_weights = 1 << 22}};
+        int before = d.nerrors;
+        Graph *g = fe_import_onnx(m, &opt, &d);
+        if (!g != (d.nerrors > before))
+            abort();
+        if (g && !ir_verify(g, &d))
+            abort();
+        ir_graph_free(g);
         onnx_free(m);
     }
     ir_diag_fini(&d);
