@@ -72,6 +72,15 @@ bool fe_bind_safetensors_partial(Graph *g, const char *path, Diag *d);
 /* Writes every bound PARAM of `g` as F32 safetensors (through a temp file). */
 bool fe_write_safetensors(const Graph *g, const char *path, char *err, size_t errlen);
 
+/* emit_cnn.c: writes `g` as loaded (every PARAM bound, no pass run) back in the
+ * cnnc language: DIR/MODEL.cnn, one statement per node, and its weights
+ * DIR/MODEL.safetensors under the names the language gives them, so that the
+ * pair compiles to the same graph up to names. `origin` (where the model came
+ * from) goes in the file's header comment. An op, attribute or weight the
+ * language cannot say is an error naming the node; a failure leaves neither
+ * file half-written. DIR must exist. */
+bool fe_emit_cnn(const Graph *g, const char *dir, const char *model, const char *origin, Diag *d);
+
 /* weights.c: deterministic weights that depend only on (seed, parameter name,
  * shape), scaled so activations stay in a sane range through deep networks. */
 void fe_random_weights(Graph *g, uint64_t seed);

@@ -4,6 +4,7 @@
  * graph node whose shape is inferred at once. */
 #include "elab.h"
 
+#include <math.h>
 #include <string.h>
 
 /* ---- nodes ---------------------------------------------------------------- */
@@ -718,6 +719,44 @@ static Value channel_shuffle(Elab *E, const Call *c)
     return with_attrs(E, c, OP_CHANNEL_SHUFFLE, groups_attrs);
 }
 
+/* affine(x, scale=1, shift=0): x * scale + shift rounded once, the one node that
+ * `x * 3 + 1` makes in two. Finite, as the operators' factors and offsets are. */
+static bool affine_attrs(Elab *E, const Call *c, Attrs *at)
+{
+    bool ok = arg_float(E, c, 1, 1, &at->affine.scale);
+    ok &= arg_float(E, c, 2, 0, &at->affine.shift);
+    const float v[2] = {at->affine.scale, at->affine.shift};
+    for (int i = 0; ok && i < 2; i++)
+        if (!isfinite(v[i])) {
+            fe_error(E, c->locs[1 + i], "%s %s is not a finite f32", pname(c, 1 + i),
+                     fe_value_str(E, c->args[1 + i]));
+            ok = false;
+        }
+    return ok;
+}
+
+static Value affine(Elab *E, const Call *c)
+{
+    return with_attrs(E, c, OP_AFFINE, affine_attrs);
+}
+
+/* slice(x, start, end, axis=1): elements [start, end) of one dim; its inference
+ * says when the range is not within the dim. */
+static bool slice_attrs(Elab *E, const Call *c, Attrs *at)
+{
+    int64_t start, end, axis = at->slice.axis;
+    bool ok = arg_int(E, c, 1, 0, 0, &start);
+    ok &= arg_int(E, c, 2, 0, 0, &end);
+    ok &= arg_axis(E, c, 3, &axis);
+    at->slice = (SliceAttrs){(int32_t)axis, (int32_t)start, (int32_t)end};
+    return ok;
+}
+
+static Value slice(Elab *E, const Call *c)
+{
+    return with_attrs(E, c, OP_SLICE, slice_attrs);
+}
+
 static bool pad_attrs(Elab *E, const Call *c, Attrs *at)
 {
     bool same;
@@ -835,6 +874,7 @@ static const Builtin layers[] = {
     LAYER("relu6", 1, relu6, "x"),
     LAYER("clip", 3, clip, "x", "min", "max"),
     LAYER("leaky_relu", 1, leaky_relu, "x", "alpha"),
+    LAYER("affine", 1, affine, "x", "scale", "shift"),
     LAYER("add", 2, binary, "a", "b"),
     LAYER("sub", 2, binary, "a", "b"),
     LAYER("mul", 2, binary, "a", "b"),
@@ -852,6 +892,7 @@ static const Builtin layers[] = {
     LAYER("chunk", 2, chunk, "x", "chunks", "axis"),
     LAYER("split", 2, split, "x", "size", "axis"),
     LAYER("channel_shuffle", 2, channel_shuffle, "x", "groups"),
+    LAYER("slice", 3, slice, "x", "start", "end", "axis"),
     LAYER("pad", 2, pad, "x", "pad", "value"),
     LAYER("mean", 2, mean, "x", "axes", "keepdims"),
     LAYER("parameter", 1, parameter, "shape"),

@@ -25,9 +25,9 @@
 #define CNNC_RUNTIME_LIB NULL
 #endif
 
-/* EMIT_IR and EMIT_DOT print the frontend's graph; the others compile. */
+/* EMIT_IR, EMIT_DOT and EMIT_CNN write the frontend's graph; the others compile. */
 typedef enum { EMIT_NONE, EMIT_IR, EMIT_DOT, EMIT_IR_OPT, EMIT_PLAN, EMIT_LLVM, EMIT_ASM, EMIT_OBJ,
-               EMIT_CUDA, EMIT_PTX } Emit;
+               EMIT_CUDA, EMIT_PTX, EMIT_CNN } Emit;
 
 #define MAX_INPUT_FILES 16
 
@@ -58,6 +58,7 @@ typedef struct Options {
 static const char usage[] =
     "usage: cnnc MODEL.cnn -o MODEL.so [options]\n"
     "       cnnc MODEL.cnn --emit=ir|dot|ir-opt|plan|llvm|asm|obj [options]\n"
+    "       cnnc MODEL.onnx --emit=cnn -o DIR [options]   (the model in the cnnc language)\n"
     "       cnnc run MODEL.cnn [options]\n"
     "       cnnc repl [MODEL.cnn] [options]   (interactive; cnnc repl --help)\n"
     "       cnnc --onnx-ops                   (the ONNX operators it imports)\n"
@@ -74,6 +75,9 @@ static const char usage[] =
     "  --emit=llvm|asm|obj print the LLVM IR, assembly or object code of the model\n"
     "  --emit=cuda|ptx     print the CUDA C or PTX of the model's GPU kernels (implies\n"
     "                      --target=cuda)\n"
+    "  --emit=cnn -o DIR   write the graph as loaded in the cnnc language, DIR/MODEL.cnn,\n"
+    "                      and its weights, DIR/MODEL.safetensors, to read, edit and\n"
+    "                      compile again (DIR is made when missing)\n"
     "  --target=cpu|cuda   the machine the model runs on (default cpu); a CUDA model.so\n"
     "                      holds cubin for --gpu-arch and PTX, and needs only the CUDA\n"
     "                      driver (libcuda.so.1) where it runs\n"
@@ -109,12 +113,12 @@ static bool set_emit(Options *o, const char *v)
     static const struct { const char *name; Emit e; } kinds[] = {
         {"ir", EMIT_IR}, {"dot", EMIT_DOT}, {"ir-opt", EMIT_IR_OPT}, {"plan", EMIT_PLAN},
         {"llvm", EMIT_LLVM}, {"asm", EMIT_ASM}, {"obj", EMIT_OBJ}, {"cuda", EMIT_CUDA},
-        {"ptx", EMIT_PTX},
+        {"ptx", EMIT_PTX}, {"cnn", EMIT_CNN},
     };
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
         if (!strcmp(v, kinds[i].name)) return o->emit = kinds[i].e, true;
-    cli_fail("unknown --emit kind '%s' (expected ir, dot, ir-opt, plan, llvm, asm, obj, cuda "
-         "or ptx)", v);
+    cli_fail("unknown --emit kind '%s' (expected ir, dot, ir-opt, plan, llvm, asm, obj, cuda, "
+         "ptx or cnn)", v);
     return false;
 }
 
@@ -332,6 +336,9 @@ static int parse_args(Options *o, int argc, char **argv)
     if (o->run && o->emit != EMIT_NONE) return cli_fail("--emit is not an option of 'cnnc run'"), 1;
     if (!o->run && o->emit == EMIT_NONE && !o->out)
         return cli_fail("nothing to do: give -o MODEL.so, --emit=KIND, or use 'cnnc run'"), 1;
+    if (o->emit == EMIT_CNN && (!o->out || !strcmp(o->out, "-")))
+        return cli_fail("--emit=cnn writes two files, MODEL.cnn and MODEL.safetensors: give -o DIR, "
+                        "the folder for them"), 1;
     if (o->out && !strcmp(o->out, "-")) {
         if (o->run || o->emit == EMIT_NONE)
             return cli_fail("-o -: %s cannot go to standard output; give a file name",
@@ -400,6 +407,67 @@ static int write_out(const Options *o, bool (*emit)(FILE *f, void *ctx), void *c
 static int emit(Graph *g, const Options *o)
 {
     return write_out(o, o->emit == EMIT_IR ? print_graph : print_dot, g);
+}
+
+/* MODEL of a model path DIR/MODEL.EXT; "model" when that leaves nothing. */
+static char *model_stem(const char *path)
+{
+    const char *base = strrchr(path, '/');
+    char *stem = ir_xstrdup(base ? base + 1 : path);
+    char *dot = strrchr(stem, '.');
+    if (dot && dot != stem) *dot = 0;
+    if (!stem[0] || !strcmp(stem, ".") || !strcmp(stem, "..")) {
+        free(stem);
+        stem = ir_xstrdup("model");
+    }
+    return stem;
+}
+
+static bool same_file(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    return a && b && stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+           sa.st_ino == sb.st_ino;
+}
+
+/* A file --emit=cnn would write over that this run reads. */
+static const char *read_file_at(const Options *o, const char *path)
+{
+    return same_file(path, o->model) ? o->model : same_file(path, o->weights) ? o->weights : NULL;
+}
+
+/* --emit=cnn: DIR/MODEL.cnn and DIR/MODEL.safetensors. A folder made here is
+ * removed again when they are not written. */
+static int emit_cnn(const Graph *g, const Options *o, Diag *d)
+{
+    struct stat st;
+    bool made = false;
+    if (stat(o->out, &st) != 0) {
+        if (errno != ENOENT || mkdir(o->out, 0777) != 0)
+            return cli_fail("cannot make the folder '%s': %s", o->out, strerror(errno)), 1;
+        made = true;
+    } else if (!S_ISDIR(st.st_mode)) {
+        return cli_fail("-o '%s' is not a folder (--emit=cnn writes MODEL.cnn and "
+                        "MODEL.safetensors into one)", o->out), 1;
+    }
+    char *model = model_stem(o->model);
+    const char *exts[] = {"cnn", "safetensors"};
+    int rc = 0;
+    for (int i = 0; i < 2 && !rc; i++) {
+        char *path = ir_xmalloc(strlen(o->out) + strlen(model) + 16);
+        sprintf(path, "%s/%s.%s", o->out, model, exts[i]);
+        const char *input = read_file_at(o, path);
+        if (input) {
+            cli_fail("--emit=cnn would write '%s' over '%s', which it reads; give another -o DIR",
+                     path, input);
+            rc = 1;
+        }
+        free(path);
+    }
+    if (!rc && !fe_emit_cnn(g, o->out, model, o->model, d)) rc = 1;
+    if (rc && made) rmdir(o->out);
+    free(model);
+    return rc;
 }
 
 /* Finds the file for input `name` among --input options (FILE or NAME=FILE). */
@@ -666,6 +734,7 @@ int main(int argc, char **argv)
     if (!g || d.nerrors) rc = 1;
     if (!rc && o.run) rc = run(g, &o);
     else if (!rc && (o.emit == EMIT_IR || o.emit == EMIT_DOT)) rc = emit(g, &o);
+    else if (!rc && o.emit == EMIT_CNN) rc = emit_cnn(g, &o, &d);
     else if (!rc) rc = compile(g, &o, &d);
     if (g) ir_graph_free(g);
     ir_diag_fini(&d);
