@@ -998,6 +998,9 @@ static bool flatten(Imp *I)
     return view_of(I, v, 2, out);
 }
 
+static const Const *strided_copy(Imp *I, const Const *s, int32_t rank, const int64_t *dims,
+                                 int64_t base, const int64_t *walk);
+
 static bool transpose(Imp *I)
 {
     Val *v = input_val(I, 0);
@@ -1029,7 +1032,7 @@ static bool transpose(Imp *I)
     }
     if (v->kind == VAL_CONST) {
         const Const *s = v->c;
-        int64_t dims[ONNX_MAX_RANK], st[ONNX_MAX_RANK], idx[ONNX_MAX_RANK] = {0};
+        int64_t dims[ONNX_MAX_RANK], st[ONNX_MAX_RANK];
         for (int32_t k = 0; k < r; k++)
             dims[k] = s->dims[perm[k]];
         int64_t acc = 1;
@@ -1037,22 +1040,10 @@ static bool transpose(Imp *I)
             st[k] = acc;
             acc *= s->dims[k];
         }
-        Const *c = const_new(I, r, dims, s->i != NULL);
-        for (int64_t k = 0; k < c->count; k++) {
-            int64_t at = 0;
-            for (int32_t j = 0; j < r; j++)
-                at += idx[j] * st[perm[j]];
-            if (c->i)
-                c->i[k] = s->i[at];
-            else
-                c->f[k] = s->f[at];
-            for (int32_t j = r - 1; j >= 0; j--) {
-                if (++idx[j] < dims[j])
-                    break;
-                idx[j] = 0;
-            }
-        }
-        set_const(I, 0, c);
+        int64_t walk[ONNX_MAX_RANK];
+        for (int32_t j = 0; j < r; j++)
+            walk[j] = st[perm[j]];
+        set_const(I, 0, strided_copy(I, s, r, dims, 0, walk));
         return true;
     }
     if (r > IR_MAX_RANK)
@@ -1066,6 +1057,30 @@ static bool transpose(Imp *I)
     int32_t x = v->node;
     set_node(I, 0, add(I, OP_TRANSPOSE, &x, 1, &at, NULL));
     return true;
+}
+
+/* A constant of `dims` whose element at index (i0, i1, ...) is s's element
+ * base + i0 walk[0] + i1 walk[1] + ...: a transpose or a strided slice of s. */
+static const Const *strided_copy(Imp *I, const Const *s, int32_t rank, const int64_t *dims,
+                                 int64_t base, const int64_t *walk)
+{
+    Const *c = const_new(I, rank, dims, s->i != NULL);
+    int64_t idx[ONNX_MAX_RANK] = {0};
+    for (int64_t k = 0; k < c->count; k++) {
+        int64_t at = base;
+        for (int32_t j = 0; j < rank; j++)
+            at += idx[j] * walk[j];
+        if (c->i)
+            c->i[k] = s->i[at];
+        else
+            c->f[k] = s->f[at];
+        for (int32_t j = rank - 1; j >= 0; j--) {
+            if (++idx[j] < dims[j])
+                break;
+            idx[j] = 0;
+        }
+    }
+    return c;
 }
 
 /* Gather on constants (the index arithmetic of shapes). */
@@ -1169,28 +1184,13 @@ static bool slice(Imp *I)
         step[a] = s;
     }
     if (v->kind == VAL_CONST) {
-        const Const *s = v->c;
-        Const *c = const_new(I, r, dims, s->i != NULL);
-        int64_t st[ONNX_MAX_RANK], idx[ONNX_MAX_RANK] = {0}, acc = 1;
+        int64_t walk[ONNX_MAX_RANK], base = 0, acc = 1;
         for (int32_t k = r - 1; k >= 0; k--) {
-            st[k] = acc;
+            base += lo[k] * acc;
+            walk[k] = step[k] * acc;
             acc *= in[k];
         }
-        for (int64_t k = 0; k < c->count; k++) {
-            int64_t at = 0;
-            for (int32_t j = 0; j < r; j++)
-                at += (lo[j] + idx[j] * step[j]) * st[j];
-            if (c->i)
-                c->i[k] = s->i[at];
-            else
-                c->f[k] = s->f[at];
-            for (int32_t j = r - 1; j >= 0; j--) {
-                if (++idx[j] < dims[j])
-                    break;
-                idx[j] = 0;
-            }
-        }
-        set_const(I, 0, c);
+        set_const(I, 0, strided_copy(I, v->c, r, dims, base, walk));
         return true;
     }
     if (v->kind != VAL_NODE)
