@@ -4,9 +4,14 @@
 For each model, batch size and thread count it compiles the model with cnnc
 (random weights), times it with `cnnrun --bench`, times PyTorch's CPU inference
 of the same torchvision architecture (frozen TorchScript, optimize_for_inference)
-with the same threads, and writes bench/RESULTS.md: median latency of both,
-their ratio, GFLOP/s, the fraction of this machine's measured FMA peak, and the
-activation arena against the sum of all tensors. A last section, "where the time
+and ONNX Runtime's (CPUExecutionProvider, ORT_ENABLE_ALL) on that architecture
+exported by torch.onnx at opset 17, with the same threads, times cnnc's model.so
+compiled from that export, and writes bench/RESULTS.md: median latency of each,
+cnnc's ratio to PyTorch and to ONNX Runtime, GFLOP/s, the fraction of this
+machine's measured FMA peak, and the activation arena against the sum of all
+tensors. ONNX Runtime runs in --ort-python (default .venv/bin/python, which `make
+test-venv` makes); without it, or when cnnc cannot import the export, those
+columns say "—". A last section, "where the time
 goes", lists the slowest kernels of ResNet-50 (batch 1, 2 threads) from
 `cnnrun --profile`; --profile-only recomputes just that section and merges it
 into an existing RESULTS.md, leaving the measured rows as they are. --merge
@@ -21,6 +26,7 @@ the GPU section is skipped, with a message, and left as it was.
     /usr/bin/python3 bench/run.py [--build=build] [--models=resnet50,mobilenet_v2]
                                   [--batches=1,8] [--threads=1,2] [--runs=20]
                                   [--profile-only | --merge] [--gpu | --gpu-only]
+                                  [--ort-python=.venv/bin/python]
                                   [--gpu-models=...] [--gpu-batches=1,32]
                                   [--gpu-math=tf32,f32] [--gpu-runs=100]
 """
@@ -131,6 +137,92 @@ def time_torch(model, batch, threads, runs):
     return float(re.search(r"median ([\d.]+) ms", out).group(1))
 
 
+ORT_EXPORT = r"""
+import sys, torch
+sys.path.insert(0, %r)
+import torchvision_names
+net = torchvision_names.build(sys.argv[1]).eval()
+with torch.no_grad():
+    torch.onnx.export(net, torch.zeros(1, 3, 224, 224), sys.argv[2], opset_version=17,
+                      input_names=["input"], output_names=["output"],
+                      dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}})
+"""
+
+ORT_TIMER = r"""
+import sys, time
+import numpy as np, onnxruntime as ort
+path, batch, threads, runs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+opts = ort.SessionOptions()
+opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+opts.intra_op_num_threads = threads
+opts.inter_op_num_threads = 1
+s = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+x = {"input": np.random.default_rng(0).uniform(-1, 1, (batch, 3, 224, 224)).astype(np.float32)}
+for _ in range(3):
+    s.run(None, x)
+times = []
+for _ in range(runs):
+    t0 = time.perf_counter()
+    s.run(None, x)
+    times.append((time.perf_counter() - t0) * 1e3)
+times.sort()
+print("median %.4f ms" % times[len(times) // 2])
+"""
+
+
+class Onnx:
+    """The ONNX side of a model: its export, ONNX Runtime's latency and cnnc's model.so
+    compiled from the export. Every failure (no --ort-python, an export or a cnnc import
+    that fails) is said once and leaves its columns empty."""
+
+    def __init__(self, python, cnnc, tmp):
+        self.python, self.cnnc, self.tmp = python, cnnc, tmp
+        self.version = None
+        if not os.access(python, os.X_OK):
+            print("ONNX Runtime skipped: no %s (make test-venv makes it)" % python, flush=True)
+            self.python = None
+            return
+        try:
+            self.version = run([python, "-c", "import onnxruntime; "
+                                "print(onnxruntime.__version__)"]).strip()
+        except RuntimeError as e:
+            print("ONNX Runtime skipped: %s" % e, flush=True)
+            self.python = None
+
+    def export(self, model):
+        """The path of the model's export, or None."""
+        if not self.python:
+            return None
+        path = os.path.join(self.tmp, model + ".onnx")
+        try:
+            run([self.python, "-c", ORT_EXPORT % os.path.join(ROOT, "tools"), model, path])
+        except RuntimeError as e:
+            print("%s: torch.onnx.export failed: %s" % (model, e), flush=True)
+            return None
+        return path
+
+    def time_ort(self, path, batch, threads, runs):
+        if not path:
+            return None
+        env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+        out = run([self.python, "-c", ORT_TIMER, path, str(batch), str(threads), str(runs)],
+                  env=env)
+        return float(re.search(r"median ([\d.]+) ms", out).group(1))
+
+    def compile(self, path, batch):
+        """cnnc's model.so of the export at `batch`, or None (after saying why)."""
+        if not path:
+            return None
+        so = path[:-5] + "_b%d.so" % batch
+        r = subprocess.run([self.cnnc, path, "--batch=%d" % batch, "-o", so],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            print("%s: cnnc cannot compile the export: %s" % (
+                os.path.basename(path), (r.stderr.strip().splitlines() or ["?"])[0]), flush=True)
+            return None
+        return so
+
+
 PROFILE_MODEL, PROFILE_BATCH, PROFILE_THREADS, PROFILE_TOP = "resnet50", 1, 2, 10
 PROFILE_TITLE = "## Where the time goes"
 GPU_TITLE = gpu.TITLE
@@ -235,6 +327,8 @@ def main():
                     help="only the 'where the time goes' section, merged into --out")
     ap.add_argument("--merge", action="store_true",
                     help="only --models, their rows merged into the table of --out")
+    ap.add_argument("--ort-python", default=os.path.join(ROOT, ".venv", "bin", "python"),
+                    help="a Python with onnxruntime that sees torch (make test-venv)")
     ap.add_argument("--gpu", action="store_true", help="the GPU section too")
     ap.add_argument("--gpu-only", action="store_true",
                     help="only the GPU section, merged into --out")
@@ -262,7 +356,9 @@ def main():
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         peak = machine_peak(tmp, threads + [PROFILE_THREADS])
+        ox = Onnx(a.ort_python, cnnc, tmp)
         for model in a.models.split(","):
+            exported = ox.export(model)
             for batch in [int(b) for b in a.batches.split(",")]:
                 so = os.path.join(tmp, "%s_b%d.so" % (model, batch))
                 t0 = time.perf_counter()
@@ -271,22 +367,24 @@ def main():
                 compile_s = time.perf_counter() - t0
                 flops = model_flops(cnnc, model, batch)
                 arena, total = memory_plan(cnnc, model, batch)
+                onnx_so = ox.compile(exported, batch)
                 for t in threads:
                     ours = time_cnnc(cnnrun, so, t, a.runs)
                     theirs = time_torch(model, batch, t, a.runs)
+                    ort_ms = ox.time_ort(exported, batch, t, a.runs)
+                    from_onnx = time_cnnc(cnnrun, onnx_so, t, a.runs) if onnx_so else None
                     gflops = flops / ours / 1e6
                     rows.append((model, batch, t, ours, theirs, ours / theirs, gflops,
-                                 gflops / peak[t], arena, total, compile_s))
+                                 gflops / peak[t], arena, total, compile_s, ort_ms, from_onnx))
                     print("%-14s b%-2d t%d  cnnc %8.2f ms  torch %8.2f ms  ratio %.2f  "
-                          "%.1f GFLOP/s (%.0f%% of peak)" % (model, batch, t, ours, theirs,
-                                                            ours / theirs, gflops,
-                                                            100 * gflops / peak[t]),
-                          flush=True)
+                          "ORT %s ms  cnnc from ONNX %s ms  %.1f GFLOP/s (%.0f%% of peak)"
+                          % (model, batch, t, ours, theirs, ours / theirs, ms(ort_ms),
+                             ms(from_onnx), gflops, 100 * gflops / peak[t]), flush=True)
         if a.merge:
             merge_rows(a.out, rows, " ".join(["/usr/bin/python3", "bench/run.py"] + sys.argv[1:]))
             return
         new_gpu = gpu_section(a, cnnc, cnnrun, tmp) if a.gpu else None
-        write_results(a.out, rows, peak)
+        write_results(a.out, rows, peak, ox.version)
         merge_section(a.out, profile_section(cnnc, cnnrun, tmp, a.runs, peak))
         merge_section(a.out, new_gpu or old_gpu or GPU_SECTION, GPU_TITLE)
 
@@ -306,29 +404,51 @@ def gpu_section(a, cnnc, cnnrun, tmp):
     return gpu.section(rows, info)
 
 
-def write_results(path, rows, peak):
+def write_results(path, rows, peak, ort_version):
     import torch
     cpu = run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"]).strip()
     with open(path, "w") as f:
         f.write("# Benchmark results\n\n")
         f.write("Written by `/usr/bin/python3 bench/run.py` on %s (%s); PyTorch %s, "
                 "frozen TorchScript with optimize_for_inference, same threads, same run. "
-                "Latency is the median of the timed runs. Ratio = cnnc / PyTorch (below 1: "
-                "cnnc is faster). Peak = measured FMA throughput of this machine "
-                "(bench/peak.c): %s.\n\n" % (time.strftime("%Y-%m-%d"), cpu, torch.__version__,
-                                             ", ".join("%d thread(s) %.0f GFLOP/s" % kv
-                                                       for kv in sorted(peak.items()))))
-        f.write("| model | batch | threads | cnnc ms | PyTorch ms | ratio | GFLOP/s | "
-                "of peak | arena MiB | all tensors MiB | compile s |\n")
-        f.write("|---|---|---|---|---|---|---|---|---|---|---|\n")
+                "%s. Latency is the median of the timed runs. Ratio = cnnc / PyTorch, "
+                "ORT ratio = cnnc / ONNX Runtime (below 1: cnnc is faster); cnnc from ONNX = "
+                "cnnc's model.so compiled from that export. Peak = measured FMA throughput "
+                "of this machine (bench/peak.c): %s.\n\n"
+                % (time.strftime("%Y-%m-%d"), cpu, torch.__version__, ORT_NOTE % ort_version
+                   if ort_version else "no ONNX Runtime", ", ".join(
+                       "%d thread(s) %.0f GFLOP/s" % kv for kv in sorted(peak.items()))))
+        f.write(table_header())
         for r in rows:
             f.write(table_row(r) + "\n")
 
 
+ORT_NOTE = ("ONNX Runtime %s (CPUExecutionProvider, ORT_ENABLE_ALL) on the same "
+            "torchvision architecture exported by torch.onnx at opset 17")
+COLUMNS = ["model", "batch", "threads", "cnnc ms", "PyTorch ms", "ratio", "ORT ms",
+           "ORT ratio", "cnnc from ONNX ms", "GFLOP/s", "of peak", "arena MiB",
+           "all tensors MiB", "compile s"]
+
+
+def ms(v):
+    return "—" if v is None else "%.2f" % v
+
+
+def table_header():
+    return "| %s |\n|%s\n" % (" | ".join(COLUMNS), "---|" * len(COLUMNS))
+
+
 def table_row(r):
-    return ("| %s | %d | %d | %.2f | %.2f | %.2f | %.1f | %.0f%% | %s | %s | %.1f |"
-            % (r[0], r[1], r[2], r[3], r[4], r[5], r[6], 100 * r[7], mib(r[8]), mib(r[9]),
-               r[10]))
+    return ("| %s | %d | %d | %.2f | %.2f | %.2f | %s | %s | %s | %.1f | %.0f%% | %s | %s | %.1f |"
+            % (r[0], r[1], r[2], r[3], r[4], r[5], ms(r[11]),
+               "—" if r[11] is None else "%.2f" % (r[3] / r[11]), ms(r[12]), r[6], 100 * r[7],
+               mib(r[8]), mib(r[9]), r[10]))
+
+
+def upgrade_row(line, columns):
+    """A row of a table with `columns` as a row of COLUMNS, "—" where it has none."""
+    cells = dict(zip(columns, [c.strip() for c in line.strip().strip("|").split("|")]))
+    return "| %s |" % " | ".join(cells.get(c, "—") for c in COLUMNS)
 
 
 MERGED_NOTE = "Rows measured later by --merge:"
@@ -343,6 +463,11 @@ def merge_rows(path, rows, command):
     end = next(i for i in range(first, len(lines)) if not lines[i].startswith("| "))
     models = {r[0] for r in rows}
     kept = [l for l in lines[first:end] if l.split(" | ")[0][2:] not in models]
+    columns = [c.strip() for c in lines[first - 2].strip().strip("|").split("|")]
+    if columns != COLUMNS:
+        # A table from before a column was added: its rows get "—" there.
+        kept = [upgrade_row(l, columns) for l in kept]
+        lines[first - 2:first] = table_header().rstrip("\n").split("\n")
     what = "%s %s on " % (MERGED_NOTE, ", ".join(sorted(models)))
     notes, rest = [], end
     while rest < len(lines) and (not lines[rest] or lines[rest].startswith(MERGED_NOTE)):
