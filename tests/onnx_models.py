@@ -17,6 +17,7 @@ Usage: onnx_models.py [--build=DIR] [--tol=T] [--keep] MODEL[:OPSET][:b1]...
        (exit 0 pass, 1 fail, 77 without onnxruntime or torch)"""
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -103,17 +104,9 @@ def compare(what, got, ref, tol):
     return ok
 
 
-def check(spec, build, tol, keep):
-    parts = spec.split(":")
-    name = parts[0]
-    opset = int(parts[1]) if len(parts) > 1 and parts[1] else 17
-    runs = [(b, t) for b, t in RUNS if "b1" not in parts[2:] or b == 1]
-    label = "%s (opset %d)" % (name, opset)
-    clock = Clock(label)
+def check_in(label, name, opset, runs, build, tol, tmp, clock):
+    """Exports the model into the folder `tmp` and runs it every way; True if all agree."""
     cnnc, cnnrun = (os.path.join(build, "tools", t) for t in ("cnnc", "cnnrun"))
-    top = os.path.join(build, "onnx")
-    os.makedirs(top, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix="%s-%d-" % (name, opset), dir=top)
     path = os.path.join(tmp, "model.onnx")
     x, torch_ref = export(name, opset, path, clock)
     ok = True
@@ -136,10 +129,26 @@ def check(spec, build, tol, keep):
         clock.lap("cnnrun, batch %d" % batch)
         ok = compare("%s against ONNX Runtime" % what, np.load(out), ref, tol) and ok
         os.remove(so)
-    if keep:
-        print("%s: kept %s" % (label, tmp))
-    else:
-        subprocess.run(["rm", "-rf", tmp])
+    return ok
+
+
+def check(spec, build, tol, keep):
+    parts = spec.split(":")
+    name = parts[0]
+    opset = int(parts[1]) if len(parts) > 1 and parts[1] else 17
+    runs = [(b, t) for b, t in RUNS if "b1" not in parts[2:] or b == 1]
+    label = "%s (opset %d)" % (name, opset)
+    clock = Clock(label)
+    top = os.path.join(build, "onnx")
+    os.makedirs(top, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix="%s-%d-" % (name, opset), dir=top)
+    try:
+        ok = check_in(label, name, opset, runs, build, tol, tmp, clock)
+    finally:
+        if keep:
+            print("%s: kept %s" % (label, tmp))
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
     print("%s: %s in %.1f s" % (label, "ok" if ok else "FAIL", time.monotonic() - clock.start))
     return ok
 
