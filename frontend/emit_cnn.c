@@ -348,10 +348,13 @@ static bool put_layer(Writer *W, const Node *n)
     case OP_BATCHNORM: fprintf(W->out, "batchnorm(%s, eps=%s)", x, num(W, a->bn.eps)); break;
     case OP_DENSE: put_dense(W, n); break;
     case OP_LAYERNORM:
-        fprintf(W->out, "layernorm(%s, axis=%d, eps=%s)", x, (int)a->norm.axis, num(W, a->norm.eps));
+        fprintf(W->out, "layernorm(%s, axis=%d, eps=%s)", x, (int)a->norm.axis,
+                num(W, a->norm.eps));
         break;
     case OP_CLIP: put_clip(W, n); break;
-    case OP_LEAKY_RELU: fprintf(W->out, "leaky_relu(%s, alpha=%s)", x, num(W, a->leaky.alpha)); break;
+    case OP_LEAKY_RELU:
+        fprintf(W->out, "leaky_relu(%s, alpha=%s)", x, num(W, a->leaky.alpha));
+        break;
     case OP_GELU:
         fprintf(W->out, "gelu(%s%s)", x, a->gelu.tanh ? ", approximate=\"tanh\"" : "");
         break;
@@ -555,6 +558,16 @@ static bool put_text(FILE *f, void *ctx)
     return fwrite(t->s, 1, t->n, f) == t->n;
 }
 
+/* A writer's error, which names the temporary, told of the file it becomes. */
+static bool write_failed(Writer *W, const char *path, const char *tmp, const char *err)
+{
+    size_t n = tmp ? strlen(tmp) : 0;
+    if (tmp && !strncmp(err, tmp, n) && err[n] == ':')
+        err += n + (err[n + 1] == ' ' ? 2 : 1);
+    ir_error(W->d, (SrcLoc){.file = path}, "%s", err);
+    return W->ok = false;
+}
+
 /* A registered temporary beside `path`, for a file renamed into place once both
  * are written; NULL after reporting why not. */
 static char *temp_beside(Writer *W, const char *path)
@@ -562,7 +575,8 @@ static char *temp_beside(Writer *W, const char *path)
     char *tmp = ir_strfmt(W->w->arena, "%s.tmp-XXXXXX", path);
     int fd = ir_temp_create(tmp);
     if (fd < 0) {
-        fail(W, NULL, "cannot create a temporary file beside '%s': %s", path, strerror(errno));
+        write_failed(W, path, NULL, ir_strfmt(W->w->arena, "cannot create a temporary file: %s",
+                                            strerror(errno)));
         return NULL;
     }
     close(fd);
@@ -577,12 +591,12 @@ static bool write_files(Writer *W, const char *cnn, const char *st, const Text *
     char *tc = temp_beside(W, cnn), *ts = tc ? temp_beside(W, st) : NULL;
     bool ok = ts != NULL;
     if (ok && !(ok = ir_write_atomic(tc, put_text, (void *)text, err, sizeof err)))
-        fail(W, NULL, "%s", err);
+        write_failed(W, cnn, tc, err);
     if (ok && !(ok = fe_write_safetensors(W->w, ts, err, sizeof err)))
-        fail(W, NULL, "%s", err);
-    if (ok && (rename(ts, st) != 0 || rename(tc, cnn) != 0)) {
-        ok = fail(W, NULL, "cannot write '%s' and '%s': %s", cnn, st, strerror(errno));
-    }
+        write_failed(W, st, ts, err);
+    if (ok && (rename(ts, st) != 0 || rename(tc, cnn) != 0))
+        ok = write_failed(W, cnn, NULL, ir_strfmt(W->w->arena, "cannot rename a temporary into "
+                                                  "place: %s", strerror(errno)));
     if (tc)
         ir_temp_release(tc, !ok);
     if (ts)

@@ -337,8 +337,8 @@ static int parse_args(Options *o, int argc, char **argv)
     if (!o->run && o->emit == EMIT_NONE && !o->out)
         return cli_fail("nothing to do: give -o MODEL.so, --emit=KIND, or use 'cnnc run'"), 1;
     if (o->emit == EMIT_CNN && (!o->out || !strcmp(o->out, "-")))
-        return cli_fail("--emit=cnn writes two files, MODEL.cnn and MODEL.safetensors: give -o DIR, "
-                        "the folder for them"), 1;
+        return cli_fail("--emit=cnn writes two files, MODEL.cnn and MODEL.safetensors: give "
+                        "-o DIR, the folder for them"), 1;
     if (o->out && !strcmp(o->out, "-")) {
         if (o->run || o->emit == EMIT_NONE)
             return cli_fail("-o -: %s cannot go to standard output; give a file name",
