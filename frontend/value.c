@@ -74,7 +74,13 @@ static void value_text(const Elab *E, Value v, char *buf, size_t n, size_t *len)
     case V_NONE: put(buf, n, len, "none"); return;
     case V_BOOL: put(buf, n, len, v.b ? "true" : "false"); return;
     case V_INT: snprintf(tmp, sizeof tmp, "%lld", (long long)v.i); break;
-    case V_FLOAT: snprintf(tmp, sizeof tmp, "%g", v.f); break;
+    case V_FLOAT:
+        /* A whole float keeps its point, as Python writes it, so that a float where an
+         * int is expected reads as one: "out expects an int, got 16.0", not "got 16". */
+        snprintf(tmp, sizeof tmp, "%g", v.f);
+        if (isfinite(v.f) && !strpbrk(tmp, ".e"))
+            strcat(tmp, ".0");
+        break;
     case V_STRING: snprintf(tmp, sizeof tmp, "\"%.100s\"", v.s); break;
     case V_TENSOR: {
         char t[128];

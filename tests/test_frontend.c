@@ -579,6 +579,9 @@ static void test_errors_arguments(void **state)
                   "t.cnn:2:27: error: a positional argument cannot follow keyword arguments\n");
     expect_errors(NET("  y = dense(3, 10)\n  return y\n"),
                   "t.cnn:2:13: error: dense expects a tensor as 'x', got 3\n");
+    /* A whole float shows its point, so it does not read as the int it is refused as. */
+    expect_errors(NET("  y = conv2d(x, 32 * 0.5, kernel=1)\n  return y\n"),
+                  "t.cnn:2:20: error: out expects an int, got 16.0\n");
 }
 
 /* The layers that reshape, split or normalize: every argument they reject. */
