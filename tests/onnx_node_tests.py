@@ -107,13 +107,21 @@ def load_case(name):
     return names[0], tensors("input", len(ins)), names[1], tensors("output", len(g.output))
 
 
+# What AddressSanitizer, LeakSanitizer and UBSan print (make test-asan runs this too):
+# a crash whatever the status, since ASan exits with 1 like a refusal.
+SANITIZER = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+
+
 def run(cmd):
-    """(status, output); status is -signal for a crash and None for a timeout."""
+    """(status, output); status is -signal for a crash, None for a timeout and -1000 for
+    a sanitizer's report."""
     try:
         r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                            errors="replace", timeout=TIMEOUT)
     except subprocess.TimeoutExpired:
         return None, "timed out after %d s" % TIMEOUT
+    if any(s in r.stdout for s in SANITIZER):
+        return -1000, r.stdout.strip()
     return r.returncode, r.stdout.strip()
 
 
@@ -147,8 +155,8 @@ def outcome(stage, status, text):
     text = text.replace(NODE_DIR + os.sep, "")
     if status == 1 and text:
         return "rejected", "%s: %s" % (stage, text.splitlines()[0])
-    what = ("timed out" if status is None else "killed by signal %d" % -status if status < 0
-            else "exit status %d" % status)
+    what = ("timed out" if status is None else "a sanitizer's report" if status == -1000
+            else "killed by signal %d" % -status if status < 0 else "exit status %d" % status)
     return "crash", "%s: %s: %s" % (stage, what, text[-2000:])
 
 

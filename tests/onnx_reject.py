@@ -168,6 +168,13 @@ def wrong_wire_type(data, path):
     return data[:key] + bytes([data[key] & ~7]) + data[key + 1:]
 
 
+def sanitized(text):
+    """True if AddressSanitizer, LeakSanitizer or UBSan reported something (make test-asan
+    runs this too; ASan exits with 1, as a refusal does)."""
+    return any(s in text for s in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                                   "runtime error:"))
+
+
 class Checker:
     def __init__(self, build, tmp):
         self.cnnc = os.path.join(build, "tools", "cnnc")
@@ -191,7 +198,9 @@ class Checker:
             label = "%s (%s)" % (what, mode)
             if VERBOSE:
                 print("%s: status %d: %s" % (label, r.returncode, msg))
-            if r.returncode != 1:
+            if sanitized(msg):
+                self.fail(label, "a sanitizer's report", msg)
+            elif r.returncode != 1:
                 self.fail(label, "status %d, expected 1" % r.returncode, r.stdout + msg)
             elif os.path.exists(out):
                 self.fail(label, "left %s behind" % os.path.basename(out), msg)
@@ -206,7 +215,7 @@ class Checker:
         out = os.path.join(self.tmp, "ok.so")
         r = subprocess.run([self.cnnc, path, "--batch=1", "-o", out], stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, text=True, errors="replace")
-        if r.returncode != 0 or not os.path.exists(out):
+        if r.returncode != 0 or not os.path.exists(out) or sanitized(r.stdout):
             self.fail(what, "the valid model does not compile (status %d)" % r.returncode,
                       r.stdout)
         else:
