@@ -1,6 +1,7 @@
 /* cnnrun: loads a compiled model.so through its public API (dlopen), runs it
- * on .npy or seeded random inputs, and writes or summarises the outputs;
- * --bench times it, --profile times each kernel, --top prints the best classes;
+ * on .npy, JPEG or PNG (--image) or seeded random inputs, and writes or summarises
+ * the outputs; --bench times it, --profile times each kernel, --top prints the best
+ * classes, named with --labels;
  * --device-buffers keeps a CUDA model's inputs and outputs on the device.
  * Exit 0 on success, else 1. */
 #include <dlfcn.h>
@@ -9,22 +10,31 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "cli.h"
 #include "cnnc/model.h"
 #include "cnnrun_cuda.h"
+#include "image.h"
 #include "ir.h"
 #include "model_api.h"
 #include "support.h"
 
 #define MAX_INPUT_FILES 16
+#define MAX_IMAGES 4096
 
 typedef struct Options {
     const char *model;
     const char *inputs[MAX_INPUT_FILES]; /* FILE or NAME=FILE */
     int ninputs;
     const char *out; /* --output */
+    const char *images[MAX_IMAGES];
+    int nimages;
+    ImagePrep prep;
+    int nmean, nstd;                /* values given with --mean, --std; 0: the default */
+    bool prep_given;                /* --resize, --mean or --std */
+    const char *labels, *dump_input;
     int64_t threads, bench, warmup, top, device_index;
     cnn_device device;
     uint64_t seed;
@@ -39,6 +49,9 @@ typedef struct Session {
     cnn_tensor_info *in_info, *out_info;
     cnn_tensor *in, *out, *run_in, *run_out;
     CudaBuffers cuda;
+    char **labels; /* --labels: the names of the first output's classes */
+    int64_t nlabels;
+    char *label_text;
 } Session;
 
 static const char usage[] =
@@ -49,6 +62,18 @@ static const char usage[] =
     "  --input X.npy       the input (NAME=X.npy for a model with several inputs);\n"
     "                      without it, inputs are uniform random in [-1, 1)\n"
     "  --seed S            seed of the random inputs (default 0; as 'cnnc run')\n"
+    "  --image FILE        a JPEG or PNG image as one item of the batch (repeat it for\n"
+    "                      each item; the model's one input must be [N, 1 or 3, H, W]),\n"
+    "                      preprocessed as torchvision's Resize(256), CenterCrop(H, W),\n"
+    "                      ToTensor(), Normalize(mean, std); 1 channel: luminance as\n"
+    "                      PIL's convert('L')\n"
+    "  --resize N          the short side after resizing (default 256; 0: none)\n"
+    "  --mean a,b,c        per-channel mean of the [0, 1] values, one value or one per\n"
+    "                      channel (default 3 channels: ImageNet's 0.485,0.456,0.406;\n"
+    "                      1 channel: 0)\n"
+    "  --std a,b,c         per-channel deviation (default 0.229,0.224,0.225; 1 channel: 1)\n"
+    "  --dump-input X.npy  write the input as given to the model (several inputs:\n"
+    "                      X.NAME.npy)\n"
     "  --output Y.npy      write the output (with several outputs: Y.NAME.npy)\n"
     "  --threads N         worker threads, 0: one per core (default 0)\n"
     "  --device cpu|cuda   where to run: the model's own device (the default) or an\n"
@@ -63,6 +88,8 @@ static const char usage[] =
     "                      run, share and GFLOP/s of each, in execution order\n"
     "  --profile-sort=time the same, slowest kernel first\n"
     "  --top K             the K largest values of each batch item of the first output\n"
+    "  --labels FILE       name the classes in --top: one name a line, or 'imagenet'\n"
+    "                      for ImageNet's 1000 classes\n"
     "  --verify            first check the weights against the checksum cnnc stored\n"
     "                      with them (CPU models)\n"
     "  --help\n";
@@ -80,6 +107,32 @@ static bool parse_int(const char *flag, const char *s, int64_t lo, int64_t hi, i
     return true;
 }
 
+/* --mean, --std: 1 or 3 comma-separated numbers (std positive). */
+static bool parse_floats(const char *flag, const char *s, float *v, int *n)
+{
+    const char *p = s;
+    char *end;
+    for (*n = 0; *n < 3; p = end + 1) {
+        errno = 0;
+        double x = strtod(p, &end);
+        bool ok = end != p && !errno && isfinite(x) && (*end == ',' || !*end) &&
+                  (strcmp(flag, "--std") != 0 || x > 0);
+        if (!ok)
+            break;
+        v[(*n)++] = (float)x;
+        if (!*end && *n != 2) {
+            if (*n == 1)
+                v[1] = v[2] = v[0];
+            return true;
+        }
+        if (!*end)
+            break;
+    }
+    cli_fail("%s expects 1 or 3 comma-separated %snumbers, got '%s'", flag,
+             strcmp(flag, "--std") ? "" : "positive ", s);
+    return false;
+}
+
 static bool add_input(Options *o, const char *v)
 {
     if (o->ninputs == MAX_INPUT_FILES)
@@ -95,6 +148,24 @@ static bool parse_option(void *ctx, int argc, char **argv, int *i)
     const char *v;
     if ((v = cli_flag_value("--input", argc, argv, i, &bad)))
         return add_input(o, v);
+    if ((v = cli_flag_value("--image", argc, argv, i, &bad))) {
+        if (o->nimages == MAX_IMAGES)
+            return cli_fail("too many images (at most %d)", MAX_IMAGES), false;
+        return o->images[o->nimages++] = v, true;
+    }
+    if ((v = cli_flag_value("--resize", argc, argv, i, &bad))) {
+        int64_t n;
+        o->prep_given = true;
+        return parse_int("--resize", v, 0, 16384, &n) && (o->prep.resize = (int32_t)n, true);
+    }
+    if ((v = cli_flag_value("--mean", argc, argv, i, &bad)))
+        return o->prep_given = true, parse_floats("--mean", v, o->prep.mean, &o->nmean);
+    if ((v = cli_flag_value("--std", argc, argv, i, &bad)))
+        return o->prep_given = true, parse_floats("--std", v, o->prep.std, &o->nstd);
+    if ((v = cli_flag_value("--labels", argc, argv, i, &bad)))
+        return o->labels = v, true;
+    if ((v = cli_flag_value("--dump-input", argc, argv, i, &bad)))
+        return o->dump_input = v, true;
     if ((v = cli_flag_value("--output", argc, argv, i, &bad)) ||
         (v = cli_flag_value("-o", argc, argv, i, &bad)))
         return o->out = v, true;
@@ -154,6 +225,12 @@ static int parse_args(Options *o, int argc, char **argv)
         return cli_fail("no model given (see cnnrun --help)"), 1;
     if (o->warmup >= 0 && !o->bench && !o->profile)
         return cli_fail("--warmup needs --bench"), 1;
+    if (o->nimages && o->ninputs)
+        return cli_fail("--image and --input (or NAME=FILE) cannot be combined"), 1;
+    if (o->prep_given && !o->nimages)
+        return cli_fail("--resize, --mean and --std need --image"), 1;
+    if (o->labels && !o->top)
+        return cli_fail("--labels needs --top"), 1;
     return 0;
 }
 
@@ -307,11 +384,58 @@ static void close_session(const ModelApi *api, Session *s)
     free(s->out);
     free(s->in_info);
     free(s->out_info);
+    free(s->labels);
+    free(s->label_text);
     api->destroy(s->m);
+}
+
+/* --image: one file per batch item of the model's one input, [N, 1 or 3, H, W]. */
+static bool load_images(const Options *o, const Session *s)
+{
+    char ts[128], err[1024];
+    const cnn_tensor_info *t = &s->in_info[0];
+    if (s->nin != 1)
+        return cli_fail("--image needs a model with one input; it has %d", s->nin), false;
+    if (t->rank != 4 || (t->dims[1] != 1 && t->dims[1] != 3))
+        return cli_fail("--image needs an input of shape [N, 1 or 3, H, W]; input '%s' is %s",
+                        t->name, shape_str(t->rank, t->dims, ts, sizeof ts)), false;
+    int32_t c = (int32_t)t->dims[1];
+    if (o->nimages != t->dims[0])
+        return cli_fail("%d image%s for a batch of %" PRId64 " (input '%s' is %s)", o->nimages,
+                        o->nimages == 1 ? "" : "s", t->dims[0], t->name,
+                        shape_str(t->rank, t->dims, ts, sizeof ts)), false;
+    if (c == 1 && (o->nmean == 3 || o->nstd == 3))
+        return cli_fail("--mean and --std take one value for a model of 1 channel"), false;
+    ImagePrep p = o->prep;
+    if (c == 1) { /* [0, 1] as they come unless told */
+        p.mean[0] = o->nmean ? p.mean[0] : 0.0f;
+        p.std[0] = o->nstd ? p.std[0] : 1.0f;
+    }
+    int64_t item = c * t->dims[2] * t->dims[3];
+    for (int i = 0; i < o->nimages; i++)
+        if (!image_load_tensor(o->images[i], &p, c, t->dims[2], t->dims[3],
+                               (float *)s->in[0].data + i * item, err, sizeof err))
+            return cli_fail("%s", err), false;
+    return true;
+}
+
+static bool dump_inputs(const Options *o, const Session *s)
+{
+    bool ok = true;
+    for (int32_t k = 0; k < s->nin && ok; k++) {
+        const cnn_tensor_info *t = &s->in_info[k];
+        char err[512], *path = cli_output_path(o->dump_input, t->name, s->nin);
+        if (!ir_npy_write(path, s->in[k].data, t->rank, t->dims, err, sizeof err))
+            cli_fail("%s", err), ok = false;
+        free(path);
+    }
+    return ok;
 }
 
 static bool fill_inputs(const Options *o, const Session *s)
 {
+    if (o->nimages)
+        return load_images(o, s) && (!o->dump_input || dump_inputs(o, s));
     if (!check_input_options(o, s))
         return false;
     for (int32_t i = 0; i < s->nin; i++) {
@@ -321,6 +445,80 @@ static bool fill_inputs(const Options *o, const Session *s)
         else if (!load_input(&s->in_info[i], path, s->in[i].data))
             return false;
     }
+    return !o->dump_input || dump_inputs(o, s);
+}
+
+/* The classes of a batch item of the first output: its size after the batch dim. */
+static int64_t classes_per_item(const Session *s)
+{
+    const cnn_tensor_info *t = &s->out_info[0];
+    int64_t batch = t->rank > 1 ? t->dims[0] : 1;
+    return batch ? numel(t) / batch : 0;
+}
+
+/* A whole text file, NUL-terminated (free() it); NULL after saying why. */
+static char *read_text(const char *path, size_t *size)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return cli_fail("--labels: cannot open '%s': %s", path, strerror(errno)), NULL;
+    struct stat st = {0};
+    long len = fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) && fseek(f, 0, SEEK_END) == 0
+                   ? ftell(f) : -1;
+    char *text = NULL;
+    if (len < 0 || len > (64L << 20) || fseek(f, 0, SEEK_SET) != 0)
+        cli_fail("--labels: cannot read '%s'%s", path, len > 0 ? " (over 64 MiB)" : "");
+    else {
+        text = ir_xmalloc((size_t)len + 1);
+        *size = fread(text, 1, (size_t)len, f);
+        text[*size] = 0;
+        if (ferror(f)) {
+            cli_fail("--labels: cannot read '%s': %s", path, strerror(errno));
+            free(text);
+            text = NULL;
+        }
+    }
+    fclose(f);
+    return text;
+}
+
+/* --labels FILE: one name a line (a last line without its newline counts, a CR before the
+ * newline does not); the count must be the output's number of classes. */
+static bool load_labels(const Options *o, Session *s)
+{
+    if (s->nout == 0 || s->out_info[0].rank == 0)
+        return cli_fail("--top needs an output of rank 1 or more"), false;
+    int64_t want = classes_per_item(s);
+    if (!strcmp(o->labels, "imagenet")) {
+        s->labels = ir_xcalloc((size_t)imagenet_class_count + 1, sizeof *s->labels);
+        for (int i = 0; i < imagenet_class_count; i++)
+            s->labels[i] = (char *)imagenet_classes[i];
+        s->nlabels = imagenet_class_count;
+    } else {
+        size_t size;
+        if (!(s->label_text = read_text(o->labels, &size)))
+            return false;
+        int64_t lines = 0;
+        for (size_t i = 0; i < size; i++)
+            lines += s->label_text[i] == '\n';
+        s->labels = ir_xcalloc((size_t)lines + 2, sizeof *s->labels);
+        for (char *p = s->label_text; *p;) {
+            char *nl = strchr(p, '\n');
+            if (nl)
+                *nl = 0;
+            size_t len = strlen(p);
+            if (len && p[len - 1] == '\r')
+                p[len - 1] = 0;
+            s->labels[s->nlabels++] = p;
+            if (!nl)
+                break;
+            p = nl + 1;
+        }
+    }
+    if (s->nlabels != want)
+        return cli_fail("--labels: '%s' has %" PRId64 " name%s, the output '%s' has %" PRId64
+                        " classes", o->labels, s->nlabels, s->nlabels == 1 ? "" : "s",
+                        s->out_info[0].name, want), false;
     return true;
 }
 
@@ -486,8 +684,8 @@ static bool bench(const ModelApi *api, const Options *o, const Session *s)
 
 /* Top-k of one batch item by insertion into a sorted list: k is small. Ties
  * keep the lower index first. */
-static void print_top(const char *name, int64_t item, const float *v, int64_t n, int64_t k,
-                      int64_t *best)
+static void print_top(const Options *o, const Session *s, int64_t item, const float *v,
+                      int64_t n, int64_t k, int64_t *best)
 {
     int64_t have = 0;
     for (int64_t i = 0; i < n; i++) {
@@ -498,9 +696,16 @@ static void print_top(const char *name, int64_t item, const float *v, int64_t n,
             best[j] = best[j - 1];
         best[j] = i;
     }
-    printf("%s[%" PRId64 "] top-%" PRId64 ":", name, item, have);
-    for (int64_t j = 0; j < have; j++)
-        printf("%s %" PRId64 " (%.6g)", j ? "," : "", best[j], v[best[j]]);
+    printf("%s[%" PRId64 "]", s->out_info[0].name, item);
+    if (item < o->nimages)
+        printf(" %s", o->images[item]);
+    printf(" top-%" PRId64 ":", have);
+    for (int64_t j = 0; j < have; j++) {
+        printf("%s %" PRId64, j ? "," : "", best[j]);
+        if (s->labels)
+            printf(" %s", s->labels[best[j]]);
+        printf(" (%.6g)", v[best[j]]);
+    }
     printf("\n");
 }
 
@@ -510,11 +715,11 @@ static bool print_tops(const Options *o, const Session *s)
         return cli_fail("--top needs an output of rank 1 or more"), false;
     const cnn_tensor_info *t = &s->out_info[0];
     int64_t batch = t->rank > 1 ? t->dims[0] : 1;
-    int64_t per = batch ? numel(t) / batch : 0;
+    int64_t per = classes_per_item(s);
     int64_t k = o->top < per ? o->top : per;
     int64_t *best = ir_xcalloc((size_t)k + 1, sizeof *best);
     for (int64_t b = 0; b < batch && k > 0; b++)
-        print_top(t->name, b, (const float *)s->out[0].data + b * per, per, k, best);
+        print_top(o, s, b, (const float *)s->out[0].data + b * per, per, k, best);
     free(best);
     return true;
 }
@@ -586,6 +791,7 @@ static int run(const ModelApi *api, const Options *o)
     if (!open_session(api, o, &s))
         return 1;
     bool ok = !o->verify || verify_weights(api, o, &s);
+    ok = ok && (!o->labels || load_labels(o, &s));
     ok = ok && fill_inputs(o, &s);
     ok = ok && (!o->device_buffers || to_device(api, o, &s));
     ok = ok && (o->bench ? bench(api, o, &s) : run_once(api, &s));
@@ -601,6 +807,7 @@ int main(int argc, char **argv)
     cli_set_program("cnnrun");
     Options o;
     memset(&o, 0, sizeof o);
+    image_prep_imagenet(&o.prep);
     o.warmup = -1;
     int rc = parse_args(&o, argc, argv);
     if (rc)
