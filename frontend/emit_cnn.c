@@ -29,18 +29,19 @@ typedef struct Writer {
     int32_t *uses;     /* per node: inputs that refer to it */
     int32_t *operand_uses; /* per node: uses outside a layer's weight slots */
     FILE *out;         /* the program's text */
+    const char *origin; /* the model's file, where errors of no node are located */
     bool ok;
 } Writer;
 
 static bool fail(Writer *W, const Node *n, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* An error at node n (at no place when n is NULL). */
+/* An error at node n (at the model's file when n is NULL). */
 static bool fail(Writer *W, const Node *n, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    ir_vdiag(W->d, DIAG_ERROR, n ? n->loc : (SrcLoc){0}, fmt, ap);
+    ir_vdiag(W->d, DIAG_ERROR, n ? n->loc : (SrcLoc){.file = W->origin}, fmt, ap);
     va_end(ap);
     W->ok = false;
     return false;
@@ -385,7 +386,8 @@ static bool put_layer(Writer *W, const Node *n)
         fprintf(W->out, "channel_shuffle(%s, %d)", x, (int)a->groups.groups);
         break;
     default:
-        if (n->ninputs != 1 || ir_ops[n->op].attrs != AK_NONE || !fe_find_layer(ir_ops[n->op].name))
+        if (n->ninputs != 1 || ir_ops[n->op].attrs != AK_NONE ||
+            !fe_find_layer(ir_ops[n->op].name))
             return fail(W, n, "cannot write %s in the cnnc language: no layer makes %s nodes "
                         "(it is written by passes; --emit=cnn writes the graph as loaded)",
                         node_str(W, n), ir_ops[n->op].name);
@@ -545,6 +547,100 @@ static bool write_program(Writer *W, const char *model, const char *origin)
     return W->ok;
 }
 
+/* ---- reading it back --------------------------------------------------------- */
+
+/* Nodes other than parameters, numbered in order; -1 for a parameter. */
+static int32_t *ordinals(const Graph *g, Arena *a)
+{
+    int32_t *ord = ir_alloc(a, ((size_t)g->nnodes + 1) * sizeof *ord);
+    for (int32_t i = 0, k = 0; i < g->nnodes; i++)
+        ord[i] = g->nodes[i].op == OP_PARAM ? -1 : k++;
+    return ord;
+}
+
+/* What of node b differs from node a (the attribute, the type, an input), or NULL.
+ * A parameter input matches any parameter of its type: the program makes its own. */
+static const char *node_diff(Writer *W, const Graph *ga, int32_t a, const int32_t *orda,
+                             const Graph *gb, int32_t b, const int32_t *ordb)
+{
+    const Node *na = &ga->nodes[a], *nb = &gb->nodes[b];
+    if (na->op != nb->op || na->ninputs != nb->ninputs)
+        return ir_strfmt(W->w->arena, "a %s with %d inputs", ir_ops[nb->op].name,
+                         (int)nb->ninputs);
+    for (int32_t i = 0; i < ir_nattr_fields; i++) {
+        const AttrField *f = &ir_attr_fields[i];
+        size_t bytes = (size_t)f->count * (f->type == AF_INT ? sizeof(int32_t)
+                       : f->type == AF_FLOAT ? sizeof(float) : f->type == AF_ACT ? sizeof(Op)
+                       : sizeof(bool));
+        if (f->kind == ir_ops[na->op].attrs &&
+            memcmp((const char *)&na->attrs + f->offset, (const char *)&nb->attrs + f->offset,
+                   bytes))
+            return ir_strfmt(W->w->arena, "another %s", f->name);
+    }
+    if (!ir_type_eq(&na->type, &nb->type))
+        return "another type";
+    for (int32_t i = 0; i < na->ninputs; i++) {
+        const Node *ia = &ga->nodes[na->inputs[i]], *ib = &gb->nodes[nb->inputs[i]];
+        bool same = ia->op == OP_PARAM ? ib->op == OP_PARAM && ir_type_eq(&ia->type, &ib->type)
+                                       : orda[na->inputs[i]] == ordb[nb->inputs[i]];
+        if (!same)
+            return ir_strfmt(W->w->arena, "another input %d", (int)i);
+    }
+    return NULL;
+}
+
+/* The program must read back as the graph it was written from: the same nodes
+ * other than parameters, in order, with the same attributes, types and inputs.
+ * So what no layer can say (an attribute the layer leaves at its default) is an
+ * error here, naming the node, rather than a different model later. */
+static bool read_back(Writer *W, const char *text)
+{
+    const Graph *g = W->g;
+    Diag quiet;
+    char *msgs = NULL;
+    size_t len = 0;
+    ir_diag_init(&quiet, open_memstream(&msgs, &len));
+    if (!quiet.out)
+        ICE("cannot open a memory stream");
+    FeOptions opt = {.limits = {.max_steps = INT64_MAX, .max_nodes = INT32_MAX / 2,
+                                .max_weights = INT64_MAX / 2, .max_source = FE_MAX_MAX_SOURCE}};
+    Graph *r = fe_load_string("<written>", text, &opt, &quiet);
+    fclose(quiet.out);
+    if (!r) {
+        char *nl = strchr(msgs ? msgs : "", '\n');
+        if (nl)
+            *nl = 0;
+        fail(W, NULL, "the program written for '%s' does not read back: %s", g->name,
+             msgs ? msgs : "");
+    }
+    int32_t *oa = ordinals(g, W->w->arena), *ob = r ? ordinals(r, W->w->arena) : NULL;
+    for (int32_t a = 0, b = 0; r && W->ok && a < g->nnodes; a++, b++) {
+        while (a < g->nnodes && g->nodes[a].op == OP_PARAM)
+            a++;
+        while (b < r->nnodes && r->nodes[b].op == OP_PARAM)
+            b++;
+        if (a == g->nnodes || b == r->nnodes) {
+            if (a < g->nnodes || b < r->nnodes)
+                fail(W, NULL, "the program written for '%s' reads back with other nodes", g->name);
+            break;
+        }
+        const char *diff = node_diff(W, g, a, oa, r, b, ob);
+        if (diff)
+            fail(W, &g->nodes[a], "cannot write %s in the cnnc language: its layer would make %s",
+                 node_str(W, &g->nodes[a]), diff);
+    }
+    for (int32_t k = 0; r && W->ok && k < g->noutputs; k++)
+        if (k >= r->noutputs || oa[g->outputs[k].node] != ob[r->outputs[k].node])
+            fail(W, NULL, "the program written for '%s' reads back with other outputs", g->name);
+    if (r && W->ok && r->noutputs != g->noutputs)
+        fail(W, NULL, "the program written for '%s' reads back with other outputs", g->name);
+    if (r)
+        ir_graph_free(r);
+    free(msgs);
+    ir_diag_fini(&quiet);
+    return W->ok;
+}
+
 /* ---- files ------------------------------------------------------------------ */
 
 typedef struct Text {
@@ -606,7 +702,7 @@ static bool write_files(Writer *W, const char *cnn, const char *st, const Text *
 
 bool fe_emit_cnn(const Graph *g, const char *dir, const char *model, const char *origin, Diag *d)
 {
-    Writer W = {.g = g, .d = d, .w = ir_graph_new(g->name), .ok = true};
+    Writer W = {.g = g, .d = d, .w = ir_graph_new(g->name), .origin = origin, .ok = true};
     Arena *a = W.w->arena;
     size_t n = (size_t)g->nnodes + 1;
     W.var = ir_alloc(a, n * sizeof *W.var);
@@ -620,6 +716,7 @@ bool fe_emit_cnn(const Graph *g, const char *dir, const char *model, const char 
         ICE("open_memstream: %s", strerror(errno));
     bool ok = write_program(&W, model, origin);
     fclose(W.out);
+    ok = ok && read_back(&W, text);
     if (ok) {
         Text t = {text, len};
         ok = write_files(&W, ir_strfmt(a, "%s/%s.cnn", dir, model),

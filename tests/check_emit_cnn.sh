@@ -26,8 +26,9 @@ bad() { echo "FAIL: $*"; fail=$((fail + 1)); }
 # their position among those lines, a parameter by its type where it is used.
 cat > "$tmp/norm.py" << 'EOF'
 import re, sys
-node = re.compile(r'^  %(\d+) = ([a-z_0-9]+)(?:\(([^)]*)\))?( \{[^}]*\})?(?: "(?:[^"\\]|\\.)*")? : (\S+)$')
-ret = re.compile(r'^  return %(\d+) "(?:[^"\\]|\\.)*"$')
+name = r'"(?:[^"\\]|\\.)*"'
+node = re.compile(r'^  %(\d+) = ([a-z_0-9]+)(?:\(([^)]*)\))?( \{[^}]*\})?(?: ' + name + r')? : (\S+)$')
+ret = re.compile(r'^  return %(\d+) ' + name + '$')
 out, index, params = [], {}, {}
 for line in open(sys.argv[1]):
     line = line.rstrip("\n")
@@ -37,7 +38,7 @@ for line in open(sys.argv[1]):
         if op == "param":
             params[k] = "param " + ty
             continue
-        args = [params.get(a[1:]) or "%" + str(index[a[1:]]) for a in ins.split(", ")] if ins else []
+        args = [params.get(a[1:]) or "%" + str(index[a[1:]]) for a in (ins or "").split(", ") if a]
         index[k] = len(index)
         out.append("%d = %s(%s)%s : %s" % (index[k], op, ", ".join(args), attrs or "", ty))
     elif r:
@@ -70,13 +71,13 @@ EOF
 
 # The input dims of MODEL at batch B (from its --emit=ir), as "B C H W".
 input_dims() {
-  "$cnnc" "$1" "${@:3}" --batch="$2" --emit=ir | sed -n 's/^  %0 = input "[^"]*" : f32\[\(.*\)\]$/\1/p' |
-    tr ',' ' '
+  "$cnnc" "$1" "${@:3}" --batch="$2" --emit=ir |
+    sed -n 's/^  %0 = input "[^"]*" : f32\[\(.*\)\]$/\1/p' | tr ',' ' '
 }
 
 # roundtrip NAME MODEL RUN ARGS...: emits MODEL at batch 2 (ARGS bind its weights) into
-# $tmp/NAME and compares the graphs at batch 1 and 2; RUN=run also compares `cnnc run` at both, RUN=so
-# that and a model.so at batch 2.
+# $tmp/NAME and compares the graphs at batch 1 and 2; RUN=run also compares `cnnc run` at
+# both, RUN=so that and a model.so at batch 2.
 roundtrip() {
   local name=$1 model=$2 run=$3; shift 3
   local dir=$tmp/$name stem
@@ -89,7 +90,8 @@ roundtrip() {
   for b in 1 2; do
     "$cnnc" "$model" "$@" --batch=$b --emit=ir > "$tmp/a.ir" &&
       "$cnnc" "$cnn" --weights="$weights" --batch=$b --emit=ir > "$tmp/b.ir" 2> "$tmp/err" &&
-      python3 "$tmp/norm.py" "$tmp/a.ir" > "$tmp/a.n" && python3 "$tmp/norm.py" "$tmp/b.ir" > "$tmp/b.n"
+      python3 "$tmp/norm.py" "$tmp/a.ir" > "$tmp/a.n" &&
+      python3 "$tmp/norm.py" "$tmp/b.ir" > "$tmp/b.n"
     if [ $? -ne 0 ]; then
       bad "$name: batch $b: reading it back failed: $(head -3 "$tmp/err")"
     elif ! cmp -s "$tmp/a.n" "$tmp/b.n"; then
@@ -204,7 +206,8 @@ def ops_model():
     bn = node("BatchNormalization", [c1, init("bn.s", (8,)), init("bn.b", (8,)), init("bn.m", (8,)),
                                      init("bn.v", (8,), True)], "bn{1}", epsilon=1e-3)
     r = node("Relu", [bn], 'q"uote')
-    c2 = node("Conv", ["input.1", w], "x.y", kernel_shape=[3, 3], pads=[2, 2, 2, 2], dilations=[2, 2])
+    c2 = node("Conv", ["input.1", w], "x.y", kernel_shape=[3, 3], pads=[2, 2, 2, 2],
+              dilations=[2, 2])
     c3 = node("Conv", [r, init("g.w", (8, 4, 3, 3))], "x_y", kernel_shape=[3, 3], pads=[1, 1, 1, 1],
               group=2, strides=[1, 1])
     s = node("Add", [c2, c3], "sum")
@@ -248,7 +251,8 @@ def ops_model():
     model("ops graph", nodes, inits,
           [helper.make_tensor_value_info("input.1", F, ["batch", 4, 12, 12])],
           [helper.make_tensor_value_info("logits", F, ["batch", 5])] +
-          [helper.make_tensor_value_info(n, F, ["batch", 12, 10, 10]) for n in ["feat.map", "return"]])
+          [helper.make_tensor_value_info(n, F, ["batch", 12, 10, 10])
+           for n in ["feat.map", "return"]])
 
 
 def nan_model():
@@ -292,8 +296,9 @@ EOF
     if grep -qF 'clip(x, -1e39, 0.5)' "$tmp/clip/clip.cnn" &&
        grep -qF 'clip(v1, -0.0, 1e39)' "$tmp/clip/clip.cnn"; then ok
     else bad "clip.cnn: $(grep clip "$tmp/clip/clip.cnn")"; fi
+    msg="nan.onnx: error: cannot write leaky_relu 'lk' in the cnnc language: its alpha is NaN"
     "$cnnc" "$tmp/nan.onnx" --batch=1 --emit=cnn -o "$tmp/nan" > /dev/null 2> "$tmp/err"
-    if [ $? -eq 1 ] && grep -qF "nan.onnx: error: cannot write leaky_relu 'lk' in the cnnc language: its alpha is NaN" "$tmp/err" &&
+    if [ $? -eq 1 ] && grep -qF "$msg" "$tmp/err" &&
        [ ! -e "$tmp/nan" ]; then ok
     else bad "a NaN attribute: $(cat "$tmp/err")"; fi
   fi
@@ -329,14 +334,15 @@ expect 1 "cnnc: error: cannot make the folder '$tmp/no/such': No such file or di
   $m $w --emit=cnn -o "$tmp/no/such"
 expect 0 "" $m $w --emit=cnn -o "$tmp/m"
 # Never over the files it reads.
-expect 1 "cnnc: error: --emit=cnn would write '$tmp/m/mnist_cnn.cnn' over '$tmp/m/mnist_cnn.cnn', which it reads" \
+expect 1 "would write '$tmp/m/mnist_cnn.cnn' over '$tmp/m/mnist_cnn.cnn', which it reads" \
   "$tmp/m/mnist_cnn.cnn" --weights="$tmp/m/mnist_cnn.safetensors" --emit=cnn -o "$tmp/m"
 mkdir "$tmp/src" && cp "$tmp/m/mnist_cnn.cnn" "$tmp/src/"
-expect 1 "cnnc: error: --emit=cnn would write '$tmp/m/mnist_cnn.safetensors' over '$tmp/m/mnist_cnn.safetensors'" \
+expect 1 "would write '$tmp/m/mnist_cnn.safetensors' over '$tmp/m/mnist_cnn.safetensors'" \
   "$tmp/src/mnist_cnn.cnn" --weights="$tmp/m/mnist_cnn.safetensors" --emit=cnn -o "$tmp/m"
 # A write that fails (past `ulimit -f`) leaves neither file, nor a folder it made.
+msg="$tmp/full/mnist_cnn.safetensors: error: cannot write: File too large"
 (ulimit -f 64; "$cnnc" $m $w --emit=cnn -o "$tmp/full") > /dev/null 2> "$tmp/err"
-if [ $? -eq 1 ] && grep -qF "$tmp/full/mnist_cnn.safetensors: error: cannot write: File too large" "$tmp/err" &&
+if [ $? -eq 1 ] && grep -qF "$msg" "$tmp/err" &&
    [ ! -e "$tmp/full" ]; then ok
 else bad "a failed write: $(cat "$tmp/err")"; ls -A "$tmp/full" 2> /dev/null; fi
 mkdir "$tmp/keep"
@@ -366,7 +372,8 @@ done
 printf 'network t(x: f32[N=1, 6, 4, 4]) {\n  return affine(x, scale=1e39)\n}\n' > "$tmp/t1.cnn"
 expect 1 "t1.cnn:2:26: error: scale 1e+39 is not a finite f32" "$tmp/t1.cnn" --emit=ir
 printf 'network t(x: f32[N=1, 6, 4, 4]) {\n  return slice(x, 2, 7)\n}\n' > "$tmp/t2.cnn"
-expect 1 "error: slice [2, 7) is not a non-empty range of dim 1 of f32[1,6,4,4]" "$tmp/t2.cnn" --emit=ir
+expect 1 "error: slice [2, 7) is not a non-empty range of dim 1 of f32[1,6,4,4]" \
+  "$tmp/t2.cnn" --emit=ir
 printf 'network t(x: f32[N=1, 6, 4, 4]) {\n  return slice(x, 0, 2, axis=0)\n}\n' > "$tmp/t3.cnn"
 expect 1 "error: slice axis 0 is out of range for f32[1,6,4,4] (it must not be the batch dim)" \
   "$tmp/t3.cnn" --emit=ir
