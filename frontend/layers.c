@@ -808,10 +808,12 @@ static Value mean(Elab *E, const Call *c)
     for (int32_t k = 0; k < v.list->n; k++) {
         Value a = v.list->items[k];
         int64_t d = a.kind == V_INT ? (a.i < 0 ? a.i + xt->rank : a.i) : -1;
-        if (d == 2 || d == 3)
-            n += !seen[d], seen[d] = true;
-        else
-            n = -100;
+        if (d != 2 && d != 3) {
+            n = -1;
+            break;
+        }
+        n += !seen[d];
+        seen[d] = true;
     }
     if (xt->rank != 4 || n != 2) {
         char b[160];
