@@ -8,11 +8,12 @@ CMAKE_ARGS ?=
 # CI builds treat warnings as errors.
 WERROR     := $(if $(CI),-DCNNC_WERROR=ON,)
 CNNC       := $(BUILD)/tools/cnnc
-# The ONNX tests' Python: a virtual environment over Debian's Python, whose torch and
-# torchvision it sees, with these exact packages from PyPI (torch 1.13 needs numpy 1.x).
+# The Python of the ONNX tests and python/tests: a virtual environment over Debian's Python,
+# whose torch and torchvision it sees, with these exact packages from PyPI (torch 1.13 needs
+# numpy 1.x).
 VENV       ?= .venv
 VENV_BASE  ?= /usr/bin/python3
-VENV_PINS  := numpy<2 onnx==1.16.2 onnxruntime==1.19.2 protobuf==5.29.5
+VENV_PINS  := numpy<2 onnx==1.16.2 onnxruntime==1.19.2 protobuf==5.29.5 pytest==8.3.5
 
 .PHONY: all build deps test-deps test-venv demo test test-fast test-asan test-fuzz fuzz clean
 
