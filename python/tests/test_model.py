@@ -183,30 +183,39 @@ def test_two_models_in_threads(mnist360_path):
         m.close()
 
 
+def longest_pause(m, x):
+    """The longest time the main thread goes without running Python while another thread
+    runs m(x) once, and that run's duration."""
+    span = []
+
+    def work():
+        t0 = time.perf_counter()
+        m(x)
+        span.extend([t0, time.perf_counter()])
+
+    ticks = []
+    t = threading.Thread(target=work)
+    t.start()
+    while t.is_alive():
+        ticks.append(time.perf_counter())
+    t.join()
+    inside = [span[0]] + [s for s in ticks if span[0] < s < span[1]] + [span[1]]
+    return max(b - a for a, b in zip(inside, inside[1:])), span[1] - span[0]
+
+
 def test_run_releases_the_gil(mnist360_path):
     """Python code runs in another thread while a model runs: the call releases the GIL.
-    The main thread counts while a run goes on; were the GIL held, its longest pause
-    would be the whole call."""
+    Were the GIL held, the main thread's longest pause would be the whole call; three
+    tries, for a loaded machine that leaves the main thread unscheduled for a while."""
     images, _ = digits()
     with cnnc.load(mnist360_path, threads=1) as m:
         m(images)
-        span = []
-
-        def work():
-            t0 = time.perf_counter()
-            m(images)
-            span.extend([t0, time.perf_counter()])
-
-        ticks = []
-        t = threading.Thread(target=work)
-        t.start()
-        while t.is_alive():
-            ticks.append(time.perf_counter())
-        t.join()
-    inside = [span[0]] + [s for s in ticks if span[0] < s < span[1]] + [span[1]]
-    pause = max(b - a for a, b in zip(inside, inside[1:]))
-    assert pause < 0.5 * (span[1] - span[0]), "a pause of %.1f ms in a run of %.1f ms" % (
-        1e3 * pause, 1e3 * (span[1] - span[0]))
+        for _ in range(3):
+            pause, run = longest_pause(m, images)
+            if pause < 0.5 * run:
+                break
+    assert pause < 0.5 * run, "a pause of %.1f ms in a run of %.1f ms" % (1e3 * pause,
+                                                                         1e3 * run)
 
 
 def test_one_model_from_threads(mnist_path):
