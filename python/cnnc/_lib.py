@@ -99,13 +99,15 @@ def _check_elf(path):
 # renames its output into place) or a deleted file's inode reused while the old one is
 # still loaded would silently run the old code.
 _loaded = {}
-_loaded_lock = threading.Lock()
+# Reentrant: a model collected by the garbage collector during a load closes itself in
+# the loading thread.
+_loaded_lock = threading.RLock()
 
 
 def _claim(path):
     st = os.stat(path)
     ident = (st.st_dev, st.st_ino)
-    for other, (other_ident, _) in _loaded.items():
+    for other, (other_ident, _) in list(_loaded.items()):
         if other == path and other_ident != ident:
             raise LoadError("%s: replaced on disk while a model loaded from the old file is "
                             "open in this process: close that model first" % path)

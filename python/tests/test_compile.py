@@ -1,6 +1,7 @@
 """cnnc.compile: .cnn files with flags, the messages of a failing compile, onnx.ModelProto
 sources, where the program is found, and `pip install ./python`."""
 
+import gc
 import os
 import shutil
 import subprocess
@@ -20,6 +21,11 @@ def test_compile_to_temporary_file():
     folder = os.path.dirname(m.path)
     assert os.path.exists(m.path)
     m.close()
+    assert not os.path.exists(folder)
+    m = cnnc.compile(MNIST, random_weights=0)
+    folder = os.path.dirname(m.path)
+    del m  # never closed: freed with the object
+    gc.collect()
     assert not os.path.exists(folder)
 
 
