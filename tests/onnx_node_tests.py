@@ -18,7 +18,7 @@ never acceptable), if a listed test passes, or if a listed test is no longer sel
 so the list stays true. --suggest prints list lines for the unlisted failures.
 
 Usage: onnx_node_tests.py [--build=DIR] [--jobs=N] [--compile-every=K] [--suggest]
-                          [-k SUBSTRING]...   (exit 0 pass, 1 fail, 77 no onnx package)"""
+                          [--expected=FILE] [-k SUBSTRING]...   (exit 0 pass, 1 fail, 77 no onnx package)"""
 
 import concurrent.futures
 import os
@@ -196,7 +196,7 @@ def check(name, build, compiled):
     return "pass", "", time.monotonic() - t0
 
 
-def judge(results, listed, selected):
+def judge(results, listed, selected, expected):
     """Prints every problem; the number of failures."""
     failures = 0
     for name in selected:
@@ -206,7 +206,7 @@ def judge(results, listed, selected):
             print("FAIL %s: crashed: %s" % (name, msg))
         elif kind == "pass" and want:
             print("FAIL %s: passes but is listed as %s (%s): remove it from %s"
-                  % (name, want[0], want[1], os.path.basename(EXPECTED)))
+                  % (name, want[0], want[1], os.path.basename(expected)))
         elif kind != "pass" and not want:
             print("FAIL %s: %s, not listed: %s" % (name, kind, msg))
         elif kind != "pass" and want[0] != kind:
@@ -216,17 +216,20 @@ def judge(results, listed, selected):
         failures += 1
     for name in sorted(set(listed) - set(selected)):
         print("FAIL %s: listed but not selected (no such test, or an op cnnc lacks): "
-              "remove it from %s" % (name, os.path.basename(EXPECTED)))
+              "remove it from %s" % (name, os.path.basename(expected)))
         failures += 1
     return failures
 
 
 def main(argv):
     build, jobs, every, suggest, patterns = os.path.join(ROOT, "build"), 2, 1, False, []
+    expected = EXPECTED
     args = iter(argv[1:])
     for a in args:
         if a.startswith("--build="):
             build = a[len("--build="):]
+        elif a.startswith("--expected="):
+            expected = a[len("--expected="):]
         elif a.startswith("--jobs="):
             jobs = int(a[len("--jobs="):])
         elif a.startswith("--compile-every="):
@@ -240,7 +243,7 @@ def main(argv):
             return 2
     t0 = time.monotonic()
     selected = select(supported_ops(os.path.join(build, "tools", "cnnc")), patterns)
-    listed = read_expected(EXPECTED)
+    listed = read_expected(expected)
     if patterns:
         listed = {k: v for k, v in listed.items() if any(p in k for p in patterns)}
     print("onnx %s, %d node tests selected of %d in %.1f s"
@@ -251,7 +254,7 @@ def main(argv):
                    for i, n in enumerate(selected)}
         for f in concurrent.futures.as_completed(futures):
             results[futures[f]] = f.result()
-    failures = judge(results, listed, selected)
+    failures = judge(results, listed, selected, expected)
     counts = {k: sum(1 for r in results.values() if r[0] == k)
               for k in ("pass", "rejected", "mismatch", "crash")}
     listed_fails = sum(1 for n, r in results.items() if r[0] in KINDS and listed.get(n, ("",))[0]
@@ -260,7 +263,7 @@ def main(argv):
     print("selected %d, passed %d, rejected %d, mismatched %d, crashed %d; %d listed in %s; "
           "%d failure(s); %.1f s (slowest: %s)"
           % (len(selected), counts["pass"], counts["rejected"], counts["mismatch"],
-             counts["crash"], listed_fails, os.path.basename(EXPECTED), failures,
+             counts["crash"], listed_fails, os.path.basename(expected), failures,
              time.monotonic() - t0, ", ".join("%s %.1f s" % (n, r[2]) for n, r in slowest)))
     if suggest:
         for name in selected:
