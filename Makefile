@@ -4,6 +4,7 @@ ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
 JOBS       ?= $(shell nproc)
+PREFIX     ?= /usr/local
 CMAKE_ARGS ?=
 # CI builds treat warnings as errors.
 WERROR     := $(if $(CI),-DCNNC_WERROR=ON,)
@@ -15,7 +16,8 @@ VENV       ?= .venv
 VENV_BASE  ?= /usr/bin/python3
 VENV_PINS  := numpy<2 onnx==1.16.2 onnxruntime==1.19.2 protobuf==5.29.5 pytest==8.3.5
 
-.PHONY: all build deps test-deps test-venv demo test test-fast test-asan test-fuzz fuzz clean
+.PHONY: all build deps test-deps test-venv demo install test test-fast test-asan test-fuzz fuzz \
+        clean
 
 all: build
 
@@ -48,6 +50,11 @@ demo: build
 	  $(BUILD)/models/mnist_cnn_b360.so
 	@echo "PyTorch, when it trained the network (tools/train_mnist.py):" \
 	  "$$(sed -n 's/^accuracy //p' models/digits/expected.txt) correct"
+
+# cnnc, cnnrun, the runtime, the headers, cnnc.pc, the CMake package cnnc, the man pages and
+# the docs under PREFIX (DESTDIR=DIR stages them under DIR).
+install: build
+	@cmake --install $(BUILD) --prefix $(PREFIX)
 
 test: test-deps test-fast test-asan test-fuzz
 

@@ -1,6 +1,7 @@
 /* model_api.h: the C API of a model.so (include/cnnc/model.h) reached through
  * dlopen: a table of its functions and the code that resolves them. Shared by
- * cnnrun and the tests that load the model.so files they compile. */
+ * cnnrun and the tests that load the model.so files they compile, and installed
+ * as <cnnc/loader.h> for C programs that load one. */
 #ifndef CNNC_MODEL_API_H
 #define CNNC_MODEL_API_H
 
