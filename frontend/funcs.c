@@ -1,8 +1,9 @@
 /* funcs.c: the built-in functions on compile-time values: the shape of a
  * tensor (channels, dim, height, width, shape) and a few helpers on numbers
- * and lists (len, range, min, max). They build nothing in the graph. */
+ * and lists (len, range, min, max, and int, round, floor, ceil). They build nothing in the graph. */
 #include "elab.h"
 
+#include <math.h>
 #include <string.h>
 
 static Value fail_arg(Elab *E, const Call *c, int i, const char *expected)
@@ -146,6 +147,25 @@ static Value extreme(Elab *E, const Call *c)
     return best;
 }
 
+/* int, round, floor, ceil: a number to an int, as Python's int() (toward
+ * zero), round() (halves to even), math.floor and math.ceil. */
+static Value to_int(Elab *E, const Call *c)
+{
+    Value v = c->args[0];
+    if (v.kind == V_INT)
+        return v;
+    if (v.kind != V_FLOAT)
+        return fail_arg(E, c, 0, "a number");
+    const char *f = c->b->name;
+    double r = f[0] == 'i' ? trunc(v.f) : f[0] == 'r' ? nearbyint(v.f)
+             : f[0] == 'f' ? floor(v.f) : ceil(v.f);
+    if (!(r >= -9223372036854775808.0 && r < 9223372036854775808.0)) {
+        fe_error(E, c->locs[0], "%s(%g) is not a 64-bit integer", f, v.f);
+        return fe_error_value();
+    }
+    return fe_int((int64_t)r);
+}
+
 #define FUNC(name, req, fn, ...) {name, {__VA_ARGS__, NULL}, req, false, false, fn}
 
 static const Builtin funcs[] = {
@@ -156,6 +176,10 @@ static const Builtin funcs[] = {
     FUNC("shape", 1, shape, "x"),
     FUNC("len", 1, len, "list"),
     FUNC("range", 1, range, "start", "stop"),
+    FUNC("int", 1, to_int, "x"),
+    FUNC("round", 1, to_int, "x"),
+    FUNC("floor", 1, to_int, "x"),
+    FUNC("ceil", 1, to_int, "x"),
     {"min", {NULL}, 0, true, false, extreme},
     {"max", {NULL}, 0, true, false, extreme},
 };

@@ -784,6 +784,17 @@ static void test_errors_call_chain(void **state)
 static void test_errors_values(void **state)
 {
     (void)state;
+    /* int, round (halves to even), floor, ceil: the channel counts they give */
+    Graph *g = good(NET("  c = [int(2.7), int(-2.7), round(2.5), round(3.5), floor(-1.5), ceil(1.2)]\n"
+                        "  if c != [2, -2, 2, 4, -2, 2] { c = 1 // 0 }\n"
+                        "  return conv2d(x, int(ceil(3 * 1.1 / 8)) * 8 + round(-2.5), kernel=1)"
+                        " as c\n"));
+    expect_type(g, "c", "f32[1,6,8,8]");
+    ir_graph_free(g);
+    expect_errors(NET("  return conv2d(x, int(1e30), kernel=1)\n"),
+                  "t.cnn:2:24: error: int(1e+30) is not a 64-bit integer\n");
+    expect_errors(NET("  return conv2d(x, floor(\"8\"), kernel=1)\n"),
+                  "t.cnn:2:26: error: floor expects a number, got \"8\"\n");
     expect_errors(NET("  k = 3 // 0\n  return conv2d(x, 8, kernel=k)\n"),
                   "t.cnn:2:9: error: division by zero\n");
     expect_errors(NET("  s = [8, 16]\n  return conv2d(x, s[2], kernel=1)\n"),
