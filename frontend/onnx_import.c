@@ -36,6 +36,7 @@ typedef enum {
     VAL_CONST,    /* known at import */
     VAL_SPLIT5,   /* x viewed as [N, g, C/g, H, W]: the start of a channel shuffle */
     VAL_SPLIT5T,  /* ... with dims 1 and 2 swapped */
+    VAL_DROPPED,  /* node without its dim `groups` of size 1 (Gather of one index, Squeeze) */
 } ValKind;
 
 typedef struct Val {
@@ -356,6 +357,10 @@ static int32_t tensor_input(Imp *I, int32_t k)
             return -1;
         }
         return param_of(I, v);
+    case VAL_DROPPED:
+        fail(I, "input '%s' is a tensor with its dim %d dropped, which only an Unsqueeze "
+             "restoring that dim may use", v->name, (int)v->groups);
+        return -1;
     default:
         fail(I, "input '%s' is a 5-d view that only a channel shuffle may use", v->name);
         return -1;
@@ -712,6 +717,14 @@ static bool shape(Imp *I)
     } else if (v->kind == VAL_NODE) {
         rank = type_of(I, v->node)->rank;
         dims = type_of(I, v->node)->dims;
+    } else if (v->kind == VAL_DROPPED) {
+        const TensorType *t = type_of(I, v->node);
+        int64_t *d = ir_alloc(I->tmp, sizeof t->dims);
+        rank = 0;
+        for (int32_t k = 0; k < t->rank; k++)
+            if (k != v->groups)
+                d[rank++] = t->dims[k];
+        dims = d;
     } else {
         return fail(I, "the shape of a 5-d channel-shuffle view is not supported");
     }
@@ -819,7 +832,20 @@ static bool unsqueeze(Imp *I)
     Val *v = input_val(I, 0);
     int64_t axes[ONNX_MAX_RANK], dims[ONNX_MAX_RANK], in[ONNX_MAX_RANK];
     int32_t n, r;
-    if (!v || !axes_of(I, 1, axes, &n) || !shape_of_input(I, v, &r, in))
+    if (!v || !axes_of(I, 1, axes, &n))
+        return false;
+    if (v->kind == VAL_DROPPED) {
+        int32_t rank = type_of(I, v->node)->rank, a;
+        if (n != 1)
+            return fail(I, "only unsqueezing dim %d back is supported here", (int)v->groups);
+        if (!norm_axis(I, axes[0], rank, &a))
+            return false;
+        if (a != v->groups)
+            return fail(I, "only unsqueezing dim %d back is supported here", (int)v->groups);
+        set_node(I, 0, v->node);
+        return true;
+    }
+    if (!shape_of_input(I, v, &r, in))
         return false;
     if (n < 0)
         return fail(I, "needs axes");
@@ -856,9 +882,16 @@ static bool squeeze(Imp *I)
             return fail(I, "dim %d is %lld, not 1", (int)a, (long long)in[a]);
         drop[a] = in[a] == 1;
     }
+    int32_t ndrop = 0, dropped = -1;
     for (int32_t k = 0; k < r; k++)
         if (!drop[k])
             dims[rank++] = in[k];
+        else
+            ndrop++, dropped = k;
+    if (v->kind == VAL_NODE && ndrop == 1 && dropped >= 1 && !(rank == 2 && dims[0] == in[0])) {
+        bind(I, 0, VAL_DROPPED, v->node, dropped, NULL);
+        return true;
+    }
     return view_of(I, v, rank, dims);
 }
 
@@ -1084,8 +1117,52 @@ static const Const *strided_copy(Imp *I, const Const *s, int32_t rank, const int
 }
 
 /* Gather on constants (the index arithmetic of shapes). */
+/* Gather from a computed tensor with constant indices: one index (the dim
+ * dropped, for an Unsqueeze to restore: torchvision's x[:, c]) or a run of
+ * consecutive ones, as a slice. */
+static bool gather_tensor(Imp *I, Val *v)
+{
+    const Const *idx = const_input(I, 1, "the indices");
+    if (!idx)
+        return false;
+    const TensorType *t = type_of(I, v->node);
+    int32_t axis;
+    if (!norm_axis(I, attr_int(I->n, "axis", 0), t->rank, &axis))
+        return false;
+    if (axis == 0)
+        return fail(I, "gathering along the batch dim is not supported");
+    if (idx->rank > 1 || idx->count < 1)
+        return fail(I, "gathering a computed tensor takes one index or a list of consecutive ones");
+    int64_t len = t->dims[axis], first = (int64_t)cget(idx, 0);
+    first = first < 0 ? first + len : first;
+    for (int64_t k = 0; k < idx->count; k++) {
+        int64_t g = (int64_t)cget(idx, k);
+        g = g < 0 ? g + len : g;
+        if (g != first + k || g < 0 || g >= len)
+            return fail(I, "gathering a computed tensor takes consecutive indices within its "
+                        "dim of %lld", (long long)len);
+    }
+    if (!fits_int32(I, first + idx->count, "index"))
+        return false;
+    Attrs at;
+    ir_attrs_default(OP_SLICE, &at);
+    at.slice = (SliceAttrs){axis, (int32_t)first, (int32_t)(first + idx->count)};
+    int32_t x = v->node;
+    int32_t y = add(I, OP_SLICE, &x, 1, &at, NULL);
+    if (idx->rank == 0)
+        bind(I, 0, VAL_DROPPED, y, axis, NULL);
+    else
+        set_node(I, 0, y);
+    if (y < 0)
+        I->failed = true;
+    return y >= 0;
+}
+
 static bool gather(Imp *I)
 {
+    Val *v = input_val(I, 0);
+    if (v && v->kind == VAL_NODE)
+        return gather_tensor(I, v);
     const Const *data = const_input(I, 0, "the data");
     const Const *idx = const_input(I, 1, "the indices");
     if (!data || !idx)
