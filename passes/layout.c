@@ -1,6 +1,9 @@
 /* layout.c: chooses how every 4-d value is stored. With block b (the
  * target's f32 lanes), channels are split into blocks of b innermost,
- * NCHW[b]c, so a kernel loads b output channels as one vector.
+ * NCHW[b]c, so a kernel loads b output channels as one vector. With 16
+ * lanes, a value whose channels divide by 8 but not by 16 (24, 40, 72, 120:
+ * MobileNetV3, EfficientNet) takes blocks of 8, half vectors, rather than
+ * the plain layout and its scalar kernels.
  *
  *   1. Forward over the nodes, decide each output's layout: conv2d is blocked
  *      when its channels divide by b; ops that work per channel or per element
@@ -18,9 +21,11 @@
 typedef struct Lay {
     Graph *g;
     int32_t b;
+    int32_t half;      /* b / 2 when b is 16, the block of channels 16 does not divide; else 0 */
     int32_t n0;        /* nodes before any reorder was added */
     int32_t *to_plain; /* per producer: its reorder to plain, or -1 */
     int32_t *to_block; /* per producer: its reorder to NCHW[b]c, or -1 */
+    int32_t *to_half;  /* per producer: its reorder to NCHW[half]c, or -1 */
     PassNames *names;
 } Lay;
 
@@ -29,44 +34,63 @@ static bool is_blocked(const TensorType *t)
     return t->layout == LAYOUT_NCHWC;
 }
 
-static bool divides(int64_t c, int32_t b)
+/* The block a value holds: 0 when plain. */
+static int32_t block_of(const TensorType *t)
 {
-    return c % b == 0;
+    return is_blocked(t) ? t->block : 0;
 }
 
-/* Whether conv2d `n` writes (and then reads) blocked values. */
-static bool conv_blocks_output(const Lay *l, const Node *n)
+static bool divides(int64_t c, int32_t b)
+{
+    return b > 0 && c % b == 0;
+}
+
+/* The block for `c` channels: b, else the half block, else 0 (plain). */
+static int32_t block_for(const Lay *l, int64_t c)
+{
+    return divides(c, l->b) ? l->b : divides(c, l->half) ? l->half : 0;
+}
+
+/* The block conv2d `n` writes (and reads its input in), 0: plain. */
+static int32_t conv_block(const Lay *l, const Node *n)
 {
     int64_t cin = l->g->nodes[n->inputs[0]].type.dims[1], cout = n->type.dims[1];
     int32_t groups = n->attrs.conv.groups;
-    if (groups == 1)
-        return divides(cout, l->b);
-    if (groups == cin && cin == cout)
-        return divides(cout, l->b);
-    return divides(cin / groups, l->b) && divides(cout / groups, l->b);
+    if (groups == 1 || (groups == cin && cin == cout))
+        return block_for(l, cout);
+    int32_t b = block_for(l, cout / groups);
+    return b && divides(cin / groups, b) ? b : 0;
 }
 
-static bool conv_reads_blocked(const Lay *l, const Node *n)
+static int32_t conv_input_block(const Lay *l, const Node *n)
 {
-    return is_blocked(&n->type) && divides(l->g->nodes[n->inputs[0]].type.dims[1], l->b);
+    int32_t b = block_of(&n->type);
+    return divides(l->g->nodes[n->inputs[0]].type.dims[1], b) ? b : 0;
 }
 
 /* Ops that compute each channel on its own, in any channel order and block:
- * blocked when any data input is (the others are reordered to match). */
-static bool follows_inputs(const Lay *l, const Node *n)
+ * blocked as their first blocked data input (the others are reordered to
+ * match), when every data input's channels divide by that block. */
+static int32_t follow_inputs(const Lay *l, const Node *n)
 {
-    bool any = false;
+    int32_t b = 0;
+    for (int32_t k = 0; k < n->ninputs && !b; k++) {
+        const Node *in = &l->g->nodes[n->inputs[k]];
+        if (in->op != OP_PARAM)
+            b = block_of(&in->type);
+    }
+    if (!b || !divides(n->type.dims[1], b))
+        return 0;
     for (int32_t k = 0; k < n->ninputs; k++) {
         const Node *in = &l->g->nodes[n->inputs[k]];
         if (in->op == OP_PARAM)
             continue;
         if (ir_ops[n->op].fusion == FC_BROADCAST && !ir_dims_eq(&in->type, &n->type))
-            return false;
-        if (n->op == OP_CONCAT && !divides(in->type.dims[1], l->b))
-            return false;
-        any |= is_blocked(&in->type);
+            return 0;
+        if (n->op == OP_CONCAT && !divides(in->type.dims[1], b))
+            return 0;
     }
-    return any;
+    return b;
 }
 
 static bool per_channel_op(const Node *n)
@@ -78,44 +102,45 @@ static bool per_channel_op(const Node *n)
     return ir_ops[n->op].flags & OF_CHANNELWISE;
 }
 
-static bool output_blocked(const Lay *l, const Node *n)
+static int32_t output_block(const Lay *l, const Node *n)
 {
-    if (n->type.rank != 4 || !divides(n->type.dims[1], l->b))
-        return false;
+    if (n->type.rank != 4)
+        return 0;
     if (n->op == OP_CONV2D)
-        return conv_blocks_output(l, n);
-    return per_channel_op(n) && follows_inputs(l, n);
+        return conv_block(l, n);
+    return per_channel_op(n) ? follow_inputs(l, n) : 0;
 }
 
-/* Whether `user` reads its input `k` blocked (only meaningful for 4-d inputs). */
-static bool reads_blocked(const Lay *l, const Node *user, int32_t k)
+/* The block in which `user` reads its input `k` (only meaningful for 4-d inputs), 0: plain. */
+static int32_t read_block(const Lay *l, const Node *user, int32_t k)
 {
     const Node *in = &l->g->nodes[user->inputs[k]];
     switch (user->op) {
     case OP_CONV2D:
         if (user->attrs.conv.epi.residual && k == user->ninputs - 1)
-            return is_blocked(&user->type);
-        return k == 0 && conv_reads_blocked(l, user);
+            return block_of(&user->type);
+        return k == 0 ? conv_input_block(l, user) : 0;
     case OP_FLATTEN:
-        return is_blocked(&in->type) && in->type.dims[2] == 1 && in->type.dims[3] == 1;
-    default: return per_channel_op(user) && is_blocked(&user->type);
+        return is_blocked(&in->type) && in->type.dims[2] == 1 && in->type.dims[3] == 1
+                   ? in->type.block : 0;
+    default: return per_channel_op(user) ? block_of(&user->type) : 0;
     }
 }
 
-static int32_t reorder_of(Lay *l, int32_t p, bool blocked)
+static int32_t reorder_of(Lay *l, int32_t p, int32_t block)
 {
-    int32_t *slot = blocked ? &l->to_block[p] : &l->to_plain[p];
+    int32_t *slot = !block ? &l->to_plain[p] : block == l->b ? &l->to_block[p] : &l->to_half[p];
     if (*slot >= 0)
         return *slot;
     const Node *src = &l->g->nodes[p];
-    const char *base = blocked ? ir_strfmt(l->g->arena, "%s.to_nchw%dc", src->name, (int)l->b)
-                               : ir_strfmt(l->g->arena, "%s.to_plain", src->name);
+    const char *base = block ? ir_strfmt(l->g->arena, "%s.to_nchw%dc", src->name, (int)block)
+                             : ir_strfmt(l->g->arena, "%s.to_plain", src->name);
     const char *name = pass_unique_name(l->g, l->names, base);
     SrcLoc loc = src->loc;
     TensorType t = src->type;
     int32_t r = ir_add_node(l->g, OP_REORDER, &p, 1, name, loc);
-    t.layout = blocked ? LAYOUT_NCHWC : LAYOUT_PLAIN;
-    t.block = blocked ? l->b : 0;
+    t.layout = block ? LAYOUT_NCHWC : LAYOUT_PLAIN;
+    t.block = block;
     l->g->nodes[r].type = t;
     *slot = r;
     return r;
@@ -128,8 +153,8 @@ static void fix_use(Lay *l, int32_t id, int32_t k)
     const Node *in = &l->g->nodes[p];
     if (in->op == OP_PARAM || in->type.rank != 4)
         return;
-    bool want = reads_blocked(l, &l->g->nodes[id], k);
-    if (want != is_blocked(&in->type)) {
+    int32_t want = read_block(l, &l->g->nodes[id], k);
+    if (want != block_of(&in->type)) {
         int32_t r = reorder_of(l, p, want);
         l->g->nodes[id].inputs[k] = r;
     }
@@ -141,22 +166,24 @@ bool pass_layout(Graph *g, const PassOptions *opt, Diag *d)
     if (opt->block <= 0)
         return true;
     Arena *tmp = ir_arena_new();
-    Lay l = {g, opt->block, g->nnodes, NULL, NULL, pass_name_set(g, tmp)};
+    Lay l = {g, opt->block, opt->block == 16 ? 8 : 0, g->nnodes, NULL, NULL, NULL,
+             pass_name_set(g, tmp)};
     l.to_plain = ir_alloc(tmp, ((size_t)g->nnodes + 1) * sizeof *l.to_plain);
     l.to_block = ir_alloc(tmp, ((size_t)g->nnodes + 1) * sizeof *l.to_block);
+    l.to_half = ir_alloc(tmp, ((size_t)g->nnodes + 1) * sizeof *l.to_half);
     for (int32_t i = 0; i < l.n0; i++) {
         Node *n = &g->nodes[i];
-        l.to_plain[i] = l.to_block[i] = -1;
-        bool blocked = n->op != OP_INPUT && n->op != OP_PARAM && output_blocked(&l, n);
-        n->type.layout = blocked ? LAYOUT_NCHWC : LAYOUT_PLAIN;
-        n->type.block = blocked ? l.b : 0;
+        l.to_plain[i] = l.to_block[i] = l.to_half[i] = -1;
+        int32_t b = n->op != OP_INPUT && n->op != OP_PARAM ? output_block(&l, n) : 0;
+        n->type.layout = b ? LAYOUT_NCHWC : LAYOUT_PLAIN;
+        n->type.block = b;
     }
     for (int32_t i = 0; i < l.n0; i++)
         for (int32_t k = 0; k < g->nodes[i].ninputs; k++)
             fix_use(&l, i, k);
     for (int32_t i = 0; i < g->noutputs; i++)
         if (is_blocked(&g->nodes[g->outputs[i].node].type))
-            g->outputs[i].node = reorder_of(&l, g->outputs[i].node, false);
+            g->outputs[i].node = reorder_of(&l, g->outputs[i].node, 0);
     if (g->nnodes > l.n0)
         pass_toposort(g);
     ir_arena_free(tmp);

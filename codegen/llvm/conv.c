@@ -321,7 +321,7 @@ static void init_acc(Conv *k, int64_t T, LLVMValueRef *acc)
 {
     Cg *cg = k->cg;
     for (int64_t j = 0; j < k->oct; j++) {
-        LLVMValueRef v = LLVMConstNull(cg->t_vf32);
+        LLVMValueRef v = LLVMConstNull(LLVMVectorType(cg->t_f32, (unsigned)k->b));
         if (k->bias)
             v = cg_load(cg, cg_gep(cg, k->bias, mulc(cg, addc(cg, k->ocb, j), k->b)),
                         (int32_t)k->b);
@@ -628,7 +628,7 @@ CgKernel cg_emit_conv2d(Cg *cg, int32_t node)
     Conv k;
     conv_init(&k, cg, node);
     const TensorType *xt = &input(&k, 0)->type, *yt = &k.n->type;
-    int64_t b = cg->vec;
+    int64_t b = yt->layout == LAYOUT_NCHWC ? yt->block : cg->vec; /* the lanes, or half of them */
     bool out_blocked = blocked_as(yt, b) && b <= 16;
     bool direct = k.a->groups == 1 && (blocked_as(xt, b) || xt->layout == LAYOUT_PLAIN);
     k.depthwise = k.a->groups == k.C && k.C == k.O && blocked_as(xt, b);
