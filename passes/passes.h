@@ -53,17 +53,20 @@ int64_t pass_plan_total_bytes(const Graph *g);
 /* The plan in readable form: each value's place, bytes and live range (plan_print.c). */
 void pass_print_plan(const Graph *g, FILE *out);
 
-/* Layout contract (layout.c), for the kernels: with block b > 0,
- *  - conv2d writes NCHW[b]c when its output channels (per group, unless
- *    depthwise) divide by b; it then reads NCHW[b]c when its input channels do,
- *    else plain (the first conv of a network). A plain conv2d reads plain.
+/* Layout contract (layout.c), for the kernels: with block b > 0, a value's
+ * block k is b, or b/2 or b/4 (at least 4) when b does not divide its channels;
+ *  - conv2d writes NCHW[k]c with the largest such k that divides its output
+ *    channels (per group, unless depthwise); it then reads NCHW[k]c when k
+ *    divides its input channels, else plain (the first conv of a network). A
+ *    plain conv2d reads plain.
  *  - batchnorm, activations, dropout, pools, global/adaptive avgpool, add/mul
- *    of equal shapes and channel concat of blocked-able inputs keep the layout
- *    of input 0 (every rank-4 input of theirs is given that layout);
+ *    of equal shapes, layernorm over the channels and channel concat of
+ *    blocked-able inputs keep the layout and block of their first blocked
+ *    input (every rank-4 input of theirs is given that layout);
  *  - flatten reads plain, or blocked [N,C,1,1] (the same bytes);
  *  - everything else (dense, softmax, graph outputs) reads plain.
  * Where a producer's layout differs from what a user reads, a reorder node
- * (named "<producer>.to_plain" or "<producer>.to_nchw<b>c") is inserted. */
+ * (named "<producer>.to_plain" or "<producer>.to_nchw<k>c") is inserted. */
 
 /* Memory plan contract (plan_memory.c): MEM_ALIAS nodes (flatten, dropout, and
  * reorders that move no byte: same layout, or H=W=1) resolve to their input
