@@ -11,6 +11,7 @@ from ._compile import compile, find_cnnc
 from ._errors import (BusyError, ClosedError, CnncError, CompileError, ContiguityError,
                       CorruptError, DeviceError, Diagnostic, DtypeError, InputError,
                       LoadError, OutOfMemoryError, ShapeError, Status, VersionError)
+from ._image import preprocess_image
 from ._model import KernelProfile, Model, Profile, TensorInfo, load
 from ._torch import from_torch
 
@@ -21,4 +22,5 @@ __all__ = [
     "CorruptError", "DeviceError", "Diagnostic", "DtypeError", "InputError", "KernelProfile",
     "LoadError", "Model", "OutOfMemoryError", "Profile", "ShapeError", "Status",
     "TensorInfo", "VersionError", "compile", "find_cnnc", "from_torch", "load",
+    "preprocess_image",
 ]
