@@ -226,6 +226,9 @@ bool fe_elab_begin(Elab *E, const NetworkDef *net);
 /* Starts from a graph made elsewhere (an imported ONNX model), owned from now
  * on: its inputs and outputs become variables where their names are identifiers. */
 bool fe_elab_adopt(Elab *E, Graph *g);
+/* [A-Za-z_][A-Za-z0-9_]*: a name that can be written as a variable, unless it
+ * is a reserved word (binding one does no harm: it cannot be typed). */
+bool fe_is_identifier(const char *s);
 /* Runs one statement of the network body; false once it has returned. */
 bool fe_elab_stmt(Elab *E, const Stmt *s);
 /* Evaluates an expression written at the top of the network, as a bare

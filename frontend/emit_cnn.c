@@ -79,20 +79,10 @@ static bool is_value_var(const char *s)
     return true;
 }
 
-static bool is_ident(const char *s)
-{
-    if (!(isalpha((unsigned char)*s) || *s == '_'))
-        return false;
-    for (; *s; s++)
-        if (!(isalnum((unsigned char)*s) || *s == '_'))
-            return false;
-    return true;
-}
-
 /* A name that can be a variable of the program (and is not vK). */
 static bool is_var_name(const char *s)
 {
-    return is_ident(s) && !is_reserved(s) && !is_value_var(s);
+    return fe_is_identifier(s) && !is_reserved(s) && !is_value_var(s);
 }
 
 /* `base`, or base_2, base_3, ... when it is taken; the result is taken then. */

@@ -165,9 +165,7 @@ bool fe_elab_begin(Elab *E, const NetworkDef *net)
     return E->d->nerrors == errors;
 }
 
-/* A name that can be typed as a variable: an identifier (reserved words are
- * rejected when typed, so binding one does no harm). */
-static bool typable(const char *s)
+bool fe_is_identifier(const char *s)
 {
     if (!(isalpha((unsigned char)*s) || *s == '_'))
         return false;
@@ -189,10 +187,10 @@ bool fe_elab_adopt(Elab *E, Graph *g)
     E->scope = ir_alloc(E->arena, sizeof *E->scope);
     E->scope->path = "";
     for (int32_t i = 0; i < g->nnodes; i++)
-        if (g->nodes[i].op == OP_INPUT && typable(g->nodes[i].name))
+        if (g->nodes[i].op == OP_INPUT && fe_is_identifier(g->nodes[i].name))
             fe_env_set(E, &E->root_env, g->nodes[i].name, fe_tensor(i));
     for (int32_t i = 0; i < g->noutputs; i++)
-        if (typable(g->outputs[i].name))
+        if (fe_is_identifier(g->outputs[i].name))
             fe_env_set(E, &E->root_env, g->outputs[i].name, fe_tensor(g->outputs[i].node));
     return true;
 }
