@@ -7,6 +7,8 @@
 
 #include <cmocka.h>
 
+#include "test_util.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,26 +21,6 @@
 
 /* ---- capturing diagnostics ----------------------------------------------------- */
 
-typedef struct Captured {
-    char *text;
-    size_t len;
-    FILE *f;
-    Diag d;
-} Captured;
-
-static void capture(Captured *c)
-{
-    c->f = open_memstream(&c->text, &c->len);
-    assert_non_null(c->f);
-    ir_diag_init(&c->d, c->f);
-}
-
-static void release(Captured *c)
-{
-    ir_diag_fini(&c->d);
-    fclose(c->f);
-    free(c->text);
-}
 
 /* The buffer must be refused with exactly `message` (after "m.onnx: error: "). */
 static void assert_refused(const void *data, size_t size, const char *dir, uint64_t max_bytes,

@@ -1,7 +1,8 @@
 /* test_util.h: what many tests share: the graph they start from (a zoo model,
  * models/NAME.cnn, or a model given as text, at a batch size, with deterministic
  * random weights), a graph's text, the relative comparison of two arrays (also
- * with NaN and infinities), and a graph's CUDA program. Include after cmocka.h. */
+ * with NaN and infinities), a graph's CUDA program, and diagnostics captured in
+ * memory. Include after cmocka.h. */
 #ifndef CNNC_TEST_UTIL_H
 #define CNNC_TEST_UTIL_H
 
@@ -14,6 +15,28 @@
 #include "frontend.h"
 #include "passes.h"
 #include "support.h"
+
+/* Diagnostics written to memory: c->text after a fflush(c->f) or release. */
+typedef struct Captured {
+    char *text;
+    size_t len;
+    FILE *f;
+    Diag d;
+} Captured;
+
+static inline void capture(Captured *c)
+{
+    c->f = open_memstream(&c->text, &c->len);
+    assert_non_null(c->f);
+    ir_diag_init(&c->d, c->f);
+}
+
+static inline void release(Captured *c)
+{
+    ir_diag_fini(&c->d);
+    fclose(c->f);
+    free(c->text);
+}
 
 static inline Graph *load_model(const char *name, const char *text, int64_t batch,
                                 uint64_t seed)

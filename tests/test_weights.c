@@ -8,6 +8,8 @@
 
 #include <cmocka.h>
 
+#include "test_util.h"
+
 #include <dirent.h>
 #include <math.h>
 #include <stdlib.h>
@@ -253,26 +255,6 @@ static void test_random_weights_scales(void **state)
 
 /* ---- safetensors -------------------------------------------------------- */
 
-typedef struct Captured {
-    char *text;
-    size_t len;
-    FILE *f;
-    Diag d;
-} Captured;
-
-static void capture(Captured *c)
-{
-    c->f = open_memstream(&c->text, &c->len);
-    assert_non_null(c->f);
-    ir_diag_init(&c->d, c->f);
-}
-
-static void release(Captured *c)
-{
-    ir_diag_fini(&c->d);
-    fclose(c->f);
-    free(c->text);
-}
 
 static void assert_has(Captured *c, const char *message)
 {
