@@ -563,10 +563,156 @@ static bool check_size(const Ctx *c)
                 "(2^%d)", op_name(c), tstr(t, b), n, IR_MAX_NUMEL_LOG2);
 }
 
+
+/* ---- training ops: most take the dims of one input (the value whose gradient or
+ * update they compute), the others a [C], [2, C] or [1] of their own. -------------- */
+
+static bool same_dims(const Ctx *c, int32_t i, int32_t j)
+{
+    char b1[TYPE_BUF], b2[TYPE_BUF];
+    if (!ir_dims_eq(in_type(c, i), in_type(c, j)))
+        return fail(c, "%s needs '%s' and '%s' of the same shape, got %s and %s", op_name(c),
+                    in_name(c, i), in_name(c, j), tstr(in_type(c, i), b1),
+                    tstr(in_type(c, j), b2));
+    return true;
+}
+
+static bool want_rank(const Ctx *c, int32_t i, int32_t rank)
+{
+    char b[TYPE_BUF];
+    if (in_type(c, i)->rank != rank)
+        return fail(c, "%s expects a %d-d '%s', got %s", op_name(c), (int)rank, in_name(c, i),
+                    tstr(in_type(c, i), b));
+    return true;
+}
+
+static bool like(const Ctx *c, int32_t i)
+{
+    *c->out = ir_type_f32(in_type(c, i)->rank, in_type(c, i)->dims);
+    return true;
+}
+
+static bool infer_train(const Ctx *c)
+{
+    const Node *n = c->n;
+    char b[TYPE_BUF];
+    switch (n->op) {
+    case OP_CONV2D_GRAD_INPUT:
+        return want_rank(c, 0, 4) && want_rank(c, 1, 4) && want_rank(c, 2, 4) && like(c, 2);
+    case OP_CONV2D_GRAD_WEIGHT:
+        return want_rank(c, 0, 4) && want_rank(c, 1, 4) && want_rank(c, 2, 4) && like(c, 2);
+    case OP_DENSE_GRAD_INPUT:
+    case OP_DENSE_GRAD_WEIGHT: {
+        if (!want_rank(c, 0, 2) || !want_rank(c, 1, 2))
+            return false;
+        const TensorType *dy = in_type(c, 0), *o = in_type(c, 1);
+        bool wgt = n->op == OP_DENSE_GRAD_WEIGHT;
+        if (o->dims[0] != dy->dims[wgt ? 0 : 1])
+            return fail(c, "%s: '%s' %s does not fit '%s' %s", op_name(c), in_name(c, 0),
+                        tstr(dy, b), in_name(c, 1), tstr(o, (char[TYPE_BUF]){0}));
+        int64_t dims[2] = {dy->dims[wgt ? 1 : 0], o->dims[1]};
+        set_out(c, 2, dims);
+        return true;
+    }
+    case OP_BIAS_GRAD: {
+        const TensorType *dy = in_type(c, 0);
+        int32_t axis;
+        if (!norm_axis(n->attrs.axis.axis, dy->rank, dy->rank, &axis))
+            return fail(c, "bias_grad axis %d is out of range for %s", (int)n->attrs.axis.axis,
+                        tstr(dy, b));
+        set_out(c, 1, &dy->dims[axis]);
+        return true;
+    }
+    case OP_ACT_GRAD:
+        if (!ir_op_is_act(n->attrs.actgrad.act) && n->attrs.actgrad.act != OP_NO_ACT)
+            return fail(c, "act_grad needs an activation, got %s", ir_ops[n->attrs.actgrad.act].name);
+        return same_dims(c, 0, 1) && like(c, 1);
+    case OP_MAXPOOL_GRAD:
+    case OP_AVGPOOL_GRAD:
+    case OP_GLOBAL_AVGPOOL_GRAD:
+    case OP_ADAPTIVE_AVGPOOL_GRAD:
+        return want_rank(c, 0, 4) && want_rank(c, 1, 4) && like(c, 1);
+    case OP_RESHAPE_AS:
+        if (ir_numel_checked(in_type(c, 0)->rank, in_type(c, 0)->dims) !=
+            ir_numel_checked(in_type(c, 1)->rank, in_type(c, 1)->dims))
+            return fail(c, "reshape_as: '%s' %s and '%s' differ in size", in_name(c, 0),
+                        tstr(in_type(c, 0), b), in_name(c, 1));
+        return like(c, 1);
+    case OP_REDUCE_AS:
+    case OP_SLICE_GRAD:
+        return like(c, 1);
+    case OP_BN_STATS: {
+        const TensorType *x = in_type(c, 0);
+        if (x->rank < 2)
+            return fail(c, "bn_stats expects [N, C, ...], got %s", tstr(x, b));
+        int64_t dims[2] = {2, x->dims[1]};
+        set_out(c, 2, dims);
+        return true;
+    }
+    case OP_BN_TRAIN:
+        return want_rank(c, 1, 2) && want_vector(c, 2, in_type(c, 0)->dims[1], "channels") &&
+               want_vector(c, 3, in_type(c, 0)->dims[1], "channels") && like(c, 0);
+    case OP_BN_GRAD_INPUT:
+        return same_dims(c, 0, 1) && want_rank(c, 2, 2) &&
+               want_vector(c, 3, in_type(c, 1)->dims[1], "channels") && like(c, 1);
+    case OP_BN_GRAD_WEIGHT:
+        if (!same_dims(c, 0, 1) || !want_rank(c, 2, 2))
+            return false;
+        set_out(c, 1, &in_type(c, 1)->dims[1]);
+        return true;
+    case OP_BN_RUNNING:
+        return want_rank(c, 0, 1) && want_rank(c, 1, 2) && like(c, 0);
+    case OP_DROPOUT_TRAIN:
+    case OP_DROPOUT_GRAD:
+        if (!(n->attrs.dropout.p >= 0.0f && n->attrs.dropout.p < 1.0f))
+            return fail(c, "dropout p must be in [0, 1) for training, got %g",
+                        (double)n->attrs.dropout.p);
+        return like(c, 0);
+    case OP_SOFTMAX_XENT:
+    case OP_SOFTMAX_XENT_GRAD: {
+        const TensorType *x = in_type(c, 0), *y = in_type(c, 1);
+        if (x->rank != 2 || y->rank != 1 || y->dims[0] != x->dims[0])
+            return fail(c, "cross-entropy needs logits [N, K] and labels [N], got %s and %s",
+                        tstr(x, b), tstr(y, (char[TYPE_BUF]){0}));
+        if (n->op == OP_SOFTMAX_XENT_GRAD)
+            return like(c, 0);
+        int64_t one = 1;
+        set_out(c, 1, &one);
+        return true;
+    }
+    case OP_MSE:
+    case OP_MSE_GRAD: {
+        if (!same_dims(c, 0, 1))
+            return false;
+        if (n->op == OP_MSE_GRAD)
+            return like(c, 0);
+        int64_t one = 1;
+        set_out(c, 1, &one);
+        return true;
+    }
+    case OP_SGD_MOMENTUM:
+    case OP_ADAM_M:
+    case OP_ADAM_V:
+        return same_dims(c, 0, 1) && same_dims(c, 0, 2) && like(c, 0);
+    case OP_SGD_STEP:
+    case OP_ADAM_STEP:
+        if (!same_dims(c, 0, 1) || !same_dims(c, 0, 2))
+            return false;
+        if (in_type(c, 3)->rank != 1 || in_type(c, 3)->dims[0] != 3)
+            return fail(c, "%s expects hyper-parameters f32[3] in '%s', got %s", op_name(c),
+                        in_name(c, 3), tstr(in_type(c, 3), b));
+        return like(c, 0);
+    default: break;
+    }
+    ICE("bad op %d", (int)n->op);
+}
+
 static bool infer_op(const Ctx *c)
 {
     if (ir_op_is_act(c->n->op))
         return infer_unary(c);
+    if (ir_op_is_train(c->n->op))
+        return infer_train(c);
     switch (c->n->op) {
     case OP_INPUT:
     case OP_PARAM: return infer_leaf(c);

@@ -151,12 +151,14 @@ typedef enum {
 
 typedef enum {
     AK_NONE, AK_CONV, AK_POOL, AK_BN, AK_CLIP, AK_LEAKY, AK_AXIS, AK_ADAPTIVE, AK_DROPOUT, AK_DENSE,
-    AK_AFFINE, AK_GELU, AK_NORM, AK_PERM, AK_SLICE, AK_PAD, AK_GROUPS
+    AK_AFFINE, AK_GELU, AK_NORM, AK_PERM, AK_SLICE, AK_PAD, AK_GROUPS, AK_ACTGRAD, AK_RUNNING,
+    AK_OPTIM
 } AttrKind;
 
 typedef enum {
     OF_ACT = 1,         /* one-input activation: ir_act_apply, and a fused epilogue can apply it */
     OF_CHANNELWISE = 2, /* a blocked channel layout (NCHW[b]c) passes through it */
+    OF_TRAIN = 4,       /* an op of a training step: interpreter and LLVM backend only */
 } OpFlag;
 
 typedef struct OpInfo {
@@ -192,6 +194,9 @@ typedef struct Epilogue {
  * the identity. a, b: the op's parameters as ir_act_params gives them. */
 double ir_act_apply(Op act, double x, float a, float b);
 bool ir_act_has_formula(Op act);
+/* Its derivative d act(x) / dx, in double, for act_grad (the interpreter's formula). */
+double ir_act_deriv(Op act, double x, float a, float b);
+bool ir_op_is_train(Op op); /* an OF_TRAIN op */
 /* An activation node's parameters: clip's lo and hi, leaky_relu's alpha,
  * affine's scale and shift, gelu's 1 for the tanh form; else 0. */
 struct Node;
@@ -219,7 +224,8 @@ typedef struct ClipAttrs { float lo, hi; } ClipAttrs;
 typedef struct LeakyAttrs { float alpha; } LeakyAttrs;
 typedef struct AxisAttrs { int32_t axis; } AxisAttrs; /* concat, flatten, softmax */
 typedef struct AdaptiveAttrs { int32_t out[2]; } AdaptiveAttrs;
-typedef struct DropoutAttrs { float p; } DropoutAttrs;
+/* salt: tells apart the masks of a step's dropout layers (dropout_train/_grad) */
+typedef struct DropoutAttrs { float p; int32_t salt; } DropoutAttrs;
 typedef struct GeluAttrs { bool tanh; } GeluAttrs; /* PyTorch's approximate="tanh" */
 typedef struct AffineAttrs { float scale, shift; } AffineAttrs; /* tensor-number arithmetic */
 typedef struct NormAttrs { int32_t axis; float eps; } NormAttrs; /* layernorm over one dim */
@@ -229,6 +235,21 @@ typedef struct SliceAttrs { int32_t axis, start, end; } SliceAttrs; /* [start, e
 /* pad: [top, left, bottom, right] of H and W (rank 4), filled with `value` */
 typedef struct PadAttrs { int32_t pad[4]; float value; } PadAttrs;
 typedef struct GroupsAttrs { int32_t groups; } GroupsAttrs; /* channel_shuffle */
+/* act_grad: the activation differentiated, with its parameters (ir_act_params) */
+typedef struct ActGradAttrs { Op act; float a, b; } ActGradAttrs;
+/* bn_running: which statistic (0 mean, 1 variance, made unbiased) and PyTorch's momentum:
+ * running = (1 - momentum) * running + momentum * batch */
+typedef struct RunningAttrs { int32_t which; float momentum; } RunningAttrs;
+/* The optimizers, as torch.optim defines them. hyper[3] (an input) holds the learning
+ * rate and Adam's bias corrections 1 - beta1^t, 1 - beta2^t, which change every step.
+ * SGD: momentum, dampening, nesterov; Adam: beta1, beta2, eps; decoupled: AdamW's
+ * decay of the weights themselves instead of weight_decay * param added to the gradient. */
+typedef struct OptimAttrs {
+    float weight_decay;
+    float momentum, dampening; /* SGD */
+    float beta1, beta2, eps;   /* Adam */
+    bool nesterov, decoupled;
+} OptimAttrs;
 
 typedef union Attrs {
     ConvAttrs conv;
@@ -247,6 +268,9 @@ typedef union Attrs {
     SliceAttrs slice;
     PadAttrs pad;
     GroupsAttrs groups;
+    ActGradAttrs actgrad;
+    RunningAttrs running;
+    OptimAttrs optim;
 } Attrs;
 
 /* Describes every attribute field so the printer, the text parser and the dot

@@ -22,6 +22,11 @@ Op ir_op_from_name(const char *name)
 
 _Static_assert(OP_NO_ACT == 0, "a zeroed epilogue applies no activation");
 
+bool ir_op_is_train(Op op)
+{
+    return op >= 0 && op < OP_COUNT && (ir_ops[op].flags & OF_TRAIN);
+}
+
 bool ir_op_is_act(Op op)
 {
     return op >= 0 && op < OP_COUNT && (ir_ops[op].flags & OF_ACT);
@@ -69,6 +74,20 @@ const AttrField ir_attr_fields[] = {
     FIELD(AK_PAD, pad.pad, "pad", AF_INT, 4),
     FIELD(AK_PAD, pad.value, "value", AF_FLOAT, 1),
     FIELD(AK_GROUPS, groups.groups, "groups", AF_INT, 1),
+    OPTIONAL(AK_DROPOUT, dropout.salt, "salt", AF_INT),
+    FIELD(AK_ACTGRAD, actgrad.act, "act", AF_ACT, 1),
+    FIELD(AK_ACTGRAD, actgrad.a, "a", AF_FLOAT, 1),
+    FIELD(AK_ACTGRAD, actgrad.b, "b", AF_FLOAT, 1),
+    FIELD(AK_RUNNING, running.which, "which", AF_INT, 1),
+    FIELD(AK_RUNNING, running.momentum, "momentum", AF_FLOAT, 1),
+    FIELD(AK_OPTIM, optim.weight_decay, "weight_decay", AF_FLOAT, 1),
+    FIELD(AK_OPTIM, optim.momentum, "momentum", AF_FLOAT, 1),
+    FIELD(AK_OPTIM, optim.dampening, "dampening", AF_FLOAT, 1),
+    FIELD(AK_OPTIM, optim.beta1, "beta1", AF_FLOAT, 1),
+    FIELD(AK_OPTIM, optim.beta2, "beta2", AF_FLOAT, 1),
+    FIELD(AK_OPTIM, optim.eps, "eps", AF_FLOAT, 1),
+    FIELD(AK_OPTIM, optim.nesterov, "nesterov", AF_BOOL, 1),
+    FIELD(AK_OPTIM, optim.decoupled, "decoupled", AF_BOOL, 1),
 };
 
 const int32_t ir_nattr_fields = (int32_t)(sizeof ir_attr_fields / sizeof ir_attr_fields[0]);
@@ -326,5 +345,55 @@ void ir_attrs_default(Op op, Attrs *a)
     case AK_SLICE: a->slice.axis = 1; break;
     case AK_PAD: break;
     case AK_GROUPS: a->groups.groups = 1; break;
+    case AK_ACTGRAD: break;
+    case AK_RUNNING: a->running.momentum = 0.1f; break;
+    case AK_OPTIM:
+        a->optim.beta1 = 0.9f;
+        a->optim.beta2 = 0.999f;
+        a->optim.eps = 1e-8f;
+        break;
     }
+}
+
+/* ---- derivatives, for act_grad: PyTorch's backward formulas, at the points
+ * where a derivative is not defined too (relu'(0) = 0, clip' = 0 at the bounds,
+ * hardswish' = x/3 + 1/2 on [-3, 3]). */
+
+static double sigmoid_d(double x)
+{
+    double s = 1.0 / (1.0 + exp(-x));
+    return s * (1.0 - s);
+}
+
+static double gelu_d(double x, float a)
+{
+    if (a == 0.0f)
+        return 0.5 * (1.0 + erf(x * 0.70710678118654752440)) +
+               x * exp(-0.5 * x * x) * 0.39894228040143267794; /* 1/sqrt(2 pi) */
+    double k = 0.79788456080286535588, u = k * (x + 0.044715 * x * x * x), t = tanh(u);
+    return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * k * (1.0 + 3.0 * 0.044715 * x * x);
+}
+
+double ir_act_deriv(Op act, double x, float a, float b)
+{
+    double s;
+    switch (act) {
+    case OP_NO_ACT: return 1.0;
+    case OP_RELU: return x > 0.0 ? 1.0 : 0.0;
+    case OP_CLIP: return x > (double)a && x < (double)b ? 1.0 : 0.0;
+    case OP_SIGMOID: return sigmoid_d(x);
+    case OP_TANH: s = tanh(x); return 1.0 - s * s;
+    case OP_SILU: s = 1.0 / (1.0 + exp(-x)); return s * (1.0 + x * (1.0 - s));
+    case OP_LEAKY_RELU: return x > 0.0 ? 1.0 : (double)a;
+    case OP_HARDSWISH: return x < -3.0 ? 0.0 : x <= 3.0 ? x / 3.0 + 0.5 : 1.0;
+    case OP_HARDSIGMOID: return x > -3.0 && x < 3.0 ? 1.0 / 6.0 : 0.0;
+    case OP_AFFINE: return (double)a;
+    case OP_GELU: return gelu_d(x, a);
+    case OP_ERF: return 1.12837916709551257390 * exp(-x * x); /* 2/sqrt(pi) */
+    case OP_SQRT: return 0.5 / sqrt(x);
+    case OP_EXP: return exp(x);
+    case OP_ABS: return x > 0.0 ? 1.0 : x < 0.0 ? -1.0 : 0.0;
+    default: break;
+    }
+    ICE("no derivative for activation %d", (int)act);
 }

@@ -1,7 +1,8 @@
 /* test_ops.c: ir/ops.def is the one registration of an op. Every op in it has
  * a runner in the interpreter (so constant folding), an LLVM emitter and a CUDA
- * kernel, and every activation a formula in each of the three; a row added to
- * the table without them fails here, not in a model that happens to use it. */
+ * kernel (training ops: the interpreter and LLVM only), and every activation a
+ * formula in each of the three and a derivative; a row added to the table without
+ * them fails here, not in a model that happens to use it. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,9 +20,14 @@ static void test_every_op_implemented(void **state)
         const char *name = ir_ops[op].name;
         if (!ir_interp_supports((Op)op)) fail_msg("op %s: no interpreter runner", name);
         if (!cg_llvm_supports((Op)op)) fail_msg("op %s: no LLVM emitter", name);
-        if (!cg_cuda_supports((Op)op)) fail_msg("op %s: no CUDA kernel", name);
+        if (!ir_op_is_train((Op)op) && !cg_cuda_supports((Op)op))
+            fail_msg("op %s: no CUDA kernel", name);
+        if (ir_op_is_train((Op)op) && cg_cuda_supports((Op)op))
+            fail_msg("training op %s: the CUDA backend must refuse it", name);
         if (ir_op_is_act((Op)op) && !ir_act_has_formula((Op)op))
             fail_msg("activation %s: no scalar formula", name);
+        if (ir_op_is_act((Op)op))
+            (void)ir_act_deriv((Op)op, 0.5, 0.0f, 6.0f); /* an ICE if it has none */
     }
     assert_false(ir_interp_supports(OP_COUNT));
     assert_false(cg_llvm_supports(OP_COUNT));

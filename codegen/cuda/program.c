@@ -312,6 +312,11 @@ static bool emit_op(CuGen *g, int32_t i)
             return false;
         }
     }
+    if (ir_op_is_train(nd->op)) {
+        ir_error(g->d, nd->loc, "the CUDA backend does not train yet ('%s' is %s); "
+                 "compile the training step for the CPU", nd->name, ir_ops[nd->op].name);
+        return false;
+    }
     if (!cg_cuda_supports(nd->op)) ICE("node %d: no CUDA kernel for op %d", i, (int)nd->op);
     return ir_op_is_act(nd->op) ? cu_emit_eltwise(g, i) : emitters[nd->op](g, i);
 }
