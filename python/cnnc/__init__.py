@@ -14,6 +14,7 @@ from ._errors import (BusyError, ClosedError, CnncError, CompileError, Contiguit
 from ._image import preprocess_image
 from ._model import KernelProfile, Model, Profile, TensorInfo, load
 from ._torch import from_torch
+from ._train import TrainError, Trainer, compile_train
 
 __version__ = "0.1.0"
 
@@ -21,6 +22,6 @@ __all__ = [
     "BusyError", "ClosedError", "CnncError", "CompileError", "ContiguityError",
     "CorruptError", "DeviceError", "Diagnostic", "DtypeError", "InputError", "KernelProfile",
     "LoadError", "Model", "OutOfMemoryError", "Profile", "ShapeError", "Status",
-    "TensorInfo", "VersionError", "compile", "find_cnnc", "from_torch", "load",
-    "preprocess_image",
+    "TensorInfo", "TrainError", "Trainer", "VersionError", "compile", "compile_train",
+    "find_cnnc", "from_torch", "load", "preprocess_image",
 ]
