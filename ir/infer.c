@@ -690,10 +690,10 @@ static bool infer_train(const Ctx *c)
         set_out(c, 1, &one);
         return true;
     }
-    case OP_SGD_MOMENTUM:
     case OP_ADAM_M:
     case OP_ADAM_V:
         return same_dims(c, 0, 1) && same_dims(c, 0, 2) && like(c, 0);
+    case OP_SGD_MOMENTUM:
     case OP_SGD_STEP:
     case OP_ADAM_STEP:
         if (!same_dims(c, 0, 1) || !same_dims(c, 0, 2))

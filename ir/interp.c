@@ -5,57 +5,36 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ir.h"
-
-typedef struct Interp {
-    const Graph *g;
-    const float *const *inputs;
-    float **values;
-    int32_t ninputs_seen; /* INPUT nodes met so far: the ordinal of the next one */
-    char *err;
-    size_t errlen;
-} Interp;
+#include "interp.h"
 
 static const char *node_name(const Node *n)
 {
     return n->name ? n->name : ir_ops[n->op].name;
 }
 
-static bool fail(Interp *in, const Node *n, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-/* Writes "node 'NAME' (op): message" to the caller's error buffer. */
-static bool fail(Interp *in, const Node *n, const char *fmt, ...)
+bool interp_vfail(Interp *in, const Node *n, const char *fmt, va_list ap)
 {
     if (!in->err || in->errlen == 0)
         return false;
     int k = snprintf(in->err, in->errlen, "node '%s' (%s): ", node_name(n), ir_ops[n->op].name);
     if (k < 0 || (size_t)k >= in->errlen)
         return false;
+    vsnprintf(in->err + k, in->errlen - (size_t)k, fmt, ap);
+    return false;
+}
+
+static bool fail(Interp *in, const Node *n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static bool fail(Interp *in, const Node *n, const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(in->err + k, in->errlen - (size_t)k, fmt, ap);
+    interp_vfail(in, n, fmt, ap);
     va_end(ap);
     return false;
 }
 
-static const TensorType *arg_type(const Interp *in, const Node *n, int32_t k)
-{
-    return &in->g->nodes[n->inputs[k]].type;
-}
-
-static const float *arg(const Interp *in, const Node *n, int32_t k)
-{
-    return in->values[n->inputs[k]];
-}
-
-static int64_t prod(const TensorType *t, int32_t from, int32_t to)
-{
-    int64_t p = 1;
-    for (int32_t i = from; i < to; i++)
-        p *= t->dims[i];
-    return p;
-}
 
 static bool is_nchw(const TensorType *t)
 {
@@ -374,9 +353,8 @@ static bool run_unary(Interp *in, const Node *n, float *out)
 
 /* ---- broadcasting binary ops -------------------------------------------- */
 
-/* Element strides of `t` seen through the output's dims (numpy broadcasting:
- * ranks aligned on the right, a dim of 1 repeats); false if incompatible. */
-static bool broadcast_strides(const TensorType *t, const TensorType *y, int64_t *strides)
+/* Numpy broadcasting: ranks aligned on the right, a dim of 1 repeats. */
+bool interp_broadcast_strides(const TensorType *t, const TensorType *y, int64_t *strides)
 {
     int32_t shift = y->rank - t->rank;
     if (shift < 0)
@@ -407,8 +385,8 @@ static bool run_binary(Interp *in, const Node *n, float *out)
 {
     const TensorType *y = &n->type;
     int64_t sa[IR_MAX_RANK], sb[IR_MAX_RANK];
-    if (!broadcast_strides(arg_type(in, n, 0), y, sa) ||
-        !broadcast_strides(arg_type(in, n, 1), y, sb))
+    if (!interp_broadcast_strides(arg_type(in, n, 0), y, sa) ||
+        !interp_broadcast_strides(arg_type(in, n, 1), y, sb))
         return fail(in, n, "operand shapes do not broadcast to the output shape");
     const float *av = arg(in, n, 0), *bv = arg(in, n, 1);
     int64_t count = ir_numel(y);
@@ -521,24 +499,27 @@ static bool run_maxpool(Interp *in, const Node *n, float *out)
 
 /* PyTorch's avg_pool2d: the window is first clipped to the padded input, which
  * gives the count_include_pad divisor, then to the input itself. */
-static double avg_window(const PoolAttrs *a, const float *plane, int64_t H, int64_t W, int64_t oh,
-                         int64_t ow)
+AvgWindow interp_avg_window(const PoolAttrs *a, int64_t H, int64_t W, int64_t oh, int64_t ow)
 {
     int64_t hs = oh * a->stride[0] - a->pad[0], ws = ow * a->stride[1] - a->pad[1];
     int64_t he = hs + a->kernel[0], we = ws + a->kernel[1];
     he = he < H + a->pad[2] ? he : H + a->pad[2];
     we = we < W + a->pad[3] ? we : W + a->pad[3];
     int64_t pool_size = (he - hs) * (we - ws);
-    hs = hs > 0 ? hs : 0;
-    ws = ws > 0 ? ws : 0;
-    he = he < H ? he : H;
-    we = we < W ? we : W;
+    AvgWindow w = {hs > 0 ? hs : 0, he < H ? he : H, ws > 0 ? ws : 0, we < W ? we : W, 0};
+    w.divisor = a->count_include_pad ? pool_size : (w.he - w.hs) * (w.we - w.ws);
+    return w;
+}
+
+static double avg_window(const PoolAttrs *a, const float *plane, int64_t H, int64_t W, int64_t oh,
+                         int64_t ow)
+{
+    AvgWindow w = interp_avg_window(a, H, W, oh, ow);
     double sum = 0.0;
-    for (int64_t ih = hs; ih < he; ih++)
-        for (int64_t iw = ws; iw < we; iw++)
+    for (int64_t ih = w.hs; ih < w.he; ih++)
+        for (int64_t iw = w.ws; iw < w.we; iw++)
             sum += (double)plane[ih * W + iw];
-    int64_t divisor = a->count_include_pad ? pool_size : (he - hs) * (we - ws);
-    return sum / (double)divisor;
+    return sum / (double)w.divisor;
 }
 
 static bool run_avgpool(Interp *in, const Node *n, float *out)
@@ -575,7 +556,7 @@ static bool run_global_avgpool(Interp *in, const Node *n, float *out)
 }
 
 /* Bin i of `out` bins over `in` elements: [floor(i*in/out), ceil((i+1)*in/out)). */
-static void adaptive_bin(int64_t i, int64_t in, int64_t out, int64_t *start, int64_t *end)
+void interp_adaptive_bin(int64_t i, int64_t in, int64_t out, int64_t *start, int64_t *end)
 {
     *start = i * in / out;
     *end = ((i + 1) * in + out - 1) / out;
@@ -593,8 +574,8 @@ static bool run_adaptive_avgpool(Interp *in, const Node *n, float *out)
         for (int64_t oh = 0; oh < y->dims[2]; oh++)
             for (int64_t ow = 0; ow < y->dims[3]; ow++) {
                 int64_t hs, he, ws, we;
-                adaptive_bin(oh, H, y->dims[2], &hs, &he);
-                adaptive_bin(ow, W, y->dims[3], &ws, &we);
+                interp_adaptive_bin(oh, H, y->dims[2], &hs, &he);
+                interp_adaptive_bin(ow, W, y->dims[3], &ws, &we);
                 double sum = 0.0;
                 for (int64_t ih = hs; ih < he; ih++)
                     for (int64_t iw = ws; iw < we; iw++)
@@ -660,6 +641,9 @@ static bool (*const runners[OP_COUNT])(Interp *in, const Node *n, float *out) = 
     [OP_SLICE] = run_slice,
     [OP_PAD] = run_pad,
     [OP_CHANNEL_SHUFFLE] = run_channel_shuffle,
+#define X(e, f) [OP_##e] = interp_run_##f,
+    INTERP_TRAIN_RUNNERS(X)
+#undef X
 };
 
 bool ir_interp_supports(Op op)

@@ -226,6 +226,31 @@ typedef struct AxisAttrs { int32_t axis; } AxisAttrs; /* concat, flatten, softma
 typedef struct AdaptiveAttrs { int32_t out[2]; } AdaptiveAttrs;
 /* salt: tells apart the masks of a step's dropout layers (dropout_train/_grad) */
 typedef struct DropoutAttrs { float p; int32_t salt; } DropoutAttrs;
+
+/* The dropout mask, the one definition every backend follows bit for bit. rng[2] holds
+ * the seed and the step as f32 integers; each becomes a uint32 by ir_dropout_word (C's
+ * conversion, 0 outside [0, 2^32) and for NaN). Element i (row-major, the flat index)
+ * is kept iff its uniform u = (h >> 8) * 2^-24 in [0, 1) is >= p, with h the murmur3
+ * finalizer of seed * 0x9E3779B1 ^ step * 0x85EBCA77 ^ salt * 0xC2B2AE3D ^ lo32(i) ^
+ * hi32(i) * 0x27D4EB2F (uint32 arithmetic, wrapping); kept elements are scaled by
+ * 1 / (1 - p). */
+static inline uint32_t ir_dropout_word(float v)
+{
+    return v >= 0.0f && v < 4294967296.0f ? (uint32_t)v : 0u;
+}
+
+static inline bool ir_dropout_keep(uint32_t seed, uint32_t step, int32_t salt, int64_t i, float p)
+{
+    uint64_t u = (uint64_t)i;
+    uint32_t h = seed * 0x9E3779B1u ^ step * 0x85EBCA77u ^ (uint32_t)salt * 0xC2B2AE3Du ^
+                 (uint32_t)u ^ (uint32_t)(u >> 32) * 0x27D4EB2Fu;
+    h ^= h >> 16;
+    h *= 0x85EBCA6Bu;
+    h ^= h >> 13;
+    h *= 0xC2B2AE35u;
+    h ^= h >> 16;
+    return (float)(h >> 8) * 0x1p-24f >= p;
+}
 typedef struct GeluAttrs { bool tanh; } GeluAttrs; /* PyTorch's approximate="tanh" */
 typedef struct AffineAttrs { float scale, shift; } AffineAttrs; /* tensor-number arithmetic */
 typedef struct NormAttrs { int32_t axis; float eps; } NormAttrs; /* layernorm over one dim */
@@ -242,6 +267,9 @@ typedef struct ActGradAttrs { Op act; float a, b; } ActGradAttrs;
 typedef struct RunningAttrs { int32_t which; float momentum; } RunningAttrs;
 /* The optimizers, as torch.optim defines them. hyper[3] (an input) holds the learning
  * rate and Adam's bias corrections 1 - beta1^t, 1 - beta2^t, which change every step.
+ * SGD has no bias corrections: its hyper[1] is t - 1, the steps taken before this one, so
+ * that sgd_momentum knows the first step (hyper[1] == 0), where PyTorch sets buf = g
+ * without the (1 - dampening) factor; Adam's hyper[1] is never 0.
  * SGD: momentum, dampening, nesterov; Adam: beta1, beta2, eps; decoupled: AdamW's
  * decay of the weights themselves instead of weight_decay * param added to the gradient. */
 typedef struct OptimAttrs {
