@@ -15,10 +15,8 @@
 
 #define CNN_EXPORT __attribute__((visibility("default")))
 
-/* num_threads 0 takes one thread per online core, up to RT_AUTO_THREADS;
- * an explicit count may go up to RT_MAX_THREADS. */
+/* num_threads 0 takes one thread per online core, up to RT_AUTO_THREADS. */
 #define RT_AUTO_THREADS 64
-#define RT_MAX_THREADS 1024
 
 struct cnn_model {
     const RtModel *rt;
@@ -48,8 +46,7 @@ CNN_EXPORT const char *cnn_last_error(void)
     return last_error;
 }
 
-/* Bytes of a tensor, or -1 if its description is malformed or overflows. */
-static int64_t tensor_bytes(const RtTensor *t)
+int64_t rt_tensor_bytes(const RtTensor *t)
 {
     if (t->rank < 0 || t->rank > RT_MAX_RANK)
         return -1;
@@ -62,7 +59,7 @@ static int64_t tensor_bytes(const RtTensor *t)
     return count * (int64_t)sizeof(float);
 }
 
-static cnn_status check_model(const RtModel *rt)
+cnn_status rt_check_model(const RtModel *rt)
 {
     if (rt->abi_version != RT_ABI_VERSION)
         return CNN_ERR_VERSION;
@@ -70,10 +67,10 @@ static cnn_status check_model(const RtModel *rt)
         (rt->ninputs > 0 && !rt->inputs) || (rt->noutputs > 0 && !rt->outputs))
         return CNN_ERR_INVALID_ARGUMENT;
     for (int32_t i = 0; i < rt->ninputs; i++)
-        if (tensor_bytes(&rt->inputs[i]) < 0)
+        if (rt_tensor_bytes(&rt->inputs[i]) < 0)
             return CNN_ERR_INVALID_ARGUMENT;
     for (int32_t i = 0; i < rt->noutputs; i++)
-        if (tensor_bytes(&rt->outputs[i]) < 0)
+        if (rt_tensor_bytes(&rt->outputs[i]) < 0)
             return CNN_ERR_INVALID_ARGUMENT;
     if (rt->nkernels < 0 || (rt->nkernels > 0 && !rt->kernels))
         return CNN_ERR_INVALID_ARGUMENT;
@@ -101,6 +98,14 @@ static bool options_valid(const cnn_options *opt)
     return false;
 }
 
+int32_t rt_threads(int32_t requested)
+{
+    if (requested > 0)
+        return requested;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    return cores < 1 ? 1 : cores > RT_AUTO_THREADS ? RT_AUTO_THREADS : (int32_t)cores;
+}
+
 static cnn_status check_options(const cnn_options *opt, int32_t *nthreads)
 {
     if (opt->api_version != CNN_API_VERSION) {
@@ -115,11 +120,7 @@ static cnn_status check_options(const cnn_options *opt, int32_t *nthreads)
     }
     if (!options_valid(opt))
         return CNN_ERR_INVALID_ARGUMENT;
-    *nthreads = opt->num_threads;
-    if (*nthreads == 0) {
-        long cores = sysconf(_SC_NPROCESSORS_ONLN);
-        *nthreads = cores < 1 ? 1 : cores > RT_AUTO_THREADS ? RT_AUTO_THREADS : (int32_t)cores;
-    }
+    *nthreads = rt_threads(opt->num_threads);
     return CNN_OK;
 }
 
@@ -158,7 +159,7 @@ cnn_status rt_model_create(const RtModel *desc, const cnn_options *opt, cnn_mode
     int32_t nthreads;
     cnn_status s = check_options(opt, &nthreads);
     if (s == CNN_OK)
-        s = desc ? check_model(desc) : CNN_ERR_INVALID_ARGUMENT;
+        s = desc ? rt_check_model(desc) : CNN_ERR_INVALID_ARGUMENT;
     if (s != CNN_OK)
         return s;
     cnn_model *m = calloc(1, sizeof *m);
@@ -233,7 +234,7 @@ CNN_EXPORT cnn_device cnn_model_device(const cnn_model *m)
     return !m ? CNN_DEVICE_DEFAULT : m->gpu ? CNN_DEVICE_CUDA : CNN_DEVICE_CPU;
 }
 
-static void fill_info(const RtTensor *t, cnn_tensor_info *info)
+void rt_fill_info(const RtTensor *t, cnn_tensor_info *info)
 {
     memset(info, 0, sizeof *info);
     info->name = t->name ? t->name : "";
@@ -241,14 +242,14 @@ static void fill_info(const RtTensor *t, cnn_tensor_info *info)
     info->rank = t->rank;
     for (int32_t i = 0; i < t->rank; i++)
         info->dims[i] = t->dims[i];
-    info->size = (size_t)tensor_bytes(t);
+    info->size = (size_t)rt_tensor_bytes(t);
 }
 
 CNN_EXPORT cnn_status cnn_model_input_info(const cnn_model *m, int32_t i, cnn_tensor_info *info)
 {
     if (!m || !info || i < 0 || i >= m->rt->ninputs)
         return CNN_ERR_INVALID_ARGUMENT;
-    fill_info(&m->rt->inputs[i], info);
+    rt_fill_info(&m->rt->inputs[i], info);
     return CNN_OK;
 }
 
@@ -256,7 +257,7 @@ CNN_EXPORT cnn_status cnn_model_output_info(const cnn_model *m, int32_t i, cnn_t
 {
     if (!m || !info || i < 0 || i >= m->rt->noutputs)
         return CNN_ERR_INVALID_ARGUMENT;
-    fill_info(&m->rt->outputs[i], info);
+    rt_fill_info(&m->rt->outputs[i], info);
     return CNN_OK;
 }
 
@@ -267,7 +268,7 @@ static cnn_status check_buffers(const cnn_tensor *t, const RtTensor *rt, int32_t
 {
     cnn_status s = CNN_OK;
     for (int32_t i = 0; i < n; i++) {
-        size_t bytes = (size_t)tensor_bytes(&rt[i]);
+        size_t bytes = (size_t)rt_tensor_bytes(&rt[i]);
         if (bytes > 0 && (!t[i].data || (uintptr_t)t[i].data % alignof(float) != 0)) {
             rt_set_error("%s %d ('%s'): %s buffer", what, i, rt[i].name ? rt[i].name : "",
                          t[i].data ? "misaligned" : "no");

@@ -36,6 +36,17 @@ cnn_status rt_model_create(const RtModel *desc, const cnn_options *opt, cnn_mode
  * inspection after a run; NULL for NULL. */
 char *rt_model_arena(const cnn_model *m);
 
+/* Shared by model.c and train.c. An explicit thread count may go up to RT_MAX_THREADS. */
+#define RT_MAX_THREADS 1024
+/* Bytes of a tensor, or -1 if its description is malformed or overflows. */
+int64_t rt_tensor_bytes(const RtTensor *t);
+/* CNN_OK, or why a model description is unusable (version, counts, tables). */
+cnn_status rt_check_model(const RtModel *rt);
+/* `requested` threads, or (0) one per online core up to a limit. */
+int32_t rt_threads(int32_t requested);
+/* A description of tensor t as an f32 tensor (name and dims point into t). */
+void rt_fill_info(const RtTensor *t, cnn_tensor_info *info);
+
 /* Thread pool of the runtime (also used directly by tests and the JIT). */
 RtPool *rt_pool_new(int32_t nthreads); /* NULL on failure; 1: no worker threads */
 void rt_pool_free(RtPool *pool);
@@ -48,6 +59,13 @@ typedef struct RtCounter {
     int64_t ns;
 } RtCounter;
 void rt_pool_set_counters(RtPool *pool, RtCounter *c, int32_t n);
+
+/* The instance of a training model.so (cnnc/train.h) over its description:
+ * cnn_trainer_create(opt, out) == rt_trainer_create(&cnnc_train, opt, out). */
+struct cnn_train_options;
+struct cnn_trainer;
+cnn_status rt_trainer_create(const RtTrain *desc, const struct cnn_train_options *opt,
+                             struct cnn_trainer **out);
 
 /* Sets the calling thread's cnn_last_error (printf-style; truncated). */
 void rt_set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

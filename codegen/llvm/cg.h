@@ -17,6 +17,9 @@ typedef struct CgTarget {
     const char *cpu;      /* NULL: the host's */
     const char *features; /* NULL: the host's */
     int opt_level;        /* 0..3 */
+    /* Names the model's symbols cnnc_model_NAME and cnnc_weights_NAME, so several models
+     * link into one shared object (a training model.so); NULL: cnnc_model, cnnc_weights. */
+    const char *name;
 } CgTarget;
 
 #define CG_ERROR_LEN 512
@@ -40,6 +43,7 @@ typedef struct Cg {
     LLVMValueRef weights_sym;
     struct CgWeightRef *wrefs;
     int32_t nwrefs, capwrefs;
+    char name[32]; /* CgTarget.name; "" for none */
 } Cg;
 
 /* The weights of a model, packed for its kernels into one blob (each tensor at a 64-byte
@@ -55,6 +59,9 @@ typedef struct CgBlob {
     int64_t size, cap;
     int32_t refs;
 } CgBlob;
+#define CG_MODEL_SYMBOL "cnnc_model"
+/* `base` ("cnnc_model", CG_WEIGHTS_SYMBOL) as cg names it: base_NAME with CgTarget.name. */
+const char *cg_symbol(const Cg *cg, const char *base, char *buf, size_t n);
 CgBlob *cg_blob_ref(CgBlob *b);
 void cg_blob_unref(CgBlob *b); /* NULL is fine */
 void cg_weights_free(Cg *cg);  /* drops cg's blob and name table (cg_free does it) */
@@ -120,6 +127,16 @@ char *cg_find_runtime(const char *builtin);
  * through a temporary file in $TMPDIR (default /tmp). `out` is written whole or not
  * at all, and no temporary file stays behind. */
 bool cg_link_shared(Cg *cg, const char *runtime, const char *out, char *err, size_t n);
+/* Data linked into a shared object as the hidden, 64-byte-aligned symbol `symbol`. */
+typedef struct CgLinkData {
+    const char *symbol;
+    const void *bytes;
+    uint64_t size;
+} CgLinkData;
+/* cg_link_shared of several modules (at most 4, each lowered under its own CgTarget.name)
+ * and data objects (at most 4; those of size 0 are left out) into one shared object. */
+bool cg_link_modules(Cg *const *cgs, int32_t ncgs, const CgLinkData *data, int32_t ndata,
+                     const char *runtime, const char *out, char *err, size_t n);
 /* Links `runtime` alone into the shared object `out`, as cg_link_shared does, with
  * one object holding `size` bytes (size > 0) as the hidden, 64-byte-aligned symbol
  * `symbol` (a CUDA model's GPU image), for the machine this program runs on. */
@@ -149,6 +166,10 @@ typedef struct CgLoop {
 } CgLoop;
 CgLoop cg_loop_begin(Cg *cg, LLVMValueRef lo, LLVMValueRef hi, int64_t step, const char *name);
 void cg_loop_end(Cg *cg, CgLoop *l);
+/* A loop body over contiguous elements at offset `i`, `lanes` at a time; cg_vec_loop
+ * runs it for i in [0, len) in vectors of `lanes`, then one element at a time. */
+typedef void (*CgBody)(Cg *cg, void *ctx, LLVMValueRef i, int32_t lanes);
+void cg_vec_loop(Cg *cg, LLVMValueRef len, int32_t lanes, CgBody body, void *ctx);
 
 LLVMValueRef cg_i64(Cg *cg, int64_t v);
 LLVMValueRef cg_f32(Cg *cg, float v);
@@ -208,15 +229,106 @@ LLVMValueRef cg_weights(Cg *cg, const char *name, const float *data, int64_t n);
  * cnn_model_verify recomputes from the model.so. */
 uint64_t cg_weights_fnv1a(const Cg *cg);
 
+/* ---- gemm.c: matrix multiply and vector accesses for run-time weights --- */
+
+/* Lanes of `lanes` floats at base[off + i·stride] for the lanes set in `mask`
+ * (the others read as 0 and are never touched): a plain vector access when
+ * contiguous and full, else a masked load/store or a gather/scatter. */
+LLVMValueRef cg_load_lanes(Cg *cg, LLVMValueRef base, LLVMValueRef off, int64_t stride,
+                           int32_t lanes, uint32_t mask);
+void cg_store_lanes(Cg *cg, LLVMValueRef v, LLVMValueRef base, LLVMValueRef off, int64_t stride,
+                    uint32_t mask);
+
+/* for (iv = lo; iv < hi; iv++) carrying v[0..n) (accumulators) in phis: inside the
+ * body v holds the phis; after cg_acc_loop_end, the values on exit. cg_acc_if_begin/end:
+ * if (cond) { ... } likewise, v after it the values from either way. */
+#define CG_MAX_ACC 64
+typedef struct CgAccLoop {
+    LLVMBasicBlockRef pre, body, exit;
+    LLVMValueRef iv, hi;
+    int32_t n;
+    LLVMValueRef phi[CG_MAX_ACC], init[CG_MAX_ACC];
+} CgAccLoop;
+void cg_acc_loop_begin(Cg *cg, CgAccLoop *l, LLVMValueRef lo, LLVMValueRef hi, LLVMValueRef *v,
+                       int32_t n);
+void cg_acc_loop_end(Cg *cg, CgAccLoop *l, LLVMValueRef *v);
+void cg_acc_if_begin(Cg *cg, CgAccLoop *l, LLVMValueRef cond, LLVMValueRef *v, int32_t n);
+void cg_acc_if_end(Cg *cg, CgAccLoop *l, LLVMValueRef *v);
+
+/* C[m, n] = sum_k A[m, k] B[k, n] (+ bias[n], then the epilogue with R[m, n]) with
+ * A[m, k] at a[m·a_m + k·a_k], B[k, n] at b[k·b_k + n·b_n], C at c[m·c_m + n], R at
+ * res[m·r_m + n]: pointers are values of the kernel, sizes and strides constants.
+ * b_n == 1 takes register tiles of rows × vectors along N broadcasting A; otherwise
+ * A and B must be contiguous along K (a_k == b_k == 1) and tiles of rows × columns
+ * hold vectors along K, summed across lanes at the end. */
+typedef struct CgGemm {
+    int64_t M, N, K;
+    LLVMValueRef a, b, c;
+    int64_t a_m, a_k, b_k, b_n, c_m;
+    LLVMValueRef bias, res; /* NULL: none */
+    int64_t r_m;
+    const Epilogue *epi; /* NULL: none */
+} CgGemm;
+void cg_gemm(Cg *cg, const CgGemm *g);
+/* Work items over blocks of mb rows × nb columns of C (the last ones smaller):
+ * how many, and the code of item `item` (a value). */
+int64_t cg_gemm_items(const CgGemm *g, int64_t mb, int64_t nb);
+void cg_gemm_item(Cg *cg, const CgGemm *g, int64_t mb, int64_t nb, LLVMValueRef item);
+/* Whether the weight (input 1) and the bias of conv2d or dense `node` are constants
+ * with data, which their kernels pack at compile time; if not, the *_runtime kernels. */
+bool cg_weights_constant(const Cg *cg, int32_t node);
+
 /* ---- one emitter per op (conv.c, dense.c, pool.c, eltwise.c, misc.c) ---- */
 
 CgKernel cg_emit_conv2d(Cg *cg, int32_t node);
 CgKernel cg_emit_dense(Cg *cg, int32_t node);
+/* conv_train.c, dense.c: kernels for weights that are graph inputs (training), plain layouts. */
+CgKernel cg_emit_conv2d_runtime(Cg *cg, int32_t node); /* conv2d whose weight is no constant */
+CgKernel cg_emit_conv2d_grad_input(Cg *cg, int32_t node);
+CgKernel cg_emit_conv2d_grad_weight(Cg *cg, int32_t node);
+CgKernel cg_emit_dense_runtime(Cg *cg, int32_t node); /* dense whose weight is no constant */
+CgKernel cg_emit_dense_grad_input(Cg *cg, int32_t node);
+CgKernel cg_emit_dense_grad_weight(Cg *cg, int32_t node);
 CgKernel cg_emit_pool(Cg *cg, int32_t node);    /* maxpool, avgpool, global, adaptive */
 CgKernel cg_emit_eltwise(Cg *cg, int32_t node); /* activations, add, mul, batchnorm */
 CgKernel cg_emit_misc(Cg *cg, int32_t node);    /* softmax, concat copies, reorder, flatten */
 CgKernel cg_emit_shape(Cg *cg, int32_t node);   /* transpose, slice, pad, channel_shuffle */
 CgKernel cg_emit_layernorm(Cg *cg, int32_t node);
+/* train.c: the other ops of a training step (gradients but conv2d's and dense's, batch
+ * statistics, dropout masks, losses, optimizers), and batchnorm with run-time parameters. */
+CgKernel cg_emit_train(Cg *cg, int32_t node);
+CgKernel cg_emit_batchnorm_runtime(Cg *cg, int32_t node);
 bool cg_llvm_supports(Op op);                   /* module.c: an emitter for every node of the op */
+
+/* module.c, for the descriptions built elsewhere: a private constant C string, and the
+ * check that struct type `t` lays out its n fields at `at` in `size` bytes (cnnc/abi.h). */
+LLVMValueRef cg_const_string(Cg *cg, const char *s);
+void cg_check_layout(Cg *cg, LLVMTypeRef t, const char *name, const size_t *at, unsigned n,
+                     size_t size);
+
+/* ---- train_desc.c: a training model.so ---------------------------------- */
+
+/* One tensor a training instance keeps (cnnc/abi.h RtTrainParam). */
+typedef struct CgTrainParam {
+    const char *name;
+    TensorType type;
+    int32_t kind;      /* RtTrainKind */
+    const float *init; /* ir_numel(&type) initial values; NULL: zeros */
+} CgTrainParam;
+
+typedef struct CgTrain {
+    const CgTrainParam *params; /* nparams (weights, then buffers), then nstate */
+    int32_t nparams, ntrainable, nstate;
+    int32_t loss, classes, optim; /* RtLossKind, RtOptimKind */
+    float lr, beta1, beta2;
+} CgTrain;
+
+#define CG_TRAIN_SYMBOL "cnnc_train"
+#define CG_TRAIN_INIT_SYMBOL "cnnc_train_init"
+/* Adds the hidden constant CG_TRAIN_SYMBOL (an RtTrain) to `grad`'s module, lowered
+ * under the name "grad" (the apply and eval models, "apply" and "eval", are linked
+ * beside it), and returns the initial values it points to: the data to link as
+ * CG_TRAIN_INIT_SYMBOL (free its bytes). */
+CgLinkData cg_add_train(Cg *grad, const CgTrain *t);
 
 #endif

@@ -21,6 +21,7 @@ struct CgJit {
     int32_t ndefined;
     size_t reserve;    /* address space for the object's sections */
     CgBlob *weights;   /* the blob CG_WEIGHTS_SYMBOL points into, kept alive */
+    char weights_name[64];
     char report[1024]; /* the first error ORC reported while linking */
 };
 
@@ -263,7 +264,9 @@ static CgJitSymbol *with_weights(CgJit *j, Cg *cg, const CgJitSymbol *syms, int3
     if (*nsyms > 0) memcpy(all, syms, (size_t)*nsyms * sizeof *all);
     if (cg->weights_sym && !LLVMGetInitializer(cg->weights_sym) && cg->blob->size > 0) {
         j->weights = cg_blob_ref(cg->blob);
-        all[(*nsyms)++] = (CgJitSymbol){CG_WEIGHTS_SYMBOL, j->weights->data};
+        all[(*nsyms)++] = (CgJitSymbol){cg_symbol(cg, CG_WEIGHTS_SYMBOL, j->weights_name,
+                                                  sizeof j->weights_name),
+                                        j->weights->data};
     }
     return all;
 }

@@ -186,22 +186,24 @@ static bool write_elf(FILE *f, const char *symbol, const void *bytes, uint64_t s
            fwrite(sh, sizeof sh, 1, f) == 1;
 }
 
-/* What one model.so is linked from: an optional object file of code, and an
- * object written here defining `symbol` as `size` bytes (none when size is 0). */
+/* What one model.so is linked from: object files of code, and objects written
+ * here defining each data symbol (those of size 0 are left out). */
+#define MAX_LINK_PARTS 8
 typedef struct LinkInput {
-    const char *obj;
-    const char *symbol;
-    const void *bytes;
-    uint64_t size;
+    const char *obj[MAX_LINK_PARTS];
+    int32_t nobj;
+    CgLinkData data[MAX_LINK_PARTS];
+    int32_t ndata;
     uint16_t machine;
 } LinkInput;
 
-static bool write_object(const LinkInput *in, const char *path, char *err, size_t n)
+static bool write_object(const CgLinkData *d, uint16_t machine, const char *path, char *err,
+                         size_t n)
 {
     int fd = ir_temp_open(path);
     FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
     errno = 0;
-    bool ok = f && write_elf(f, in->symbol, in->bytes, in->size, in->machine) && fflush(f) == 0;
+    bool ok = f && write_elf(f, d->symbol, d->bytes, d->size, machine) && fflush(f) == 0;
     int saved = errno ? errno : EIO;
     if ((f ? fclose(f) : fd >= 0 ? close(fd) : 0) != 0 && ok) saved = errno, ok = false;
     if (!ok) snprintf(err, n, "cannot write '%s': %s", path, strerror(saved));
@@ -209,19 +211,25 @@ static bool write_object(const LinkInput *in, const char *path, char *err, size_
     return ok;
 }
 
-/* tmp.data.o holds the data object while the linker runs. */
-static bool link_argv(const LinkInput *in, const char *runtime, const char *tmp, char *dobj,
-                      size_t dlen, char **argv, char *ccbuf, char *err, size_t n)
+/* The data objects tmp.dataK.o while the linker runs: their paths in dobj[K] ("" for
+ * none written). */
+typedef char DataPath[4200];
+
+static bool link_argv(const LinkInput *in, const char *runtime, const char *tmp, DataPath *dobj,
+                      char **argv, char *ccbuf, char *err, size_t n)
 {
     int a = compiler_words(ccbuf, argv, MAX_ARGS);
-    const char *rest[] = {"-shared", "-o", tmp, in->obj, NULL}; /* obj may be NULL: none */
+    const char *rest[] = {"-shared", "-o", tmp, NULL};
     for (int i = 0; rest[i]; i++)
         argv[a++] = (char *)rest[i];
-    dobj[0] = 0;
-    if (in->size > 0) {
-        snprintf(dobj, dlen, "%s.data.o", tmp);
-        if (!write_object(in, dobj, err, n)) return dobj[0] = 0, false;
-        argv[a++] = dobj;
+    for (int32_t i = 0; i < in->nobj; i++)
+        argv[a++] = (char *)in->obj[i];
+    for (int32_t i = 0; i < in->ndata; i++) {
+        dobj[i][0] = 0;
+        if (!in->data[i].size) continue;
+        snprintf(dobj[i], sizeof dobj[i], "%s.data%d.o", tmp, (int)i);
+        if (!write_object(&in->data[i], in->machine, dobj[i], err, n)) return dobj[i][0] = 0, false;
+        argv[a++] = dobj[i];
     }
     const char *tail[] = {"-Wl,--whole-archive", runtime, "-Wl,--no-whole-archive", "-lm",
                           "-lpthread", "-Wl,--build-id=none", "-Wl,-z,noexecstack", NULL};
@@ -231,21 +239,23 @@ static bool link_argv(const LinkInput *in, const char *runtime, const char *tmp,
     return true;
 }
 
-/* Every file made on the way (data object, linker output) is a registered
+/* Every file made on the way (data objects, linker output) is a registered
  * temporary; `out` appears by rename, whole, or not at all. */
 static bool link_so(const LinkInput *in, const char *runtime, const char *out, char *err,
                     size_t n)
 {
-    char tmp[4096], ccbuf[1024], dobj[4200];
+    char tmp[4096], ccbuf[1024];
+    DataPath dobj[MAX_LINK_PARTS] = {{0}};
     if (snprintf(tmp, sizeof tmp, "%s.tmp-XXXXXX", out) >= (int)sizeof tmp)
         return snprintf(err, n, "output path too long: '%s'", out), false;
     int fd = ir_temp_create(tmp);
     if (fd < 0) return snprintf(err, n, "cannot write '%s': %s", out, strerror(errno)), false;
     close(fd);
-    char *argv[MAX_ARGS + 16];
-    bool ok = link_argv(in, runtime, tmp, dobj, sizeof dobj, argv, ccbuf, err, n) &&
+    char *argv[MAX_ARGS + 16 + 2 * MAX_LINK_PARTS];
+    bool ok = link_argv(in, runtime, tmp, dobj, argv, ccbuf, err, n) &&
               run_captured(argv, err, n);
-    if (dobj[0]) ir_temp_release(dobj, true);
+    for (int32_t i = 0; i < in->ndata; i++)
+        if (dobj[i][0]) ir_temp_release(dobj[i], true);
     /* mkstemp made the file 0600; give it the usual mode of a library. */
     mode_t mask = umask(0);
     umask(mask);
@@ -276,28 +286,45 @@ static bool write_code(Cg *cg, char *obj, size_t len, char *err, size_t n)
     return ok;
 }
 
+bool cg_link_modules(Cg *const *cgs, int32_t ncgs, const CgLinkData *data, int32_t ndata,
+                     const char *runtime, const char *out, char *err, size_t n)
+{
+    if (ncgs < 1 || ncgs + ndata > MAX_LINK_PARTS || ncgs > MAX_LINK_PARTS / 2)
+        ICE("cannot link %d modules and %d data objects", (int)ncgs, (int)ndata);
+    const char *triple = LLVMGetTarget(cgs[0]->mod);
+    LinkInput in = {.machine = elf_machine(triple)};
+    char names[MAX_LINK_PARTS][64];
+    for (int32_t i = 0; i < ncgs; i++)
+        if (cgs[i]->blob && cgs[i]->blob->size > 0)
+            in.data[in.ndata++] = (CgLinkData){
+                cg_symbol(cgs[i], CG_WEIGHTS_SYMBOL, names[i], sizeof names[i]),
+                cgs[i]->blob->data, (uint64_t)cgs[i]->blob->size};
+    for (int32_t i = 0; i < ndata; i++)
+        if (data[i].size > 0) in.data[in.ndata++] = data[i];
+    if (in.ndata > 0 && !in.machine)
+        return snprintf(err, n, "cannot embed weights for target '%s'", triple), false;
+    char obj[MAX_LINK_PARTS][4096];
+    bool ok = true;
+    for (; in.nobj < ncgs && ok; in.nobj++) {
+        ok = write_code(cgs[in.nobj], obj[in.nobj], sizeof obj[in.nobj], err, n);
+        in.obj[in.nobj] = obj[in.nobj];
+    }
+    if (!ok) in.nobj--;
+    ok = ok && link_so(&in, runtime, out, err, n);
+    for (int32_t i = 0; i < in.nobj; i++)
+        ir_temp_release(obj[i], true);
+    return ok;
+}
+
 bool cg_link_shared(Cg *cg, const char *runtime, const char *out, char *err, size_t n)
 {
-    LinkInput in = {.symbol = CG_WEIGHTS_SYMBOL};
-    if (cg->blob && cg->blob->size > 0) {
-        const char *triple = LLVMGetTarget(cg->mod);
-        in = (LinkInput){NULL, CG_WEIGHTS_SYMBOL, cg->blob->data, (uint64_t)cg->blob->size,
-                         elf_machine(triple)};
-        if (!in.machine)
-            return snprintf(err, n, "cannot embed weights for target '%s'", triple), false;
-    }
-    char obj[4096];
-    if (!write_code(cg, obj, sizeof obj, err, n)) return false;
-    in.obj = obj;
-    bool ok = link_so(&in, runtime, out, err, n);
-    ir_temp_release(obj, true);
-    return ok;
+    return cg_link_modules(&cg, 1, NULL, 0, runtime, out, err, n);
 }
 
 bool cg_link_image(const char *symbol, const void *bytes, size_t size, const char *runtime,
                    const char *out, char *err, size_t n)
 {
-    LinkInput in = {NULL, symbol, bytes, size, host_machine()};
+    LinkInput in = {.ndata = 1, .data = {{symbol, bytes, size}}, .machine = host_machine()};
     if (!in.machine) return snprintf(err, n, "cannot link a model.so for this machine"), false;
     if (!size) return snprintf(err, n, "empty data for '%s'", symbol), false;
     return link_so(&in, runtime, out, err, n);

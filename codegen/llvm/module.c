@@ -173,6 +173,7 @@ static bool init_cg(Cg *cg, const Graph *g, const CgTarget *t, Diag *d)
     memset(cg, 0, sizeof *cg);
     cg->g = g;
     cg->diag = d;
+    if (t && t->name) snprintf(cg->name, sizeof cg->name, "%s", t->name);
     char err[4096];
     if (!cg_check_target(t, err, sizeof err)) return ir_error(d, (SrcLoc){0}, "%s", err), false;
     TargetStr s = target_strings(t);
@@ -211,6 +212,10 @@ static CgKernel (*const emitters[OP_COUNT])(Cg *cg, int32_t node) = {
     [OP_PARAM] = emit_nothing,
     [OP_CONV2D] = cg_emit_conv2d,
     [OP_DENSE] = cg_emit_dense,
+    [OP_CONV2D_GRAD_INPUT] = cg_emit_conv2d_grad_input,
+    [OP_CONV2D_GRAD_WEIGHT] = cg_emit_conv2d_grad_weight,
+    [OP_DENSE_GRAD_INPUT] = cg_emit_dense_grad_input,
+    [OP_DENSE_GRAD_WEIGHT] = cg_emit_dense_grad_weight,
     [OP_MAXPOOL] = cg_emit_pool,
     [OP_AVGPOOL] = cg_emit_pool,
     [OP_GLOBAL_AVGPOOL] = cg_emit_pool,
@@ -230,6 +235,31 @@ static CgKernel (*const emitters[OP_COUNT])(Cg *cg, int32_t node) = {
     [OP_SLICE] = cg_emit_shape,
     [OP_PAD] = cg_emit_shape,
     [OP_CHANNEL_SHUFFLE] = cg_emit_shape,
+    [OP_BIAS_GRAD] = cg_emit_train,
+    [OP_ACT_GRAD] = cg_emit_train,
+    [OP_MAXPOOL_GRAD] = cg_emit_train,
+    [OP_AVGPOOL_GRAD] = cg_emit_train,
+    [OP_GLOBAL_AVGPOOL_GRAD] = cg_emit_train,
+    [OP_ADAPTIVE_AVGPOOL_GRAD] = cg_emit_train,
+    [OP_RESHAPE_AS] = cg_emit_train,
+    [OP_REDUCE_AS] = cg_emit_train,
+    [OP_SLICE_GRAD] = cg_emit_train,
+    [OP_BN_STATS] = cg_emit_train,
+    [OP_BN_TRAIN] = cg_emit_train,
+    [OP_BN_GRAD_INPUT] = cg_emit_train,
+    [OP_BN_GRAD_WEIGHT] = cg_emit_train,
+    [OP_BN_RUNNING] = cg_emit_train,
+    [OP_DROPOUT_TRAIN] = cg_emit_train,
+    [OP_DROPOUT_GRAD] = cg_emit_train,
+    [OP_SOFTMAX_XENT] = cg_emit_train,
+    [OP_SOFTMAX_XENT_GRAD] = cg_emit_train,
+    [OP_MSE] = cg_emit_train,
+    [OP_MSE_GRAD] = cg_emit_train,
+    [OP_SGD_MOMENTUM] = cg_emit_train,
+    [OP_SGD_STEP] = cg_emit_train,
+    [OP_ADAM_M] = cg_emit_train,
+    [OP_ADAM_V] = cg_emit_train,
+    [OP_ADAM_STEP] = cg_emit_train,
 };
 
 bool cg_llvm_supports(Op op)
@@ -403,7 +433,7 @@ static bool build_run(Cg *cg, LLVMValueRef *run_fn, KernelList *kl)
 
 /* ---- the model description ---------------------------------------------- */
 
-static LLVMValueRef const_string(Cg *cg, const char *s)
+LLVMValueRef cg_const_string(Cg *cg, const char *s)
 {
     LLVMValueRef init = LLVMConstStringInContext(cg->ctx, s, (unsigned)strlen(s), 0);
     LLVMValueRef g = LLVMAddGlobal(cg->mod, LLVMTypeOf(init), ".name");
@@ -425,7 +455,7 @@ static LLVMValueRef tensor_const(Cg *cg, const char *name, const TensorType *t)
     LLVMValueRef dims[RT_MAX_RANK];
     for (int32_t i = 0; i < RT_MAX_RANK; i++)
         dims[i] = cg_i64(cg, i < t->rank ? t->dims[i] : 0);
-    LLVMValueRef f[4] = {const_string(cg, name), LLVMConstInt(cg->t_i32, (unsigned)t->rank, 0),
+    LLVMValueRef f[4] = {cg_const_string(cg, name), LLVMConstInt(cg->t_i32, (unsigned)t->rank, 0),
                          LLVMConstInt(cg->t_i32, 0, 0), LLVMConstArray(cg->t_i64, dims, RT_MAX_RANK)};
     return LLVMConstNamedStruct(tensor_type(cg), f, 4);
 }
@@ -465,8 +495,8 @@ static LLVMValueRef kernel_table(Cg *cg, const KernelList *kl)
     for (int32_t i = 0; i < kl->n; i++) {
         const Node *nd = &cg->g->nodes[kl->node[i]];
         char op[128];
-        LLVMValueRef f[4] = {const_string(cg, nd->name ? nd->name : ""),
-                             const_string(cg, ir_node_label(nd, op, sizeof op)),
+        LLVMValueRef f[4] = {cg_const_string(cg, nd->name ? nd->name : ""),
+                             cg_const_string(cg, ir_node_label(nd, op, sizeof op)),
                              cg_i64(cg, ir_node_flops(cg->g, nd)), cg_i64(cg, kl->items[i])};
         elems[i] = LLVMConstNamedStruct(kernel_info_type(cg), f, 4);
     }
@@ -481,8 +511,8 @@ static LLVMValueRef kernel_table(Cg *cg, const KernelList *kl)
 
 /* The structs built field by field below must be cnnc/abi.h's as the target
  * lays them out (the runtime is compiled for the same target). */
-static void check_layout(Cg *cg, LLVMTypeRef t, const char *name, const size_t *at, unsigned n,
-                         size_t size)
+void cg_check_layout(Cg *cg, LLVMTypeRef t, const char *name, const size_t *at, unsigned n,
+                     size_t size)
 {
     LLVMTargetDataRef dl = LLVMGetModuleDataLayout(cg->mod);
     for (unsigned i = 0; i < n; i++)
@@ -508,13 +538,13 @@ static void check_model_layout(Cg *cg, LLVMTypeRef mt)
     static const size_t kernel_at[4] = {offsetof(RtKernelInfo, name), offsetof(RtKernelInfo, op),
                                         offsetof(RtKernelInfo, flops),
                                         offsetof(RtKernelInfo, items)};
-    check_layout(cg, mt, "RtModel", at, 14, sizeof(RtModel));
-    check_layout(cg, tensor_type(cg), "RtTensor", tensor_at, 4, sizeof(RtTensor));
-    check_layout(cg, kernel_info_type(cg), "RtKernelInfo", kernel_at, 4, sizeof(RtKernelInfo));
+    cg_check_layout(cg, mt, "RtModel", at, 14, sizeof(RtModel));
+    cg_check_layout(cg, tensor_type(cg), "RtTensor", tensor_at, 4, sizeof(RtTensor));
+    cg_check_layout(cg, kernel_info_type(cg), "RtKernelInfo", kernel_at, 4, sizeof(RtKernelInfo));
 }
 
-/* `const RtModel cnnc_model`, hidden: the runtime linked into the same
- * shared object is its only reader. */
+/* `const RtModel cnnc_model` (cnnc_model_NAME), hidden: the runtime linked into the
+ * same shared object is its only reader. */
 static void build_model(Cg *cg, LLVMValueRef run_fn, const KernelList *kl)
 {
     LLVMTypeRef i32 = cg->t_i32;
@@ -538,7 +568,8 @@ static void build_model(Cg *cg, LLVMValueRef run_fn, const KernelList *kl)
         cg_i64(cg, cg->blob ? cg->blob->size : 0),
         LLVMConstInt(cg->t_i64, cg_weights_fnv1a(cg), 0),
     };
-    LLVMValueRef gv = LLVMAddGlobal(cg->mod, mt, "cnnc_model");
+    char sym[64];
+    LLVMValueRef gv = LLVMAddGlobal(cg->mod, mt, cg_symbol(cg, CG_MODEL_SYMBOL, sym, sizeof sym));
     LLVMSetInitializer(gv, LLVMConstNamedStruct(mt, v, 14));
     LLVMSetGlobalConstant(gv, 1);
     LLVMSetVisibility(gv, LLVMHiddenVisibility);

@@ -2,6 +2,7 @@
  * by name and get a constant pointer into one external symbol; the bytes stay
  * in a plain buffer until the linker, the JIT or cg_embed_weights places them. */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,6 +41,13 @@ void cg_weights_free(Cg *cg)
     cg->weights_sym = NULL;
 }
 
+const char *cg_symbol(const Cg *cg, const char *base, char *buf, size_t n)
+{
+    if (!cg->name[0]) return base;
+    snprintf(buf, n, "%s_%s", base, cg->name);
+    return buf;
+}
+
 /* The external, 64-byte-aligned byte array every weight pointer is based on.
  * Default visibility in the module, so position-independent code reaches it
  * through the GOT wherever the JIT puts it; model.so defines it hidden, and
@@ -47,8 +55,9 @@ void cg_weights_free(Cg *cg)
 static LLVMValueRef weights_symbol(Cg *cg)
 {
     if (cg->weights_sym) return cg->weights_sym;
+    char sym[64];
     cg->weights_sym = LLVMAddGlobal(cg->mod, LLVMArrayType(LLVMInt8TypeInContext(cg->ctx), 0),
-                                    CG_WEIGHTS_SYMBOL);
+                                    cg_symbol(cg, CG_WEIGHTS_SYMBOL, sym, sizeof sym));
     LLVMSetGlobalConstant(cg->weights_sym, 1);
     LLVMSetAlignment(cg->weights_sym, BLOB_ALIGN);
     cg->blob = ir_xcalloc(1, sizeof *cg->blob);
@@ -113,13 +122,15 @@ void cg_embed_weights(Cg *cg)
     if (cg->blob->size > 0xffffffffll) ICE("weights too large to embed in one constant");
     LLVMValueRef init = LLVMConstStringInContext(cg->ctx, cg->blob->data,
                                                  (unsigned)cg->blob->size, 1);
-    LLVMValueRef g = LLVMAddGlobal(cg->mod, LLVMTypeOf(init), CG_WEIGHTS_SYMBOL ".data");
+    char sym[64];
+    cg_symbol(cg, CG_WEIGHTS_SYMBOL, sym, sizeof sym);
+    LLVMValueRef g = LLVMAddGlobal(cg->mod, LLVMTypeOf(init), "weights.data");
     LLVMSetInitializer(g, init);
     LLVMSetGlobalConstant(g, 1);
     LLVMSetLinkage(g, LLVMInternalLinkage);
     LLVMSetAlignment(g, BLOB_ALIGN);
     LLVMReplaceAllUsesWith(cg->weights_sym, g);
     LLVMDeleteGlobal(cg->weights_sym);
-    LLVMSetValueName2(g, CG_WEIGHTS_SYMBOL, strlen(CG_WEIGHTS_SYMBOL));
+    LLVMSetValueName2(g, sym, strlen(sym));
     cg->weights_sym = g;
 }

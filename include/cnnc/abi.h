@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define RT_ABI_VERSION 3
+#define RT_ABI_VERSION 4
 #define RT_MAX_RANK 6
 
 typedef struct RtPool RtPool;
@@ -53,6 +53,40 @@ typedef struct RtModel {
     uint64_t weights_fnv1a;
 } RtModel;
 
+/* A training model.so (cnnc --train) holds three models -- grad (forward, loss,
+ * backward), apply (the optimizer's update) and eval -- as the hidden constants
+ * cnnc_model_grad, cnnc_model_apply, cnnc_model_eval, and describes the tensors
+ * its instances keep in the hidden constant `cnnc_train` (an RtTrain). The
+ * graphs name their inputs and outputs as docs/training.md says ("labels",
+ * "grad:NAME", "new:NAME", ...); the runtime binds them by those names. */
+typedef enum { RT_TRAIN_WEIGHT, RT_TRAIN_BUFFER, RT_TRAIN_STATE } RtTrainKind;
+typedef enum { RT_LOSS_CROSS_ENTROPY, RT_LOSS_MSE } RtLossKind;
+typedef enum { RT_OPTIM_SGD, RT_OPTIM_ADAM, RT_OPTIM_ADAMW } RtOptimKind;
+
+typedef struct RtTrainParam {
+    const char *name;          /* "conv1.weight", "bn1.running_mean", "exp_avg:fc.bias" */
+    int32_t rank;
+    int32_t kind;              /* RtTrainKind */
+    int64_t dims[RT_MAX_RANK];
+    int64_t init;              /* byte offset of its f32 values in RtTrain.init; -1: zeros */
+} RtTrainParam;
+
+typedef struct RtTrain {
+    uint32_t abi_version;
+    int32_t nparams;    /* the model's tensors: trainable weights first, then buffers */
+    int32_t ntrainable;
+    int32_t nstate;     /* optimizer state tensors, after the model's in `params` */
+    const RtModel *grad, *apply, *eval;
+    const RtTrainParam *params; /* nparams + nstate */
+    const uint8_t *init;        /* initial values, 64-byte aligned (NULL for none) */
+    int64_t init_bytes;
+    int32_t loss;       /* RtLossKind */
+    int32_t classes;    /* cross-entropy: the logits' classes (labels in [0, classes)) */
+    int32_t optim;      /* RtOptimKind */
+    float lr;           /* the initial learning rate */
+    float beta1, beta2; /* Adam's, for the bias corrections the runtime passes */
+} RtTrain;
+
 /* Every field is naturally aligned and padding is explicit, so 64-bit targets
  * (x86-64, aarch64) agree on these offsets. */
 #if UINTPTR_MAX == UINT64_MAX
@@ -65,6 +99,12 @@ _Static_assert(offsetof(RtModel, inputs) == 16 && offsetof(RtModel, arena_bytes)
                    offsetof(RtModel, kernels) == 56 && offsetof(RtModel, weights) == 64 &&
                    offsetof(RtModel, weights_fnv1a) == 80 && sizeof(RtModel) == 88,
                "RtModel layout");
+_Static_assert(offsetof(RtTrainParam, dims) == 16 && offsetof(RtTrainParam, init) == 64 &&
+                   sizeof(RtTrainParam) == 72, "RtTrainParam layout");
+_Static_assert(offsetof(RtTrain, grad) == 16 && offsetof(RtTrain, params) == 40 &&
+                   offsetof(RtTrain, init_bytes) == 56 && offsetof(RtTrain, loss) == 64 &&
+                   offsetof(RtTrain, lr) == 76 && offsetof(RtTrain, beta2) == 84 &&
+                   sizeof(RtTrain) == 88, "RtTrain layout");
 #endif
 
 /* RtModel.weights_fnv1a: the 64-bit FNV-1a hash of the packed weights, as the

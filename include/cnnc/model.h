@@ -42,7 +42,7 @@ typedef enum cnn_status {
     CNN_ERR_CORRUPT,          /* the model's weights are not those it was compiled with */
 } cnn_status;
 
-typedef enum cnn_dtype { CNN_F32 = 1 } cnn_dtype;
+typedef enum cnn_dtype { CNN_F32 = 1, CNN_I64 = 2 /* a training model's class labels */ } cnn_dtype;
 
 /* A model runs on the device it was compiled for (cnnc --target=cpu|cuda);
  * asking for the other one is CNN_ERR_DEVICE. */
