@@ -1,8 +1,8 @@
 /* kernel_harness.h: compiles the kernel of one conv2d, dense, pooling or
  * elementwise node on its own (no passes, no run function, no runtime) into a
  * shared object and calls it directly, so kernels can be tested and timed on
- * hand-made layouts. Used by
- * tests/test_kernels.c and bench/conv_layers.c. */
+ * hand-made layouts. Used by tests/test_kernels.c, tests/test_train_kernels.c,
+ * bench/conv_layers.c and bench/train_kernels.c. */
 #ifndef CNNC_KERNEL_HARNESS_H
 #define CNNC_KERNEL_HARNESS_H
 
@@ -105,6 +105,10 @@ static CgKernel kh_emit(Cg *cg, int32_t id)
     switch (cg->g->nodes[id].op) {
     case OP_CONV2D: return cg_emit_conv2d(cg, id);
     case OP_DENSE: return cg_emit_dense(cg, id);
+    case OP_CONV2D_GRAD_INPUT: return cg_emit_conv2d_grad_input(cg, id);
+    case OP_CONV2D_GRAD_WEIGHT: return cg_emit_conv2d_grad_weight(cg, id);
+    case OP_DENSE_GRAD_INPUT: return cg_emit_dense_grad_input(cg, id);
+    case OP_DENSE_GRAD_WEIGHT: return cg_emit_dense_grad_weight(cg, id);
     case OP_MAXPOOL:
     case OP_AVGPOOL:
     case OP_GLOBAL_AVGPOOL:

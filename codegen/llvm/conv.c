@@ -625,6 +625,8 @@ static bool blocked_as(const TensorType *t, int64_t b)
 
 CgKernel cg_emit_conv2d(Cg *cg, int32_t node)
 {
+    if (!cg_weights_constant(cg, node))
+        return cg_emit_conv2d_runtime(cg, node);
     Conv k;
     conv_init(&k, cg, node);
     const TensorType *xt = &input(&k, 0)->type, *yt = &k.n->type;

@@ -230,6 +230,8 @@ static void dense_init(Dense *d, Cg *cg, int32_t node)
 /* Work items: output blocks × groups of batch rows. */
 CgKernel cg_emit_dense(Cg *cg, int32_t node)
 {
+    if (!cg_weights_constant(cg, node))
+        return cg_emit_dense_runtime(cg, node);
     Dense d;
     dense_init(&d, cg, node);
     d.w = pack_weights(&d);
@@ -245,4 +247,101 @@ CgKernel cg_emit_dense(Cg *cg, int32_t node)
     cg_loop_end(cg, &l);
     cg_kernel_end(cg);
     return (CgKernel){fn, d.OB * (d.N / d.rows)};
+}
+
+/* ---- weights that are values of the graph (training) ---------------------- */
+
+/* Rows of C per work item, and columns: whole register tiles of either form. */
+#define GEMM_ROWS 24
+#define DOT_COLS 48
+
+static int64_t gemm_cols(const Cg *cg, const CgGemm *g)
+{
+    return g->b_n != 1 ? DOT_COLS : 16 * (int64_t)cg->vec;
+}
+
+/* The kernel computing `g` (pointers set by `bind` inside it), in work items of
+ * blocks of C. */
+static CgKernel gemm_kernel(Cg *cg, int32_t node, CgGemm *g,
+                            void (*bind)(Cg *, int32_t, CgGemm *))
+{
+    int64_t nb = gemm_cols(cg, g);
+    LLVMValueRef fn = cg_kernel_begin(cg, cg->g->nodes[node].name);
+    bind(cg, node, g);
+    CgLoop l = cg_loop_begin(cg, cg->begin, cg->end, 1, "item");
+    cg_gemm_item(cg, g, GEMM_ROWS, nb, l.iv);
+    cg_loop_end(cg, &l);
+    cg_kernel_end(cg);
+    return (CgKernel){fn, cg_gemm_items(g, GEMM_ROWS, nb)};
+}
+
+/* Elements between rows of a plain value read as [rows, last dim]: only values
+ * whose rows lie one after another. */
+static int64_t row_stride(const Cg *cg, int32_t node)
+{
+    const TensorType *t = &cg->g->nodes[node].type;
+    int64_t last = t->dims[t->rank - 1], per = t->dims[0] ? ir_numel(t) / t->dims[0] : 0;
+    if (t->layout != LAYOUT_PLAIN || (t->rank > 2 && cg_item_stride(cg, node) != per))
+        ICE("node %d: expects a plain value with contiguous rows", (int)node);
+    return t->rank == 2 ? cg_item_stride(cg, node) : last;
+}
+
+static void bind_forward(Cg *cg, int32_t node, CgGemm *g)
+{
+    const Node *n = &cg->g->nodes[node];
+    g->c = cg_arg_ptr(cg, 0);
+    g->a = cg_input_ptr(cg, node, 0);
+    g->b = cg_input_ptr(cg, node, 1);
+    int32_t bi = ir_bias_input(n);
+    g->bias = bi >= 0 ? cg_input_ptr(cg, node, bi) : NULL;
+    g->res = n->attrs.dense.epi.residual ? cg_input_ptr(cg, node, ir_residual_input(n)) : NULL;
+}
+
+/* dense(x[M, I], w[O, I]) over the last dim: C = x · wᵀ, rows of both along K. */
+CgKernel cg_emit_dense_runtime(Cg *cg, int32_t node)
+{
+    const Node *n = &cg->g->nodes[node];
+    const TensorType *xt = &cg->g->nodes[n->inputs[0]].type;
+    int32_t axis = n->attrs.dense.axis < 0 ? n->attrs.dense.axis + xt->rank : n->attrs.dense.axis;
+    if (axis != xt->rank - 1)
+        ICE("dense %s: a weight that is no constant needs the last dim", n->name);
+    int64_t I = xt->dims[axis], O = n->type.dims[axis];
+    CgGemm g = {.M = I ? ir_numel(xt) / I : 0, .N = O, .K = I, .a_k = 1, .b_k = 1, .b_n = I};
+    g.a_m = row_stride(cg, n->inputs[0]);
+    g.c_m = row_stride(cg, node);
+    g.epi = &n->attrs.dense.epi;
+    if (g.epi->residual)
+        g.r_m = row_stride(cg, n->inputs[ir_residual_input(n)]);
+    return gemm_kernel(cg, node, &g, bind_forward);
+}
+
+static void bind_grads(Cg *cg, int32_t node, CgGemm *g)
+{
+    g->c = cg_arg_ptr(cg, 0);
+    g->a = cg_input_ptr(cg, node, 0);
+    g->b = cg_input_ptr(cg, node, 1);
+}
+
+/* dense_grad_input(dy[N, O], w[O, I]) → dy · w, [N, I]. */
+CgKernel cg_emit_dense_grad_input(Cg *cg, int32_t node)
+{
+    const Node *n = &cg->g->nodes[node];
+    const TensorType *dy = &cg->g->nodes[n->inputs[0]].type;
+    CgGemm g = {.M = dy->dims[0], .N = n->type.dims[1], .K = dy->dims[1], .a_k = 1, .b_n = 1};
+    g.a_m = row_stride(cg, n->inputs[0]);
+    g.b_k = row_stride(cg, n->inputs[1]);
+    g.c_m = row_stride(cg, node);
+    return gemm_kernel(cg, node, &g, bind_grads);
+}
+
+/* dense_grad_weight(dy[N, O], x[N, I]) → dyᵀ · x, [O, I]. */
+CgKernel cg_emit_dense_grad_weight(Cg *cg, int32_t node)
+{
+    const Node *n = &cg->g->nodes[node];
+    const TensorType *dy = &cg->g->nodes[n->inputs[0]].type;
+    CgGemm g = {.M = dy->dims[1], .N = n->type.dims[1], .K = dy->dims[0], .a_m = 1, .b_n = 1};
+    g.a_k = row_stride(cg, n->inputs[0]);
+    g.b_k = row_stride(cg, n->inputs[1]);
+    g.c_m = row_stride(cg, node);
+    return gemm_kernel(cg, node, &g, bind_grads);
 }
