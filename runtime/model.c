@@ -2,6 +2,7 @@
  * model description (RtModel). Everything is checked here, once, so the generated
  * code can trust its buffers; nothing prints, aborts or allocates during a run. */
 #include "cnnc/model.h"
+#include "cnnc/train.h"
 #include "rt.h"
 
 #include <stdalign.h>
@@ -410,5 +411,9 @@ CNN_EXPORT const char *cnn_status_string(cnn_status s)
     case CNN_ERR_BUSY: return "the instance is running on another thread";
     case CNN_ERR_CORRUPT: return "the model's weights are damaged";
     }
+    /* The statuses of cnnc/train.h, outside the enumeration. */
+    if (s == CNN_ERR_LABEL) return "a label is not one of the model's classes";
+    if (s == CNN_ERR_NOT_FINITE) return "the loss is not finite: nothing was updated";
+    if (s == CNN_ERR_IO) return "a weights file could not be read or written";
     return "unknown status";
 }

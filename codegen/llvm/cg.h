@@ -133,8 +133,9 @@ typedef struct CgLinkData {
     const void *bytes;
     uint64_t size;
 } CgLinkData;
-/* cg_link_shared of several modules (at most 4, each lowered under its own CgTarget.name)
- * and data objects (at most 4; those of size 0 are left out) into one shared object. */
+/* cg_link_shared of several modules (each lowered under its own CgTarget.name) and data
+ * objects (those of size 0 are left out) into one shared object: at most 4 modules, and
+ * at most 8 modules and data objects together. */
 bool cg_link_modules(Cg *const *cgs, int32_t ncgs, const CgLinkData *data, int32_t ndata,
                      const char *runtime, const char *out, char *err, size_t n);
 /* Links `runtime` alone into the shared object `out`, as cg_link_shared does, with
@@ -330,5 +331,19 @@ typedef struct CgTrain {
  * beside it), and returns the initial values it points to: the data to link as
  * CG_TRAIN_INIT_SYMBOL (free its bytes). */
 CgLinkData cg_add_train(Cg *grad, const CgTrain *t);
+
+/* The three models of a training model.so, lowered, and its initial values. */
+typedef struct CgTrainModel {
+    Cg cg[3]; /* grad, apply, eval */
+    int32_t nlowered;
+    CgLinkData init;
+} CgTrainModel;
+/* Lowers the grad, apply and eval graphs (passes run, memory planned) under those names
+ * and adds the description `t` to the grad model; cg_train_free it either way. */
+bool cg_train_lower(CgTrainModel *m, Graph *const graphs[3], const CgTrain *t,
+                    const CgTarget *target, Diag *d);
+/* cg_link_shared of the three models and the initial values into one shared object. */
+bool cg_train_link(CgTrainModel *m, const char *runtime, const char *out, char *err, size_t n);
+void cg_train_free(CgTrainModel *m);
 
 #endif

@@ -137,3 +137,36 @@ CgLinkData cg_add_train(Cg *grad, const CgTrain *t)
     LLVMDisposeMessage(msg);
     return blob;
 }
+
+static const char *const model_names[3] = {"grad", "apply", "eval"};
+
+bool cg_train_lower(CgTrainModel *m, Graph *const graphs[3], const CgTrain *t,
+                    const CgTarget *target, Diag *d)
+{
+    memset(m, 0, sizeof *m);
+    CgTarget named = target ? *target : (CgTarget){.opt_level = 2};
+    for (int32_t i = 0; i < 3; i++) {
+        named.name = model_names[i];
+        if (!cg_lower(&m->cg[i], graphs[i], &named, d)) {
+            m->nlowered = i + 1;
+            return false;
+        }
+        m->nlowered = i + 1;
+    }
+    m->init = cg_add_train(&m->cg[0], t);
+    return true;
+}
+
+bool cg_train_link(CgTrainModel *m, const char *runtime, const char *out, char *err, size_t n)
+{
+    Cg *cgs[3] = {&m->cg[0], &m->cg[1], &m->cg[2]};
+    return cg_link_modules(cgs, 3, &m->init, 1, runtime, out, err, n);
+}
+
+void cg_train_free(CgTrainModel *m)
+{
+    for (int32_t i = 0; i < m->nlowered; i++)
+        cg_free(&m->cg[i]);
+    free((void *)m->init.bytes);
+    memset(m, 0, sizeof *m);
+}
