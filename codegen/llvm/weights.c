@@ -122,9 +122,9 @@ void cg_embed_weights(Cg *cg)
     if (cg->blob->size > 0xffffffffll) ICE("weights too large to embed in one constant");
     LLVMValueRef init = LLVMConstStringInContext(cg->ctx, cg->blob->data,
                                                  (unsigned)cg->blob->size, 1);
-    char sym[64];
-    cg_symbol(cg, CG_WEIGHTS_SYMBOL, sym, sizeof sym);
-    LLVMValueRef g = LLVMAddGlobal(cg->mod, LLVMTypeOf(init), "weights.data");
+    char buf[64];
+    const char *sym = cg_symbol(cg, CG_WEIGHTS_SYMBOL, buf, sizeof buf);
+    LLVMValueRef g = LLVMAddGlobal(cg->mod, LLVMTypeOf(init), CG_WEIGHTS_SYMBOL ".data");
     LLVMSetInitializer(g, init);
     LLVMSetGlobalConstant(g, 1);
     LLVMSetLinkage(g, LLVMInternalLinkage);
