@@ -14,7 +14,7 @@
 
 /* ---- masked and strided vector accesses ---------------------------------- */
 
-static LLVMValueRef mask_vec(Cg *cg, int32_t lanes, uint32_t bits)
+static LLVMValueRef mask_vec(Cg *cg, int32_t lanes, uint64_t bits)
 {
     LLVMValueRef m[64];
     LLVMTypeRef i1 = LLVMInt1TypeInContext(cg->ctx);
@@ -55,6 +55,29 @@ static LLVMValueRef lane_ptrs(Cg *cg, LLVMValueRef base, int64_t stride, int32_t
     return LLVMBuildGEP2(cg->b, cg->t_f32, base, &v, 1, "");
 }
 
+/* Every stride-th of lanes·stride contiguous floats: one masked load of the
+ * span (only the wanted elements, so nothing past the last is touched) and a
+ * shuffle, much cheaper than a gather. */
+static LLVMValueRef strided_load(Cg *cg, LLVMValueRef p, int64_t stride, int32_t lanes,
+                                 uint32_t mask)
+{
+    int32_t wide = (int32_t)(stride * lanes);
+    uint64_t bits = 0;
+    LLVMValueRef pick[64];
+    for (int32_t l = 0; l < lanes; l++) {
+        if ((mask >> l) & 1)
+            bits |= UINT64_C(1) << (l * stride);
+        pick[l] = LLVMConstInt(cg->t_i32, (unsigned long long)(l * stride), 0);
+    }
+    LLVMTypeRef wt = LLVMVectorType(cg->t_f32, (unsigned)wide);
+    LLVMTypeRef over[2] = {wt, cg->t_ptr};
+    LLVMValueRef args[4] = {p, LLVMConstInt(cg->t_i32, 4, 0), mask_vec(cg, wide, bits),
+                            LLVMConstNull(wt)};
+    LLVMValueRef v = call(cg, "llvm.masked.load", over, 2, args, 4);
+    return LLVMBuildShuffleVector(cg->b, v, LLVMGetUndef(wt), LLVMConstVector(pick, (unsigned)lanes),
+                                  "");
+}
+
 LLVMValueRef cg_load_lanes(Cg *cg, LLVMValueRef base, LLVMValueRef off, int64_t stride,
                            int32_t lanes, uint32_t mask)
 {
@@ -71,6 +94,8 @@ LLVMValueRef cg_load_lanes(Cg *cg, LLVMValueRef base, LLVMValueRef off, int64_t 
         LLVMValueRef args[4] = {p, align, mask_vec(cg, lanes, mask), zero};
         return call(cg, "llvm.masked.load", over, 2, args, 4);
     }
+    if (stride * lanes <= 64)
+        return strided_load(cg, p, stride, lanes, mask);
     LLVMValueRef ptrs = lane_ptrs(cg, p, stride, lanes);
     LLVMTypeRef over[2] = {vt, LLVMTypeOf(ptrs)};
     LLVMValueRef args[4] = {ptrs, align, mask_vec(cg, lanes, mask), zero};
