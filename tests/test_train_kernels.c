@@ -5,7 +5,9 @@
  * compiled on its own (tests/kernel_harness.h), run on plain buffers over its
  * work items on 1 and 2 threads, and compared with a naive double-precision
  * reference written here and with the reference interpreter where it runs the
- * op: max|got - want| <= 1e-4 * max|want|. */
+ * op: max|got - want| <= 1e-4 * max|want|. A small network with run-time weights
+ * also goes through the passes (plain layouts, fusion, memory plan) into a
+ * model.so run through the model API, against the interpreter. */
 #include <math.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -14,10 +16,8 @@
 
 #include <cmocka.h>
 
+#include "codegen_harness.h"
 #include "kernel_harness.h"
-#include "test_util.h"
-
-#define TOL 1e-4
 
 typedef struct ConvCase {
     const char *name;
@@ -422,12 +422,76 @@ static void test_dense_grad_weight(void **state)
     check_dense_grad(true);
 }
 
+/* ---- through the passes into a model.so ---------------------------------- */
+
+static const char *const net =
+    "graph net {\n"
+    "  %0 = input \"x\" : f32[3,2,12,12]\n"
+    "  %1 = input \"w1\" : f32[8,2,3,3]\n"
+    "  %2 = input \"b1\" : f32[8]\n"
+    "  %3 = conv2d(%0, %1, %2) {kernel=[3,3], stride=[1,1], dilation=[1,1], pad=[1,1,1,1], "
+    "groups=1} \"c1\" : f32[3,8,12,12]\n"
+    "  %4 = relu(%3) \"r1\" : f32[3,8,12,12]\n"
+    "  %5 = input \"w2\" : f32[8,8,3,3]\n"
+    "  %6 = conv2d(%4, %5) {kernel=[3,3], stride=[2,2], dilation=[1,1], pad=[1,1,1,1], "
+    "groups=1} \"c2\" : f32[3,8,6,6]\n"
+    "  %7 = input \"w3\" : f32[8,1,3,3]\n"
+    "  %8 = conv2d(%6, %7) {kernel=[3,3], stride=[1,1], dilation=[1,1], pad=[1,1,1,1], "
+    "groups=8} \"c3\" : f32[3,8,6,6]\n"
+    "  %9 = add(%8, %6) \"sum\" : f32[3,8,6,6]\n"
+    "  %10 = relu(%9) \"r2\" : f32[3,8,6,6]\n"
+    "  %11 = flatten(%10) {axis=1} \"f\" : f32[3,288]\n"
+    "  %12 = input \"w4\" : f32[10,288]\n"
+    "  %13 = input \"b4\" : f32[10]\n"
+    "  %14 = dense(%11, %12, %13) {act=relu} \"fc\" : f32[3,10]\n"
+    "  return %14 \"y\"\n"
+    "}\n";
+
+static void test_network_plain(void **state)
+{
+    (void)state;
+    Diag d;
+    ir_diag_init(&d, stderr);
+    Graph *g = ir_parse_text("net.ir", net, &d);
+    assert_non_null(g);
+    Graph *src = ir_graph_clone(g);
+    Build b = {.block = 0, .opt = 2};
+    optimize(g, &b);
+    char *so = link_so("train_net", g, &b);
+    Api a = open_so(so);
+    for (int32_t threads = 1; threads <= 2; threads++) {
+        float **ins;
+        int32_t no;
+        float **outs = run_so(&a, threads, &ins, &no);
+        InterpResult res;
+        char err[256];
+        if (!ir_interp(src, (const float *const *)ins, &res, err, sizeof err))
+            fail_msg("interpreter: %s", err);
+        double want[30];
+        for (int32_t i = 0; i < 30; i++)
+            want[i] = res.values[14][i];
+        double e = rel_error(outs[0], want, 30);
+        if (!(e <= TOL))
+            fail_msg("network, %d thread(s): relative error %g", threads, e);
+        ir_interp_free(&res);
+        free_all(outs, no);
+        free_all(ins, 6);
+    }
+    dlclose(a.lib);
+    remove(so);
+    free(so);
+    ir_graph_free(src);
+    ir_graph_free(g);
+    ir_diag_fini(&d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conv2d_forward),    cmocka_unit_test(test_conv2d_grad_input),
         cmocka_unit_test(test_conv2d_grad_weight), cmocka_unit_test(test_dense_forward),
         cmocka_unit_test(test_dense_grad_input),  cmocka_unit_test(test_dense_grad_weight),
+        cmocka_unit_test(test_network_plain),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, make_tmpdir, remove_tmpdir);
 }
