@@ -52,19 +52,12 @@ float ir_bf16_to_f32(uint16_t h)
 
 /* ---- reading ------------------------------------------------------------ */
 
-typedef struct NpyHeader {
-    char descr[32];
-    bool fortran;
-    int32_t rank;
-    int64_t dims[IR_MAX_RANK];
-    bool seen[3]; /* descr, fortran_order, shape */
-} NpyHeader;
-
 typedef struct HeaderParser {
     const char *s; /* NUL-terminated */
     const char *path;
     char *err;
     size_t errlen;
+    bool seen[3]; /* descr, fortran_order, shape */
 } HeaderParser;
 
 __attribute__((format(printf, 4, 5))) static bool npy_fail(const char *path, char *err,
@@ -181,9 +174,9 @@ static bool parse_entry(HeaderParser *p, NpyHeader *h)
                                                     : -1;
     if (which < 0)
         return npy_fail(p->path, p->err, p->errlen, "unexpected key '%s' in .npy header", key);
-    if (h->seen[which])
+    if (p->seen[which])
         return npy_fail(p->path, p->err, p->errlen, "key '%s' repeated in .npy header", key);
-    h->seen[which] = true;
+    p->seen[which] = true;
     skip_space(p);
     if (which == 0 && *p->s == '[')
         return npy_fail(p->path, p->err, p->errlen, "structured dtypes are not supported");
@@ -214,9 +207,9 @@ static bool parse_header(HeaderParser *p, NpyHeader *h)
     skip_space(p);
     if (*p->s)
         return header_fail(p, "unexpected text after the dict");
-    if (!h->seen[0] || !h->seen[1] || !h->seen[2])
-        return header_fail(p, !h->seen[0]   ? "missing key 'descr'"
-                              : !h->seen[1] ? "missing key 'fortran_order'"
+    if (!p->seen[0] || !p->seen[1] || !p->seen[2])
+        return header_fail(p, !p->seen[0]   ? "missing key 'descr'"
+                              : !p->seen[1] ? "missing key 'fortran_order'"
                                             : "missing key 'shape'");
     return true;
 }
@@ -236,35 +229,84 @@ static size_t check_descr(const NpyHeader *h, const char *path, char *err, size_
     return (size_t)(d[2] - '0');
 }
 
-/* Reads the magic, version and header dict; leaves `f` at the data. */
-static bool read_header(FILE *f, const char *path, NpyHeader *h, char *err, size_t errlen)
+/* The magic and version in pre[0..8): how many bytes (2 or 4) give the header's length. */
+static size_t check_prelude(const unsigned char *pre, const char *path, char *err, size_t errlen)
 {
-    unsigned char pre[NPY_MAGIC_LEN + 2 + 4];
-    if (fread(pre, 1, 8, f) != 8 || memcmp(pre, NPY_MAGIC, NPY_MAGIC_LEN) != 0)
+    if (memcmp(pre, NPY_MAGIC, NPY_MAGIC_LEN) != 0)
         return npy_fail(path, err, errlen, "not a .npy file");
     int major = pre[6], minor = pre[7];
     if (major < 1 || major > 3 || minor != 0)
         return npy_fail(path, err, errlen, ".npy version %d.%d is not supported", major, minor);
-    size_t lenbytes = major == 1 ? 2 : 4;
-    if (fread(pre + 8, 1, lenbytes, f) != lenbytes)
-        return npy_fail(path, err, errlen, "truncated .npy header");
-    uint32_t hlen = (uint32_t)pre[8] | (uint32_t)pre[9] << 8;
+    return major == 1 ? 2 : 4;
+}
+
+/* The header's length from its 2 or 4 little-endian bytes, at most NPY_MAX_HEADER. */
+static bool header_length(const unsigned char *b, size_t lenbytes, uint32_t *hlen,
+                          const char *path, char *err, size_t errlen)
+{
+    *hlen = (uint32_t)b[0] | (uint32_t)b[1] << 8;
     if (lenbytes == 4)
-        hlen |= (uint32_t)pre[10] << 16 | (uint32_t)pre[11] << 24;
-    if (hlen > NPY_MAX_HEADER)
-        return npy_fail(path, err, errlen, ".npy header of %u bytes is too large", hlen);
+        *hlen |= (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+    if (*hlen > NPY_MAX_HEADER)
+        return npy_fail(path, err, errlen, ".npy header of %u bytes is too large", *hlen);
+    return true;
+}
+
+/* The header dict's `hlen` bytes (not NUL-terminated) into `h`. */
+static bool parse_header_text(const char *bytes, uint32_t hlen, const char *path, NpyHeader *h,
+                              char *err, size_t errlen)
+{
     char *text = ir_xmalloc(hlen + 1);
-    bool ok = fread(text, 1, hlen, f) == hlen;
-    text[ok ? hlen : 0] = '\0';
+    memcpy(text, bytes, hlen);
+    text[hlen] = '\0';
     HeaderParser p = {.s = text, .path = path, .err = err, .errlen = errlen};
-    if (!ok)
-        npy_fail(path, err, errlen, "truncated .npy header");
-    else if (strlen(text) != hlen)
-        ok = header_fail(&p, "NUL byte in header");
-    else
-        ok = parse_header(&p, h);
+    bool ok = strlen(text) == hlen ? parse_header(&p, h) : header_fail(&p, "NUL byte in header");
     free(text);
     return ok;
+}
+
+/* Reads the magic, version and header dict; leaves `f` at the data. */
+static bool read_header(FILE *f, const char *path, NpyHeader *h, char *err, size_t errlen)
+{
+    unsigned char pre[NPY_MAGIC_LEN + 2 + 4];
+    if (fread(pre, 1, 8, f) != 8)
+        return npy_fail(path, err, errlen, "not a .npy file");
+    size_t lenbytes = check_prelude(pre, path, err, errlen);
+    if (!lenbytes)
+        return false;
+    if (fread(pre + 8, 1, lenbytes, f) != lenbytes)
+        return npy_fail(path, err, errlen, "truncated .npy header");
+    uint32_t hlen;
+    if (!header_length(pre + 8, lenbytes, &hlen, path, err, errlen))
+        return false;
+    char *text = ir_xmalloc(hlen + 1);
+    bool ok = fread(text, 1, hlen, f) == hlen;
+    if (!ok)
+        npy_fail(path, err, errlen, "truncated .npy header");
+    else
+        ok = parse_header_text(text, hlen, path, h, err, errlen);
+    free(text);
+    return ok;
+}
+
+bool ir_npy_parse_header(const unsigned char *buf, size_t len, const char *path, NpyHeader *h,
+                         char *err, size_t errlen)
+{
+    memset(h, 0, sizeof *h);
+    if (len < 8)
+        return npy_fail(path, err, errlen, "not a .npy file");
+    size_t lenbytes = check_prelude(buf, path, err, errlen);
+    if (!lenbytes)
+        return false;
+    if (len < 8 + lenbytes)
+        return npy_fail(path, err, errlen, "truncated .npy header");
+    uint32_t hlen;
+    if (!header_length(buf + 8, lenbytes, &hlen, path, err, errlen))
+        return false;
+    if (len - 8 - lenbytes < hlen)
+        return npy_fail(path, err, errlen, "truncated .npy header");
+    h->data_offset = 8 + lenbytes + hlen;
+    return parse_header_text((const char *)buf + 8 + lenbytes, hlen, path, h, err, errlen);
 }
 
 static void convert(float *dst, const unsigned char *src, int64_t n, size_t size)

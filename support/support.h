@@ -14,6 +14,21 @@ typedef struct NpyArray {
     float *data; /* malloc'd, free() it */
 } NpyArray;
 
+/* A .npy's header: the dtype as numpy writes it ('<f4', '<i8'), the order, the
+ * shape, and where the data begins. */
+typedef struct NpyHeader {
+    char descr[32];
+    bool fortran;
+    int32_t rank;
+    int64_t dims[IR_MAX_RANK];
+    size_t data_offset;
+} NpyHeader;
+
+/* Parses the magic, version and header of a .npy held in the `len` bytes at
+ * `buf` (a member of an .npz), checking that the header lies within them;
+ * the dtype and the data are the caller's to check. `path` names it in errors. */
+bool ir_npy_parse_header(const unsigned char *buf, size_t len, const char *path, NpyHeader *h,
+                         char *err, size_t errlen);
 /* Reads a little-endian f32 (or f64/f16, converted), C-order .npy, v1 to v3. */
 bool ir_npy_read(const char *path, NpyArray *out, char *err, size_t errlen);
 /* Writes f32 .npy (v1) through a temporary file, so nothing half-written stays. */
