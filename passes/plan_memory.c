@@ -1,6 +1,6 @@
 /* plan_memory.c: gives every value a place. Weights are embedded, graph
- * inputs are the caller's buffers, views (flatten, dropout, reorders that move
- * no byte) alias their input; everything else goes into one arena:
+ * inputs are the caller's buffers, views (flatten, dropout, reshape_as, reorders
+ * that move no byte) alias their input; everything else goes into one arena:
  *
  *   1. Lifetimes over the node order: a value lives from the node that
  *      computes it to its last reader (reads through an alias count; graph
@@ -58,6 +58,11 @@ static bool is_alias(const Node *n, const Graph *g)
 {
     if (n->op == OP_FLATTEN || n->op == OP_DROPOUT)
         return true;
+    if (n->op == OP_RESHAPE_AS) { /* plain values with the same batch: the same bytes */
+        const TensorType *in = &g->nodes[n->inputs[0]].type;
+        return in->layout == LAYOUT_PLAIN && n->type.layout == LAYOUT_PLAIN && in->rank &&
+               n->type.rank && in->dims[0] == n->type.dims[0];
+    }
     if (n->op != OP_REORDER)
         return false;
     const TensorType *in = &g->nodes[n->inputs[0]].type, *t = &n->type;

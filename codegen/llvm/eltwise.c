@@ -10,25 +10,6 @@
 
 #define CHUNK 16384 /* elements per work item of a streaming kernel */
 
-/* A loop body over contiguous elements at offset `i`, `lanes` at a time. */
-typedef void (*Body)(Cg *cg, void *ctx, LLVMValueRef i, int32_t lanes);
-
-/* for (i = 0; i < len; ) in vectors of `lanes`, then one element at a time. */
-static void vec_loop(Cg *cg, LLVMValueRef len, int32_t lanes, Body body, void *ctx)
-{
-    LLVMValueRef zero = cg_i64(cg, 0), vlen = len;
-    if (lanes > 1) {
-        LLVMValueRef rem = LLVMBuildURem(cg->b, len, cg_i64(cg, lanes), "");
-        vlen = LLVMBuildSub(cg->b, len, rem, "vlen");
-        CgLoop v = cg_loop_begin(cg, zero, vlen, lanes, "v");
-        body(cg, ctx, v.iv, lanes);
-        cg_loop_end(cg, &v);
-    }
-    CgLoop s = cg_loop_begin(cg, vlen, len, 1, "s");
-    body(cg, ctx, s.iv, 1);
-    cg_loop_end(cg, &s);
-}
-
 /* The operation on loaded operands. */
 typedef struct Elt {
     const Node *nd;
@@ -102,7 +83,7 @@ static CgKernel emit_stream(Cg *cg, int32_t id, int32_t nops)
         int64_t s = cg_item_stride(cg, nd->inputs[k]);
         e.ops[k] = cg_gep(cg, in[k], cg_iadd(cg, cg_imul(cg, b, s), start));
     }
-    vec_loop(cg, len, cg->vec, stream_body, &e);
+    cg_vec_loop(cg, len, cg->vec, stream_body, &e);
     cg_loop_end(cg, &it);
     cg_kernel_end(cg);
     return kernel_of(fn, n * chunks);
@@ -137,7 +118,7 @@ static void chan_positions(Cg *cg, Elt *e, const CgView *v)
         chan_body(cg, e, p.iv, v->blk);
         cg_loop_end(cg, &p);
     } else {
-        vec_loop(cg, cg_i64(cg, v->H * v->W), cg->vec, chan_body, e);
+        cg_vec_loop(cg, cg_i64(cg, v->H * v->W), cg->vec, chan_body, e);
     }
 }
 
@@ -183,8 +164,8 @@ static CgKernel emit_batchnorm(Cg *cg, int32_t id)
     for (int32_t k = 0; k < 4; k++)
         p[k] = &cg->g->nodes[nd->inputs[1 + k]];
     for (int32_t k = 0; k < 4; k++)
-        if (p[k]->op != OP_PARAM || !p[k]->data)
-            ICE("batchnorm '%s' needs bound parameters", nd->name);
+        if (p[k]->op != OP_PARAM || !p[k]->data) /* run-time statistics (evaluation of training) */
+            return cg_emit_batchnorm_runtime(cg, id);
     int64_t C = nd->type.dims[1];
     float *ss = ir_xmalloc((size_t)C * 2 * sizeof *ss);
     for (int64_t c = 0; c < C; c++) {

@@ -76,6 +76,21 @@ void cg_loop_end(Cg *cg, CgLoop *l)
     LLVMPositionBuilderAtEnd(cg->b, l->exit);
 }
 
+void cg_vec_loop(Cg *cg, LLVMValueRef len, int32_t lanes, CgBody body, void *ctx)
+{
+    LLVMValueRef zero = cg_i64(cg, 0), vlen = zero;
+    if (lanes > 1) {
+        LLVMValueRef rem = LLVMBuildURem(cg->b, len, cg_i64(cg, lanes), "");
+        vlen = LLVMBuildSub(cg->b, len, rem, "vlen");
+        CgLoop v = cg_loop_begin(cg, zero, vlen, lanes, "v");
+        body(cg, ctx, v.iv, lanes);
+        cg_loop_end(cg, &v);
+    }
+    CgLoop s = cg_loop_begin(cg, vlen, len, 1, "s");
+    body(cg, ctx, s.iv, 1);
+    cg_loop_end(cg, &s);
+}
+
 LLVMValueRef cg_i64(Cg *cg, int64_t v)
 {
     return LLVMConstInt(cg->t_i64, (unsigned long long)v, 1);
