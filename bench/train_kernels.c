@@ -56,9 +56,10 @@ static Graph *graph(const Layer *l, const char *op)
     }
     char attrs[160] = "";
     if (!l->dense)
-        snprintf(attrs, sizeof attrs, " {kernel=[%d,%d], stride=[%d,%d], pad=[%d,%d,%d,%d], "
-                 "groups=%d}", l->k, l->k, l->s, l->s, l->k / 2, l->k / 2, l->k / 2, l->k / 2,
-                 l->groups);
+        snprintf(attrs, sizeof attrs,
+                 " {kernel=[%d,%d], stride=[%d,%d], pad=[%d,%d,%d,%d], "
+                 "groups=%d}",
+                 l->k, l->k, l->s, l->s, l->k / 2, l->k / 2, l->k / 2, l->k / 2, l->groups);
     /* conv2d/dense (x, w, b), *_grad_input (dy, w, x), *_grad_weight (dy, x, w) */
     bool fwd = !strstr(op, "grad"), gi = strstr(op, "grad_input") != NULL;
     const char *t0 = fwd ? x : y, *t1 = fwd || gi ? w : x, *t2 = fwd ? "f32[1]" : gi ? x : w;
@@ -72,7 +73,9 @@ static Graph *graph(const Layer *l, const char *op)
              "  %%2 = input \"c\" : %s\n  %%3 = %s(%%0, %%1%s)%s \"k\" : %s\n"
              "  return %%3 \"y\"\n}\n",
              t0, t1, t2, op, two ? "" : ", %2", l->dense ? "" : attrs,
-             fwd ? y : gi ? x : w);
+             fwd  ? y
+             : gi ? x
+                  : w);
     Diag d;
     ir_diag_init(&d, stderr);
     Graph *g = ir_parse_text("bench.ir", text, &d);

@@ -2,12 +2,12 @@
  * weights are graph inputs (a training step): conv2d and dense with run-time
  * weights, bias and fused epilogues, and their gradients conv2d_grad_input,
  * conv2d_grad_weight, dense_grad_input, dense_grad_weight. Each kernel is
- * compiled on its own (tests/kernel_harness.h), run on plain buffers over its
- * work items on 1 and 2 threads, and compared with a naive double-precision
- * reference written here and with the reference interpreter where it runs the
- * op: max|got - want| <= 1e-4 * max|want|. A small network with run-time weights
- * also goes through the passes (plain layouts, fusion, memory plan) into a
- * model.so run through the model API, against the interpreter. */
+ * compiled on its own (tests/kernel_harness.h) for the host, AVX2 and SSE, run
+ * on plain buffers over its work items on 1 and 2 threads, and compared with a naive
+ * double-precision reference written here and with the reference interpreter where it runs the op:
+ * max|got - want| <= 1e-4 * max|want|. A small network with run-time weights also goes through the
+ * passes (plain layouts, fusion, memory plan) into a model.so run through the model API, against
+ * the interpreter. */
 #include <math.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -27,24 +27,107 @@ typedef struct ConvCase {
 } ConvCase;
 
 static const ConvCase conv_cases[] = {
-    {"3x3 no pad, bias, relu", 3, 5, 9, 11, 7, {3, 3}, {1, 1}, {1, 1}, {0, 0, 0, 0}, 1, true,
-     true, false},
-    {"3x3/2 asymmetric pad, 2 groups, residual", 1, 4, 10, 13, 6, {3, 3}, {2, 2}, {1, 1},
-     {1, 0, 2, 1}, 2, true, false, true},
-    {"depthwise 3x3 pad 1", 3, 6, 7, 20, 6, {3, 3}, {1, 1}, {1, 1}, {1, 1, 1, 1}, 6, false, false,
+    {"3x3 no pad, bias, relu",
+     3,
+     5,
+     9,
+     11,
+     7,
+     {3, 3},
+     {1, 1},
+     {1, 1},
+     {0, 0, 0, 0},
+     1,
+     true,
+     true,
      false},
-    {"depthwise 3x3/2 pad 1, relu", 1, 5, 9, 9, 5, {3, 3}, {2, 2}, {1, 1}, {1, 1, 1, 1}, 5, true,
-     true, false},
-    {"5x5 dilation 2", 1, 3, 12, 17, 5, {5, 5}, {1, 1}, {2, 2}, {2, 3, 1, 2}, 1, true, false,
+    {"3x3/2 asymmetric pad, 2 groups, residual",
+     1,
+     4,
+     10,
+     13,
+     6,
+     {3, 3},
+     {2, 2},
+     {1, 1},
+     {1, 0, 2, 1},
+     2,
+     true,
+     false,
+     true},
+    {"depthwise 3x3 pad 1",
+     3,
+     6,
+     7,
+     20,
+     6,
+     {3, 3},
+     {1, 1},
+     {1, 1},
+     {1, 1, 1, 1},
+     6,
+     false,
+     false,
+     false},
+    {"depthwise 3x3/2 pad 1, relu",
+     1,
+     5,
+     9,
+     9,
+     5,
+     {3, 3},
+     {2, 2},
+     {1, 1},
+     {1, 1, 1, 1},
+     5,
+     true,
+     true,
+     false},
+    {"5x5 dilation 2",
+     1,
+     3,
+     12,
+     17,
+     5,
+     {5, 5},
+     {1, 1},
+     {2, 2},
+     {2, 3, 1, 2},
+     1,
+     true,
+     false,
      false},
     {"7x7/2 pad 3", 2, 3, 15, 15, 8, {7, 7}, {2, 2}, {1, 1}, {3, 3, 3, 3}, 1, false, true, false},
-    {"1x1, 17 -> 19 channels", 3, 17, 5, 5, 19, {1, 1}, {1, 1}, {1, 1}, {0, 0, 0, 0}, 1, true,
-     true, true},
+    {"1x1, 17 -> 19 channels",
+     3,
+     17,
+     5,
+     5,
+     19,
+     {1, 1},
+     {1, 1},
+     {1, 1},
+     {0, 0, 0, 0},
+     1,
+     true,
+     true,
+     true},
     {"1x1/2", 1, 8, 9, 9, 4, {1, 1}, {2, 2}, {1, 1}, {0, 0, 0, 0}, 1, false, false, false},
-    {"3x3 row of 70", 1, 3, 4, 70, 13, {3, 3}, {1, 1}, {1, 1}, {1, 1, 1, 1}, 1, true, false,
+    {"3x3 row of 70", 1, 3, 4, 70, 13, {3, 3}, {1, 1}, {1, 1}, {1, 1, 1, 1}, 1, true, false, false},
+    {"3x3 strides 3x2, dilation 2x1, 4 groups",
+     1,
+     8,
+     11,
+     14,
+     12,
+     {3, 3},
+     {3, 2},
+     {2, 1},
+     {0, 1, 2, 0},
+     4,
+     false,
+     false,
      false},
-    {"3x3 strides 3x2, dilation 2x1, 4 groups", 1, 8, 11, 14, 12, {3, 3}, {3, 2}, {2, 1},
-     {0, 1, 2, 0}, 4, false, false, false},
     {"2x2/2", 3, 4, 8, 8, 3, {2, 2}, {2, 2}, {1, 1}, {0, 0, 0, 0}, 1, true, false, false},
 };
 
@@ -111,9 +194,13 @@ static void run_kernel(const KhKernel *k, void **args, int32_t threads)
         pthread_join(t[i], NULL);
 }
 
+/* The targets each kernel is compiled for: the host, AVX2 (8 lanes, 16
+ * registers) and SSE (4 lanes, no FMA). */
+static const char *const targets[] = {NULL, "+avx,+avx2,+fma", "+sse4.2"};
+
 /* Compiles node `id` of the graph `text` (inputs numbered first, in the op's
- * order), runs it on `in` with 1 and 2 threads and compares with `want`; where
- * the interpreter runs the op, its values must agree too. */
+ * order) for each target, runs it on `in` with 1 and 2 threads and compares
+ * with `want`; where the interpreter runs the op, its values must agree too. */
 static void check_node(const char *what, const char *text, int32_t id, const float *const *in,
                        const double *want, int64_t n)
 {
@@ -123,21 +210,25 @@ static void check_node(const char *what, const char *text, int32_t id, const flo
     if (!g)
         fail_msg("%s: the graph does not parse:\n%s", what, text);
     ir_diag_fini(&d);
-    KhKernel k;
-    if (!kh_compile(g, id, NULL, &k))
-        fail_msg("%s: the kernel does not compile", what);
-    void *args[8] = {NULL};
-    for (int32_t i = 0; i < g->nodes[id].ninputs; i++)
-        args[1 + i] = (void *)in[i];
     float *out = ir_xmalloc((size_t)n * sizeof(float));
-    args[0] = out;
-    for (int32_t threads = 1; threads <= 2; threads++) {
-        for (int64_t i = 0; i < n; i++)
-            out[i] = NAN;
-        run_kernel(&k, args, threads);
-        double e = rel_error(out, want, n);
-        if (!(e <= TOL))
-            fail_msg("%s, %d thread(s): relative error %g", what, threads, e);
+    for (size_t t = 0; t < sizeof targets / sizeof *targets; t++) {
+        KhKernel k;
+        if (!kh_compile(g, id, targets[t], &k))
+            fail_msg("%s: the kernel does not compile for %s", what,
+                     targets[t] ? targets[t] : "the host");
+        void *args[8] = {out};
+        for (int32_t i = 0; i < g->nodes[id].ninputs; i++)
+            args[1 + i] = (void *)in[i];
+        for (int32_t threads = 1; threads <= 2; threads++) {
+            for (int64_t i = 0; i < n; i++)
+                out[i] = NAN;
+            run_kernel(&k, args, threads);
+            double e = rel_error(out, want, n);
+            if (!(e <= TOL))
+                fail_msg("%s, %s, %d thread(s): relative error %g", what,
+                         targets[t] ? targets[t] : "host", threads, e);
+        }
+        kh_unload(&k);
     }
     if (ir_interp_supports(g->nodes[id].op)) {
         InterpResult res;
@@ -154,7 +245,6 @@ static void check_node(const char *what, const char *text, int32_t id, const flo
         ir_interp_free(&res);
     }
     free(out);
-    kh_unload(&k);
     ir_graph_free(g);
 }
 
@@ -188,7 +278,7 @@ static void each_tap(const ConvCase *c, TapFn f, void *ctx)
 typedef struct Sums {
     const float *a, *b; /* the two factors, by the role the reference gives them */
     double *out;
-    int32_t which;      /* 0: y += x w; 1: dx += dy w; 2: dw += dy x */
+    int32_t which; /* 0: y += x w; 1: dx += dy w; 2: dw += dy x */
 } Sums;
 
 static void sum_tap(void *p, int64_t xi, int64_t wi, int64_t yi)
@@ -206,8 +296,8 @@ static void conv_attrs(const ConvCase *c, char *buf, size_t n)
 {
     snprintf(buf, n,
              "kernel=[%d,%d], stride=[%d,%d], dilation=[%d,%d], pad=[%d,%d,%d,%d], groups=%d",
-             c->k[0], c->k[1], c->s[0], c->s[1], c->d[0], c->d[1], c->pad[0], c->pad[1],
-             c->pad[2], c->pad[3], c->groups);
+             c->k[0], c->k[1], c->s[0], c->s[1], c->d[0], c->d[1], c->pad[0], c->pad[1], c->pad[2],
+             c->pad[3], c->groups);
 }
 
 static void test_conv2d_forward(void **state)
@@ -278,8 +368,8 @@ static void check_conv_grad(int32_t which)
         conv_attrs(c, attrs, sizeof attrs);
         snprintf(xt, sizeof xt, "f32[%lld,%lld,%lld,%lld]", (long long)c->N, (long long)c->C,
                  (long long)c->H, (long long)c->W);
-        snprintf(wt, sizeof wt, "f32[%lld,%lld,%d,%d]", (long long)c->O, (long long)s.cpg,
-                 c->k[0], c->k[1]);
+        snprintf(wt, sizeof wt, "f32[%lld,%lld,%d,%d]", (long long)c->O, (long long)s.cpg, c->k[0],
+                 c->k[1]);
         snprintf(yt, sizeof yt, "f32[%lld,%lld,%lld,%lld]", (long long)c->N, (long long)c->O,
                  (long long)s.OH, (long long)s.OW);
         const char *op = which == 1 ? "conv2d_grad_input" : "conv2d_grad_weight";
@@ -488,9 +578,9 @@ static void test_network_plain(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_conv2d_forward),    cmocka_unit_test(test_conv2d_grad_input),
+        cmocka_unit_test(test_conv2d_forward),     cmocka_unit_test(test_conv2d_grad_input),
         cmocka_unit_test(test_conv2d_grad_weight), cmocka_unit_test(test_dense_forward),
-        cmocka_unit_test(test_dense_grad_input),  cmocka_unit_test(test_dense_grad_weight),
+        cmocka_unit_test(test_dense_grad_input),   cmocka_unit_test(test_dense_grad_weight),
         cmocka_unit_test(test_network_plain),
     };
     return cmocka_run_group_tests(tests, make_tmpdir, remove_tmpdir);

@@ -97,9 +97,9 @@ typedef struct Rows {
     Geo k;
     bool grad;
     int64_t md, kd, DH, DW, SH, SW, dstep, a;
-    int64_t wm, wk;    /* weight elements between destination / reduction channels */
+    int64_t wm, wk;     /* weight elements between destination / reduction channels */
     int64_t ds, ss, rs; /* elements between batch items of destination, source, residual */
-    int64_t mr, nvmax; /* register tile: channels × vectors */
+    int64_t mr, nvmax;  /* register tile: channels × vectors */
     LLVMValueRef dst, src, w, bias, res;
     LLVMValueRef nb, grp, mblk, row; /* of the work item */
 } Rows;
@@ -141,7 +141,8 @@ static LLVMValueRef source_row(Rows *r, LLVMValueRef kh, LLVMValueRef *ok)
     const Geo *k = &r->k;
     LLVMValueRef zero = cg_i64(cg, 0);
     if (!r->grad) {
-        LLVMValueRef ih = add(cg, addc(cg, cg_imul(cg, r->row, k->sh), -k->pt), cg_imul(cg, kh, k->dh));
+        LLVMValueRef ih =
+            add(cg, addc(cg, cg_imul(cg, r->row, k->sh), -k->pt), cg_imul(cg, kh, k->dh));
         *ok = LLVMBuildAnd(cg->b, LLVMBuildICmp(cg->b, LLVMIntSGE, ih, zero, ""),
                            lt(cg, ih, cg_i64(cg, k->H)), "");
         return ih;
@@ -149,11 +150,12 @@ static LLVMValueRef source_row(Rows *r, LLVMValueRef kh, LLVMValueRef *ok)
     LLVMValueRef t = LLVMBuildSub(cg->b, addc(cg, r->row, k->pt), cg_imul(cg, kh, k->dh), "");
     LLVMValueRef tc = LLVMBuildSelect(cg->b, lt(cg, t, zero), zero, t, "");
     LLVMValueRef oh = LLVMBuildUDiv(cg->b, tc, cg_i64(cg, k->sh), "");
-    LLVMValueRef exact = LLVMBuildICmp(cg->b, LLVMIntEQ, LLVMBuildURem(cg->b, tc, cg_i64(cg, k->sh), ""),
-                                       zero, "");
-    *ok = LLVMBuildAnd(cg->b, LLVMBuildAnd(cg->b, LLVMBuildICmp(cg->b, LLVMIntSGE, t, zero, ""),
-                                           exact, ""),
-                       lt(cg, oh, cg_i64(cg, k->OH)), "");
+    LLVMValueRef exact =
+        LLVMBuildICmp(cg->b, LLVMIntEQ, LLVMBuildURem(cg->b, tc, cg_i64(cg, k->sh), ""), zero, "");
+    *ok =
+        LLVMBuildAnd(cg->b,
+                     LLVMBuildAnd(cg->b, LLVMBuildICmp(cg->b, LLVMIntSGE, t, zero, ""), exact, ""),
+                     lt(cg, oh, cg_i64(cg, k->OH)), "");
     return oh;
 }
 
@@ -203,9 +205,8 @@ static void tile_store(Rows *r, int64_t mr, int64_t phase, int64_t j0, int64_t n
     for (int64_t m = 0; m < mr; m++) {
         LLVMValueRef ch = addc(cg, ch0, m);
         LLVMValueRef pix = add(cg, cg_imul(cg, ch, r->DH * r->DW), cg_imul(cg, r->row, r->DW));
-        LLVMValueRef bias = r->bias ? cg_splat(cg, cg_load(cg, cg_gep(cg, r->bias, ch), 1),
-                                               (int32_t)L)
-                                    : NULL;
+        LLVMValueRef bias =
+            r->bias ? cg_splat(cg, cg_load(cg, cg_gep(cg, r->bias, ch), 1), (int32_t)L) : NULL;
         for (int64_t v = 0; v < nv; v++) {
             uint32_t mask = lane_mask(r, j0, v, jn, 0, false);
             int64_t col = phase + r->dstep * (j0 + v * L);
@@ -213,7 +214,8 @@ static void tile_store(Rows *r, int64_t mr, int64_t phase, int64_t j0, int64_t n
             if (bias)
                 x = LLVMBuildFAdd(cg->b, x, bias, "");
             if (r->res)
-                res = cg_load_lanes(cg, r->res, addc(cg, add(cg, cg_imul(cg, r->nb, r->rs), pix), col),
+                res = cg_load_lanes(cg, r->res,
+                                    addc(cg, add(cg, cg_imul(cg, r->nb, r->rs), pix), col),
                                     r->dstep, (int32_t)L, mask);
             if (epi)
                 x = cg_epilogue(cg, epi, x, res);
@@ -379,7 +381,8 @@ static void wg_tile(Wgrad *w, int64_t kw0, int64_t nkw)
     CgAccLoop ln, lr;
     cg_acc_loop_begin(cg, &ln, cg_i64(cg, 0), cg_i64(cg, k->N), acc, (int32_t)na);
     cg_acc_loop_begin(cg, &lr, lo, hi, acc, (int32_t)na);
-    LLVMValueRef ih = add(cg, addc(cg, cg_imul(cg, lr.iv, k->sh), -k->pt), cg_imul(cg, w->kh, k->dh));
+    LLVMValueRef ih =
+        add(cg, addc(cg, cg_imul(cg, lr.iv, k->sh), -k->pt), cg_imul(cg, w->kh, k->dh));
     LLVMValueRef yo = add(cg, add(cg, cg_imul(cg, ln.iv, w->ys), cg_imul(cg, o0, k->OH * k->OW)),
                           cg_imul(cg, lr.iv, k->OW));
     LLVMValueRef xo = add(cg, add(cg, cg_imul(cg, ln.iv, w->xs), cg_imul(cg, c0, k->H * k->W)),

@@ -74,8 +74,8 @@ static LLVMValueRef strided_load(Cg *cg, LLVMValueRef p, int64_t stride, int32_t
     LLVMValueRef args[4] = {p, LLVMConstInt(cg->t_i32, 4, 0), mask_vec(cg, wide, bits),
                             LLVMConstNull(wt)};
     LLVMValueRef v = call(cg, "llvm.masked.load", over, 2, args, 4);
-    return LLVMBuildShuffleVector(cg->b, v, LLVMGetUndef(wt), LLVMConstVector(pick, (unsigned)lanes),
-                                  "");
+    return LLVMBuildShuffleVector(cg->b, v, LLVMGetUndef(wt),
+                                  LLVMConstVector(pick, (unsigned)lanes), "");
 }
 
 LLVMValueRef cg_load_lanes(Cg *cg, LLVMValueRef base, LLVMValueRef off, int64_t stride,
@@ -195,7 +195,6 @@ static LLVMValueRef offset(Cg *cg, LLVMValueRef base, LLVMValueRef off)
 {
     return off ? ptr_at(cg, base, off) : base;
 }
-
 
 /* Bias, residual, epilogue and store of the values v[j] of row m, columns
  * n + j·w (w: lanes per value; the last value holds `valid` columns). */
