@@ -208,6 +208,8 @@ PassNames *pass_name_set(const Graph *g, Arena *a)
 {
     PassNames *ns = ir_alloc(a, sizeof *ns);
     ns->arena = a;
+    ns->cap = 64; /* never empty: a lookup in a set of an empty graph finds a free slot */
+    ns->slot = ir_alloc(a, ns->cap * sizeof *ns->slot);
     for (int32_t i = 0; i < g->nnodes; i++)
         if (g->nodes[i].name)
             names_add(ns, g->nodes[i].name);

@@ -20,6 +20,7 @@
 #include "passes.h"
 #include "repl.h"
 #include "support.h"
+#include "train.h"
 
 #ifndef CNNC_RUNTIME_LIB
 #define CNNC_RUNTIME_LIB NULL
@@ -53,6 +54,11 @@ typedef struct Options {
     bool cpu_target;       /* --target=cpu given */
     CuTarget gpu;          /* --gpu-arch, --gpu-math */
     FeLimits limits;       /* --max-depth, --max-steps, ... */
+    bool train;            /* --train */
+    TrainOptions topt;     /* --loss, --optimizer, --lr, ... */
+    const char *train_flag; /* the first training option given, for a missing --train */
+    const char *labels;    /* cnnc run --train: --labels=Y.npy */
+    const char *dump_grads; /* cnnc run --train: --dump-grads=DIR */
 } Options;
 
 static const char usage[] =
@@ -102,11 +108,20 @@ static const char usage[] =
     "  --max-source=BYTES  bytes of one source file (16M, at most 1G)\n"
     "  --help, --version\n"
     "\n"
+    "  --train             the training step (docs/training.md); with --emit=ir, print\n"
+    "                      its gradient and update graphs; without --weights parameters\n"
+    "                      start as PyTorch's, from --random-weights=S (default 0)\n"
+    "  --loss=cross_entropy|mse   --optimizer=sgd|adam|adamw   --lr=X (default 0.01)\n"
+    "  --momentum=X --nesterov --weight-decay=X --beta1=X --beta2=X --eps=X\n"
+    "                      the optimizer's, defaults as torch.optim's\n"
+    "\n"
     "cnnc run runs the model on the reference interpreter:\n"
     "  --input=X.npy       the input (NAME=X.npy for a model with several inputs)\n"
     "  --seed=S            random input in [-1, 1) from seed S (default 0) when no --input\n"
     "  -o OUT.npy          write the output (with several outputs: OUT.NAME.npy)\n"
-    "  weights default to --random-weights=0\n";
+    "  weights default to --random-weights=0\n"
+    "  --train --labels=Y.npy --dump-grads=DIR   the loss and gradients instead:\n"
+    "                      DIR/loss.npy, DIR/grad.NAME.npy (labels: random from --seed)\n";
 
 static bool set_emit(Options *o, const char *v)
 {
@@ -244,6 +259,62 @@ static bool set_gpu(Options *o, const char *flag, const char *v)
     return true;
 }
 
+/* A finite float for a training flag. */
+static bool set_float(const char *flag, const char *v, float *out)
+{
+    char *end;
+    errno = 0;
+    float f = strtof(v, &end);
+    if (!*v || *end || errno || !isfinite(f))
+        return cli_fail("%s expects a finite number, got '%s'", flag, v), false;
+    *out = f;
+    return true;
+}
+
+static bool set_choice(const char *flag, const char *v, const char *const *names, int n,
+                       int *out)
+{
+    for (int k = 0; k < n; k++)
+        if (!strcmp(v, names[k])) return *out = k, true;
+    char list[128] = "";
+    for (int k = 0; k < n; k++)
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", names[k],
+                 k + 2 < n ? ", " : k + 1 < n ? " or " : "");
+    return cli_fail("%s expects %s, got '%s'", flag, list, v), false;
+}
+
+/* The training options (--train and what only it takes); 0: not one, -1: a bad one. */
+static int parse_train_option(Options *o, int argc, char **argv, int *i)
+{
+    static const char *const losses[] = {"cross_entropy", "mse"};
+    static const char *const optims[] = {"sgd", "adam", "adamw"};
+    static const struct { const char *flag; size_t offset; } floats[] = {
+        {"--lr", offsetof(TrainOptions, lr)}, {"--momentum", offsetof(TrainOptions, momentum)},
+        {"--weight-decay", offsetof(TrainOptions, weight_decay)},
+        {"--beta1", offsetof(TrainOptions, beta1)}, {"--beta2", offsetof(TrainOptions, beta2)},
+        {"--eps", offsetof(TrainOptions, eps)},
+    };
+    bool bad = false;
+    const char *v, *flag = argv[*i];
+    int k;
+    if (!strcmp(flag, "--train")) return o->train = true, 1;
+    if (!o->train_flag) o->train_flag = flag;
+    if (!strcmp(flag, "--nesterov")) return o->topt.nesterov = true, 1;
+    if ((v = cli_flag_value("--loss", argc, argv, i, &bad)))
+        return set_choice("--loss", v, losses, 2, &k) ? (o->topt.loss = (LossKind)k, 1) : -1;
+    if ((v = cli_flag_value("--optimizer", argc, argv, i, &bad)))
+        return set_choice("--optimizer", v, optims, 3, &k) ? (o->topt.optim = (OptimKind)k, 1)
+                                                           : -1;
+    for (size_t f = 0; f < sizeof floats / sizeof floats[0]; f++)
+        if ((v = cli_flag_value(floats[f].flag, argc, argv, i, &bad)))
+            return set_float(floats[f].flag, v, (float *)((char *)&o->topt + floats[f].offset))
+                       ? 1 : -1;
+    if ((v = cli_flag_value("--labels", argc, argv, i, &bad))) return o->labels = v, 1;
+    if ((v = cli_flag_value("--dump-grads", argc, argv, i, &bad))) return o->dump_grads = v, 1;
+    if (o->train_flag == flag) o->train_flag = NULL;
+    return bad ? -1 : 0;
+}
+
 /* One option at argv[*i]; returns false after reporting a bad one. */
 static bool parse_option(void *ctx, int argc, char **argv, int *i)
 {
@@ -289,6 +360,8 @@ static bool parse_option(void *ctx, int argc, char **argv, int *i)
     int limit = parse_limit(o, argc, argv, i, &bad);
     if (limit) return limit > 0;
     if (bad) return false;
+    int train = parse_train_option(o, argc, argv, i);
+    if (train) return train > 0;
     cli_fail("unknown option '%s' (see cnnc --help)", argv[*i]);
     return false;
 }
@@ -334,6 +407,13 @@ static int parse_args(Options *o, int argc, char **argv)
     if (o->weights && o->random_weights)
         return cli_fail("--weights and --random-weights exclude each other"), 1;
     if (o->run && o->emit != EMIT_NONE) return cli_fail("--emit is not an option of 'cnnc run'"), 1;
+    if (o->train_flag && !o->train) return cli_fail("%s is an option of --train", o->train_flag), 1;
+    if ((o->labels || o->dump_grads) && !o->run)
+        return cli_fail("--labels and --dump-grads are options of 'cnnc run --train'"), 1;
+    const char *bad = o->train ? train_options_check(&o->topt) : NULL;
+    if (bad) return cli_fail("training options: %s", bad), 1;
+    if (o->train && o->run && o->out)
+        return cli_fail("'cnnc run --train' writes its values with --dump-grads=DIR, not -o"), 1;
     if (!o->run && o->emit == EMIT_NONE && !o->out)
         return cli_fail("nothing to do: give -o MODEL.so, --emit=KIND, or use 'cnnc run'"), 1;
     if (o->emit == EMIT_CNN && (!o->out || !strcmp(o->out, "-")))
@@ -369,6 +449,7 @@ static bool bind_weights(Graph *g, const Options *o, Diag *d)
 {
     FeBindOptions bind = {o->list_mismatches, "--list-weight-mismatches"};
     if (o->weights) return fe_bind_safetensors_with(g, o->weights, d, &bind);
+    if (o->train) return train_init_params(g, o->weight_seed), true;
     if (o->random_weights) fe_random_weights(g, o->weight_seed);
     else if (o->run) fe_random_unbound_weights(g, o->weight_seed);
     else if (o->emit != EMIT_IR && o->emit != EMIT_DOT && has_unbound_params(g)) {
@@ -561,6 +642,107 @@ static int run(Graph *g, const Options *o)
     return ok ? 0 : 1;
 }
 
+/* ---- training ------------------------------------------------------------- */
+
+/* The labels of `cnnc run --train`: --labels, or random class indices (cross-entropy)
+ * or targets in [-1, 1) (mean squared error) from --seed. */
+static float *train_labels(const TrainStep *s, const Graph *g, const Options *o)
+{
+    const Node *in = &s->grad->nodes[s->label_node];
+    if (o->labels) return load_input(in, o->labels);
+    float *y = random_input(in, o->input_seed + 1);
+    if (!y || s->loss != LOSS_CROSS_ENTROPY) return y;
+    int64_t classes = g->nodes[g->outputs[0].node].type.dims[1];
+    for (int64_t i = 0; i < ir_numel(&in->type); i++) {
+        int64_t c = (int64_t)((y[i] + 1.0f) * 0.5f * (float)classes);
+        y[i] = (float)(c < classes ? c : classes - 1);
+    }
+    return y;
+}
+
+/* DIR/NAME.npy per output of the grad graph, ':' in a name written as '.'. */
+static bool dump_grads(const Graph *gg, const InterpResult *res, const char *dir)
+{
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST)
+        return cli_fail("cannot make the folder '%s': %s", dir, strerror(errno)), false;
+    bool ok = true;
+    for (int32_t k = 0; k < gg->noutputs && ok; k++) {
+        const GraphOutput *go = &gg->outputs[k];
+        const TensorType *t = &gg->nodes[go->node].type;
+        size_t len = strlen(dir) + strlen(go->name) + 6;
+        char *path = ir_xmalloc(len), err[512];
+        snprintf(path, len, "%s/%s.npy", dir, go->name);
+        for (char *c = path + strlen(dir) + 1; *c; c++)
+            if (*c == ':' || *c == '/') *c = '.';
+        if (!ir_npy_write(path, res->values[go->node], t->rank, t->dims, err, sizeof err))
+            cli_fail("%s", err), ok = false;
+        free(path);
+    }
+    return ok;
+}
+
+/* `cnnc run --train`: the grad graph on the interpreter with the network's inputs, the
+ * labels, rng = (seed, 0) and the parameters' initial values. */
+static int run_train(Graph *g, const Options *o, Diag *d)
+{
+    if (!check_input_options(g, o)) return 1;
+    TrainStep s;
+    if (!train_build(g, &o->topt, &s, d)) return 1;
+    const Graph *gg = s.grad;
+    int32_t n = ir_num_inputs(g), total = ir_num_inputs(gg);
+    const float **inputs = ir_xcalloc((size_t)total + 1, sizeof *inputs);
+    float *owned[MAX_INPUT_FILES + 2] = {0}, rng[2] = {(float)(o->input_seed % (1u << 24)), 0};
+    bool ok = n + 2 <= MAX_INPUT_FILES + 2;
+    for (int32_t i = 0; i < n && ok; i++) {
+        const Node *in = &g->nodes[ir_input_node(g, i)];
+        const char *path = o->ninputs ? input_file(o, in->name, n) : NULL;
+        inputs[i] = owned[i] = path ? load_input(in, path) : random_input(in, o->input_seed);
+        ok = inputs[i] != NULL;
+    }
+    if (ok) ok = (inputs[n] = owned[n] = train_labels(&s, g, o)) != NULL;
+    inputs[n + 1] = rng;
+    for (int32_t k = 0; k < s.nparams; k++) inputs[n + 2 + k] = s.params[k].init;
+    InterpResult res = {0};
+    char err[512];
+    if (ok && !(ok = ir_interp(gg, inputs, &res, err, sizeof err))) cli_fail("%s", err);
+    if (ok && o->dump_grads) ok = dump_grads(gg, &res, o->dump_grads);
+    else if (ok) {
+        Options print = *o;
+        print.out = NULL;
+        write_outputs(gg, &print, &res);
+    }
+    if (res.values) ir_interp_free(&res);
+    for (int32_t i = 0; i < n + 1; i++) free(owned[i]);
+    free(inputs);
+    train_step_free(&s);
+    return ok ? 0 : 1;
+}
+
+static bool print_train(FILE *f, void *ctx)
+{
+    const TrainStep *s = ctx;
+    fputs("# grad\n", f);
+    ir_print(s->grad, f);
+    fputs("# apply\n", f);
+    ir_print(s->apply, f);
+    return !ferror(f);
+}
+
+/* `cnnc --train`: the training step's graphs, printed with --emit=ir. */
+static int compile_train(Graph *g, const Options *o, Diag *d)
+{
+    if (o->emit != EMIT_IR && o->emit != EMIT_NONE)
+        return cli_fail("--train prints its graphs with --emit=ir; other kinds are not "
+                        "available for training"), 1;
+    TrainStep s;
+    if (!train_build(g, &o->topt, &s, d)) return 1;
+    int rc = 1;
+    if (o->emit == EMIT_IR) rc = write_out(o, print_train, &s);
+    else cli_fail("training .so output is not available yet");
+    train_step_free(&s);
+    return rc;
+}
+
 /* ---- compiling ------------------------------------------------------------ */
 
 static bool write_buffer(FILE *f, void *ctx)
@@ -723,6 +905,7 @@ int main(int argc, char **argv)
         return 0;
     }
     Options o = {.opt_level = 2, .dump_after = -1, .gpu = {CU_DEFAULT_ARCH, CU_MATH_TF32}};
+    train_options_init(&o.topt);
     int rc = parse_args(&o, argc, argv);
     if (rc) return rc == 2 ? 0 : 1;
 
@@ -732,7 +915,8 @@ int main(int argc, char **argv)
     Graph *g = fe_load_file(o.model, &fo, &d);
     if (g && !bind_weights(g, &o, &d)) rc = 1;
     if (!g || d.nerrors) rc = 1;
-    if (!rc && o.run) rc = run(g, &o);
+    if (!rc && o.train) rc = o.run ? run_train(g, &o, &d) : compile_train(g, &o, &d);
+    else if (!rc && o.run) rc = run(g, &o);
     else if (!rc && (o.emit == EMIT_IR || o.emit == EMIT_DOT)) rc = emit(g, &o);
     else if (!rc && o.emit == EMIT_CNN) rc = emit_cnn(g, &o, &d);
     else if (!rc) rc = compile(g, &o, &d);
