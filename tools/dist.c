@@ -1,5 +1,6 @@
-/* dist.c: dist.h over MPI's world communicator when CNNC_HAVE_MPI is defined,
- * else over one process, where every collective is the identity. */
+/* dist.c: dist.h over MPI's world communicator when CNNC_HAVE_MPI is defined and
+ * a launcher started the process, else over one process, where every collective
+ * is the identity. */
 #include "dist.h"
 
 #include <stdio.h>
@@ -8,6 +9,16 @@
 #ifdef CNNC_HAVE_MPI
 
 #include <mpi.h>
+
+/* Whether MPI was initialized: only in a process that a launcher started (mpirun,
+ * or srun and others through PMI), so that a plain `cnntrain` neither pays for nor
+ * depends on MPI's singleton start. */
+static bool g_mpi;
+
+static bool launched(void)
+{
+    return getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMI_SIZE") || getenv("PMIX_RANK");
+}
 
 /* The status of an MPI call: on failure, err says which call failed and why. */
 static bool mpi_ok(int rc, const char *call, char *err, size_t n)
@@ -38,8 +49,13 @@ bool dist_available(char *what, size_t n)
 
 bool dist_init(int *argc, char ***argv, int *rank, int *size, char *err, size_t n)
 {
+    *rank = 0;
+    *size = 1;
+    if (!launched())
+        return true;
     if (!mpi_ok(MPI_Init(argc, argv), "MPI_Init", err, n))
         return false;
+    g_mpi = true;
     return mpi_ok(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN),
                   "MPI_Comm_set_errhandler", err, n) &&
            mpi_ok(MPI_Comm_rank(MPI_COMM_WORLD, rank), "MPI_Comm_rank", err, n) &&
@@ -48,19 +64,22 @@ bool dist_init(int *argc, char ***argv, int *rank, int *size, char *err, size_t 
 
 void dist_finalize(void)
 {
-    MPI_Finalize();
+    if (g_mpi)
+        MPI_Finalize();
 }
 
 _Noreturn void dist_abort(void)
 {
     int size = 1;
-    if (MPI_Comm_size(MPI_COMM_WORLD, &size) == MPI_SUCCESS && size > 1)
+    if (g_mpi && MPI_Comm_size(MPI_COMM_WORLD, &size) == MPI_SUCCESS && size > 1)
         MPI_Abort(MPI_COMM_WORLD, 1);
     exit(1);
 }
 
 bool dist_sum_floats(float *data, size_t count, size_t bucket, char *err, size_t n)
 {
+    if (!g_mpi)
+        return true;
     size_t nreq = (count + bucket - 1) / bucket;
     MPI_Request *req = calloc(nreq ? nreq : 1, sizeof *req);
     if (!req)
@@ -84,12 +103,16 @@ bool dist_sum_floats(float *data, size_t count, size_t bucket, char *err, size_t
 
 bool dist_sum_doubles(double *data, int count, char *err, size_t n)
 {
+    if (!g_mpi)
+        return true;
     return mpi_ok(MPI_Allreduce(MPI_IN_PLACE, data, count, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD),
                   "MPI_Allreduce", err, n);
 }
 
 bool dist_min_u64(uint64_t *data, int count, char *err, size_t n)
 {
+    if (!g_mpi)
+        return true;
     return mpi_ok(MPI_Allreduce(MPI_IN_PLACE, data, count, MPI_UINT64_T, MPI_MIN,
                                 MPI_COMM_WORLD),
                   "MPI_Allreduce", err, n);
@@ -97,6 +120,8 @@ bool dist_min_u64(uint64_t *data, int count, char *err, size_t n)
 
 bool dist_broadcast(void *data, size_t size, char *err, size_t n)
 {
+    if (!g_mpi)
+        return true;
     /* MPI counts are int: large tensors go in pieces of at most 1 GiB. */
     const size_t piece = (size_t)1 << 30;
     for (size_t off = 0; off < size; off += piece) {

@@ -12,7 +12,9 @@
 
 /* Whether this cnntrain was built with MPI ("Open MPI 4.1.4" or so in `what`). */
 bool dist_available(char *what, size_t n);
-/* MPI_Init (when built with MPI): rank and size of the world, 0 and 1 without. */
+/* MPI_Init when built with MPI and started by a launcher (mpirun, which sets
+ * OMPI_COMM_WORLD_SIZE, or one speaking PMI): the rank and size of the world;
+ * otherwise 0 and 1, with MPI left alone. */
 bool dist_init(int *argc, char ***argv, int *rank, int *size, char *err, size_t n);
 void dist_finalize(void);
 /* Ends every process of the job with status 1 (MPI_Abort), or this one alone. */
