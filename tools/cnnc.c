@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cg.h"
+#include "cnnc/abi.h"
 #include "cli.h"
 #include "cuda.h"
 #include "frontend.h"
@@ -728,21 +729,6 @@ static bool print_train(FILE *f, void *ctx)
     return !ferror(f);
 }
 
-/* `cnnc --train`: the training step's graphs, printed with --emit=ir. */
-static int compile_train(Graph *g, const Options *o, Diag *d)
-{
-    if (o->emit != EMIT_IR && o->emit != EMIT_NONE)
-        return cli_fail("--train prints its graphs with --emit=ir; other kinds are not "
-                        "available for training"), 1;
-    TrainStep s;
-    if (!train_build(g, &o->topt, &s, d)) return 1;
-    int rc = 1;
-    if (o->emit == EMIT_IR) rc = write_out(o, print_train, &s);
-    else cli_fail("training .so output is not available yet");
-    train_step_free(&s);
-    return rc;
-}
-
 /* ---- compiling ------------------------------------------------------------ */
 
 static bool write_buffer(FILE *f, void *ctx)
@@ -788,6 +774,114 @@ static int emit_code(Cg *cg, const Options *o)
     if (!b) return cli_fail("%s", err), 1;
     int rc = write_out(o, write_buffer, b);
     LLVMDisposeMemoryBuffer(b);
+    return rc;
+}
+
+/* ---- compiling a training step ---------------------------------------------- */
+
+/* The description of the training model.so: its tensors, loss and optimizer. The
+ * parameters array is malloc'd. */
+static CgTrain train_desc(const TrainStep *s, const TrainOptions *to)
+{
+    static const int32_t kinds[] = {[TP_WEIGHT] = RT_TRAIN_WEIGHT, [TP_BUFFER] = RT_TRAIN_BUFFER,
+                                    [TP_STATE] = RT_TRAIN_STATE};
+    int32_t n = s->nparams + s->nstate;
+    CgTrainParam *p = ir_xcalloc((size_t)n + 1, sizeof *p);
+    for (int32_t i = 0; i < n; i++) {
+        const TrainParam *q = i < s->nparams ? &s->params[i] : &s->state[i - s->nparams];
+        p[i] = (CgTrainParam){q->name, q->type, kinds[q->kind], q->init};
+    }
+    const TensorType *out = &s->eval->nodes[s->eval->outputs[0].node].type;
+    return (CgTrain){p, s->nparams, s->ntrainable, s->nstate,
+                     s->loss == LOSS_MSE ? RT_LOSS_MSE : RT_LOSS_CROSS_ENTROPY,
+                     s->loss == LOSS_MSE ? 0 : (int32_t)out->dims[out->rank - 1],
+                     to->optim == OPTIM_ADAMW ? RT_OPTIM_ADAMW
+                     : to->optim == OPTIM_ADAM ? RT_OPTIM_ADAM : RT_OPTIM_SGD,
+                     to->lr, to->beta1, to->beta2};
+}
+
+/* --emit=llvm|asm of a training model: its three modules one after another. */
+typedef struct TrainCode {
+    CgTrainModel *m;
+    Emit emit;
+    char err[512];
+} TrainCode;
+
+static bool print_train_code(FILE *f, void *ctx)
+{
+    TrainCode *c = ctx;
+    for (int32_t i = 0; i < 3; i++) {
+        if (c->emit == EMIT_LLVM) {
+            char *text = cg_print_ir(&c->m->cg[i]);
+            bool ok = fputs(text, f) >= 0;
+            LLVMDisposeMessage(text);
+            if (!ok) return false;
+            continue;
+        }
+        LLVMMemoryBufferRef b = cg_emit_memory(&c->m->cg[i], LLVMAssemblyFile, c->err,
+                                               sizeof c->err);
+        if (!b) return false;
+        bool ok = write_buffer(f, b);
+        LLVMDisposeMemoryBuffer(b);
+        if (!ok) return false;
+    }
+    return !ferror(f);
+}
+
+/* The three graphs through the passes in plain layouts (the training kernels read and
+ * write NCHW) and LLVM, linked with the runtime into -o (or printed). */
+static int link_train(TrainStep *s, const Options *o, Diag *d)
+{
+    CgTarget t = {.cpu = o->cpu, .features = o->features, .opt_level = o->opt_level};
+    PassOptions po;
+    pass_options_init(&po);
+    po.block = 0;
+    po.disabled = o->disabled;
+    po.dump_after = o->dump_after;
+    po.dump = stderr;
+    Graph *graphs[3] = {s->grad, s->apply, s->eval};
+    for (int32_t i = 0; i < 3; i++)
+        if (!pass_run_pipeline(graphs[i], &po, d)) return 1;
+    CgTrain desc = train_desc(s, &o->topt);
+    CgTrainModel m;
+    int rc = 1;
+    if (cg_train_lower(&m, graphs, &desc, &t, d)) {
+        TrainCode code = {&m, o->emit, ""};
+        char *rt = o->emit == EMIT_NONE ? cg_find_runtime(CNNC_RUNTIME_LIB) : NULL;
+        char err[8192];
+        if (o->emit != EMIT_NONE) {
+            rc = write_out(o, print_train_code, &code);
+            if (code.err[0]) cli_fail("%s", code.err);
+        } else if (!rt) {
+            cli_fail("runtime library not found (set CNNC_RUNTIME to libcnnc_rt.a)");
+        } else if (!cg_train_link(&m, rt, o->out, err, sizeof err)) {
+            cli_fail("linking '%s' failed:\n%s", o->out, err);
+        } else {
+            rc = 0;
+        }
+        free(rt);
+    }
+    cg_train_free(&m);
+    free((void *)desc.params);
+    return rc;
+}
+
+/* `cnnc --train`: the training step's graphs (--emit=ir), its code (--emit=llvm|asm),
+ * or the training model.so (-o). */
+static int compile_train(Graph *g, const Options *o, Diag *d)
+{
+    if (o->cuda)
+        return cli_fail("--train compiles for the CPU; --target=cuda is not available for "
+                        "training"), 1;
+    if (o->emit != EMIT_IR && o->emit != EMIT_NONE && o->emit != EMIT_LLVM && o->emit != EMIT_ASM)
+        return cli_fail("--train prints its graphs with --emit=ir and its code with "
+                        "--emit=llvm|asm; other kinds are not available for training"), 1;
+    if (o->emit == EMIT_NONE && is_special(o->out))
+        return cli_fail("-o '%s' is not a regular file", o->out), 1;
+    TrainStep s;
+    if (!train_build(g, &o->topt, &s, d)) return 1;
+    int rc = o->emit == EMIT_IR ? write_out(o, print_train, &s) : link_train(&s, o, d);
+    train_step_free(&s);
     return rc;
 }
 
