@@ -1,9 +1,11 @@
 /* test_train_so.c: training model.so files of `cnnc --train` (models/mlp.cnn with SGD
- * and momentum, models/mnist_cnn.cnn with Adam) loaded through tools/train_api.h.
+ * and momentum, models/mnist_cnn.cnn with Adam, a small residual network with SGD,
+ * Nesterov momentum and weight decay) loaded through tools/train_api.h.
  * The compiled step must equal the reference interpreter running the same training
  * graphs (train_build) on the same inputs and weights: the loss, every gradient, the
  * weights after the optimizer's update, the evaluation output, each within 1e-4
- * relative (max|diff| / max|ref|). Then: the loss falls on a fixed batch, a bad label,
+ * relative (max|diff| / max|ref|); a small residual network adds batch normalization
+ * and dropout. Then: the loss falls on a fixed batch, a bad label,
  * a buffer of the wrong size and a NaN input are statuses that change nothing, save
  * and load give the same weights, and the .so is deterministic and libc-only. */
 #include <setjmp.h>
@@ -26,20 +28,41 @@ static char tmpdir[256];
 /* One training model.so and what it was compiled from. */
 typedef struct Case {
     const char *model;
+    const char *text;  /* the model's source; NULL: models/MODEL.cnn */
     int64_t batch;
     const char *flags; /* cnnc's training flags */
     TrainOptions opt;  /* the same, for train_build */
     char so[512];
 } Case;
 
-static Case cases[2];
+/* Batch normalization (running statistics renewed by the grad model), a residual add,
+ * pooling and dropout, in plain layouts. */
+static const char tiny_resnet[] =
+    "network tiny(image: f32[N=1, 3, 12, 12]) {\n"
+    "  x = relu(batchnorm(conv2d(image, 8, kernel=3, pad=1, bias=false) as conv1) as bn1)\n"
+    "  y = batchnorm(conv2d(x, 8, kernel=3, pad=1, bias=false) as conv2) as bn2\n"
+    "  x = maxpool(relu(x + y), kernel=3, stride=2, pad=1)\n"
+    "  x = sequence head(flatten(global_avgpool(x))) { dropout(p=0.25); dense(10) }\n"
+    "  return x\n"
+    "}\n";
+
+static Case cases[3];
 
 static void compile_case(Case *c, const char *name)
 {
+    char src[512];
+    snprintf(src, sizeof src, "%s/models/%s.cnn", CNNC_SOURCE_DIR, c->model);
+    if (c->text) {
+        snprintf(src, sizeof src, "%s/%s.cnn", tmpdir, c->model);
+        FILE *f = fopen(src, "w");
+        assert_non_null(f);
+        fputs(c->text, f);
+        fclose(f);
+    }
     snprintf(c->so, sizeof c->so, "%s/%s_train.so", tmpdir, name);
     char cmd[2048];
-    snprintf(cmd, sizeof cmd, "%s/tools/cnnc %s/models/%s.cnn --train --batch=%lld %s -o %s",
-             CNNC_BINARY_DIR, CNNC_SOURCE_DIR, c->model, (long long)c->batch, c->flags, c->so);
+    snprintf(cmd, sizeof cmd, "%s/tools/cnnc %s --train --batch=%lld %s -o %s", CNNC_BINARY_DIR,
+             src, (long long)c->batch, c->flags, c->so);
     assert_int_equal(system(cmd), 0);
 }
 
@@ -48,17 +71,25 @@ static int setup(void **state)
     (void)state;
     snprintf(tmpdir, sizeof tmpdir, "/tmp/cnnc-train-so-XXXXXX");
     if (!mkdtemp(tmpdir)) return -1;
-    TrainOptions sgd, adam;
+    TrainOptions sgd, adam, nesterov;
     train_options_init(&sgd);
     sgd.momentum = 0.9f;
     sgd.lr = 0.05f;
-    cases[0] = (Case){"mlp", 3, "--momentum=0.9 --lr=0.05", sgd, ""};
+    cases[0] = (Case){"mlp", NULL, 3, "--momentum=0.9 --lr=0.05", sgd, ""};
     compile_case(&cases[0], "mlp");
     train_options_init(&adam);
     adam.optim = OPTIM_ADAM;
     adam.lr = 0.001f;
-    cases[1] = (Case){"mnist_cnn", 2, "--optimizer=adam --lr=0.001", adam, ""};
+    cases[1] = (Case){"mnist_cnn", NULL, 2, "--optimizer=adam --lr=0.001", adam, ""};
     compile_case(&cases[1], "mnist_cnn");
+    train_options_init(&nesterov);
+    nesterov.momentum = 0.9f;
+    nesterov.nesterov = true;
+    nesterov.weight_decay = 0.01f;
+    nesterov.lr = 0.1f;
+    cases[2] = (Case){"tiny", tiny_resnet, 4,
+                      "--momentum=0.9 --nesterov --weight-decay=0.01 --lr=0.1", nesterov, ""};
+    compile_case(&cases[2], "tiny");
     return 0;
 }
 
@@ -113,7 +144,7 @@ static void open_run(Run *r, const Case *c, int32_t threads)
         r->yf[i] = (float)(r->y[i] = (int64_t)(uniform() * 10) % 10);
     r->X = (cnn_tensor){r->x, xi.size};
     r->Y = (cnn_tensor){r->y, yi.size};
-    Graph *g = load_model(c->model, NULL, c->batch, 0);
+    Graph *g = load_model(c->model, c->text, c->batch, 0);
     Diag d;
     ir_diag_init(&d, stderr);
     assert_true(train_build(g, &c->opt, &r->s, &d));
@@ -225,6 +256,15 @@ static void check_step(Case *c, int32_t threads)
         at += (size_t)n;
     }
     assert_int_equal(at, count);
+    for (int32_t i = s->ntrainable; i < s->nparams; i++) { /* running statistics, renewed */
+        char name[256];
+        snprintf(name, sizeof name, "new:%s", s->params[i].name);
+        float *p = param(&r, i);
+        expect_within(name, p, gr.values[find_output(s->grad, name)],
+                      ir_numel(&s->params[i].type), TOL);
+        free(v.params[i]);
+        v.params[i] = p;
+    }
     /* The update from these gradients: step 1. */
     v.hyper[0] = c->opt.lr;
     v.hyper[1] = c->opt.optim == OPTIM_SGD ? 0 : 1 - c->opt.beta1;
@@ -276,11 +316,17 @@ static void test_mnist_cnn_matches_interpreter(void **state)
     check_step(&cases[1], 2);
 }
 
+static void test_batchnorm_residual_dropout_matches_interpreter(void **state)
+{
+    (void)state;
+    check_step(&cases[2], 2);
+}
+
 /* 20 steps on one batch: the loss falls. */
 static void test_loss_falls(void **state)
 {
     (void)state;
-    for (int k = 0; k < 2; k++) {
+    for (int k = 0; k < 3; k++) {
         Run r;
         open_run(&r, &cases[k], 2);
         float first = 0, loss = 0;
@@ -396,6 +442,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_mlp_matches_interpreter),
         cmocka_unit_test(test_mnist_cnn_matches_interpreter),
+        cmocka_unit_test(test_batchnorm_residual_dropout_matches_interpreter),
         cmocka_unit_test(test_loss_falls),
         cmocka_unit_test(test_bad_batches),
         cmocka_unit_test(test_save_load),
