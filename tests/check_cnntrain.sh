@@ -25,7 +25,7 @@ expect() {
   local want=$1 msg=$2; shift 3
   "$cnntrain" "$@" > "$tmp/out" 2> "$tmp/err"
   local rc=$?
-  if [ $rc -ne "$want" ] || ! grep -qF -- "$msg" "$tmp/err" "$tmp/out"; then
+  if [ $rc -ne "$want" ] || { [ -n "$msg" ] && ! grep -qF -- "$msg" "$tmp/err" "$tmp/out"; }; then
     echo "FAIL: cnntrain $* -> status $rc (want $want), expected to see: $msg"
     sed 's/^/    /' "$tmp/err" "$tmp/out" | head -8
     fail=$((fail + 1))
@@ -35,7 +35,7 @@ expect() {
 }
 
 "$py" tests/cnntrain_util.py data "$tmp" || exit 1
-if ! "$cnnc" models/mlp.cnn --train --batch=6 --optimizer=sgd --lr=0.05 --momentum=0.9 \
+if ! "$cnnc" models/mlp.cnn --train --batch=6 --optimizer=sgd --lr=0.01 --momentum=0.9 \
      -o "$tmp/mlp_train.so"; then
   echo "FAIL: cnnc --train could not compile models/mlp.cnn"
   exit 1
@@ -49,7 +49,7 @@ cp "$tmp/err" "$tmp/train.log"
 cat "$tmp/train.log"
 check "one line per epoch" [ "$(grep -c '^Epoch [12]/2  loss ' "$tmp/train.log")" -eq 2 ]
 correct=$(sed -n 's/^Epoch 2\/2 .*accuracy [0-9.]*% (\([0-9]*\)\/200).*/\1/p' "$tmp/train.log")
-# Chance is 20 of 200; the classes' patterns stand out of the noise well enough for 150.
+# Chance is 20 of 200; the classes' patterns stand out of the noise enough for 150 (193).
 check "held-out accuracy well above chance (got ${correct:-none}/200, want >= 150)" \
   [ "${correct:-0}" -ge 150 ]
 first=$(sed -n 's/^Epoch 1\/2  loss \([0-9.]*\).*/\1/p' "$tmp/train.log")
@@ -91,7 +91,7 @@ expect 1 "cnntrain: error: --lr expects a positive number, got 'x'" -- "${run[@]
 expect 1 "cnntrain: error: unknown option '--frobnicate'" -- "${run[@]}" --frobnicate
 expect 1 "cnntrain: error: cannot load the model" -- "$tmp/none.so" --data="$tmp/train.npz" \
   --epochs=1 --batch=6 --save="$tmp/x.safetensors"
-expect 1 "is not a training model of cnnc --train" -- "$tmp/mlp.so" --data="$tmp/train.npz" \
+expect 1 "this model.so holds no training model (compile it with cnnc --train)" -- "$tmp/mlp.so" --data="$tmp/train.npz" \
   --epochs=1 --batch=6 --save="$tmp/x.safetensors"
 expect 1 "needs a model compiled for 4 samples per process, and $model was compiled for 6: compile it with \`cnnc MODEL.cnn --train --batch=4" \
   -- "${run[@]}" --batch=4 --data="$tmp/train.npz"

@@ -4,6 +4,7 @@
                          noise), DIR/val_x.npy, and malformed archives DIR/bad_*.npz
   same A B TOL           two .safetensors files hold the same tensors within TOL, relative
                          to each tensor's largest magnitude; prints the largest difference
+  apart A B MIN          they differ by MIN or more
   accuracy OUT.npy VAL   the number of VAL.npz samples whose argmax of OUT.npy is y"""
 import json
 import struct
@@ -14,11 +15,11 @@ import numpy as np
 
 def data(out):
     rng = np.random.default_rng(0)
-    patterns = rng.normal(0, 1, (10, 1, 28, 28)).astype(np.float32)
+    patterns = rng.normal(0, 0.2, (10, 1, 28, 28)).astype(np.float32)
 
     def draw(n):
         y = rng.integers(0, 10, n)
-        x = patterns[y] + rng.normal(0, 1.5, (n, 1, 28, 28)).astype(np.float32)
+        x = patterns[y] + rng.normal(0, 1, (n, 1, 28, 28)).astype(np.float32)
         return x.astype(np.float32), y.astype(np.int64)
 
     x, y = draw(600)
@@ -51,17 +52,18 @@ def safetensors(path):
     return out
 
 
-def same(a, b, tol):
+def difference(a, b):
+    """The largest difference of two files' tensors, relative to the tensor's magnitude."""
     ta, tb = safetensors(a), safetensors(b)
     if sorted(ta) != sorted(tb):
         print("different tensors: %s and %s" % (sorted(ta), sorted(tb)))
-        return 1
+        return float("inf")
     worst = 0.0
     for name in ta:
         scale = max(float(np.abs(ta[name]).max()), 1e-30)
         worst = max(worst, float(np.abs(ta[name] - tb[name]).max()) / scale)
     print("largest relative difference %.3g" % worst)
-    return 0 if worst <= tol else 1
+    return worst
 
 
 def accuracy(out, val):
@@ -75,7 +77,9 @@ def main():
     if cmd == "data":
         return data(sys.argv[2]) or 0
     if cmd == "same":
-        return same(sys.argv[2], sys.argv[3], float(sys.argv[4]))
+        return 0 if difference(sys.argv[2], sys.argv[3]) <= float(sys.argv[4]) else 1
+    if cmd == "apart":
+        return 0 if difference(sys.argv[2], sys.argv[3]) >= float(sys.argv[4]) else 1
     if cmd == "accuracy":
         return accuracy(sys.argv[2], sys.argv[3])
     print(__doc__, file=sys.stderr)

@@ -261,8 +261,8 @@ static bool open_model(Job *j)
     j->local = j->api.batch(j->t);
     if (j->o.batch != j->local * j->size) {
         if (j->o.batch % j->size)
-            return fail("--batch=%lld does not split evenly over %d processes", (long long)j->o.batch,
-                        j->size);
+            return fail("--batch=%lld does not split evenly over %d processes",
+                        (long long)j->o.batch, j->size);
         return fail("--batch=%lld over %d process%s needs a model compiled for %lld samples per "
                     "process, and %s was compiled for %lld: compile it with `cnnc MODEL.cnn "
                     "--train --batch=%lld -o %s`",
