@@ -19,15 +19,17 @@
 #include "cnnc/model.h"
 #include "passes.h"
 #include "rt.h"
+#include "test_util.h"
+#include "train.h"
 
 #define TOL 1e-4
 
 /* How a case fills its inputs, by name: "labels" class indices below `classes`,
  * "rng" a seed and a step, "hyper" the three values given, "pos" values in
  * [0.1, 2), "stats" a mean row and a variance row (positive), "grid" multiples of
- * 1/4 in [-4, 4) (zeros, ties, activations' kinks), "nan" multiples of 1/2 with
- * every fifth a NaN, "offset" 10 + [-0.1, 0.1)
- * (a mean far from zero); anything else uniform in [-2, 2). */
+ * 1/4 in [-4, 4) (zeros, ties, activations' kinks), "*running_var" as "pos", "nan" multiples of 1/2
+ * with every fifth a NaN, "offset" 10 + [-0.1, 0.1) (a mean far from zero); anything else uniform
+ * in [-2, 2). */
 typedef struct Case {
     int64_t classes;
     float hyper[3];
@@ -52,7 +54,7 @@ static void fill(const Node *in, const Case *c, float *x)
             x[i] = i == 0 ? 1234.0f : 7.0f;
         else if (!strcmp(name, "hyper"))
             x[i] = c->hyper[i];
-        else if (!strncmp(name, "pos", 3))
+        else if (!strncmp(name, "pos", 3) || strstr(name, "running_var"))
             x[i] = uniform(0.1f, 2.0f);
         else if (!strcmp(name, "stats"))
             x[i] = i < n / 2 ? uniform(-1.0f, 1.0f) : uniform(0.05f, 2.0f);
@@ -111,33 +113,10 @@ static CgJit *compile(Graph *g, Cg *cg)
     return j;
 }
 
-static void expect_close(const char *what, const float *got, const float *want, int64_t n)
-{
-    double dmax = 0.0, rmax = 0.0;
-    int64_t worst = 0;
-    for (int64_t i = 0; i < n; i++) {
-        if (isnan(got[i]) != isnan(want[i]))
-            fail_msg("%s: element %lld is %g, want %g", what, (long long)i, (double)got[i],
-                     (double)want[i]);
-        if (isnan(want[i]))
-            continue;
-        double d = fabs((double)got[i] - (double)want[i]);
-        if (d > dmax) {
-            dmax = d;
-            worst = i;
-        }
-        rmax = fmax(rmax, fabs((double)want[i]));
-    }
-    if (dmax > TOL * fmax(rmax, 1e-30))
-        fail_msg("%s: max |d| %g (element %lld: %g, want %g) over max |ref| %g", what, dmax,
-                 (long long)worst, (double)got[worst], (double)want[worst], rmax);
-}
-
-/* Compiles graph `text`, runs it with 1 and 2 threads on the inputs `c` describes and
+/* Compiles graph `g`, runs it with 1 and 2 threads on the inputs `c` describes and
  * compares every output with the interpreter's. */
-static void check(const char *name, const char *text, const Case *c)
+static void check_graph(const char *name, const Graph *g, const Case *c)
 {
-    Graph *g = parse(name, text);
     int32_t ni = ir_num_inputs(g), no = g->noutputs;
     float **ins = calloc((size_t)ni, sizeof *ins), **outs = calloc((size_t)no, sizeof *outs);
     cnn_tensor *tin = calloc((size_t)ni, sizeof *tin), *tout = calloc((size_t)no, sizeof *tout);
@@ -176,8 +155,8 @@ static void check(const char *name, const char *text, const Case *c)
         for (int32_t k = 0; k < no; k++) {
             char what[256];
             snprintf(what, sizeof what, "%s: %s, %d thread(s)", name, g->outputs[k].name, threads);
-            expect_close(what, outs[k], ref.values[out_node[k]],
-                         ir_numel(&g->nodes[out_node[k]].type));
+            expect_within_nonfinite(what, outs[k], ref.values[out_node[k]],
+                                    ir_numel(&g->nodes[out_node[k]].type), TOL);
         }
         cnn_model_destroy(m);
     }
@@ -194,6 +173,12 @@ static void check(const char *name, const char *text, const Case *c)
     free(tin);
     free(tout);
     free(out_node);
+}
+
+static void check(const char *name, const char *text, const Case *c)
+{
+    Graph *g = parse(name, text);
+    check_graph(name, g, c);
     ir_graph_free(g);
 }
 
@@ -322,6 +307,22 @@ static void test_batchnorm(void **state)
     check_bn("bn_b1", "[1,6,9,9]", "[6]");
     check_bn("bn_nc", "[5,37]", "[37]");
     check_bn("bn_nc3", "[3,4,2]", "[4]");
+}
+
+/* layernorm whose weight and bias are graph inputs, over channels and the last dim. */
+static void test_layernorm_inputs(void **state)
+{
+    check("layernorm",
+          "graph ln {\n"
+          "  %0 = input \"x\" : f32[3,6,5,7]\n"
+          "  %1 = input \"w\" : f32[6]\n"
+          "  %2 = input \"b\" : f32[6]\n"
+          "  %3 = layernorm(%0, %1, %2) {axis=1, eps=1e-05} \"ln1\" : f32[3,6,5,7]\n"
+          "  %4 = input \"w2\" : f32[7]\n"
+          "  %5 = input \"b2\" : f32[7]\n"
+          "  %6 = layernorm(%0, %4, %5) {axis=-1, eps=1e-05} \"ln2\" : f32[3,6,5,7]\n"
+          "  return %3 \"ln1\"\n  return %6 \"ln2\"\n}\n",
+          &plain);
 }
 
 /* A mean far from the spread (10 and 0.1): the normalized values, which the
@@ -488,14 +489,57 @@ static void test_shape_grads(void **state)
           &plain);
 }
 
+/* A small network with every kind of layer a training step differentiates here
+ * (batch norm, residual add, maxpool 3x3 stride 2, avgpool with ceil_mode, dropout,
+ * global average, silu), trained with SGD with momentum and with AdamW: the grad,
+ * apply and eval graphs train_build makes, each as a whole against the interpreter. */
+static const char tiny[] =
+    "network tiny(image: f32[N=3, 3, 17, 17]) {\n"
+    "  x = relu(batchnorm(conv2d(image, 8, kernel=3, pad=1, bias=false) as conv1) as bn1)\n"
+    "  x = maxpool(x, kernel=3, stride=2, pad=1)\n"
+    "  y = silu(batchnorm(conv2d(x, 8, kernel=3, pad=1, bias=false) as conv2) as bn2)\n"
+    "  x = avgpool(relu(x + y), kernel=2, stride=2, ceil_mode=true)\n"
+    "  x = dropout(x, p=0.25)\n"
+    "  return dense(flatten(global_avgpool(x)), 10) as fc\n"
+    "}\n";
+
+static void check_training(OptimKind optim, const Case *c)
+{
+    Graph *fwd = load_model("tiny", tiny, 0, 3);
+    TrainOptions o;
+    train_options_init(&o);
+    o.optim = optim;
+    o.momentum = optim == OPTIM_SGD ? 0.9f : 0.0f;
+    o.weight_decay = 0.01f;
+    TrainStep st;
+    Diag d;
+    ir_diag_init(&d, stderr);
+    assert_true(train_build(fwd, &o, &st, &d));
+    ir_diag_fini(&d);
+    check_graph("grad", st.grad, c);
+    check_graph("apply", st.apply, c);
+    check_graph("eval", st.eval, c);
+    train_step_free(&st);
+    ir_graph_free(fwd);
+}
+
+static void test_training_graphs(void **state)
+{
+    const Case sgd = {.classes = 10, .hyper = {0.05f, 3.0f, 0.0f}};
+    const Case adam = {.classes = 10, .hyper = {0.001f, 0.271f, 0.00399f}};
+    check_training(OPTIM_SGD, &sgd);
+    check_training(OPTIM_ADAMW, &adam);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_act_grad),        cmocka_unit_test(test_maxpool_grad),
         cmocka_unit_test(test_avgpool_grads),   cmocka_unit_test(test_batchnorm),
-        cmocka_unit_test(test_bn_stats_offset), cmocka_unit_test(test_losses),
-        cmocka_unit_test(test_optimizers),      cmocka_unit_test(test_dropout),
-        cmocka_unit_test(test_shape_grads),
+        cmocka_unit_test(test_bn_stats_offset), cmocka_unit_test(test_layernorm_inputs),
+        cmocka_unit_test(test_losses),          cmocka_unit_test(test_optimizers),
+        cmocka_unit_test(test_dropout),         cmocka_unit_test(test_shape_grads),
+        cmocka_unit_test(test_training_graphs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
