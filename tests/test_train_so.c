@@ -1,11 +1,11 @@
 /* test_train_so.c: training model.so files of `cnnc --train` (models/mlp.cnn with SGD
- * and momentum, models/mnist_cnn.cnn with Adam, a small residual network with SGD,
- * Nesterov momentum and weight decay) loaded through tools/train_api.h.
+ * and momentum, and with mean squared error and AdamW; models/mnist_cnn.cnn with Adam;
+ * a small residual network with batch normalization and dropout, SGD, Nesterov
+ * momentum and weight decay) loaded through tools/train_api.h.
  * The compiled step must equal the reference interpreter running the same training
  * graphs (train_build) on the same inputs and weights: the loss, every gradient, the
  * weights after the optimizer's update, the evaluation output, each within 1e-4
- * relative (max|diff| / max|ref|); a small residual network adds batch normalization
- * and dropout. Then: the loss falls on a fixed batch, a bad label,
+ * relative (max|diff| / max|ref|). Then: the loss falls on a fixed batch, a bad label,
  * a buffer of the wrong size and a NaN input are statuses that change nothing, save
  * and load give the same weights, and the .so is deterministic and libc-only. */
 #include <setjmp.h>
@@ -46,7 +46,7 @@ static const char tiny_resnet[] =
     "  return x\n"
     "}\n";
 
-static Case cases[3];
+static Case cases[4];
 
 static void compile_case(Case *c, const char *name)
 {
@@ -71,7 +71,7 @@ static int setup(void **state)
     (void)state;
     snprintf(tmpdir, sizeof tmpdir, "/tmp/cnnc-train-so-XXXXXX");
     if (!mkdtemp(tmpdir)) return -1;
-    TrainOptions sgd, adam, nesterov;
+    TrainOptions sgd, adam, nesterov, adamw;
     train_options_init(&sgd);
     sgd.momentum = 0.9f;
     sgd.lr = 0.05f;
@@ -90,6 +90,14 @@ static int setup(void **state)
     cases[2] = (Case){"tiny", tiny_resnet, 4,
                       "--momentum=0.9 --nesterov --weight-decay=0.01 --lr=0.1", nesterov, ""};
     compile_case(&cases[2], "tiny");
+    train_options_init(&adamw);
+    adamw.loss = LOSS_MSE;
+    adamw.optim = OPTIM_ADAMW;
+    adamw.weight_decay = 0.1f;
+    adamw.lr = 0.002f;
+    cases[3] = (Case){"mlp", NULL, 2,
+                      "--loss=mse --optimizer=adamw --weight-decay=0.1 --lr=0.002", adamw, ""};
+    compile_case(&cases[3], "mlp_mse");
     return 0;
 }
 
@@ -133,17 +141,19 @@ static void open_run(Run *r, const Case *c, int32_t threads)
     cnn_label_kind kind;
     assert_int_equal(r->api.input_info(r->t, &xi), CNN_OK);
     assert_int_equal(r->api.label_info(r->t, &kind, &yi), CNN_OK);
-    assert_int_equal(kind, CNN_LABEL_CLASS);
-    assert_int_equal(yi.size, (size_t)c->batch * 8);
+    bool mse = c->opt.loss == LOSS_MSE;
+    assert_int_equal(kind, mse ? CNN_LABEL_TARGET : CNN_LABEL_CLASS);
+    assert_int_equal(yi.dtype, mse ? CNN_F32 : CNN_I64);
+    assert_int_equal(yi.size, (size_t)c->batch * (mse ? 40 : 8));
     r->x = malloc(xi.size);
     r->y = malloc(yi.size);
     r->yf = malloc(yi.size);
     for (size_t i = 0; i < xi.size / 4; i++)
         r->x[i] = 2 * uniform() - 1;
-    for (int64_t i = 0; i < c->batch; i++)
-        r->yf[i] = (float)(r->y[i] = (int64_t)(uniform() * 10) % 10);
+    for (int64_t i = 0; i < (mse ? 10 : 1) * c->batch; i++)
+        r->yf[i] = mse ? uniform() : (float)(r->y[i] = (int64_t)(uniform() * 10) % 10);
     r->X = (cnn_tensor){r->x, xi.size};
-    r->Y = (cnn_tensor){r->y, yi.size};
+    r->Y = (cnn_tensor){mse ? (void *)r->yf : (void *)r->y, yi.size};
     Graph *g = load_model(c->model, c->text, c->batch, 0);
     Diag d;
     ir_diag_init(&d, stderr);
@@ -322,11 +332,17 @@ static void test_batchnorm_residual_dropout_matches_interpreter(void **state)
     check_step(&cases[2], 2);
 }
 
+static void test_mse_adamw_matches_interpreter(void **state)
+{
+    (void)state;
+    check_step(&cases[3], 2);
+}
+
 /* 20 steps on one batch: the loss falls. */
 static void test_loss_falls(void **state)
 {
     (void)state;
-    for (int k = 0; k < 3; k++) {
+    for (int k = 0; k < 4; k++) {
         Run r;
         open_run(&r, &cases[k], 2);
         float first = 0, loss = 0;
@@ -443,6 +459,7 @@ int main(void)
         cmocka_unit_test(test_mlp_matches_interpreter),
         cmocka_unit_test(test_mnist_cnn_matches_interpreter),
         cmocka_unit_test(test_batchnorm_residual_dropout_matches_interpreter),
+        cmocka_unit_test(test_mse_adamw_matches_interpreter),
         cmocka_unit_test(test_loss_falls),
         cmocka_unit_test(test_bad_batches),
         cmocka_unit_test(test_save_load),
