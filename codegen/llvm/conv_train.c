@@ -100,6 +100,7 @@ typedef struct Rows {
     int64_t wm, wk;     /* weight elements between destination / reduction channels */
     int64_t ds, ss, rs; /* elements between batch items of destination, source, residual */
     int64_t mr, nvmax;  /* register tile: channels × vectors */
+    bool plane;         /* a work item covers whole (small) planes, its tiles crossing rows */
     LLVMValueRef dst, src, w, bias, res;
     LLVMValueRef nb, grp, mblk, row; /* of the work item */
 } Rows;
@@ -225,6 +226,48 @@ static void tile_store(Rows *r, int64_t mr, int64_t phase, int64_t j0, int64_t n
     }
 }
 
+/* Plane tiles (stride 1, destination rows as wide as source rows): pixel j of
+ * the plane reads the source at j + a constant per tap, so the taps (kh, kw)
+ * are unrolled with constant masks for the rows and columns in the padding. */
+static void plane_taps(Rows *r, LLVMValueRef kc, int64_t mr, int64_t j0, int64_t nv, int64_t jn,
+                       LLVMValueRef *acc)
+{
+    Cg *cg = r->cg;
+    const Geo *k = &r->k;
+    int64_t L = cg->vec;
+    LLVMValueRef so = add(cg, cg_imul(cg, r->nb, r->ss),
+                          cg_imul(cg, add(cg, cg_imul(cg, r->grp, r->kd), kc), r->SH * r->SW));
+    LLVMValueRef wo = add(cg, cg_imul(cg, r->grp, k->opg * k->cpg * k->KH * k->KW),
+                          add(cg, cg_imul(cg, r->mblk, r->mr * r->wm), cg_imul(cg, kc, r->wk)));
+    for (int64_t kh = 0; kh < k->KH; kh++)
+        for (int64_t kw = 0; kw < k->KW; kw++) {
+            int64_t ro = r->grad ? k->pt - kh * k->dh : kh * k->dh - k->pt;
+            int64_t co = r->grad ? k->pl - kw * k->dw : kw * k->dw - k->pl;
+            uint32_t mask[8], any = 0;
+            for (int64_t v = 0; v < nv; v++) {
+                mask[v] = 0;
+                for (int64_t l = 0; l < L; l++) {
+                    int64_t j = j0 + v * L + l, sr = j / r->DW + ro, sc = j % r->DW + co;
+                    if (j < jn && sr >= 0 && sr < r->SH && sc >= 0 && sc < r->SW)
+                        mask[v] |= UINT32_C(1) << l;
+                }
+                any |= mask[v];
+            }
+            if (!any)
+                continue;
+            LLVMValueRef bv[8];
+            for (int64_t v = 0; v < nv; v++)
+                bv[v] = cg_load_lanes(cg, r->src, addc(cg, so, j0 + v * L + ro * r->SW + co), 1,
+                                      (int32_t)L, mask[v]);
+            for (int64_t m = 0; m < mr; m++) {
+                LLVMValueRef wp = cg_gep(cg, r->w, addc(cg, wo, m * r->wm + kh * k->KW + kw));
+                LLVMValueRef s = cg_splat(cg, cg_load(cg, wp, 1), (int32_t)L);
+                for (int64_t v = 0; v < nv; v++)
+                    acc[m * nv + v] = cg_fma(cg, s, bv[v], acc[m * nv + v]);
+            }
+        }
+}
+
 static void emit_tile(Rows *r, int64_t mr, int64_t phase, int64_t j0, int64_t nv, int64_t jn)
 {
     Cg *cg = r->cg;
@@ -234,9 +277,13 @@ static void emit_tile(Rows *r, int64_t mr, int64_t phase, int64_t j0, int64_t nv
         acc[i] = LLVMConstNull(cg->t_vf32);
     CgAccLoop lc, lh;
     cg_acc_loop_begin(cg, &lc, cg_i64(cg, 0), cg_i64(cg, r->kd), acc, na);
-    cg_acc_loop_begin(cg, &lh, cg_i64(cg, 0), cg_i64(cg, r->k.KH), acc, na);
-    tile_taps(r, lc.iv, lh.iv, mr, phase, j0, nv, jn, acc);
-    cg_acc_loop_end(cg, &lh, acc);
+    if (r->plane) {
+        plane_taps(r, lc.iv, mr, j0, nv, jn, acc);
+    } else {
+        cg_acc_loop_begin(cg, &lh, cg_i64(cg, 0), cg_i64(cg, r->k.KH), acc, na);
+        tile_taps(r, lc.iv, lh.iv, mr, phase, j0, nv, jn, acc);
+        cg_acc_loop_end(cg, &lh, acc);
+    }
     cg_acc_loop_end(cg, &lc, acc);
     tile_store(r, mr, phase, j0, nv, jn, acc);
 }
@@ -246,6 +293,14 @@ static void emit_row(Cg *cg, void *p, int64_t mr)
 {
     Rows *r = p;
     int64_t L = cg->vec, phases = r->grad ? r->k.sw : 1;
+    if (r->plane) {
+        int64_t P = r->DH * r->DW;
+        for (int64_t j0 = 0; j0 < P; j0 += r->nvmax * L) {
+            int64_t nv = (P - j0 + L - 1) / L;
+            emit_tile(r, mr, 0, j0, nv < r->nvmax ? nv : r->nvmax, P);
+        }
+        return;
+    }
     for (int64_t ph = 0; ph < phases && ph < r->DW; ph++) {
         int64_t jn = (r->DW - ph + r->dstep - 1) / r->dstep;
         for (int64_t j0 = 0; j0 < jn; j0 += r->nvmax * L) {
@@ -255,12 +310,26 @@ static void emit_row(Cg *cg, void *p, int64_t mr)
     }
 }
 
+/* Rows that would leave over a quarter of their vector lanes empty (7 or 10
+ * pixels wide with 16 lanes) are tiled as whole planes where that is possible
+ * and the plane is at most 8 tiles. */
+static bool use_plane(const Rows *r, int64_t L)
+{
+    int64_t vecs = (r->DW + L - 1) / L, P = r->DH * r->DW;
+    if (r->k.sh != 1 || r->k.sw != 1 || r->DW != r->SW || 4 * r->DW >= 3 * vecs * L)
+        return false;
+    return (P + 4 * L - 1) / (4 * L) <= 8 && r->k.KH * r->k.KW <= 49;
+}
+
 /* Register tile: up to 24 accumulators with 32 registers (12 with 16), as many
- * vectors as a row needs (at most 4), the rest channels. */
+ * vectors as a row (or plane) needs (at most 4), the rest channels. */
 static void choose_tile(Rows *r)
 {
     int64_t L = r->cg->vec, budget = r->cg->nregs >= 32 ? 24 : 12;
+    r->plane = use_plane(r, L);
     int64_t phases = r->grad ? r->k.sw : 1, widest = (r->DW + phases - 1) / phases;
+    if (r->plane)
+        widest = r->DH * r->DW;
     int64_t nv = (widest + L - 1) / L, cap = budget == 24 ? 4 : 3;
     r->nvmax = nv < cap ? nv : cap;
     r->mr = budget / r->nvmax;
@@ -282,15 +351,16 @@ static CgKernel emit_rows(Rows *r, int32_t node)
     r->res = !r->grad && r->n->attrs.conv.epi.residual
                  ? cg_input_ptr(cg, node, ir_residual_input(r->n))
                  : NULL;
+    int64_t rows = r->plane ? 1 : r->DH;
     CgLoop l = cg_loop_begin(cg, cg->begin, cg->end, 1, "item");
     LLVMValueRef q;
-    cg_divmod(cg, l.iv, r->DH, &q, &r->row);
+    cg_divmod(cg, l.iv, rows, &q, &r->row);
     cg_divmod(cg, q, MB, &q, &r->mblk);
     cg_divmod(cg, q, r->k.G, &r->nb, &r->grp);
     split(cg, r->mblk, MB, r->mr, r->md, emit_row, r);
     cg_loop_end(cg, &l);
     cg_kernel_end(cg);
-    return (CgKernel){fn, r->k.N * r->k.G * MB * r->DH};
+    return (CgKernel){fn, r->k.N * r->k.G * MB * rows};
 }
 
 /* Work items: batch × groups × blocks of output channels × output rows. */
@@ -332,8 +402,9 @@ typedef struct Wgrad {
     int64_t mn, cn;      /* output and input channels of the variant being emitted */
     int64_t ys, xs;      /* elements between batch items of dy and x */
     LLVMValueRef dy, x, dw;
-    LLVMValueRef grp, ob, cb, kh; /* of the work item */
+    LLVMValueRef grp, ob, cb, kh; /* of the work item (kh: of the pass, on planes) */
     int64_t OB, CB;
+    bool plane; /* reduce over whole (small) planes, kernel rows unrolled in the item */
 } Wgrad;
 
 /* Output rows whose kernel row kh reads inside x: [lo, hi). */
@@ -365,19 +436,16 @@ static uint32_t wg_mask(const Wgrad *w, int64_t ow0, int64_t kw)
     return m;
 }
 
-/* The accumulators of mn × cn × nkw (kernel columns from kw0) over the batch
- * and the output rows, then their sums stored into dw. */
-static void wg_tile(Wgrad *w, int64_t kw0, int64_t nkw)
+/* Accumulates, over the batch and the output rows that read inside x through
+ * the item's kernel row, dy × x for mn × cn × nkw (kernel columns from kw0). */
+static void wg_rows(Wgrad *w, LLVMValueRef o0, LLVMValueRef c0, int64_t kw0, int64_t nkw,
+                    LLVMValueRef *acc)
 {
     Cg *cg = w->cg;
     const Geo *k = &w->k;
     int64_t L = cg->vec, mo = w->mn, cn = w->cn, na = mo * cn * nkw;
-    LLVMValueRef acc[CG_MAX_ACC], lo, hi;
-    for (int64_t i = 0; i < na; i++)
-        acc[i] = LLVMConstNull(cg->t_vf32);
+    LLVMValueRef lo, hi;
     row_range(w, &lo, &hi);
-    LLVMValueRef o0 = add(cg, cg_imul(cg, w->grp, k->opg), cg_imul(cg, w->ob, w->mo));
-    LLVMValueRef c0 = add(cg, cg_imul(cg, w->grp, k->cpg), cg_imul(cg, w->cb, w->cc));
     CgAccLoop ln, lr;
     cg_acc_loop_begin(cg, &ln, cg_i64(cg, 0), cg_i64(cg, k->N), acc, (int32_t)na);
     cg_acc_loop_begin(cg, &lr, lo, hi, acc, (int32_t)na);
@@ -404,6 +472,67 @@ static void wg_tile(Wgrad *w, int64_t kw0, int64_t nkw)
     }
     cg_acc_loop_end(cg, &lr, acc);
     cg_acc_loop_end(cg, &ln, acc);
+}
+
+/* As wg_rows, for kernel row kh (a constant) with vectors across the rows of
+ * the plane (stride 1, dy's rows as wide as x's): pixel p reads x at p plus a
+ * constant per tap, the lanes in the padding masked. */
+static void wg_plane(Wgrad *w, LLVMValueRef o0, LLVMValueRef c0, int64_t kh, int64_t kw0,
+                     int64_t nkw, LLVMValueRef *acc)
+{
+    Cg *cg = w->cg;
+    const Geo *k = &w->k;
+    int64_t L = cg->vec, mo = w->mn, cn = w->cn, na = mo * cn * nkw, P = k->OH * k->OW;
+    CgAccLoop ln;
+    cg_acc_loop_begin(cg, &ln, cg_i64(cg, 0), cg_i64(cg, k->N), acc, (int32_t)na);
+    LLVMValueRef yo = add(cg, cg_imul(cg, ln.iv, w->ys), cg_imul(cg, o0, P));
+    LLVMValueRef xo = add(cg, cg_imul(cg, ln.iv, w->xs), cg_imul(cg, c0, k->H * k->W));
+    int64_t ro = kh * k->dh - k->pt;
+    for (int64_t p0 = 0; p0 < P; p0 += L) {
+        LLVMValueRef yv[8], xv[8];
+        uint32_t ymask = 0;
+        for (int64_t l = 0; l < L; l++)
+            ymask |= p0 + l < P ? UINT32_C(1) << l : 0;
+        for (int64_t m = 0; m < mo; m++)
+            yv[m] = cg_load_lanes(cg, w->dy, addc(cg, yo, m * P + p0), 1, (int32_t)L, ymask);
+        for (int64_t t = 0; t < nkw; t++) {
+            int64_t co = (kw0 + t) * k->dw - k->pl;
+            uint32_t mask = 0;
+            for (int64_t l = 0; l < L; l++) {
+                int64_t p = p0 + l, ih = p / k->OW + ro, iw = p % k->OW + co;
+                if (p < P && ih >= 0 && ih < k->H && iw >= 0 && iw < k->W)
+                    mask |= UINT32_C(1) << l;
+            }
+            for (int64_t c = 0; c < cn; c++)
+                xv[c * nkw + t] =
+                    cg_load_lanes(cg, w->x, addc(cg, xo, c * k->H * k->W + p0 + ro * k->W + co), 1,
+                                  (int32_t)L, mask);
+        }
+        for (int64_t m = 0; m < mo; m++)
+            for (int64_t j = 0; j < cn * nkw; j++)
+                acc[m * cn * nkw + j] = cg_fma(cg, yv[m], xv[j], acc[m * cn * nkw + j]);
+    }
+    cg_acc_loop_end(cg, &ln, acc);
+}
+
+/* The sums of mn × cn × nkw accumulators (kernel columns from kw0 of row
+ * w->kh) into dw. */
+static void wg_tile(Wgrad *w, int64_t kh, int64_t kw0, int64_t nkw)
+{
+    Cg *cg = w->cg;
+    const Geo *k = &w->k;
+    int64_t mo = w->mn, cn = w->cn, na = mo * cn * nkw;
+    LLVMValueRef acc[CG_MAX_ACC];
+    for (int64_t i = 0; i < na; i++)
+        acc[i] = LLVMConstNull(cg->t_vf32);
+    LLVMValueRef o0 = add(cg, cg_imul(cg, w->grp, k->opg), cg_imul(cg, w->ob, w->mo));
+    LLVMValueRef c0 = add(cg, cg_imul(cg, w->grp, k->cpg), cg_imul(cg, w->cb, w->cc));
+    if (w->plane) {
+        w->kh = cg_i64(cg, kh);
+        wg_plane(w, o0, c0, kh, kw0, nkw, acc);
+    } else {
+        wg_rows(w, o0, c0, kw0, nkw, acc);
+    }
     int64_t KK = k->KH * k->KW;
     for (int64_t m = 0; m < mo; m++)
         for (int64_t c = 0; c < cn; c++) {
@@ -421,10 +550,11 @@ static void wg_with_c(Cg *cg, void *p, int64_t cn)
     Wgrad *w = p;
     (void)cg;
     w->cn = cn;
-    for (int64_t kw0 = 0; kw0 < w->k.KW; kw0 += w->kwc) {
-        int64_t nkw = w->k.KW - kw0 < w->kwc ? w->k.KW - kw0 : w->kwc;
-        wg_tile(w, kw0, nkw);
-    }
+    for (int64_t kh = 0; kh < (w->plane ? w->k.KH : 1); kh++)
+        for (int64_t kw0 = 0; kw0 < w->k.KW; kw0 += w->kwc) {
+            int64_t nkw = w->k.KW - kw0 < w->kwc ? w->k.KW - kw0 : w->kwc;
+            wg_tile(w, kh, kw0, nkw);
+        }
 }
 
 static void wg_with_o(Cg *cg, void *p, int64_t mo)
@@ -435,7 +565,9 @@ static void wg_with_o(Cg *cg, void *p, int64_t mo)
 }
 
 /* conv2d_grad_weight(dy, x, w): work items groups × blocks of output channels ×
- * blocks of input channels × kernel rows, each owning its elements of dw. */
+ * blocks of input channels × kernel rows (all rows in one item on planes whose
+ * rows would leave over a quarter of the lanes empty), each owning its elements
+ * of dw. */
 CgKernel cg_emit_conv2d_grad_weight(Cg *cg, int32_t node)
 {
     const Node *n = &cg->g->nodes[node];
@@ -450,17 +582,21 @@ CgKernel cg_emit_conv2d_grad_weight(Cg *cg, int32_t node)
     w.OB = (w.k.opg + w.mo - 1) / w.mo;
     w.CB = (w.k.cpg + w.cc - 1) / w.cc;
     w.ys = cg_item_stride(cg, n->inputs[0]), w.xs = cg_item_stride(cg, n->inputs[1]);
+    int64_t L = cg->vec, vecs = (w.k.OW + L - 1) / L;
+    w.plane = w.k.sh == 1 && w.k.sw == 1 && w.k.OW == w.k.W && 4 * w.k.OW < 3 * vecs * L &&
+              w.k.OH * w.k.OW <= 16 * L;
+    int64_t rows = w.plane ? 1 : w.k.KH;
     LLVMValueRef fn = cg_kernel_begin(cg, n->name);
     w.dw = cg_arg_ptr(cg, 0);
     w.dy = cg_input_ptr(cg, node, 0);
     w.x = cg_input_ptr(cg, node, 1);
     CgLoop l = cg_loop_begin(cg, cg->begin, cg->end, 1, "item");
     LLVMValueRef q;
-    cg_divmod(cg, l.iv, w.k.KH, &q, &w.kh);
+    cg_divmod(cg, l.iv, rows, &q, &w.kh);
     cg_divmod(cg, q, w.CB, &q, &w.cb);
     cg_divmod(cg, q, w.OB, &w.grp, &w.ob);
     split(cg, w.ob, w.OB, w.mo, w.k.opg, wg_with_o, &w);
     cg_loop_end(cg, &l);
     cg_kernel_end(cg);
-    return (CgKernel){fn, w.k.G * w.OB * w.CB * w.k.KH};
+    return (CgKernel){fn, w.k.G * w.OB * w.CB * rows};
 }
