@@ -20,6 +20,11 @@ CNN_EXPORT cnn_status cnn_model_create(const cnn_options *opt, cnn_model **out)
 {
     if (cnnc_gpu_image)
         return rt_gpu_model_create(cnnc_gpu_image, opt, out);
+    if (!&cnnc_model && &cnnc_train) {
+        if (out) *out = NULL;
+        rt_set_error("this is a training model (cnnc --train): create it with cnn_trainer_create");
+        return CNN_ERR_INVALID_ARGUMENT;
+    }
     return rt_model_create(&cnnc_model, opt, out);
 }
 

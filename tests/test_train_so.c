@@ -438,6 +438,20 @@ static void test_deterministic_libc_only(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* cnn_model_create of a training model.so says what it is. */
+static void test_not_an_inference_model(void **state)
+{
+    (void)state;
+    ModelApi a;
+    char err[1024];
+    if (!model_api_open(&a, cases[0].so, err, sizeof err)) fail_msg("%s", err);
+    cnn_model *m = (cnn_model *)&a;
+    assert_int_equal(a.create(NULL, &m), CNN_ERR_INVALID_ARGUMENT);
+    assert_null(m);
+    assert_non_null(strstr(a.last_error(), "cnn_trainer_create"));
+    dlclose(a.lib);
+}
+
 /* --train compiles for the CPU only, and an object file is not one of its outputs. */
 static void test_refused_flags(void **state)
 {
@@ -464,6 +478,7 @@ int main(void)
         cmocka_unit_test(test_bad_batches),
         cmocka_unit_test(test_save_load),
         cmocka_unit_test(test_deterministic_libc_only),
+        cmocka_unit_test(test_not_an_inference_model),
         cmocka_unit_test(test_refused_flags),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

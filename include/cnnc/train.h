@@ -60,8 +60,8 @@ cnn_status cnn_trainer_create(const cnn_train_options *opt, cnn_trainer **out);
 void cnn_trainer_destroy(cnn_trainer *t); /* NULL is fine */
 
 /* The batch the model was compiled for, the input (x: [batch, ...]), the labels
- * ([batch] int64 class indices, or f32 targets shaped like the output) and the
- * network's output (the logits). */
+ * ([batch] int64 class indices, dtype CNN_I64, or f32 targets shaped like the output)
+ * and the network's output (the logits). */
 int64_t cnn_trainer_batch(const cnn_trainer *t); /* -1 for NULL */
 cnn_status cnn_trainer_input_info(const cnn_trainer *t, cnn_tensor_info *info);
 cnn_status cnn_trainer_label_info(const cnn_trainer *t, cnn_label_kind *kind,
@@ -84,7 +84,8 @@ cnn_status cnn_trainer_gradients(cnn_trainer *t, float **data, size_t *count);
 cnn_status cnn_trainer_apply_gradients(cnn_trainer *t);
 
 /* The network in evaluation mode (batch-norm running statistics, no dropout) on a
- * batch: the mean loss and (outputs may be NULL) the network's output. Changes nothing. */
+ * batch: the mean loss (labels may be NULL when loss is) and (outputs may be NULL)
+ * the network's output. Changes nothing. */
 cnn_status cnn_trainer_evaluate(cnn_trainer *t, const cnn_tensor *x, const cnn_tensor *labels,
                                 float *loss, cnn_tensor *outputs);
 
@@ -96,13 +97,15 @@ int32_t cnn_trainer_num_trainable(const cnn_trainer *t);  /* the first ones, -1 
 cnn_status cnn_trainer_param_info(const cnn_trainer *t, int32_t i, cnn_tensor_info *info);
 cnn_status cnn_trainer_get_param(const cnn_trainer *t, int32_t i, void *data, size_t size);
 cnn_status cnn_trainer_set_param(cnn_trainer *t, int32_t i, const void *data, size_t size);
-/* Every tensor (parameters and buffers) as an F32 .safetensors file, written
- * through a temporary file and renamed, so a failed save leaves no partial file;
- * load reads one back (every tensor must be there with its shape). */
+/* Every tensor (parameters and buffers, not the optimizer's state) as an F32
+ * .safetensors file, written through a temporary file and renamed, so a failed save
+ * leaves no partial file; load reads one back (every tensor must be there with its
+ * shape; others are ignored) and changes nothing unless the whole file is right. */
 cnn_status cnn_trainer_save(const cnn_trainer *t, const char *path);
 cnn_status cnn_trainer_load(cnn_trainer *t, const char *path);
 
-/* The learning rate (initially cnnc's --lr) and the steps taken so far. */
+/* The learning rate (initially cnnc's --lr; a finite number >= 0) and the steps
+ * taken so far. */
 cnn_status cnn_trainer_set_lr(cnn_trainer *t, float lr);
 float cnn_trainer_lr(const cnn_trainer *t); /* NaN for NULL */
 int64_t cnn_trainer_steps(const cnn_trainer *t); /* -1 for NULL */
