@@ -16,8 +16,8 @@ VENV       ?= .venv
 VENV_BASE  ?= /usr/bin/python3
 VENV_PINS  := numpy<2 onnx==1.16.2 onnxruntime==1.19.2 protobuf==5.29.5 pytest==8.3.5
 
-.PHONY: all build deps test-deps test-venv demo install test test-fast test-asan test-fuzz fuzz \
-        clean
+.PHONY: all build deps test-deps test-venv demo train-demo install test test-fast test-asan \
+        test-fuzz fuzz clean
 
 all: build
 
@@ -50,6 +50,12 @@ demo: build
 	  $(BUILD)/models/mnist_cnn_b360.so
 	@echo "PyTorch, when it trained the network (tools/train_mnist.py):" \
 	  "$$(sed -n 's/^accuracy //p' models/digits/expected.txt) correct"
+
+# The same network trained by cnnc itself with PyTorch's split and settings (cnnc --train,
+# cnntrain), classifying the same held-out digits; then models/mlp.cnn (scripts/train_digits.sh).
+train-demo: build
+	@scripts/train_digits.sh $(CNNC) $(BUILD)/tools/cnntrain $(BUILD)/examples/digits \
+	  $(BUILD)/train-demo
 
 # cnnc, cnnrun, the runtime, the headers, cnnc.pc, the CMake package cnnc, the man pages and
 # the docs under PREFIX (DESTDIR=DIR stages them under DIR).

@@ -4,7 +4,11 @@
 of a 28×28 image and normalized with MNIST's mean and deviation. Writes the trained weights
 (models/mnist_cnn.safetensors) and the held-out set exactly as fed to the network
 (models/digits/images.npy f32 [N,1,28,28], labels.npy f32 [N], expected.txt) for `make demo`.
-Deterministic: a fixed seed, one thread. Usage: /usr/bin/python3 tools/train_mnist.py"""
+Deterministic: a fixed seed, one thread. Usage: /usr/bin/python3 tools/train_mnist.py
+
+With --export=DIR it trains nothing and writes the same split, as fed to the network, for
+cnntrain (`make train-demo`): DIR/digits_train.npz and DIR/digits_test.npz, each x f32
+[N,1,28,28] and y int64 [N]."""
 
 import json
 import os
@@ -89,15 +93,31 @@ def write_expected(path, pred, labels):
     return correct
 
 
-def main():
-    torch.manual_seed(SEED)
-    torch.set_num_threads(1)
-    torch.use_deterministic_algorithms(True)
+def split():
+    """The training and held-out images as fed to the network, and their labels."""
     digits = load_digits()
     tr_img, te_img, tr_lab, te_lab = train_test_split(
         digits.images, digits.target, test_size=HELD_OUT, random_state=SEED,
         stratify=digits.target)
-    x_tr, x_te = mnist_like(tr_img), mnist_like(te_img)
+    return mnist_like(tr_img), mnist_like(te_img), tr_lab, te_lab
+
+
+def export(out):
+    x_tr, x_te, tr_lab, te_lab = split()
+    os.makedirs(out, exist_ok=True)
+    for name, x, y in (("train", x_tr, tr_lab), ("test", x_te, te_lab)):
+        path = os.path.join(out, "digits_%s.npz" % name)
+        np.savez(path, x=x.numpy().astype("<f4"), y=y.astype(np.int64))
+        print("wrote %s: %d images" % (path, len(y)))
+
+
+def main():
+    if len(sys.argv) == 2 and sys.argv[1].startswith("--export="):
+        return export(sys.argv[1][len("--export="):])
+    torch.manual_seed(SEED)
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+    x_tr, x_te, tr_lab, te_lab = split()
     y_tr = torch.from_numpy(tr_lab.astype(np.int64))
 
     model = MnistCnn()
