@@ -489,6 +489,32 @@ static void test_shape_grads(void **state)
           &plain);
 }
 
+/* Values written in place into a concat (batch items a channel block apart)
+ * as inputs and outputs of the kernels. */
+static void test_concat_views(void **state)
+{
+    check("views",
+          "graph views {\n"
+          "  %0 = input \"x\" : f32[3,4,6,6]\n"
+          "  %1 = input \"other\" : f32[3,5,6,6]\n"
+          "  %2 = input \"w\" : f32[4]\n"
+          "  %3 = input \"b\" : f32[4]\n"
+          "  %4 = input \"rng\" : f32[2]\n"
+          "  %5 = relu(%0) \"r\" : f32[3,4,6,6]\n"
+          "  %6 = bn_stats(%5) \"stats\" : f32[2,4]\n"
+          "  %7 = bn_train(%5, %6, %2, %3) {eps=1e-05} \"bn\" : f32[3,4,6,6]\n"
+          "  %8 = dropout_train(%5, %4) {p=0.5} \"drop\" : f32[3,4,6,6]\n"
+          "  %9 = concat(%5, %1, %7, %8) {axis=1} \"cat\" : f32[3,17,6,6]\n"
+          "  %10 = input \"dy\" : f32[3,4,6,6]\n"
+          "  %11 = act_grad(%10, %5) {act=relu, a=0, b=0} \"g\" : f32[3,4,6,6]\n"
+          "  %12 = input \"dy2\" : f32[3,4,3,3]\n"
+          "  %13 = maxpool_grad(%12, %5) {kernel=3, stride=2, pad=1} \"mp\" : f32[3,4,6,6]\n"
+          "  %14 = bn_grad_input(%10, %5, %6, %2) {eps=1e-05} \"dx\" : f32[3,4,6,6]\n"
+          "  return %9 \"cat\"\n  return %11 \"g\"\n  return %13 \"mp\"\n"
+          "  return %14 \"dx\"\n}\n",
+          &plain);
+}
+
 /* A small network with every kind of layer a training step differentiates here
  * (batch norm, residual add, maxpool 3x3 stride 2, avgpool with ceil_mode, dropout,
  * global average, silu), trained with SGD with momentum and with AdamW: the grad,
@@ -539,7 +565,7 @@ int main(void)
         cmocka_unit_test(test_bn_stats_offset), cmocka_unit_test(test_layernorm_inputs),
         cmocka_unit_test(test_losses),          cmocka_unit_test(test_optimizers),
         cmocka_unit_test(test_dropout),         cmocka_unit_test(test_shape_grads),
-        cmocka_unit_test(test_training_graphs),
+        cmocka_unit_test(test_concat_views),    cmocka_unit_test(test_training_graphs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
