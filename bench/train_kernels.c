@@ -2,14 +2,15 @@
  * whose weights are graph inputs -- conv2d, conv2d_grad_input and
  * conv2d_grad_weight on ResNet-18-like layers at batch 4, dense and its two
  * gradients -- against the FMA peak that bench/peak.c measures on this machine
- * (pass it as the first argument). Not part of the test suite.
+ * (pass it as the first argument), for the host or for the target features
+ * given as the third argument ("+avx,+avx2,+fma"). Not part of the test suite.
  *
  *   make -C build-X test_train_kernels                 (builds the libraries)
  *   cc -O3 -march=native -pthread bench/peak.c -o /tmp/peak && /tmp/peak 1
  *   B=build-X; cc -O2 -Iir -Icodegen/llvm -Itests -I/usr/lib/llvm-16/include \
  *      bench/train_kernels.c $B/codegen/llvm/libcnnc_cg_llvm.a $B/ir/libcnnc_ir.a \
  *      -L/usr/lib/llvm-16/lib -lLLVM-16 -ldl -lpthread -lm -o /tmp/train_kernels
- *   /tmp/train_kernels PEAK_GFLOPS [repeats]
+ *   /tmp/train_kernels PEAK_GFLOPS [repeats [features]]
  */
 #include <time.h>
 
@@ -89,11 +90,13 @@ static Graph *graph(const Layer *l, const char *op)
     return g;
 }
 
+static const char *features; /* NULL: the host's */
+
 static void bench(const Layer *l, const char *op, double flops, double peak, int reps)
 {
     Graph *g = graph(l, op);
     KhKernel k;
-    if (!kh_compile(g, 3, NULL, &k)) {
+    if (!kh_compile(g, 3, features, &k)) {
         fprintf(stderr, "%s %s: compile failed\n", l->name, op);
         exit(1);
     }
@@ -129,6 +132,7 @@ int main(int argc, char **argv)
 {
     double peak = argc > 1 ? atof(argv[1]) : 0;
     int reps = argc > 2 ? atoi(argv[2]) : 10;
+    features = argc > 3 ? argv[3] : NULL;
     for (size_t i = 0; i < sizeof layers / sizeof *layers; i++) {
         const Layer *l = &layers[i];
         int64_t OHW = (l->HW + 2 * (l->k / 2) - l->k) / l->s + 1;

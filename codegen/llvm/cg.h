@@ -239,6 +239,10 @@ LLVMValueRef cg_load_lanes(Cg *cg, LLVMValueRef base, LLVMValueRef off, int64_t 
                            int32_t lanes, uint32_t mask);
 void cg_store_lanes(Cg *cg, LLVMValueRef v, LLVMValueRef base, LLVMValueRef off, int64_t stride,
                     uint32_t mask);
+/* All `lanes` at base[off + i·stride] where the whole span of lanes·stride floats
+ * may be read: one plain load and a shuffle. */
+LLVMValueRef cg_load_span(Cg *cg, LLVMValueRef base, LLVMValueRef off, int64_t stride,
+                          int32_t lanes);
 
 /* for (iv = lo; iv < hi; iv++) carrying v[0..n) (accumulators) in phis: inside the
  * body v holds the phis; after cg_acc_loop_end, the values on exit. cg_acc_if_begin/end:

@@ -80,6 +80,11 @@ static LLVMValueRef lt(Cg *cg, LLVMValueRef a, LLVMValueRef b)
     return LLVMBuildICmp(cg->b, LLVMIntSLT, a, b, "");
 }
 
+static uint32_t all_of(int64_t lanes)
+{
+    return lanes >= 32 ? UINT32_MAX : (UINT32_C(1) << lanes) - 1;
+}
+
 static int64_t floordiv(int64_t a, int64_t b)
 {
     return a >= 0 ? a / b : -((-a + b - 1) / b);
@@ -182,9 +187,14 @@ static void tile_taps(Rows *r, LLVMValueRef kc, LLVMValueRef kh, int64_t mr, int
         if (!tap_column(r, phase, kw, &b))
             continue;
         LLVMValueRef bv[8];
-        for (int64_t v = 0; v < nv; v++)
-            bv[v] = cg_load_lanes(cg, r->src, addc(cg, so, r->a * (j0 + v * L) + b), r->a,
-                                  (int32_t)L, lane_mask(r, j0, v, jn, b, true));
+        for (int64_t v = 0; v < nv; v++) {
+            int64_t q0 = r->a * (j0 + v * L) + b;
+            uint32_t mask = lane_mask(r, j0, v, jn, b, true);
+            if (mask == all_of(L) && q0 + r->a * L <= r->SW)
+                bv[v] = cg_load_span(cg, r->src, addc(cg, so, q0), r->a, (int32_t)L);
+            else
+                bv[v] = cg_load_lanes(cg, r->src, addc(cg, so, q0), r->a, (int32_t)L, mask);
+        }
         for (int64_t m = 0; m < mr; m++) {
             LLVMValueRef wv = cg_load(cg, cg_gep(cg, r->w, addc(cg, wo, m * r->wm + kw)), 1);
             LLVMValueRef s = cg_splat(cg, wv, (int32_t)L);
@@ -463,8 +473,12 @@ static void wg_rows(Wgrad *w, LLVMValueRef o0, LLVMValueRef c0, int64_t kw0, int
         for (int64_t c = 0; c < cn; c++)
             for (int64_t t = 0; t < nkw; t++) {
                 int64_t kw = kw0 + t, iw0 = ow0 * k->sw - k->pl + kw * k->dw;
-                xv[c * nkw + t] = cg_load_lanes(cg, w->x, addc(cg, xo, c * k->H * k->W + iw0),
-                                                k->sw, (int32_t)L, wg_mask(w, ow0, kw));
+                uint32_t mask = wg_mask(w, ow0, kw);
+                LLVMValueRef at = addc(cg, xo, c * k->H * k->W + iw0);
+                if (mask == all_of(L) && iw0 + k->sw * L <= k->W)
+                    xv[c * nkw + t] = cg_load_span(cg, w->x, at, k->sw, (int32_t)L);
+                else
+                    xv[c * nkw + t] = cg_load_lanes(cg, w->x, at, k->sw, (int32_t)L, mask);
             }
         for (int64_t m = 0; m < mo; m++)
             for (int64_t j = 0; j < cn * nkw; j++)

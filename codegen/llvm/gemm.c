@@ -102,6 +102,19 @@ LLVMValueRef cg_load_lanes(Cg *cg, LLVMValueRef base, LLVMValueRef off, int64_t 
     return call(cg, "llvm.masked.gather", over, 2, args, 4);
 }
 
+LLVMValueRef cg_load_span(Cg *cg, LLVMValueRef base, LLVMValueRef off, int64_t stride,
+                          int32_t lanes)
+{
+    if (stride == 1 || stride * lanes > 64)
+        return cg_load_lanes(cg, base, off, stride, lanes, all_lanes(lanes));
+    LLVMValueRef pick[64];
+    for (int32_t l = 0; l < lanes; l++)
+        pick[l] = LLVMConstInt(cg->t_i32, (unsigned long long)(l * stride), 0);
+    LLVMValueRef v = cg_load(cg, ptr_at(cg, base, off), (int32_t)(stride * lanes));
+    return LLVMBuildShuffleVector(cg->b, v, LLVMGetUndef(LLVMTypeOf(v)),
+                                  LLVMConstVector(pick, (unsigned)lanes), "");
+}
+
 void cg_store_lanes(Cg *cg, LLVMValueRef v, LLVMValueRef base, LLVMValueRef off, int64_t stride,
                     uint32_t mask)
 {
