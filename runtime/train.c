@@ -529,6 +529,15 @@ CNN_EXPORT cnn_status cnn_trainer_gradients(cnn_trainer *t, float **data, size_t
     return CNN_OK;
 }
 
+CNN_EXPORT cnn_status cnn_trainer_outputs(const cnn_trainer *t, const float **data,
+                                          size_t *count)
+{
+    if (!t || !data || !count) return CNN_ERR_INVALID_ARGUMENT;
+    *data = t->output;
+    *count = (size_t)rt_tensor_bytes(t->out) / sizeof(float);
+    return CNN_OK;
+}
+
 /* The mean loss of `out` against the labels the graph reads, in double. */
 static float loss_of(const cnn_trainer *t, const float *out, const float *labels)
 {

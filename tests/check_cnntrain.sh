@@ -48,7 +48,10 @@ expect 0 "Saved $tmp/w.safetensors after 200 steps" -- "$model" --data="$tmp/tra
 cp "$tmp/err" "$tmp/train.log"
 cat "$tmp/train.log"
 check "one line per epoch" [ "$(grep -c '^Epoch [12]/2  loss ' "$tmp/train.log")" -eq 2 ]
-correct=$(sed -n 's/^Epoch 2\/2 .*accuracy [0-9.]*% (\([0-9]*\)\/200).*/\1/p' "$tmp/train.log")
+correct=$(sed -n 's/^Epoch 2\/2 .*val accuracy [0-9.]*% (\([0-9]*\)\/200).*/\1/p' "$tmp/train.log")
+train_acc=$(sed -n 's/^Epoch 2\/2  loss [0-9.]*  accuracy \([0-9.]*\)%.*/\1/p' "$tmp/train.log")
+check "a training accuracy above chance (${train_acc:-none}%, from the steps' logits)" \
+  "$py" -c "import sys; sys.exit(not ${train_acc:-0} > 50)"
 # Chance is 20 of 200; the classes' patterns stand out of the noise enough for 150 (193).
 check "held-out accuracy well above chance (got ${correct:-none}/200, want >= 150)" \
   [ "${correct:-0}" -ge 150 ]

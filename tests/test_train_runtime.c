@@ -256,6 +256,12 @@ static void test_steps(void **state)
     assert_int_equal(cnn_trainer_compute_gradients(t, &x, &y, &loss), CNN_OK);
     assert_float_equal(eval_loss, loss, 1e-6);
     assert_int_equal(cnn_trainer_steps(t), 20);
+    /* The logits of that step: the forward of evaluate (this model has no training mode). */
+    const float *logits;
+    assert_int_equal(cnn_trainer_outputs(t, &logits, &count), CNN_OK);
+    assert_int_equal(count, N * K);
+    assert_memory_equal(logits, out, sizeof out);
+    assert_int_equal(cnn_trainer_outputs(NULL, &logits, &count), CNN_ERR_INVALID_ARGUMENT);
     cnn_trainer_destroy(t);
 }
 

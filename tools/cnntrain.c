@@ -393,9 +393,32 @@ static size_t label_bytes(const Job *j)
     return (size_t)(j->kind == CNN_LABEL_CLASS ? 8 : 4) * (size_t)numel_of(&j->label, 0);
 }
 
-/* One data-parallel step on this process's share `idx` of the global batch; `loss`
- * receives the mean over all processes. */
-static bool train_step(Job *j, const int64_t *idx, double *loss, int64_t step)
+static int64_t argmax(const float *v, int64_t n)
+{
+    int64_t best = 0;
+    for (int64_t i = 1; i < n; i++)
+        if (v[i] > v[best])
+            best = i;
+    return best;
+}
+
+/* How many of this process's batch the step classified right (from its logits). */
+static double batch_correct(Job *j)
+{
+    const float *out;
+    size_t count;
+    if (j->kind != CNN_LABEL_CLASS || j->api.outputs(j->t, &out, &count) != CNN_OK)
+        return 0;
+    int64_t per = (int64_t)count / j->local, right = 0;
+    for (int64_t i = 0; i < j->local; i++)
+        right += argmax(out + i * per, per) == ((const int64_t *)j->ybuf)[i];
+    return (double)right;
+}
+
+/* One data-parallel step on this process's share `idx` of the global batch: res
+ * receives the mean loss over all processes and how many samples they classified
+ * right. */
+static bool train_step(Job *j, const int64_t *idx, double res[2], int64_t step)
 {
     gather(j, &j->x, &j->y, idx);
     cnn_tensor x = tensor(j->xbuf, (size_t)numel_of(&j->in, 0) * sizeof(float));
@@ -404,14 +427,15 @@ static bool train_step(Job *j, const int64_t *idx, double *loss, int64_t step)
     char err[512];
     cnn_status s = j->api.compute_gradients(j->t, &x, &y, &l);
     /* Every process learns whether any failed before the gradients are summed. */
-    double sums[2] = {s == CNN_OK ? l : 0, s == CNN_OK ? 0 : 1};
-    if (!dist_sum_doubles(sums, 2, err, sizeof err))
+    double sums[3] = {s == CNN_OK ? l : 0, s == CNN_OK ? 0 : 1, s == CNN_OK ? batch_correct(j) : 0};
+    if (!dist_sum_doubles(sums, 3, err, sizeof err))
         return fail("step %lld: %s", (long long)step, err);
     if (s != CNN_OK)
         return trainer_ok(j, s, "a training step");
     if (sums[1] > 0)
         return fail("step %lld: another process failed its step", (long long)step);
-    *loss = sums[0] / j->size;
+    res[0] = sums[0] / j->size;
+    res[1] = sums[2];
     if (j->size > 1) {
         float *g;
         size_t count;
@@ -446,15 +470,6 @@ static double sample_loss(const Job *j, const float *out, const void *label, int
         sq += d * d;
     }
     return sq / (double)n;
-}
-
-static int64_t argmax(const float *v, int64_t n)
-{
-    int64_t best = 0;
-    for (int64_t i = 1; i < n; i++)
-        if (v[i] > v[best])
-            best = i;
-    return best;
 }
 
 /* Mean loss and accuracy over the whole of (x, y): the batches are dealt round the
@@ -568,10 +583,18 @@ static double now(void)
 typedef struct Progress {
     bool bar;          /* on a terminal, redrawn in place */
     double start, last;
+    double loss, correct; /* sums over the epoch's steps so far */
 } Progress;
 
+/* "  accuracy 97.50%" of the steps so far, for class labels. */
+static void print_accuracy(const Job *j, const Progress *p, int64_t steps)
+{
+    if (j->kind == CNN_LABEL_CLASS)
+        fprintf(stderr, "  accuracy %.2f%%", 100.0 * p->correct / (double)(steps * j->o.batch));
+}
+
 static void print_bar(const Job *j, const Progress *p, int64_t epoch, int64_t step,
-                      int64_t steps, double loss)
+                      int64_t steps)
 {
     enum { WIDTH = 24 };
     char bar[WIDTH + 1];
@@ -581,21 +604,24 @@ static void print_bar(const Job *j, const Progress *p, int64_t epoch, int64_t st
     bar[WIDTH] = '\0';
     double t = now() - p->start, rate = (double)(step * j->o.batch) / (t > 0 ? t : 1e-9);
     double left = t / (double)step * (double)(steps - step);
-    fprintf(stderr, "\rEpoch %lld/%lld [%s] %lld/%lld  loss %.4f  %.0f img/s  %d:%02d left \x1b[K",
-            (long long)epoch, (long long)j->o.epochs, bar, (long long)step, (long long)steps,
-            loss, rate, (int)left / 60, (int)left % 60);
+    fprintf(stderr, "\rEpoch %lld/%lld [%s] %lld/%lld  loss %.4f", (long long)epoch,
+            (long long)j->o.epochs, bar, (long long)step, (long long)steps,
+            p->loss / (double)step);
+    print_accuracy(j, p, step);
+    fprintf(stderr, "  %.0f img/s  %d:%02d left\x1b[K", rate, (int)left / 60, (int)left % 60);
 }
 
-/* The epoch's line: its training loss, speed and time, and held-out results. */
-static void print_epoch(const Job *j, const Progress *p, int64_t epoch, double loss,
+/* The epoch's line: its training loss and accuracy, speed and time, and held-out results. */
+static void print_epoch(const Job *j, const Progress *p, int64_t epoch, int64_t steps,
                         const double *val)
 {
     double t = now() - p->start;
-    int64_t images = j->x.dims[0] / j->o.batch * j->o.batch;
-    fprintf(stderr, "%sEpoch %lld/%lld  loss %.4f  %.0f img/s  %.1f s", p->bar ? "\r" : "",
-            (long long)epoch, (long long)j->o.epochs, loss, (double)images / t, t);
+    fprintf(stderr, "%sEpoch %lld/%lld  loss %.4f", p->bar ? "\r" : "", (long long)epoch,
+            (long long)j->o.epochs, p->loss / (double)steps);
+    print_accuracy(j, p, steps);
+    fprintf(stderr, "  %.0f img/s  %.1f s", (double)(steps * j->o.batch) / t, t);
     if (val && j->kind == CNN_LABEL_CLASS)
-        fprintf(stderr, "  val loss %.4f  accuracy %.2f%% (%.0f/%.0f)", val[0] / val[2],
+        fprintf(stderr, "  val loss %.4f  val accuracy %.2f%% (%.0f/%.0f)", val[0] / val[2],
                 100.0 * val[1] / val[2], val[1], val[2]);
     else if (val)
         fprintf(stderr, "  val loss %.4f", val[0] / val[2]);
@@ -630,17 +656,17 @@ static bool run_epoch(Job *j, int64_t epoch, int64_t *order)
             return false;
     }
     shuffle(order, m, j->o.seed, epoch);
-    double total = 0;
     for (int64_t s = 0; s < steps; s++) {
-        double loss = 0;
+        double res[2] = {0, 0};
         watchdog(j, true);
-        bool ok = train_step(j, order + s * j->o.batch + j->rank * j->local, &loss, s + 1);
+        bool ok = train_step(j, order + s * j->o.batch + j->rank * j->local, res, s + 1);
         watchdog(j, false);
         if (!ok)
             return false;
-        total += loss;
+        p.loss += res[0];
+        p.correct += res[1];
         if (p.bar && (now() - p.last > 0.1 || s + 1 == steps)) {
-            print_bar(j, &p, epoch, s + 1, steps, total / (double)(s + 1));
+            print_bar(j, &p, epoch, s + 1, steps);
             p.last = now();
         }
     }
@@ -650,7 +676,7 @@ static bool run_epoch(Job *j, int64_t epoch, int64_t *order)
               (!j->o.val || evaluate(j, &j->vx, &j->vy, val));
     watchdog(j, false);
     if (ok && talk)
-        print_epoch(j, &p, epoch, total / (double)steps, j->o.val ? val : NULL);
+        print_epoch(j, &p, epoch, steps, j->o.val ? val : NULL);
     return ok;
 }
 

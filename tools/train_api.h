@@ -21,6 +21,7 @@ typedef struct TrainApi {
                                     float *);
     cnn_status (*gradients)(cnn_trainer *, float **, size_t *);
     cnn_status (*apply_gradients)(cnn_trainer *);
+    cnn_status (*outputs)(const cnn_trainer *, const float **, size_t *);
     cnn_status (*evaluate)(cnn_trainer *, const cnn_tensor *, const cnn_tensor *, float *,
                            cnn_tensor *);
     int32_t (*num_params)(const cnn_trainer *);
@@ -56,6 +57,7 @@ static inline bool train_api_open(TrainApi *a, const char *path, char *err, size
               MODEL_API_SYM(a, compute_gradients, "cnn_trainer_compute_gradients") &&
               MODEL_API_SYM(a, gradients, "cnn_trainer_gradients") &&
               MODEL_API_SYM(a, apply_gradients, "cnn_trainer_apply_gradients") &&
+              MODEL_API_SYM(a, outputs, "cnn_trainer_outputs") &&
               MODEL_API_SYM(a, evaluate, "cnn_trainer_evaluate") &&
               MODEL_API_SYM(a, num_params, "cnn_trainer_num_params") &&
               MODEL_API_SYM(a, num_trainable, "cnn_trainer_num_trainable") &&

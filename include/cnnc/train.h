@@ -82,6 +82,11 @@ cnn_status cnn_trainer_compute_gradients(cnn_trainer *t, const cnn_tensor *x,
 cnn_status cnn_trainer_gradients(cnn_trainer *t, float **data, size_t *count);
 /* The second half: the optimizer's update from the gradients in that buffer. */
 cnn_status cnn_trainer_apply_gradients(cnn_trainer *t);
+/* The network's output (the logits) that the last step or compute_gradients computed,
+ * in training mode (or the last evaluate given no outputs buffer): `count` floats shaped
+ * as cnn_trainer_output_info says, owned by the instance and valid until its next call.
+ * A running training accuracy at no extra cost. */
+cnn_status cnn_trainer_outputs(const cnn_trainer *t, const float **data, size_t *count);
 
 /* The network in evaluation mode (batch-norm running statistics, no dropout) on a
  * batch: the mean loss (labels may be NULL when loss is) and (outputs may be NULL)
