@@ -82,6 +82,24 @@ expect 0 "" -- "$model" --data="$tmp/train.npz" --epochs=1 --batch=6 --seed=4 --
   --save="$tmp/c.safetensors"
 check "another seed shuffles otherwise" bash -c "! cmp -s '$tmp/a.safetensors' '$tmp/c.safetensors'"
 
+# Mean squared error against float targets (one-hot): the loss falls, no accuracy shown.
+if "$cnnc" models/mlp.cnn --train --loss=mse --batch=6 --optimizer=sgd --lr=0.01 \
+     -o "$tmp/mse_train.so"; then
+  expect 0 "Saved" -- "$tmp/mse_train.so" --data="$tmp/targets.npz" \
+    --val="$tmp/val_targets.npz" --epochs=2 --batch=6 --save="$tmp/mse.safetensors"
+  cat "$tmp/err"
+  check "mse: no accuracy of targets" bash -c "! grep -q accuracy '$tmp/err'"
+  first=$(sed -n 's/^Epoch 1\/2  loss \([0-9.]*\).*/\1/p' "$tmp/err")
+  second=$(sed -n 's/^Epoch 2\/2  loss \([0-9.]*\).*val loss [0-9.]*$/\1/p' "$tmp/err")
+  check "mse: the loss falls ($first, then $second)" \
+    "$py" -c "import sys; sys.exit(not ${second:-1} < ${first:-0})"
+  expect 1 "$tmp/train.npz: y must be float targets [M, 10] for a model trained with mean squared error; it is <i8 of rank 1" \
+    -- "$tmp/mse_train.so" --data="$tmp/train.npz" --epochs=1 --batch=6 --save="$tmp/x.safetensors"
+else
+  echo "FAIL: cnnc --train --loss=mse could not compile models/mlp.cnn"
+  fail=$((fail + 1))
+fi
+
 # Errors: status 1 and a message, before any training.
 run=("$model" --epochs=1 --batch=6 --save="$tmp/x.safetensors")
 expect 0 "usage: cnntrain MODEL_train.so" -- --help

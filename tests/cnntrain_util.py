@@ -1,7 +1,8 @@
 """What tests/check_cnntrain.sh needs of numpy, as subcommands:
   data DIR               DIR/train.npz (600 samples) and DIR/val.npz (200) of a 10-class
                          problem shaped like MNIST ([1, 28, 28]: a class's pattern plus
-                         noise), DIR/val_x.npy, and malformed archives DIR/bad_*.npz
+                         noise), DIR/val_x.npy, the same with one-hot float targets
+                         (DIR/targets.npz, val_targets.npz), malformed archives DIR/bad_*.npz
   same A B TOL           two .safetensors files hold the same tensors within TOL, relative
                          to each tensor's largest magnitude; prints the largest difference
   apart A B MIN          they differ by MIN or more
@@ -27,6 +28,9 @@ def data(out):
     vx, vy = draw(200)
     np.savez_compressed(out + "/val.npz", x=vx, y=vy)
     np.save(out + "/val_x.npy", vx)
+    onehot = np.eye(10, dtype=np.float32)
+    np.savez(out + "/targets.npz", x=x, y=onehot[y])
+    np.savez(out + "/val_targets.npz", x=vx, y=onehot[vy])
     np.savez(out + "/bad_no_y.npz", x=x)
     np.savez(out + "/bad_float_y.npz", x=x, y=y.astype(np.float32))
     np.savez(out + "/bad_range.npz", x=x, y=np.where(np.arange(600) == 17, 10, y))
