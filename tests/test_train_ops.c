@@ -216,7 +216,8 @@ static void test_act_grad(void **state)
 }
 
 /* maxpool 3x3 stride 2 pad 1 (overlapping windows) on a grid of ties and with NaNs,
- * 2x2 stride 2 with ceil_mode, and 3x3 dilation 2; batch 3 and 1. */
+ * 2x2 stride 2 with ceil_mode, and 3x3 dilation 2; rows wide enough for vectors of
+ * windows; batch 3 and 1. */
 static void test_maxpool_grad(void **state)
 {
     check("maxpool_grad",
@@ -236,6 +237,18 @@ static void test_maxpool_grad(void **state)
           "  %1 = input \"dy\" : f32[3,5,5,5]\n"
           "  %2 = maxpool_grad(%1, %0) {kernel=3, stride=2, pad=1} \"a\" : f32[3,5,9,9]\n"
           "  return %2 \"a\"\n}\n",
+          &plain);
+    check("maxpool_grad_wide",
+          "graph mp {\n"
+          "  %0 = input \"grid\" : f32[2,3,12,70]\n"
+          "  %1 = input \"dy\" : f32[2,3,6,35]\n"
+          "  %2 = maxpool_grad(%1, %0) {kernel=3, stride=2, pad=1} \"a\" : f32[2,3,12,70]\n"
+          "  %3 = input \"nan\" : f32[1,2,6,41]\n"
+          "  %4 = input \"dy2\" : f32[1,2,3,20]\n"
+          "  %5 = maxpool_grad(%4, %3) {kernel=2, stride=2} \"b\" : f32[1,2,6,41]\n"
+          "  %6 = input \"dy3\" : f32[1,2,6,41]\n"
+          "  %7 = maxpool_grad(%6, %3) {kernel=3, pad=1} \"c\" : f32[1,2,6,41]\n"
+          "  return %2 \"a\"\n  return %5 \"b\"\n  return %7 \"c\"\n}\n",
           &plain);
     check("maxpool_grad_b1",
           "graph mp {\n"

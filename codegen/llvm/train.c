@@ -751,16 +751,16 @@ static void accumulate(Cg *cg, LLVMValueRef dx, LLVMValueRef at, LLVMValueRef v)
     store_at(cg, vadd(cg, load_at(cg, dx, at, 1), v), dx, at);
 }
 
-/* max_pool2d's backward: dy to the first maximum of the window in row-major
- * order (a NaN counts as a maximum, as PyTorch's forward picks it). */
-static void maxpool_grad_plane(Cg *cg, Plane *p, LLVMValueRef oh, LLVMValueRef ow)
+/* Where max_pool2d's backward sends dy: the first maximum of the window in
+ * row-major order (a NaN counts as a maximum, a later NaN wins, as PyTorch's
+ * forward picks it), -1 for a window wholly in the padding. Taps are checked
+ * against the input's bounds. */
+static LLVMValueRef max_at_clipped(Cg *cg, Plane *p, LLVMValueRef h0, LLVMValueRef w0)
 {
     const PoolAttrs *a = &p->nd->attrs.pool;
     LLVMValueRef best = fvar(cg, 1, "best"), at = cg_var(cg, cg->t_i64, "at");
     put(cg, best, cg_f32(cg, -INFINITY));
     put(cg, at, cg_i64(cg, -1));
-    LLVMValueRef h0 = LLVMBuildSub(cg->b, cg_imul(cg, oh, a->stride[0]), cg_i64(cg, a->pad[0]), "");
-    LLVMValueRef w0 = LLVMBuildSub(cg->b, cg_imul(cg, ow, a->stride[1]), cg_i64(cg, a->pad[1]), "");
     CgLoop kh = cg_loop_begin(cg, cg_i64(cg, 0), cg_i64(cg, a->kernel[0]), 1, "kh");
     LLVMValueRef ih = cg_iadd(cg, h0, cg_imul(cg, kh.iv, a->dilation[0]));
     LLVMBasicBlockRef hj = cg_if_begin(cg, icmp(cg, LLVMIntULT, ih, cg_i64(cg, p->H)));
@@ -778,9 +778,153 @@ static void maxpool_grad_plane(Cg *cg, Plane *p, LLVMValueRef oh, LLVMValueRef o
     cg_loop_end(cg, &kw);
     cg_if_end(cg, hj);
     cg_loop_end(cg, &kh);
+    return get(cg, at);
+}
+
+#define MAX_TAPS 64 /* windows up to this many taps are unrolled inside the input */
+
+/* The same for a window wholly inside the input: its taps unrolled, no checks. */
+static LLVMValueRef max_at_inside(Cg *cg, Plane *p, LLVMValueRef h0, LLVMValueRef w0)
+{
+    const PoolAttrs *a = &p->nd->attrs.pool;
+    LLVMValueRef base = cg_iadd(cg, cg_imul(cg, h0, p->W), w0), best = NULL, at = NULL;
+    for (int32_t i = 0; i < a->kernel[0]; i++)
+        for (int32_t j = 0; j < a->kernel[1]; j++) {
+            int64_t off = (int64_t)i * a->dilation[0] * p->W + (int64_t)j * a->dilation[1];
+            LLVMValueRef pos = cg_iadd(cg, base, cg_i64(cg, off));
+            LLVMValueRef v = load_at(cg, p->x, pos, 1);
+            if (!best) {
+                best = v;
+                at = pos;
+                continue;
+            }
+            LLVMValueRef take =
+                LLVMBuildOr(cg->b, fcmp(cg, LLVMRealOGT, v, best), fcmp(cg, LLVMRealUNO, v, v), "");
+            best = sel(cg, take, v, best);
+            at = sel(cg, take, pos, at);
+        }
+    return at;
+}
+
+/* Outputs [lo, hi) along one dim whose windows lie inside the input's `in`. */
+static void inside_range(int64_t in, int64_t out, int32_t k, int32_t s, int32_t pad, int32_t d,
+                         int64_t *lo, int64_t *hi)
+{
+    *lo = (pad + s - 1) / s;
+    int64_t last = in - 1 + pad - (int64_t)(k - 1) * d;
+    *hi = last < 0 ? 0 : last / s + 1;
+    if (*hi > out)
+        *hi = out;
+    if (*hi < *lo)
+        *hi = *lo;
+}
+
+/* max_pool2d's backward at output (oh, ow): dy to where the maximum is. */
+static void maxpool_grad_plane(Cg *cg, Plane *p, LLVMValueRef oh, LLVMValueRef ow)
+{
+    const PoolAttrs *a = &p->nd->attrs.pool;
+    LLVMValueRef h0 = LLVMBuildSub(cg->b, cg_imul(cg, oh, a->stride[0]), cg_i64(cg, a->pad[0]), "");
+    LLVMValueRef w0 = LLVMBuildSub(cg->b, cg_imul(cg, ow, a->stride[1]), cg_i64(cg, a->pad[1]), "");
+    int64_t hlo, hhi, wlo, whi;
+    inside_range(p->H, p->OH, a->kernel[0], a->stride[0], a->pad[0], a->dilation[0], &hlo, &hhi);
+    inside_range(p->W, p->OW, a->kernel[1], a->stride[1], a->pad[1], a->dilation[1], &wlo, &whi);
+    LLVMValueRef at = cg_var(cg, cg->t_i64, "found");
+    if ((int64_t)a->kernel[0] * a->kernel[1] <= MAX_TAPS && hlo < hhi && wlo < whi) {
+        LLVMValueRef in = LLVMBuildAnd(cg->b, icmp(cg, LLVMIntSGE, oh, cg_i64(cg, hlo)),
+                                       icmp(cg, LLVMIntSLT, oh, cg_i64(cg, hhi)), "");
+        in = LLVMBuildAnd(cg->b, in, icmp(cg, LLVMIntSGE, ow, cg_i64(cg, wlo)), "");
+        in = LLVMBuildAnd(cg->b, in, icmp(cg, LLVMIntSLT, ow, cg_i64(cg, whi)), "inside");
+        LLVMBasicBlockRef j = cg_if_begin(cg, in);
+        put(cg, at, max_at_inside(cg, p, h0, w0));
+        cg_if_end(cg, j);
+        j = cg_if_begin(cg, LLVMBuildNot(cg->b, in, ""));
+        put(cg, at, max_at_clipped(cg, p, h0, w0));
+        cg_if_end(cg, j);
+    } else {
+        put(cg, at, max_at_clipped(cg, p, h0, w0));
+    }
     LLVMValueRef found = get(cg, at);
     LLVMBasicBlockRef j = cg_if_begin(cg, icmp(cg, LLVMIntSGE, found, cg_i64(cg, 0)));
     accumulate(cg, p->dx, found, load_at(cg, p->dy, cg_iadd(cg, cg_imul(cg, oh, p->OW), ow), 1));
+    cg_if_end(cg, j);
+}
+
+/* max_pool2d's backward at `vec` outputs ow0.. of row oh whose windows lie inside
+ * the input: each tap a vector (strided loads), the maxima's places found in
+ * vectors, then dy added there lane by lane in ow order. */
+static void maxpool_grad_vec(Cg *cg, Plane *p, LLVMValueRef oh, LLVMValueRef ow0)
+{
+    const PoolAttrs *a = &p->nd->attrs.pool;
+    int32_t L = cg->vec, s = a->stride[1];
+    LLVMValueRef h0 = LLVMBuildSub(cg->b, cg_imul(cg, oh, a->stride[0]), cg_i64(cg, a->pad[0]), "");
+    LLVMValueRef w0 = LLVMBuildSub(cg->b, cg_imul(cg, ow0, s), cg_i64(cg, a->pad[1]), "");
+    LLVMValueRef base = cg_iadd(cg, cg_imul(cg, h0, p->W), w0), steps[64], best = NULL, at = NULL;
+    for (int32_t l = 0; l < L; l++)
+        steps[l] = LLVMConstInt(cg->t_i32, (unsigned long long)l * (unsigned)s, 0);
+    LLVMValueRef lanes = LLVMConstVector(steps, (unsigned)L);
+    for (int32_t i = 0; i < a->kernel[0]; i++)
+        for (int32_t j = 0; j < a->kernel[1]; j++) {
+            int64_t off = (int64_t)i * a->dilation[0] * p->W + (int64_t)j * a->dilation[1];
+            LLVMValueRef pos = cg_iadd(cg, base, cg_i64(cg, off));
+            LLVMValueRef v = cg_load_lanes(cg, p->x, pos, s, L, UINT32_MAX);
+            LLVMValueRef pv =
+                LLVMBuildAdd(cg->b, splat_any(cg, LLVMBuildTrunc(cg->b, pos, cg->t_i32, ""), L),
+                             lanes, "");
+            if (!best) {
+                best = v;
+                at = pv;
+                continue;
+            }
+            LLVMValueRef take =
+                LLVMBuildOr(cg->b, fcmp(cg, LLVMRealOGT, v, best), fcmp(cg, LLVMRealUNO, v, v), "");
+            best = sel(cg, take, v, best);
+            at = sel(cg, take, pv, at);
+        }
+    LLVMValueRef g = load_at(cg, p->dy, cg_iadd(cg, cg_imul(cg, oh, p->OW), ow0), L);
+    for (int32_t l = 0; l < L; l++) {
+        LLVMValueRef li = LLVMConstInt(cg->t_i32, (unsigned long long)l, 0);
+        LLVMValueRef where =
+            LLVMBuildSExt(cg->b, LLVMBuildExtractElement(cg->b, at, li, ""), cg->t_i64, "");
+        accumulate(cg, p->dx, where, LLVMBuildExtractElement(cg->b, g, li, ""));
+    }
+}
+
+/* Outputs [lo, hi) of row oh through maxpool_grad_plane. */
+static void maxpool_grad_span(Cg *cg, Plane *p, LLVMValueRef oh, int64_t lo, int64_t hi)
+{
+    if (lo >= hi)
+        return;
+    CgLoop ow = cg_loop_begin(cg, cg_i64(cg, lo), cg_i64(cg, hi), 1, "ow");
+    maxpool_grad_plane(cg, p, oh, ow.iv);
+    cg_loop_end(cg, &ow);
+}
+
+/* Row oh of max_pool2d's backward: in vectors where a whole vector of windows lies
+ * inside the input (rows inside it, the columns between the borders), else one
+ * output at a time. */
+static void maxpool_grad_row(Cg *cg, Plane *p, LLVMValueRef oh)
+{
+    const PoolAttrs *a = &p->nd->attrs.pool;
+    int64_t hlo, hhi, wlo, whi, L = cg->vec;
+    inside_range(p->H, p->OH, a->kernel[0], a->stride[0], a->pad[0], a->dilation[0], &hlo, &hhi);
+    inside_range(p->W, p->OW, a->kernel[1], a->stride[1], a->pad[1], a->dilation[1], &wlo, &whi);
+    if ((int64_t)a->kernel[0] * a->kernel[1] > MAX_TAPS || hlo >= hhi || whi - wlo < L ||
+        (int64_t)a->stride[1] * L > 64 || p->H * p->W >= INT32_MAX) {
+        maxpool_grad_span(cg, p, oh, 0, p->OW);
+        return;
+    }
+    int64_t vend = wlo + (whi - wlo) / L * L;
+    LLVMValueRef in = LLVMBuildAnd(cg->b, icmp(cg, LLVMIntSGE, oh, cg_i64(cg, hlo)),
+                                   icmp(cg, LLVMIntSLT, oh, cg_i64(cg, hhi)), "inside");
+    LLVMBasicBlockRef j = cg_if_begin(cg, in);
+    maxpool_grad_span(cg, p, oh, 0, wlo);
+    CgLoop v = cg_loop_begin(cg, cg_i64(cg, wlo), cg_i64(cg, vend), L, "ow");
+    maxpool_grad_vec(cg, p, oh, v.iv);
+    cg_loop_end(cg, &v);
+    maxpool_grad_span(cg, p, oh, vend, p->OW);
+    cg_if_end(cg, j);
+    j = cg_if_begin(cg, LLVMBuildNot(cg->b, in, ""));
+    maxpool_grad_span(cg, p, oh, 0, p->OW);
     cg_if_end(cg, j);
 }
 
@@ -870,12 +1014,13 @@ static CgKernel emit_pool_grad(Cg *cg, int32_t id)
     } else {
         cg_vec_loop(cg, cg_i64(cg, p.H * p.W), cg->vec, zero_body, p.dx);
         CgLoop oh = cg_loop_begin(cg, cg_i64(cg, 0), cg_i64(cg, p.OH), 1, "oh");
-        CgLoop ow = cg_loop_begin(cg, cg_i64(cg, 0), cg_i64(cg, p.OW), 1, "ow");
-        if (nd->op == OP_MAXPOOL_GRAD)
-            maxpool_grad_plane(cg, &p, oh.iv, ow.iv);
-        else
+        if (nd->op == OP_MAXPOOL_GRAD) {
+            maxpool_grad_row(cg, &p, oh.iv);
+        } else {
+            CgLoop ow = cg_loop_begin(cg, cg_i64(cg, 0), cg_i64(cg, p.OW), 1, "ow");
             mean_grad_plane(cg, &p, oh.iv, ow.iv);
-        cg_loop_end(cg, &ow);
+            cg_loop_end(cg, &ow);
+        }
         cg_loop_end(cg, &oh);
     }
     cg_loop_end(cg, &it);
