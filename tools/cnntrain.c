@@ -29,7 +29,7 @@
 
 typedef struct Options {
     const char *model, *data, *val, *save;
-    int64_t epochs, batch, threads, lr_step, timeout;
+    int64_t epochs, batch, threads, lr_step, timeout; /* threads < 0: not given */
     uint64_t seed;
     double lr, lr_gamma; /* lr < 0: the compiled one */
     bool quiet;
@@ -38,6 +38,7 @@ typedef struct Options {
 /* One process's view of the job. */
 typedef struct Job {
     int rank, size;
+    int neighbours; /* processes on this machine, this one included */
     Options o;
     TrainApi api;
     cnn_trainer *t;
@@ -174,7 +175,8 @@ static const char usage_text[] =
     "  --lr=LR              the learning rate (default: cnnc's --lr)\n"
     "  --lr-step=N          multiply the learning rate by --lr-gamma every N epochs\n"
     "  --lr-gamma=G         (PyTorch's StepLR; default 0.1)\n"
-    "  --threads=T          threads per process (default: one per core)\n"
+    "  --threads=T          threads per process (default: the machine's cores, shared\n"
+    "                       evenly by the processes running on it)\n"
     "  --timeout=SEC        end the job when one step takes longer (a process died or\n"
     "                       stopped answering); 0: never (default 600)\n"
     "  --save=W             the trained weights (.safetensors), written by process 0\n"
@@ -193,7 +195,7 @@ static int parse_args(Options *o, int argc, char **argv, int rank)
              mpi ? what : "built without MPI: one process only");
     snprintf(version, sizeof version, "cnntrain 0.1.0 (train API %d, %s%s)\n",
              CNN_TRAIN_API_VERSION, mpi ? "data parallel over " : "", what);
-    *o = (Options){.epochs = 0, .lr = -1, .lr_gamma = 0.1, .timeout = 600};
+    *o = (Options){.threads = -1, .lr = -1, .lr_gamma = 0.1, .timeout = 600};
     CliParser p = {usage, version, parse_option, add_operand};
     /* Every process reads the same arguments: process 0 alone says what it finds. */
     FILE *saved_out = stdout, *saved_err = stderr, *null = NULL;
@@ -240,6 +242,15 @@ static void shape_str(char *buf, size_t n, const int64_t *dims, int32_t rank, co
         snprintf(buf + len, n - len, "]");
 }
 
+/* --threads, or the machine's cores shared by the processes that run on it (0: all). */
+static int32_t thread_count(const Job *j)
+{
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    if (j->o.threads >= 0 || j->neighbours <= 1)
+        return (int32_t)(j->o.threads >= 0 ? j->o.threads : 0);
+    return cores > j->neighbours ? (int32_t)(cores / j->neighbours) : 1;
+}
+
 static bool open_model(Job *j)
 {
     /* dlopen searches the library path for a bare name; a user means the file. */
@@ -251,7 +262,7 @@ static bool open_model(Job *j)
         return fail("%s", err);
     cnn_train_options opt;
     cnn_train_options_init(&opt);
-    opt.num_threads = (int32_t)j->o.threads;
+    opt.num_threads = thread_count(j);
     opt.seed = j->o.seed;
     if (!trainer_ok(j, j->api.create(&opt, &j->t), j->o.model) ||
         !trainer_ok(j, j->api.input_info(j->t, &j->in), j->o.model) ||
@@ -740,6 +751,10 @@ int main(int argc, char **argv)
     }
     signal(SIGALRM, on_alarm);
     watchdog(&j, true);
+    if (!dist_local_size(&j.neighbours, err, sizeof err)) {
+        cli_fail("%s", err);
+        dist_abort();
+    }
     bool ok = agree(&j, setup(&j));
     watchdog(&j, false);
     if (ok && !train(&j)) {

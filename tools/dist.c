@@ -76,6 +76,21 @@ _Noreturn void dist_abort(void)
     exit(1);
 }
 
+bool dist_local_size(int *local, char *err, size_t n)
+{
+    *local = 1;
+    if (!g_mpi)
+        return true;
+    MPI_Comm node;
+    if (!mpi_ok(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL,
+                                    &node),
+                "MPI_Comm_split_type", err, n))
+        return false;
+    bool ok = mpi_ok(MPI_Comm_size(node, local), "MPI_Comm_size", err, n);
+    MPI_Comm_free(&node);
+    return ok;
+}
+
 bool dist_sum_floats(float *data, size_t count, size_t bucket, char *err, size_t n)
 {
     if (!g_mpi)
@@ -155,6 +170,12 @@ void dist_finalize(void)
 _Noreturn void dist_abort(void)
 {
     exit(1);
+}
+
+bool dist_local_size(int *local, char *err, size_t n)
+{
+    *local = 1;
+    return true;
 }
 
 bool dist_sum_floats(float *data, size_t count, size_t bucket, char *err, size_t n)

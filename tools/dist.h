@@ -17,6 +17,8 @@ bool dist_available(char *what, size_t n);
  * otherwise 0 and 1, with MPI left alone. */
 bool dist_init(int *argc, char ***argv, int *rank, int *size, char *err, size_t n);
 void dist_finalize(void);
+/* How many of the job's processes share this one's machine (MPI_COMM_TYPE_SHARED). */
+bool dist_local_size(int *local, char *err, size_t n);
 /* Ends every process of the job with status 1 (MPI_Abort), or this one alone. */
 _Noreturn void dist_abort(void);
 
