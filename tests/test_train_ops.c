@@ -1,9 +1,9 @@
 /* test_train_ops.c: the LLVM kernels of the training ops (but conv2d's and dense's)
  * against the reference interpreter. Each case is a small graph in IR text whose
  * weights, statistics and hyper-parameters are graph inputs, compiled through the passes
- * in plain layouts and run in-process with 1 and 2 threads on random inputs (valid
- * labels); every output within TOL of the interpreter's, as max |d| / max |ref|. Sizes
- * are odd so that vector tails run, and batches are 1 and 3. */
+ * in plain layouts for the host, AVX2 and SSE, and run in-process with 1 and 2 threads
+ * on random inputs (valid labels); every output within TOL of the interpreter's, as
+ * max |d| / max |ref|. Sizes are odd so that vector tails run; batches are 1 and 3. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -88,9 +88,17 @@ static Graph *parse(const char *name, const char *text)
     return g;
 }
 
+/* The targets each graph is compiled for: the host, AVX2 (8 lanes) and SSE (4 lanes,
+ * no FMA). */
+static const CgTarget targets[] = {
+    {.opt_level = 2},
+    {.cpu = "x86-64", .features = "+avx,+avx2,+fma", .opt_level = 2},
+    {.cpu = "x86-64", .features = "+sse4.2", .opt_level = 2},
+};
+
 /* The graph through the passes (plain layouts, as a training model is compiled)
- * and LLVM, linked in-process. */
-static CgJit *compile(Graph *g, Cg *cg)
+ * and LLVM for target `t`, linked in-process. */
+static CgJit *compile(Graph *g, const CgTarget *t, Cg *cg)
 {
     Diag d;
     ir_diag_init(&d, stderr);
@@ -99,8 +107,7 @@ static CgJit *compile(Graph *g, Cg *cg)
     po.block = 0;
     assert_true(pass_run_pipeline(g, &po, &d));
     assert_true(pass_check_plan(g, &d));
-    CgTarget t = {.opt_level = 2};
-    assert_true(cg_lower(cg, g, &t, &d));
+    assert_true(cg_lower(cg, g, t, &d));
     ir_diag_fini(&d);
     CgJitSymbol syms[2] = {
         {"rt_parallel_for", fn_addr((void (*)(void))rt_parallel_for)},
@@ -137,32 +144,35 @@ static void check_graph(const char *name, const Graph *g, const Case *c)
         outs[k] = malloc((size_t)n * sizeof(float));
         tout[k] = (cnn_tensor){outs[k], (size_t)n * sizeof(float)};
     }
-    Graph *cgraph = ir_graph_clone(g);
-    Cg cg;
-    CgJit *j = compile(cgraph, &cg);
-    const RtModel *desc = cg_jit_lookup(j, "cnnc_model");
-    assert_non_null(desc);
-    for (int32_t threads = 1; threads <= 2; threads++) {
-        cnn_options opt;
-        cnn_options_init(&opt);
-        opt.num_threads = threads;
-        cnn_model *m;
-        assert_int_equal(rt_model_create(desc, &opt, &m), CNN_OK);
-        for (int32_t k = 0; k < no; k++)
-            for (size_t i = 0; i < tout[k].size / sizeof(float); i++)
-                outs[k][i] = NAN;
-        assert_int_equal(cnn_model_run(m, tin, ni, tout, no), CNN_OK);
-        for (int32_t k = 0; k < no; k++) {
-            char what[256];
-            snprintf(what, sizeof what, "%s: %s, %d thread(s)", name, g->outputs[k].name, threads);
-            expect_within_nonfinite(what, outs[k], ref.values[out_node[k]],
-                                    ir_numel(&g->nodes[out_node[k]].type), TOL);
+    for (size_t t = 0; t < sizeof targets / sizeof *targets; t++) {
+        Graph *cgraph = ir_graph_clone(g);
+        Cg cg;
+        CgJit *j = compile(cgraph, &targets[t], &cg);
+        const RtModel *desc = cg_jit_lookup(j, "cnnc_model");
+        assert_non_null(desc);
+        for (int32_t threads = 1; threads <= 2; threads++) {
+            cnn_options opt;
+            cnn_options_init(&opt);
+            opt.num_threads = threads;
+            cnn_model *m;
+            assert_int_equal(rt_model_create(desc, &opt, &m), CNN_OK);
+            for (int32_t k = 0; k < no; k++)
+                for (size_t i = 0; i < tout[k].size / sizeof(float); i++)
+                    outs[k][i] = NAN;
+            assert_int_equal(cnn_model_run(m, tin, ni, tout, no), CNN_OK);
+            for (int32_t k = 0; k < no; k++) {
+                char what[256];
+                snprintf(what, sizeof what, "%s: %s, %s, %d thread(s)", name, g->outputs[k].name,
+                         targets[t].features ? targets[t].features : "host", threads);
+                expect_within_nonfinite(what, outs[k], ref.values[out_node[k]],
+                                        ir_numel(&g->nodes[out_node[k]].type), TOL);
+            }
+            cnn_model_destroy(m);
         }
-        cnn_model_destroy(m);
+        cg_jit_free(j);
+        cg_free(&cg);
+        ir_graph_free(cgraph);
     }
-    cg_jit_free(j);
-    cg_free(&cg);
-    ir_graph_free(cgraph);
     ir_interp_free(&ref);
     for (int32_t k = 0; k < ni; k++)
         free(ins[k]);
