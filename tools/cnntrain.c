@@ -74,8 +74,9 @@ static bool trainer_ok(Job *j, cnn_status s, const char *what)
 /* ---- the watchdog --------------------------------------------------------- */
 
 /* A process that died or stopped in the middle of a collective leaves the others
- * waiting in it forever: each step runs under an alarm of --timeout seconds, whose
- * handler ends the process (mpirun then ends the job). */
+ * waiting in it forever: the setup, each step, each held-out batch and each epoch's
+ * checks run under an alarm of --timeout seconds, whose handler ends the process
+ * (mpirun then ends the job). */
 static void on_alarm(int sig)
 {
     static const char msg[] = "cnntrain: error: a step took longer than --timeout: a process "
@@ -495,6 +496,7 @@ static bool evaluate(Job *j, const NpzArray *x, const NpzArray *y, double res[3]
     res[0] = res[1] = res[2] = 0;
     bool ok = true;
     for (int64_t b = j->rank; ok && b < nbatch; b += j->size) {
+        watchdog(j, true); /* the timeout is per batch here too */
         int64_t first = b * j->local, real = m - first < j->local ? m - first : j->local;
         for (int64_t i = 0; i < j->local; i++)
             idx[i] = first + (i < real ? i : 0);
