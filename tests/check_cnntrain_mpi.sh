@@ -62,9 +62,9 @@ check "2 processes with a model for 6 each: status 1" [ $? -ne 0 ]
 check "... saying to compile for 3" grep -qF -- "--batch=6 over 2 processes needs a model compiled for 3 samples per process" "$tmp/out"
 check "... once, from process 0" [ "$(grep -c 'cnntrain: error' "$tmp/out")" -eq 1 ]
 
-# Process 1 is killed, then stopped, 2 s into 200 epochs: the job ends with status 1 and
+# Process 1 is killed, then stopped, 2 s into 5000 epochs: the job ends with status 1 and
 # a message, within --timeout=4 (the stopped one is never answering again), not hanging.
-long=(--data="$tmp/train.npz" --epochs=200 --batch=6 --threads=1 --timeout=4
+long=(--data="$tmp/train.npz" --epochs=5000 --batch=6 --threads=1 --timeout=4
       --save="$tmp/x.safetensors")
 for sig in KILL STOP; do
   start=$(date +%s)
