@@ -383,7 +383,8 @@ static bool setup(Job *j)
 
 /* ---- steps ------------------------------------------------------------------- */
 
-/* Samples idx[0..local) into the batch buffers (a label is 8 bytes: int64, or floats). */
+/* Samples idx[0..local) of (x, y) into the batch buffers: labels are int64 class
+ * indices or float targets, copied as bytes. */
 static void gather(Job *j, const NpzArray *x, const NpzArray *y, const int64_t *idx)
 {
     size_t xs = (size_t)numel_of(&j->in, 1);
