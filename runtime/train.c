@@ -679,14 +679,17 @@ CNN_EXPORT cnn_status cnn_trainer_set_param(cnn_trainer *t, int32_t i, const voi
 
 CNN_EXPORT cnn_status cnn_trainer_set_lr(cnn_trainer *t, float lr)
 {
-    rt_set_error("%s", "");
     if (!t) return CNN_ERR_INVALID_ARGUMENT;
+    cnn_status s = acquire(t);
+    if (s != CNN_OK) return s;
     if (!(lr >= 0) || !isfinite(lr)) {
         rt_set_error("learning rate %g is not a finite number >= 0", (double)lr);
-        return CNN_ERR_INVALID_ARGUMENT;
+        s = CNN_ERR_INVALID_ARGUMENT;
+    } else {
+        t->lr = lr;
     }
-    t->lr = lr;
-    return CNN_OK;
+    release(t);
+    return s;
 }
 
 CNN_EXPORT float cnn_trainer_lr(const cnn_trainer *t)
