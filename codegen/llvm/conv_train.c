@@ -106,6 +106,9 @@ typedef struct Rows {
     int64_t ds, ss, rs; /* elements between batch items of destination, source, residual */
     int64_t mr, nvmax;  /* register tile: channels × vectors */
     bool plane;         /* a work item covers whole (small) planes, its tiles crossing rows */
+    /* On planes, the class of destination pixels being tiled: rows ry + sy·i and
+     * columns rx + sx·i (a strided gradient's pixels, by the taps they take) */
+    int64_t ry, rx, sy, sx;
     LLVMValueRef dst, src, w, bias, res;
     LLVMValueRef nb, grp, mblk, row; /* of the work item */
 } Rows;
@@ -205,6 +208,168 @@ static void tile_taps(Rows *r, LLVMValueRef kc, LLVMValueRef kh, int64_t mr, int
     cg_acc_if_end(cg, &c, acc);
 }
 
+/* ---- pixels at constant offsets ----------------------------------------- */
+
+/* The lanes of a vector whose source elements sit at constant offsets offs[l]
+ * from base[off] (lanes outside `valid` read 0): one (strided) load when the
+ * offsets step evenly, else a masked load per run of increasing offsets that
+ * fits a vector, the runs merged by shuffles -- the rows of a small plane. */
+static LLVMValueRef load_pixels(Cg *cg, LLVMValueRef base, LLVMValueRef off, const int64_t *offs,
+                                uint32_t valid, int32_t L)
+{
+    int32_t f = -1, g = -1; /* the first two lanes read */
+    for (int32_t l = 0; l < L && g < 0; l++)
+        if ((valid >> l) & 1) {
+            g = f < 0 ? -1 : l;
+            f = f < 0 ? l : f;
+        }
+    if (f < 0)
+        return LLVMConstNull(LLVMVectorType(cg->t_f32, (unsigned)L));
+    int64_t st = g < 0 ? 1 : (offs[g] - offs[f]) / (g - f);
+    bool even = st >= 1 && (g < 0 || (offs[g] - offs[f]) % (g - f) == 0);
+    for (int32_t l = f; even && l < L; l++)
+        even = !((valid >> l) & 1) || offs[l] == offs[f] + (l - f) * st;
+    if (even)
+        return cg_load_lanes(cg, base, addc(cg, off, offs[f] - f * st), st, L, valid);
+    LLVMValueRef acc = LLVMConstNull(LLVMVectorType(cg->t_f32, (unsigned)L));
+    for (int32_t l = 0; l < L;) {
+        if (!((valid >> l) & 1)) {
+            l++;
+            continue;
+        }
+        int32_t e = l + 1, prev = l;
+        while (e < L && (!((valid >> e) & 1) || (offs[e] > offs[prev] && offs[e] - offs[l] < L))) {
+            if ((valid >> e) & 1)
+                prev = e;
+            e++;
+        }
+        uint32_t bits = 0;
+        LLVMValueRef pick[64];
+        for (int32_t i = 0; i < L; i++) {
+            bool mine = i >= l && i < e && ((valid >> i) & 1);
+            if (mine)
+                bits |= UINT32_C(1) << (offs[i] - offs[l]);
+            pick[i] = LLVMConstInt(cg->t_i32,
+                                   mine ? (unsigned long long)(L + offs[i] - offs[l])
+                                        : (unsigned long long)i,
+                                   0);
+        }
+        LLVMValueRef run = cg_load_lanes(cg, base, addc(cg, off, offs[l]), 1, L, bits);
+        acc = LLVMBuildShuffleVector(cg->b, acc, run, LLVMConstVector(pick, (unsigned)L), "");
+        l = e;
+    }
+    return acc;
+}
+
+/* Stores the lanes of v in `valid` at constant offsets offs[l] from base[off],
+ * as load_pixels reads them. */
+static void store_pixels(Cg *cg, LLVMValueRef v, LLVMValueRef base, LLVMValueRef off,
+                         const int64_t *offs, uint32_t valid, int32_t L)
+{
+    int32_t f = -1;
+    for (int32_t l = 0; l < L && f < 0; l++)
+        f = (valid >> l) & 1 ? l : -1;
+    if (f < 0)
+        return;
+    bool even = true;
+    for (int32_t l = f; even && l < L; l++)
+        even = !((valid >> l) & 1) || offs[l] == offs[f] + (l - f);
+    if (even) {
+        cg_store_lanes(cg, v, base, addc(cg, off, offs[f] - f), 1, valid);
+        return;
+    }
+    for (int32_t l = 0; l < L;) {
+        if (!((valid >> l) & 1)) {
+            l++;
+            continue;
+        }
+        int32_t e = l + 1, prev = l;
+        while (e < L && (!((valid >> e) & 1) || (offs[e] > offs[prev] && offs[e] - offs[l] < L))) {
+            if ((valid >> e) & 1)
+                prev = e;
+            e++;
+        }
+        uint32_t bits = 0;
+        LLVMValueRef pick[64];
+        for (int32_t i = 0; i < L; i++)
+            pick[i] = LLVMConstInt(cg->t_i32, 0, 0);
+        for (int32_t i = l; i < e; i++)
+            if ((valid >> i) & 1) {
+                bits |= UINT32_C(1) << (offs[i] - offs[l]);
+                pick[offs[i] - offs[l]] = LLVMConstInt(cg->t_i32, (unsigned long long)i, 0);
+            }
+        LLVMValueRef run =
+            LLVMBuildShuffleVector(cg->b, v, v, LLVMConstVector(pick, (unsigned)L), "");
+        cg_store_lanes(cg, run, base, addc(cg, off, offs[l]), 1, bits);
+        l = e;
+    }
+}
+
+/* Pixel i of the plane class being tiled, as an offset in the destination plane. */
+static int64_t class_pixel(const Rows *r, int64_t i)
+{
+    int64_t cw = (r->DW - r->rx + r->sx - 1) / r->sx;
+    return (r->ry + r->sy * (i / cw)) * r->DW + r->rx + r->sx * (i % cw);
+}
+
+/* Where pixel j of the plane class reads the source through tap (kh, kw):
+ * its offset in the source plane, or false when the tap falls outside (or,
+ * strided gradients, between) source pixels. */
+static bool plane_source(const Rows *r, int64_t j, int64_t kh, int64_t kw, int64_t *off)
+{
+    const Geo *k = &r->k;
+    int64_t pix = class_pixel(r, j), y = pix / r->DW, x = pix % r->DW, sy, sx;
+    if (!r->grad) {
+        sy = y * k->sh - k->pt + kh * k->dh, sx = x * k->sw - k->pl + kw * k->dw;
+    } else {
+        int64_t ty = y + k->pt - kh * k->dh, tx = x + k->pl - kw * k->dw;
+        if (ty < 0 || tx < 0 || ty % k->sh || tx % k->sw)
+            return false;
+        sy = ty / k->sh, sx = tx / k->sw;
+    }
+    *off = sy * r->SW + sx;
+    return sy >= 0 && sy < r->SH && sx >= 0 && sx < r->SW;
+}
+
+/* Plane tiles: a vector holds pixels of several rows of a small plane, and the
+ * taps (kh, kw) are unrolled so that every lane's source offset is a constant. */
+static void plane_taps(Rows *r, LLVMValueRef kc, int64_t mr, int64_t j0, int64_t nv, int64_t jn,
+                       LLVMValueRef *acc)
+{
+    Cg *cg = r->cg;
+    const Geo *k = &r->k;
+    int64_t L = cg->vec;
+    LLVMValueRef so = add(cg, cg_imul(cg, r->nb, r->ss),
+                          cg_imul(cg, add(cg, cg_imul(cg, r->grp, r->kd), kc), r->SH * r->SW));
+    LLVMValueRef wo = add(cg, cg_imul(cg, r->grp, k->opg * k->cpg * k->KH * k->KW),
+                          add(cg, cg_imul(cg, r->mblk, r->mr * r->wm), cg_imul(cg, kc, r->wk)));
+    for (int64_t kh = 0; kh < k->KH; kh++)
+        for (int64_t kw = 0; kw < k->KW; kw++) {
+            int64_t offs[8][64];
+            uint32_t mask[8], any = 0;
+            for (int64_t v = 0; v < nv; v++) {
+                mask[v] = 0;
+                for (int64_t l = 0; l < L; l++) {
+                    int64_t j = j0 + v * L + l;
+                    if (j < jn && plane_source(r, j, kh, kw, &offs[v][l]))
+                        mask[v] |= UINT32_C(1) << l;
+                }
+                any |= mask[v];
+            }
+            if (!any)
+                continue;
+            LLVMValueRef bv[8];
+            for (int64_t v = 0; v < nv; v++)
+                bv[v] = load_pixels(cg, r->src, so, offs[v], mask[v], (int32_t)L);
+            for (int64_t m = 0; m < mr; m++) {
+                LLVMValueRef wp = cg_gep(cg, r->w, addc(cg, wo, m * r->wm + kh * k->KW + kw));
+                LLVMValueRef s = cg_splat(cg, cg_load(cg, wp, 1), (int32_t)L);
+                for (int64_t v = 0; v < nv; v++)
+                    acc[m * nv + v] = cg_fma(cg, s, bv[v], acc[m * nv + v]);
+            }
+        }
+}
+
 /* Bias, epilogue (residual) and the store of a finished tile. */
 static void tile_store(Rows *r, int64_t mr, int64_t phase, int64_t j0, int64_t nv, int64_t jn,
                        LLVMValueRef *acc)
@@ -220,62 +385,23 @@ static void tile_store(Rows *r, int64_t mr, int64_t phase, int64_t j0, int64_t n
             r->bias ? cg_splat(cg, cg_load(cg, cg_gep(cg, r->bias, ch), 1), (int32_t)L) : NULL;
         for (int64_t v = 0; v < nv; v++) {
             uint32_t mask = lane_mask(r, j0, v, jn, 0, false);
-            int64_t col = phase + r->dstep * (j0 + v * L);
+            int64_t offs[64];
+            for (int64_t l = 0; l < L; l++) {
+                int64_t j = j0 + v * L + l;
+                offs[l] = r->plane ? (j < jn ? class_pixel(r, j) : 0) : phase + r->dstep * j;
+            }
             LLVMValueRef x = acc[m * nv + v], res = NULL;
             if (bias)
                 x = LLVMBuildFAdd(cg->b, x, bias, "");
             if (r->res)
-                res = cg_load_lanes(cg, r->res,
-                                    addc(cg, add(cg, cg_imul(cg, r->nb, r->rs), pix), col),
-                                    r->dstep, (int32_t)L, mask);
+                res = load_pixels(cg, r->res, add(cg, cg_imul(cg, r->nb, r->rs), pix), offs, mask,
+                                  (int32_t)L);
             if (epi)
                 x = cg_epilogue(cg, epi, x, res);
-            cg_store_lanes(cg, x, r->dst, addc(cg, add(cg, cg_imul(cg, r->nb, r->ds), pix), col),
-                           r->dstep, mask);
+            store_pixels(cg, x, r->dst, add(cg, cg_imul(cg, r->nb, r->ds), pix), offs, mask,
+                         (int32_t)L);
         }
     }
-}
-
-/* Plane tiles (stride 1, destination rows as wide as source rows): pixel j of
- * the plane reads the source at j + a constant per tap, so the taps (kh, kw)
- * are unrolled with constant masks for the rows and columns in the padding. */
-static void plane_taps(Rows *r, LLVMValueRef kc, int64_t mr, int64_t j0, int64_t nv, int64_t jn,
-                       LLVMValueRef *acc)
-{
-    Cg *cg = r->cg;
-    const Geo *k = &r->k;
-    int64_t L = cg->vec;
-    LLVMValueRef so = add(cg, cg_imul(cg, r->nb, r->ss),
-                          cg_imul(cg, add(cg, cg_imul(cg, r->grp, r->kd), kc), r->SH * r->SW));
-    LLVMValueRef wo = add(cg, cg_imul(cg, r->grp, k->opg * k->cpg * k->KH * k->KW),
-                          add(cg, cg_imul(cg, r->mblk, r->mr * r->wm), cg_imul(cg, kc, r->wk)));
-    for (int64_t kh = 0; kh < k->KH; kh++)
-        for (int64_t kw = 0; kw < k->KW; kw++) {
-            int64_t ro = r->grad ? k->pt - kh * k->dh : kh * k->dh - k->pt;
-            int64_t co = r->grad ? k->pl - kw * k->dw : kw * k->dw - k->pl;
-            uint32_t mask[8], any = 0;
-            for (int64_t v = 0; v < nv; v++) {
-                mask[v] = 0;
-                for (int64_t l = 0; l < L; l++) {
-                    int64_t j = j0 + v * L + l, sr = j / r->DW + ro, sc = j % r->DW + co;
-                    if (j < jn && sr >= 0 && sr < r->SH && sc >= 0 && sc < r->SW)
-                        mask[v] |= UINT32_C(1) << l;
-                }
-                any |= mask[v];
-            }
-            if (!any)
-                continue;
-            LLVMValueRef bv[8];
-            for (int64_t v = 0; v < nv; v++)
-                bv[v] = cg_load_lanes(cg, r->src, addc(cg, so, j0 + v * L + ro * r->SW + co), 1,
-                                      (int32_t)L, mask[v]);
-            for (int64_t m = 0; m < mr; m++) {
-                LLVMValueRef wp = cg_gep(cg, r->w, addc(cg, wo, m * r->wm + kh * k->KW + kw));
-                LLVMValueRef s = cg_splat(cg, cg_load(cg, wp, 1), (int32_t)L);
-                for (int64_t v = 0; v < nv; v++)
-                    acc[m * nv + v] = cg_fma(cg, s, bv[v], acc[m * nv + v]);
-            }
-        }
 }
 
 static void emit_tile(Rows *r, int64_t mr, int64_t phase, int64_t j0, int64_t nv, int64_t jn)
@@ -303,12 +429,16 @@ static void emit_row(Cg *cg, void *p, int64_t mr)
 {
     Rows *r = p;
     int64_t L = cg->vec, phases = r->grad ? r->k.sw : 1;
-    if (r->plane) {
-        int64_t P = r->DH * r->DW;
-        for (int64_t j0 = 0; j0 < P; j0 += r->nvmax * L) {
-            int64_t nv = (P - j0 + L - 1) / L;
-            emit_tile(r, mr, 0, j0, nv < r->nvmax ? nv : r->nvmax, P);
-        }
+    if (r->plane) { /* each class of pixels in tiles */
+        for (r->ry = 0; r->ry < r->sy && r->ry < r->DH; r->ry++)
+            for (r->rx = 0; r->rx < r->sx && r->rx < r->DW; r->rx++) {
+                int64_t P =
+                    ((r->DH - r->ry + r->sy - 1) / r->sy) * ((r->DW - r->rx + r->sx - 1) / r->sx);
+                for (int64_t j0 = 0; j0 < P; j0 += r->nvmax * L) {
+                    int64_t nv = (P - j0 + L - 1) / L;
+                    emit_tile(r, mr, 0, j0, nv < r->nvmax ? nv : r->nvmax, P);
+                }
+            }
         return;
     }
     for (int64_t ph = 0; ph < phases && ph < r->DW; ph++) {
@@ -320,31 +450,34 @@ static void emit_row(Cg *cg, void *p, int64_t mr)
     }
 }
 
-/* Rows that would leave over a quarter of their vector lanes empty (7 or 10
- * pixels wide with 16 lanes) are tiled as whole planes where that is possible
- * and the plane is at most 8 tiles. */
+/* Rows (of a phase) that would leave over a quarter of their vector lanes
+ * empty (7 or 10 pixels wide with 16 lanes) are tiled as whole planes of at
+ * most 8 tiles. */
 static bool use_plane(const Rows *r, int64_t L)
 {
-    int64_t vecs = (r->DW + L - 1) / L, P = r->DH * r->DW;
-    if (r->k.sh != 1 || r->k.sw != 1 || r->DW != r->SW || 4 * r->DW >= 3 * vecs * L)
+    int64_t phases = r->grad ? r->k.sw : 1, w = (r->DW + phases - 1) / phases;
+    int64_t vecs = (w + L - 1) / L, P = r->DH * r->DW;
+    if (4 * w >= 3 * vecs * L)
         return false;
     return (P + 4 * L - 1) / (4 * L) <= 8 && r->k.KH * r->k.KW <= 49;
 }
 
 /* Register tile: up to 24 accumulators with 32 registers (12 with 16), as many
- * vectors as a row (or plane) needs (at most 4), the rest channels. */
+ * vectors as a row (or plane) needs (at most 4), the rest channels, split into
+ * blocks of nearly equal size (64 channels: 5 × 11 + 9, not 5 × 12 + 4). */
 static void choose_tile(Rows *r)
 {
     int64_t L = r->cg->vec, budget = r->cg->nregs >= 32 ? 24 : 12;
     r->plane = use_plane(r, L);
     int64_t phases = r->grad ? r->k.sw : 1, widest = (r->DW + phases - 1) / phases;
-    if (r->plane)
-        widest = r->DH * r->DW;
+    if (r->plane) { /* a strided gradient's pixels in classes by the taps they take */
+        r->sy = r->grad ? r->k.sh : 1, r->sx = r->grad ? r->k.sw : 1;
+        widest = ((r->DH + r->sy - 1) / r->sy) * ((r->DW + r->sx - 1) / r->sx);
+    }
     int64_t nv = (widest + L - 1) / L, cap = budget == 24 ? 4 : 3;
     r->nvmax = nv < cap ? nv : cap;
-    r->mr = budget / r->nvmax;
-    if (r->mr > r->md)
-        r->mr = r->md;
+    int64_t most = budget / r->nvmax, blocks = (r->md + most - 1) / most;
+    r->mr = (r->md + blocks - 1) / blocks; /* blocks of nearly equal size */
 }
 
 static CgKernel emit_rows(Rows *r, int32_t node)
@@ -488,9 +621,8 @@ static void wg_rows(Wgrad *w, LLVMValueRef o0, LLVMValueRef c0, int64_t kw0, int
     cg_acc_loop_end(cg, &ln, acc);
 }
 
-/* As wg_rows, for kernel row kh (a constant) with vectors across the rows of
- * the plane (stride 1, dy's rows as wide as x's): pixel p reads x at p plus a
- * constant per tap, the lanes in the padding masked. */
+/* As wg_rows, for kernel row kh (a constant) with vectors across the rows of a
+ * small plane: every lane's offset into x is a constant per tap. */
 static void wg_plane(Wgrad *w, LLVMValueRef o0, LLVMValueRef c0, int64_t kh, int64_t kw0,
                      int64_t nkw, LLVMValueRef *acc)
 {
@@ -501,7 +633,6 @@ static void wg_plane(Wgrad *w, LLVMValueRef o0, LLVMValueRef c0, int64_t kh, int
     cg_acc_loop_begin(cg, &ln, cg_i64(cg, 0), cg_i64(cg, k->N), acc, (int32_t)na);
     LLVMValueRef yo = add(cg, cg_imul(cg, ln.iv, w->ys), cg_imul(cg, o0, P));
     LLVMValueRef xo = add(cg, cg_imul(cg, ln.iv, w->xs), cg_imul(cg, c0, k->H * k->W));
-    int64_t ro = kh * k->dh - k->pt;
     for (int64_t p0 = 0; p0 < P; p0 += L) {
         LLVMValueRef yv[8], xv[8];
         uint32_t ymask = 0;
@@ -510,17 +641,18 @@ static void wg_plane(Wgrad *w, LLVMValueRef o0, LLVMValueRef c0, int64_t kh, int
         for (int64_t m = 0; m < mo; m++)
             yv[m] = cg_load_lanes(cg, w->dy, addc(cg, yo, m * P + p0), 1, (int32_t)L, ymask);
         for (int64_t t = 0; t < nkw; t++) {
-            int64_t co = (kw0 + t) * k->dw - k->pl;
+            int64_t offs[64];
             uint32_t mask = 0;
             for (int64_t l = 0; l < L; l++) {
-                int64_t p = p0 + l, ih = p / k->OW + ro, iw = p % k->OW + co;
+                int64_t p = p0 + l, ih = (p / k->OW) * k->sh - k->pt + kh * k->dh;
+                int64_t iw = (p % k->OW) * k->sw - k->pl + (kw0 + t) * k->dw;
+                offs[l] = ih * k->W + iw;
                 if (p < P && ih >= 0 && ih < k->H && iw >= 0 && iw < k->W)
                     mask |= UINT32_C(1) << l;
             }
             for (int64_t c = 0; c < cn; c++)
                 xv[c * nkw + t] =
-                    cg_load_lanes(cg, w->x, addc(cg, xo, c * k->H * k->W + p0 + ro * k->W + co), 1,
-                                  (int32_t)L, mask);
+                    load_pixels(cg, w->x, addc(cg, xo, c * k->H * k->W), offs, mask, (int32_t)L);
         }
         for (int64_t m = 0; m < mo; m++)
             for (int64_t j = 0; j < cn * nkw; j++)
@@ -588,17 +720,21 @@ CgKernel cg_emit_conv2d_grad_weight(Cg *cg, int32_t node)
     Wgrad w = {.cg = cg, .n = n, .k = geometry(cg, n, 1, -1, 0)};
     bool wide = cg->nregs >= 32;
     int64_t cols = wide ? 6 : 3;
+    int64_t passes = (w.k.KW + cols - 1) / cols;
     w.mo = wide ? 4 : 3;
+    if (wide && w.k.KW > cols && w.k.KW <= 8) { /* 7x7: 3 × 7 accumulators, one pass */
+        passes = 1;
+        w.mo = 3;
+    }
     w.mo = w.mo < w.k.opg ? w.mo : w.k.opg;
-    w.kwc = w.k.KW < cols ? w.k.KW : cols;
-    w.cc = cols / w.kwc;
+    w.kwc = (w.k.KW + passes - 1) / passes;
+    w.cc = w.kwc < cols ? cols / w.kwc : 1;
     w.cc = w.cc < w.k.cpg ? w.cc : w.k.cpg;
     w.OB = (w.k.opg + w.mo - 1) / w.mo;
     w.CB = (w.k.cpg + w.cc - 1) / w.cc;
     w.ys = cg_item_stride(cg, n->inputs[0]), w.xs = cg_item_stride(cg, n->inputs[1]);
     int64_t L = cg->vec, vecs = (w.k.OW + L - 1) / L;
-    w.plane = w.k.sh == 1 && w.k.sw == 1 && w.k.OW == w.k.W && 4 * w.k.OW < 3 * vecs * L &&
-              w.k.OH * w.k.OW <= 16 * L;
+    w.plane = 4 * w.k.OW < 3 * vecs * L && w.k.OH * w.k.OW <= 16 * L;
     int64_t rows = w.plane ? 1 : w.k.KH;
     LLVMValueRef fn = cg_kernel_begin(cg, n->name);
     w.dw = cg_arg_ptr(cg, 0);
