@@ -452,6 +452,23 @@ static void test_not_an_inference_model(void **state)
     dlclose(a.lib);
 }
 
+/* --emit=llvm and --emit=asm print the three modules, the description in the first. */
+static void test_emits_code(void **state)
+{
+    (void)state;
+    static const char *const want[][2] = {
+        {"--emit=llvm", "@cnnc_model_(grad|apply|eval) = hidden|@cnnc_train = hidden"},
+        {"--emit=asm", "cnnc_model_grad:|cnnc_train:|cnnc_model_apply:|cnnc_model_eval:"},
+    };
+    for (size_t i = 0; i < 2; i++) {
+        char cmd[1024];
+        snprintf(cmd, sizeof cmd,
+                 "test $(%s/tools/cnnc %s/models/mlp.cnn --train %s | grep -c -E '^(%s)') = 4",
+                 CNNC_BINARY_DIR, CNNC_SOURCE_DIR, want[i][0], want[i][1]);
+        assert_int_equal(system(cmd), 0);
+    }
+}
+
 /* --train compiles for the CPU only, and an object file is not one of its outputs. */
 static void test_refused_flags(void **state)
 {
@@ -479,6 +496,7 @@ int main(void)
         cmocka_unit_test(test_save_load),
         cmocka_unit_test(test_deterministic_libc_only),
         cmocka_unit_test(test_not_an_inference_model),
+        cmocka_unit_test(test_emits_code),
         cmocka_unit_test(test_refused_flags),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
