@@ -265,15 +265,16 @@ bool interp_run_avgpool_grad(Interp *in, const Node *n, float *out)
         return fail(in, n, "dilation is not supported by avgpool");
     const TensorType *dy = arg_type(in, n, 0), *x = arg_type(in, n, 1);
     int64_t H = x->dims[2], W = x->dims[3], planes = x->dims[0] * x->dims[1];
+    int64_t OH = dy->dims[2], OW = dy->dims[3];
     const float *dv = arg(in, n, 0);
     double *acc = acc_new(in, n, ir_numel(x));
     if (!acc)
         return false;
     for (int64_t c = 0; c < planes; c++)
-        for (int64_t oh = 0; oh < dy->dims[2]; oh++)
-            for (int64_t ow = 0; ow < dy->dims[3]; ow++) {
+        for (int64_t oh = 0; oh < OH; oh++)
+            for (int64_t ow = 0; ow < OW; ow++) {
                 AvgWindow w = interp_avg_window(&n->attrs.pool, H, W, oh, ow);
-                double g = (double)dv[(c * dy->dims[2] + oh) * dy->dims[3] + ow] / (double)w.divisor;
+                double g = (double)dv[(c * OH + oh) * OW + ow] / (double)w.divisor;
                 for (int64_t ih = w.hs; ih < w.he; ih++)
                     for (int64_t iw = w.ws; iw < w.we; iw++)
                         acc[(c * H + ih) * W + iw] += g;

@@ -263,21 +263,35 @@ static void back_conv2d(Builder *b, const Node *n, int32_t dy)
         give_bias(b, n, 2, dy, 1);
 }
 
+/* A value as the 2-d [rows, last dim] the dense gradients take (itself when 2-d). */
+static int32_t as_rows(Builder *b, int32_t v, const char *base, SrcLoc loc)
+{
+    int32_t rank = b->g->nodes[v].type.rank;
+    if (rank == 2)
+        return v;
+    Attrs a = attrs_of(OP_FLATTEN);
+    a.axis.axis = rank - 1;
+    return emit(b, OP_FLATTEN, &v, 1, base, loc, &a);
+}
+
+/* dense over the last dim (lower made it so); a higher-rank input is taken as rows. */
 static void back_dense(Builder *b, const Node *n, int32_t dy)
 {
     int32_t x = b->map[n->inputs[0]], w = b->map[n->inputs[1]];
-    if (b->g->nodes[x].type.rank != 2) {
-        ir_error(b->d, n->loc, "training: no gradient for dense '%s' over a %d-d input "
-                 "(only [N, features])", n->name, (int)b->g->nodes[x].type.rank);
-        b->ok = false;
-        return;
+    int32_t dy2 = as_rows(b, dy, fmt(b, "%s.grad_rows", n->name), n->loc);
+    if (wants(b, n, 0)) {
+        int32_t dx = emit(b, OP_DENSE_GRAD_INPUT, (int32_t[]){dy2, w}, 2, grad_name(b, n, 0),
+                          n->loc, NULL);
+        if (dy2 != dy)
+            dx = emit(b, OP_RESHAPE_AS, (int32_t[]){dx, x}, 2, fmt(b, "%s.grad_input_as", n->name),
+                      n->loc, NULL);
+        give(b, n->inputs[0], dx);
     }
-    if (wants(b, n, 0))
-        give(b, n->inputs[0], emit(b, OP_DENSE_GRAD_INPUT, (int32_t[]){dy, w}, 2,
-                                   grad_name(b, n, 0), n->loc, NULL));
-    if (wants(b, n, 1))
-        give(b, n->inputs[1], emit(b, OP_DENSE_GRAD_WEIGHT, (int32_t[]){dy, x}, 2,
+    if (wants(b, n, 1)) {
+        int32_t x2 = as_rows(b, x, fmt(b, "%s.input_rows", n->name), n->loc);
+        give(b, n->inputs[1], emit(b, OP_DENSE_GRAD_WEIGHT, (int32_t[]){dy2, x2}, 2,
                                    grad_name(b, n, 1), n->loc, NULL));
+    }
     if (ir_bias_input(n) >= 0 && wants(b, n, 2))
         give_bias(b, n, 2, dy, -1);
 }
@@ -340,6 +354,43 @@ static void back_concat(Builder *b, const Node *n, int32_t dy)
         }
         start += len;
     }
+}
+
+/* a / b: dy / b to a, -dy / b * (a / b) to b. */
+static void back_div(Builder *b, int32_t i, int32_t dy)
+{
+    const Node *n = fnode(b, i);
+    int32_t q = emit(b, OP_DIV, (int32_t[]){dy, b->map[n->inputs[1]]}, 2,
+                     fmt(b, "%s.grad_quotient", n->name), n->loc, NULL);
+    if (wants(b, n, 0))
+        give(b, n->inputs[0], reduced(b, n, 0, q));
+    if (!wants(b, n, 1))
+        return;
+    int32_t m = emit(b, OP_MUL, (int32_t[]){q, b->map[i]}, 2, fmt(b, "%s.grad_product", n->name),
+                     n->loc, NULL);
+    Attrs a = attrs_of(OP_AFFINE);
+    a.affine.scale = -1.0f;
+    m = emit(b, OP_AFFINE, &m, 1, fmt(b, "%s.grad_negated", n->name), n->loc, &a);
+    give(b, n->inputs[1], reduced(b, n, 1, m));
+}
+
+/* pad's gradient is the slice of H, then of W, that the input filled. */
+static void back_pad(Builder *b, const Node *n, int32_t dy)
+{
+    const TensorType *x = &fnode(b, n->inputs[0])->type;
+    Attrs a = attrs_of(OP_SLICE);
+    a.slice = (SliceAttrs){2, n->attrs.pad.pad[0], n->attrs.pad.pad[0] + (int32_t)x->dims[2]};
+    int32_t h = emit(b, OP_SLICE, &dy, 1, fmt(b, "%s.grad_rows", n->name), n->loc, &a);
+    a.slice = (SliceAttrs){3, n->attrs.pad.pad[1], n->attrs.pad.pad[1] + (int32_t)x->dims[3]};
+    give(b, n->inputs[0], emit(b, OP_SLICE, &h, 1, grad_name(b, n, 0), n->loc, &a));
+}
+
+/* A shuffle of C channels in g groups is undone by one in C / g groups. */
+static void back_channel_shuffle(Builder *b, const Node *n, int32_t dy)
+{
+    Attrs a = n->attrs;
+    a.groups.groups = (int32_t)(n->type.dims[1] / n->attrs.groups.groups);
+    give(b, n->inputs[0], emit(b, OP_CHANNEL_SHUFFLE, &dy, 1, grad_name(b, n, 0), n->loc, &a));
 }
 
 /* transpose's gradient is the transpose by the inverse permutation. */
@@ -405,6 +456,9 @@ static void backward_node(Builder *b, int32_t i, int32_t dy)
     case OP_ADD:
     case OP_SUB:
     case OP_MUL: back_binary(b, n, dy); return;
+    case OP_DIV: back_div(b, i, dy); return;
+    case OP_PAD: back_pad(b, n, dy); return;
+    case OP_CHANNEL_SHUFFLE: back_channel_shuffle(b, n, dy); return;
     case OP_CONCAT: back_concat(b, n, dy); return;
     case OP_TRANSPOSE: back_transpose(b, n, dy); return;
     default:
@@ -552,13 +606,13 @@ static int32_t state_names(const TrainOptions *o, const char **prefix)
     return o->momentum != 0.0f ? 1 : 0;
 }
 
-/* One update node of parameter k, named after it. */
+/* One node of a parameter's update, at the parameter's location. */
 static int32_t update(Builder *b, Op op, const int32_t *ins, int32_t n, const char *base,
-                      const OptimAttrs *oa)
+                      SrcLoc loc, const OptimAttrs *oa)
 {
     Attrs a = attrs_of(op);
     a.optim = *oa;
-    return emit(b, op, ins, n, base, (SrcLoc){0}, &a);
+    return emit(b, op, ins, n, base, loc, &a);
 }
 
 static bool build_apply(const Graph *f, const TrainOptions *o, TrainStep *s, Diag *d)
@@ -567,18 +621,20 @@ static bool build_apply(const Graph *f, const TrainOptions *o, TrainStep *s, Dia
     const char *prefix[2];
     int32_t per = state_names(o, prefix);
     s->state = ir_alloc(b.g->arena, (size_t)(s->ntrainable * per + 1) * sizeof *s->state);
-    int32_t hyper = add_input(&b, "hyper", ir_type_f32(1, (int64_t[]){3}), (SrcLoc){0});
+    SrcLoc net = f->noutputs ? f->nodes[f->outputs[0].node].loc : (SrcLoc){0};
+    int32_t hyper = add_input(&b, "hyper", ir_type_f32(1, (int64_t[]){3}), net);
     int32_t *news = ir_xmalloc((size_t)(s->ntrainable * (per + 1) + 1) * sizeof *news);
     OptimAttrs oa = optim_attrs(o);
     for (int32_t k = 0; k < s->ntrainable; k++) {
         const TrainParam *t = &s->params[k];
-        int32_t p = add_input(&b, t->name, t->type, (SrcLoc){0});
-        int32_t g = add_input(&b, fmt(&b, "grad:%s", t->name), t->type, (SrcLoc){0});
+        SrcLoc loc = f->nodes[ir_find_node(f, t->name)].loc;
+        int32_t p = add_input(&b, t->name, t->type, loc);
+        int32_t g = add_input(&b, fmt(&b, "grad:%s", t->name), t->type, loc);
         int32_t st[2];
         for (int32_t j = 0; j < per; j++) {
             const char *name = ir_strfmt(b.g->arena, "%s:%s", prefix[j], t->name);
             s->state[s->nstate++] = (TrainParam){name, t->type, TP_STATE, NULL};
-            st[j] = add_input(&b, name, t->type, (SrcLoc){0});
+            st[j] = add_input(&b, name, t->type, loc);
         }
         const char *upd = fmt(&b, "%s.update", t->name);
         int32_t *nw = &news[k * (per + 1)];
@@ -586,16 +642,16 @@ static bool build_apply(const Graph *f, const TrainOptions *o, TrainStep *s, Dia
             int32_t buf = g;
             if (per) {
                 buf = update(&b, OP_SGD_MOMENTUM, (int32_t[]){st[0], g, p, hyper}, 4,
-                             fmt(&b, "%s.momentum", t->name), &oa);
+                             fmt(&b, "%s.momentum", t->name), loc, &oa);
                 nw[1] = buf;
             }
-            nw[0] = update(&b, OP_SGD_STEP, (int32_t[]){p, g, buf, hyper}, 4, upd, &oa);
+            nw[0] = update(&b, OP_SGD_STEP, (int32_t[]){p, g, buf, hyper}, 4, upd, loc, &oa);
         } else {
             nw[1] = update(&b, OP_ADAM_M, (int32_t[]){st[0], g, p}, 3,
-                           fmt(&b, "%s.exp_avg", t->name), &oa);
+                           fmt(&b, "%s.exp_avg", t->name), loc, &oa);
             nw[2] = update(&b, OP_ADAM_V, (int32_t[]){st[1], g, p}, 3,
-                           fmt(&b, "%s.exp_avg_sq", t->name), &oa);
-            nw[0] = update(&b, OP_ADAM_STEP, (int32_t[]){p, nw[1], nw[2], hyper}, 4, upd, &oa);
+                           fmt(&b, "%s.exp_avg_sq", t->name), loc, &oa);
+            nw[0] = update(&b, OP_ADAM_STEP, (int32_t[]){p, nw[1], nw[2], hyper}, 4, upd, loc, &oa);
         }
     }
     for (int32_t k = 0; k < s->ntrainable; k++)

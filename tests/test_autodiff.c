@@ -79,14 +79,14 @@ static int32_t output(const Graph *g, const char *name)
  * parameters in `params` (the grad graph's input order). */
 typedef struct Batch {
     const float **inputs;
-    float *x, *labels, rng[2];
+    float *x, *labels, *rng;
     float **params;
     int32_t nparams;
 } Batch;
 
 static Batch batch_new(const TrainStep *s)
 {
-    Batch b = {.rng = {3, 1}, .nparams = s->nparams};
+    Batch b = {.nparams = s->nparams};
     const Graph *g = s->grad;
     const TensorType *xt = &g->nodes[ir_input_node(g, 0)].type;
     const TensorType *lt = &g->nodes[s->label_node].type;
@@ -96,6 +96,9 @@ static Batch batch_new(const TrainStep *s)
         b.x[i] = (float)sin(0.37 * (double)i + 0.5);
     for (int64_t i = 0; i < ir_numel(lt); i++)
         b.labels[i] = (float)((i * 7 + 3) % 10);
+    b.rng = malloc(2 * sizeof(float));
+    b.rng[0] = 3;
+    b.rng[1] = 1;
     b.params = malloc((size_t)s->nparams * sizeof *b.params);
     b.inputs = malloc((size_t)(s->nparams + 3) * sizeof *b.inputs);
     b.inputs[0] = b.x;
@@ -118,6 +121,7 @@ static void batch_free(Batch *b)
     free(b->inputs);
     free(b->x);
     free(b->labels);
+    free(b->rng);
 }
 
 /* The grad graph cut down to the loss alone, for the many runs of finite differences. */
@@ -531,6 +535,61 @@ static void test_mse_conv(void **state)
     ir_graph_free(g);
 }
 
+/* The other gradient rules: grouped conv2d, chunk and concat, channel_shuffle, tensor
+ * arithmetic with a broadcast parameter, pad, the pools, dense over the channels
+ * (lowered to a 1×1 conv2d) and over the last dim of a 4-d value, permute, dropout;
+ * every parameter's gradient against finite differences at three elements. */
+static const char layers_src[] =
+    "network layers(x: f32[N=2, 4, 6, 6]) {\n"
+    "  a = tanh(conv2d(x, 8, kernel=3, pad=1, groups=2) as c1)\n"
+    "  parts = chunk(a, 2)\n"
+    "  b = channel_shuffle(concat(parts[1], sigmoid(parts[0])), 4)\n"
+    "  s = parameter([8, 1, 1]) as scale\n"
+    "  d = b * s / (b * b + 1) - s\n"
+    "  e = pad(d, [1, 2, 0, 1])\n"
+    "  f = adaptive_avgpool(avgpool(e, kernel=2, stride=1), 3)\n"
+    "  g = permute(dense(f, 5, axis=1) as fc1, [0, 2, 3, 1])\n"
+    "  h = silu(dense(g, 6, axis=-1) as fc2)\n"
+    "  k = maxpool(permute(h, [0, 3, 1, 2]), kernel=2, stride=1)\n"
+    "  m = dropout(global_avgpool(k) + k, p=0.2)\n"
+    "  return dense(flatten(m), 3) as fc3\n"
+    "}\n";
+
+static void test_more_layers(void **state)
+{
+    (void)state;
+    Diag d;
+    ir_diag_init(&d, stderr);
+    FeOptions fo = {0};
+    Graph *g = fe_load_string("layers.cnn", layers_src, &fo, &d);
+    assert_non_null(g);
+    ir_diag_fini(&d);
+    train_init_params(g, 2);
+    for (int32_t i = 0; i < g->nnodes; i++)
+        if (!strcmp(g->nodes[i].name, "scale"))
+            for (int k = 0; k < 8; k++)
+                g->nodes[i].data[k] = 0.5f + 0.1f * (float)k;
+    TrainOptions o;
+    train_options_init(&o);
+    o.loss = LOSS_MSE;
+    TrainStep s;
+    build(g, &o, &s);
+    Batch b = batch_new(&s);
+    for (int64_t i = 0; i < ir_numel(&s.grad->nodes[s.label_node].type); i++)
+        b.labels[i] = (float)cos((double)i);
+    InterpResult r;
+    run(s.grad, b.inputs, &r);
+    Graph *lg = loss_only(s.grad);
+    static const double at[3] = {0.0, 0.5, 1.0};
+    for (int32_t k = 0; k < s.ntrainable; k++)
+        check_param(&s, lg, &b, &r, s.params[k].name, at, 3);
+    ir_interp_free(&r);
+    ir_graph_free(lg);
+    batch_free(&b);
+    train_step_free(&s);
+    ir_graph_free(g);
+}
+
 /* ---- the command line ---------------------------------------------------- */
 
 /* What a cnnc command prints to standard output (and its status). */
@@ -619,6 +678,7 @@ int main(void)
         cmocka_unit_test(test_sgd_momentum_graph),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_mse_conv),
+        cmocka_unit_test(test_more_layers),
         cmocka_unit_test(test_emit_ir_round_trip),
         cmocka_unit_test(test_cli_errors),
     };

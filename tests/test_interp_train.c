@@ -487,6 +487,19 @@ static void test_dropout(void **state)
     assert_in_range(differ, 1200, 1800); /* 2 p (1 - p) N = 1500 */
     ir_interp_free(&r);
     ir_graph_free(g);
+    /* dropout_grad is the derivative of dropout_train */
+    static const float rng_fixed[2] = {11, 4};
+    Graph *h = ir_graph_new("dropout_fd");
+    x = input(h, "x", 2, DIMS(5, 7));
+    rng = input(h, "rng", 1, DIMS(2));
+    y = node(h, OP_DROPOUT_TRAIN, (int32_t[]){x, rng}, 2, "y");
+    int32_t dy = input(h, "dy", 2, DIMS(5, 7));
+    dx = node(h, OP_DROPOUT_GRAD, (int32_t[]){dy, rng}, 2, "dx");
+    h->nodes[y].attrs.dropout = h->nodes[dx].attrs.dropout = (DropoutAttrs){0.3f, 5};
+    FdCase c = fd_case(h, y, 2, dx, 0);
+    c.fixed = 1;
+    c.fixed_data = rng_fixed;
+    check_fd(c);
 }
 
 /* ---- losses ------------------------------------------------------------- */
