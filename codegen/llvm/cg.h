@@ -279,6 +279,11 @@ void cg_gemm(Cg *cg, const CgGemm *g);
  * how many, and the code of item `item` (a value). */
 int64_t cg_gemm_items(const CgGemm *g, int64_t mb, int64_t nb);
 void cg_gemm_item(Cg *cg, const CgGemm *g, int64_t mb, int64_t nb, LLVMValueRef item);
+/* Blocks of `size` along a dim of `whole` elements, `count` of them, the last maybe
+ * smaller: body(size), or where the last differs, if (v == count - 1) body(its size)
+ * else body(size) -- code specialized to each size. */
+void cg_split_last(Cg *cg, LLVMValueRef v, int64_t count, int64_t size, int64_t whole,
+                   void (*body)(Cg *, void *, int64_t), void *ctx);
 /* Whether the weight (input 1) and the bias of conv2d or dense `node` are constants
  * with data, which their kernels pack at compile time; if not, the *_runtime kernels. */
 bool cg_weights_constant(const Cg *cg, int32_t node);

@@ -9,7 +9,10 @@
  * (unrolled), broadcasting a weight and loading a vector of source pixels
  * whose padding lanes are masked by constants. The gradient of a strided
  * convolution splits each row of dx by phase (iw mod stride): the pixels of one
- * phase take contiguous pixels of dy and are stored strided.
+ * phase take contiguous pixels of dy and are stored strided. Planes whose rows
+ * would leave over a quarter of the lanes empty (7×7) are tiled whole instead,
+ * vectors across rows, every tap unrolled so each lane reads at a constant
+ * offset.
  *
  * conv2d_grad_weight is a GEMM of output channels × (input channel, kernel
  * column) for one kernel row per work item, reducing over batch and pixels
@@ -39,30 +42,6 @@ static Geo geometry(const Cg *cg, const Node *n, int32_t xin, int32_t win, int32
     k.G = a->groups;
     k.cpg = wt->dims[1], k.opg = k.O / k.G;
     return k;
-}
-
-/* if (v == count - 1) body(tail) else body(size); nothing to choose when they are equal. */
-static void split(Cg *cg, LLVMValueRef v, int64_t count, int64_t size, int64_t whole,
-                  void (*body)(Cg *, void *, int64_t), void *ctx)
-{
-    int64_t tail = whole - (count - 1) * size;
-    if (tail == size) {
-        body(cg, ctx, size);
-        return;
-    }
-    LLVMValueRef last = LLVMBuildICmp(cg->b, LLVMIntEQ, v, cg_i64(cg, count - 1), "");
-    LLVMValueRef fn = LLVMGetBasicBlockParent(LLVMGetInsertBlock(cg->b));
-    LLVMBasicBlockRef t = LLVMAppendBasicBlockInContext(cg->ctx, fn, "tail");
-    LLVMBasicBlockRef f = LLVMAppendBasicBlockInContext(cg->ctx, fn, "full");
-    LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(cg->ctx, fn, "join");
-    LLVMBuildCondBr(cg->b, last, t, f);
-    LLVMPositionBuilderAtEnd(cg->b, t);
-    body(cg, ctx, tail);
-    LLVMBuildBr(cg->b, join);
-    LLVMPositionBuilderAtEnd(cg->b, f);
-    body(cg, ctx, size);
-    LLVMBuildBr(cg->b, join);
-    LLVMPositionBuilderAtEnd(cg->b, join);
 }
 
 static LLVMValueRef add(Cg *cg, LLVMValueRef a, LLVMValueRef b)
@@ -500,7 +479,7 @@ static CgKernel emit_rows(Rows *r, int32_t node)
     cg_divmod(cg, l.iv, rows, &q, &r->row);
     cg_divmod(cg, q, MB, &q, &r->mblk);
     cg_divmod(cg, q, r->k.G, &r->nb, &r->grp);
-    split(cg, r->mblk, MB, r->mr, r->md, emit_row, r);
+    cg_split_last(cg, r->mblk, MB, r->mr, r->md, emit_row, r);
     cg_loop_end(cg, &l);
     cg_kernel_end(cg);
     return (CgKernel){fn, r->k.N * r->k.G * MB * rows};
@@ -707,7 +686,7 @@ static void wg_with_o(Cg *cg, void *p, int64_t mo)
 {
     Wgrad *w = p;
     w->mn = mo;
-    split(cg, w->cb, w->CB, w->cc, w->k.cpg, wg_with_c, w);
+    cg_split_last(cg, w->cb, w->CB, w->cc, w->k.cpg, wg_with_c, w);
 }
 
 /* conv2d_grad_weight(dy, x, w): work items groups × blocks of output channels ×
@@ -745,7 +724,7 @@ CgKernel cg_emit_conv2d_grad_weight(Cg *cg, int32_t node)
     cg_divmod(cg, l.iv, rows, &q, &w.kh);
     cg_divmod(cg, q, w.CB, &q, &w.cb);
     cg_divmod(cg, q, w.OB, &w.grp, &w.ob);
-    split(cg, w.ob, w.OB, w.mo, w.k.opg, wg_with_o, &w);
+    cg_split_last(cg, w.ob, w.OB, w.mo, w.k.opg, wg_with_o, &w);
     cg_loop_end(cg, &l);
     cg_kernel_end(cg);
     return (CgKernel){fn, w.k.G * w.OB * w.CB * rows};

@@ -393,25 +393,24 @@ static void block(Cg *cg, const CgGemm *whole, LLVMValueRef mi, LLVMValueRef ni,
     cg_gemm(cg, &g);
 }
 
-/* if (v == last) { tail } else { full }: `fn` emits each with its size. */
-static void split(Cg *cg, LLVMValueRef v, int64_t count, int64_t size, int64_t whole,
-                  void (*fn)(Cg *, void *, int64_t), void *ctx)
+void cg_split_last(Cg *cg, LLVMValueRef v, int64_t count, int64_t size, int64_t whole,
+                   void (*body)(Cg *, void *, int64_t), void *ctx)
 {
     int64_t tail = whole - (count - 1) * size;
     if (tail == size) {
-        fn(cg, ctx, size);
+        body(cg, ctx, size);
         return;
     }
-    LLVMValueRef fnv = LLVMGetBasicBlockParent(LLVMGetInsertBlock(cg->b));
-    LLVMBasicBlockRef t = LLVMAppendBasicBlockInContext(cg->ctx, fnv, "tail");
-    LLVMBasicBlockRef f = LLVMAppendBasicBlockInContext(cg->ctx, fnv, "full");
-    LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(cg->ctx, fnv, "join");
+    LLVMValueRef fn = LLVMGetBasicBlockParent(LLVMGetInsertBlock(cg->b));
+    LLVMBasicBlockRef t = LLVMAppendBasicBlockInContext(cg->ctx, fn, "tail");
+    LLVMBasicBlockRef f = LLVMAppendBasicBlockInContext(cg->ctx, fn, "full");
+    LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(cg->ctx, fn, "join");
     LLVMBuildCondBr(cg->b, LLVMBuildICmp(cg->b, LLVMIntEQ, v, cg_i64(cg, count - 1), ""), t, f);
     LLVMPositionBuilderAtEnd(cg->b, t);
-    fn(cg, ctx, tail);
+    body(cg, ctx, tail);
     LLVMBuildBr(cg->b, join);
     LLVMPositionBuilderAtEnd(cg->b, f);
-    fn(cg, ctx, size);
+    body(cg, ctx, size);
     LLVMBuildBr(cg->b, join);
     LLVMPositionBuilderAtEnd(cg->b, join);
 }
@@ -432,7 +431,7 @@ static void with_m(Cg *cg, void *p, int64_t M)
 {
     ItemCtx *c = p;
     c->M = M;
-    split(cg, c->ni, c->NB, c->nb, c->g->N, with_n, c);
+    cg_split_last(cg, c->ni, c->NB, c->nb, c->g->N, with_n, c);
 }
 
 void cg_gemm_item(Cg *cg, const CgGemm *g, int64_t mb, int64_t nb, LLVMValueRef item)
@@ -441,7 +440,7 @@ void cg_gemm_item(Cg *cg, const CgGemm *g, int64_t mb, int64_t nb, LLVMValueRef 
     c.MB = (g->M + mb - 1) / mb;
     c.NB = (g->N + nb - 1) / nb;
     cg_divmod(cg, item, c.NB, &c.mi, &c.ni);
-    split(cg, c.mi, c.MB, mb, g->M, with_m, &c);
+    cg_split_last(cg, c.mi, c.MB, mb, g->M, with_m, &c);
 }
 
 bool cg_weights_constant(const Cg *cg, int32_t node)
