@@ -2,7 +2,7 @@
  * description built in this process: a linear classifier whose three models are C
  * functions, so that every value the runtime passes and keeps can be checked exactly:
  * bindings by name, steps, gradients, the optimizer's hyper-parameters, labels and
- * non-finite losses refused, .safetensors saved and read back. */
+ * non-finite losses refused, .safetensors saved and read back, one call at a time. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,6 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -21,6 +24,8 @@
 enum { N = 2, I = 3, K = 2 };
 
 static float last_rng[2], last_hyper[3];
+/* While `hold` is set, the grad model announces itself in `held` and waits. */
+static atomic_int hold, held;
 
 static void forward(const float *x, const float *w, const float *b, float *logits)
 {
@@ -38,6 +43,10 @@ static void run_grad(RtPool *pool, char *arena, const float *const *in, float *c
 {
     (void)pool, (void)arena;
     float *logits = out[1], *gw = out[2], *gb = out[3];
+    if (atomic_load(&hold)) {
+        atomic_store(&held, 1);
+        while (atomic_load(&hold)) sched_yield();
+    }
     forward(in[0], in[3], in[4], logits);
     memcpy(last_rng, in[2], sizeof last_rng);
     double loss = 0;
@@ -302,6 +311,42 @@ static void test_refuses_bad_batches(void **state)
     cnn_trainer_destroy(t);
 }
 
+static void *step_thread(void *p)
+{
+    cnn_tensor x = {(void *)xs, sizeof xs}, y = {(void *)ys, sizeof ys};
+    return (void *)(intptr_t)cnn_trainer_step(p, &x, &y, NULL);
+}
+
+/* One call at a time: while a step runs, every call that uses or changes the
+ * instance on another thread is refused. */
+static void test_busy(void **state)
+{
+    (void)state;
+    RtTrain d = desc();
+    cnn_trainer *t = create(&d, 0);
+    atomic_store(&hold, 1);
+    atomic_store(&held, 0);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, step_thread, t), 0);
+    while (!atomic_load(&held)) sched_yield();
+    cnn_tensor x = {(void *)xs, sizeof xs}, y = {(void *)ys, sizeof ys};
+    float w = 1;
+    assert_int_equal(cnn_trainer_step(t, &x, &y, NULL), CNN_ERR_BUSY);
+    assert_non_null(strstr(cnn_last_error(), "another thread"));
+    assert_int_equal(cnn_trainer_apply_gradients(t), CNN_ERR_BUSY);
+    assert_int_equal(cnn_trainer_evaluate(t, &x, NULL, NULL, NULL), CNN_ERR_BUSY);
+    assert_int_equal(cnn_trainer_set_param(t, 2, &w, sizeof w), CNN_ERR_BUSY);
+    assert_int_equal(cnn_trainer_set_lr(t, 0.5f), CNN_ERR_BUSY);
+    assert_int_equal(cnn_trainer_load(t, "/nonexistent"), CNN_ERR_BUSY);
+    atomic_store(&hold, 0);
+    void *rc;
+    pthread_join(th, &rc);
+    assert_int_equal((intptr_t)rc, CNN_OK);
+    assert_int_equal(cnn_trainer_steps(t), 1);
+    assert_float_equal(cnn_trainer_lr(t), 0.1f, 0);
+    cnn_trainer_destroy(t);
+}
+
 static char path[256];
 
 static void write_file(const void *p, size_t n)
@@ -422,6 +467,7 @@ int main(void)
         cmocka_unit_test(test_steps),
         cmocka_unit_test(test_refuses_bad_batches),
         cmocka_unit_test(test_save_load),
+        cmocka_unit_test(test_busy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
