@@ -7,7 +7,9 @@
  * weights after the optimizer's update, the evaluation output, each within 1e-4
  * relative (max|diff| / max|ref|). Then: the loss falls on a fixed batch, a bad label,
  * a buffer of the wrong size and a NaN input are statuses that change nothing, save
- * and load give the same weights, and the .so is deterministic and libc-only. */
+ * and load give the same weights, saved weights compile into an inference model.so
+ * that agrees with the instance's evaluation, and the .so is deterministic and
+ * libc-only. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -421,6 +423,43 @@ static void test_save_load(void **state)
     close_run(&u);
 }
 
+/* Trained weights saved by the instance compile into an inference model.so (cnnc
+ * --weights) that computes what the instance's evaluation does: the small residual
+ * network, whose batch-norm running statistics the steps changed. */
+static void test_saved_weights_deploy(void **state)
+{
+    (void)state;
+    Case *c = &cases[2];
+    Run r;
+    open_run(&r, c, 2);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(r.api.step(r.t, &r.X, &r.Y, NULL), CNN_OK);
+    char weights[512], so[512], cmd[2048];
+    snprintf(weights, sizeof weights, "%s/tiny.safetensors", tmpdir);
+    snprintf(so, sizeof so, "%s/tiny_infer.so", tmpdir);
+    assert_int_equal(r.api.save(r.t, weights), CNN_OK);
+    snprintf(cmd, sizeof cmd, "%s/tools/cnnc %s/%s.cnn --batch=%lld --weights=%s -o %s",
+             CNNC_BINARY_DIR, tmpdir, c->model, (long long)c->batch, weights, so);
+    assert_int_equal(system(cmd), 0);
+    cnn_tensor_info oi;
+    assert_int_equal(r.api.output_info(r.t, &oi), CNN_OK);
+    float *want = malloc(oi.size), *got = malloc(oi.size);
+    cnn_tensor W = {want, oi.size}, G = {got, oi.size};
+    assert_int_equal(r.api.evaluate(r.t, &r.X, NULL, NULL, &W), CNN_OK);
+    ModelApi m;
+    char err[1024];
+    if (!model_api_open(&m, so, err, sizeof err)) fail_msg("%s", err);
+    cnn_model *model;
+    assert_int_equal(m.create(NULL, &model), CNN_OK);
+    assert_int_equal(m.run(model, &r.X, 1, &G, 1), CNN_OK);
+    expect_within("inference output", got, want, (int64_t)(oi.size / 4), TOL);
+    m.destroy(model);
+    dlclose(m.lib);
+    free(want);
+    free(got);
+    close_run(&r);
+}
+
 /* The same flags give the same bytes; only libc, libm and the public API. */
 static void test_deterministic_libc_only(void **state)
 {
@@ -494,6 +533,7 @@ int main(void)
         cmocka_unit_test(test_loss_falls),
         cmocka_unit_test(test_bad_batches),
         cmocka_unit_test(test_save_load),
+        cmocka_unit_test(test_saved_weights_deploy),
         cmocka_unit_test(test_deterministic_libc_only),
         cmocka_unit_test(test_not_an_inference_model),
         cmocka_unit_test(test_emits_code),
