@@ -136,6 +136,8 @@ expect 1 "$tmp/bad_range.npz: y[17] is 10" -- "${run[@]}" --data="$tmp/train.npz
   --val="$tmp/bad_range.npz"
 expect 1 "cnntrain: error: $tmp/nodir/w.safetensors: cannot write into '$tmp/nodir': No such file" \
   -- "${run[@]}" --data="$tmp/train.npz" --save="$tmp/nodir/w.safetensors"
+# A sample of infinities: the step that meets it stops the training, nothing saved.
+expect 1 "cnntrain: error: a training step: the loss is" -- "${run[@]}" --data="$tmp/bad_inf.npz"
 check "no weights written after an error" [ ! -e "$tmp/x.safetensors" ]
 
 echo "$pass passed, $fail failed"

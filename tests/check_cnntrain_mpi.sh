@@ -62,6 +62,17 @@ check "2 processes with a model for 6 each: status 1" [ $? -ne 0 ]
 check "... saying to compile for 3" grep -qF -- "--batch=6 over 2 processes needs a model compiled for 3 samples per process" "$tmp/out"
 check "... once, from process 0" [ "$(grep -c 'cnntrain: error' "$tmp/out")" -eq 1 ]
 
+# A sample of infinities in one process's share: every process stops at that step, the job
+# ends with status 1 and one message, from that process, without MPI_Abort.
+"$py" -c "import numpy as np; d = np.load('$tmp/small.npz'); x = d['x'].copy(); x[52] = np.inf
+np.savez('$tmp/inf.npz', x=x, y=d['y'])" || exit 1
+"${mpi[@]}" -np 2 "$cnntrain" "$tmp/mlp_b3.so" "${train[@]}" --data="$tmp/inf.npz" \
+  --save="$tmp/x.safetensors" > "$tmp/out" 2>&1
+check "infinities: status 1" [ $? -ne 0 ]
+check "... one message, the step's" [ "$(grep -c 'cnntrain: error: a training step: the loss is' \
+  "$tmp/out")" -eq 1 -a "$(grep -c 'cnntrain: error' "$tmp/out")" -eq 1 ]
+check "... no MPI_Abort" bash -c "! grep -q MPI_ABORT '$tmp/out'"
+
 # Process 1 is killed, then stopped, 2 s into 5000 epochs: the job ends with status 1 and
 # a message, within --timeout=4 (the stopped one is never answering again), not hanging.
 long=(--data="$tmp/train.npz" --epochs=5000 --batch=6 --threads=1 --timeout=4

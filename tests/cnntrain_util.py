@@ -38,6 +38,8 @@ def data(out):
     np.savez(out + "/bad_shape.npz", x=x.reshape(600, 28, 28), y=y)
     np.savez(out + "/bad_xtype.npz", x=x.astype(np.int32), y=y)
     np.savez(out + "/bad_few.npz", x=x[:4], y=y[:4])
+    np.savez(out + "/bad_inf.npz", x=np.where(np.arange(600)[:, None, None, None] == 50, np.inf, x),
+             y=y)
     with open(out + "/bad_truncated.npz", "wb") as f:
         f.write(open(out + "/train.npz", "rb").read()[:1000])
 

@@ -49,6 +49,7 @@ typedef struct Job {
     NpzArray x, y, vx, vy;
     float *xbuf, *out_buf;
     void *ybuf;
+    bool agreed; /* the failure is known to every process, and reported */
 } Job;
 
 /* The first error of this process, printed as "cnntrain: error: ...". */
@@ -68,7 +69,22 @@ static bool trainer_ok(Job *j, cnn_status s, const char *what)
     if (s == CNN_OK)
         return true;
     const char *why = j->api.last_error();
-    return fail("%s: %s%s%s", what, j->api.status_string(s), *why ? ": " : "", why);
+    return fail("%s: %s", what, *why ? why : j->api.status_string(s));
+}
+
+/* Whether every process succeeded (a collective); if not, the lowest failing
+ * process says why, and the failure is known to all, which may then end normally
+ * instead of aborting the job. */
+static bool agree(Job *j, bool ok)
+{
+    uint64_t first = ok ? UINT64_MAX : (uint64_t)j->rank;
+    char err[512];
+    if (!dist_min_u64(&first, 1, err, sizeof err))
+        return fail("%s", err);
+    if (first == (uint64_t)j->rank)
+        cli_fail("%s", g_err);
+    j->agreed = first != UINT64_MAX;
+    return first == UINT64_MAX;
 }
 
 /* ---- the watchdog --------------------------------------------------------- */
@@ -443,10 +459,11 @@ static bool train_step(Job *j, const int64_t *idx, double res[2], int64_t step)
     double sums[3] = {s == CNN_OK ? l : 0, s == CNN_OK ? 0 : 1, s == CNN_OK ? batch_correct(j) : 0};
     if (!dist_sum_doubles(sums, 3, err, sizeof err))
         return fail("step %lld: %s", (long long)step, err);
-    if (s != CNN_OK)
-        return trainer_ok(j, s, "a training step");
-    if (sums[1] > 0)
-        return fail("step %lld: another process failed its step", (long long)step);
+    if (sums[1] > 0) {
+        if (s != CNN_OK)
+            trainer_ok(j, s, "a training step");
+        return agree(j, s == CNN_OK);
+    }
     res[0] = sums[0] / j->size;
     res[1] = sums[2];
     if (j->size > 1) {
@@ -487,14 +504,14 @@ static double sample_loss(const Job *j, const float *out, const void *label, int
 
 /* Mean loss and accuracy over the whole of (x, y): the batches are dealt round the
  * processes, the last one padded by repeating its first sample, whose copies count
- * for nothing. res = {loss sum, correct, count}. */
-static bool evaluate(Job *j, const NpzArray *x, const NpzArray *y, double res[3])
+ * for nothing. res = {loss sum, correct, count, processes that failed}. */
+static bool evaluate(Job *j, const NpzArray *x, const NpzArray *y, double res[4])
 {
     int64_t m = x->dims[0], per = numel_of(&j->out, 1);
     int64_t nbatch = (m + j->local - 1) / j->local;
     int64_t *idx = ir_xmalloc((size_t)j->local * sizeof *idx);
     size_t ys = (size_t)(y->numel / m) * (y->type == NPZ_I64 ? 8 : 4);
-    res[0] = res[1] = res[2] = 0;
+    res[0] = res[1] = res[2] = res[3] = 0;
     bool ok = true;
     for (int64_t b = j->rank; ok && b < nbatch; b += j->size) {
         watchdog(j, true); /* the timeout is per batch here too */
@@ -517,9 +534,10 @@ static bool evaluate(Job *j, const NpzArray *x, const NpzArray *y, double res[3]
     }
     free(idx);
     char err[512];
-    if (!dist_sum_doubles(res, 3, err, sizeof err))
+    res[3] = !ok;
+    if (!dist_sum_doubles(res, 4, err, sizeof err))
         return fail("evaluating: %s", err);
-    return ok;
+    return res[3] > 0 ? agree(j, ok) : true;
 }
 
 /* ---- what every process must agree on ------------------------------------------- */
@@ -556,11 +574,11 @@ static bool check_same_weights(Job *j, int64_t epoch)
     v[1] = ~h;
     if (!dist_min_u64(v, 2, err, sizeof err))
         return fail("comparing the weights: %s", err);
-    if (v[0] != ~v[1])
-        return fail("after epoch %lld the processes' weights differ (checksums %016" PRIx64
-                    " to %016" PRIx64 ")",
-                    (long long)epoch, v[0], ~v[1]);
-    return true;
+    if (v[0] == ~v[1])
+        return true;
+    fail("after epoch %lld the processes' weights differ (checksums %016" PRIx64 " to %016" PRIx64
+         ")", (long long)epoch, v[0], ~v[1]);
+    return agree(j, false);
 }
 
 /* Process 0's batch-norm running statistics to every process. */
@@ -685,7 +703,7 @@ static bool run_epoch(Job *j, int64_t epoch, int64_t *order)
         }
     }
     watchdog(j, true);
-    double val[3];
+    double val[4];
     bool ok = check_same_weights(j, epoch) && broadcast_buffers(j) &&
               (!j->o.val || evaluate(j, &j->vx, &j->vy, val));
     watchdog(j, false);
@@ -714,20 +732,6 @@ static bool train(Job *j)
 }
 
 /* ---- main --------------------------------------------------------------------- */
-
-/* Whether every process succeeded; if not, the lowest failing process says why. */
-static bool agree(Job *j, bool ok)
-{
-    uint64_t first = ok ? UINT64_MAX : (uint64_t)j->rank;
-    char err[512];
-    if (!dist_min_u64(&first, 1, err, sizeof err)) {
-        cli_fail("%s", err);
-        return false;
-    }
-    if (first == (uint64_t)j->rank)
-        cli_fail("%s", g_err);
-    return first == UINT64_MAX;
-}
 
 static void release(Job *j)
 {
@@ -760,9 +764,10 @@ int main(int argc, char **argv)
     }
     bool ok = agree(&j, setup(&j));
     watchdog(&j, false);
-    if (ok && !train(&j)) {
-        /* A failure in the middle of training: its process says why and ends the job,
-         * whose other processes may be waiting in a collective. */
+    ok = ok && train(&j);
+    if (!ok && !j.agreed) {
+        /* A failure this process alone knows of: it says why and ends the job, whose
+         * other processes may be waiting in a collective. */
         cli_fail("%s", g_err);
         release(&j);
         dist_abort();
