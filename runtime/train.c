@@ -72,6 +72,8 @@ struct cnn_trainer {
     float lr;
     uint64_t seed;
     GradState grads_state;
+    RtCounter *counters; /* per kernel: grad's, then apply's, then eval's */
+    int profiling;
     atomic_flag busy;
 };
 
@@ -241,6 +243,11 @@ static size_t padded(const RtTrainParam *p)
     return ((size_t)param_numel(p) + 15) / 16 * 16;
 }
 
+static int32_t num_kernels(const cnn_trainer *t)
+{
+    return t->rt->grad->nkernels + t->rt->apply->nkernels + t->rt->eval->nkernels;
+}
+
 static cnn_status allocate(cnn_trainer *t)
 {
     const RtTrain *rt = t->rt;
@@ -263,8 +270,9 @@ static cnn_status allocate(cnn_trainer *t)
     t->labels = aligned((size_t)rt_tensor_bytes(t->label));
     t->output = aligned((size_t)rt_tensor_bytes(t->out));
     t->arena = (uint64_t)arena <= SIZE_MAX ? aligned((size_t)arena) : NULL;
+    t->counters = calloc((size_t)num_kernels(t) + 1, sizeof *t->counters);
     if (!t->grad_at || !t->cur || !t->next || !t->store || !t->grads || !t->labels ||
-        !t->output || !t->arena)
+        !t->output || !t->arena || !t->counters)
         return CNN_ERR_OUT_OF_MEMORY;
     memset(t->arena, 0, (size_t)arena);
     memset(t->grads, 0, grads * sizeof(float));
@@ -348,6 +356,7 @@ CNN_EXPORT void cnn_trainer_destroy(cnn_trainer *t)
     free(t->labels);
     free(t->output);
     free(t->arena);
+    free(t->counters);
     free(t);
 }
 
@@ -385,6 +394,12 @@ static void run(cnn_trainer *t, Bound *b, const float *x, float *output)
                      : s.kind == SLOT_OUTPUT ? output
                      : s.kind == SLOT_GRAD   ? t->grads + t->grad_at[s.index]
                                              : t->next[s.index];
+    }
+    if (t->profiling) {
+        RtCounter *c = t->counters;
+        if (b != &t->grad) c += t->rt->grad->nkernels;
+        if (b == &t->eval) c += t->rt->apply->nkernels;
+        rt_pool_set_counters(t->pool, c, b->m->nkernels);
     }
     b->m->run(t->pool, t->arena, b->inp, b->outp);
 }
@@ -700,6 +715,43 @@ CNN_EXPORT float cnn_trainer_lr(const cnn_trainer *t)
 CNN_EXPORT int64_t cnn_trainer_steps(const cnn_trainer *t)
 {
     return t ? t->steps : -1;
+}
+
+/* ---- profiling ---------------------------------------------------------------- */
+
+CNN_EXPORT cnn_status cnn_trainer_set_profiling(cnn_trainer *t, int enabled)
+{
+    if (!t) return CNN_ERR_INVALID_ARGUMENT;
+    cnn_status s = acquire(t);
+    if (s != CNN_OK) return s;
+    t->profiling = enabled != 0;
+    if (enabled) memset(t->counters, 0, (size_t)num_kernels(t) * sizeof *t->counters);
+    else rt_pool_set_counters(t->pool, NULL, 0);
+    release(t);
+    return CNN_OK;
+}
+
+CNN_EXPORT int32_t cnn_trainer_num_kernels(const cnn_trainer *t)
+{
+    return t ? num_kernels(t) : -1;
+}
+
+CNN_EXPORT cnn_status cnn_trainer_kernel_info(const cnn_trainer *t, int32_t i,
+                                              cnn_kernel_info *info)
+{
+    if (!t || !info || i < 0 || i >= num_kernels(t)) return CNN_ERR_INVALID_ARGUMENT;
+    const RtModel *m[3] = {t->rt->grad, t->rt->apply, t->rt->eval};
+    int32_t k = i, j = 0;
+    while (k >= m[j]->nkernels)
+        k -= m[j++]->nkernels;
+    const RtKernelInfo *ki = &m[j]->kernels[k];
+    memset(info, 0, sizeof *info);
+    info->name = ki->name ? ki->name : "";
+    info->op = ki->op ? ki->op : "";
+    info->flops = ki->flops;
+    info->calls = t->counters[i].calls;
+    info->seconds = (double)t->counters[i].ns * 1e-9;
+    return CNN_OK;
 }
 
 /* ---- .safetensors -------------------------------------------------------------- */

@@ -2,7 +2,8 @@
  * description built in this process: a linear classifier whose three models are C
  * functions, so that every value the runtime passes and keeps can be checked exactly:
  * bindings by name, steps, gradients, the optimizer's hyper-parameters, labels and
- * non-finite losses refused, .safetensors saved and read back, one call at a time. */
+ * non-finite losses refused, .safetensors saved and read back, one call at a time,
+ * per-kernel profiling. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -38,10 +39,17 @@ static void forward(const float *x, const float *w, const float *b, float *logit
         }
 }
 
-/* Inputs x, labels, rng, w, b, seen; outputs loss, logits, grad:w, grad:b, new:seen. */
+static void nothing(void *args, int64_t begin, int64_t end)
+{
+    (void)args, (void)begin, (void)end;
+}
+
+/* Inputs x, labels, rng, w, b, seen; outputs loss, logits, grad:w, grad:b, new:seen.
+ * Kernel 0 of its table is called once, for profiling. */
 static void run_grad(RtPool *pool, char *arena, const float *const *in, float *const *out)
 {
-    (void)pool, (void)arena;
+    (void)arena;
+    rt_run_kernel(pool, 0, 1, nothing, NULL);
     float *logits = out[1], *gw = out[2], *gb = out[3];
     if (atomic_load(&hold)) {
         atomic_store(&held, 1);
@@ -73,7 +81,8 @@ static void run_grad(RtPool *pool, char *arena, const float *const *in, float *c
  * parameter and momentum of each (PyTorch's SGD: buf = g on the first step). */
 static void run_apply(RtPool *pool, char *arena, const float *const *in, float *const *out)
 {
-    (void)pool, (void)arena;
+    (void)arena;
+    rt_run_kernel(pool, 0, 2, nothing, NULL);
     memcpy(last_hyper, in[0], sizeof last_hyper);
     for (int p = 0; p < 2; p++) {
         const float *w = in[1 + 3 * p], *g = in[2 + 3 * p], *buf = in[3 + 3 * p];
@@ -116,8 +125,14 @@ static const RtTensor eval_out[] = {{"logits", 2, 0, {N, K}}};
     {.abi_version = RT_ABI_VERSION, .ninputs = sizeof in / sizeof in[0],                        \
      .noutputs = sizeof out / sizeof out[0], .inputs = in, .outputs = out, .arena_bytes = arena, \
      .run = fn}
-static const RtModel grad_model = MODEL(grad_in, grad_out, 64, run_grad);
-static const RtModel apply_model = MODEL(apply_in, apply_out, 0, run_apply);
+static const RtKernelInfo grad_kernels[] = {{"fc", "dense", 24, 1}};
+static const RtKernelInfo apply_kernels[] = {{"w.update", "sgd_step", 8, 2}};
+static const RtModel grad_model = {.abi_version = RT_ABI_VERSION, .ninputs = 6, .noutputs = 5,
+                                   .inputs = grad_in, .outputs = grad_out, .arena_bytes = 64,
+                                   .run = run_grad, .nkernels = 1, .kernels = grad_kernels};
+static const RtModel apply_model = {.abi_version = RT_ABI_VERSION, .ninputs = 7, .noutputs = 4,
+                                    .inputs = apply_in, .outputs = apply_out, .run = run_apply,
+                                    .nkernels = 1, .kernels = apply_kernels};
 static const RtModel eval_model = MODEL(eval_in, eval_out, 0, run_eval);
 
 static const float init[] = {0.1f, -0.2f, 0.3f, 0.05f, 0.4f, -0.1f, /* w */
@@ -347,6 +362,35 @@ static void test_busy(void **state)
     cnn_trainer_destroy(t);
 }
 
+/* Each model's kernels counted under their own numbers while profiling is on. */
+static void test_profiling(void **state)
+{
+    (void)state;
+    RtTrain d = desc();
+    cnn_trainer *t = create(&d, 0);
+    cnn_tensor x = {(void *)xs, sizeof xs}, y = {(void *)ys, sizeof ys};
+    assert_int_equal(cnn_trainer_num_kernels(t), 2);
+    assert_int_equal(cnn_trainer_step(t, &x, &y, NULL), CNN_OK); /* not counted */
+    assert_int_equal(cnn_trainer_set_profiling(t, 1), CNN_OK);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(cnn_trainer_step(t, &x, &y, NULL), CNN_OK);
+    assert_int_equal(cnn_trainer_compute_gradients(t, &x, &y, NULL), CNN_OK);
+    assert_int_equal(cnn_trainer_set_profiling(t, 0), CNN_OK);
+    assert_int_equal(cnn_trainer_step(t, &x, &y, NULL), CNN_OK); /* not counted */
+    cnn_kernel_info k;
+    assert_int_equal(cnn_trainer_kernel_info(t, 0, &k), CNN_OK);
+    assert_string_equal(k.name, "fc");
+    assert_int_equal(k.flops, 24);
+    assert_int_equal(k.calls, 4);
+    assert_true(k.seconds >= 0);
+    assert_int_equal(cnn_trainer_kernel_info(t, 1, &k), CNN_OK);
+    assert_string_equal(k.op, "sgd_step");
+    assert_int_equal(k.calls, 3);
+    assert_int_equal(cnn_trainer_kernel_info(t, 2, &k), CNN_ERR_INVALID_ARGUMENT);
+    assert_int_equal(cnn_trainer_num_kernels(NULL), -1);
+    cnn_trainer_destroy(t);
+}
+
 static char path[256];
 
 static void write_file(const void *p, size_t n)
@@ -468,6 +512,7 @@ int main(void)
         cmocka_unit_test(test_refuses_bad_batches),
         cmocka_unit_test(test_save_load),
         cmocka_unit_test(test_busy),
+        cmocka_unit_test(test_profiling),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

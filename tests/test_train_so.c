@@ -423,6 +423,35 @@ static void test_save_load(void **state)
     close_run(&u);
 }
 
+/* Profiling counts every kernel of the grad and apply models once per step: their
+ * number is that of the kernels the three tables list, the eval model's not run. */
+static void test_profiling(void **state)
+{
+    (void)state;
+    Run r;
+    open_run(&r, &cases[1], 2);
+    assert_non_null(r.api.set_profiling);
+    assert_int_equal(r.api.set_profiling(r.t, 1), CNN_OK);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(r.api.step(r.t, &r.X, &r.Y, NULL), CNN_OK);
+    int32_t n = r.api.num_kernels(r.t), twice = 0, never = 0, dw = 0, dx = 0;
+    double seconds = 0;
+    for (int32_t i = 0; i < n; i++) {
+        cnn_kernel_info k;
+        assert_int_equal(r.api.kernel_info(r.t, i, &k), CNN_OK);
+        twice += k.calls == 2;
+        never += k.calls == 0;
+        dw += strstr(k.op, "conv2d_grad_weight") != NULL;
+        dx += strstr(k.op, "conv2d_grad_input") != NULL;
+        seconds += k.seconds;
+    }
+    assert_int_equal(twice + never, n);
+    assert_true(twice > 0 && never > 0 && seconds > 0);
+    assert_int_equal(dw, 2);
+    assert_int_equal(dx, 1); /* conv1's input is the image: no gradient */
+    close_run(&r);
+}
+
 /* Trained weights saved by the instance compile into an inference model.so (cnnc
  * --weights) that computes what the instance's evaluation does: the small residual
  * network, whose batch-norm running statistics the steps changed. */
@@ -534,6 +563,7 @@ int main(void)
         cmocka_unit_test(test_bad_batches),
         cmocka_unit_test(test_save_load),
         cmocka_unit_test(test_saved_weights_deploy),
+        cmocka_unit_test(test_profiling),
         cmocka_unit_test(test_deterministic_libc_only),
         cmocka_unit_test(test_not_an_inference_model),
         cmocka_unit_test(test_emits_code),

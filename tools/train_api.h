@@ -36,6 +36,10 @@ typedef struct TrainApi {
     int64_t (*steps)(const cnn_trainer *);
     const char *(*status_string)(cnn_status);
     const char *(*last_error)(void);
+    /* Profiling: NULL in a model.so compiled before it existed. */
+    cnn_status (*set_profiling)(cnn_trainer *, int);
+    int32_t (*num_kernels)(const cnn_trainer *);
+    cnn_status (*kernel_info)(const cnn_trainer *, int32_t, cnn_kernel_info *);
 } TrainApi;
 
 /* Opens the training model.so at `path` and resolves its API. On failure returns
@@ -75,8 +79,13 @@ static inline bool train_api_open(TrainApi *a, const char *path, char *err, size
         snprintf(err, n, "'%s' is not a training model of cnnc --train: %s", path, dlerror());
         dlclose(a->lib);
         a->lib = NULL;
+        return false;
     }
-    return ok;
+    if (!(MODEL_API_SYM(a, set_profiling, "cnn_trainer_set_profiling") &&
+          MODEL_API_SYM(a, num_kernels, "cnn_trainer_num_kernels") &&
+          MODEL_API_SYM(a, kernel_info, "cnn_trainer_kernel_info")))
+        a->set_profiling = NULL, a->num_kernels = NULL, a->kernel_info = NULL;
+    return true;
 }
 
 static inline void train_api_close(TrainApi *a)

@@ -109,6 +109,13 @@ cnn_status cnn_trainer_set_param(cnn_trainer *t, int32_t i, const void *data, si
 cnn_status cnn_trainer_save(const cnn_trainer *t, const char *path);
 cnn_status cnn_trainer_load(cnn_trainer *t, const char *path);
 
+/* Per-kernel timing of the three models, as cnn_model_set_profiling: the kernels of
+ * the grad model (forward, loss, backward), then the apply model's (the optimizer),
+ * then the eval model's, each with its calls and time since profiling was switched on. */
+cnn_status cnn_trainer_set_profiling(cnn_trainer *t, int enabled);
+int32_t cnn_trainer_num_kernels(const cnn_trainer *t); /* -1 for NULL */
+cnn_status cnn_trainer_kernel_info(const cnn_trainer *t, int32_t i, cnn_kernel_info *info);
+
 /* The learning rate (initially cnnc's --lr; a finite number >= 0) and the steps
  * taken so far. */
 cnn_status cnn_trainer_set_lr(cnn_trainer *t, float lr);
