@@ -70,6 +70,13 @@ else
   fail=$((fail + 1))
 fi
 
+# --load: training goes on from saved weights; with a negligible rate, their accuracy.
+expect 0 "val accuracy $(awk "BEGIN {printf \"%.2f\", ${correct:-0} / 2}")% (${correct:-}/200)" -- \
+  "$model" --data="$tmp/train.npz" --val="$tmp/val.npz" --epochs=1 --batch=6 --lr=1e-12 \
+  --load="$tmp/w.safetensors" --save="$tmp/again.safetensors"
+expect 1 "cnntrain: error: --load: '$tmp/val.npz': " -- "$model" --data="$tmp/train.npz" --epochs=1 \
+  --batch=6 --load="$tmp/val.npz" --save="$tmp/again.safetensors"
+
 # The same seed, the same weights; --quiet prints nothing; no --val, no val line.
 expect 0 "" -- "$model" --data="$tmp/train.npz" --epochs=1 --batch=6 --seed=3 --quiet \
   --save="$tmp/a.safetensors"

@@ -28,7 +28,7 @@
 #define GRAD_BUCKET ((size_t)1 << 20)
 
 typedef struct Options {
-    const char *model, *data, *val, *save;
+    const char *model, *data, *val, *save, *load;
     int64_t epochs, batch, threads, lr_step, timeout; /* threads < 0: not given */
     uint64_t seed;
     double lr, lr_gamma; /* lr < 0: the compiled one */
@@ -144,6 +144,7 @@ static bool parse_option(void *ctx, int argc, char **argv, int *i)
     if (FLAG("--data")) return o->data = v, true;
     if (FLAG("--val")) return o->val = v, true;
     if (FLAG("--save")) return o->save = v, true;
+    if (FLAG("--load")) return o->load = v, true;
     if (FLAG("--epochs")) return parse_i64("--epochs", v, 1, &o->epochs);
     if (FLAG("--batch")) return parse_i64("--batch", v, 1, &o->batch);
     if (FLAG("--threads")) return parse_i64("--threads", v, 0, &o->threads);
@@ -189,6 +190,9 @@ static const char usage_text[] =
     "                       shuffled order are left out (a different few each epoch)\n"
     "  --val=VAL.npz        accuracy and mean loss on held-out data after each epoch\n"
     "  --seed=S             the shuffled order of each epoch and dropout masks (default 0)\n"
+    "  --load=W             start from these weights (.safetensors holding every tensor\n"
+    "                       of the model: cnntrain's, or PyTorch's state_dict) instead\n"
+    "                       of those cnnc compiled in\n"
     "  --lr=LR              the learning rate (default: cnnc's --lr)\n"
     "  --lr-step=N          multiply the learning rate by --lr-gamma every N epochs\n"
     "  --lr-gamma=G         (PyTorch's StepLR; default 0.1)\n"
@@ -301,7 +305,7 @@ static bool open_model(Job *j)
     j->classes = j->kind == CNN_LABEL_CLASS && j->out.rank >= 2 ? j->out.dims[1] : 0;
     if (j->o.lr > 0 && !trainer_ok(j, j->api.set_lr(j->t, (float)j->o.lr), "--lr"))
         return false;
-    return true;
+    return !j->o.load || trainer_ok(j, j->api.load(j->t, j->o.load), "--load");
 }
 
 /* x: float, [M, the input's dims after the batch]. */
