@@ -390,8 +390,8 @@ Epilogue *ir_epilogue(const Node *n);
 int32_t ir_bias_input(const Node *n);
 int32_t ir_residual_input(const Node *n);
 /* Floating-point operations of one run of the node's kernel: 2 per multiply-add
- * of conv2d and dense, none for copies, else 1 per output element; epilogues
- * are not counted. Saturates at INT64_MAX. */
+ * of conv2d and dense and of their gradients, none for copies, else 1 per output
+ * element; epilogues are not counted. Saturates at INT64_MAX. */
 int64_t ir_node_flops(const Graph *g, const Node *n);
 /* The profile label of the node's kernel: its op, then what is fused into it
  * in the order the epilogue applies it, e.g. "conv2d+bias+add+relu". */

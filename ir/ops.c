@@ -136,6 +136,16 @@ int64_t ir_node_flops(const Graph *g, const Node *n)
         int32_t axis = n->attrs.dense.axis < 0 ? n->attrs.dense.axis + x->rank : n->attrs.dense.axis;
         return ir_mul_sat(2 * out, x->dims[axis >= 0 && axis < x->rank ? axis : x->rank - 1]);
     }
+    case OP_CONV2D_GRAD_INPUT:  /* dy, weight, x: the forward's multiply-adds */
+    case OP_CONV2D_GRAD_WEIGHT: { /* dy, x, weight */
+        const TensorType *w = &g->nodes[n->inputs[n->op == OP_CONV2D_GRAD_INPUT ? 1 : 2]].type;
+        return ir_mul_sat(ir_mul_sat(2 * ir_numel(x), w->dims[1]), w->dims[2] * w->dims[3]);
+    }
+    case OP_DENSE_GRAD_INPUT:    /* dy[N, O], weight[O, I] -> [N, I] */
+    case OP_DENSE_GRAD_WEIGHT: { /* dy[N, O], x[N, I] -> [O, I] */
+        int64_t o = x->dims[x->rank - 1], rows = o ? ir_numel(x) / o : 0;
+        return ir_mul_sat(2 * out, n->op == OP_DENSE_GRAD_INPUT ? o : rows);
+    }
     case OP_LAYERNORM:
         return ir_mul_sat(out, 8); /* mean, variance, normalize, scale and shift */
     case OP_CONCAT:
@@ -146,6 +156,8 @@ int64_t ir_node_flops(const Graph *g, const Node *n)
     case OP_CHANNEL_SHUFFLE:
     case OP_REORDER:
     case OP_DROPOUT:
+    case OP_RESHAPE_AS:
+    case OP_SLICE_GRAD:
         return 0;
     default:
         return out;

@@ -434,6 +434,43 @@ static void test_epilogue_round_trip(void **state)
                        "      |                            ^\n");
 }
 
+/* The gradients of conv2d and dense count the forward's multiply-adds, twice. */
+static void test_gradient_flops(void **state)
+{
+    (void)state;
+    static const char src[] =
+        "graph f {\n"
+        "  %0 = input \"dy\" : f32[2,8,4,4]\n"
+        "  %1 = input \"w\" : f32[8,3,3,3]\n"
+        "  %2 = input \"x\" : f32[2,3,6,6]\n"
+        "  %3 = conv2d_grad_input(%0, %1, %2) {kernel=[3,3], stride=[1,1], dilation=[1,1], "
+        "pad=[0,0,0,0], groups=1} \"gi\" : f32[2,3,6,6]\n"
+        "  %4 = conv2d_grad_weight(%0, %2, %1) {kernel=[3,3], stride=[1,1], dilation=[1,1], "
+        "pad=[0,0,0,0], groups=1} \"gw\" : f32[8,3,3,3]\n"
+        "  %5 = input \"dz\" : f32[5,10]\n"
+        "  %6 = input \"v\" : f32[10,7]\n"
+        "  %7 = input \"a\" : f32[5,7]\n"
+        "  %8 = dense_grad_input(%5, %6) \"di\" : f32[5,7]\n"
+        "  %9 = dense_grad_weight(%5, %7) \"dw\" : f32[10,7]\n"
+        "  %10 = reshape_as(%8, %7) \"r\" : f32[5,7]\n"
+        "  return %3 \"gi\"\n"
+        "  return %4 \"gw\"\n"
+        "  return %9 \"dw\"\n"
+        "  return %10 \"r\"\n"
+        "}\n";
+    Diag d;
+    ir_diag_init(&d, stderr);
+    Graph *g = ir_parse_text("f.ir", src, &d);
+    assert_non_null(g);
+    assert_int_equal(ir_node_flops(g, &g->nodes[3]), 2 * (2 * 8 * 4 * 4) * 3 * 9);
+    assert_int_equal(ir_node_flops(g, &g->nodes[4]), 2 * (2 * 8 * 4 * 4) * 3 * 9);
+    assert_int_equal(ir_node_flops(g, &g->nodes[8]), 2 * 5 * 10 * 7);
+    assert_int_equal(ir_node_flops(g, &g->nodes[9]), 2 * 5 * 10 * 7);
+    assert_int_equal(ir_node_flops(g, &g->nodes[10]), 0);
+    ir_graph_free(g);
+    ir_diag_fini(&d);
+}
+
 static void test_dot(void **state)
 {
     Graph *g = every_op_graph();
@@ -502,6 +539,7 @@ int main(void)
         cmocka_unit_test(test_parse_errors),
         cmocka_unit_test(test_parse_errors_more),
         cmocka_unit_test(test_round_trip_of_parsed_text),
+        cmocka_unit_test(test_gradient_flops),
         cmocka_unit_test(test_dot),
         cmocka_unit_test(test_epilogue_round_trip),
         cmocka_unit_test(test_parse_many_strings),
