@@ -8,12 +8,15 @@
       and every gradient equal PyTorch's within 1e-4 (max|d| / max|ref| per tensor),
       and the running statistics after the step equal PyTorch's.
   trajectories: mnist_cnn, 50 steps of SGD with momentum, Nesterov and weight decay;
-      the mlp, 30 steps of AdamW; resnet18 at batch 4 on 64x64 inputs, 20 steps of Adam
-      (with --slow only): the loss of every step within 1e-4 relative of PyTorch's,
-      the final weights within 1e-3.
+      the mlp, 30 steps of AdamW: the loss of every step within 1e-4 relative of
+      PyTorch's, the final weights within 1e-3. resnet18 at batch 4 on 64x64 inputs,
+      20 steps of Adam: PyTorch itself does not reproduce these limits there (on 2
+      threads in channels-last memory against 1 thread, see trajectory()), so cnnc
+      must stay within twice what PyTorch differs from itself.
 
-Usage: train_torch.py BUILD_DIR [--slow]   (exit 0 pass, 1 fail, 77 no torch)"""
+Usage: train_torch.py BUILD_DIR   (exit 0 pass, 1 fail, 77 no torch)"""
 
+import copy
 import os
 import re
 import sys
@@ -174,8 +177,14 @@ def gradients(tmp, name, text, model, loss, threads):
     check("%s: loss" % tag, rel(got, ref.item()), GRAD_TOL)
     grads = t.gradients()
     worst, wname = 0.0, ""
+    # A gradient that is zero in exact arithmetic (a conv bias before a batch-norm in
+    # training mode) is rounding noise in both: it is compared against the scale of
+    # the other gradients instead of its own.
+    scale = max(float(p.grad.abs().max()) for p in model.parameters())
     for pname, p in model.named_parameters():
-        e = rel(grads[pname], p.grad.numpy())
+        ref_g = p.grad.numpy()
+        e = float(np.max(np.abs(grads[pname] - ref_g))) / max(float(np.max(np.abs(ref_g))),
+                                                              1e-3 * scale)
         if e > worst:
             worst, wname = e, pname
     check("%s: %d gradients (worst %s)" % (tag, len(grads), wname), worst, GRAD_TOL)
@@ -189,31 +198,69 @@ def gradients(tmp, name, text, model, loss, threads):
 
 # ---- trajectories -----------------------------------------------------------------
 
-def trajectory(tmp, name, text, model, steps, make_opt, flags, batch, shape=None):
+def torch_run(model, steps, make_opt, shape, classes, threads=1, channels_last=False):
+    """PyTorch's losses and final weights over `steps` seeded batches."""
+    torch.set_num_threads(threads)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    opt = make_opt(model.parameters())
+    gen = torch.Generator().manual_seed(11)
+    losses = []
+    model.train()
+    for step in range(steps):
+        x = torch.randn(shape, generator=gen)
+        y = torch.randint(0, classes, (shape[0],), generator=gen)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    torch.set_num_threads(1)
+    return losses, torch_state(model)
+
+
+def deviation(losses, state, ref_losses, ref_state):
+    """The largest relative loss difference of a step, and of the final weights the
+    largest max|d| / max|ref| of a tensor, with its name."""
+    dl = max(abs(a - b) / abs(b) for a, b in zip(losses, ref_losses))
+    wname = max(ref_state, key=lambda k: rel(state[k], ref_state[k]))
+    return dl, rel(state[wname], ref_state[wname]), wname
+
+
+def trajectory(tmp, name, text, model, steps, make_opt, flags, batch, chaotic=False):
+    """cnnc's steps against PyTorch's from the same weights and batches. A chaotic case
+    (resnet18 on random labels: batch statistics of 2x2 maps at batch 4, Adam turning
+    gradients of 1e-8 into steps of +-lr) is one where PyTorch does not reproduce
+    itself: its limits are twice what PyTorch on 2 threads in channels-last memory
+    differs from PyTorch on 1 thread, and at least the strict ones."""
     torch.manual_seed(3)
     src = write(tmp, name + ".cnn", text)
     t = cnnc.compile_train(src, os.path.join(tmp, name + "_traj.so"), batch=batch, threads=2,
                            **flags)
-    t.set_params(torch_state(model))
-    opt = make_opt(model.parameters())
+    init = torch_state(model)
+    t.set_params(init)
+    shape, classes = t.input_shape, t.output_shape[1]
+    again = copy.deepcopy(model) if chaotic else None
+    ref_losses, ref_state = torch_run(model, steps, make_opt, shape, classes)
     gen = torch.Generator().manual_seed(11)
-    worst = 0.0
-    model.train()
+    losses = []
     for step in range(steps):
-        x = torch.randn(t.input_shape, generator=gen)
-        y = torch.randint(0, t.output_shape[1], (t.output_shape[0],), generator=gen)
-        opt.zero_grad()
-        ref = F.cross_entropy(model(x), y)
-        ref.backward()
-        opt.step()
-        got = t.step(x.numpy(), y.numpy().astype(np.int64))
-        worst = max(worst, abs(got - ref.item()) / abs(ref.item()))
-    check("%s: loss of each of %d steps" % (name, steps), worst, LOSS_TOL)
-    state, after = torch_state(model), t.params()
-    wname = max(state, key=lambda k: rel(after[k], state[k]))
-    check("%s: final weights (worst %s)" % (name, wname), rel(after[wname], state[wname]),
-          WEIGHT_TOL)
+        x = torch.randn(shape, generator=gen)
+        y = torch.randint(0, classes, (shape[0],), generator=gen)
+        losses.append(t.step(x.numpy(), y.numpy().astype(np.int64)))
+    dl, dw, wname = deviation(losses, t.params(), ref_losses, ref_state)
     t.close()
+    ltol, wtol = LOSS_TOL, WEIGHT_TOL
+    if chaotic:
+        self_losses, self_state = torch_run(again, steps, make_opt, shape, classes, 2, True)
+        sl, sw, sname = deviation(self_losses, self_state, ref_losses, ref_state)
+        print("  %s: PyTorch against itself: loss %.2e, weights %.2e (%s)" % (name, sl, sw,
+                                                                           sname))
+        ltol, wtol = max(ltol, 2 * sl), max(wtol, 2 * sw)
+    check("%s: loss of each of %d steps" % (name, steps), dl, ltol)
+    check("%s: final weights (worst %s)" % (name, wname), dw, wtol)
 
 
 def resnet18_64():
@@ -226,7 +273,6 @@ def main():
         print(__doc__, file=sys.stderr)
         return 2
     os.environ.setdefault("CNNC", os.path.join(sys.argv[1], "tools", "cnnc"))
-    slow = "--slow" in sys.argv
     with tempfile.TemporaryDirectory() as tmp:
         print("gradients against autograd (batch 2):")
         for threads in (1, 2):
@@ -242,11 +288,15 @@ def main():
         trajectory(tmp, "mlp", MLP, Mlp(), 30,
                    lambda p: torch.optim.AdamW(p, lr=1e-3, weight_decay=0.05),
                    dict(optimizer="adamw", lr=1e-3, weight_decay=0.05), batch=16)
-        if slow:
+        try:
             import torchvision
+        except ImportError:
+            print("  resnet18: skipped, needs torchvision")
+            torchvision = None
+        if torchvision:
             trajectory(tmp, "resnet18", resnet18_64(), torchvision.models.resnet18(), 20,
                        lambda p: torch.optim.Adam(p, lr=1e-3),
-                       dict(optimizer="adam", lr=1e-3), batch=4)
+                       dict(optimizer="adam", lr=1e-3), batch=4, chaotic=True)
     if failures:
         print("FAILED: %s" % ", ".join(failures))
         return 1
