@@ -300,17 +300,27 @@ static cnn_status check_run(const cnn_model *m, const cnn_tensor *inputs, int32_
 /* One instance runs one call at a time: a second thread's call on it would
  * share its arena (and, on a GPU, its stream and buffers) and silently mix
  * results, so it is refused instead. The flag costs one atomic exchange. */
-static cnn_status acquire(cnn_model *m)
+cnn_status rt_acquire(atomic_flag *busy)
 {
-    if (!atomic_flag_test_and_set_explicit(&m->busy, memory_order_acquire))
+    if (!atomic_flag_test_and_set_explicit(busy, memory_order_acquire))
         return CNN_OK;
     rt_set_error("the instance is running on another thread; create one instance per thread");
     return CNN_ERR_BUSY;
 }
 
+void rt_release(atomic_flag *busy)
+{
+    atomic_flag_clear_explicit(busy, memory_order_release);
+}
+
+static cnn_status acquire(cnn_model *m)
+{
+    return rt_acquire(&m->busy);
+}
+
 static void release(cnn_model *m)
 {
-    atomic_flag_clear_explicit(&m->busy, memory_order_release);
+    rt_release(&m->busy);
 }
 
 static cnn_status run_checked(cnn_model *m, const cnn_tensor *inputs, int32_t ninputs,

@@ -6,6 +6,7 @@
 #ifndef CNNC_RT_H
 #define CNNC_RT_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "cnnc/abi.h"
@@ -42,6 +43,10 @@ char *rt_model_arena(const cnn_model *m);
 int64_t rt_tensor_bytes(const RtTensor *t);
 /* CNN_OK, or why a model description is unusable (version, counts, tables). */
 cnn_status rt_check_model(const RtModel *rt);
+/* Takes an instance's busy flag, or sets cnn_last_error and returns CNN_ERR_BUSY
+ * when another thread holds it; rt_release gives it back. */
+cnn_status rt_acquire(atomic_flag *busy);
+void rt_release(atomic_flag *busy);
 /* `requested` threads, or (0) one per online core up to a limit. */
 int32_t rt_threads(int32_t requested);
 /* A description of tensor t as an f32 tensor (name and dims point into t). */

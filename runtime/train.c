@@ -365,14 +365,12 @@ CNN_EXPORT void cnn_trainer_destroy(cnn_trainer *t)
 static cnn_status acquire(cnn_trainer *t)
 {
     rt_set_error("%s", "");
-    if (!atomic_flag_test_and_set_explicit(&t->busy, memory_order_acquire)) return CNN_OK;
-    rt_set_error("the instance is running on another thread; create one instance per thread");
-    return CNN_ERR_BUSY;
+    return rt_acquire(&t->busy);
 }
 
 static void release(cnn_trainer *t)
 {
-    atomic_flag_clear_explicit(&t->busy, memory_order_release);
+    rt_release(&t->busy);
 }
 
 /* Runs a bound model on batch x (NULL where it reads none), writing its network
