@@ -537,7 +537,8 @@ static void test_emits_code(void **state)
     }
 }
 
-/* --train compiles for the CPU only, and an object file is not one of its outputs. */
+/* --train compiles for the CPU only, an object file is not one of its outputs, and a
+ * network of several inputs is refused. */
 static void test_refused_flags(void **state)
 {
     (void)state;
@@ -550,6 +551,18 @@ static void test_refused_flags(void **state)
         int rc = system(cmd);
         assert_true(WIFEXITED(rc) && WEXITSTATUS(rc) == 1);
     }
+    /* The training API takes one input. */
+    char src[512], so[512], cmd[2048];
+    snprintf(src, sizeof src, "%s/two.cnn", tmpdir);
+    snprintf(so, sizeof so, "%s/two.so", tmpdir);
+    FILE *f = fopen(src, "w");
+    assert_non_null(f);
+    fputs("network two(a: f32[N=1, 4], b: f32[N=1, 4]) {\n  return dense(a + b, 3) as fc\n}\n", f);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "%s/tools/cnnc %s --train -o %s 2>&1 | grep -q 'of one input'",
+             CNNC_BINARY_DIR, src, so);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(access(so, F_OK), -1);
 }
 
 int main(void)

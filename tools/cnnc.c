@@ -832,6 +832,10 @@ static bool print_train_code(FILE *f, void *ctx)
  * write NCHW) and LLVM, linked with the runtime into -o (or printed). */
 static int link_train(TrainStep *s, const Options *o, Diag *d)
 {
+    int32_t ninputs = ir_num_inputs(s->eval) - s->nparams;
+    if (ninputs != 1)
+        return cli_fail("--train: the training API (cnnc/train.h) takes a network of one input; "
+                        "'%s' has %d", o->model, (int)ninputs), 1;
     CgTarget t = {.cpu = o->cpu, .features = o->features, .opt_level = o->opt_level};
     PassOptions po;
     pass_options_init(&po);
