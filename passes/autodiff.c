@@ -60,13 +60,28 @@ typedef struct Builder {
     bool *needs;     /* forward node depends on a trainable parameter */
     int32_t labels, rng;
     int32_t salt;    /* the next dropout layer's */
+    const char *file_from, *file_to; /* the last file name of a location copied into g */
 } Builder;
+
+/* `loc` with its file name in g's arena: the forward graph it comes from is freed
+ * first. Nodes come in runs from one file, so one name is remembered. */
+static SrcLoc own_loc(Builder *b, SrcLoc loc)
+{
+    if (loc.file && loc.file != b->file_from) {
+        b->file_from = loc.file;
+        b->file_to = ir_strdup(b->g->arena, loc.file);
+    }
+    if (loc.file)
+        loc.file = b->file_to;
+    return loc;
+}
 
 /* A node of g named `base` (made unique), with `a` (NULL: defaults), shapes inferred. */
 static int32_t emit(Builder *b, Op op, const int32_t *ins, int32_t n, const char *base,
                     SrcLoc loc, const Attrs *a)
 {
-    int32_t id = ir_add_node(b->g, op, ins, n, pass_unique_name(b->g, b->names, base), loc);
+    int32_t id = ir_add_node(b->g, op, ins, n, pass_unique_name(b->g, b->names, base),
+                             own_loc(b, loc));
     if (a)
         b->g->nodes[id].attrs = *a;
     if (!ir_infer_node(b->g, id, b->d))
@@ -85,7 +100,7 @@ static int32_t add_input(Builder *b, const char *name, TensorType t, SrcLoc loc)
     }
     t.layout = LAYOUT_PLAIN;
     t.block = 0;
-    return ir_add_input(b->g, unique, t, loc);
+    return ir_add_input(b->g, unique, t, own_loc(b, loc));
 }
 
 static const char *fmt(Builder *b, const char *f, const char *name)
@@ -128,8 +143,7 @@ static void param_table(const Graph *f, Graph *owner, TrainStep *s)
             t->kind = pass == 0 ? TP_WEIGHT : TP_BUFFER;
             size_t bytes = (size_t)ir_numel(&p->type) * sizeof(float);
             float *init = ir_alloc(owner->arena, bytes ? bytes : 1);
-            if (p->data)
-                memcpy(init, p->data, bytes);
+            memcpy(init, p->data, bytes);
             t->init = init;
             s->ntrainable += pass == 0;
         }
@@ -668,8 +682,15 @@ static bool build_apply(const Graph *f, const TrainOptions *o, TrainStep *s, Dia
 
 static bool check_forward(const Graph *f, Diag *d)
 {
+    bool ok = true;
+    for (int32_t i = 0; i < f->nnodes; i++)
+        if (f->nodes[i].op == OP_PARAM && !f->nodes[i].data) {
+            ir_error(d, f->nodes[i].loc, "training: parameter '%s' has no initial value",
+                     f->nodes[i].name);
+            ok = false;
+        }
     if (f->noutputs == 1)
-        return true;
+        return ok;
     SrcLoc loc = f->noutputs > 1 ? f->nodes[f->outputs[1].node].loc : (SrcLoc){0};
     ir_error(d, loc, "training: the network must have one output (the logits or the "
              "prediction), it has %d", (int)f->noutputs);
