@@ -8,6 +8,7 @@
  * evaluating and saving, as PyTorch DDP's broadcast_buffers. Only process 0 prints
  * and saves; a process that fails or stops answering ends the job with status 1. */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
 #include <signal.h>
@@ -207,21 +208,41 @@ static const char usage_text[] =
     "With K processes, gradients are averaged each step; batch-norm running statistics\n"
     "are process 0's (broadcast to the others before evaluating and saving).\n";
 
+/* Standard output and error sent to /dev/null (saved[0..1] keep them) and back. */
+static void silence(bool on, int saved[2])
+{
+    fflush(stdout);
+    fflush(stderr);
+    for (int fd = 1; fd <= 2; fd++) {
+        if (on) {
+            int null = open("/dev/null", O_WRONLY);
+            saved[fd - 1] = null >= 0 ? dup(fd) : -1;
+            if (saved[fd - 1] >= 0)
+                dup2(null, fd);
+            if (null >= 0)
+                close(null);
+        } else if (saved[fd - 1] >= 0) {
+            dup2(saved[fd - 1], fd);
+            close(saved[fd - 1]);
+        }
+    }
+}
+
 /* 0 to go on, 1 after an error (reported on process 0), 2 after --help/--version. */
 static int parse_args(Options *o, int argc, char **argv, int rank)
 {
     char what[200], usage[sizeof usage_text + 300], version[300];
     bool mpi = dist_available(what, sizeof what);
-    snprintf(usage, sizeof usage, "%s\nThis cnntrain: %s.\n", usage_text,
-             mpi ? what : "built without MPI: one process only");
+    snprintf(usage, sizeof usage, "%s\nThis cnntrain: %s%s.\n", usage_text,
+             mpi ? "data parallel over " : "", what);
     snprintf(version, sizeof version, "cnntrain 0.1.0 (train API %d, %s%s)\n",
              CNN_TRAIN_API_VERSION, mpi ? "data parallel over " : "", what);
     *o = (Options){.threads = -1, .lr = -1, .lr_gamma = 0.1, .timeout = 600};
     CliParser p = {usage, version, parse_option, add_operand};
     /* Every process reads the same arguments: process 0 alone says what it finds. */
-    FILE *saved_out = stdout, *saved_err = stderr, *null = NULL;
-    if (rank != 0 && (null = fopen("/dev/null", "w")))
-        stdout = stderr = null;
+    int saved[2];
+    if (rank != 0)
+        silence(true, saved);
     int rc = cli_parse(&p, o, argc, argv, 1);
     if (rc == 0) {
         const char *missing = !o->model ? "a MODEL_train.so"
@@ -235,11 +256,8 @@ static int parse_args(Options *o, int argc, char **argv, int rank)
             rc = 1;
         }
     }
-    if (null) {
-        stdout = saved_out;
-        stderr = saved_err;
-        fclose(null);
-    }
+    if (rank != 0)
+        silence(false, saved);
     return rc;
 }
 
