@@ -7,7 +7,7 @@
  * plain layout and its scalar kernels.
  *
  *   1. Forward over the nodes, decide each output's layout: conv2d is blocked
- *      when its channels divide by b; ops that work per channel or per element
+ *      when its channels divide by b and its weight is a constant; ops that work per channel or per element
  *      (pools, activations, batchnorm, same-shape add/mul, channel concat) and
  *      layernorm over the channels follow their inputs; everything else, and
  *      every non-4-d value, is plain.
@@ -54,9 +54,13 @@ static int32_t block_for(const Lay *l, int64_t c)
                                    : divides(c, l->quarter) ? l->quarter : 0;
 }
 
-/* The block conv2d `n` writes (and reads its input in), 0: plain. */
+/* The block conv2d `n` writes (and reads its input in), 0: plain. Blocked
+ * kernels pack their weights at compile time: a weight that is a value of the
+ * graph (training) keeps the conv plain. */
 static int32_t conv_block(const Lay *l, const Node *n)
 {
+    if (l->g->nodes[n->inputs[1]].op != OP_PARAM)
+        return 0;
     int64_t cin = l->g->nodes[n->inputs[0]].type.dims[1], cout = n->type.dims[1];
     int32_t groups = n->attrs.conv.groups;
     if (groups == 1 || (groups == cin && cin == cout))

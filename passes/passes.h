@@ -58,7 +58,8 @@ void pass_print_plan(const Graph *g, FILE *out);
  *  - conv2d writes NCHW[k]c with the largest such k that divides its output
  *    channels (per group, unless depthwise); it then reads NCHW[k]c when k
  *    divides its input channels, else plain (the first conv of a network). A
- *    plain conv2d reads plain.
+ *    conv2d whose weight is not a constant (a graph input) is plain. A plain
+ *    conv2d reads plain.
  *  - batchnorm, activations, dropout, pools, global/adaptive avgpool, add/mul
  *    of equal shapes, layernorm over the channels and channel concat of
  *    blocked-able inputs keep the layout and block of their first blocked

@@ -6,7 +6,7 @@
  * on plain buffers over its work items on 1 and 2 threads, and compared with a naive
  * double-precision reference written here and with the reference interpreter where it runs the op:
  * max|got - want| <= 1e-4 * max|want|. A small network with run-time weights also goes through the
- * passes (plain layouts, fusion, memory plan) into a model.so run through the model API, against
+ * passes (fusion, layouts, memory plan) into a model.so run through the model API, against
  * the interpreter. */
 #include <math.h>
 #include <pthread.h>
@@ -594,15 +594,16 @@ static const char *const net =
     "  return %14 \"y\"\n"
     "}\n";
 
-static void test_network_plain(void **state)
+/* With `block` 0 (as training compiles) or the target's lanes, where the layout
+ * pass leaves convolutions with run-time weights plain. */
+static void check_network(int32_t block)
 {
-    (void)state;
     Diag d;
     ir_diag_init(&d, stderr);
     Graph *g = ir_parse_text("net.ir", net, &d);
     assert_non_null(g);
     Graph *src = ir_graph_clone(g);
-    Build b = {.block = 0, .opt = 2};
+    Build b = {.block = block, .opt = 2};
     optimize(g, &b);
     char *so = link_so("train_net", g, &b);
     Api a = open_so(so);
@@ -619,7 +620,7 @@ static void test_network_plain(void **state)
             want[i] = res.values[14][i];
         double e = rel_error(outs[0], want, 30);
         if (!(e <= TOL))
-            fail_msg("network, %d thread(s): relative error %g", threads, e);
+            fail_msg("network, block %d, %d thread(s): relative error %g", block, threads, e);
         ir_interp_free(&res);
         free_all(outs, no);
         free_all(ins, 6);
@@ -632,13 +633,23 @@ static void test_network_plain(void **state)
     ir_diag_fini(&d);
 }
 
+static void test_network(void **state)
+{
+    (void)state;
+    check_network(0);
+    check_network(-1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_conv2d_forward),     cmocka_unit_test(test_conv2d_grad_input),
-        cmocka_unit_test(test_conv2d_grad_weight), cmocka_unit_test(test_dense_forward),
-        cmocka_unit_test(test_dense_grad_input),   cmocka_unit_test(test_dense_grad_weight),
-        cmocka_unit_test(test_network_plain),
+        cmocka_unit_test(test_conv2d_forward),
+        cmocka_unit_test(test_conv2d_grad_input),
+        cmocka_unit_test(test_conv2d_grad_weight),
+        cmocka_unit_test(test_dense_forward),
+        cmocka_unit_test(test_dense_grad_input),
+        cmocka_unit_test(test_dense_grad_weight),
+        cmocka_unit_test(test_network),
     };
     return cmocka_run_group_tests(tests, make_tmpdir, remove_tmpdir);
 }
