@@ -147,11 +147,8 @@ bool cg_train_lower(CgTrainModel *m, Graph *const graphs[3], const CgTrain *t,
     CgTarget named = target ? *target : (CgTarget){.opt_level = 2};
     for (int32_t i = 0; i < 3; i++) {
         named.name = model_names[i];
-        if (!cg_lower(&m->cg[i], graphs[i], &named, d)) {
-            m->nlowered = i + 1;
-            return false;
-        }
-        m->nlowered = i + 1;
+        m->nlowered = i + 1; /* cg_free'd even when lowering fails */
+        if (!cg_lower(&m->cg[i], graphs[i], &named, d)) return false;
     }
     m->init = cg_add_train(&m->cg[0], t);
     return true;
