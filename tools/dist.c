@@ -10,11 +10,11 @@
 
 #include <mpi.h>
 
-/* Whether MPI was initialized: only in a process that a launcher started (mpirun,
- * or srun and others through PMI), so that a plain `cnntrain` neither pays for nor
- * depends on MPI's singleton start. */
+/* Whether MPI was initialized: only where a launcher started the process, so that
+ * a plain `cnntrain` neither pays for nor depends on MPI's singleton start. */
 static bool g_mpi;
 
+/* Whether a launcher started this process: mpirun, or srun and others through PMI. */
 static bool launched(void)
 {
     return getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMI_SIZE") || getenv("PMIX_RANK");
@@ -156,10 +156,19 @@ bool dist_available(char *what, size_t n)
     return false;
 }
 
+/* Started as one of several processes (mpirun -np K), each would train alone and
+ * write the same file. */
 bool dist_init(int *argc, char ***argv, int *rank, int *size, char *err, size_t n)
 {
+    const char *k = getenv("OMPI_COMM_WORLD_SIZE");
     *rank = 0;
     *size = 1;
+    if (!k)
+        k = getenv("PMI_SIZE");
+    if (k && atoi(k) > 1)
+        return snprintf(err, n, "this cnntrain was built without MPI: it cannot run as one of "
+                                "%s processes; run it alone, or rebuild it with MPI installed", k),
+               false;
     return true;
 }
 
