@@ -849,13 +849,14 @@ static void maxpool_grad_plane(Cg *cg, Plane *p, LLVMValueRef oh, LLVMValueRef o
     cg_if_end(cg, j);
 }
 
-/* max_pool2d's backward at `vec` outputs ow0.. of row oh whose windows lie inside
- * the input: each tap a vector (strided loads), the maxima's places found in
- * vectors, then dy added there lane by lane in ow order. */
-static void maxpool_grad_vec(Cg *cg, Plane *p, LLVMValueRef oh, LLVMValueRef ow0)
+/* max_pool2d's backward at n <= vec outputs ow0.. of row oh whose windows lie inside
+ * the input: each tap a vector (strided loads of n lanes), the maxima's places found
+ * with vector compares and blends, then dy added there lane by lane in ow order. */
+static void maxpool_grad_vec(Cg *cg, Plane *p, LLVMValueRef oh, LLVMValueRef ow0, int32_t n)
 {
     const PoolAttrs *a = &p->nd->attrs.pool;
     int32_t L = cg->vec, s = a->stride[1];
+    uint32_t mask = n >= 32 ? UINT32_MAX : (UINT32_C(1) << n) - 1;
     LLVMValueRef h0 = LLVMBuildSub(cg->b, cg_imul(cg, oh, a->stride[0]), cg_i64(cg, a->pad[0]), "");
     LLVMValueRef w0 = LLVMBuildSub(cg->b, cg_imul(cg, ow0, s), cg_i64(cg, a->pad[1]), "");
     LLVMValueRef base = cg_iadd(cg, cg_imul(cg, h0, p->W), w0), steps[64], best = NULL, at = NULL;
@@ -866,7 +867,7 @@ static void maxpool_grad_vec(Cg *cg, Plane *p, LLVMValueRef oh, LLVMValueRef ow0
         for (int32_t j = 0; j < a->kernel[1]; j++) {
             int64_t off = (int64_t)i * a->dilation[0] * p->W + (int64_t)j * a->dilation[1];
             LLVMValueRef pos = cg_iadd(cg, base, cg_i64(cg, off));
-            LLVMValueRef v = cg_load_lanes(cg, p->x, pos, s, L, UINT32_MAX);
+            LLVMValueRef v = cg_load_lanes(cg, p->x, pos, s, L, mask);
             LLVMValueRef pv =
                 LLVMBuildAdd(cg->b, splat_any(cg, LLVMBuildTrunc(cg->b, pos, cg->t_i32, ""), L),
                              lanes, "");
@@ -880,8 +881,8 @@ static void maxpool_grad_vec(Cg *cg, Plane *p, LLVMValueRef oh, LLVMValueRef ow0
             best = sel(cg, take, v, best);
             at = sel(cg, take, pv, at);
         }
-    LLVMValueRef g = load_at(cg, p->dy, cg_iadd(cg, cg_imul(cg, oh, p->OW), ow0), L);
-    for (int32_t l = 0; l < L; l++) {
+    LLVMValueRef g = cg_load_lanes(cg, p->dy, cg_iadd(cg, cg_imul(cg, oh, p->OW), ow0), 1, L, mask);
+    for (int32_t l = 0; l < n; l++) {
         LLVMValueRef li = LLVMConstInt(cg->t_i32, (unsigned long long)l, 0);
         LLVMValueRef where =
             LLVMBuildSExt(cg->b, LLVMBuildExtractElement(cg->b, at, li, ""), cg->t_i64, "");
@@ -899,17 +900,17 @@ static void maxpool_grad_span(Cg *cg, Plane *p, LLVMValueRef oh, int64_t lo, int
     cg_loop_end(cg, &ow);
 }
 
-/* Row oh of max_pool2d's backward: in vectors where a whole vector of windows lies
- * inside the input (rows inside it, the columns between the borders), else one
- * output at a time. */
+/* Row oh of max_pool2d's backward: in vectors where the windows lie inside the
+ * input (rows inside it, the columns between the borders; the last vector partly
+ * filled), else one output at a time. */
 static void maxpool_grad_row(Cg *cg, Plane *p, LLVMValueRef oh)
 {
     const PoolAttrs *a = &p->nd->attrs.pool;
     int64_t hlo, hhi, wlo, whi, L = cg->vec;
     inside_range(p->H, p->OH, a->kernel[0], a->stride[0], a->pad[0], a->dilation[0], &hlo, &hhi);
     inside_range(p->W, p->OW, a->kernel[1], a->stride[1], a->pad[1], a->dilation[1], &wlo, &whi);
-    if ((int64_t)a->kernel[0] * a->kernel[1] > MAX_TAPS || hlo >= hhi || whi - wlo < L ||
-        (int64_t)a->stride[1] * L > 64 || p->H * p->W >= INT32_MAX) {
+    if ((int64_t)a->kernel[0] * a->kernel[1] > MAX_TAPS || hlo >= hhi || wlo >= whi ||
+        p->H * p->W >= INT32_MAX) {
         maxpool_grad_span(cg, p, oh, 0, p->OW);
         return;
     }
@@ -918,10 +919,14 @@ static void maxpool_grad_row(Cg *cg, Plane *p, LLVMValueRef oh)
                                    icmp(cg, LLVMIntSLT, oh, cg_i64(cg, hhi)), "inside");
     LLVMBasicBlockRef j = cg_if_begin(cg, in);
     maxpool_grad_span(cg, p, oh, 0, wlo);
-    CgLoop v = cg_loop_begin(cg, cg_i64(cg, wlo), cg_i64(cg, vend), L, "ow");
-    maxpool_grad_vec(cg, p, oh, v.iv);
-    cg_loop_end(cg, &v);
-    maxpool_grad_span(cg, p, oh, vend, p->OW);
+    if (vend > wlo) {
+        CgLoop v = cg_loop_begin(cg, cg_i64(cg, wlo), cg_i64(cg, vend), L, "ow");
+        maxpool_grad_vec(cg, p, oh, v.iv, (int32_t)L);
+        cg_loop_end(cg, &v);
+    }
+    if (whi > vend)
+        maxpool_grad_vec(cg, p, oh, cg_i64(cg, vend), (int32_t)(whi - vend));
+    maxpool_grad_span(cg, p, oh, whi, p->OW);
     cg_if_end(cg, j);
     j = cg_if_begin(cg, LLVMBuildNot(cg->b, in, ""));
     maxpool_grad_span(cg, p, oh, 0, p->OW);
