@@ -125,8 +125,10 @@ static bool is_running_stat(const Graph *f, int32_t p)
 
 /* ---- the parameter table ------------------------------------------------ */
 
-/* Trainable parameters in the forward graph's order, then the buffers. */
-static void param_table(const Graph *f, Graph *owner, TrainStep *s)
+/* Trainable parameters in the forward graph's order, then the buffers, each typed
+ * as in the forward graph `fwd` (a dense weight that lower turned into a 1×1 conv2d's
+ * [O, I, 1, 1] stays [O, I], the shape of weight files; the bytes are the same). */
+static void param_table(const Graph *f, const Graph *fwd, Graph *owner, TrainStep *s)
 {
     int32_t n = 0;
     for (int32_t i = 0; i < f->nnodes; i++)
@@ -139,7 +141,9 @@ static void param_table(const Graph *f, Graph *owner, TrainStep *s)
                 continue;
             TrainParam *t = &s->params[s->nparams++];
             t->name = ir_strdup(owner->arena, p->name);
-            t->type = ir_type_f32(p->type.rank, p->type.dims);
+            int32_t orig = ir_find_node(fwd, p->name);
+            const TensorType *pt = orig >= 0 ? &fwd->nodes[orig].type : &p->type;
+            t->type = ir_type_f32(pt->rank, pt->dims);
             t->kind = pass == 0 ? TP_WEIGHT : TP_BUFFER;
             size_t bytes = (size_t)ir_numel(&p->type) * sizeof(float);
             float *init = ir_alloc(owner->arena, bytes ? bytes : 1);
@@ -714,7 +718,7 @@ bool train_build(const Graph *fwd, const TrainOptions *o, TrainStep *out, Diag *
     out->apply = ir_graph_new(ir_strfmt(f->arena, "%s_apply", f->name));
     out->eval = ir_graph_new(ir_strfmt(f->arena, "%s_eval", f->name));
     if (ok)
-        param_table(f, out->grad, out); /* kept in the grad graph's arena */
+        param_table(f, fwd, out->grad, out); /* kept in the grad graph's arena */
     ok = ok && build_grad(f, o, out, d) && build_eval(f, out, d) && build_apply(f, o, out, d);
     ir_graph_free(f);
     if (!ok)

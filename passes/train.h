@@ -30,7 +30,8 @@ typedef enum { TP_WEIGHT, TP_BUFFER, TP_STATE } TrainParamKind;
 typedef struct TrainParam {
     const char *name;  /* "conv1.weight", "bn1.running_mean", "momentum:conv1.weight",
                           "exp_avg:conv1.weight", "exp_avg_sq:conv1.weight" */
-    TensorType type;   /* plain f32 */
+    TensorType type;   /* plain f32, as the forward graph has it (a graph input of the
+                          same name may be lowered to another shape of the same size) */
     TrainParamKind kind;
     const float *init; /* initial values (numel floats); NULL: zeros (optimizer state) */
 } TrainParam;

@@ -577,6 +577,13 @@ static void test_more_layers(void **state)
     o.loss = LOSS_MSE;
     TrainStep s;
     build(g, &o, &s);
+    /* fc1, over the channels, is a 1×1 conv2d in the graphs; its table entry keeps
+     * the [5, 8] of the language and of weight files */
+    int32_t fc1 = 0;
+    while (strcmp(s.params[fc1].name, "fc1.weight"))
+        fc1++;
+    assert_int_equal(s.params[fc1].type.rank, 2);
+    assert_int_equal(s.grad->nodes[ir_input_node(s.grad, 3 + fc1)].type.rank, 4);
     Batch b = batch_new(&s);
     for (int64_t i = 0; i < ir_numel(&s.grad->nodes[s.label_node].type); i++)
         b.labels[i] = (float)cos((double)i);
