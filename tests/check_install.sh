@@ -26,9 +26,9 @@ if ! "$cmake" --install "$build" --prefix "$tmp/stage" > "$tmp/install.log" 2>&1
 fi
 mv "$tmp/stage" "$tmp/prefix"
 prefix=$tmp/prefix
-for f in bin/cnnc bin/cnnrun lib/cnnc/libcnnc_rt.a include/cnnc/model.h include/cnnc/abi.h \
-         include/cnnc/loader.h share/man/man1/cnnc.1 share/man/man1/cnnrun.1 \
-         share/doc/cnnc/language.md; do
+for f in bin/cnnc bin/cnnrun bin/cnntrain lib/cnnc/libcnnc_rt.a include/cnnc/model.h \
+         include/cnnc/abi.h include/cnnc/loader.h share/man/man1/cnnc.1 share/man/man1/cnnrun.1 \
+         share/man/man1/cnntrain.1 share/doc/cnnc/language.md; do
   [ -f "$prefix/$f" ] || failed "$f was not installed"
 done
 pc=$(find "$prefix" -name cnnc.pc)
@@ -172,7 +172,7 @@ render() {
   else grep -q '^\.TH ' "$1" && cat "$1"
   fi
 }
-for prog in cnnc cnnrun; do
+for prog in cnnc cnnrun cnntrain; do
   page=$prefix/share/man/man1/$prog.1
   if ! render "$page" > "$prog.man" 2> "$prog.warnings" || [ -s "$prog.warnings" ]; then
     cat "$prog.warnings"
