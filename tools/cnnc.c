@@ -692,8 +692,9 @@ static int run_train(Graph *g, const Options *o, Diag *d)
     const Graph *gg = s.grad;
     int32_t n = ir_num_inputs(g), total = ir_num_inputs(gg);
     const float **inputs = ir_xcalloc((size_t)total + 1, sizeof *inputs);
-    float *owned[MAX_INPUT_FILES + 2] = {0}, rng[2] = {(float)(o->input_seed % (1u << 24)), 0};
-    bool ok = n + 2 <= MAX_INPUT_FILES + 2;
+    float **owned = ir_xcalloc((size_t)n + 1, sizeof *owned); /* inputs and labels */
+    float rng[2] = {(float)(o->input_seed % (1u << 24)), 0};
+    bool ok = true;
     for (int32_t i = 0; i < n && ok; i++) {
         const Node *in = &g->nodes[ir_input_node(g, i)];
         const char *path = o->ninputs ? input_file(o, in->name, n) : NULL;
@@ -714,6 +715,7 @@ static int run_train(Graph *g, const Options *o, Diag *d)
     }
     if (res.values) ir_interp_free(&res);
     for (int32_t i = 0; i < n + 1; i++) free(owned[i]);
+    free(owned);
     free(inputs);
     train_step_free(&s);
     return ok ? 0 : 1;
