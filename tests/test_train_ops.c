@@ -33,6 +33,9 @@
 typedef struct Case {
     int64_t classes;
     float hyper[3];
+    /* Labels the compiled model gets instead (outside [0, classes) some); the
+     * interpreter, which rejects those, gets class 0 in their place. */
+    const float *bad_labels;
 } Case;
 
 static uint64_t lcg = 88172645463325252ull;
@@ -132,6 +135,13 @@ static void check_graph(const char *name, const Graph *g, const Case *c)
         ins[k] = malloc((size_t)ir_numel(&in->type) * sizeof(float));
         fill(in, c, ins[k]);
         tin[k] = (cnn_tensor){ins[k], (size_t)ir_numel(&in->type) * sizeof(float)};
+        if (!c->bad_labels || strcmp(in->name, "labels") != 0)
+            continue;
+        tin[k].data = (void *)c->bad_labels;
+        for (int64_t i = 0; i < ir_numel(&in->type); i++) {
+            float l = c->bad_labels[i];
+            ins[k][i] = l >= 0.0f && l < (float)c->classes ? l : 0.0f;
+        }
     }
     InterpResult ref;
     char err[256];
@@ -363,6 +373,22 @@ static void test_bn_stats_offset(void **state)
           &plain);
 }
 
+/* Labels outside [0, K) (the runtime rejects them before a run) read class 0
+ * rather than memory out of bounds. */
+static void test_bad_labels(void **state)
+{
+    static const float bad[5] = {-1.0f, 10.0f, 1e9f, NAN, 3.0f};
+    const Case c = {.classes = 10, .bad_labels = bad};
+    check("bad_labels",
+          "graph xent {\n"
+          "  %0 = input \"logits\" : f32[5,10]\n"
+          "  %1 = input \"labels\" : f32[5]\n"
+          "  %2 = softmax_xent(%0, %1) \"loss\" : f32[1]\n"
+          "  %3 = softmax_xent_grad(%0, %1) \"grad\" : f32[5,10]\n"
+          "  return %2 \"loss\"\n  return %3 \"grad\"\n}\n",
+          &c);
+}
+
 /* Cross-entropy over 10 and 37 classes and its gradient; mse and its gradient. */
 static void test_losses(void **state)
 {
@@ -586,9 +612,10 @@ int main(void)
         cmocka_unit_test(test_act_grad),        cmocka_unit_test(test_maxpool_grad),
         cmocka_unit_test(test_avgpool_grads),   cmocka_unit_test(test_batchnorm),
         cmocka_unit_test(test_bn_stats_offset), cmocka_unit_test(test_layernorm_inputs),
-        cmocka_unit_test(test_losses),          cmocka_unit_test(test_optimizers),
-        cmocka_unit_test(test_dropout),         cmocka_unit_test(test_shape_grads),
-        cmocka_unit_test(test_concat_views),    cmocka_unit_test(test_training_graphs),
+        cmocka_unit_test(test_losses),          cmocka_unit_test(test_bad_labels),
+        cmocka_unit_test(test_optimizers),      cmocka_unit_test(test_dropout),
+        cmocka_unit_test(test_shape_grads),     cmocka_unit_test(test_concat_views),
+        cmocka_unit_test(test_training_graphs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
