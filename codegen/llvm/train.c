@@ -403,6 +403,7 @@ static CgKernel emit_copy(Cg *cg, int32_t id);
 typedef struct Chan {
     Cg *cg;
     const Node *nd;
+    int32_t id;
     int64_t N, C, S;
     int32_t nt;
     LLVMValueRef base[4]; /* the values walked: [0] the output when mapping */
@@ -488,8 +489,8 @@ static void chan_walk(Chan *k, int32_t nsum, ChanTerms terms, ChanMap map, LLVMV
 
 typedef void (*ChanBody)(Chan *k);
 
-/* A kernel over the channels of node `id`'s values `vals` (-1: the output,
- * else an input number), viewed along dim `axis` (1 unless bias_grad's). */
+/* A kernel over the channels (dim 1) of node `id`'s values `vals` (-1: the output,
+ * else an input number; the last gives the shape), `body` the code of an item. */
 static CgKernel chan_kernel(Cg *cg, int32_t id, const int32_t *vals, int32_t nt, ChanBody body)
 {
     const Node *nd = &cg->g->nodes[id];
@@ -497,7 +498,7 @@ static CgKernel chan_kernel(Cg *cg, int32_t id, const int32_t *vals, int32_t nt,
         return (CgKernel){0};
     int32_t src = vals[nt - 1] < 0 ? id : nd->inputs[vals[nt - 1]];
     const TensorType *t = &cg->g->nodes[src].type;
-    Chan k = {.cg = cg, .nd = nd, .N = t->dims[0], .C = t->dims[1], .S = 1, .nt = nt};
+    Chan k = {.cg = cg, .nd = nd, .id = id, .N = t->dims[0], .C = t->dims[1], .S = 1, .nt = nt};
     for (int32_t i = 2; i < t->rank; i++)
         k.S *= t->dims[i];
     k.M = k.N * k.S;
@@ -577,19 +578,18 @@ static LLVMValueRef norm_map(Chan *k, const LLVMValueRef *x, int32_t lanes)
 static void bn_train_body(Chan *k) /* x, stats, weight, bias */
 {
     Cg *cg = k->cg;
-    LLVMValueRef stats = cg_input_ptr(cg, (int32_t)(k->nd - cg->g->nodes), 1);
+    LLVMValueRef stats = cg_input_ptr(cg, k->id, 1);
     k->par[0] = chan_vec(k, stats, 0);
     LLVMValueRef rstd = rstd_of(k, chan_vec(k, stats, 1), k->nd->attrs.bn.eps);
-    k->par[1] =
-        vmul(cg, rstd, chan_vec(k, cg_input_ptr(cg, (int32_t)(k->nd - cg->g->nodes), 2), 0));
-    k->par[2] = chan_vec(k, cg_input_ptr(cg, (int32_t)(k->nd - cg->g->nodes), 3), 0);
+    k->par[1] = vmul(cg, rstd, chan_vec(k, cg_input_ptr(cg, k->id, 2), 0));
+    k->par[2] = chan_vec(k, cg_input_ptr(cg, k->id, 3), 0);
     chan_walk(k, 0, NULL, norm_map, NULL);
 }
 
 static void batchnorm_body(Chan *k) /* x, weight, bias, running mean, running variance */
 {
     Cg *cg = k->cg;
-    int32_t id = (int32_t)(k->nd - cg->g->nodes);
+    int32_t id = k->id;
     k->par[0] = chan_vec(k, cg_input_ptr(cg, id, 3), 0);
     LLVMValueRef rstd = rstd_of(k, chan_vec(k, cg_input_ptr(cg, id, 4), 0), k->nd->attrs.bn.eps);
     k->par[1] = vmul(cg, rstd, chan_vec(k, cg_input_ptr(cg, id, 1), 0));
@@ -608,7 +608,7 @@ static void grad_terms(Chan *k, const LLVMValueRef *x, int32_t lanes, LLVMValueR
 static void bn_grad_weight_body(Chan *k) /* dy, x, stats → sum dy * xhat */
 {
     Cg *cg = k->cg;
-    int32_t id = (int32_t)(k->nd - cg->g->nodes);
+    int32_t id = k->id;
     LLVMValueRef stats = cg_input_ptr(cg, id, 2), s[2];
     k->par[0] = chan_vec(k, stats, 0);
     chan_walk(k, 2, grad_terms, NULL, s);
@@ -630,7 +630,7 @@ static LLVMValueRef bn_dx_map(Chan *k, const LLVMValueRef *x, int32_t lanes)
 static void bn_grad_input_body(Chan *k)
 {
     Cg *cg = k->cg;
-    int32_t id = (int32_t)(k->nd - cg->g->nodes);
+    int32_t id = k->id;
     LLVMValueRef stats = cg_input_ptr(cg, id, 2), s[2];
     k->par[0] = chan_vec(k, stats, 0);
     chan_walk(k, 2, grad_terms, NULL, s);
@@ -655,15 +655,14 @@ static CgKernel emit_bias_grad(Cg *cg, int32_t id)
     const Node *nd = &cg->g->nodes[id];
     const TensorType *t = &cg->g->nodes[nd->inputs[0]].type;
     int32_t axis = nd->attrs.axis.axis < 0 ? nd->attrs.axis.axis + t->rank : nd->attrs.axis.axis;
-    int32_t vals[1] = {0};
-    if (axis == 1 || t->rank == 1) {
-        if (t->rank == 1)
-            return emit_copy(cg, id);
+    static const int32_t vals[1] = {0};
+    if (t->rank == 1) /* a vector: its own sum */
+        return emit_copy(cg, id);
+    if (axis == 1)
         return chan_kernel(cg, id, vals, 1, bias_grad_body);
-    }
     if (!plain_ok(cg, id, true))
         return (CgKernel){0};
-    Chan k = {.cg = cg, .nd = nd, .N = 1, .C = t->dims[axis], .S = 1, .nt = 1};
+    Chan k = {.cg = cg, .nd = nd, .id = id, .N = 1, .C = t->dims[axis], .S = 1, .nt = 1};
     for (int32_t i = 0; i < axis; i++)
         k.N *= t->dims[i];
     for (int32_t i = axis + 1; i < t->rank; i++)
@@ -781,30 +780,7 @@ static LLVMValueRef max_at_clipped(Cg *cg, Plane *p, LLVMValueRef h0, LLVMValueR
     return get(cg, at);
 }
 
-#define MAX_TAPS 64 /* windows up to this many taps are unrolled inside the input */
-
-/* The same for a window wholly inside the input: its taps unrolled, no checks. */
-static LLVMValueRef max_at_inside(Cg *cg, Plane *p, LLVMValueRef h0, LLVMValueRef w0)
-{
-    const PoolAttrs *a = &p->nd->attrs.pool;
-    LLVMValueRef base = cg_iadd(cg, cg_imul(cg, h0, p->W), w0), best = NULL, at = NULL;
-    for (int32_t i = 0; i < a->kernel[0]; i++)
-        for (int32_t j = 0; j < a->kernel[1]; j++) {
-            int64_t off = (int64_t)i * a->dilation[0] * p->W + (int64_t)j * a->dilation[1];
-            LLVMValueRef pos = cg_iadd(cg, base, cg_i64(cg, off));
-            LLVMValueRef v = load_at(cg, p->x, pos, 1);
-            if (!best) {
-                best = v;
-                at = pos;
-                continue;
-            }
-            LLVMValueRef take =
-                LLVMBuildOr(cg->b, fcmp(cg, LLVMRealOGT, v, best), fcmp(cg, LLVMRealUNO, v, v), "");
-            best = sel(cg, take, v, best);
-            at = sel(cg, take, pos, at);
-        }
-    return at;
-}
+#define MAX_TAPS 64 /* windows up to this many taps are unrolled in vectors */
 
 /* Outputs [lo, hi) along one dim whose windows lie inside the input's `in`. */
 static void inside_range(int64_t in, int64_t out, int32_t k, int32_t s, int32_t pad, int32_t d,
@@ -820,30 +796,12 @@ static void inside_range(int64_t in, int64_t out, int32_t k, int32_t s, int32_t 
 }
 
 /* max_pool2d's backward at output (oh, ow): dy to where the maximum is. */
-static void maxpool_grad_plane(Cg *cg, Plane *p, LLVMValueRef oh, LLVMValueRef ow)
+static void maxpool_grad_one(Cg *cg, Plane *p, LLVMValueRef oh, LLVMValueRef ow)
 {
     const PoolAttrs *a = &p->nd->attrs.pool;
     LLVMValueRef h0 = LLVMBuildSub(cg->b, cg_imul(cg, oh, a->stride[0]), cg_i64(cg, a->pad[0]), "");
     LLVMValueRef w0 = LLVMBuildSub(cg->b, cg_imul(cg, ow, a->stride[1]), cg_i64(cg, a->pad[1]), "");
-    int64_t hlo, hhi, wlo, whi;
-    inside_range(p->H, p->OH, a->kernel[0], a->stride[0], a->pad[0], a->dilation[0], &hlo, &hhi);
-    inside_range(p->W, p->OW, a->kernel[1], a->stride[1], a->pad[1], a->dilation[1], &wlo, &whi);
-    LLVMValueRef at = cg_var(cg, cg->t_i64, "found");
-    if ((int64_t)a->kernel[0] * a->kernel[1] <= MAX_TAPS && hlo < hhi && wlo < whi) {
-        LLVMValueRef in = LLVMBuildAnd(cg->b, icmp(cg, LLVMIntSGE, oh, cg_i64(cg, hlo)),
-                                       icmp(cg, LLVMIntSLT, oh, cg_i64(cg, hhi)), "");
-        in = LLVMBuildAnd(cg->b, in, icmp(cg, LLVMIntSGE, ow, cg_i64(cg, wlo)), "");
-        in = LLVMBuildAnd(cg->b, in, icmp(cg, LLVMIntSLT, ow, cg_i64(cg, whi)), "inside");
-        LLVMBasicBlockRef j = cg_if_begin(cg, in);
-        put(cg, at, max_at_inside(cg, p, h0, w0));
-        cg_if_end(cg, j);
-        j = cg_if_begin(cg, LLVMBuildNot(cg->b, in, ""));
-        put(cg, at, max_at_clipped(cg, p, h0, w0));
-        cg_if_end(cg, j);
-    } else {
-        put(cg, at, max_at_clipped(cg, p, h0, w0));
-    }
-    LLVMValueRef found = get(cg, at);
+    LLVMValueRef found = max_at_clipped(cg, p, h0, w0);
     LLVMBasicBlockRef j = cg_if_begin(cg, icmp(cg, LLVMIntSGE, found, cg_i64(cg, 0)));
     accumulate(cg, p->dx, found, load_at(cg, p->dy, cg_iadd(cg, cg_imul(cg, oh, p->OW), ow), 1));
     cg_if_end(cg, j);
@@ -890,13 +848,13 @@ static void maxpool_grad_vec(Cg *cg, Plane *p, LLVMValueRef oh, LLVMValueRef ow0
     }
 }
 
-/* Outputs [lo, hi) of row oh through maxpool_grad_plane. */
+/* Outputs [lo, hi) of row oh one at a time. */
 static void maxpool_grad_span(Cg *cg, Plane *p, LLVMValueRef oh, int64_t lo, int64_t hi)
 {
     if (lo >= hi)
         return;
     CgLoop ow = cg_loop_begin(cg, cg_i64(cg, lo), cg_i64(cg, hi), 1, "ow");
-    maxpool_grad_plane(cg, p, oh, ow.iv);
+    maxpool_grad_one(cg, p, oh, ow.iv);
     cg_loop_end(cg, &ow);
 }
 
