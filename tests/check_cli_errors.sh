@@ -52,7 +52,7 @@ expect 1 "$toolarge" -- run $mlp -o "$out/y.npy" --batch=32
 # -o model.so: the object code in $TMPDIR fails first ...
 expect 8 "temporary object file '$scratch/cnnc-" -- $mnist -o "$out/m.so"
 # ... with room for the code object, the weights object next to the output fails ...
-expect 64 ".data.o': $toolarge" -- $mnist -o "$out/m.so"
+expect 64 ".data0.o': $toolarge" -- $mnist -o "$out/m.so"
 # ... and with room for both, the linker's output.
 "$cnnc" $mnist --emit=obj -o "$tmp/full.o" && "$cnnc" $mnist -o "$tmp/full.so"
 o=$(stat -c %s "$tmp/full.o") so=$(stat -c %s "$tmp/full.so")
@@ -63,7 +63,7 @@ else
 fi
 # The REPL's :export links as cnnc -o does.
 expect 8 "temporary object file '$scratch/cnnc-" -- repl $mnist -c ":export $out/m.so"
-expect 64 ".data.o': $toolarge" -- repl $mnist -c ":export $out/m.so"
+expect 64 ".data0.o': $toolarge" -- repl $mnist -c ":export $out/m.so"
 # A full device, written in place.
 expect 0 "/dev/full: cannot write: No space left on device" -- $mlp --emit=asm -o /dev/full
 expect 0 "/dev/full: cannot write: No space left on device" -- $mlp --emit=obj -o /dev/full
