@@ -739,9 +739,21 @@ static LLVMValueRef imax(Cg *cg, LLVMValueRef a, LLVMValueRef b)
     return sel(cg, lt(cg, a, b), b, a);
 }
 
-static void zero_body(Cg *cg, void *ctx, LLVMValueRef i, int32_t lanes)
+/* A plane filled with one value. */
+typedef struct Fill {
+    LLVMValueRef dst, v;
+} Fill;
+
+static void fill_body(Cg *cg, void *ctx, LLVMValueRef i, int32_t lanes)
 {
-    store_at(cg, fk(cg, 0.0f, lanes), ctx, i);
+    Fill *f = ctx;
+    store_at(cg, cg_splat(cg, f->v, lanes), f->dst, i);
+}
+
+static void fill(Cg *cg, LLVMValueRef dst, int64_t n, LLVMValueRef v)
+{
+    Fill f = {dst, v};
+    cg_vec_loop(cg, cg_i64(cg, n), cg->vec, fill_body, &f);
 }
 
 /* dx[at] += v */
@@ -929,7 +941,7 @@ static void bin(Cg *cg, LLVMValueRef i, int64_t in, int64_t out, LLVMValueRef *s
 }
 
 /* The mean's backward: dy / divisor to every element of the window. */
-static void mean_grad_plane(Cg *cg, Plane *p, LLVMValueRef oh, LLVMValueRef ow)
+static void mean_grad_one(Cg *cg, Plane *p, LLVMValueRef oh, LLVMValueRef ow)
 {
     Window w;
     if (p->nd->op == OP_AVGPOOL_GRAD) {
@@ -969,19 +981,16 @@ static CgKernel emit_pool_grad(Cg *cg, int32_t id)
                   cg_iadd(cg, cg_imul(cg, n, cg_item_stride(cg, nd->inputs[0])),
                           cg_imul(cg, c, p.OH * p.OW)));
     if (nd->op == OP_GLOBAL_AVGPOOL_GRAD) {
-        LLVMValueRef v =
-            vdiv(cg, load_at(cg, p.dy, cg_i64(cg, 0), 1), cg_f32(cg, (float)(p.H * p.W)));
-        CgLoop i = cg_loop_begin(cg, cg_i64(cg, 0), cg_i64(cg, p.H * p.W), 1, "i");
-        store_at(cg, v, p.dx, i.iv);
-        cg_loop_end(cg, &i);
+        LLVMValueRef v = load_at(cg, p.dy, cg_i64(cg, 0), 1);
+        fill(cg, p.dx, p.H * p.W, vdiv(cg, v, cg_f32(cg, (float)(p.H * p.W))));
     } else {
-        cg_vec_loop(cg, cg_i64(cg, p.H * p.W), cg->vec, zero_body, p.dx);
+        fill(cg, p.dx, p.H * p.W, cg_f32(cg, 0.0f));
         CgLoop oh = cg_loop_begin(cg, cg_i64(cg, 0), cg_i64(cg, p.OH), 1, "oh");
         if (nd->op == OP_MAXPOOL_GRAD) {
             maxpool_grad_row(cg, &p, oh.iv);
         } else {
             CgLoop ow = cg_loop_begin(cg, cg_i64(cg, 0), cg_i64(cg, p.OW), 1, "ow");
-            mean_grad_plane(cg, &p, oh.iv, ow.iv);
+            mean_grad_one(cg, &p, oh.iv, ow.iv);
             cg_loop_end(cg, &ow);
         }
         cg_loop_end(cg, &oh);
@@ -1187,12 +1196,11 @@ static CgKernel emit_slice_grad(Cg *cg, int32_t id)
         cg_gep(cg, in,
                cg_iadd(cg, cg_imul(cg, n, cg_item_stride(cg, nd->inputs[0])), cg_imul(cg, r, mid)));
     if (lo > 0)
-        cg_vec_loop(cg, cg_i64(cg, lo), cg->vec, zero_body, o);
+        fill(cg, o, lo, cg_f32(cg, 0.0f));
     Copy c = {cg_gep(cg, o, cg_i64(cg, lo)), s};
     cg_vec_loop(cg, cg_i64(cg, mid), cg->vec, copy_body, &c);
     if (lo + mid < row)
-        cg_vec_loop(cg, cg_i64(cg, row - lo - mid), cg->vec, zero_body,
-                    cg_gep(cg, o, cg_i64(cg, lo + mid)));
+        fill(cg, cg_gep(cg, o, cg_i64(cg, lo + mid)), row - lo - mid, cg_f32(cg, 0.0f));
     cg_loop_end(cg, &it);
     cg_kernel_end(cg);
     return (CgKernel){fn, outer};
