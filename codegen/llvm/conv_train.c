@@ -88,6 +88,7 @@ typedef struct Rows {
     /* On planes, the class of destination pixels being tiled: rows ry + sy·i and
      * columns rx + sx·i (a strided gradient's pixels, by the taps they take) */
     int64_t ry, rx, sy, sx;
+    int64_t rb; /* depthwise: destination rows per work item, each input row loaded once */
     LLVMValueRef dst, src, w, bias, res;
     LLVMValueRef nb, grp, mblk, row; /* of the work item */
 } Rows;
@@ -403,6 +404,85 @@ static void emit_tile(Rows *r, int64_t mr, int64_t phase, int64_t j0, int64_t nv
     tile_store(r, mr, phase, j0, nv, jn, acc);
 }
 
+/* Which source row (from the block's first) destination row y of a depthwise
+ * row block reads through kernel row kh. */
+static int64_t stack_row(const Rows *r, int64_t y, int64_t kh)
+{
+    const Geo *k = &r->k;
+    return r->grad ? y + (k->KH - 1 - kh) * k->dh : y * k->sh + kh * k->dh;
+}
+
+/* A depthwise tile of R destination rows × nv vectors: each source row is
+ * loaded once and FMA'd into every destination row that reads it. */
+static void stack_tile(Rows *r, int64_t R, int64_t phase, int64_t j0, int64_t nv, int64_t jn)
+{
+    Cg *cg = r->cg;
+    const Geo *k = &r->k;
+    int64_t L = cg->vec, span = stack_row(r, R - 1, r->grad ? 0 : k->KH - 1) + 1;
+    int32_t na = (int32_t)(R * nv);
+    LLVMValueRef acc[CG_MAX_ACC];
+    for (int32_t i = 0; i < na; i++)
+        acc[i] = LLVMConstNull(cg->t_vf32);
+    LLVMValueRef base = r->grad ? addc(cg, r->row, k->pt - (k->KH - 1) * k->dh)
+                                : addc(cg, cg_imul(cg, r->row, k->sh), -k->pt);
+    LLVMValueRef so0 =
+        add(cg, cg_imul(cg, r->nb, r->ss), cg_imul(cg, r->grp, r->kd * r->SH * r->SW));
+    LLVMValueRef wo = cg_imul(cg, r->grp, k->opg * k->cpg * k->KH * k->KW);
+    for (int64_t i = 0; i < span; i++) {
+        bool used = false;
+        for (int64_t y = 0; y < R; y++)
+            for (int64_t kh = 0; kh < k->KH; kh++)
+                used |= stack_row(r, y, kh) == i;
+        if (!used)
+            continue;
+        LLVMValueRef srow = addc(cg, base, i), zero = cg_i64(cg, 0);
+        LLVMValueRef ok = LLVMBuildAnd(cg->b, LLVMBuildICmp(cg->b, LLVMIntSGE, srow, zero, ""),
+                                       lt(cg, srow, cg_i64(cg, r->SH)), "");
+        CgAccLoop c;
+        cg_acc_if_begin(cg, &c, ok, acc, na);
+        LLVMValueRef so = add(cg, so0, cg_imul(cg, srow, r->SW));
+        for (int64_t kw = 0; kw < k->KW; kw++) {
+            int64_t b;
+            if (!tap_column(r, phase, kw, &b))
+                continue;
+            LLVMValueRef bv[8];
+            for (int64_t v = 0; v < nv; v++)
+                bv[v] = cg_load_lanes(cg, r->src, addc(cg, so, r->a * (j0 + v * L) + b), r->a,
+                                      (int32_t)L, lane_mask(r, j0, v, jn, b, true));
+            for (int64_t y = 0; y < R; y++)
+                for (int64_t kh = 0; kh < k->KH; kh++) {
+                    if (stack_row(r, y, kh) != i)
+                        continue;
+                    LLVMValueRef wp = cg_gep(cg, r->w, addc(cg, wo, kh * k->KW + kw));
+                    LLVMValueRef w = cg_splat(cg, cg_load(cg, wp, 1), (int32_t)L);
+                    for (int64_t v = 0; v < nv; v++)
+                        acc[y * nv + v] = cg_fma(cg, w, bv[v], acc[y * nv + v]);
+                }
+        }
+        cg_acc_if_end(cg, &c, acc);
+    }
+    LLVMValueRef row0 = r->row;
+    for (int64_t y = 0; y < R; y++) {
+        r->row = addc(cg, row0, y);
+        tile_store(r, 1, phase, j0, nv, jn, acc + y * nv);
+    }
+    r->row = row0;
+}
+
+/* A depthwise block of R destination rows: every phase, in tiles. */
+static void emit_stack(Cg *cg, void *p, int64_t R)
+{
+    Rows *r = p;
+    int64_t L = cg->vec, phases = r->grad ? r->k.sw : 1;
+    for (int64_t ph = 0; ph < phases && ph < r->DW; ph++) {
+        int64_t jn = (r->DW - ph + r->dstep - 1) / r->dstep;
+        for (int64_t j0 = 0; j0 < jn; j0 += r->nvmax * L) {
+            int64_t nv = (jn - j0 + L - 1) / L;
+            stack_tile(r, R, ph, j0, nv < r->nvmax ? nv : r->nvmax, jn);
+        }
+    }
+}
+
 /* One destination row of mr channels: every phase, in tiles of nvmax vectors. */
 static void emit_row(Cg *cg, void *p, int64_t mr)
 {
@@ -457,6 +537,9 @@ static void choose_tile(Rows *r)
     r->nvmax = nv < cap ? nv : cap;
     int64_t most = budget / r->nvmax, blocks = (r->md + most - 1) / most;
     r->mr = (r->md + blocks - 1) / blocks; /* blocks of nearly equal size */
+    r->rb = 1;
+    if (!r->plane && r->md == 1 && r->kd == 1 && (!r->grad || r->k.sh == 1))
+        r->rb = most < r->DH ? most : r->DH; /* depthwise: rows instead of channels */
 }
 
 static CgKernel emit_rows(Rows *r, int32_t node)
@@ -473,13 +556,17 @@ static CgKernel emit_rows(Rows *r, int32_t node)
     r->res = !r->grad && r->n->attrs.conv.epi.residual
                  ? cg_input_ptr(cg, node, ir_residual_input(r->n))
                  : NULL;
-    int64_t rows = r->plane ? 1 : r->DH;
+    int64_t rows = r->plane ? 1 : (r->DH + r->rb - 1) / r->rb;
     CgLoop l = cg_loop_begin(cg, cg->begin, cg->end, 1, "item");
-    LLVMValueRef q;
-    cg_divmod(cg, l.iv, rows, &q, &r->row);
+    LLVMValueRef q, rowblk;
+    cg_divmod(cg, l.iv, rows, &q, &rowblk);
     cg_divmod(cg, q, MB, &q, &r->mblk);
     cg_divmod(cg, q, r->k.G, &r->nb, &r->grp);
-    cg_split_last(cg, r->mblk, MB, r->mr, r->md, emit_row, r);
+    r->row = cg_imul(cg, rowblk, r->rb);
+    if (r->rb > 1)
+        cg_split_last(cg, rowblk, rows, r->rb, r->DH, emit_stack, r);
+    else
+        cg_split_last(cg, r->mblk, MB, r->mr, r->md, emit_row, r);
     cg_loop_end(cg, &l);
     cg_kernel_end(cg);
     return (CgKernel){fn, r->k.N * r->k.G * MB * rows};
