@@ -12,7 +12,8 @@
  * phase take contiguous pixels of dy and are stored strided. Planes whose rows
  * would leave over a quarter of the lanes empty (7×7) are tiled whole instead,
  * vectors across rows, every tap unrolled so each lane reads at a constant
- * offset.
+ * offset. Depthwise convolutions, with a single channel per item, take blocks
+ * of rows instead, each input row loaded once for every output row it feeds.
  *
  * conv2d_grad_weight is a GEMM of output channels × (input channel, kernel
  * column) for one kernel row per work item, reducing over batch and pixels
