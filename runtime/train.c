@@ -162,7 +162,8 @@ static Slot bind_input(const cnn_trainer *t, const RtTensor *g, bool *ok)
 
 static Slot bind_output(const cnn_trainer *t, const RtTensor *g, bool *ok)
 {
-    const char *name = g->name ? g->name : "";
+    const char *name = g->name;
+    if (!name) return (Slot){SLOT_OUTPUT, 0};
     if (!strcmp(name, "loss")) return *ok = *ok && rt_tensor_bytes(g) == 4, (Slot){SLOT_LOSS, 0};
     bool grad = !strncmp(name, "grad:", 5), fresh = !strncmp(name, "new:", 4);
     if (!grad && !fresh) return (Slot){SLOT_OUTPUT, 0};
