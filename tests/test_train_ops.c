@@ -279,8 +279,8 @@ static void test_maxpool_grad(void **state)
           &plain);
 }
 
-/* avgpool with and without count_include_pad, with ceil_mode; adaptive 7 -> 3;
- * global. */
+/* avgpool with and without count_include_pad, with ceil_mode; adaptive 7 -> 3,
+ * overlapping bins (3 -> 5) and non-square; global. */
 static void test_avgpool_grads(void **state)
 {
     check("avgpool_grad",
@@ -302,6 +302,15 @@ static void test_avgpool_grads(void **state)
           "  %12 = global_avgpool_grad(%11, %8) \"f\" : f32[2,4,7,7]\n"
           "  return %2 \"a\"\n  return %3 \"b\"\n  return %4 \"c\"\n  return %7 \"d\"\n"
           "  return %10 \"e\"\n  return %12 \"f\"\n}\n",
+          &plain);
+    check("adaptive_grad",
+          "graph ad {\n"
+          "  %0 = input \"x\" : f32[3,2,3,7]\n"
+          "  %1 = input \"dy\" : f32[3,2,5,4]\n"
+          "  %2 = adaptive_avgpool_grad(%1, %0) {out=[5,4]} \"up\" : f32[3,2,3,7]\n"
+          "  %3 = input \"dy2\" : f32[3,2,2,3]\n"
+          "  %4 = adaptive_avgpool_grad(%3, %0) {out=[2,3]} \"down\" : f32[3,2,3,7]\n"
+          "  return %2 \"up\"\n  return %4 \"down\"\n}\n",
           &plain);
 }
 
