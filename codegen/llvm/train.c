@@ -84,19 +84,25 @@ static int64_t dense_item(const TensorType *t)
     return t->rank && t->dims[0] ? ir_numel(t) / t->dims[0] : ir_numel(t);
 }
 
-/* The node and its inputs are plain (the training graphs are), each stored
- * contiguously where `contig` says so; else an error at the node. */
-static bool plain_ok(Cg *cg, int32_t id, bool contig)
+/* `contig` of plain_ok: the output (bit 0) and input k (bit k + 1) that must be
+ * stored contiguously (not a batch item of a concat's buffer). */
+#define CONTIG_OUT 1u
+#define CONTIG_IN0 2u
+#define CONTIG_ALL (~0u)
+
+/* The node and its inputs are plain (the training graphs are), those of `contig`
+ * stored contiguously; else an error at the node. */
+static bool plain_ok(Cg *cg, int32_t id, uint32_t contig)
 {
     const Node *nd = &cg->g->nodes[id];
     bool ok = nd->type.layout == LAYOUT_PLAIN;
     for (int32_t k = 0; k < nd->ninputs; k++) {
         const Node *x = &cg->g->nodes[nd->inputs[k]];
         ok = ok && x->type.layout == LAYOUT_PLAIN;
-        if (contig && x->type.rank > 1)
+        if (contig >> (k + 1) & 1 && x->type.rank > 1)
             ok = ok && cg_item_stride(cg, nd->inputs[k]) == dense_item(&x->type);
     }
-    if (contig && nd->type.rank > 1)
+    if (contig & CONTIG_OUT && nd->type.rank > 1)
         ok = ok && cg_item_stride(cg, id) == dense_item(&nd->type);
     if (!ok)
         ir_error(cg->diag, nd->loc, "%s of these layouts is not supported by the CPU backend",
@@ -358,7 +364,7 @@ static void ew_body(Cg *cg, void *ctx, LLVMValueRef i, int32_t lanes)
 static CgKernel emit_elementwise(Cg *cg, int32_t id, int32_t nbig)
 {
     const Node *nd = &cg->g->nodes[id];
-    if (!plain_ok(cg, id, false))
+    if (!plain_ok(cg, id, 0))
         return (CgKernel){0};
     const TensorType *t = &nd->type;
     bool flat = t->rank <= 1 || ir_ops[nd->op].attrs == AK_OPTIM; /* no batch: parameters */
@@ -494,7 +500,7 @@ typedef void (*ChanBody)(Chan *k);
 static CgKernel chan_kernel(Cg *cg, int32_t id, const int32_t *vals, int32_t nt, ChanBody body)
 {
     const Node *nd = &cg->g->nodes[id];
-    if (!plain_ok(cg, id, false))
+    if (!plain_ok(cg, id, 0))
         return (CgKernel){0};
     int32_t src = vals[nt - 1] < 0 ? id : nd->inputs[vals[nt - 1]];
     const TensorType *t = &cg->g->nodes[src].type;
@@ -660,7 +666,7 @@ static CgKernel emit_bias_grad(Cg *cg, int32_t id)
         return emit_copy(cg, id);
     if (axis == 1)
         return chan_kernel(cg, id, vals, 1, bias_grad_body);
-    if (!plain_ok(cg, id, true))
+    if (!plain_ok(cg, id, CONTIG_IN0))
         return (CgKernel){0};
     Chan k = {.cg = cg, .nd = nd, .id = id, .N = 1, .C = t->dims[axis], .S = 1, .nt = 1};
     for (int32_t i = 0; i < axis; i++)
@@ -701,7 +707,7 @@ static void running_body(Cg *cg, void *ctx, LLVMValueRef i, int32_t lanes)
 static CgKernel emit_bn_running(Cg *cg, int32_t id)
 {
     const Node *nd = &cg->g->nodes[id];
-    if (!plain_ok(cg, id, false))
+    if (!plain_ok(cg, id, 0))
         return (CgKernel){0};
     int64_t C = nd->type.dims[0], n = ir_numel(&cg->g->nodes[nd->inputs[2]].type) / C;
     Running r = {.nd = nd, .k = 1.0f};
@@ -964,7 +970,7 @@ static void mean_grad_one(Cg *cg, Plane *p, LLVMValueRef oh, LLVMValueRef ow)
 static CgKernel emit_pool_grad(Cg *cg, int32_t id)
 {
     const Node *nd = &cg->g->nodes[id];
-    if (!plain_ok(cg, id, false))
+    if (!plain_ok(cg, id, 0))
         return (CgKernel){0};
     const TensorType *dy = &cg->g->nodes[nd->inputs[0]].type, *t = &nd->type;
     Plane p = {.nd = nd, .H = t->dims[2], .W = t->dims[3], .OH = dy->dims[2], .OW = dy->dims[3]};
@@ -1055,7 +1061,7 @@ static LLVMValueRef label_at(Cg *cg, LLVMValueRef labels, LLVMValueRef n, int64_
 static CgKernel emit_softmax_xent(Cg *cg, int32_t id)
 {
     const Node *nd = &cg->g->nodes[id];
-    if (!plain_ok(cg, id, true))
+    if (!plain_ok(cg, id, CONTIG_ALL))
         return (CgKernel){0};
     const TensorType *t = &cg->g->nodes[nd->inputs[0]].type;
     int64_t N = t->dims[0], K = t->dims[1];
@@ -1109,7 +1115,7 @@ static void sq_body(Cg *cg, void *ctx, LLVMValueRef i, int32_t lanes)
 static CgKernel emit_mse(Cg *cg, int32_t id)
 {
     const Node *nd = &cg->g->nodes[id];
-    if (!plain_ok(cg, id, true))
+    if (!plain_ok(cg, id, CONTIG_ALL))
         return (CgKernel){0};
     int64_t count = ir_numel(&cg->g->nodes[nd->inputs[0]].type);
     LLVMTypeRef f64 = LLVMDoubleTypeInContext(cg->ctx);
@@ -1153,7 +1159,7 @@ static void copy_body(Cg *cg, void *ctx, LLVMValueRef i, int32_t lanes)
 static CgKernel emit_copy(Cg *cg, int32_t id)
 {
     const Node *nd = &cg->g->nodes[id];
-    if (!plain_ok(cg, id, true))
+    if (!plain_ok(cg, id, CONTIG_OUT | CONTIG_IN0))
         return (CgKernel){0};
     int64_t count = ir_numel(&nd->type);
     LLVMValueRef fn = cg_kernel_begin(cg, nd->name);
@@ -1174,7 +1180,7 @@ static CgKernel emit_copy(Cg *cg, int32_t id)
 static CgKernel emit_slice_grad(Cg *cg, int32_t id)
 {
     const Node *nd = &cg->g->nodes[id];
-    if (!plain_ok(cg, id, false))
+    if (!plain_ok(cg, id, 0))
         return (CgKernel){0};
     const TensorType *x = &nd->type, *dy = &cg->g->nodes[nd->inputs[0]].type;
     int32_t axis = nd->attrs.slice.axis < 0 ? nd->attrs.slice.axis + x->rank : nd->attrs.slice.axis;
@@ -1281,7 +1287,7 @@ static CgKernel emit_reduce_as(Cg *cg, int32_t id)
                  cg->g->nodes[nd->inputs[1]].name);
         return (CgKernel){0};
     }
-    if (!plain_ok(cg, id, true))
+    if (!plain_ok(cg, id, CONTIG_OUT | CONTIG_IN0))
         return (CgKernel){0};
     bool last = r.n > 0 && r.red[r.n - 1];
     int64_t inner = last ? r.len[r.n - 1] : 1, outer = 1;
