@@ -12,25 +12,16 @@ static const char *node_name(const Node *n)
     return n->name ? n->name : ir_ops[n->op].name;
 }
 
-bool interp_vfail(Interp *in, const Node *n, const char *fmt, va_list ap)
+bool interp_fail(Interp *in, const Node *n, const char *fmt, ...)
 {
     if (!in->err || in->errlen == 0)
         return false;
     int k = snprintf(in->err, in->errlen, "node '%s' (%s): ", node_name(n), ir_ops[n->op].name);
     if (k < 0 || (size_t)k >= in->errlen)
         return false;
-    vsnprintf(in->err + k, in->errlen - (size_t)k, fmt, ap);
-    return false;
-}
-
-static bool fail(Interp *in, const Node *n, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static bool fail(Interp *in, const Node *n, const char *fmt, ...)
-{
     va_list ap;
     va_start(ap, fmt);
-    interp_vfail(in, n, fmt, ap);
+    vsnprintf(in->err + k, in->errlen - (size_t)k, fmt, ap);
     va_end(ap);
     return false;
 }
@@ -47,7 +38,7 @@ static bool run_input(Interp *in, const Node *n, float *out)
 {
     int32_t i = in->ninputs_seen++;
     if (!in->inputs || !in->inputs[i])
-        return fail(in, n, "no data given for graph input %d", i);
+        return interp_fail(in, n, "no data given for graph input %d", i);
     memcpy(out, in->inputs[i], (size_t)ir_numel(&n->type) * sizeof(float));
     return true;
 }
@@ -136,7 +127,7 @@ static double conv_point(const ConvAttrs *a, const TensorType *x, const TensorTy
 static bool run_conv2d(Interp *in, const Node *n, float *out)
 {
     if (!conv_shapes_ok(in, n))
-        return fail(in, n, "inconsistent input, weight and output shapes");
+        return interp_fail(in, n, "inconsistent input, weight and output shapes");
     const TensorType *x = arg_type(in, n, 0), *w = arg_type(in, n, 1), *y = &n->type;
     const float *xv = arg(in, n, 0), *wv = arg(in, n, 1);
     const float *bv = ir_bias_input(n) >= 0 ? arg(in, n, 2) : NULL, *rv = residual_of(in, n);
@@ -156,11 +147,11 @@ static bool run_batchnorm(Interp *in, const Node *n, float *out)
 {
     const TensorType *x = arg_type(in, n, 0);
     if (x->rank < 2 || ir_numel(&n->type) != ir_numel(x))
-        return fail(in, n, "inconsistent input and output shapes");
+        return interp_fail(in, n, "inconsistent input and output shapes");
     int64_t C = x->dims[1], inner = prod(x, 2, x->rank), outer = x->dims[0];
     for (int32_t k = 1; k < 5; k++)
         if (ir_numel(arg_type(in, n, k)) != C)
-            return fail(in, n, "parameter %d does not have %lld elements", k, (long long)C);
+            return interp_fail(in, n, "parameter %d does not have %lld elements", k, (long long)C);
     const float *xv = arg(in, n, 0), *wv = arg(in, n, 1), *bv = arg(in, n, 2);
     const float *mv = arg(in, n, 3), *vv = arg(in, n, 4);
     double eps = (double)n->attrs.bn.eps;
@@ -183,14 +174,14 @@ static bool run_dense(Interp *in, const Node *n, float *out)
     int32_t axis = n->attrs.dense.axis < 0 ? n->attrs.dense.axis + x->rank : n->attrs.dense.axis;
     if (x->rank < 2 || axis < 1 || axis >= x->rank || w->rank != 2 ||
         w->dims[1] != x->dims[axis])
-        return fail(in, n, "input features do not match the weight");
+        return interp_fail(in, n, "input features do not match the weight");
     int64_t I = w->dims[1], O = w->dims[0], outer = prod(x, 0, axis);
     int64_t inner = prod(x, axis + 1, x->rank);
     bool bias = ir_bias_input(n) >= 0;
     if (ir_numel(&n->type) != outer * O * inner || !residual_ok(in, n) ||
         n->ninputs - 2 - (ir_epilogue(n)->residual ? 1 : 0) > 1 ||
         (bias && ir_numel(arg_type(in, n, 2)) != O))
-        return fail(in, n, "inconsistent output, bias or residual shape");
+        return interp_fail(in, n, "inconsistent output, bias or residual shape");
     const float *xv = arg(in, n, 0), *wv = arg(in, n, 1);
     const float *bv = bias ? arg(in, n, 2) : NULL, *rv = residual_of(in, n);
     for (int64_t r = 0; r < outer; r++)
@@ -214,7 +205,7 @@ static bool run_layernorm(Interp *in, const Node *n, float *out)
     if (axis < 0 || axis >= x->rank || !ir_dims_eq(x, &n->type) ||
         ir_numel(arg_type(in, n, 1)) != x->dims[axis] ||
         ir_numel(arg_type(in, n, 2)) != x->dims[axis])
-        return fail(in, n, "axis out of range or parameter sizes differ");
+        return interp_fail(in, n, "axis out of range or parameter sizes differ");
     int64_t outer = prod(x, 0, axis), len = x->dims[axis], inner = prod(x, axis + 1, x->rank);
     const float *xv = arg(in, n, 0), *wv = arg(in, n, 1), *bv = arg(in, n, 2);
     for (int64_t o = 0; o < outer; o++)
@@ -255,7 +246,7 @@ static bool run_gather(Interp *in, const Node *n, float *out, SourceOf src, floa
 {
     const TensorType *x = arg_type(in, n, 0), *y = &n->type;
     if (x->rank != y->rank)
-        return fail(in, n, "input and output ranks differ");
+        return interp_fail(in, n, "input and output ranks differ");
     int64_t idx[IR_MAX_RANK] = {0}, count = ir_numel(y);
     const float *xv = arg(in, n, 0);
     for (int64_t k = 0; k < count; k++) {
@@ -321,7 +312,7 @@ static bool run_slice(Interp *in, const Node *n, float *out)
 static bool run_pad(Interp *in, const Node *n, float *out)
 {
     if (n->type.rank != 4)
-        return fail(in, n, "expects [N, C, H, W] input and output");
+        return interp_fail(in, n, "expects [N, C, H, W] input and output");
     return run_gather(in, n, out, pad_src, n->attrs.pad.value);
 }
 
@@ -330,7 +321,7 @@ static bool run_channel_shuffle(Interp *in, const Node *n, float *out)
     const TensorType *x = arg_type(in, n, 0);
     int32_t g = n->attrs.groups.groups;
     if (x->rank < 2 || g < 1 || x->dims[1] % g != 0)
-        return fail(in, n, "groups do not divide the channels");
+        return interp_fail(in, n, "groups do not divide the channels");
     return run_gather(in, n, out, shuffle_src, 0.0f);
 }
 
@@ -341,7 +332,7 @@ static bool run_unary(Interp *in, const Node *n, float *out)
 {
     int64_t count = ir_numel(&n->type);
     if (count != ir_numel(arg_type(in, n, 0)))
-        return fail(in, n, "input and output sizes differ");
+        return interp_fail(in, n, "input and output sizes differ");
     const float *xv = arg(in, n, 0);
     Op act = ir_op_is_act(n->op) ? n->op : OP_NO_ACT;
     float a, b;
@@ -387,7 +378,7 @@ static bool run_binary(Interp *in, const Node *n, float *out)
     int64_t sa[IR_MAX_RANK], sb[IR_MAX_RANK];
     if (!interp_broadcast_strides(arg_type(in, n, 0), y, sa) ||
         !interp_broadcast_strides(arg_type(in, n, 1), y, sb))
-        return fail(in, n, "operand shapes do not broadcast to the output shape");
+        return interp_fail(in, n, "operand shapes do not broadcast to the output shape");
     const float *av = arg(in, n, 0), *bv = arg(in, n, 1);
     int64_t count = ir_numel(y);
     for (int64_t i = 0; i < count; i++) {
@@ -433,7 +424,7 @@ static bool run_concat(Interp *in, const Node *n, float *out)
     const TensorType *y = &n->type;
     int32_t axis = norm_axis(n->attrs.axis.axis, y->rank);
     if (axis < 0 || axis >= y->rank || !concat_shapes_ok(in, n, axis))
-        return fail(in, n, "inconsistent shapes along axis %d", n->attrs.axis.axis);
+        return interp_fail(in, n, "inconsistent shapes along axis %d", n->attrs.axis.axis);
     int64_t outer = prod(y, 0, axis);
     float *p = out;
     for (int64_t o = 0; o < outer; o++)
@@ -450,7 +441,7 @@ static bool run_flatten(Interp *in, const Node *n, float *out)
 {
     int64_t count = ir_numel(&n->type);
     if (count != ir_numel(arg_type(in, n, 0)))
-        return fail(in, n, "input and output sizes differ");
+        return interp_fail(in, n, "input and output sizes differ");
     memcpy(out, arg(in, n, 0), (size_t)count * sizeof(float));
     return true;
 }
@@ -485,7 +476,7 @@ static float max_window(const PoolAttrs *a, const float *plane, int64_t H, int64
 static bool run_maxpool(Interp *in, const Node *n, float *out)
 {
     if (!pool_shapes_ok(in, n) || n->type.rank != 4)
-        return fail(in, n, "expects [N, C, H, W] input and output");
+        return interp_fail(in, n, "expects [N, C, H, W] input and output");
     const TensorType *x = arg_type(in, n, 0), *y = &n->type;
     int64_t H = x->dims[2], W = x->dims[3], planes = y->dims[0] * y->dims[1];
     const float *xv = arg(in, n, 0);
@@ -525,9 +516,9 @@ static double avg_window(const PoolAttrs *a, const float *plane, int64_t H, int6
 static bool run_avgpool(Interp *in, const Node *n, float *out)
 {
     if (!pool_shapes_ok(in, n) || n->type.rank != 4)
-        return fail(in, n, "expects [N, C, H, W] input and output");
+        return interp_fail(in, n, "expects [N, C, H, W] input and output");
     if (n->attrs.pool.dilation[0] != 1 || n->attrs.pool.dilation[1] != 1)
-        return fail(in, n, "dilation is not supported by avgpool");
+        return interp_fail(in, n, "dilation is not supported by avgpool");
     const TensorType *x = arg_type(in, n, 0), *y = &n->type;
     int64_t H = x->dims[2], W = x->dims[3], planes = y->dims[0] * y->dims[1];
     const float *xv = arg(in, n, 0);
@@ -543,7 +534,7 @@ static bool run_global_avgpool(Interp *in, const Node *n, float *out)
 {
     const TensorType *x = arg_type(in, n, 0);
     if (!pool_shapes_ok(in, n) || ir_numel(&n->type) != x->dims[0] * x->dims[1])
-        return fail(in, n, "expects [N, C, H, W] input and [N, C, 1, 1] output");
+        return interp_fail(in, n, "expects [N, C, H, W] input and [N, C, 1, 1] output");
     int64_t hw = x->dims[2] * x->dims[3], planes = x->dims[0] * x->dims[1];
     const float *xv = arg(in, n, 0);
     for (int64_t c = 0; c < planes; c++) {
@@ -565,7 +556,7 @@ void interp_adaptive_bin(int64_t i, int64_t in, int64_t out, int64_t *start, int
 static bool run_adaptive_avgpool(Interp *in, const Node *n, float *out)
 {
     if (!pool_shapes_ok(in, n) || n->type.rank != 4)
-        return fail(in, n, "expects [N, C, H, W] input and output");
+        return interp_fail(in, n, "expects [N, C, H, W] input and output");
     const TensorType *x = arg_type(in, n, 0), *y = &n->type;
     int64_t H = x->dims[2], W = x->dims[3], planes = y->dims[0] * y->dims[1];
     const float *xv = arg(in, n, 0);
@@ -604,7 +595,7 @@ static bool run_softmax(Interp *in, const Node *n, float *out)
     const TensorType *y = &n->type;
     int32_t axis = norm_axis(n->attrs.axis.axis, y->rank);
     if (axis < 0 || axis >= y->rank || !ir_type_eq(y, arg_type(in, n, 0)))
-        return fail(in, n, "axis %d out of range or output type differs from input",
+        return interp_fail(in, n, "axis %d out of range or output type differs from input",
                     n->attrs.axis.axis);
     int64_t outer = prod(y, 0, axis), len = y->dims[axis], inner = prod(y, axis + 1, y->rank);
     const float *xv = arg(in, n, 0);
@@ -671,16 +662,17 @@ static bool node_runnable(Interp *in, const Node *n)
         ICE("interpreter: unknown op %d", (int)n->op);
     const OpInfo *info = &ir_ops[n->op];
     if (n->ninputs < info->min_inputs || (info->max_inputs >= 0 && n->ninputs > info->max_inputs))
-        return fail(in, n, "has %d inputs, which the op does not take", n->ninputs);
+        return interp_fail(in, n, "has %d inputs, which the op does not take", n->ninputs);
     if (t->dtype == DT_INVALID)
-        return fail(in, n, "has an invalid type (shape inference failed or did not run)");
+        return interp_fail(in, n, "has an invalid type (shape inference failed or did not run)");
     if (t->dtype != DT_F32)
-        return fail(in, n, "the interpreter supports f32 only, not %s", ir_dtype_name(t->dtype));
+        return interp_fail(in, n, "the interpreter supports f32 only, not %s",
+                           ir_dtype_name(t->dtype));
     if (t->rank < 0 || t->rank > IR_MAX_RANK || ir_numel_checked(t->rank, t->dims) < 0)
-        return fail(in, n, "has a malformed type");
+        return interp_fail(in, n, "has a malformed type");
     for (int32_t k = 0; k < n->ninputs; k++)
         if (n->inputs[k] < 0 || n->inputs[k] >= (int32_t)(n - in->g->nodes))
-            return fail(in, n, "input %d refers to node %d, which does not precede it", k,
+            return interp_fail(in, n, "input %d refers to node %d, which does not precede it", k,
                         n->inputs[k]);
     return true;
 }
@@ -711,7 +703,7 @@ static float *alloc_value(Interp *in, const Node *n)
     int64_t count = ir_numel(&n->type);
     float *v = ir_try_malloc((count > 0 ? (size_t)count : 1) * sizeof(float));
     if (!v)
-        fail(in, n, "cannot allocate %.1f GiB for its value",
+        interp_fail(in, n, "cannot allocate %.1f GiB for its value",
              (double)count * sizeof(float) / (1 << 30));
     return v;
 }

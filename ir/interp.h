@@ -15,7 +15,8 @@ typedef struct Interp {
 } Interp;
 
 /* Writes "node 'NAME' (op): message" to the caller's error buffer; returns false. */
-bool interp_vfail(Interp *in, const Node *n, const char *fmt, va_list ap);
+bool interp_fail(Interp *in, const Node *n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static inline const TensorType *arg_type(const Interp *in, const Node *n, int32_t k)
 {

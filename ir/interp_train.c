@@ -8,24 +8,13 @@
 
 #include "interp.h"
 
-static bool fail(Interp *in, const Node *n, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static bool fail(Interp *in, const Node *n, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    interp_vfail(in, n, fmt, ap);
-    va_end(ap);
-    return false;
-}
 
 /* A zeroed double buffer of `count` elements, or NULL after a message. */
 static double *acc_new(Interp *in, const Node *n, int64_t count)
 {
     double *a = ir_try_malloc((count > 0 ? (size_t)count : 1) * sizeof(double));
     if (!a) {
-        fail(in, n, "cannot allocate %.1f GiB to accumulate in",
+        interp_fail(in, n, "cannot allocate %.1f GiB to accumulate in",
              (double)count * sizeof(double) / (1 << 30));
         return NULL;
     }
@@ -110,7 +99,7 @@ bool interp_run_conv2d_grad_input(Interp *in, const Node *n, float *out)
 {
     const TensorType *dy = arg_type(in, n, 0), *w = arg_type(in, n, 1), *x = arg_type(in, n, 2);
     if (!conv_grad_shapes_ok(&n->attrs.conv, dy, w, x) || ir_numel(&n->type) != ir_numel(x))
-        return fail(in, n, "inconsistent gradient, weight and input shapes");
+        return interp_fail(in, n, "inconsistent gradient, weight and input shapes");
     ConvAcc c = {arg(in, n, 0), arg(in, n, 1), acc_new(in, n, ir_numel(x))};
     if (!c.acc)
         return false;
@@ -123,12 +112,26 @@ bool interp_run_conv2d_grad_weight(Interp *in, const Node *n, float *out)
 {
     const TensorType *dy = arg_type(in, n, 0), *x = arg_type(in, n, 1), *w = arg_type(in, n, 2);
     if (!conv_grad_shapes_ok(&n->attrs.conv, dy, w, x) || ir_numel(&n->type) != ir_numel(w))
-        return fail(in, n, "inconsistent gradient, input and weight shapes");
+        return interp_fail(in, n, "inconsistent gradient, input and weight shapes");
     ConvAcc c = {arg(in, n, 0), arg(in, n, 1), acc_new(in, n, ir_numel(w))};
     if (!c.acc)
         return false;
     conv_taps(&n->attrs.conv, dy, w, x, acc_grad_weight, &c);
     return acc_store(c.acc, out, ir_numel(w));
+}
+
+/* out[M, N] = sum over k of a[i * ai + k * ak] * b[k * bk + j] in double: the products
+ * of dense's gradients, whose operands are read along either dim. */
+static void matmul(const float *a, int64_t ai, int64_t ak, const float *b, int64_t bk,
+                   int64_t M, int64_t K, int64_t N, float *out)
+{
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t j = 0; j < N; j++) {
+            double s = 0.0;
+            for (int64_t k = 0; k < K; k++)
+                s += (double)a[i * ai + k * ak] * (double)b[k * bk + j];
+            out[i * N + j] = (float)s;
+        }
 }
 
 /* dy [N, O], weight [O, I] → [N, I]: sum_o dy[n, o] w[o, i] */
@@ -137,16 +140,9 @@ bool interp_run_dense_grad_input(Interp *in, const Node *n, float *out)
     const TensorType *dy = arg_type(in, n, 0), *w = arg_type(in, n, 1);
     if (dy->rank != 2 || w->rank != 2 || dy->dims[1] != w->dims[0] ||
         ir_numel(&n->type) != dy->dims[0] * w->dims[1])
-        return fail(in, n, "inconsistent gradient and weight shapes");
-    int64_t N = dy->dims[0], O = w->dims[0], I = w->dims[1];
-    const float *dv = arg(in, n, 0), *wv = arg(in, n, 1);
-    for (int64_t r = 0; r < N; r++)
-        for (int64_t i = 0; i < I; i++) {
-            double s = 0.0;
-            for (int64_t o = 0; o < O; o++)
-                s += (double)dv[r * O + o] * (double)wv[o * I + i];
-            out[r * I + i] = (float)s;
-        }
+        return interp_fail(in, n, "inconsistent gradient and weight shapes");
+    int64_t O = w->dims[0], I = w->dims[1];
+    matmul(arg(in, n, 0), O, 1, arg(in, n, 1), I, dy->dims[0], O, I, out);
     return true;
 }
 
@@ -156,16 +152,9 @@ bool interp_run_dense_grad_weight(Interp *in, const Node *n, float *out)
     const TensorType *dy = arg_type(in, n, 0), *x = arg_type(in, n, 1);
     if (dy->rank != 2 || x->rank != 2 || dy->dims[0] != x->dims[0] ||
         ir_numel(&n->type) != dy->dims[1] * x->dims[1])
-        return fail(in, n, "inconsistent gradient and input shapes");
-    int64_t N = dy->dims[0], O = dy->dims[1], I = x->dims[1];
-    const float *dv = arg(in, n, 0), *xv = arg(in, n, 1);
-    for (int64_t o = 0; o < O; o++)
-        for (int64_t i = 0; i < I; i++) {
-            double s = 0.0;
-            for (int64_t r = 0; r < N; r++)
-                s += (double)dv[r * O + o] * (double)xv[r * I + i];
-            out[o * I + i] = (float)s;
-        }
+        return interp_fail(in, n, "inconsistent gradient and input shapes");
+    int64_t O = dy->dims[1], I = x->dims[1];
+    matmul(arg(in, n, 0), 1, O, arg(in, n, 1), I, O, dy->dims[0], I, out);
     return true;
 }
 
@@ -175,7 +164,8 @@ bool interp_run_bias_grad(Interp *in, const Node *n, float *out)
     const TensorType *dy = arg_type(in, n, 0);
     int32_t axis = axis_of(n->attrs.axis.axis, dy->rank);
     if (axis < 0 || axis >= dy->rank || ir_numel(&n->type) != dy->dims[axis])
-        return fail(in, n, "axis %d out of range or output size differs", n->attrs.axis.axis);
+        return interp_fail(in, n, "axis %d out of range or output size differs",
+                           n->attrs.axis.axis);
     int64_t outer = prod(dy, 0, axis), len = dy->dims[axis], inner = prod(dy, axis + 1, dy->rank);
     const float *dv = arg(in, n, 0);
     for (int64_t c = 0; c < len; c++) {
@@ -193,10 +183,11 @@ bool interp_run_act_grad(Interp *in, const Node *n, float *out)
 {
     int64_t count = ir_numel(&n->type);
     if (ir_numel(arg_type(in, n, 0)) != count || ir_numel(arg_type(in, n, 1)) != count)
-        return fail(in, n, "gradient, input and output sizes differ");
+        return interp_fail(in, n, "gradient, input and output sizes differ");
     const ActGradAttrs *a = &n->attrs.actgrad;
     if (!ir_op_is_act(a->act) && a->act != OP_NO_ACT)
-        return fail(in, n, "act_grad of %s, which is not an activation", ir_ops[a->act].name);
+        return interp_fail(in, n, "act_grad of %s, which is not an activation",
+                           ir_ops[a->act].name);
     const float *dv = arg(in, n, 0), *xv = arg(in, n, 1);
     for (int64_t i = 0; i < count; i++)
         out[i] = (float)((double)dv[i] * ir_act_deriv(a->act, (double)xv[i], a->a, a->b));
@@ -240,7 +231,7 @@ static int64_t max_at(const PoolAttrs *a, const float *plane, int64_t H, int64_t
 bool interp_run_maxpool_grad(Interp *in, const Node *n, float *out)
 {
     if (!pool_grad_shapes_ok(in, n))
-        return fail(in, n, "expects [N, C, OH, OW] gradient and [N, C, H, W] input");
+        return interp_fail(in, n, "expects [N, C, OH, OW] gradient and [N, C, H, W] input");
     const TensorType *dy = arg_type(in, n, 0), *x = arg_type(in, n, 1);
     int64_t H = x->dims[2], W = x->dims[3], planes = x->dims[0] * x->dims[1];
     const float *dv = arg(in, n, 0), *xv = arg(in, n, 1);
@@ -260,9 +251,9 @@ bool interp_run_maxpool_grad(Interp *in, const Node *n, float *out)
 bool interp_run_avgpool_grad(Interp *in, const Node *n, float *out)
 {
     if (!pool_grad_shapes_ok(in, n))
-        return fail(in, n, "expects [N, C, OH, OW] gradient and [N, C, H, W] input");
+        return interp_fail(in, n, "expects [N, C, OH, OW] gradient and [N, C, H, W] input");
     if (n->attrs.pool.dilation[0] != 1 || n->attrs.pool.dilation[1] != 1)
-        return fail(in, n, "dilation is not supported by avgpool");
+        return interp_fail(in, n, "dilation is not supported by avgpool");
     const TensorType *dy = arg_type(in, n, 0), *x = arg_type(in, n, 1);
     int64_t H = x->dims[2], W = x->dims[3], planes = x->dims[0] * x->dims[1];
     int64_t OH = dy->dims[2], OW = dy->dims[3];
@@ -286,7 +277,7 @@ bool interp_run_global_avgpool_grad(Interp *in, const Node *n, float *out)
 {
     const TensorType *dy = arg_type(in, n, 0), *x = arg_type(in, n, 1);
     if (!pool_grad_shapes_ok(in, n) || dy->dims[2] != 1 || dy->dims[3] != 1)
-        return fail(in, n, "expects [N, C, 1, 1] gradient and [N, C, H, W] input");
+        return interp_fail(in, n, "expects [N, C, 1, 1] gradient and [N, C, H, W] input");
     int64_t hw = x->dims[2] * x->dims[3], planes = x->dims[0] * x->dims[1];
     const float *dv = arg(in, n, 0);
     for (int64_t c = 0; c < planes; c++)
@@ -299,7 +290,7 @@ bool interp_run_global_avgpool_grad(Interp *in, const Node *n, float *out)
 bool interp_run_adaptive_avgpool_grad(Interp *in, const Node *n, float *out)
 {
     if (!pool_grad_shapes_ok(in, n))
-        return fail(in, n, "expects [N, C, OH, OW] gradient and [N, C, H, W] input");
+        return interp_fail(in, n, "expects [N, C, OH, OW] gradient and [N, C, H, W] input");
     const TensorType *dy = arg_type(in, n, 0), *x = arg_type(in, n, 1);
     int64_t H = x->dims[2], W = x->dims[3], planes = x->dims[0] * x->dims[1];
     int64_t OH = dy->dims[2], OW = dy->dims[3];
@@ -327,7 +318,7 @@ bool interp_run_reshape_as(Interp *in, const Node *n, float *out)
 {
     int64_t count = ir_numel(&n->type);
     if (ir_numel(arg_type(in, n, 0)) != count)
-        return fail(in, n, "gradient and output sizes differ");
+        return interp_fail(in, n, "gradient and output sizes differ");
     memcpy(out, arg(in, n, 0), (size_t)count * sizeof(float));
     return true;
 }
@@ -338,7 +329,7 @@ bool interp_run_reduce_as(Interp *in, const Node *n, float *out)
     const TensorType *dy = arg_type(in, n, 0), *x = arg_type(in, n, 1);
     int64_t st[IR_MAX_RANK];
     if (!interp_broadcast_strides(x, dy, st) || ir_numel(&n->type) != ir_numel(x))
-        return fail(in, n, "input does not broadcast to the gradient's shape");
+        return interp_fail(in, n, "input does not broadcast to the gradient's shape");
     const float *dv = arg(in, n, 0);
     double *acc = acc_new(in, n, ir_numel(x));
     if (!acc)
@@ -366,8 +357,8 @@ bool interp_run_slice_grad(Interp *in, const Node *n, float *out)
     for (int32_t d = 0; ok && d < x->rank; d++)
         ok = d == axis || dy->dims[d] == x->dims[d];
     if (!ok || ir_numel(&n->type) != ir_numel(x))
-        return fail(in, n, "gradient does not fit [%d, %d) of axis %d of the input", a->start,
-                    a->end, a->axis);
+        return interp_fail(in, n, "gradient does not fit [%d, %d) of axis %d of the input",
+                           a->start, a->end, a->axis);
     int64_t outer = prod(x, 0, axis), inner = prod(x, axis + 1, x->rank);
     int64_t len = x->dims[axis], part = dy->dims[axis];
     const float *dv = arg(in, n, 0);
@@ -399,7 +390,7 @@ bool interp_run_bn_stats(Interp *in, const Node *n, float *out)
 {
     const TensorType *x = arg_type(in, n, 0);
     if (x->rank < 2 || ir_numel(&n->type) != 2 * x->dims[1])
-        return fail(in, n, "expects [N, C, ...] input and [2, C] output");
+        return interp_fail(in, n, "expects [N, C, ...] input and [2, C] output");
     BnView v = bn_view(x);
     const float *xv = arg(in, n, 0);
     double m = (double)(v.outer * v.inner);
@@ -432,7 +423,7 @@ bool interp_run_bn_train(Interp *in, const Node *n, float *out)
     const TensorType *x = arg_type(in, n, 0);
     if (x->rank < 2 || ir_numel(&n->type) != ir_numel(x) || !stats_ok(in, n, 1, x->dims[1]) ||
         ir_numel(arg_type(in, n, 2)) != x->dims[1] || ir_numel(arg_type(in, n, 3)) != x->dims[1])
-        return fail(in, n, "inconsistent input, statistics and parameter shapes");
+        return interp_fail(in, n, "inconsistent input, statistics and parameter shapes");
     BnView v = bn_view(x);
     const float *xv = arg(in, n, 0), *sv = arg(in, n, 1), *wv = arg(in, n, 2), *bv = arg(in, n, 3);
     for (int64_t b = 0; b < v.outer; b++)
@@ -468,7 +459,7 @@ bool interp_run_bn_grad_input(Interp *in, const Node *n, float *out)
     const TensorType *dy = arg_type(in, n, 0), *x = arg_type(in, n, 1);
     if (x->rank < 2 || !ir_dims_eq(dy, x) || ir_numel(&n->type) != ir_numel(x) ||
         !stats_ok(in, n, 2, x->dims[1]) || ir_numel(arg_type(in, n, 3)) != x->dims[1])
-        return fail(in, n, "inconsistent gradient, input, statistics and weight shapes");
+        return interp_fail(in, n, "inconsistent gradient, input, statistics and weight shapes");
     BnView v = bn_view(x);
     const float *dv = arg(in, n, 0), *xv = arg(in, n, 1), *sv = arg(in, n, 2);
     const float *wv = arg(in, n, 3);
@@ -493,7 +484,7 @@ bool interp_run_bn_grad_weight(Interp *in, const Node *n, float *out)
     const TensorType *dy = arg_type(in, n, 0), *x = arg_type(in, n, 1);
     if (x->rank < 2 || !ir_dims_eq(dy, x) || ir_numel(&n->type) != x->dims[1] ||
         !stats_ok(in, n, 2, x->dims[1]))
-        return fail(in, n, "inconsistent gradient, input and statistics shapes");
+        return interp_fail(in, n, "inconsistent gradient, input and statistics shapes");
     BnView v = bn_view(x);
     for (int64_t c = 0; c < v.C; c++) {
         double sdy, sdyx;
@@ -512,10 +503,10 @@ bool interp_run_bn_running(Interp *in, const Node *n, float *out)
     const RunningAttrs *a = &n->attrs.running;
     if (x->rank < 2 || x->dims[1] != C || !stats_ok(in, n, 1, C) || ir_numel(&n->type) != C ||
         (a->which != 0 && a->which != 1))
-        return fail(in, n, "inconsistent running statistic, statistics and input shapes");
+        return interp_fail(in, n, "inconsistent running statistic, statistics and input shapes");
     int64_t count = ir_numel(x) / C;
     if (a->which == 1 && count < 2)
-        return fail(in, n, "expected more than 1 value per channel when training, got %lld",
+        return interp_fail(in, n, "expected more than 1 value per channel when training, got %lld",
                     (long long)count);
     const float *rv = arg(in, n, 0), *sv = arg(in, n, 1);
     double m = (double)a->momentum;
@@ -537,9 +528,9 @@ bool interp_run_dropout(Interp *in, const Node *n, float *out)
     int64_t count = ir_numel(&n->type);
     float p = n->attrs.dropout.p;
     if (ir_numel(arg_type(in, n, 0)) != count || ir_numel(arg_type(in, n, 1)) != 2)
-        return fail(in, n, "expects a value like the output and rng f32[2]");
+        return interp_fail(in, n, "expects a value like the output and rng f32[2]");
     if (!(p >= 0.0f && p < 1.0f))
-        return fail(in, n, "dropout p must be in [0, 1), got %g", (double)p);
+        return interp_fail(in, n, "dropout p must be in [0, 1), got %g", (double)p);
     const float *xv = arg(in, n, 0), *rng = arg(in, n, 1);
     uint32_t seed = ir_dropout_word(rng[0]), step = ir_dropout_word(rng[1]);
     double scale = 1.0 / (1.0 - (double)p);
@@ -558,14 +549,14 @@ static bool xent_args(Interp *in, const Node *n, int64_t *N, int64_t *K)
 {
     const TensorType *x = arg_type(in, n, 0), *y = arg_type(in, n, 1);
     if (x->rank != 2 || y->rank != 1 || y->dims[0] != x->dims[0])
-        return fail(in, n, "expects logits [N, K] and labels [N]");
+        return interp_fail(in, n, "expects logits [N, K] and labels [N]");
     *N = x->dims[0];
     *K = x->dims[1];
     const float *lv = arg(in, n, 1);
     for (int64_t r = 0; r < *N; r++)
         if (!(lv[r] >= 0.0f && lv[r] < (float)*K && lv[r] == floorf(lv[r])))
-            return fail(in, n, "label %lld is %g, not a class index in [0, %lld)", (long long)r,
-                        (double)lv[r], (long long)*K);
+            return interp_fail(in, n, "label %lld is %g, not a class index in [0, %lld)",
+                               (long long)r, (double)lv[r], (long long)*K);
     return true;
 }
 
@@ -605,7 +596,7 @@ bool interp_run_softmax_xent_grad(Interp *in, const Node *n, float *out)
     if (!xent_args(in, n, &N, &K))
         return false;
     if (ir_numel(&n->type) != N * K)
-        return fail(in, n, "output is not shaped like the logits");
+        return interp_fail(in, n, "output is not shaped like the logits");
     const float *xv = arg(in, n, 0), *lv = arg(in, n, 1);
     for (int64_t r = 0; r < N; r++) {
         double m, lse;
@@ -621,7 +612,7 @@ bool interp_run_softmax_xent_grad(Interp *in, const Node *n, float *out)
 static bool mse_args(Interp *in, const Node *n)
 {
     if (!ir_dims_eq(arg_type(in, n, 0), arg_type(in, n, 1)))
-        return fail(in, n, "prediction and target shapes differ");
+        return interp_fail(in, n, "prediction and target shapes differ");
     return true;
 }
 
@@ -661,10 +652,10 @@ static bool optim_args(Interp *in, const Node *n, int32_t k, int32_t hyper)
     int64_t count = ir_numel(&n->type);
     for (int32_t i = 0; i < k; i++)
         if (ir_numel(arg_type(in, n, i)) != count)
-            return fail(in, n, "input %d does not have the %lld elements of the output", i,
+            return interp_fail(in, n, "input %d does not have the %lld elements of the output", i,
                         (long long)count);
     if (hyper >= 0 && ir_numel(arg_type(in, n, hyper)) != 3)
-        return fail(in, n, "expects hyper-parameters f32[3]");
+        return interp_fail(in, n, "expects hyper-parameters f32[3]");
     return true;
 }
 

@@ -60,8 +60,7 @@ typedef struct HeaderParser {
     bool seen[3]; /* descr, fortran_order, shape */
 } HeaderParser;
 
-__attribute__((format(printf, 4, 5))) static bool npy_fail(const char *path, char *err,
-                                                           size_t errlen, const char *fmt, ...)
+bool ir_file_error(const char *path, char *err, size_t errlen, const char *fmt, ...)
 {
     char msg[256];
     va_list ap;
@@ -75,7 +74,7 @@ __attribute__((format(printf, 4, 5))) static bool npy_fail(const char *path, cha
 
 static bool header_fail(HeaderParser *p, const char *what)
 {
-    return npy_fail(p->path, p->err, p->errlen, "malformed .npy header: %s", what);
+    return ir_file_error(p->path, p->err, p->errlen, "malformed .npy header: %s", what);
 }
 
 static void skip_space(HeaderParser *p)
@@ -150,7 +149,7 @@ static bool parse_shape(HeaderParser *p, NpyHeader *h)
         if (!parse_dim(p, &d))
             return false;
         if (h->rank == IR_MAX_RANK)
-            return npy_fail(p->path, p->err, p->errlen,
+            return ir_file_error(p->path, p->err, p->errlen,
                             "arrays of rank above %d are not supported", IR_MAX_RANK);
         h->dims[h->rank++] = d;
         skip_space(p);
@@ -173,13 +172,13 @@ static bool parse_entry(HeaderParser *p, NpyHeader *h)
                 : strcmp(key, "shape") == 0         ? 2
                                                     : -1;
     if (which < 0)
-        return npy_fail(p->path, p->err, p->errlen, "unexpected key '%s' in .npy header", key);
+        return ir_file_error(p->path, p->err, p->errlen, "unexpected key '%s' in .npy header", key);
     if (p->seen[which])
-        return npy_fail(p->path, p->err, p->errlen, "key '%s' repeated in .npy header", key);
+        return ir_file_error(p->path, p->err, p->errlen, "key '%s' repeated in .npy header", key);
     p->seen[which] = true;
     skip_space(p);
     if (which == 0 && *p->s == '[')
-        return npy_fail(p->path, p->err, p->errlen, "structured dtypes are not supported");
+        return ir_file_error(p->path, p->err, p->errlen, "structured dtypes are not supported");
     return which == 0   ? parse_quoted(p, h->descr, sizeof h->descr)
            : which == 1 ? parse_bool(p, &h->fortran)
                         : parse_shape(p, h);
@@ -220,12 +219,12 @@ static size_t check_descr(const NpyHeader *h, const char *path, char *err, size_
     const char *d = h->descr;
     bool known = strlen(d) == 3 && d[1] == 'f' && (d[2] == '2' || d[2] == '4' || d[2] == '8');
     if (known && d[0] == '>')
-        return npy_fail(path, err, errlen, "big-endian data is not supported (dtype '%s')", d);
+        return ir_file_error(path, err, errlen, "big-endian data is not supported (dtype '%s')", d);
     if (!known || (d[0] != '<' && d[0] != '='))
-        return npy_fail(path, err, errlen,
+        return ir_file_error(path, err, errlen,
                         "dtype '%s' is not supported; expected little-endian float32", d);
     if (h->fortran)
-        return npy_fail(path, err, errlen, "fortran_order arrays are not supported");
+        return ir_file_error(path, err, errlen, "fortran_order arrays are not supported");
     return (size_t)(d[2] - '0');
 }
 
@@ -233,10 +232,11 @@ static size_t check_descr(const NpyHeader *h, const char *path, char *err, size_
 static size_t check_prelude(const unsigned char *pre, const char *path, char *err, size_t errlen)
 {
     if (memcmp(pre, NPY_MAGIC, NPY_MAGIC_LEN) != 0)
-        return npy_fail(path, err, errlen, "not a .npy file");
+        return ir_file_error(path, err, errlen, "not a .npy file");
     int major = pre[6], minor = pre[7];
     if (major < 1 || major > 3 || minor != 0)
-        return npy_fail(path, err, errlen, ".npy version %d.%d is not supported", major, minor);
+        return ir_file_error(path, err, errlen, ".npy version %d.%d is not supported", major,
+                             minor);
     return major == 1 ? 2 : 4;
 }
 
@@ -248,7 +248,7 @@ static bool header_length(const unsigned char *b, size_t lenbytes, uint32_t *hle
     if (lenbytes == 4)
         *hlen |= (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
     if (*hlen > NPY_MAX_HEADER)
-        return npy_fail(path, err, errlen, ".npy header of %u bytes is too large", *hlen);
+        return ir_file_error(path, err, errlen, ".npy header of %u bytes is too large", *hlen);
     return true;
 }
 
@@ -270,19 +270,19 @@ static bool read_header(FILE *f, const char *path, NpyHeader *h, char *err, size
 {
     unsigned char pre[NPY_MAGIC_LEN + 2 + 4];
     if (fread(pre, 1, 8, f) != 8)
-        return npy_fail(path, err, errlen, "not a .npy file");
+        return ir_file_error(path, err, errlen, "not a .npy file");
     size_t lenbytes = check_prelude(pre, path, err, errlen);
     if (!lenbytes)
         return false;
     if (fread(pre + 8, 1, lenbytes, f) != lenbytes)
-        return npy_fail(path, err, errlen, "truncated .npy header");
+        return ir_file_error(path, err, errlen, "truncated .npy header");
     uint32_t hlen;
     if (!header_length(pre + 8, lenbytes, &hlen, path, err, errlen))
         return false;
     char *text = ir_xmalloc(hlen + 1);
     bool ok = fread(text, 1, hlen, f) == hlen;
     if (!ok)
-        npy_fail(path, err, errlen, "truncated .npy header");
+        ir_file_error(path, err, errlen, "truncated .npy header");
     else
         ok = parse_header_text(text, hlen, path, h, err, errlen);
     free(text);
@@ -294,17 +294,17 @@ bool ir_npy_parse_header(const unsigned char *buf, size_t len, const char *path,
 {
     memset(h, 0, sizeof *h);
     if (len < 8)
-        return npy_fail(path, err, errlen, "not a .npy file");
+        return ir_file_error(path, err, errlen, "not a .npy file");
     size_t lenbytes = check_prelude(buf, path, err, errlen);
     if (!lenbytes)
         return false;
     if (len < 8 + lenbytes)
-        return npy_fail(path, err, errlen, "truncated .npy header");
+        return ir_file_error(path, err, errlen, "truncated .npy header");
     uint32_t hlen;
     if (!header_length(buf + 8, lenbytes, &hlen, path, err, errlen))
         return false;
     if (len - 8 - lenbytes < hlen)
-        return npy_fail(path, err, errlen, "truncated .npy header");
+        return ir_file_error(path, err, errlen, "truncated .npy header");
     h->data_offset = 8 + lenbytes + hlen;
     return parse_header_text((const char *)buf + 8 + lenbytes, hlen, path, h, err, errlen);
 }
@@ -328,7 +328,7 @@ static void convert(float *dst, const unsigned char *src, int64_t n, size_t size
 static bool size_fail(const char *path, char *err, size_t errlen, int64_t have, int64_t need,
                       bool at_least)
 {
-    return npy_fail(path, err, errlen, "file holds %s%lld bytes of data, shape needs %lld",
+    return ir_file_error(path, err, errlen, "file holds %s%lld bytes of data, shape needs %lld",
                     at_least ? "more than " : "", (long long)(at_least ? need : have),
                     (long long)need);
 }
@@ -340,13 +340,13 @@ static unsigned char *read_file_data(FILE *f, const struct stat *st, const char 
     long pos = ftell(f);
     int64_t have = (int64_t)st->st_size - pos;
     if (pos < 0)
-        return npy_fail(path, err, errlen, "cannot read: %s", strerror(errno)), NULL;
+        return ir_file_error(path, err, errlen, "cannot read: %s", strerror(errno)), NULL;
     if (have != need)
         return size_fail(path, err, errlen, have, need, false), NULL;
     unsigned char *raw = ir_xmalloc((size_t)need + 1);
     if (fread(raw, 1, (size_t)need, f) != (size_t)need) {
         free(raw);
-        return npy_fail(path, err, errlen, "read error: %s", strerror(errno)), NULL;
+        return ir_file_error(path, err, errlen, "read error: %s", strerror(errno)), NULL;
     }
     return raw;
 }
@@ -371,7 +371,7 @@ static unsigned char *read_stream_data(FILE *f, const char *path, int64_t need, 
     }
     if (ferror(f) || (int64_t)len != need) {
         if (ferror(f))
-            npy_fail(path, err, errlen, "read error: %s", strerror(errno));
+            ir_file_error(path, err, errlen, "read error: %s", strerror(errno));
         else
             size_fail(path, err, errlen, (int64_t)len, need, (int64_t)len > need);
         free(raw);
@@ -386,12 +386,12 @@ static bool read_data(FILE *f, const char *path, const NpyHeader *h, size_t size
     int64_t numel = 1, need;
     for (int32_t i = 0; i < h->rank; i++)
         if (__builtin_mul_overflow(numel, h->dims[i], &numel))
-            return npy_fail(path, err, errlen, "shape is too large");
+            return ir_file_error(path, err, errlen, "shape is too large");
     if (__builtin_mul_overflow(numel, (int64_t)size, &need))
-        return npy_fail(path, err, errlen, "shape is too large");
+        return ir_file_error(path, err, errlen, "shape is too large");
     struct stat st;
     if (fstat(fileno(f), &st) != 0)
-        return npy_fail(path, err, errlen, "cannot read: %s", strerror(errno));
+        return ir_file_error(path, err, errlen, "cannot read: %s", strerror(errno));
     unsigned char *raw = S_ISREG(st.st_mode) ? read_file_data(f, &st, path, need, err, errlen)
                                              : read_stream_data(f, path, need, err, errlen);
     if (!raw)
@@ -413,7 +413,7 @@ bool ir_npy_read(const char *path, NpyArray *out, char *err, size_t errlen)
     memset(out, 0, sizeof *out);
     FILE *f = fopen(path, "rb");
     if (!f)
-        return npy_fail(path, err, errlen, "cannot open: %s", strerror(errno));
+        return ir_file_error(path, err, errlen, "cannot open: %s", strerror(errno));
     NpyHeader h = {0};
     size_t size = 0;
     bool ok = read_header(f, path, &h, err, errlen) &&
@@ -438,7 +438,7 @@ static bool write_in_place(const char *path, bool (*emit)(FILE *f, void *ctx), v
         ok = false;
     }
     if (!ok)
-        npy_fail(path, err, errlen, "cannot write: %s", strerror(saved));
+        ir_file_error(path, err, errlen, "cannot write: %s", strerror(saved));
     return ok;
 }
 
@@ -455,7 +455,7 @@ bool ir_write_atomic(const char *path, bool (*emit)(FILE *f, void *ctx), void *c
     snprintf(tmp, n, "%s.tmp-XXXXXX", path);
     int fd = ir_temp_create(tmp);
     if (fd < 0) {
-        npy_fail(path, err, errlen, "cannot create a temporary file: %s", strerror(errno));
+        ir_file_error(path, err, errlen, "cannot create a temporary file: %s", strerror(errno));
         free(tmp);
         return false;
     }
@@ -475,7 +475,7 @@ bool ir_write_atomic(const char *path, bool (*emit)(FILE *f, void *ctx), void *c
         saved = errno;
         ok = false;
     }
-    if (!ok) npy_fail(path, err, errlen, "cannot write: %s", strerror(saved));
+    if (!ok) ir_file_error(path, err, errlen, "cannot write: %s", strerror(saved));
     ir_temp_release(tmp, !ok);
     free(tmp);
     return ok;
@@ -528,10 +528,10 @@ bool ir_npy_write(const char *path, const float *data, int32_t rank, const int64
                   char *err, size_t errlen)
 {
     if (rank < 0 || rank > IR_MAX_RANK)
-        return npy_fail(path, err, errlen, "cannot write an array of rank %d", (int)rank);
+        return ir_file_error(path, err, errlen, "cannot write an array of rank %d", (int)rank);
     for (int32_t i = 0; i < rank; i++)
         if (dims[i] < 0)
-            return npy_fail(path, err, errlen, "negative dimension %lld", (long long)dims[i]);
+            return ir_file_error(path, err, errlen, "negative dimension %lld", (long long)dims[i]);
     NpyWrite w = {data, rank, dims};
     return ir_write_atomic(path, emit_npy, &w, err, errlen);
 }

@@ -39,6 +39,10 @@ bool ir_npy_write(const char *path, const float *data, int32_t rank, const int64
  * otherwise the temporary is removed and err says why. Used by every writer. */
 bool ir_write_atomic(const char *path, bool (*emit)(FILE *f, void *ctx), void *ctx, char *err,
                      size_t errlen);
+/* Writes "PATH: message" (at most 256 bytes of message) to err; returns false. The
+ * errors of the file readers. */
+bool ir_file_error(const char *path, char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 /* IEEE half and bfloat16 bit patterns to float (exact; NaN and Inf kept). */
 float ir_f16_to_f32(uint16_t h);
 float ir_bf16_to_f32(uint16_t h);

@@ -5,7 +5,6 @@
  * must fill exactly the shape the header gives. */
 #include "npz.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,18 +21,6 @@ struct Npz {
     char *path;
 };
 
-__attribute__((format(printf, 4, 5))) static bool npz_fail(const char *path, char *err,
-                                                           size_t errlen, const char *fmt, ...)
-{
-    char msg[256];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    if (errlen)
-        snprintf(err, errlen, "%s: %s", path, msg);
-    return false;
-}
 
 Npz *npz_open(const char *path, char *err, size_t errlen)
 {
@@ -42,7 +29,8 @@ Npz *npz_open(const char *path, char *err, size_t errlen)
     if (!zip) {
         zip_error_t e;
         zip_error_init_with_code(&e, code);
-        npz_fail(path, err, errlen, "cannot read as an .npz archive: %s", zip_error_strerror(&e));
+        ir_file_error(path, err, errlen, "cannot read as an .npz archive: %s",
+                      zip_error_strerror(&e));
         zip_error_fini(&e);
         return NULL;
     }
@@ -83,7 +71,7 @@ static unsigned char *read_member(Npz *z, zip_int64_t index, const char *name, s
     zip_file_t *f = NULL;
     if (zip_stat_index(z->zip, (zip_uint64_t)index, 0, &st) != 0 ||
         !(st.valid & ZIP_STAT_SIZE) || !(f = zip_fopen_index(z->zip, (zip_uint64_t)index, 0)))
-        return npz_fail(z->path, err, errlen, "%s: cannot open the member: %s", name,
+        return ir_file_error(z->path, err, errlen, "%s: cannot open the member: %s", name,
                         zip_strerror(z->zip)), NULL;
     unsigned char *buf = NULL;
     size_t have = 0, cap = 0;
@@ -94,7 +82,7 @@ static unsigned char *read_member(Npz *z, zip_int64_t index, const char *name, s
         }
         zip_int64_t got = zip_fread(f, buf + have, cap - have);
         if (got < 0) {
-            npz_fail(z->path, err, errlen, "%s: cannot read the member: %s", name,
+            ir_file_error(z->path, err, errlen, "%s: cannot read the member: %s", name,
                      zip_error_strerror(zip_file_get_error(f)));
             free(buf);
             zip_fclose(f);
@@ -168,21 +156,21 @@ static bool decode(Npz *z, const char *name, const unsigned char *buf, size_t le
     bool is_unsigned = false;
     size_t size = dtype_size(h.descr, &out->type, &is_unsigned);
     if (h.descr[0] == '>' && h.descr[1])
-        return npz_fail(where, err, errlen, "big-endian data is not supported (dtype '%s')",
+        return ir_file_error(where, err, errlen, "big-endian data is not supported (dtype '%s')",
                         h.descr);
     if (!size)
-        return npz_fail(where, err, errlen,
+        return ir_file_error(where, err, errlen,
                         "dtype '%s' is not supported; expected float or integer numbers",
                         h.descr);
     if (h.fortran)
-        return npz_fail(where, err, errlen, "fortran_order arrays are not supported");
+        return ir_file_error(where, err, errlen, "fortran_order arrays are not supported");
     int64_t numel = 1, need;
     for (int32_t i = 0; i < h.rank; i++)
         if (__builtin_mul_overflow(numel, h.dims[i], &numel))
-            return npz_fail(where, err, errlen, "shape is too large");
+            return ir_file_error(where, err, errlen, "shape is too large");
     if (__builtin_mul_overflow(numel, (int64_t)size, &need) ||
         (uint64_t)need != len - h.data_offset)
-        return npz_fail(where, err, errlen, "holds %llu bytes of data, shape needs %lld",
+        return ir_file_error(where, err, errlen, "holds %llu bytes of data, shape needs %lld",
                         (unsigned long long)(len - h.data_offset), (long long)need);
     size_t elem = out->type == NPZ_F32 ? sizeof(float) : sizeof(int64_t);
     out->data = ir_xmalloc((size_t)numel * elem + 1);
@@ -205,7 +193,7 @@ bool npz_read(Npz *z, const char *name, NpzArray *out, char *err, size_t errlen)
     memset(out, 0, sizeof *out);
     zip_int64_t index = locate(z, name);
     if (index < 0)
-        return npz_fail(z->path, err, errlen, "no array '%s' (%s.npy) in the archive", name,
+        return ir_file_error(z->path, err, errlen, "no array '%s' (%s.npy) in the archive", name,
                         name);
     size_t len = 0;
     unsigned char *buf = read_member(z, index, name, &len, err, errlen);
