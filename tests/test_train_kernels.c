@@ -666,7 +666,7 @@ static void check_network(int32_t block)
             fail_msg("network, block %d, %d thread(s): relative error %g", block, threads, e);
         ir_interp_free(&res);
         free_all(outs, no);
-        free_all(ins, 6);
+        free_all(ins, ir_num_inputs(src));
     }
     dlclose(a.lib);
     remove(so);
