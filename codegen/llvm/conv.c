@@ -7,8 +7,6 @@
 
 #include "cg.h"
 
-#define MAX_ACC 64
-
 typedef struct Conv {
     Cg *cg;
     const Node *n;
@@ -23,58 +21,6 @@ typedef struct Conv {
     LLVMValueRef x, out, res, w, bias;
     LLVMValueRef nb, ocb, oh, ih0, khlo, khhi; /* of the current work item */
 } Conv;
-
-/* ---- loops whose body carries values (the accumulators) in phis --------- */
-
-typedef struct Loop {
-    LLVMBasicBlockRef pre, body, exit;
-    LLVMValueRef iv, hi;
-    int64_t step;
-    int32_t n;
-    LLVMValueRef phi[MAX_ACC], init[MAX_ACC];
-} Loop;
-
-/* for (iv = lo; iv < hi; iv += step), carrying v[0..n): inside, v holds the
- * phis; after loop_end, the values on exit. */
-static void loop_begin(Cg *cg, Loop *l, LLVMValueRef lo, LLVMValueRef hi, int64_t step,
-                       LLVMValueRef *v, int32_t n)
-{
-    l->pre = LLVMGetInsertBlock(cg->b);
-    LLVMValueRef fn = LLVMGetBasicBlockParent(l->pre);
-    l->body = LLVMAppendBasicBlockInContext(cg->ctx, fn, "loop");
-    l->exit = LLVMAppendBasicBlockInContext(cg->ctx, fn, "done");
-    l->hi = hi;
-    l->step = step;
-    l->n = n;
-    LLVMBuildCondBr(cg->b, LLVMBuildICmp(cg->b, LLVMIntSLT, lo, hi, ""), l->body, l->exit);
-    LLVMPositionBuilderAtEnd(cg->b, l->body);
-    l->iv = LLVMBuildPhi(cg->b, cg->t_i64, "iv");
-    LLVMAddIncoming(l->iv, &lo, &l->pre, 1);
-    for (int32_t i = 0; i < n; i++) {
-        l->init[i] = v[i];
-        l->phi[i] = LLVMBuildPhi(cg->b, LLVMTypeOf(v[i]), "acc");
-        LLVMAddIncoming(l->phi[i], &v[i], &l->pre, 1);
-        v[i] = l->phi[i];
-    }
-}
-
-static void loop_end(Cg *cg, Loop *l, LLVMValueRef *v)
-{
-    LLVMBasicBlockRef latch = LLVMGetInsertBlock(cg->b);
-    LLVMValueRef next = LLVMBuildNSWAdd(cg->b, l->iv, cg_i64(cg, l->step), "next");
-    LLVMAddIncoming(l->iv, &next, &latch, 1);
-    for (int32_t i = 0; i < l->n; i++)
-        LLVMAddIncoming(l->phi[i], &v[i], &latch, 1);
-    LLVMBuildCondBr(cg->b, LLVMBuildICmp(cg->b, LLVMIntSLT, next, l->hi, ""), l->body, l->exit);
-    LLVMPositionBuilderAtEnd(cg->b, l->exit);
-    for (int32_t i = 0; i < l->n; i++) {
-        LLVMValueRef p = LLVMBuildPhi(cg->b, LLVMTypeOf(v[i]), "out");
-        LLVMValueRef vals[2] = {l->init[i], v[i]};
-        LLVMBasicBlockRef from[2] = {l->pre, latch};
-        LLVMAddIncoming(p, vals, from, 2);
-        v[i] = p;
-    }
-}
 
 /* ---- integer arithmetic on i64 values ---------------------------------- */
 
@@ -352,20 +298,20 @@ static void store_tile(Conv *k, LLVMValueRef ow0, int64_t T, LLVMValueRef *acc)
 static void emit_tile(Conv *k, LLVMValueRef ow0, int64_t ow0c, int64_t T)
 {
     Cg *cg = k->cg;
-    LLVMValueRef acc[MAX_ACC];
+    LLVMValueRef acc[CG_MAX_ACC];
     int32_t na = (int32_t)(T * k->oct);
     init_acc(k, T, acc);
-    Loop lc, lh;
+    CgAccLoop lc, lh;
     if (k->depthwise) {
-        loop_begin(cg, &lh, k->khlo, k->khhi, 1, acc, na);
+        cg_acc_loop_begin(cg, &lh, k->khlo, k->khhi, acc, na);
         taps_depthwise(k, lh.iv, ow0, ow0c, T, acc);
-        loop_end(cg, &lh, acc);
+        cg_acc_loop_end(cg, &lh, acc);
     } else {
-        loop_begin(cg, &lc, cg_i64(cg, 0), cg_i64(cg, k->CB), 1, acc, na);
-        loop_begin(cg, &lh, k->khlo, k->khhi, 1, acc, na);
+        cg_acc_loop_begin(cg, &lc, cg_i64(cg, 0), cg_i64(cg, k->CB), acc, na);
+        cg_acc_loop_begin(cg, &lh, k->khlo, k->khhi, acc, na);
         taps_direct(k, lc.iv, lh.iv, ow0, ow0c, T, acc);
-        loop_end(cg, &lh, acc);
-        loop_end(cg, &lc, acc);
+        cg_acc_loop_end(cg, &lh, acc);
+        cg_acc_loop_end(cg, &lc, acc);
     }
     store_tile(k, ow0, T, acc);
 }
@@ -379,10 +325,10 @@ static void emit_run(Conv *k, int64_t ow0, int64_t width, int64_t count)
         emit_tile(k, cg_i64(cg, ow0), -1, width);
         return;
     }
-    Loop l;
-    loop_begin(cg, &l, cg_i64(cg, 0), cg_i64(cg, count), 1, NULL, 0);
+    CgAccLoop l;
+    cg_acc_loop_begin(cg, &l, cg_i64(cg, 0), cg_i64(cg, count), NULL, 0);
     emit_tile(k, addc(cg, mulc(cg, l.iv, width), ow0), -1, width);
-    loop_end(cg, &l, NULL);
+    cg_acc_loop_end(cg, &l, NULL);
 }
 
 /* One output row, split into ceil(OW / tile) tiles of nearly equal widths (a
@@ -452,13 +398,13 @@ static void taps_plane(Conv *k, LLVMValueRef icb, int64_t pix0, int64_t T, LLVMV
 static void emit_plane_tile(Conv *k, int64_t pix0, int64_t T)
 {
     Cg *cg = k->cg;
-    LLVMValueRef acc[MAX_ACC];
+    LLVMValueRef acc[CG_MAX_ACC];
     int32_t na = (int32_t)(T * k->oct);
     init_acc(k, T, acc);
-    Loop lc;
-    loop_begin(cg, &lc, cg_i64(cg, 0), cg_i64(cg, k->CB), 1, acc, na);
+    CgAccLoop lc;
+    cg_acc_loop_begin(cg, &lc, cg_i64(cg, 0), cg_i64(cg, k->CB), acc, na);
     taps_plane(k, lc.iv, pix0, T, acc);
-    loop_end(cg, &lc, acc);
+    cg_acc_loop_end(cg, &lc, acc);
     store_tile(k, cg_i64(cg, pix0), T, acc);
 }
 
@@ -485,14 +431,14 @@ static CgKernel emit_blocked(Conv *k)
     k->out = cg_arg_ptr(cg, 0);
     k->x = cg_arg_ptr(cg, 1);
     k->res = k->a->epi.residual ? cg_arg_ptr(cg, k->n->ninputs) : NULL;
-    Loop l;
-    loop_begin(cg, &l, cg->begin, cg->end, 1, NULL, 0);
+    CgAccLoop l;
+    cg_acc_loop_begin(cg, &l, cg->begin, cg->end, NULL, 0);
     decode_item(k, l.iv);
     if (k->plane)
         emit_plane(k);
     else
         emit_row(k);
-    loop_end(cg, &l, NULL);
+    cg_acc_loop_end(cg, &l, NULL);
     cg_kernel_end(cg);
     return (CgKernel){fn, k->N * (k->OB / k->oct) * (k->plane ? 1 : k->OH)};
 }
@@ -506,8 +452,8 @@ static void choose_tile(Conv *k)
     k->tile = (regs - 5) / k->oct;
     if (k->depthwise)
         k->tile = regs / 2;
-    if (k->tile * k->oct > MAX_ACC)
-        k->tile = MAX_ACC / k->oct;
+    if (k->tile * k->oct > CG_MAX_ACC)
+        k->tile = CG_MAX_ACC / k->oct;
     /* Plane tiling unrolls every tap for each tile: only for planes of a few
      * tiles whose rows would leave the register tile half empty. With 32
      * registers a 7-pixel row already gives 14 accumulators, and LLVM's
@@ -570,14 +516,14 @@ static void generic_pixel(Conv *k, LLVMValueRef o, LLVMValueRef ow)
     Cg *cg = k->cg;
     int64_t cpg = input(k, 1)->type.dims[1];
     LLVMValueRef acc = k->bias ? cg_load(cg, cg_gep(cg, k->bias, o), 1) : cg_f32(cg, 0.0f);
-    Loop lc, lh, lw;
-    loop_begin(cg, &lc, cg_i64(cg, 0), cg_i64(cg, cpg), 1, &acc, 1);
-    loop_begin(cg, &lh, cg_i64(cg, 0), cg_i64(cg, k->KH), 1, &acc, 1);
-    loop_begin(cg, &lw, cg_i64(cg, 0), cg_i64(cg, k->KW), 1, &acc, 1);
+    CgAccLoop lc, lh, lw;
+    cg_acc_loop_begin(cg, &lc, cg_i64(cg, 0), cg_i64(cg, cpg), &acc, 1);
+    cg_acc_loop_begin(cg, &lh, cg_i64(cg, 0), cg_i64(cg, k->KH), &acc, 1);
+    cg_acc_loop_begin(cg, &lw, cg_i64(cg, 0), cg_i64(cg, k->KW), &acc, 1);
     acc = generic_tap(k, ow, o, lc.iv, lh.iv, lw.iv, acc);
-    loop_end(cg, &lw, &acc);
-    loop_end(cg, &lh, &acc);
-    loop_end(cg, &lc, &acc);
+    cg_acc_loop_end(cg, &lw, &acc);
+    cg_acc_loop_end(cg, &lh, &acc);
+    cg_acc_loop_end(cg, &lc, &acc);
     LLVMValueRef r = NULL;
     if (k->res) {
         const TensorType *rt = &input(k, k->n->ninputs - 1)->type;
@@ -600,18 +546,18 @@ static CgKernel emit_generic(Conv *k)
     k->out = cg_arg_ptr(cg, 0);
     k->x = cg_arg_ptr(cg, 1);
     k->res = k->a->epi.residual ? cg_arg_ptr(cg, k->n->ninputs) : NULL;
-    Loop l, lw;
-    loop_begin(cg, &l, cg->begin, cg->end, 1, NULL, 0);
+    CgAccLoop l, lw;
+    cg_acc_loop_begin(cg, &l, cg->begin, cg->end, NULL, 0);
     LLVMValueRef ohv = cg_i64(cg, k->OH), ov = cg_i64(cg, k->O);
     k->oh = LLVMBuildSRem(cg->b, l.iv, ohv, "oh");
     LLVMValueRef r = LLVMBuildSDiv(cg->b, l.iv, ohv, "");
     LLVMValueRef o = LLVMBuildSRem(cg->b, r, ov, "o");
     k->nb = LLVMBuildSDiv(cg->b, r, ov, "n");
     k->ih0 = addc(cg, mulc(cg, k->oh, k->sh), -k->pt);
-    loop_begin(cg, &lw, cg_i64(cg, 0), cg_i64(cg, k->OW), 1, NULL, 0);
+    cg_acc_loop_begin(cg, &lw, cg_i64(cg, 0), cg_i64(cg, k->OW), NULL, 0);
     generic_pixel(k, o, lw.iv);
-    loop_end(cg, &lw, NULL);
-    loop_end(cg, &l, NULL);
+    cg_acc_loop_end(cg, &lw, NULL);
+    cg_acc_loop_end(cg, &l, NULL);
     cg_kernel_end(cg);
     return (CgKernel){fn, k->N * k->O * k->OH};
 }
