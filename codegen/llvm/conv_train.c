@@ -191,6 +191,19 @@ static void tile_taps(Rows *r, LLVMValueRef kc, LLVMValueRef kh, int64_t mr, int
 
 /* ---- pixels at constant offsets ----------------------------------------- */
 
+/* The end of the run of lanes from valid lane l whose offsets rise and stay within
+ * L of offs[l]: the lanes one vector access at offs[l] reaches. */
+static int32_t lane_run(const int64_t *offs, uint32_t valid, int32_t L, int32_t l)
+{
+    int32_t e = l + 1, prev = l;
+    while (e < L && (!((valid >> e) & 1) || (offs[e] > offs[prev] && offs[e] - offs[l] < L))) {
+        if ((valid >> e) & 1)
+            prev = e;
+        e++;
+    }
+    return e;
+}
+
 /* The lanes of a vector whose source elements sit at constant offsets offs[l]
  * from base[off] (lanes outside `valid` read 0): one (strided) load when the
  * offsets step evenly, else a masked load per run of increasing offsets that
@@ -218,12 +231,7 @@ static LLVMValueRef load_pixels(Cg *cg, LLVMValueRef base, LLVMValueRef off, con
             l++;
             continue;
         }
-        int32_t e = l + 1, prev = l;
-        while (e < L && (!((valid >> e) & 1) || (offs[e] > offs[prev] && offs[e] - offs[l] < L))) {
-            if ((valid >> e) & 1)
-                prev = e;
-            e++;
-        }
+        int32_t e = lane_run(offs, valid, L, l);
         uint32_t bits = 0;
         LLVMValueRef pick[64];
         for (int32_t i = 0; i < L; i++) {
@@ -264,12 +272,7 @@ static void store_pixels(Cg *cg, LLVMValueRef v, LLVMValueRef base, LLVMValueRef
             l++;
             continue;
         }
-        int32_t e = l + 1, prev = l;
-        while (e < L && (!((valid >> e) & 1) || (offs[e] > offs[prev] && offs[e] - offs[l] < L))) {
-            if ((valid >> e) & 1)
-                prev = e;
-            e++;
-        }
+        int32_t e = lane_run(offs, valid, L, l);
         uint32_t bits = 0;
         LLVMValueRef pick[64];
         for (int32_t i = 0; i < L; i++)
