@@ -36,6 +36,9 @@ typedef struct Cg {
     /* Common types. */
     LLVMTypeRef t_void, t_i1, t_i32, t_i64, t_f32, t_ptr, t_vf32, t_kernel;
     LLVMValueRef args, begin, end; /* parameters of the kernel being emitted */
+    /* Slots of `args` the kernel being emitted reads (bit i: slot i; slots past 63
+     * count as read): a parameter's slot that no kernel reads gets no raw copy. */
+    uint64_t args_read;
     Diag *diag;
     char *llvm_error; /* CG_ERROR_LEN bytes: the first error LLVM reported, "" if none */
     /* The weights: kept out of the module (see cg_weights). */

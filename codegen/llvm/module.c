@@ -372,7 +372,10 @@ static void run_call(Cg *cg, const Run *r, int32_t id, int32_t seq, CgKernel k)
     LLVMValueRef args = LLVMBuildAlloca(cg->b, at, "args");
     LLVMPositionBuilderAtEnd(cg->b, here);
     for (int32_t i = 0; i <= nd->ninputs; i++) {
-        LLVMValueRef p = value_ptr(cg, r, i == 0 ? id : nd->inputs[i - 1]);
+        int32_t v = i == 0 ? id : nd->inputs[i - 1];
+        /* A parameter the kernel takes from its packed weights is not passed again. */
+        bool unread = i < 64 && !(cg->args_read >> i & 1) && cg->g->nodes[v].op == OP_PARAM;
+        LLVMValueRef p = unread ? LLVMConstNull(cg->t_ptr) : value_ptr(cg, r, v);
         LLVMValueRef idx = cg_i64(cg, i);
         LLVMValueRef slot = LLVMBuildInBoundsGEP2(cg->b, cg->t_ptr, args, &idx, 1, "");
         LLVMSetAlignment(LLVMBuildStore(cg->b, p, slot), 8);

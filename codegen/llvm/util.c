@@ -26,6 +26,7 @@ LLVMValueRef cg_kernel_begin(Cg *cg, const char *name)
     LLVMBasicBlockRef entry = LLVMAppendBasicBlockInContext(cg->ctx, fn, "entry");
     LLVMPositionBuilderAtEnd(cg->b, entry);
     cg->args = LLVMGetParam(fn, 0);
+    cg->args_read = 0;
     cg->begin = LLVMGetParam(fn, 1);
     cg->end = LLVMGetParam(fn, 2);
     LLVMSetValueName2(cg->args, "args", 4);
@@ -41,6 +42,7 @@ void cg_kernel_end(Cg *cg)
 
 LLVMValueRef cg_arg_ptr(Cg *cg, int32_t i)
 {
+    if (i >= 0 && i < 64) cg->args_read |= UINT64_C(1) << i;
     LLVMValueRef idx = cg_i64(cg, i);
     LLVMValueRef slot = LLVMBuildInBoundsGEP2(cg->b, cg->t_ptr, cg->args, &idx, 1, "slot");
     LLVMValueRef p = LLVMBuildLoad2(cg->b, cg->t_ptr, slot, "arg");
