@@ -577,6 +577,20 @@ static bool blocked_as(const TensorType *t, int64_t b)
     return t->layout == LAYOUT_NCHWC && t->block == b;
 }
 
+/* Input, output and residual all plain: channels the blocked kernels cannot
+ * take (58 of ShuffleNet, groups that split blocks) run the implicit GEMM of
+ * conv_train.c, vectors along the rows, which reads its weights as they are
+ * (OIHW) and suits constants as well as graph values. */
+static bool all_plain(const Conv *k)
+{
+    for (int32_t i = 0; i < k->n->ninputs; i++) {
+        const Node *in = input(k, i);
+        if (in->op != OP_PARAM && in->type.layout != LAYOUT_PLAIN)
+            return false;
+    }
+    return k->n->type.layout == LAYOUT_PLAIN;
+}
+
 CgKernel cg_emit_conv2d(Cg *cg, int32_t node)
 {
     if (!cg_weights_constant(cg, node))
@@ -597,5 +611,7 @@ CgKernel cg_emit_conv2d(Cg *cg, int32_t node)
         choose_tile(&k);
         return emit_blocked(&k);
     }
+    if (all_plain(&k))
+        return cg_emit_conv2d_runtime(cg, node);
     return emit_generic(&k);
 }
