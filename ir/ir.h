@@ -207,6 +207,9 @@ typedef struct ConvAttrs {
     int32_t kernel[2], stride[2], dilation[2], pad[4];
     int32_t groups;
     Epilogue epi;
+    /* Computed as Winograd F(4×4, 3×3) rather than directly: set by the conv_algo pass
+     * (passes/conv_algo.c) for the backends that have that kernel. */
+    bool winograd;
 } ConvAttrs;
 
 /* dense: out[..., o, ...] = sum_i w[o, i] x[..., i, ...] over dim `axis` (-1: the last;

@@ -47,6 +47,7 @@ const AttrField ir_attr_fields[] = {
     FIELD(AK_CONV, conv.pad, "pad", AF_INT, 4),
     FIELD(AK_CONV, conv.groups, "groups", AF_INT, 1),
     EPILOGUE(AK_CONV, conv.epi),
+    OPTIONAL(AK_CONV, conv.winograd, "winograd", AF_BOOL),
     EPILOGUE(AK_DENSE, dense.epi),
     OPTIONAL(AK_DENSE, dense.axis, "axis", AF_INT),
     FIELD(AK_POOL, pool.kernel, "kernel", AF_INT, 2),
@@ -173,7 +174,8 @@ static void append_part(char *buf, size_t size, const char *part)
 char *ir_node_label(const Node *n, char *buf, size_t size)
 {
     buf[0] = 0;
-    append_part(buf, size, ir_ops[n->op].name);
+    append_part(buf, size, n->op == OP_CONV2D && n->attrs.conv.winograd ? "conv2d.winograd"
+                                                                           : ir_ops[n->op].name);
     const Epilogue *e = ir_epilogue(n);
     if (!e)
         return buf;

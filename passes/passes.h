@@ -7,6 +7,9 @@
 
 #include "ir.h"
 
+/* How conv2d layers are computed (conv_algo.c). */
+typedef enum { CONV_ALGO_AUTO, CONV_ALGO_DIRECT, CONV_ALGO_WINOGRAD } ConvAlgo;
+
 typedef struct PassOptions {
     int32_t block;           /* channel block for NCHWc (the target's f32 lanes); 0: stay plain */
     uint64_t disabled;       /* bit i set: pass i of the pipeline is skipped */
@@ -15,6 +18,7 @@ typedef struct PassOptions {
     bool verify;             /* run ir_verify after every pass (debug builds, tests) */
     bool keep_values;        /* plan_memory: no reuse, every value keeps its own bytes
                                 until the end of a run (per-node inspection) */
+    ConvAlgo conv_algo;      /* direct or Winograd conv2d; auto: by a cost model */
 } PassOptions;
 
 typedef bool (*PassFn)(Graph *g, const PassOptions *opt, Diag *d);
@@ -42,6 +46,7 @@ bool pass_fold_const(Graph *g, const PassOptions *opt, Diag *d);   /* ops on con
 bool pass_fuse(Graph *g, const PassOptions *opt, Diag *d);         /* epilogues into conv/dense */
 bool pass_dce(Graph *g, const PassOptions *opt, Diag *d);          /* nodes no output needs */
 bool pass_layout(Graph *g, const PassOptions *opt, Diag *d);       /* NCHWc blocking, reorders */
+bool pass_conv_algo(Graph *g, const PassOptions *opt, Diag *d);    /* direct or Winograd conv2d */
 bool pass_plan_memory(Graph *g, const PassOptions *opt, Diag *d);  /* arena offsets */
 
 /* Checks a memory plan: every value has storage, no two values whose

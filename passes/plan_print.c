@@ -44,7 +44,8 @@ void pass_print_plan(const Graph *g, FILE *out)
         int64_t bytes = ir_numel(&n->type) * (int64_t)ir_dtype_size(n->type.dtype);
         int32_t last = last_use(g, i);
         fprintf(out, "%%%-5d %-36s %-14s %-8s %12lld %12lld  %d..%s", i, n->name,
-                ir_ops[n->op].name, mem_kind_name(n->mem.kind),
+                n->op == OP_CONV2D && n->attrs.conv.winograd ? "conv2d.winograd" : ir_ops[n->op].name,
+                mem_kind_name(n->mem.kind),
                 n->mem.kind == MEM_ARENA ? (long long)n->mem.offset : 0LL, (long long)bytes, i,
                 last == g->nnodes ? "end" : "");
         if (last < g->nnodes) fprintf(out, "%d", last);

@@ -49,6 +49,7 @@ typedef struct Options {
     int opt_level;         /* -O0..-O3 */
     const char *cpu;       /* --cpu */
     const char *features;  /* --features */
+    ConvAlgo conv_algo;    /* --conv-algo */
     uint64_t disabled;     /* --disable-pass, one bit per pipeline index */
     int32_t dump_after;    /* --dump-after: pipeline index, -1: none */
     bool cuda;             /* --target=cuda */
@@ -93,6 +94,7 @@ static const char usage[] =
     "  -O0 .. -O3          LLVM optimization level (default -O2); the passes always run\n"
     "  --cpu=NAME          target CPU (default: this machine's), e.g. x86-64-v3\n"
     "  --features=+F,-G    target features added to the CPU's, e.g. +avx2,+fma\n"
+    "  --conv-algo=A       3×3 stride-1 conv2d: auto (default), direct or winograd\n"
     "  --disable-pass=P    skip optimization pass P (repeatable)\n"
     "  --dump-after=P      print the graph IR after pass P to standard error\n"
     "  --batch=N           set the batch (leading symbolic) dimension of every input\n"
@@ -328,6 +330,12 @@ static bool parse_option(void *ctx, int argc, char **argv, int *i)
     if ((v = cli_flag_value("--emit", argc, argv, i, &bad))) return set_emit(o, v);
     if (is_opt_level(argv[*i])) return o->opt_level = argv[*i][2] - '0', true;
     if ((v = cli_flag_value("--cpu", argc, argv, i, &bad))) return o->cpu = v, true;
+    if ((v = cli_flag_value("--conv-algo", argc, argv, i, &bad))) {
+        static const char *const algos[] = {"auto", "direct", "winograd"};
+        int k;
+        return set_choice("--conv-algo", v, algos, 3, &k) ? (o->conv_algo = (ConvAlgo)k, true)
+                                                         : false;
+    }
     if ((v = cli_flag_value("--target", argc, argv, i, &bad))) return set_target(o, v);
     if ((v = cli_flag_value("--gpu-arch", argc, argv, i, &bad))) return set_gpu(o, "--gpu-arch", v);
     if ((v = cli_flag_value("--gpu-math", argc, argv, i, &bad))) return set_gpu(o, "--gpu-math", v);
@@ -958,6 +966,7 @@ static int compile(Graph *g, const Options *o, Diag *d)
     PassOptions po;
     pass_options_init(&po);
     po.block = o->cuda ? 0 : cg_target_lanes(&t);
+    po.conv_algo = o->conv_algo;
     po.disabled = o->disabled;
     po.dump_after = o->dump_after;
     po.dump = stderr;

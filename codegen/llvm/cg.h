@@ -294,6 +294,11 @@ bool cg_weights_constant(const Cg *cg, int32_t node);
 /* ---- one emitter per op (conv.c, dense.c, pool.c, eltwise.c, misc.c) ---- */
 
 CgKernel cg_emit_conv2d(Cg *cg, int32_t node);
+/* winograd.c: a 3×3 stride-1 conv2d of NCHWc values (same block in and out, groups 1,
+ * constant weights) as Winograd F(4×4, 3×3); cg_emit_conv2d takes it for the nodes
+ * the conv_algo pass marked (ConvAttrs.winograd) when cg_winograd_fits. */
+bool cg_winograd_fits(const Cg *cg, int32_t node);
+CgKernel cg_emit_conv2d_winograd(Cg *cg, int32_t node);
 CgKernel cg_emit_dense(Cg *cg, int32_t node);
 /* conv_train.c, dense.c: kernels for weights that are graph inputs (training), plain layouts. */
 CgKernel cg_emit_conv2d_runtime(Cg *cg, int32_t node); /* conv2d whose weight is no constant */

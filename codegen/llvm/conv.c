@@ -595,6 +595,8 @@ CgKernel cg_emit_conv2d(Cg *cg, int32_t node)
 {
     if (!cg_weights_constant(cg, node))
         return cg_emit_conv2d_runtime(cg, node);
+    if (cg->g->nodes[node].attrs.conv.winograd && cg_winograd_fits(cg, node))
+        return cg_emit_conv2d_winograd(cg, node);
     Conv k;
     conv_init(&k, cg, node);
     const TensorType *xt = &input(&k, 0)->type, *yt = &k.n->type;

@@ -1,0 +1,414 @@
+/* winograd.c: 3×3, stride-1 convolutions of blocked (NCHWc) values as
+ * Winograd F(4×4, 3×3): each 4×4 output tile comes from a 6×6 input tile d as
+ *     Y = Aᵀ [ Σ_c (G g_c Gᵀ) ⊙ (Bᵀ d_c B) ] A
+ * which takes 36 products per tile and input channel instead of 144.
+ * F(6×6, 3×3) would take 64 for 36 outputs (5.06× fewer instead of 4×), but
+ * its transforms multiply by up to 32 and lose about ten times the precision,
+ * more than the 1e-4 relative agreement with the interpreter allows.
+ *
+ * The weights are transformed at compile time (in double) to
+ * U[kc][36][C][oct·b]: for chunk kc of oct output blocks, point p, input
+ * channel c, the oct·b output channels contiguous.
+ *
+ * A work item is (batch item, a run of MT tiles of the row-major tile grid).
+ * It transforms the input tiles of the run into V[36][MT][C] (vector
+ * arithmetic on the b channels of a block: Bᵀ d B is adds and multiplies by
+ * constants on vectors), a stack buffer that stays in L2; then per chunk of
+ * output blocks, for each point a GEMM M[p][MT][oct·b] = V[p] × U[kc][p] with
+ * the direct convolution's register tile (broadcast one V value, FMA it with
+ * oct weight vectors, T tiles × oct vectors of accumulators), and the output
+ * transform of the chunk with bias, activation and residual applied before
+ * the one store of each output pixel that lies inside the plane. Tiles past
+ * the plane's edge read zeros outside the input and store nothing. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "cg.h"
+
+#define WG_M 4                 /* output tile side */
+#define WG_R 3                 /* kernel side */
+#define WG_A (WG_M + WG_R - 1) /* input tile side */
+#define WG_P (WG_A * WG_A)     /* points */
+
+/* Bᵀ, G and Aᵀ of F(4, 3) with the interpolation points 0, ±1, ±2 (Lavin and Gray). */
+static const double BT[WG_A][WG_A] = {
+    {4, 0, -5, 0, 1, 0},  {0, -4, -4, 1, 1, 0}, {0, 4, -4, -1, 1, 0},
+    {0, -2, -1, 2, 1, 0}, {0, 2, -1, -2, 1, 0}, {0, 4, 0, -5, 0, 1},
+};
+static const double G[WG_A][WG_R] = {
+    {1.0 / 4, 0, 0},
+    {-1.0 / 6, -1.0 / 6, -1.0 / 6},
+    {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+    {1.0 / 24, 1.0 / 12, 1.0 / 6},
+    {1.0 / 24, -1.0 / 12, 1.0 / 6},
+    {0, 0, 1},
+};
+static const double AT[WG_M][WG_A] = {
+    {1, 1, 1, 1, 1, 0},
+    {0, 1, -1, 2, -2, 0},
+    {0, 1, 1, 4, 4, 0},
+    {0, 1, -1, 8, -8, 1},
+};
+
+/* Scratch for V and M of one work item, on the thread's stack. */
+#define WG_SCRATCH_BYTES (1024 * 1024)
+
+typedef struct Wino {
+    Cg *cg;
+    const Node *n;
+    const ConvAttrs *a;
+    int64_t N, C, H, W, O, OH, OW, pt, pl;
+    int64_t b, CB, OB, oct, T; /* block, input and output blocks, register tile */
+    int64_t TH, TW, NT;        /* tile rows, columns, tiles of a plane */
+    int64_t MT, per_image;     /* tiles of a work item, items of one batch item */
+    int64_t xs, os, rs;
+    LLVMValueRef x, out, res, u, bias, vbuf, mbuf;
+    LLVMValueRef nb, t0; /* of the current item */
+} Wino;
+
+static LLVMValueRef iadd(Cg *cg, LLVMValueRef a, LLVMValueRef b)
+{
+    return cg_iadd(cg, a, b);
+}
+
+static LLVMValueRef iaddc(Cg *cg, LLVMValueRef a, int64_t c)
+{
+    return c ? cg_iadd(cg, a, cg_i64(cg, c)) : a;
+}
+
+static LLVMValueRef imul(Cg *cg, LLVMValueRef a, int64_t c)
+{
+    return c == 1 ? a : cg_imul(cg, a, c);
+}
+
+static LLVMValueRef at(Cg *cg, LLVMValueRef base, LLVMValueRef index)
+{
+    return LLVMBuildGEP2(cg->b, cg->t_f32, base, &index, 1, "");
+}
+
+/* out[i] = Σ_k m[i][k] in[k] over `cols` vectors, for `rows` rows of the constant
+ * matrix m (row stride `ld`): zeros dropped, ±1 as adds and subtracts. */
+static void combine(Cg *cg, const double *m, int rows, int cols, int ld, LLVMValueRef *in,
+                    int istride, LLVMValueRef *out, int ostride)
+{
+    for (int i = 0; i < rows; i++) {
+        LLVMValueRef s = NULL;
+        for (int k = 0; k < cols; k++) {
+            double c = m[i * ld + k];
+            LLVMValueRef v = in[k * istride];
+            if (c == 0)
+                continue;
+            if (!s) {
+                s = c == 1    ? v
+                    : c == -1 ? LLVMBuildFNeg(cg->b, v, "")
+                              : LLVMBuildFMul(cg->b, v, cg_splat(cg, cg_f32(cg, (float)c),
+                                                                 cg_lanes_of(v)), "");
+            } else if (c == 1) {
+                s = LLVMBuildFAdd(cg->b, s, v, "");
+            } else if (c == -1) {
+                s = LLVMBuildFSub(cg->b, s, v, "");
+            } else {
+                s = cg_fma(cg, cg_splat(cg, cg_f32(cg, (float)c), cg_lanes_of(v)), v, s);
+            }
+        }
+        out[i * ostride] = s;
+    }
+}
+
+/* y = m x mᵀ for a square tile x (side cols) and m rows × cols: rows² vectors. */
+static void transform2d(Cg *cg, const double *m, int rows, int cols, LLVMValueRef *x,
+                        LLVMValueRef *y)
+{
+    LLVMValueRef t[WG_A * WG_A];
+    for (int j = 0; j < cols; j++) /* columns: t[i][j] = Σ_k m[i][k] x[k][j] */
+        combine(cg, m, rows, cols, cols, x + j, cols, t + j, cols);
+    for (int i = 0; i < rows; i++) /* rows: y[i][j] = Σ_k t[i][k] m[j][k] */
+        combine(cg, m, rows, cols, cols, t + i * cols, 1, y + i * rows, 1);
+}
+
+/* ---- weights ----------------------------------------------------------- */
+
+/* U[kc][p][c][j·b + l] = (G g Gᵀ)[p] of output channel (kc·oct + j)·b + l, input c. */
+static LLVMValueRef pack_weights(Wino *k)
+{
+    const Node *wn = &k->cg->g->nodes[k->n->inputs[1]];
+    if (!wn->data)
+        ICE("conv2d %s: weight %s is not bound", k->n->name, wn->name);
+    int64_t ob = k->oct * k->b, total = WG_P * k->C * k->O;
+    float *p = ir_xmalloc((size_t)total * sizeof(float));
+    for (int64_t o = 0; o < k->O; o++)
+        for (int64_t c = 0; c < k->C; c++) {
+            const float *g = wn->data + (o * k->C + c) * WG_R * WG_R;
+            double t[WG_A][WG_R];
+            for (int i = 0; i < WG_A; i++)
+                for (int j = 0; j < WG_R; j++) {
+                    double s = 0;
+                    for (int r = 0; r < WG_R; r++)
+                        s += G[i][r] * g[r * WG_R + j];
+                    t[i][j] = s;
+                }
+            for (int i = 0; i < WG_A; i++)
+                for (int j = 0; j < WG_A; j++) {
+                    double s = 0;
+                    for (int r = 0; r < WG_R; r++)
+                        s += t[i][r] * G[j][r];
+                    int64_t dst = ((o / ob * WG_P + i * WG_A + j) * k->C + c) * ob + o % ob;
+                    p[dst] = (float)s;
+                }
+        }
+    char name[512];
+    snprintf(name, sizeof name, "%s.wino%lldx%lld", wn->name, (long long)k->b,
+             (long long)k->oct);
+    LLVMValueRef gl = cg_weights(k->cg, name, p, total);
+    free(p);
+    return gl;
+}
+
+/* ---- the stages of a work item ----------------------------------------- */
+
+/* Tile `t` of the plane (a value; may lie past the last tile): its row and column. */
+static void tile_pos(Wino *k, LLVMValueRef t, LLVMValueRef *th, LLVMValueRef *tw)
+{
+    cg_divmod(k->cg, t, k->TW, th, tw);
+}
+
+static LLVMValueRef in_range(Cg *cg, LLVMValueRef v, int64_t hi)
+{
+    /* 0 <= v < hi as one unsigned compare */
+    return LLVMBuildICmp(cg->b, LLVMIntULT, v, cg_i64(cg, hi), "");
+}
+
+/* V[p][tl][cb·b ..] for input block cb of tile tl of the item. */
+static void input_tile(Wino *k, LLVMValueRef tl, LLVMValueRef cb)
+{
+    Cg *cg = k->cg;
+    LLVMValueRef th, tw;
+    tile_pos(k, iadd(cg, k->t0, tl), &th, &tw);
+    LLVMValueRef ih0 = iaddc(cg, imul(cg, th, WG_M), -k->pt);
+    LLVMValueRef iw0 = iaddc(cg, imul(cg, tw, WG_M), -k->pl);
+    LLVMValueRef plane = iadd(cg, imul(cg, k->nb, k->xs), imul(cg, cb, k->H * k->W * k->b));
+    LLVMValueRef zero = cg_i64(cg, 0);
+    LLVMValueRef zv = LLVMConstNull(LLVMVectorType(cg->t_f32, (unsigned)k->b));
+    LLVMValueRef rok[WG_A], cok[WG_A], ri[WG_A], ci[WG_A];
+    for (int i = 0; i < WG_A; i++) {
+        LLVMValueRef ih = iaddc(cg, ih0, i), iw = iaddc(cg, iw0, i);
+        rok[i] = in_range(cg, ih, k->H);
+        cok[i] = in_range(cg, iw, k->W);
+        ri[i] = LLVMBuildSelect(cg->b, rok[i], ih, zero, "");
+        ci[i] = LLVMBuildSelect(cg->b, cok[i], iw, zero, "");
+    }
+    LLVMValueRef d[WG_P], v[WG_P];
+    for (int i = 0; i < WG_A; i++)
+        for (int j = 0; j < WG_A; j++) {
+            LLVMValueRef pix = iadd(cg, imul(cg, ri[i], k->W), ci[j]);
+            LLVMValueRef x = cg_load(cg, at(cg, k->x, iadd(cg, plane, imul(cg, pix, k->b))),
+                                     (int32_t)k->b);
+            LLVMValueRef ok = LLVMBuildAnd(cg->b, rok[i], cok[j], "");
+            d[i * WG_A + j] = LLVMBuildSelect(cg->b, ok, x, zv, "");
+        }
+    transform2d(cg, &BT[0][0], WG_A, WG_A, d, v);
+    LLVMValueRef base = iadd(cg, imul(cg, tl, k->C), imul(cg, cb, k->b));
+    for (int p = 0; p < WG_P; p++)
+        cg_store(cg, v[p], at(cg, k->vbuf, iaddc(cg, base, p * k->MT * k->C)));
+}
+
+/* Loads of the GEMM stay where they are emitted (see conv.c's load_pinned):
+ * hoisted or merged, they would keep values live and spill the tile. */
+static LLVMValueRef load_pinned(Cg *cg, LLVMValueRef base, int64_t off, int32_t lanes)
+{
+    LLVMValueRef v = cg_load(cg, at(cg, base, cg_i64(cg, off)), lanes);
+    LLVMSetVolatile(v, 1);
+    return v;
+}
+
+/* M[p][tb·T + i][j·b ..] = Σ_c V[p][tb·T + i][c] U[kc][p][c][j·b ..] for a register
+ * tile of T tiles × oct output blocks. */
+static void gemm_tile(Wino *k, LLVMValueRef kc, LLVMValueRef p, LLVMValueRef tb)
+{
+    Cg *cg = k->cg;
+    int64_t ob = k->oct * k->b, T = k->T, U = 4; /* input channels per loop step */
+    LLVMValueRef acc[CG_MAX_ACC];
+    int32_t na = (int32_t)(T * k->oct);
+    for (int32_t i = 0; i < na; i++)
+        acc[i] = LLVMConstNull(LLVMVectorType(cg->t_f32, (unsigned)k->b));
+    LLVMValueRef vrow = iadd(cg, imul(cg, p, k->MT), imul(cg, tb, T));
+    LLVMValueRef vp = at(cg, k->vbuf, imul(cg, vrow, k->C));
+    LLVMValueRef up = at(cg, k->u, imul(cg, iadd(cg, imul(cg, kc, WG_P), p), k->C * ob));
+    CgAccLoop l;
+    cg_acc_loop_begin(cg, &l, cg_i64(cg, 0), cg_i64(cg, k->C / U), acc, na);
+    LLVMValueRef vq = at(cg, vp, imul(cg, l.iv, U));
+    LLVMValueRef uq = at(cg, up, imul(cg, l.iv, U * ob));
+    for (int64_t c = 0; c < U; c++) {
+        LLVMValueRef wv[4];
+        for (int64_t j = 0; j < k->oct; j++)
+            wv[j] = load_pinned(cg, uq, c * ob + j * k->b, (int32_t)k->b);
+        for (int64_t i = 0; i < T; i++) {
+            LLVMValueRef s = cg_splat(cg, load_pinned(cg, vq, i * k->C + c, 1), (int32_t)k->b);
+            for (int64_t j = 0; j < k->oct; j++)
+                acc[i * k->oct + j] = cg_fma(cg, s, wv[j], acc[i * k->oct + j]);
+        }
+    }
+    cg_acc_loop_end(cg, &l, acc);
+    LLVMValueRef mo = imul(cg, iadd(cg, imul(cg, p, k->MT), imul(cg, tb, T)), ob);
+    for (int64_t i = 0; i < T; i++)
+        for (int64_t j = 0; j < k->oct; j++)
+            cg_store(cg, acc[i * k->oct + j], at(cg, k->mbuf, iaddc(cg, mo, i * ob + j * k->b)));
+}
+
+/* Output block kc·oct + j of tile tl: Aᵀ M A, bias, epilogue, the store of the
+ * pixels inside the plane. */
+static void output_tile(Wino *k, LLVMValueRef kc, LLVMValueRef tl, int64_t j)
+{
+    Cg *cg = k->cg;
+    int64_t ob = k->oct * k->b;
+    LLVMValueRef m[WG_P], y[WG_M * WG_M];
+    LLVMValueRef mo = iaddc(cg, imul(cg, tl, ob), j * k->b);
+    for (int p = 0; p < WG_P; p++)
+        m[p] = cg_load(cg, at(cg, k->mbuf, iaddc(cg, mo, p * k->MT * ob)), (int32_t)k->b);
+    transform2d(cg, &AT[0][0], WG_M, WG_A, m, y);
+    LLVMValueRef blk = iaddc(cg, imul(cg, kc, k->oct), j);
+    if (k->bias) {
+        LLVMValueRef bv = cg_load(cg, at(cg, k->bias, imul(cg, blk, k->b)), (int32_t)k->b);
+        for (int i = 0; i < WG_M * WG_M; i++)
+            y[i] = LLVMBuildFAdd(cg->b, y[i], bv, "");
+    }
+    LLVMValueRef th, tw;
+    tile_pos(k, iadd(cg, k->t0, tl), &th, &tw);
+    LLVMValueRef oh0 = imul(cg, th, WG_M), ow0 = imul(cg, tw, WG_M);
+    LLVMValueRef pl = imul(cg, blk, k->OH * k->OW);
+    LLVMValueRef oo = imul(cg, k->nb, k->os), ro = k->res ? imul(cg, k->nb, k->rs) : NULL;
+    for (int r = 0; r < WG_M; r++) {
+        LLVMValueRef oh = iaddc(cg, oh0, r);
+        LLVMValueRef rowok = LLVMBuildICmp(cg->b, LLVMIntSLT, oh, cg_i64(cg, k->OH), "");
+        for (int s = 0; s < WG_M; s++) {
+            LLVMValueRef ow = iaddc(cg, ow0, s);
+            LLVMValueRef ok = LLVMBuildAnd(
+                cg->b, rowok, LLVMBuildICmp(cg->b, LLVMIntSLT, ow, cg_i64(cg, k->OW), ""), "");
+            LLVMBasicBlockRef join = cg_if_begin(cg, ok);
+            LLVMValueRef pix = imul(cg, iadd(cg, iadd(cg, pl, imul(cg, oh, k->OW)), ow), k->b);
+            LLVMValueRef rv = NULL;
+            if (k->res)
+                rv = cg_load(cg, at(cg, k->res, iadd(cg, ro, pix)), (int32_t)k->b);
+            LLVMValueRef v = cg_epilogue(cg, &k->a->epi, y[r * WG_M + s], rv);
+            cg_store(cg, v, at(cg, k->out, iadd(cg, oo, pix)));
+            cg_if_end(cg, join);
+        }
+    }
+}
+
+/* ---- the kernel -------------------------------------------------------- */
+
+/* Register tile and the tiles of a work item: T tiles × oct blocks of
+ * accumulators leave registers for the oct weight vectors and the broadcast;
+ * MT, a multiple of T, as large as V[36][MT][C] and M[36][MT][oct·b] allow in
+ * the scratch (each chunk of U is read once per item, so larger is better),
+ * split evenly over the tiles of a plane. */
+static void wino_shape(Wino *k, int32_t nregs)
+{
+    k->oct = k->OB % 2 ? 1 : 2;
+    k->T = (nregs - 6) / k->oct;
+    if (k->T * k->oct > CG_MAX_ACC)
+        k->T = CG_MAX_ACC / k->oct;
+    k->TH = (k->OH + WG_M - 1) / WG_M;
+    k->TW = (k->OW + WG_M - 1) / WG_M;
+    k->NT = k->TH * k->TW;
+    int64_t per_tile = WG_P * (k->C + k->oct * k->b) * (int64_t)sizeof(float);
+    int64_t cap = WG_SCRATCH_BYTES / per_tile / k->T * k->T;
+    if (cap < k->T)
+        cap = k->T;
+    k->per_image = (k->NT + cap - 1) / cap;
+    int64_t mt = (k->NT + k->per_image - 1) / k->per_image;
+    k->MT = (mt + k->T - 1) / k->T * k->T;
+}
+
+static void wino_init(Wino *k, Cg *cg, int32_t id)
+{
+    const Graph *g = cg->g;
+    const Node *n = &g->nodes[id];
+    const TensorType *xt = &g->nodes[n->inputs[0]].type;
+    *k = (Wino){.cg = cg, .n = n, .a = &n->attrs.conv};
+    k->N = xt->dims[0], k->C = xt->dims[1], k->H = xt->dims[2], k->W = xt->dims[3];
+    k->O = n->type.dims[1], k->OH = n->type.dims[2], k->OW = n->type.dims[3];
+    k->pt = k->a->pad[0], k->pl = k->a->pad[1];
+    k->b = n->type.block;
+    k->CB = k->C / k->b, k->OB = k->O / k->b;
+    k->xs = cg_item_stride(cg, n->inputs[0]);
+    k->os = cg_item_stride(cg, id);
+    if (k->a->epi.residual)
+        k->rs = cg_item_stride(cg, n->inputs[ir_residual_input(n)]);
+    wino_shape(k, cg->nregs);
+}
+
+bool cg_winograd_fits(const Cg *cg, int32_t node)
+{
+    const Graph *g = cg->g;
+    const Node *n = &g->nodes[node];
+    if (n->op != OP_CONV2D)
+        return false;
+    const ConvAttrs *a = &n->attrs.conv;
+    const TensorType *xt = &g->nodes[n->inputs[0]].type, *wt = &g->nodes[n->inputs[1]].type;
+    const TensorType *yt = &n->type;
+    int32_t b = yt->block;
+    if (yt->layout != LAYOUT_NCHWC || xt->layout != LAYOUT_NCHWC || xt->block != b || b > 16)
+        return false;
+    if (a->groups != 1 || wt->dims[2] != 3 || wt->dims[3] != 3 || a->stride[0] != 1 ||
+        a->stride[1] != 1 || a->dilation[0] != 1 || a->dilation[1] != 1)
+        return false;
+    if (a->epi.residual) {
+        const TensorType *rt = &g->nodes[n->inputs[ir_residual_input(n)]].type;
+        if (rt->layout != LAYOUT_NCHWC || rt->block != b)
+            return false;
+    }
+    return cg_weights_constant(cg, node) && xt->dims[1] % 4 == 0;
+}
+
+CgKernel cg_emit_conv2d_winograd(Cg *cg, int32_t node)
+{
+    Wino k;
+    wino_init(&k, cg, node);
+    k.u = pack_weights(&k);
+    if (ir_bias_input(k.n) >= 0) {
+        const Node *bn = &cg->g->nodes[k.n->inputs[2]];
+        if (!bn->data)
+            ICE("conv2d %s: bias %s is not bound", k.n->name, bn->name);
+        k.bias = cg_weights(cg, bn->name, bn->data, k.O);
+    }
+    LLVMValueRef fn = cg_kernel_begin(cg, k.n->name);
+    k.out = cg_arg_ptr(cg, 0);
+    k.x = cg_arg_ptr(cg, 1);
+    k.res = k.a->epi.residual ? cg_arg_ptr(cg, k.n->ninputs) : NULL;
+    int64_t ob = k.oct * k.b;
+    LLVMTypeRef vt = LLVMArrayType(cg->t_f32, (unsigned)(WG_P * k.MT * k.C));
+    LLVMTypeRef mt = LLVMArrayType(cg->t_f32, (unsigned)(WG_P * k.MT * ob));
+    k.vbuf = cg_var(cg, vt, "V");
+    k.mbuf = cg_var(cg, mt, "M");
+    LLVMSetAlignment(k.vbuf, 64);
+    LLVMSetAlignment(k.mbuf, 64);
+
+    CgAccLoop li, lt, lc, lk, lp, lb;
+    cg_acc_loop_begin(cg, &li, cg->begin, cg->end, NULL, 0);
+    LLVMValueRef blk;
+    cg_divmod(cg, li.iv, k.per_image, &k.nb, &blk);
+    k.t0 = imul(cg, blk, k.MT);
+    /* input transform of the item's tiles */
+    cg_acc_loop_begin(cg, &lt, cg_i64(cg, 0), cg_i64(cg, k.MT), NULL, 0);
+    cg_acc_loop_begin(cg, &lc, cg_i64(cg, 0), cg_i64(cg, k.CB), NULL, 0);
+    input_tile(&k, lt.iv, lc.iv);
+    cg_acc_loop_end(cg, &lc, NULL);
+    cg_acc_loop_end(cg, &lt, NULL);
+    /* per chunk of output blocks: the 36 GEMMs, then the output transform */
+    cg_acc_loop_begin(cg, &lk, cg_i64(cg, 0), cg_i64(cg, k.OB / k.oct), NULL, 0);
+    cg_acc_loop_begin(cg, &lp, cg_i64(cg, 0), cg_i64(cg, WG_P), NULL, 0);
+    cg_acc_loop_begin(cg, &lb, cg_i64(cg, 0), cg_i64(cg, k.MT / k.T), NULL, 0);
+    gemm_tile(&k, lk.iv, lp.iv, lb.iv);
+    cg_acc_loop_end(cg, &lb, NULL);
+    cg_acc_loop_end(cg, &lp, NULL);
+    cg_acc_loop_begin(cg, &lt, cg_i64(cg, 0), cg_i64(cg, k.MT), NULL, 0);
+    for (int64_t j = 0; j < k.oct; j++)
+        output_tile(&k, lk.iv, lt.iv, j);
+    cg_acc_loop_end(cg, &lt, NULL);
+    cg_acc_loop_end(cg, &lk, NULL);
+    cg_acc_loop_end(cg, &li, NULL);
+    cg_kernel_end(cg);
+    return (CgKernel){fn, k.N * k.per_image};
+}
