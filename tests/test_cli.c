@@ -81,7 +81,7 @@ static bool on_operand(void *ctx, const char *arg)
 static void test_parse(void **state)
 {
     (void)state;
-    const CliParser p = {"usage\n", NULL, on_option, on_operand};
+    const CliParser p = {"usage\n", NULL, on_option, on_operand, NULL};
     char *ok[] = {"t", "a", "-o", "x", "-", "b"};
     Seen s = {0};
     assert_int_equal(cli_parse(&p, &s, 6, ok, 1), 0);

@@ -57,7 +57,11 @@ int cli_parse(const CliParser *p, void *ctx, int argc, char **argv, int first)
 {
     for (int i = first; i < argc; i++) {
         const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) return fputs(p->usage, stdout), 2;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(p->usage, stdout);
+            if (p->usage_more) fputs(p->usage_more, stdout);
+            return 2;
+        }
         if (p->version && !strcmp(a, "--version")) return fputs(p->version, stdout), 2;
         bool ok = a[0] == '-' && a[1] ? p->option(ctx, argc, argv, &i) : p->operand(ctx, a);
         if (!ok) return 1;

@@ -24,6 +24,9 @@ typedef struct CliParser {
     /* argv[*i] starts with '-' (and is not "-"); may take argv[*i + 1] as a value. */
     bool (*option)(void *ctx, int argc, char **argv, int *i);
     bool (*operand)(void *ctx, const char *arg);
+    /* printed after usage when not NULL: one string literal stays within the 4095
+     * characters ISO C promises */
+    const char *usage_more;
 } CliParser;
 
 /* Reads argv[first..]: 0 to go on, 1 when an argument was bad (reported), 2 when

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cache.h"
 #include "cg.h"
 #include "cnnc/abi.h"
 #include "cli.h"
@@ -61,6 +62,8 @@ typedef struct Options {
     const char *train_flag; /* the first training option given, for a missing --train */
     const char *labels;    /* cnnc run --train: --labels=Y.npy */
     const char *dump_grads; /* cnnc run --train: --dump-grads=DIR */
+    bool verbose;          /* -v */
+    bool no_cache;         /* --no-cache */
 } Options;
 
 static const char usage[] =
@@ -109,7 +112,13 @@ static const char usage[] =
     "  --max-nodes=N       nodes of the graph (100000)\n"
     "  --max-weights=BYTES bytes of all parameters (4G; K, M, G suffixes are 1024^k)\n"
     "  --max-source=BYTES  bytes of one source file (16M, at most 1G)\n"
-    "  --help, --version\n"
+    "  --no-cache          compile even when the compile cache holds this model.so, and\n"
+    "                      leave it out of the cache ($XDG_CACHE_HOME/cnnc, cnnc(1))\n"
+    "  -v                  say on standard error what the compiler does\n"
+    "  --help, --version\n";
+
+/* The rest of --help, a literal of its own (see CliParser.usage_more). */
+static const char usage_more[] =
     "\n"
     "  --train             the training step (docs/training.md): with -o, a training\n"
     "                      model.so (the C API of cnnc/train.h; cnntrain runs it); with\n"
@@ -346,6 +355,8 @@ static bool parse_option(void *ctx, int argc, char **argv, int *i)
         return cli_fail("the number of threads is chosen when the model runs "
                     "(cnn_options.num_threads), not by the compiler"), false;
     if ((v = cli_flag_value("-o", argc, argv, i, &bad))) return o->out = v, true;
+    if (!strcmp(argv[*i], "-v")) return o->verbose = true, true;
+    if (!strcmp(argv[*i], "--no-cache")) return o->no_cache = true, true;
     if ((v = cli_flag_value("--weights", argc, argv, i, &bad))) return o->weights = v, true;
     if (!strcmp(argv[*i], "--list-weight-mismatches")) return o->list_mismatches = true, true;
     if ((v = cli_flag_value("--batch", argc, argv, i, &bad))) {
@@ -410,7 +421,8 @@ static int check_target(Options *o)
 /* Returns 0 to go on, 1 on a bad command line, 2 when --help/--version was handled. */
 static int parse_args(Options *o, int argc, char **argv)
 {
-    static const CliParser parser = {usage, "cnnc " CNNC_VERSION "\n", parse_option, set_model};
+    static const CliParser parser = {usage, "cnnc " CNNC_VERSION "\n", parse_option, set_model,
+                                     usage_more};
     o->run = argc > 1 && !strcmp(argv[1], "run");
     int rc = cli_parse(&parser, o, argc, argv, o->run ? 2 : 1);
     if (rc) return rc;
@@ -980,6 +992,53 @@ static int compile(Graph *g, const Options *o, Diag *d)
     return rc;
 }
 
+/* What the compile cache may hold: a CPU model.so (inference or training). A CUDA
+ * model.so is left out, since NVRTC, found when cnnc runs, makes its code; so is a
+ * compile that prints the IR on the way (--dump-after). */
+static bool cacheable(const Options *o)
+{
+    return !o->run && o->emit == EMIT_NONE && o->out && !o->cuda && !o->no_cache &&
+           o->dump_after < 0 && !is_special(o->out);
+}
+
+/* The cache key of compiling g as o says (cache.h). */
+static bool key_of(const Graph *g, const Options *o, int argc, char **argv, CacheKey *k)
+{
+    char *rt = cg_find_runtime(CNNC_RUNTIME_LIB);
+    /* Which files were read does not matter, only what they held (the graph). */
+    const char *elide[] = {o->model, o->out, o->weights};
+    const char *skip[] = {"-v", "--verbose", "--no-cache"};
+    CacheInputs in = {argc, argv, elide, 3, skip, 3, rt, CNNC_VERSION};
+    bool ok = cache_key(g, &in, k);
+    free(rt);
+    return ok;
+}
+
+/* -o MODEL.so (inference or training), copied from the compile cache when it holds
+ * it; else the weights bound, compiled, and stored there. Weights made from a seed
+ * (--random-weights, a training model's initial ones) are known by the seed on the
+ * command line, so the cache is asked before they are made. */
+static int compile_cached(Graph *g, const Options *o, Diag *d, int argc, char **argv)
+{
+    char *dir = cache_dir();
+    bool seeded = !o->weights && (o->random_weights || o->train);
+    CacheKey k;
+    bool keyed = dir && seeded && key_of(g, o, argc, argv, &k);
+    bool hit = keyed && cache_fetch(dir, &k, o->out, o->verbose);
+    int rc = 0;
+    if (!hit && (!bind_weights(g, o, d) || d->nerrors)) rc = 1;
+    if (!hit && !rc && dir && !seeded) {
+        keyed = key_of(g, o, argc, argv, &k);
+        hit = keyed && cache_fetch(dir, &k, o->out, o->verbose);
+    }
+    if (!hit && !rc) {
+        rc = o->train ? compile_train(g, o, d) : compile(g, o, d);
+        if (!rc && keyed) cache_store(dir, &k, o->out, o->verbose);
+    }
+    free(dir);
+    return rc;
+}
+
 static void put_stderr(const char *s)
 {
     ir_write_all(STDERR_FILENO, s, strlen(s));
@@ -1024,9 +1083,11 @@ int main(int argc, char **argv)
     ir_diag_init(&d, stderr);
     FeOptions fo = {.batch = o.batch, .limits = o.limits};
     Graph *g = fe_load_file(o.model, &fo, &d);
-    if (g && !bind_weights(g, &o, &d)) rc = 1;
+    bool cached = g && !d.nerrors && cacheable(&o); /* compile_cached binds the weights */
+    if (g && !cached && !bind_weights(g, &o, &d)) rc = 1;
     if (!g || d.nerrors) rc = 1;
-    if (!rc && o.train) rc = o.run ? run_train(g, &o, &d) : compile_train(g, &o, &d);
+    if (!rc && cached) rc = compile_cached(g, &o, &d, argc, argv);
+    else if (!rc && o.train) rc = o.run ? run_train(g, &o, &d) : compile_train(g, &o, &d);
     else if (!rc && o.run) rc = run(g, &o);
     else if (!rc && (o.emit == EMIT_IR || o.emit == EMIT_DOT)) rc = emit(g, &o);
     else if (!rc && o.emit == EMIT_CNN) rc = emit_cnn(g, &o, &d);

@@ -217,7 +217,7 @@ static bool add_operand(void *ctx, const char *arg)
 /* 0: go on; 1: bad command line; 2: --help handled. */
 static int parse_args(Options *o, int argc, char **argv)
 {
-    static const CliParser parser = {usage, NULL, parse_option, add_operand};
+    static const CliParser parser = {usage, NULL, parse_option, add_operand, NULL};
     int rc = cli_parse(&parser, o, argc, argv, 1);
     if (rc)
         return rc;

@@ -238,7 +238,7 @@ static int parse_args(Options *o, int argc, char **argv, int rank)
     snprintf(version, sizeof version, "cnntrain 0.1.0 (train API %d, %s%s)\n",
              CNN_TRAIN_API_VERSION, mpi ? "data parallel over " : "", what);
     *o = (Options){.threads = -1, .lr = -1, .lr_gamma = 0.1, .timeout = 600};
-    CliParser p = {usage, version, parse_option, add_operand};
+    CliParser p = {usage, version, parse_option, add_operand, NULL};
     /* Every process reads the same arguments: process 0 alone says what it finds. */
     int saved[2];
     if (rank != 0)
