@@ -15,9 +15,13 @@ CNNC       := $(BUILD)/tools/cnnc
 VENV       ?= .venv
 VENV_BASE  ?= /usr/bin/python3
 VENV_PINS  := numpy<2 onnx==1.16.2 onnxruntime==1.19.2 protobuf==5.29.5 pytest==8.3.5
+# The benchmark's peers (ONNX Runtime, OpenVINO), apart from the test venv, which CI makes:
+# the tests need no OpenVINO.
+BENCH_VENV ?= .venv-bench
+BENCH_ARGS ?=
 
-.PHONY: all build deps test-deps test-venv demo train-demo install test test-fast test-asan \
-        test-fuzz fuzz clean
+.PHONY: all build deps test-deps test-venv bench-deps bench demo train-demo install test \
+        test-fast test-asan test-fuzz fuzz clean
 
 all: build
 
@@ -74,6 +78,23 @@ test-venv: test-deps
 	    $(foreach p,$(VENV_PINS),'$(p)') && \
 	  echo '$(VENV_PINS)' > $(VENV)/pins; \
 	fi
+
+# (Re)made only when bench/requirements.txt changes: $(BENCH_VENV)/requirements.txt is the
+# copy it was made with.
+bench-deps: test-deps
+	@if ! cmp -s bench/requirements.txt $(BENCH_VENV)/requirements.txt; then \
+	  echo "bench-deps: $(BENCH_VENV) with bench/requirements.txt"; \
+	  rm -rf $(BENCH_VENV) && $(VENV_BASE) -m venv --system-site-packages $(BENCH_VENV) && \
+	  $(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check \
+	    -r bench/requirements.txt && \
+	  cp bench/requirements.txt $(BENCH_VENV)/requirements.txt; \
+	fi
+
+# Every zoo model against PyTorch, ONNX Runtime and OpenVINO into bench/RESULTS.md (about an
+# hour on 2 cores; bench/run.py --help for filters, BENCH_ARGS passes them).
+bench: bench-deps build
+	@/usr/bin/python3 bench/run.py --build=$(BUILD) --peer-python=$(BENCH_VENV)/bin/python \
+	  $(BENCH_ARGS)
 
 test-fast: test-venv build
 	@cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
