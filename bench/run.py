@@ -652,6 +652,16 @@ def main():
             merge_section(a.out, section, GPU_TITLE)
         return
     cached = has_cache(cnnc)
+    # Every compile of the run caches into a directory of its own, not the user's cache.
+    cache_home = tempfile.mkdtemp(prefix="cnnc-bench-cache-")
+    os.environ["XDG_CACHE_HOME"] = cache_home
+    try:
+        measure_all(a, cnnc, cnnrun, models, batches, threads, cached)
+    finally:
+        shutil.rmtree(cache_home, ignore_errors=True)
+
+
+def measure_all(a, cnnc, cnnrun, models, batches, threads, cached):
     if not cached:
         say("cnnc has no compile cache (no --no-cache option): cached compile times say \"—\"")
     state = State(a.state or os.path.join(a.build, "bench-state.json"),
@@ -685,12 +695,14 @@ def main():
             total / 60))
         if a.estimate:
             return
-        done = {"est": 0.0, "took": 0.0}
+        done = {"est": 0.0, "start": time.perf_counter()}
 
         def progress(took, fl, t):
+            """The row's seconds and the time left: the run's pace so far, compiles and
+            references included, over the estimates of the rows left."""
             done["est"] += estimate(fl, t, peak, a.runs, a.budget)
-            done["took"] += took
-            rest = max(0.0, total - done["est"]) * done["took"] / done["est"]
+            elapsed = time.perf_counter() - done["start"]
+            rest = elapsed * max(0.0, sum(left.values()) / done["est"] - 1)
             return "  [%.0f s; about %.0f min left]" % (took, rest / 60)
 
         for m in models:
