@@ -278,6 +278,222 @@ static CgKernel emit_node(Cg *cg, int32_t i)
     return ir_op_is_act(nd->op) ? cg_emit_eltwise(cg, i) : emitters[nd->op](cg, i);
 }
 
+/* ---- one kernel for every node with the same code ----------------------- */
+
+/* Kernels reach their packed weights through constant pointers into the weights symbol,
+ * so two layers of the same shapes and epilogue differ only in those constants. Once a
+ * kernel is built, every pointer into the weights it uses is replaced by a pointer it
+ * loads from an extra slot of its args, after the node's inputs (run fills the slots with
+ * the constants); if a kernel with the same code exists, the new one is deleted and the
+ * node runs the old one on its own buffers and weights. */
+
+/* The weight pointers of a kernel: slot j (after the node's inputs) holds root[j], a
+ * constant pointer into the weights symbol. */
+typedef struct WeightSlots {
+    LLVMValueRef *root;
+    int32_t n, cap;
+    /* Constant expressions on the weights already turned into instructions of the kernel. */
+    LLVMValueRef *from, *to;
+    int32_t nmap, capmap;
+    LLVMBuilderRef b;    /* inserts before `anchor`, the first instruction the kernel had */
+    LLVMValueRef anchor;
+    int32_t first; /* the slot of root[0]: the node's inputs + 1 */
+} WeightSlots;
+
+typedef struct SeenKernel {
+    uint64_t hash;
+    int64_t items;
+    char *text; /* the kernel's IR from its parameter list on */
+    LLVMValueRef fn;
+} SeenKernel;
+
+typedef struct Dedup {
+    SeenKernel *k;
+    int32_t n, cap;
+    LLVMBuilderRef b;
+} Dedup;
+
+/* Whether constant `c` is or contains the weights symbol. Globals are leaves (their
+ * initializers are not part of the value). */
+static bool refs_weights(const Cg *cg, LLVMValueRef c)
+{
+    if (c == cg->weights_sym) return true;
+    if (!LLVMIsAConstantExpr(c) && !LLVMIsAConstantVector(c) && !LLVMIsAConstantStruct(c) &&
+        !LLVMIsAConstantArray(c))
+        return false;
+    int n = LLVMGetNumOperands(c);
+    for (int i = 0; i < n; i++)
+        if (refs_weights(cg, LLVMGetOperand(c, i))) return true;
+    return false;
+}
+
+/* Whether every use of the weights in `c` is the symbol itself or a chain of GEPs on
+ * it, which slots and GEP instructions can replace. */
+static bool slots_can_replace(const Cg *cg, LLVMValueRef c)
+{
+    if (c == cg->weights_sym || !refs_weights(cg, c)) return true;
+    if (!LLVMIsAConstantExpr(c) || LLVMGetConstOpcode(c) != LLVMGetElementPtr) return false;
+    int n = LLVMGetNumOperands(c);
+    for (int i = 1; i < n; i++)
+        if (refs_weights(cg, LLVMGetOperand(c, i))) return false;
+    return slots_can_replace(cg, LLVMGetOperand(c, 0));
+}
+
+/* The root of a pointer into the weights: the symbol itself or one byte offset from it. */
+static bool is_root(const Cg *cg, LLVMValueRef c)
+{
+    if (c == cg->weights_sym) return true;
+    if (LLVMGetConstOpcode(c) != LLVMGetElementPtr || LLVMGetOperand(c, 0) != cg->weights_sym ||
+        LLVMGetNumOperands(c) != 2 || !LLVMIsAConstantInt(LLVMGetOperand(c, 1)))
+        return false;
+    return LLVMGetGEPSourceElementType(c) == LLVMInt8TypeInContext(cg->ctx);
+}
+
+/* Greatest power of two (at most 64, the blob's alignment) dividing the root's offset. */
+static unsigned root_align(const Cg *cg, LLVMValueRef root)
+{
+    if (root == cg->weights_sym) return 64;
+    unsigned long long off = LLVMConstIntGetZExtValue(LLVMGetOperand(root, 1));
+    unsigned a = 64;
+    while (a > 1 && off % a) a /= 2;
+    return a;
+}
+
+static void set_md(Cg *cg, LLVMValueRef inst, const char *kind, LLVMMetadataRef *ops, size_t n)
+{
+    LLVMMetadataRef node = LLVMMDNodeInContext2(cg->ctx, ops, n);
+    LLVMSetMetadata(inst, LLVMGetMDKindIDInContext(cg->ctx, kind, (unsigned)strlen(kind)),
+                    LLVMMetadataAsValue(cg->ctx, node));
+}
+
+/* The kernel's load of a new slot holding `root` (materialize asks once per root): aligned as the root is, never null, and
+ * the same for the whole call (run writes the slots before it starts the kernel). */
+static LLVMValueRef slot_load(Cg *cg, WeightSlots *w, LLVMValueRef root)
+{
+    if (w->n == w->cap) {
+        w->cap = w->cap ? 2 * w->cap : 8;
+        w->root = ir_xrealloc(w->root, (size_t)w->cap * sizeof *w->root);
+    }
+    int32_t slot = w->first + w->n;
+    w->root[w->n++] = root;
+    LLVMValueRef idx = LLVMConstInt(cg->t_i64, (unsigned long long)slot, 0);
+    LLVMValueRef at = LLVMBuildInBoundsGEP2(w->b, cg->t_ptr, cg->args, &idx, 1, "wslot");
+    LLVMValueRef p = LLVMBuildLoad2(w->b, cg->t_ptr, at, "w");
+    LLVMSetAlignment(p, 8);
+    LLVMMetadataRef align = LLVMValueAsMetadata(cg_i64(cg, root_align(cg, root)));
+    set_md(cg, p, "align", &align, 1);
+    set_md(cg, p, "nonnull", NULL, 0);
+    set_md(cg, p, "invariant.load", NULL, 0);
+    return p;
+}
+
+static void map_add(WeightSlots *w, LLVMValueRef from, LLVMValueRef to)
+{
+    if (w->nmap == w->capmap) {
+        w->capmap = w->capmap ? 2 * w->capmap : 16;
+        w->from = ir_xrealloc(w->from, (size_t)w->capmap * sizeof *w->from);
+        w->to = ir_xrealloc(w->to, (size_t)w->capmap * sizeof *w->to);
+    }
+    w->from[w->nmap] = from;
+    w->to[w->nmap++] = to;
+}
+
+/* Constant `c` (slots_can_replace) as a value of the kernel: a slot's load, or GEP
+ * instructions on one, at the top of the entry block. */
+static LLVMValueRef materialize(Cg *cg, WeightSlots *w, LLVMValueRef c)
+{
+    if (!refs_weights(cg, c)) return c;
+    for (int32_t m = 0; m < w->nmap; m++)
+        if (w->from[m] == c) return w->to[m];
+    LLVMValueRef v;
+    if (is_root(cg, c)) {
+        v = slot_load(cg, w, c);
+    } else {
+        int n = LLVMGetNumOperands(c);
+        LLVMValueRef base = materialize(cg, w, LLVMGetOperand(c, 0)), idx[16];
+        if (n - 1 > 16) ICE("constant GEP with %d indices", n - 1);
+        for (int i = 1; i < n; i++) idx[i - 1] = LLVMGetOperand(c, i);
+        v = LLVMBuildGEP2(w->b, LLVMGetGEPSourceElementType(c), base, idx, (unsigned)n - 1, "");
+        LLVMSetIsInBounds(v, LLVMIsInBounds(c));
+    }
+    map_add(w, c, v);
+    return v;
+}
+
+/* Replaces every pointer into the weights in kernel `fn` by one loaded from a slot;
+ * false (and `fn` untouched) if some use of them is not a pointer that can be. */
+static bool use_weight_slots(Cg *cg, LLVMValueRef fn, WeightSlots *w)
+{
+    if (!cg->weights_sym) return true;
+    for (LLVMBasicBlockRef bb = LLVMGetFirstBasicBlock(fn); bb; bb = LLVMGetNextBasicBlock(bb))
+        for (LLVMValueRef in = LLVMGetFirstInstruction(bb); in; in = LLVMGetNextInstruction(in))
+            for (int i = 0, n = LLVMGetNumOperands(in); i < n; i++) {
+                LLVMValueRef op = LLVMGetOperand(in, i);
+                if (op && LLVMIsConstant(op) && !slots_can_replace(cg, op)) return false;
+            }
+    LLVMBasicBlockRef entry = LLVMGetEntryBasicBlock(fn);
+    w->anchor = LLVMGetFirstInstruction(entry);
+    LLVMPositionBuilderBefore(w->b, w->anchor);
+    for (LLVMBasicBlockRef bb = entry; bb; bb = LLVMGetNextBasicBlock(bb))
+        for (LLVMValueRef in = LLVMGetFirstInstruction(bb); in; in = LLVMGetNextInstruction(in))
+            for (int i = 0, n = LLVMGetNumOperands(in); i < n; i++) {
+                LLVMValueRef op = LLVMGetOperand(in, i);
+                if (op && LLVMIsConstant(op) && refs_weights(cg, op))
+                    LLVMSetOperand(in, i, materialize(cg, w, op));
+            }
+    return true;
+}
+
+static uint64_t fnv1a(const char *s)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+    return h;
+}
+
+/* The kernel that runs node `id` (just built as k.fn): k.fn itself, or an identical kernel
+ * built before, k.fn then deleted. `w` receives the weight pointers to pass in its slots. */
+static LLVMValueRef dedup_kernel(Cg *cg, Dedup *d, int32_t id, CgKernel k, WeightSlots *w)
+{
+    memset(w, 0, sizeof *w);
+    w->b = d->b;
+    w->first = cg->g->nodes[id].ninputs + 1;
+    cg->args = LLVMGetParam(k.fn, 0);
+    if (!use_weight_slots(cg, k.fn, w)) return k.fn;
+    char *text = LLVMPrintValueToString(k.fn);
+    /* From the parameter list on: the kernel's name is not part of its code. */
+    const char *code = strstr(text, "(ptr ");
+    if (!code) ICE("kernel without parameters:\n%s", text);
+    uint64_t h = fnv1a(code);
+    for (int32_t i = 0; i < d->n; i++)
+        if (d->k[i].hash == h && d->k[i].items == k.items && !strcmp(d->k[i].text, code)) {
+            LLVMDisposeMessage(text);
+            LLVMDeleteFunction(k.fn);
+            return d->k[i].fn;
+        }
+    if (d->n == d->cap) {
+        d->cap = d->cap ? 2 * d->cap : 64;
+        d->k = ir_xrealloc(d->k, (size_t)d->cap * sizeof *d->k);
+    }
+    d->k[d->n++] = (SeenKernel){h, k.items, ir_xstrdup(code), k.fn};
+    LLVMDisposeMessage(text);
+    return k.fn;
+}
+
+static void weight_slots_free(WeightSlots *w)
+{
+    free(w->root);
+    free(w->from);
+    free(w->to);
+}
+
+static void dedup_free(Dedup *d)
+{
+    for (int32_t i = 0; i < d->n; i++) free(d->k[i].text);
+    free(d->k);
+    LLVMDisposeBuilder(d->b);
+}
+
 /* ---- the run function ---------------------------------------------------- */
 
 /* The kernels `run` calls, in execution order. */
@@ -362,13 +578,14 @@ static void run_begin(Cg *cg, Run *r)
 
 /* Fills a stack array with the output and input pointers of node `id` and
  * hands the kernel, number `seq` of the table, to rt_run_kernel. */
-static void run_call(Cg *cg, const Run *r, int32_t id, int32_t seq, CgKernel k)
+static void run_call(Cg *cg, const Run *r, int32_t id, int32_t seq, CgKernel k,
+                     const WeightSlots *w)
 {
     const Node *nd = &cg->g->nodes[id];
     LLVMBasicBlockRef here = LLVMGetInsertBlock(cg->b);
     LLVMPositionBuilder(cg->b, LLVMGetEntryBasicBlock(r->fn),
                         LLVMGetFirstInstruction(LLVMGetEntryBasicBlock(r->fn)));
-    LLVMTypeRef at = LLVMArrayType(cg->t_ptr, (unsigned)nd->ninputs + 1);
+    LLVMTypeRef at = LLVMArrayType(cg->t_ptr, (unsigned)(nd->ninputs + 1 + w->n));
     LLVMValueRef args = LLVMBuildAlloca(cg->b, at, "args");
     LLVMPositionBuilderAtEnd(cg->b, here);
     for (int32_t i = 0; i <= nd->ninputs; i++) {
@@ -379,6 +596,11 @@ static void run_call(Cg *cg, const Run *r, int32_t id, int32_t seq, CgKernel k)
         LLVMValueRef idx = cg_i64(cg, i);
         LLVMValueRef slot = LLVMBuildInBoundsGEP2(cg->b, cg->t_ptr, args, &idx, 1, "");
         LLVMSetAlignment(LLVMBuildStore(cg->b, p, slot), 8);
+    }
+    for (int32_t j = 0; j < w->n; j++) {
+        LLVMValueRef idx = cg_i64(cg, w->first + j);
+        LLVMValueRef slot = LLVMBuildInBoundsGEP2(cg->b, cg->t_ptr, args, &idx, 1, "");
+        LLVMSetAlignment(LLVMBuildStore(cg->b, w->root[j], slot), 8);
     }
     LLVMValueRef a[5] = {r->pool, LLVMConstInt(cg->t_i32, (unsigned)seq, 0),
                          cg_i64(cg, k.items), k.fn, args};
@@ -414,12 +636,16 @@ static bool build_run(Cg *cg, LLVMValueRef *run_fn, KernelList *kl)
     kl->n = 0;
     LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(cg->ctx, r.fn, "body");
     LLVMBuildBr(cg->b, body);
+    Dedup dd = {.b = LLVMCreateBuilderInContext(cg->ctx)};
     for (int32_t i = 0; i < cg->g->nnodes; i++) {
         CgKernel k = emit_node(cg, i);
         if (cg->diag->nerrors) break;
         if (!k.fn || k.items <= 0) continue;
+        WeightSlots w;
+        k.fn = dedup_kernel(cg, &dd, i, k, &w);
         LLVMPositionBuilderAtEnd(cg->b, body);
-        run_call(cg, &r, i, kl->n, k);
+        run_call(cg, &r, i, kl->n, k, &w);
+        weight_slots_free(&w);
         kl->node[kl->n] = i;
         kl->items[kl->n++] = k.items;
         body = LLVMGetInsertBlock(cg->b);
@@ -428,6 +654,7 @@ static bool build_run(Cg *cg, LLVMValueRef *run_fn, KernelList *kl)
     for (int32_t k = 0; k < cg->g->noutputs && !cg->diag->nerrors; k++)
         run_copy_output(cg, &r, k);
     LLVMBuildRetVoid(cg->b);
+    dedup_free(&dd);
     free(r.in);
     free(r.out);
     *run_fn = r.fn;
