@@ -23,33 +23,55 @@
 #define WINO_TRANSFORM_CYCLES 150.0
 #define WINO_WEIGHT_BYTES_PER_CYCLE 16.0
 
-/* Register tile and tiles per work item as codegen/llvm/winograd.c chooses them. */
-static void wino_items(int64_t C, int64_t O, int64_t b, int64_t nt, int64_t *per_image,
-                       int64_t *padded)
+/* The split of codegen/llvm/winograd.c into work items. Tiles are
+ * numbered over the batch, so that small planes (7×7: 4 tiles) fill register
+ * tiles from several images. A run of MT of them is as long as V[36][MT][C] and
+ * M[36][MT][oct·b] allow in the scratch (each chunk of U is read once per item,
+ * so longer is better); the runs are of equal length, and the register tile
+ * (T tiles × oct blocks of accumulators, leaving registers for the oct weight
+ * vectors and the broadcast) divides MT, so few padding tiles are computed.
+ * Where the runs are too few to keep the threads busy, the output chunks
+ * split into KG groups, each item transforming the input again. */
+void pass_winograd_split(int64_t C, int64_t O, int64_t b, int64_t tiles, int32_t nregs,
+                         int32_t max_acc, WinoSplit *s)
 {
-    int64_t oct = (O / b) % 2 ? 1 : 2, nregs = b >= 16 ? 32 : 16;
-    int64_t T = (nregs - 6) / oct;
-    int64_t cap = 1024 * 1024 / (36 * (C + oct * b) * 4) / T * T;
-    if (cap < T)
-        cap = T;
-    int64_t items = (nt + cap - 1) / cap, mt = (nt + items - 1) / items;
-    *per_image = items;
-    *padded = items * ((mt + T - 1) / T * T);
+    s->oct = (O / b) % 2 ? 1 : 2;
+    int64_t tmax = (nregs - 6) / s->oct;
+    if (tmax * s->oct > max_acc)
+        tmax = max_acc / s->oct;
+    int64_t per_tile = 36 * (C + s->oct * b) * (int64_t)sizeof(float);
+    int64_t cap = WINO_SCRATCH_BYTES / per_tile;
+    cap = cap < tmax ? tmax : cap;
+    s->runs = (tiles + cap - 1) / cap;
+    int64_t mt = (tiles + s->runs - 1) / s->runs;
+    int64_t blocks = (mt + tmax - 1) / tmax;
+    s->T = (mt + blocks - 1) / blocks;
+    s->MT = blocks * s->T;
+    int64_t chunks = O / b / s->oct;
+    s->KG = 1;
+    while (s->runs * s->KG < WINO_MIN_ITEMS && s->KG < chunks) {
+        s->KG++;
+        while (chunks % s->KG)
+            s->KG++;
+    }
 }
 
-/* Whether Winograd is expected to be faster than the direct conv for this layer. */
-static bool winograd_pays(const Graph *g, const Node *n)
+/* Whether Winograd is expected to be faster than the direct conv for this layer,
+ * on a target of `lanes` f32 lanes (AVX-512: 32 vector registers, else 16). */
+static bool winograd_pays(const Graph *g, const Node *n, int32_t lanes)
 {
     const TensorType *xt = &g->nodes[n->inputs[0]].type;
+    int64_t N = n->type.dims[0], OH = n->type.dims[2], OW = n->type.dims[3];
     double C = (double)xt->dims[1], O = (double)n->type.dims[1], b = n->type.block;
-    int64_t OH = n->type.dims[2], OW = n->type.dims[3];
-    int64_t nt = ((OH + 3) / 4) * ((OW + 3) / 4), items, padded;
-    wino_items(xt->dims[1], n->type.dims[1], n->type.block, nt, &items, &padded);
+    WinoSplit s;
+    pass_winograd_split(xt->dims[1], n->type.dims[1], n->type.block,
+                        N * ((OH + 3) / 4) * ((OW + 3) / 4), lanes >= 16 ? 32 : 16, 64, &s);
+    double padded = (double)(s.runs * s.MT);
     /* cycles, as vector instructions over the instructions per cycle each sustains */
-    double direct = 9 * C * O * (double)(OH * OW) / b / WINO_DIRECT_FMA_PER_CYCLE;
-    double gemm = 36 * C * O * (double)padded / b / WINO_GEMM_FMA_PER_CYCLE;
-    double trans = (double)padded * (C + O) / b * WINO_TRANSFORM_CYCLES;
-    double stream = (double)items * 36 * C * O * 4 / WINO_WEIGHT_BYTES_PER_CYCLE;
+    double direct = 9 * C * O * (double)(N * OH * OW) / b / WINO_DIRECT_FMA_PER_CYCLE;
+    double gemm = 36 * C * O * padded / b / WINO_GEMM_FMA_PER_CYCLE;
+    double trans = padded * ((double)s.KG * C + O) / b * WINO_TRANSFORM_CYCLES;
+    double stream = (double)s.runs * 36 * C * O * 4 / WINO_WEIGHT_BYTES_PER_CYCLE;
     return gemm + trans + stream < direct;
 }
 
@@ -90,7 +112,7 @@ bool pass_conv_algo(Graph *g, const PassOptions *opt, Diag *d)
         n->attrs.conv.winograd = false;
         if (opt->conv_algo == CONV_ALGO_DIRECT || !winograd_fits(g, n))
             continue;
-        n->attrs.conv.winograd = opt->conv_algo == CONV_ALGO_WINOGRAD || winograd_pays(g, n);
+        n->attrs.conv.winograd = opt->conv_algo == CONV_ALGO_WINOGRAD || winograd_pays(g, n, opt->block);
     }
     return true;
 }

@@ -47,7 +47,21 @@ bool pass_fuse(Graph *g, const PassOptions *opt, Diag *d);         /* epilogues 
 bool pass_dce(Graph *g, const PassOptions *opt, Diag *d);          /* nodes no output needs */
 bool pass_layout(Graph *g, const PassOptions *opt, Diag *d);       /* NCHWc blocking, reorders */
 bool pass_conv_algo(Graph *g, const PassOptions *opt, Diag *d);    /* direct or Winograd conv2d */
+
 bool pass_plan_memory(Graph *g, const PassOptions *opt, Diag *d);  /* arena offsets */
+
+/* How the LLVM backend's Winograd kernel (codegen/llvm/winograd.c) splits `tiles` 4×4
+ * output tiles (over the whole batch) of a conv of C input and O output channels in
+ * blocks of b, with nregs vector registers and at most max_acc accumulators: oct output
+ * blocks per chunk, T tiles per register tile, runs of MT tiles, KG groups of chunks;
+ * runs·KG work items, each with V[36][MT][C] and M[36][MT][oct·b] on its stack. */
+typedef struct WinoSplit {
+    int64_t oct, T, MT, runs, KG;
+} WinoSplit;
+#define WINO_SCRATCH_BYTES (1024 * 1024)
+#define WINO_MIN_ITEMS 8
+void pass_winograd_split(int64_t C, int64_t O, int64_t b, int64_t tiles, int32_t nregs,
+                         int32_t max_acc, WinoSplit *s);
 
 /* Checks a memory plan: every value has storage, no two values whose
  * lifetimes overlap share bytes (views of concat excepted), all in bounds. */

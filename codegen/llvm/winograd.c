@@ -24,6 +24,7 @@
 #include <stdlib.h>
 
 #include "cg.h"
+#include "passes.h"
 
 #define WG_M 4                 /* output tile side */
 #define WG_R 3                 /* kernel side */
@@ -50,8 +51,6 @@ static const double AT[WG_M][WG_A] = {
     {0, 1, -1, 8, -8, 1},
 };
 
-/* Scratch for V and M of one work item, on the thread's stack. */
-#define WG_SCRATCH_BYTES (1024 * 1024)
 
 typedef struct Wino {
     Cg *cg;
@@ -60,10 +59,10 @@ typedef struct Wino {
     int64_t N, C, H, W, O, OH, OW, pt, pl;
     int64_t b, CB, OB, oct, T; /* block, input and output blocks, register tile */
     int64_t TH, TW, NT;        /* tile rows, columns, tiles of a plane */
-    int64_t MT, per_image;     /* tiles of a work item, items of one batch item */
+    int64_t MT, runs, KG;      /* tiles of a work item, runs of them, groups of chunks */
     int64_t xs, os, rs;
     LLVMValueRef x, out, res, u, bias, vbuf, mbuf;
-    LLVMValueRef nb, t0; /* of the current item */
+    LLVMValueRef t0, kc0; /* of the current item: first tile, first chunk */
 } Wino;
 
 static LLVMValueRef iadd(Cg *cg, LLVMValueRef a, LLVMValueRef b)
@@ -166,10 +165,19 @@ static LLVMValueRef pack_weights(Wino *k)
 
 /* ---- the stages of a work item ----------------------------------------- */
 
-/* Tile `t` of the plane (a value; may lie past the last tile): its row and column. */
-static void tile_pos(Wino *k, LLVMValueRef t, LLVMValueRef *th, LLVMValueRef *tw)
+/* Tile `t` of the batch (a value; may lie past the last tile): its batch item,
+ * row and column; a tile past the last gets a row past the plane, so that it
+ * reads zeros and stores nothing. */
+static void tile_pos(Wino *k, LLVMValueRef t, LLVMValueRef *n, LLVMValueRef *th,
+                     LLVMValueRef *tw)
 {
-    cg_divmod(k->cg, t, k->TW, th, tw);
+    Cg *cg = k->cg;
+    LLVMValueRef r;
+    cg_divmod(cg, t, k->NT, n, &r);
+    cg_divmod(cg, r, k->TW, th, tw);
+    LLVMValueRef ok = LLVMBuildICmp(cg->b, LLVMIntSLT, t, cg_i64(cg, k->N * k->NT), "");
+    *n = LLVMBuildSelect(cg->b, ok, *n, cg_i64(cg, 0), "");
+    *th = LLVMBuildSelect(cg->b, ok, *th, cg_i64(cg, k->TH + 2), "");
 }
 
 static LLVMValueRef in_range(Cg *cg, LLVMValueRef v, int64_t hi)
@@ -182,11 +190,11 @@ static LLVMValueRef in_range(Cg *cg, LLVMValueRef v, int64_t hi)
 static void input_tile(Wino *k, LLVMValueRef tl, LLVMValueRef cb)
 {
     Cg *cg = k->cg;
-    LLVMValueRef th, tw;
-    tile_pos(k, iadd(cg, k->t0, tl), &th, &tw);
+    LLVMValueRef nb, th, tw;
+    tile_pos(k, iadd(cg, k->t0, tl), &nb, &th, &tw);
     LLVMValueRef ih0 = iaddc(cg, imul(cg, th, WG_M), -k->pt);
     LLVMValueRef iw0 = iaddc(cg, imul(cg, tw, WG_M), -k->pl);
-    LLVMValueRef plane = iadd(cg, imul(cg, k->nb, k->xs), imul(cg, cb, k->H * k->W * k->b));
+    LLVMValueRef plane = iadd(cg, imul(cg, nb, k->xs), imul(cg, cb, k->H * k->W * k->b));
     LLVMValueRef zero = cg_i64(cg, 0);
     LLVMValueRef zv = LLVMConstNull(LLVMVectorType(cg->t_f32, (unsigned)k->b));
     LLVMValueRef rok[WG_A], cok[WG_A], ri[WG_A], ci[WG_A];
@@ -272,11 +280,11 @@ static void output_tile(Wino *k, LLVMValueRef kc, LLVMValueRef tl, int64_t j)
         for (int i = 0; i < WG_M * WG_M; i++)
             y[i] = LLVMBuildFAdd(cg->b, y[i], bv, "");
     }
-    LLVMValueRef th, tw;
-    tile_pos(k, iadd(cg, k->t0, tl), &th, &tw);
+    LLVMValueRef nb, th, tw;
+    tile_pos(k, iadd(cg, k->t0, tl), &nb, &th, &tw);
     LLVMValueRef oh0 = imul(cg, th, WG_M), ow0 = imul(cg, tw, WG_M);
     LLVMValueRef pl = imul(cg, blk, k->OH * k->OW);
-    LLVMValueRef oo = imul(cg, k->nb, k->os), ro = k->res ? imul(cg, k->nb, k->rs) : NULL;
+    LLVMValueRef oo = imul(cg, nb, k->os), ro = k->res ? imul(cg, nb, k->rs) : NULL;
     for (int r = 0; r < WG_M; r++) {
         LLVMValueRef oh = iaddc(cg, oh0, r);
         LLVMValueRef rowok = LLVMBuildICmp(cg->b, LLVMIntSLT, oh, cg_i64(cg, k->OH), "");
@@ -298,29 +306,6 @@ static void output_tile(Wino *k, LLVMValueRef kc, LLVMValueRef tl, int64_t j)
 
 /* ---- the kernel -------------------------------------------------------- */
 
-/* Register tile and the tiles of a work item: T tiles × oct blocks of
- * accumulators leave registers for the oct weight vectors and the broadcast;
- * MT, a multiple of T, as large as V[36][MT][C] and M[36][MT][oct·b] allow in
- * the scratch (each chunk of U is read once per item, so larger is better),
- * split evenly over the tiles of a plane. */
-static void wino_shape(Wino *k, int32_t nregs)
-{
-    k->oct = k->OB % 2 ? 1 : 2;
-    k->T = (nregs - 6) / k->oct;
-    if (k->T * k->oct > CG_MAX_ACC)
-        k->T = CG_MAX_ACC / k->oct;
-    k->TH = (k->OH + WG_M - 1) / WG_M;
-    k->TW = (k->OW + WG_M - 1) / WG_M;
-    k->NT = k->TH * k->TW;
-    int64_t per_tile = WG_P * (k->C + k->oct * k->b) * (int64_t)sizeof(float);
-    int64_t cap = WG_SCRATCH_BYTES / per_tile / k->T * k->T;
-    if (cap < k->T)
-        cap = k->T;
-    k->per_image = (k->NT + cap - 1) / cap;
-    int64_t mt = (k->NT + k->per_image - 1) / k->per_image;
-    k->MT = (mt + k->T - 1) / k->T * k->T;
-}
-
 static void wino_init(Wino *k, Cg *cg, int32_t id)
 {
     const Graph *g = cg->g;
@@ -336,7 +321,12 @@ static void wino_init(Wino *k, Cg *cg, int32_t id)
     k->os = cg_item_stride(cg, id);
     if (k->a->epi.residual)
         k->rs = cg_item_stride(cg, n->inputs[ir_residual_input(n)]);
-    wino_shape(k, cg->nregs);
+    k->TH = (k->OH + WG_M - 1) / WG_M;
+    k->TW = (k->OW + WG_M - 1) / WG_M;
+    k->NT = k->TH * k->TW;
+    WinoSplit sp;
+    pass_winograd_split(k->C, k->O, k->b, k->N * k->NT, cg->nregs, CG_MAX_ACC, &sp);
+    k->oct = sp.oct, k->T = sp.T, k->MT = sp.MT, k->runs = sp.runs, k->KG = sp.KG;
 }
 
 bool cg_winograd_fits(const Cg *cg, int32_t node)
@@ -387,9 +377,11 @@ CgKernel cg_emit_conv2d_winograd(Cg *cg, int32_t node)
 
     CgAccLoop li, lt, lc, lk, lp, lb;
     cg_acc_loop_begin(cg, &li, cg->begin, cg->end, NULL, 0);
-    LLVMValueRef blk;
-    cg_divmod(cg, li.iv, k.per_image, &k.nb, &blk);
-    k.t0 = imul(cg, blk, k.MT);
+    LLVMValueRef run, kg;
+    cg_divmod(cg, li.iv, k.KG, &run, &kg);
+    k.t0 = imul(cg, run, k.MT);
+    int64_t per_group = k.OB / k.oct / k.KG;
+    k.kc0 = imul(cg, kg, per_group);
     /* input transform of the item's tiles */
     cg_acc_loop_begin(cg, &lt, cg_i64(cg, 0), cg_i64(cg, k.MT), NULL, 0);
     cg_acc_loop_begin(cg, &lc, cg_i64(cg, 0), cg_i64(cg, k.CB), NULL, 0);
@@ -397,7 +389,7 @@ CgKernel cg_emit_conv2d_winograd(Cg *cg, int32_t node)
     cg_acc_loop_end(cg, &lc, NULL);
     cg_acc_loop_end(cg, &lt, NULL);
     /* per chunk of output blocks: the 36 GEMMs, then the output transform */
-    cg_acc_loop_begin(cg, &lk, cg_i64(cg, 0), cg_i64(cg, k.OB / k.oct), NULL, 0);
+    cg_acc_loop_begin(cg, &lk, k.kc0, iaddc(cg, k.kc0, per_group), NULL, 0);
     cg_acc_loop_begin(cg, &lp, cg_i64(cg, 0), cg_i64(cg, WG_P), NULL, 0);
     cg_acc_loop_begin(cg, &lb, cg_i64(cg, 0), cg_i64(cg, k.MT / k.T), NULL, 0);
     gemm_tile(&k, lk.iv, lp.iv, lb.iv);
@@ -410,5 +402,5 @@ CgKernel cg_emit_conv2d_winograd(Cg *cg, int32_t node)
     cg_acc_loop_end(cg, &lk, NULL);
     cg_acc_loop_end(cg, &li, NULL);
     cg_kernel_end(cg);
-    return (CgKernel){fn, k.N * k.per_image};
+    return (CgKernel){fn, k.runs * k.KG};
 }
