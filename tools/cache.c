@@ -281,7 +281,7 @@ static bool write_hashed(int fd, off_t to, const unsigned char *p, uint64_t n,
 static unsigned char *map_file(int fd, uint64_t size)
 {
     if (size == 0 || size > SIZE_MAX) return NULL;
-    void *p = mmap(NULL, (size_t)size, PROT_READ, MAP_SHARED, fd, 0);
+    void *p = mmap(NULL, (size_t)size, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, 0);
     if (p == MAP_FAILED) return NULL;
     madvise(p, (size_t)size, MADV_SEQUENTIAL);
     return p;
