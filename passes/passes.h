@@ -47,7 +47,6 @@ bool pass_fuse(Graph *g, const PassOptions *opt, Diag *d);         /* epilogues 
 bool pass_dce(Graph *g, const PassOptions *opt, Diag *d);          /* nodes no output needs */
 bool pass_layout(Graph *g, const PassOptions *opt, Diag *d);       /* NCHWc blocking, reorders */
 bool pass_conv_algo(Graph *g, const PassOptions *opt, Diag *d);    /* direct or Winograd conv2d */
-
 bool pass_plan_memory(Graph *g, const PassOptions *opt, Diag *d);  /* arena offsets */
 
 /* How the LLVM backend's Winograd kernel (codegen/llvm/winograd.c) splits `tiles` 4×4

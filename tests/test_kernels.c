@@ -28,6 +28,8 @@ typedef struct ConvCase {
     bool in_blocked, out_blocked;
     int64_t extra_channels; /* output written inside a wider (concat) buffer */
     int32_t specials;       /* NaN, +inf and -inf among the input (and residual) values */
+    bool winograd;          /* ConvAttrs.winograd: the Winograd kernel where it fits */
+    int32_t block;          /* blocks of this many channels; 0: the target's lanes */
 } ConvCase;
 
 /* Defaults: 3×3, stride 1, pad 1, dilation 1, one group, bias, blocked. */
@@ -97,6 +99,7 @@ static int32_t build_conv(Graph *g, const ConvCase *c)
     memcpy(a->pad, c->pad, sizeof a->pad);
     a->groups = c->groups;
     a->epi = c->epi;
+    a->winograd = c->winograd;
     ir_add_output(g, id, "y");
     Diag d;
     ir_diag_init(&d, stderr);
@@ -125,6 +128,7 @@ static void run_split(const KhKernel *k, void **args)
 static int64_t place_conv(Graph *g, int32_t id, const ConvCase *c, int32_t b)
 {
     const Node *n = &g->nodes[id];
+    b = c->block ? c->block : b;
     if (c->in_blocked)
         set_blocked(&g->nodes[0].type, b);
     if (c->out_blocked)
@@ -144,7 +148,8 @@ static void run_conv(const KhKernel *k, const Graph *g, int32_t id, const ConvCa
 {
     const Node *n = &g->nodes[id];
     int64_t N = c->N, O = c->O, OHW = n->type.dims[2] * n->type.dims[3], HW = c->H * c->W;
-    int64_t xb_b = c->in_blocked ? k->vec : 1, ob_b = c->out_blocked ? k->vec : 1;
+    int64_t blk = c->block ? c->block : k->vec;
+    int64_t xb_b = c->in_blocked ? blk : 1, ob_b = c->out_blocked ? blk : 1;
     float *xb = ir_xmalloc((size_t)(N * c->C * HW) * sizeof(float));
     float *rb = ir_xmalloc((size_t)(N * O * OHW) * sizeof(float));
     float *ob = ir_xmalloc((size_t)(N * ostride) * sizeof(float));
@@ -175,7 +180,7 @@ static void run_conv(const KhKernel *k, const Graph *g, int32_t id, const ConvCa
  * written for 8 lanes also run on AVX-512. */
 static const char *fitting_features(const ConvCase *c, const char *features)
 {
-    int32_t b = kh_lanes(features);
+    int32_t b = c->block ? c->block : kh_lanes(features);
     bool fits = (!c->in_blocked || c->C % b == 0) && (!c->out_blocked || c->O % b == 0);
     return fits || features ? features : "+avx,+avx2,+fma";
 }
@@ -200,6 +205,17 @@ static void check_conv(const ConvCase *c, const char *features)
     if (c->specials) assert_true(count_nonfinite(ref.values[id], c->N * c->O * OHW) > 0);
     int32_t b = kh_lanes(features);
     int64_t ostride = place_conv(g, id, c, b);
+    if (c->winograd) { /* the case is one the conv_algo pass gives the Winograd kernel */
+        PassOptions po;
+        pass_options_init(&po);
+        po.conv_algo = CONV_ALGO_WINOGRAD;
+        po.block = b;
+        Diag d;
+        ir_diag_init(&d, stderr);
+        assert_true(pass_conv_algo(g, &po, &d));
+        ir_diag_fini(&d);
+        assert_true(g->nodes[id].attrs.conv.winograd);
+    }
     KhKernel k;
     assert_true(kh_compile(g, id, features, &k));
     assert_int_equal(k.vec, b);
@@ -438,6 +454,49 @@ static void conv_avx512(void **state)
     check_conv(&c, avx512);
 }
 
+/* Winograd F(4×4, 3×3) (codegen/llvm/winograd.c): planes that are no multiple
+ * of the 4×4 tile, paddings 0, 1 and asymmetric, batches whose tiles share
+ * register tiles, blocks smaller than the vectors, epilogues; on this machine's
+ * vectors, AVX2's and AVX-512's. Each case must take the Winograd kernel. */
+static void check_winograd(ConvCase *c, const char *features)
+{
+    c->winograd = true;
+    check_conv(c, features);
+}
+
+static void conv_winograd(void **state)
+{
+    const char *avx2 = "+avx,+avx2,+fma";
+    const char *avx512 = "+avx,+avx2,+fma,+avx512f,+avx512vl,+avx512bw,+avx512dq";
+    const char *targets[3] = {NULL, avx2, avx512};
+    for (int t = 0; t < 3; t++) {
+        const char *f = targets[t];
+        ConvCase c = conv_case(1, 16, 10, 13, 32); /* H, W no multiple of 4 */
+        check_winograd(&c, f);
+        c = conv_case(3, 32, 9, 7, 48); /* batch 3 of 12 tiles each, odd output blocks */
+        c.epi = (Epilogue){.act = OP_RELU, .residual = true, .post = OP_RELU};
+        check_winograd(&c, f);
+        c = conv_case(2, 16, 11, 6, 16); /* no padding: 9×4 outputs */
+        memset(c.pad, 0, sizeof c.pad);
+        c.bias = false;
+        check_winograd(&c, f);
+        c = conv_case(1, 16, 8, 9, 16); /* asymmetric padding */
+        memcpy(c.pad, (int32_t[]){0, 1, 2, 0}, sizeof c.pad);
+        c.epi = (Epilogue){.act = OP_CLIP, .act_a = -0.3f, .act_b = 0.4f};
+        check_winograd(&c, f);
+        c = conv_case(2, 8, 13, 5, 24); /* blocks of 8 (NCHW8c on 16 lanes) */
+        c.block = 8;
+        c.epi = (Epilogue){.residual = true};
+        check_winograd(&c, f);
+        c = conv_case(1, 12, 6, 6, 4); /* blocks of 4 */
+        c.block = 4;
+        check_winograd(&c, f);
+        c = conv_case(1, 128, 14, 14, 64); /* deep: 128 products per point */
+        c.epi = (Epilogue){.act = OP_SILU};
+        check_winograd(&c, f);
+    }
+}
+
 /* ---- activations and max pooling with NaN and infinities ------------------ */
 
 /* One node of `op` over x[2, 16, 9, 11], NCHW or NCHW[b]c, with about one
@@ -643,6 +702,7 @@ int main(void)
         cmocka_unit_test(conv_into_concat),
         cmocka_unit_test(conv_sse),
         cmocka_unit_test(conv_avx512),
+        cmocka_unit_test(conv_winograd),
         cmocka_unit_test(activations_nonfinite),
         cmocka_unit_test(maxpool_nonfinite),
         cmocka_unit_test(gelu_accuracy),
