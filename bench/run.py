@@ -448,7 +448,8 @@ def measure_model(a, tools, timers, model, tmp, state, peak, cached, progress):
             t0 = time.perf_counter()
             n = bench_runs(a.runs, a.budget, flops / (0.5 * peak[t] * 1e9) * 1e3)
             row = {"model": model, "batch": b, "threads": t, "flops": flops, "arena": arena,
-                   "total": total, "err": err, "cnnc": time_cnnc(cnnrun, so, t, n)}
+                   "total": total, "err": err, "tol": a.tol,
+                   "cnnc": time_cnnc(cnnrun, so, t, n)}
             refs = [x, ref] if have_ref else [None]
             row["torch"] = timers["torch"].time([model, f("state.pt")] + refs, t, a.runs,
                                                 a.budget, a.tol)
@@ -764,8 +765,9 @@ def write_results(path, rows, compiled, peak, versions, cached, new_gpu):
             "Written by `/usr/bin/python3 bench/run.py` on %s (%s), every row in the same run. "
             "Peers: %s; ORT and OpenVINO run the torch.onnx export (opset 17) of the same "
             "torchvision module. Every engine's output was checked against PyTorch's eager "
-            "output on the same images before it was timed (\"wrong\": it differed, so it was "
-            "not timed; \"—\": not measured); cnnc err = cnnc's max|d| / max|PyTorch|. "
+            "output on the same images before it was timed (\"wrong\": it differed by more "
+            "than %g of max|PyTorch|, so it was not timed; \"—\": not measured); cnnc err = "
+            "cnnc's max|d| / max|PyTorch|. "
             "Latency is the median of the timed runs after 3 warm-up runs. Best peer = the "
             "least latency of PyTorch, ORT and OpenVINO; vs best = cnnc / best peer, vs "
             "PyTorch = cnnc / PyTorch (below 1: cnnc is faster). cnnc from ONNX = cnnc's "
@@ -773,7 +775,8 @@ def write_results(path, rows, compiled, peak, versions, cached, new_gpu):
             "the FLOPs of direct convolution (and dense layers), so a convolution computed "
             "another way (Winograd) can show above 100%%. Peak = measured FMA throughput of "
             "this machine (bench/peak.c): %s.\n\n"
-            % (time.strftime("%Y-%m-%d"), cpu, ", ".join(peers), ", ".join(
+            % (time.strftime("%Y-%m-%d"), cpu, ", ".join(peers),
+               max([r["tol"] for r in rows] or [0]), ", ".join(
                 "%d thread(s) %.0f GFLOP/s" % kv for kv in sorted(peak.items()))))
         f.write(table_header())
         for r in rows:
@@ -802,7 +805,9 @@ def table_row(r, peak):
         "%.2f" % (r["cnnc"] / best[1]) if best else "—",
         "%.2f" % (r["cnnc"] / r["torch"]) if isinstance(r["torch"], float) else "—",
         "%.1f" % gflops, "%.0f%%" % (100 * gflops / peak[r["threads"]]),
-        "—" if r["err"] is None else "%.1e" % r["err"], ms(r["onnx"]), mib(r["arena"]),
+        "—" if r["err"] is None else "%.1e%s" % (r["err"], "" if r["err"] <= r["tol"] else
+                                                 " (" + WRONG + ")"),
+        ms(r["onnx"]), mib(r["arena"]),
         mib(r["total"])])
 
 
@@ -843,7 +848,8 @@ def targets_section(rows, compiled):
         c = next((c for mm, b, c in compiled if mm == m and b == 1), None)
         cold = c["cold"] if c else None
         cached = c["cached"] if c else None
-        ok = [ratios and max(ratios) <= target]
+        ok = [bool(ratios) and max(ratios) <= target]
+        ok += [r["err"] is None or r["err"] <= r["tol"] for r in rows if r["model"] == m]
         if cold is not None and m in COMPILE_TARGETS:
             ok.append(cold <= COMPILE_TARGETS[m])
         if cached is not None:
