@@ -6,7 +6,7 @@
  * which fills every lane, where blocks of b/2 or b/4 channels (24, 40, 72,
  * 120 of MobileNetV3 and EfficientNet; 116 and 232 of ShuffleNet) would use
  * half or a quarter of each vector and add reorders at every change of
- * block. With 16 lanes, 2 threads, batch 8: ShuffleNet V2 runs 1.9x as fast
+ * block. With 16 lanes, 1 thread, batch 8: ShuffleNet V2 runs 1.9x as fast
  * plain, MobileNetV3 1.15x, EfficientNet-B0 1.08x.
  *
  *   1. Forward over the nodes, decide each output's layout: conv2d is blocked
