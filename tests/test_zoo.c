@@ -22,7 +22,7 @@ static const ZooModel zoo[] = {
     {"mnist_cnn", 10},      {"mlp", 10},     {"resnet18", 1000},      {"resnet50", 1000},
     {"mobilenet_v2", 1000}, {"vgg16", 1000}, {"squeezenet1_1", 1000},
     {"mobilenet_v3_large", 1000}, {"efficientnet_b0", 1000}, {"shufflenet_v2_x1_0", 1000},
-    {"convnext_tiny", 1000},
+    {"convnext_tiny", 1000}, {"densenet121", 1000},
 };
 #define NZOO ((int)(sizeof zoo / sizeof zoo[0]))
 

@@ -17,7 +17,7 @@ except ImportError:
 from torch import nn
 
 TORCHVISION = ["resnet18", "resnet50", "mobilenet_v2", "vgg16", "squeezenet1_1", "mobilenet_v3_large",
-               "efficientnet_b0", "shufflenet_v2_x1_0", "convnext_tiny"]
+               "efficientnet_b0", "shufflenet_v2_x1_0", "convnext_tiny", "densenet121"]
 
 
 class MnistCnn(nn.Module):
