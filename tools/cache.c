@@ -156,15 +156,17 @@ static void add_argv(EVP_MD_CTX *c, const CacheInputs *in)
     }
 }
 
-/* The graph's text (every node, attribute, type and name) and its parameters' bytes. */
-static void add_graph(EVP_MD_CTX *c, const Graph *g, uint64_t *bytes)
+/* The graph's text (every node, attribute, type and name) and its parameters' bytes;
+ * false when the text cannot be made. */
+static bool add_graph(EVP_MD_CTX *c, const Graph *g, uint64_t *bytes)
 {
     char *text = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&text, &len);
-    if (!f) ir_xmalloc(SIZE_MAX); /* reports running out of memory */
+    if (!f) return false;
     ir_print(g, f);
-    fclose(f);
+    bool ok = !ferror(f);
+    if (fclose(f) != 0 || !ok) return free(text), false;
     add_str(c, text);
     free(text);
     for (int32_t i = 0; i < g->nnodes; i++) {
@@ -175,6 +177,7 @@ static void add_graph(EVP_MD_CTX *c, const Graph *g, uint64_t *bytes)
         add(c, &size, sizeof size);
         if (n->data) add(c, n->data, (size_t)size), *bytes += size;
     }
+    return true;
 }
 
 bool cache_key(const Graph *g, const CacheInputs *in, CacheKey *k)
@@ -197,7 +200,7 @@ bool cache_key(const Graph *g, const CacheInputs *in, CacheKey *k)
               add_file(c, in->runtime, &bytes);
     add_environment(c);
     add_argv(c, in);
-    if (ok) add_graph(c, g, &bytes);
+    ok = ok && add_graph(c, g, &bytes);
     EVP_DigestFinal_ex(c, k->digest, NULL);
     EVP_MD_CTX_free(c);
     for (int i = 0; i < 32; i++)
