@@ -13,6 +13,7 @@
 
 #include "frontend.h"
 #include "kernel_harness.h"
+#include "passes.h"
 #include "test_util.h"
 
 #define TOL 1e-4
