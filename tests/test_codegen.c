@@ -110,6 +110,19 @@ static const Case cases[] = {
      "  d = relu(batchnorm(conv2d(c, 16, kernel=3, pad=1, bias=false) as c2) as bn2)\n"
      "  return c, global_avgpool(d)\n"
      "}\n"},
+    {"plain_channels", /* channel counts no block divides: plain values, vectors along rows */
+     "network plain_channels(x: f32[N=2, 5, 13, 37]) {\n"
+     "  a = maxpool(x, kernel=3, stride=2, pad=1)\n"
+     "  b = maxpool(x, kernel=3, stride=1, pad=1)\n"
+     "  c = maxpool(x, kernel=2, stride=2, ceil_mode=true)\n"
+     "  d = maxpool(x, kernel=3, stride=2, dilation=2, pad=2)\n"
+     "  e = relu(conv2d(x, 58, kernel=3, stride=2, pad=1) as c1)\n"
+     "  f = conv2d(e, 58, kernel=3, stride=2, pad=1, groups=58) as dw1\n"
+     "  g = relu(conv2d(f, 58, kernel=1) as c2 + f)\n"
+     "  h = conv2d(g, 58, kernel=3, pad=1, groups=58) as dw2\n"
+     "  k = conv2d(h, 24, kernel=3, pad=1, groups=2) as grouped\n"
+     "  return a, b, c, d, g, k\n"
+     "}\n"},
 };
 #define NCASES ((int)(sizeof cases / sizeof cases[0]))
 

@@ -136,12 +136,85 @@ static LLVMValueRef mean_window(Cg *cg, Pool *p, LLVMValueRef ow)
     return LLVMBuildFDiv(cg->b, sum, cg_splat(cg, d, p->vi.blk), "mean");
 }
 
+static uint32_t lanes_below(int64_t n)
+{
+    return n >= 32 ? UINT32_MAX : (UINT32_C(1) << n) - 1;
+}
+
+/* Lanes of `mask` keep x, the others read -inf (never selected by a max). */
+static LLVMValueRef or_minus_inf(Cg *cg, LLVMValueRef x, uint32_t mask, int32_t L)
+{
+    LLVMValueRef m[64];
+    LLVMTypeRef i1 = LLVMInt1TypeInContext(cg->ctx);
+    for (int32_t l = 0; l < L; l++)
+        m[l] = LLVMConstInt(i1, (mask >> l) & 1, 0);
+    return LLVMBuildSelect(cg->b, LLVMConstVector(m, (unsigned)L), x,
+                           cg_splat(cg, cg_f32(cg, -INFINITY), L), "");
+}
+
+/* Max pooling of a plain value (a channel count no block divides, e.g. the
+ * 24 of ShuffleNet's stem): vectors of L output pixels along a row instead
+ * of one pixel at a time. Each tap (kh, kw) is one load of L pixels `stride`
+ * apart; which lanes fall into the padding or past the row is known at
+ * compile time and those read -inf. Kernel rows outside the input are
+ * skipped at run time. */
+static CgKernel emit_plain_max(Cg *cg, Pool *p)
+{
+    const PoolAttrs *a = &p->nd->attrs.pool;
+    int32_t L = cg->vec;
+    int64_t s = a->stride[1], OW = p->vo.W, W = p->vi.W;
+    LLVMValueRef fn = cg_kernel_begin(cg, p->nd->name);
+    p->out = cg_arg_ptr(cg, 0);
+    p->in = cg_arg_ptr(cg, 1);
+    CgLoop it = cg_loop_begin(cg, cg->begin, cg->end, 1, "it");
+    LLVMValueRef ng, z = cg_i64(cg, 0);
+    cg_divmod(cg, it.iv, p->vo.H, &ng, &p->oh);
+    cg_divmod(cg, ng, p->vo.groups, &p->n, &p->g);
+    LLVMValueRef h0 =
+        LLVMBuildSub(cg->b, cg_imul(cg, p->oh, a->stride[0]), cg_i64(cg, a->pad[0]), "");
+    LLVMValueRef orow = cg_view_at(cg, &p->vo, p->out, p->n, p->g, p->oh, z);
+    for (int64_t ow0 = 0; ow0 < OW; ow0 += L) {
+        int64_t nl = OW - ow0 < L ? OW - ow0 : L;
+        LLVMValueRef acc = cg_splat(cg, cg_f32(cg, -INFINITY), L);
+        for (int64_t kh = 0; kh < a->kernel[0]; kh++) {
+            LLVMValueRef ih = cg_iadd(cg, h0, cg_i64(cg, kh * a->dilation[0]));
+            CgAccLoop c;
+            cg_acc_if_begin(cg, &c, in_range(cg, ih, p->vi.H), &acc, 1);
+            LLVMValueRef row = cg_view_at(cg, &p->vi, p->in, p->n, p->g, ih, z);
+            for (int64_t kw = 0; kw < a->kernel[1]; kw++) {
+                int64_t off = ow0 * s - a->pad[1] + kw * a->dilation[1];
+                uint32_t mask = 0;
+                for (int64_t l = 0; l < nl; l++)
+                    if (off + l * s >= 0 && off + l * s < W)
+                        mask |= UINT32_C(1) << l;
+                if (!mask)
+                    continue;
+                LLVMValueRef x;
+                if (mask == lanes_below(L) && off >= 0 && off + L * s <= W) {
+                    x = cg_load_span(cg, row, cg_i64(cg, off), s, L);
+                } else {
+                    x = cg_load_lanes(cg, row, cg_i64(cg, off), s, L, mask);
+                    x = or_minus_inf(cg, x, mask, L);
+                }
+                acc = max_keep_nan(cg, acc, x);
+            }
+            cg_acc_if_end(cg, &c, &acc);
+        }
+        cg_store_lanes(cg, acc, orow, cg_i64(cg, ow0), 1, lanes_below(nl));
+    }
+    cg_loop_end(cg, &it);
+    cg_kernel_end(cg);
+    return (CgKernel){fn, p->vo.N * p->vo.groups * p->vo.H};
+}
+
 static CgKernel emit_window_pool(Cg *cg, int32_t id)
 {
     Pool p = {.nd = &cg->g->nodes[id]};
     p.vi = cg_view(cg, p.nd->inputs[0]);
     p.vo = cg_view(cg, id);
     if (p.vi.blk != p.vo.blk) ICE("pool '%s': input and output layouts differ", p.nd->name);
+    if (p.nd->op == OP_MAXPOOL && p.vi.blk == 1 && cg->vec > 1 && cg->vec <= 32)
+        return emit_plain_max(cg, &p);
     p.vt = p.vi.blk > 1 ? LLVMVectorType(cg->t_f32, (unsigned)p.vi.blk) : cg->t_f32;
     LLVMValueRef fn = cg_kernel_begin(cg, p.nd->name);
     p.out = cg_arg_ptr(cg, 0);
