@@ -7,10 +7,10 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <llvm-c/Core.h>
 #include <llvm-c/TargetMachine.h>
 #include <openssl/evp.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,9 +32,9 @@ extern char **environ;
 /* The first 64 bytes of an entry; the model.so follows at HEADER_BYTES. */
 typedef struct EntryHeader {
     char magic[8];
-    uint64_t size;             /* bytes of the model.so */
-    unsigned char digest[32];  /* its SHA-256 */
-    unsigned char key[16];     /* the start of the key it is stored under */
+    uint64_t size;            /* bytes of the model.so */
+    unsigned char digest[32]; /* its SHA-256 */
+    unsigned char key[16];    /* the start of the key it is stored under */
 } EntryHeader;
 _Static_assert(sizeof(EntryHeader) == 64, "cache entry header layout");
 
@@ -221,8 +221,9 @@ static uint64_t cache_max(void)
     char *end;
     errno = 0;
     unsigned long long x = strtoull(v, &end, 10);
-    int shift = !*end ? 0 : end[1] ? -1 : *end == 'K' || *end == 'k' ? 10
-              : *end == 'M' || *end == 'm' ? 20 : *end == 'G' || *end == 'g' ? 30 : -1;
+    static const char units[] = "kKmMgG";
+    const char *unit = *end ? strchr(units, *end) : NULL;
+    int shift = !*end ? 0 : end[1] || !unit ? -1 : 10 * (1 + (int)(unit - units) / 2);
     if (errno || shift < 0 || x > UINT64_MAX >> shift) return CACHE_DEFAULT_MAX;
     return (uint64_t)x << shift;
 }
