@@ -90,8 +90,8 @@ bench-deps: test-deps
 	  cp bench/requirements.txt $(BENCH_VENV)/requirements.txt; \
 	fi
 
-# Every zoo model against PyTorch, ONNX Runtime and OpenVINO into bench/RESULTS.md (about half
-# an hour on 2 cores; bench/run.py --help for filters, BENCH_ARGS passes them).
+# Every zoo model against PyTorch, ONNX Runtime and OpenVINO into bench/RESULTS.md (about 40
+# minutes on 2 cores; bench/run.py --help for filters, BENCH_ARGS passes them).
 bench: bench-deps build
 	@/usr/bin/python3 bench/run.py --build=$(BUILD) --peer-python=$(BENCH_VENV)/bin/python \
 	  $(BENCH_ARGS)
