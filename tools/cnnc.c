@@ -468,7 +468,23 @@ static bool has_unbound_params(const Graph *g)
 
 /* A deployable model never gets random weights unless asked for; those an
  * ONNX file holds are bound already (--random-weights replaces them). */
-static bool bind_weights(Graph *g, const Options *o, Diag *d)
+/* Wall-clock seconds of the phases of this compile, which -v prints. */
+static struct {
+    double parse, weights, passes;
+    CgTimes cg;
+} phase;
+
+static void print_phases(double total)
+{
+    const CgTimes *c = &phase.cg;
+    fprintf(stderr,
+            "cnnc: time (wall, s): parse %.3f, weights %.3f, passes %.3f, lower %.3f, "
+            "optimize %.3f, codegen %.3f, link %.3f, total %.3f\n",
+            phase.parse, phase.weights, phase.passes, c->lower, c->optimize, c->codegen, c->link,
+            total);
+}
+
+static bool bind_weights_now(Graph *g, const Options *o, Diag *d)
 {
     FeBindOptions bind = {o->list_mismatches, "--list-weight-mismatches"};
     if (o->weights) return fe_bind_safetensors_with(g, o->weights, d, &bind);
@@ -480,6 +496,14 @@ static bool bind_weights(Graph *g, const Options *o, Diag *d)
         return false;
     }
     return true;
+}
+
+static bool bind_weights(Graph *g, const Options *o, Diag *d)
+{
+    double t0 = cg_seconds();
+    bool ok = bind_weights_now(g, o, d);
+    phase.weights += cg_seconds() - t0;
+    return ok;
 }
 
 static bool print_graph(FILE *f, void *ctx)
@@ -982,12 +1006,16 @@ static int compile(Graph *g, const Options *o, Diag *d)
     po.disabled = o->disabled;
     po.dump_after = o->dump_after;
     po.dump = stderr;
-    if (!pass_run_pipeline(g, &po, d)) return 1;
+    double t0 = cg_seconds();
+    bool passed = pass_run_pipeline(g, &po, d);
+    phase.passes += cg_seconds() - t0;
+    if (!passed) return 1;
     if (o->emit == EMIT_IR_OPT) return write_out(o, print_graph, g);
     if (o->emit == EMIT_PLAN) return write_out(o, print_plan, g);
     if (o->cuda) return compile_cuda(g, o, d);
     Cg cg;
     int rc = cg_lower(&cg, g, &t, d) ? emit_code(&cg, o) : 1;
+    phase.cg = cg.times;
     cg_free(&cg);
     return rc;
 }
@@ -1082,7 +1110,9 @@ int main(int argc, char **argv)
     Diag d;
     ir_diag_init(&d, stderr);
     FeOptions fo = {.batch = o.batch, .limits = o.limits};
+    double start = cg_seconds();
     Graph *g = fe_load_file(o.model, &fo, &d);
+    phase.parse = cg_seconds() - start;
     bool cached = g && !d.nerrors && cacheable(&o); /* compile_cached binds the weights */
     if (g && !cached && !bind_weights(g, &o, &d)) rc = 1;
     if (!g || d.nerrors) rc = 1;
@@ -1094,5 +1124,6 @@ int main(int argc, char **argv)
     else if (!rc) rc = compile(g, &o, &d);
     if (g) ir_graph_free(g);
     ir_diag_fini(&d);
+    if (o.verbose && !o.run) print_phases(cg_seconds() - start);
     return rc;
 }

@@ -24,6 +24,15 @@ typedef struct CgTarget {
 
 #define CG_ERROR_LEN 512
 
+/* Wall-clock seconds of the phases of code generation (cnnc -v): building the kernels,
+ * LLVM's optimization, its code generation and the link. Where parts of the module are
+ * optimized and emitted by several threads, optimize and codegen are those of the part
+ * that took longest. */
+typedef struct CgTimes {
+    double lower, optimize, codegen, link;
+} CgTimes;
+double cg_seconds(void); /* a monotonic clock */
+
 typedef struct Cg {
     const Graph *g;
     LLVMContextRef ctx;
@@ -47,6 +56,9 @@ typedef struct Cg {
     struct CgWeightRef *wrefs;
     int32_t nwrefs, capwrefs;
     char name[32]; /* CgTarget.name; "" for none */
+    int opt_level;  /* CgTarget.opt_level */
+    bool optimized; /* the module has been through the optimization passes */
+    CgTimes times;
 } Cg;
 
 /* The weights of a model, packed for its kernels into one blob (each tensor at a 64-byte
@@ -78,7 +90,8 @@ typedef struct CgKernel {
 /* ---- module.c ---------------------------------------------------------- */
 
 /* Lowers `g` (passes run, memory planned) into a verified module, or reports
- * why not. The caller disposes it with cg_free. */
+ * why not. The caller disposes it with cg_free. LLVM's optimization passes run when the
+ * module is first emitted or printed. */
 bool cg_lower(Cg *cg, const Graph *g, const CgTarget *t, Diag *d);
 void cg_free(Cg *cg);
 /* The f32 lanes of the target's widest vectors: 16 (avx512f), 8 (avx), else 4.
@@ -91,6 +104,13 @@ void cg_init_types(Cg *cg);
  * stays as lowered and emitting twice gives the same bytes. */
 LLVMMemoryBufferRef cg_emit_memory(Cg *cg, LLVMCodeGenFileType kind, char *err, size_t n);
 char *cg_print_ir(Cg *cg); /* free with LLVMDisposeMessage */
+/* The object code of the module, in parts (at most CG_MAX_PARTS objects that link
+ * together) optimized and compiled by as many threads as there are cores, unless the module
+ * was already optimized (emitted or printed): then one object. Returns the number of
+ * objects in objs[] (dispose each), 0 with err set on failure. Deterministic: the same
+ * module gives the same objects whatever the number of cores. */
+#define CG_MAX_PARTS 4
+int32_t cg_emit_objects(Cg *cg, LLVMMemoryBufferRef *objs, char *err, size_t n);
 
 /* ---- target.c ---------------------------------------------------------- */
 

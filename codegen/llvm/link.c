@@ -189,8 +189,9 @@ static bool write_elf(FILE *f, const char *symbol, const void *bytes, uint64_t s
 /* What one model.so is linked from: object files of code, and objects written
  * here defining each data symbol (those of size 0 are left out). */
 #define MAX_LINK_PARTS 8
+#define MAX_LINK_OBJECTS (MAX_LINK_PARTS / 2 * CG_MAX_PARTS)
 typedef struct LinkInput {
-    const char *obj[MAX_LINK_PARTS];
+    const char *obj[MAX_LINK_OBJECTS];
     int32_t nobj;
     CgLinkData data[MAX_LINK_PARTS];
     int32_t ndata;
@@ -251,7 +252,7 @@ static bool link_so(const LinkInput *in, const char *runtime, const char *out, c
     int fd = ir_temp_create(tmp);
     if (fd < 0) return snprintf(err, n, "cannot write '%s': %s", out, strerror(errno)), false;
     close(fd);
-    char *argv[MAX_ARGS + 16 + 2 * MAX_LINK_PARTS];
+    char *argv[MAX_ARGS + 16 + MAX_LINK_PARTS + MAX_LINK_OBJECTS];
     bool ok = link_argv(in, runtime, tmp, dobj, argv, ccbuf, err, n) &&
               run_captured(argv, err, n);
     for (int32_t i = 0; i < in->ndata; i++)
@@ -267,14 +268,12 @@ static bool link_so(const LinkInput *in, const char *runtime, const char *out, c
     return ok;
 }
 
-/* The object code, in a temporary file of $TMPDIR while the linker reads it. */
-static bool write_code(Cg *cg, char *obj, size_t len, char *err, size_t n)
+/* An object file in $TMPDIR while the linker reads it. */
+static bool write_code(LLVMMemoryBufferRef b, char *obj, size_t len, char *err, size_t n)
 {
     const char *dir = getenv("TMPDIR");
     if (snprintf(obj, len, "%s/cnnc-XXXXXX", dir && *dir ? dir : "/tmp") >= (int)len)
         return snprintf(err, n, "TMPDIR too long: '%s'", dir), false;
-    LLVMMemoryBufferRef b = cg_emit_memory(cg, LLVMObjectFile, err, n);
-    if (!b) return false;
     int fd = ir_temp_create(obj);
     bool ok = fd >= 0 && ir_write_all(fd, LLVMGetBufferStart(b), LLVMGetBufferSize(b));
     if (!ok) snprintf(err, n, "cannot write a temporary object file '%s': %s", obj,
@@ -282,8 +281,26 @@ static bool write_code(Cg *cg, char *obj, size_t len, char *err, size_t n)
     if (fd >= 0 && close(fd) != 0 && ok)
         ok = false, snprintf(err, n, "cannot write '%s': %s", obj, strerror(errno));
     if (!ok && fd >= 0) ir_temp_release(obj, true);
-    LLVMDisposeMemoryBuffer(b);
     return ok;
+}
+
+/* Each module's object code, in one or more objects (cg_emit_objects), written to
+ * temporary files: in->obj[] are their paths. */
+static bool write_modules(Cg *const *cgs, int32_t ncgs, LinkInput *in,
+                          char (*obj)[4096], char *err, size_t n)
+{
+    for (int32_t i = 0; i < ncgs; i++) {
+        LLVMMemoryBufferRef b[CG_MAX_PARTS];
+        int32_t nb = cg_emit_objects(cgs[i], b, err, n);
+        bool ok = nb > 0;
+        for (int32_t k = 0; k < nb; k++) {
+            ok = ok && write_code(b[k], obj[in->nobj], sizeof obj[in->nobj], err, n);
+            if (ok) in->obj[in->nobj] = obj[in->nobj], in->nobj++;
+            LLVMDisposeMemoryBuffer(b[k]);
+        }
+        if (!ok) return false;
+    }
+    return true;
 }
 
 bool cg_link_modules(Cg *const *cgs, int32_t ncgs, const CgLinkData *data, int32_t ndata,
@@ -303,14 +320,11 @@ bool cg_link_modules(Cg *const *cgs, int32_t ncgs, const CgLinkData *data, int32
         if (data[i].size > 0) in.data[in.ndata++] = data[i];
     if (in.ndata > 0 && !in.machine)
         return snprintf(err, n, "cannot embed weights for target '%s'", triple), false;
-    char obj[MAX_LINK_PARTS][4096];
-    bool ok = true;
-    for (; in.nobj < ncgs && ok; in.nobj++) {
-        ok = write_code(cgs[in.nobj], obj[in.nobj], sizeof obj[in.nobj], err, n);
-        in.obj[in.nobj] = obj[in.nobj];
-    }
-    if (!ok) in.nobj--;
+    char obj[MAX_LINK_OBJECTS][4096];
+    bool ok = write_modules(cgs, ncgs, &in, obj, err, n);
+    double t0 = cg_seconds();
     ok = ok && link_so(&in, runtime, out, err, n);
+    cgs[0]->times.link += cg_seconds() - t0;
     for (int32_t i = 0; i < in.nobj; i++)
         ir_temp_release(obj[i], true);
     return ok;

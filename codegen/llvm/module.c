@@ -2,10 +2,14 @@
  * node (through the emitters), the `run` function that calls them in node
  * order, the `cnnc_model` description (with its kernel table) the runtime
  * reads, and emission. */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <llvm-c/Analysis.h>
+#include <llvm-c/BitReader.h>
+#include <llvm-c/BitWriter.h>
 #include <llvm-c/IRReader.h>
 #include <llvm-c/Target.h>
 #include <llvm-c/Transforms/PassBuilder.h>
@@ -806,38 +810,65 @@ static void build_model(Cg *cg, LLVMValueRef run_fn, const KernelList *kl)
     LLVMSetAlignment(gv, 8);
 }
 
-static bool verify_and_optimize(Cg *cg, int opt)
+/* The optimization passes of level `opt`, after `prefix` (module passes, "" for none). */
+static void pass_pipeline(char *buf, size_t n, const char *prefix, int opt)
+{
+    snprintf(buf, n, "%sdefault<O%d>", prefix, opt < 0 ? 0 : opt > 3 ? 3 : opt);
+}
+
+static LLVMErrorRef run_passes(LLVMModuleRef m, LLVMTargetMachineRef tm, const char *passes,
+                               int opt)
+{
+    LLVMPassBuilderOptionsRef po = LLVMCreatePassBuilderOptions();
+    LLVMPassBuilderOptionsSetLoopVectorization(po, opt >= 2);
+    LLVMPassBuilderOptionsSetSLPVectorization(po, opt >= 2);
+    LLVMErrorRef e = LLVMRunPasses(m, passes, tm, po);
+    LLVMDisposePassBuilderOptions(po);
+    return e;
+}
+
+static void verify(Cg *cg)
 {
     char *msg = NULL;
     if (LLVMVerifyModule(cg->mod, LLVMReturnStatusAction, &msg))
         ICE("generated module is invalid: %s", msg);
     LLVMDisposeMessage(msg);
-    char passes[32];
-    snprintf(passes, sizeof passes, "default<O%d>", opt < 0 ? 0 : opt > 3 ? 3 : opt);
-    LLVMPassBuilderOptionsRef po = LLVMCreatePassBuilderOptions();
-    LLVMPassBuilderOptionsSetLoopVectorization(po, opt >= 2);
-    LLVMPassBuilderOptionsSetSLPVectorization(po, opt >= 2);
-    LLVMErrorRef e = LLVMRunPasses(cg->mod, passes, cg->tm, po);
-    LLVMDisposePassBuilderOptions(po);
+}
+
+/* The module is optimized once, when first emitted or printed: cnnc -o optimizes it in
+ * parts instead (cg_emit_objects), each part by a thread of its own. */
+static bool optimize(Cg *cg, char *err, size_t n)
+{
+    if (cg->optimized) return true;
+    double t0 = cg_seconds();
+    char passes[64];
+    pass_pipeline(passes, sizeof passes, "", cg->opt_level);
+    LLVMErrorRef e = run_passes(cg->mod, cg->tm, passes, cg->opt_level);
     if (e) {
         char *m = LLVMGetErrorMessage(e);
-        ir_error(cg->diag, (SrcLoc){0}, "LLVM optimization failed: %s", m);
+        snprintf(err, n, "LLVM optimization failed: %s", m);
         LLVMDisposeErrorMessage(m);
         return false;
     }
+    cg->optimized = true;
+    cg->times.optimize += cg_seconds() - t0;
     return true;
 }
 
 bool cg_lower(Cg *cg, const Graph *g, const CgTarget *t, Diag *d)
 {
+    double t0 = cg_seconds();
     if (!init_cg(cg, g, t, d)) return false;
+    cg->opt_level = t ? t->opt_level : 2;
     LLVMValueRef run_fn;
     KernelList kl = {0};
     bool ok = build_run(cg, &run_fn, &kl);
     if (ok) build_model(cg, run_fn, &kl);
     free(kl.node);
     free(kl.items);
-    return ok && verify_and_optimize(cg, t ? t->opt_level : 2);
+    if (ok) verify(cg);
+    cg->times.lower += cg_seconds() - t0;
+    return ok;
 }
 
 void cg_free(Cg *cg)
@@ -857,6 +888,8 @@ void cg_free(Cg *cg)
  * Memory, not a file: LLVM ends the process on a failed write to a file of its own. */
 LLVMMemoryBufferRef cg_emit_memory(Cg *cg, LLVMCodeGenFileType kind, char *err, size_t n)
 {
+    if (!optimize(cg, err, n)) return NULL;
+    double t0 = cg_seconds();
     char *msg = NULL;
     LLVMMemoryBufferRef buf = NULL;
     LLVMModuleRef copy = LLVMCloneModule(cg->mod);
@@ -866,6 +899,7 @@ LLVMMemoryBufferRef cg_emit_memory(Cg *cg, LLVMCodeGenFileType kind, char *err, 
         LLVMDisposeMemoryBuffer(buf);
         bad = true;
     }
+    cg->times.codegen += cg_seconds() - t0;
     if (bad) {
         snprintf(err, n, "code generation failed: %s", msg ? msg : cg->llvm_error);
         LLVMDisposeMessage(msg);
@@ -875,7 +909,222 @@ LLVMMemoryBufferRef cg_emit_memory(Cg *cg, LLVMCodeGenFileType kind, char *err, 
     return buf;
 }
 
+/* ---- optimization and code generation in parts, across threads ----------- */
+
+/* A part is a copy of the module in which only the functions it owns keep their bodies
+ * (the others become declarations): each is optimized and compiled to an object of its
+ * own, in a context of its own, so the parts go on in parallel, and the linker joins the
+ * objects. Functions are dealt to parts by a fixed rule (largest first, to the part with
+ * the fewest instructions so far; `run` and the data to part 0), so the objects are the
+ * same whatever the number of threads. Kernels get hidden, global names (prefixed with
+ * the model's name: the three models of a training model.so link together) for `run`
+ * to reach them from another object. */
+
+/* Instructions per part below which splitting costs more than it saves. */
+#define PART_MIN_INSTRUCTIONS 4000
+
+typedef struct Part {
+    const char *bitcode;
+    size_t bitcode_len;
+    const uint8_t *owner; /* part of each function, in the module's order */
+    int32_t index, nfns, opt;
+    LLVMTargetMachineRef tm;
+    LLVMMemoryBufferRef obj;
+    char error[CG_ERROR_LEN]; /* also the context's first diagnostic */
+    double optimize, codegen;
+} Part;
+
+static void part_fail(Part *p, const char *what, char *msg)
+{
+    if (!p->error[0]) snprintf(p->error, sizeof p->error, "%s: %s", what, msg ? msg : "");
+}
+
+static void *part_run(void *arg)
+{
+    Part *p = arg;
+    double t0 = cg_seconds();
+    LLVMContextRef ctx = LLVMContextCreate();
+    LLVMContextSetDiagnosticHandler(ctx, on_llvm_diag, p->error);
+    LLVMMemoryBufferRef mb =
+        LLVMCreateMemoryBufferWithMemoryRange(p->bitcode, p->bitcode_len, "part", 0);
+    LLVMModuleRef m;
+    if (LLVMParseBitcodeInContext2(ctx, mb, &m)) {
+        part_fail(p, "reading a part of the module", NULL);
+        LLVMDisposeMemoryBuffer(mb);
+        LLVMContextDispose(ctx);
+        return NULL;
+    }
+    LLVMDisposeMemoryBuffer(mb);
+    int32_t i = 0;
+    for (LLVMValueRef f = LLVMGetFirstFunction(m); f; f = LLVMGetNextFunction(f), i++)
+        if (!LLVMIsDeclaration(f) && (i >= p->nfns || p->owner[i] != p->index))
+            LLVMSetLinkage(f, LLVMAvailableExternallyLinkage);
+    if (p->index != 0) /* the data is part 0's */
+        for (LLVMValueRef g = LLVMGetFirstGlobal(m); g; g = LLVMGetNextGlobal(g))
+            if (!LLVMIsDeclaration(g) && LLVMGetLinkage(g) == LLVMExternalLinkage)
+                LLVMSetLinkage(g, LLVMAvailableExternallyLinkage);
+    char passes[96];
+    pass_pipeline(passes, sizeof passes, "elim-avail-extern,globaldce,", p->opt);
+    LLVMErrorRef e = run_passes(m, p->tm, passes, p->opt);
+    if (e) {
+        char *msg = LLVMGetErrorMessage(e);
+        part_fail(p, "LLVM optimization failed", msg);
+        LLVMDisposeErrorMessage(msg);
+    }
+    double t1 = cg_seconds();
+    char *msg = NULL;
+    if (!e && LLVMTargetMachineEmitToMemoryBuffer(p->tm, m, LLVMObjectFile, &msg, &p->obj)) {
+        part_fail(p, "code generation failed", msg);
+        p->obj = NULL;
+    }
+    LLVMDisposeMessage(msg);
+    if (p->error[0] && p->obj) {
+        LLVMDisposeMemoryBuffer(p->obj);
+        p->obj = NULL;
+    }
+    LLVMDisposeModule(m);
+    LLVMContextDispose(ctx);
+    p->optimize = t1 - t0;
+    p->codegen = cg_seconds() - t1;
+    return NULL;
+}
+
+static int64_t instructions(LLVMValueRef f)
+{
+    int64_t n = 0;
+    for (LLVMBasicBlockRef bb = LLVMGetFirstBasicBlock(f); bb; bb = LLVMGetNextBasicBlock(bb))
+        for (LLVMValueRef in = LLVMGetFirstInstruction(bb); in; in = LLVMGetNextInstruction(in))
+            n++;
+    return n;
+}
+
+/* Deals the module's defined functions to at most CG_MAX_PARTS parts (owner[i], in module
+ * order); returns the number of parts. */
+static int32_t partition(Cg *cg, uint8_t *owner, int32_t nfns, LLVMValueRef run_fn)
+{
+    int64_t *cost = ir_xcalloc((size_t)nfns + 1, sizeof *cost), total = 0;
+    int32_t i = 0;
+    for (LLVMValueRef f = LLVMGetFirstFunction(cg->mod); f; f = LLVMGetNextFunction(f), i++)
+        total += cost[i] = instructions(f);
+    int32_t parts = (int32_t)(total / PART_MIN_INSTRUCTIONS);
+    parts = parts < 1 ? 1 : parts > CG_MAX_PARTS ? CG_MAX_PARTS : parts;
+    int64_t load[CG_MAX_PARTS] = {0};
+    bool *done = ir_xcalloc((size_t)nfns + 1, sizeof *done);
+    i = 0;
+    for (LLVMValueRef f = LLVMGetFirstFunction(cg->mod); f; f = LLVMGetNextFunction(f), i++)
+        if (f == run_fn || !cost[i]) owner[i] = 0, load[0] += cost[i], done[i] = true;
+    for (;;) {
+        int32_t big = -1, least = 0;
+        for (i = 0; i < nfns; i++)
+            if (!done[i] && (big < 0 || cost[i] > cost[big])) big = i;
+        if (big < 0) break;
+        for (int32_t k = 1; k < parts; k++)
+            if (load[k] < load[least]) least = k;
+        owner[big] = (uint8_t)least;
+        load[least] += cost[big];
+        done[big] = true;
+    }
+    free(done);
+    free(cost);
+    return parts;
+}
+
+/* The bitcode the parts start from: the module with every kernel hidden and global. */
+static LLVMMemoryBufferRef part_bitcode(Cg *cg)
+{
+    LLVMModuleRef m = LLVMCloneModule(cg->mod);
+    for (LLVMValueRef f = LLVMGetFirstFunction(m); f; f = LLVMGetNextFunction(f)) {
+        if (LLVMIsDeclaration(f) || LLVMGetLinkage(f) != LLVMInternalLinkage) continue;
+        size_t len;
+        const char *name = LLVMGetValueName2(f, &len);
+        char *global = ir_xmalloc(len + 64);
+        snprintf(global, len + 64, "cnnc_%s%s%.*s", cg->name, cg->name[0] ? "_" : "", (int)len,
+                 name);
+        LLVMSetValueName2(f, global, strlen(global));
+        free(global);
+        LLVMSetLinkage(f, LLVMExternalLinkage);
+        LLVMSetVisibility(f, LLVMHiddenVisibility);
+    }
+    LLVMMemoryBufferRef b = LLVMWriteBitcodeToMemoryBuffer(m);
+    LLVMDisposeModule(m);
+    return b;
+}
+
+int32_t cg_emit_objects(Cg *cg, LLVMMemoryBufferRef *objs, char *err, size_t n)
+{
+    int32_t nfns = 0;
+    LLVMValueRef run_fn = LLVMGetNamedFunction(cg->mod, "run");
+    for (LLVMValueRef f = LLVMGetFirstFunction(cg->mod); f; f = LLVMGetNextFunction(f))
+        nfns++;
+    uint8_t *owner = ir_xcalloc((size_t)nfns + 1, 1);
+    int32_t nparts = cg->optimized || !run_fn ? 1 : partition(cg, owner, nfns, run_fn);
+    if (nparts == 1) {
+        free(owner);
+        objs[0] = cg_emit_memory(cg, LLVMObjectFile, err, n);
+        return objs[0] ? 1 : 0;
+    }
+    double t0 = cg_seconds();
+    LLVMMemoryBufferRef bc = part_bitcode(cg);
+    Part parts[CG_MAX_PARTS];
+    LLVMTargetRef target = LLVMGetTargetMachineTarget(cg->tm);
+    char *triple = LLVMGetTargetMachineTriple(cg->tm), *cpu = LLVMGetTargetMachineCPU(cg->tm);
+    char *features = LLVMGetTargetMachineFeatureString(cg->tm);
+    int opt = cg->opt_level;
+    LLVMCodeGenOptLevel lv = opt <= 0   ? LLVMCodeGenLevelNone
+                             : opt == 1 ? LLVMCodeGenLevelLess
+                             : opt == 2 ? LLVMCodeGenLevelDefault
+                                        : LLVMCodeGenLevelAggressive;
+    for (int32_t p = 0; p < nparts; p++) {
+        parts[p] = (Part){.bitcode = LLVMGetBufferStart(bc), .bitcode_len = LLVMGetBufferSize(bc),
+                          .owner = owner, .index = p, .nfns = nfns, .opt = opt};
+        parts[p].tm = LLVMCreateTargetMachine(target, triple, cpu, features, lv, LLVMRelocPIC,
+                                              LLVMCodeModelDefault);
+    }
+    LLVMDisposeMessage(triple);
+    LLVMDisposeMessage(cpu);
+    LLVMDisposeMessage(features);
+    /* The calling thread takes part 0; threads as many as the cores (or as
+     * $CNNC_COMPILE_THREADS says), less that one. */
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    const char *env = getenv("CNNC_COMPILE_THREADS");
+    if (env && *env) cores = strtol(env, NULL, 10);
+    int32_t nthreads = cores < 1 ? 1 : cores > nparts ? nparts : (int32_t)cores;
+    pthread_t tid[CG_MAX_PARTS];
+    bool started[CG_MAX_PARTS] = {0};
+    for (int32_t p = 1; p < nparts; p++)
+        started[p] = p < nthreads && pthread_create(&tid[p], NULL, part_run, &parts[p]) == 0;
+    part_run(&parts[0]);
+    for (int32_t p = 1; p < nparts; p++)
+        if (!started[p]) part_run(&parts[p]);
+    for (int32_t p = 1; p < nparts; p++)
+        if (started[p]) pthread_join(tid[p], NULL);
+    int32_t ok = nparts;
+    double slowest = 0, opt_time = 0, cg_time = 0;
+    for (int32_t p = 0; p < nparts; p++) {
+        objs[p] = parts[p].obj;
+        if (!parts[p].obj && ok) snprintf(err, n, "%s", parts[p].error), ok = 0;
+        if (parts[p].optimize + parts[p].codegen > slowest) {
+            slowest = parts[p].optimize + parts[p].codegen;
+            opt_time = parts[p].optimize;
+            cg_time = parts[p].codegen;
+        }
+        LLVMDisposeTargetMachine(parts[p].tm);
+    }
+    double wall = cg_seconds() - t0;
+    /* The wall time of the parts, split as the slowest part's was. */
+    cg->times.optimize += slowest > 0 ? wall * opt_time / slowest : 0;
+    cg->times.codegen += slowest > 0 ? wall * cg_time / slowest : wall;
+    LLVMDisposeMemoryBuffer(bc);
+    free(owner);
+    if (!ok)
+        for (int32_t p = 0; p < nparts; p++)
+            if (objs[p]) LLVMDisposeMemoryBuffer(objs[p]), objs[p] = NULL;
+    return ok;
+}
+
 char *cg_print_ir(Cg *cg)
 {
+    char err[CG_ERROR_LEN];
+    if (!optimize(cg, err, sizeof err)) ICE("%s", err);
     return LLVMPrintModuleToString(cg->mod);
 }
