@@ -186,7 +186,33 @@ static LLVMValueRef in_range(Cg *cg, LLVMValueRef v, int64_t hi)
     return LLVMBuildICmp(cg->b, LLVMIntULT, v, cg_i64(cg, hi), "");
 }
 
-/* V[p][tl][cb·b ..] for input block cb of tile tl of the item. */
+/* if (cond) { then } else { other }: the builder goes to `then`; *other and
+ * the returned join block are for the caller to fill and continue in. */
+static LLVMBasicBlockRef if_else(Cg *cg, LLVMValueRef cond, LLVMBasicBlockRef *other)
+{
+    LLVMValueRef fn = LLVMGetBasicBlockParent(LLVMGetInsertBlock(cg->b));
+    LLVMBasicBlockRef then = LLVMAppendBasicBlockInContext(cg->ctx, fn, "inner");
+    *other = LLVMAppendBasicBlockInContext(cg->ctx, fn, "edge");
+    LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(cg->ctx, fn, "join");
+    LLVMBuildCondBr(cg->b, cond, then, *other);
+    LLVMPositionBuilderAtEnd(cg->b, then);
+    return join;
+}
+
+/* Bᵀ d B of input tile d into V[p][tl][cb·b ..]. */
+static void store_v(Wino *k, LLVMValueRef tl, LLVMValueRef cb, LLVMValueRef *d)
+{
+    Cg *cg = k->cg;
+    LLVMValueRef v[WG_P];
+    transform2d(cg, &BT[0][0], WG_A, WG_A, d, v);
+    LLVMValueRef base = iadd(cg, imul(cg, tl, k->C), imul(cg, cb, k->b));
+    for (int p = 0; p < WG_P; p++)
+        cg_store(cg, v[p], at(cg, k->vbuf, iaddc(cg, base, p * k->MT * k->C)));
+}
+
+/* V[p][tl][cb·b ..] for input block cb of tile tl of the item. A tile whose 6×6
+ * inputs all lie inside the plane loads them as they are; one at an edge (or
+ * past the last tile) reads zeros outside, through clamped addresses. */
 static void input_tile(Wino *k, LLVMValueRef tl, LLVMValueRef cb)
 {
     Cg *cg = k->cg;
@@ -195,6 +221,22 @@ static void input_tile(Wino *k, LLVMValueRef tl, LLVMValueRef cb)
     LLVMValueRef ih0 = iaddc(cg, imul(cg, th, WG_M), -k->pt);
     LLVMValueRef iw0 = iaddc(cg, imul(cg, tw, WG_M), -k->pl);
     LLVMValueRef plane = iadd(cg, imul(cg, nb, k->xs), imul(cg, cb, k->H * k->W * k->b));
+    LLVMValueRef d[WG_P];
+    LLVMBasicBlockRef edge = NULL, join = NULL;
+    if (k->H >= WG_A && k->W >= WG_A) {
+        LLVMValueRef inside = LLVMBuildAnd(cg->b, in_range(cg, ih0, k->H - WG_A + 1),
+                                           in_range(cg, iw0, k->W - WG_A + 1), "");
+        join = if_else(cg, inside, &edge);
+        LLVMValueRef p0 = iadd(cg, plane, imul(cg, iadd(cg, imul(cg, ih0, k->W), iw0), k->b));
+        LLVMValueRef xp = at(cg, k->x, p0);
+        for (int i = 0; i < WG_A; i++)
+            for (int j = 0; j < WG_A; j++)
+                d[i * WG_A + j] =
+                    cg_load(cg, at(cg, xp, cg_i64(cg, (i * k->W + j) * k->b)), (int32_t)k->b);
+        store_v(k, tl, cb, d);
+        LLVMBuildBr(cg->b, join);
+        LLVMPositionBuilderAtEnd(cg->b, edge);
+    }
     LLVMValueRef zero = cg_i64(cg, 0);
     LLVMValueRef zv = LLVMConstNull(LLVMVectorType(cg->t_f32, (unsigned)k->b));
     LLVMValueRef rok[WG_A], cok[WG_A], ri[WG_A], ci[WG_A];
@@ -205,7 +247,6 @@ static void input_tile(Wino *k, LLVMValueRef tl, LLVMValueRef cb)
         ri[i] = LLVMBuildSelect(cg->b, rok[i], ih, zero, "");
         ci[i] = LLVMBuildSelect(cg->b, cok[i], iw, zero, "");
     }
-    LLVMValueRef d[WG_P], v[WG_P];
     for (int i = 0; i < WG_A; i++)
         for (int j = 0; j < WG_A; j++) {
             LLVMValueRef pix = iadd(cg, imul(cg, ri[i], k->W), ci[j]);
@@ -214,10 +255,11 @@ static void input_tile(Wino *k, LLVMValueRef tl, LLVMValueRef cb)
             LLVMValueRef ok = LLVMBuildAnd(cg->b, rok[i], cok[j], "");
             d[i * WG_A + j] = LLVMBuildSelect(cg->b, ok, x, zv, "");
         }
-    transform2d(cg, &BT[0][0], WG_A, WG_A, d, v);
-    LLVMValueRef base = iadd(cg, imul(cg, tl, k->C), imul(cg, cb, k->b));
-    for (int p = 0; p < WG_P; p++)
-        cg_store(cg, v[p], at(cg, k->vbuf, iaddc(cg, base, p * k->MT * k->C)));
+    store_v(k, tl, cb, d);
+    if (join) {
+        LLVMBuildBr(cg->b, join);
+        LLVMPositionBuilderAtEnd(cg->b, join);
+    }
 }
 
 /* Loads of the GEMM stay where they are emitted (see conv.c's load_pinned):
@@ -285,22 +327,35 @@ static void output_tile(Wino *k, LLVMValueRef kc, LLVMValueRef tl, int64_t j)
     LLVMValueRef oh0 = imul(cg, th, WG_M), ow0 = imul(cg, tw, WG_M);
     LLVMValueRef pl = imul(cg, blk, k->OH * k->OW);
     LLVMValueRef oo = imul(cg, nb, k->os), ro = k->res ? imul(cg, nb, k->rs) : NULL;
-    for (int r = 0; r < WG_M; r++) {
-        LLVMValueRef oh = iaddc(cg, oh0, r);
-        LLVMValueRef rowok = LLVMBuildICmp(cg->b, LLVMIntSLT, oh, cg_i64(cg, k->OH), "");
-        for (int s = 0; s < WG_M; s++) {
-            LLVMValueRef ow = iaddc(cg, ow0, s);
-            LLVMValueRef ok = LLVMBuildAnd(
-                cg->b, rowok, LLVMBuildICmp(cg->b, LLVMIntSLT, ow, cg_i64(cg, k->OW), ""), "");
-            LLVMBasicBlockRef join = cg_if_begin(cg, ok);
-            LLVMValueRef pix = imul(cg, iadd(cg, iadd(cg, pl, imul(cg, oh, k->OW)), ow), k->b);
-            LLVMValueRef rv = NULL;
-            if (k->res)
-                rv = cg_load(cg, at(cg, k->res, iadd(cg, ro, pix)), (int32_t)k->b);
-            LLVMValueRef v = cg_epilogue(cg, &k->a->epi, y[r * WG_M + s], rv);
-            cg_store(cg, v, at(cg, k->out, iadd(cg, oo, pix)));
-            cg_if_end(cg, join);
+    /* A whole tile inside the plane stores all 16 pixels; one at the edge tests each. */
+    LLVMValueRef whole = LLVMBuildAnd(
+        cg->b, LLVMBuildICmp(cg->b, LLVMIntSLE, oh0, cg_i64(cg, k->OH - WG_M), ""),
+        LLVMBuildICmp(cg->b, LLVMIntSLE, ow0, cg_i64(cg, k->OW - WG_M), ""), "");
+    LLVMBasicBlockRef edge, join = if_else(cg, whole, &edge);
+    for (int pass = 0; pass < 2; pass++) {
+        for (int r = 0; r < WG_M; r++) {
+            LLVMValueRef oh = iaddc(cg, oh0, r);
+            LLVMValueRef rowok = LLVMBuildICmp(cg->b, LLVMIntSLT, oh, cg_i64(cg, k->OH), "");
+            for (int s = 0; s < WG_M; s++) {
+                LLVMValueRef ow = iaddc(cg, ow0, s), ok = NULL;
+                LLVMBasicBlockRef pj = NULL;
+                if (pass) {
+                    ok = LLVMBuildICmp(cg->b, LLVMIntSLT, ow, cg_i64(cg, k->OW), "");
+                    pj = cg_if_begin(cg, LLVMBuildAnd(cg->b, rowok, ok, ""));
+                }
+                LLVMValueRef pix =
+                    imul(cg, iadd(cg, iadd(cg, pl, imul(cg, oh, k->OW)), ow), k->b);
+                LLVMValueRef rv = NULL;
+                if (k->res)
+                    rv = cg_load(cg, at(cg, k->res, iadd(cg, ro, pix)), (int32_t)k->b);
+                LLVMValueRef v = cg_epilogue(cg, &k->a->epi, y[r * WG_M + s], rv);
+                cg_store(cg, v, at(cg, k->out, iadd(cg, oo, pix)));
+                if (pass)
+                    cg_if_end(cg, pj);
+            }
         }
+        LLVMBuildBr(cg->b, join);
+        LLVMPositionBuilderAtEnd(cg->b, pass ? join : edge);
     }
 }
 
