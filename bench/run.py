@@ -34,15 +34,18 @@ sum of all tensors; a compile-time table; the rows against the targets; "where t
 goes" (the slowest kernels of ResNet-50, batch 1, 2 threads, from `cnnrun --profile`); the
 GPU section (bench/gpu.py) and any other section that was there, as it was.
 
-Measured rows go to --state (a JSON file) as they come, so an interrupted run continues
-where it stopped when started again with the same cnnc and settings (--fresh starts
-over). The expected duration is printed first and the time left after each row.
+Measured rows go to --state (a JSON file, default BUILD/bench-state.json) as they come, so
+an interrupted run continues where it stopped when started again with the same cnnc,
+cnnrun and settings (--fresh starts over); the table is written from every row of the
+state that --models, --batches and --threads choose. The expected duration is printed
+first (--estimate: only that), the time left after each row. Every compile of the run
+caches into a temporary $XDG_CACHE_HOME, not the user's.
 
     /usr/bin/python3 bench/run.py [--build=build] [--models=resnet50,mobilenet_v2]
                                   [--batches=1,8] [--threads=1,2] [--runs=20] [--budget=10]
                                   [--profile-only | --merge] [--gpu | --gpu-only]
-                                  [--peer-python=.venv-bench/bin/python] [--state=FILE]
-                                  [--fresh] [--out=bench/RESULTS.md]
+                                  [--peer-python=.venv-bench/bin/python] [--tol=1e-3]
+                                  [--state=FILE] [--fresh] [--estimate] [--out=bench/RESULTS.md]
                                   [--gpu-models=...] [--gpu-batches=1,32]
                                   [--gpu-math=tf32,f32] [--gpu-runs=100]
 
@@ -571,11 +574,6 @@ def sections(path):
     starts = [m.start() for m in re.finditer(r"^## ", text, re.M)]
     return [(text[s:text.find("\n", s)], text[s:e].rstrip("\n") + "\n")
             for s, e in zip(starts, starts[1:] + [len(text)])]
-
-
-def read_section(path, title):
-    """The section headed `title` of the file at `path`, or None."""
-    return next((s for t, s in sections(path) if t.startswith(title)), None)
 
 
 def merge_section(path, section, title=PROFILE_TITLE):
