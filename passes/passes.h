@@ -53,7 +53,7 @@ bool pass_plan_memory(Graph *g, const PassOptions *opt, Diag *d);  /* arena offs
  * output tiles (over the whole batch) of a conv of C input and O output channels in
  * blocks of b, with nregs vector registers and at most max_acc accumulators: oct output
  * blocks per chunk, T tiles per register tile, runs of MT tiles, KG groups of chunks;
- * runs·KG work items, each with V[36][MT][C] and M[36][MT][oct·b] on its stack
+ * runs·KG work items, each with V[36][MT][C] and M[36][MT][oct·b] in its scratch
  * (WINO_SCRATCH_BYTES, or two register tiles of channels past it). */
 typedef struct WinoSplit {
     int64_t oct, T, MT, runs, KG;

@@ -13,7 +13,7 @@
  * A work item is (batch item, a run of MT tiles of the row-major tile grid).
  * It transforms the input tiles of the run into V[36][MT][C] (vector
  * arithmetic on the b channels of a block: Bᵀ d B is adds and multiplies by
- * constants on vectors), a stack buffer that stays in L2; then per chunk of
+ * constants on vectors), a heap buffer that stays in L2; then per chunk of
  * output blocks, for each point a GEMM M[p][MT][oct·b] = V[p] × U[kc][p] with
  * the direct convolution's register tile (broadcast one V value, FMA it with
  * oct weight vectors, T tiles × oct vectors of accumulators), and the output
@@ -361,6 +361,33 @@ static void output_tile(Wino *k, LLVMValueRef kc, LLVMValueRef tl, int64_t j)
 
 /* ---- the kernel -------------------------------------------------------- */
 
+/* A C library function the kernel calls, declared once per module. */
+static LLVMValueRef libc_fn(Cg *cg, const char *name, LLVMTypeRef ret, LLVMTypeRef *params,
+                            unsigned n, LLVMTypeRef *ty)
+{
+    *ty = LLVMFunctionType(ret, params, n, 0);
+    LLVMValueRef f = LLVMGetNamedFunction(cg->mod, name);
+    return f ? f : LLVMAddFunction(cg->mod, name, *ty);
+}
+
+/* `floats` of 64-byte-aligned scratch from the heap, for one call of the kernel
+ * (on a thread's stack, up to 2 MB of it could overflow the stacks that threads
+ * get by default where the stack limit is unlimited). No memory: a trap, as
+ * results cannot be given. */
+static LLVMValueRef scratch_alloc(Cg *cg, int64_t floats)
+{
+    LLVMTypeRef ty, pi[2] = {cg->t_i64, cg->t_i64};
+    LLVMValueRef f = libc_fn(cg, "aligned_alloc", cg->t_ptr, pi, 2, &ty);
+    LLVMValueRef args[2] = {cg_i64(cg, 64), cg_i64(cg, (floats * 4 + 63) / 64 * 64)};
+    LLVMValueRef p = LLVMBuildCall2(cg->b, ty, f, args, 2, "scratch");
+    LLVMBasicBlockRef join = cg_if_begin(cg, LLVMBuildIsNull(cg->b, p, ""));
+    LLVMTypeRef tty;
+    LLVMValueRef trap = libc_fn(cg, "llvm.trap", cg->t_void, NULL, 0, &tty);
+    LLVMBuildCall2(cg->b, tty, trap, NULL, 0, "");
+    cg_if_end(cg, join);
+    return p;
+}
+
 static void wino_init(Wino *k, Cg *cg, int32_t id)
 {
     const Graph *g = cg->g;
@@ -423,12 +450,9 @@ CgKernel cg_emit_conv2d_winograd(Cg *cg, int32_t node)
     k.x = cg_arg_ptr(cg, 1);
     k.res = k.a->epi.residual ? cg_arg_ptr(cg, k.n->ninputs) : NULL;
     int64_t ob = k.oct * k.b;
-    LLVMTypeRef vt = LLVMArrayType(cg->t_f32, (unsigned)(WG_P * k.MT * k.C));
-    LLVMTypeRef mt = LLVMArrayType(cg->t_f32, (unsigned)(WG_P * k.MT * ob));
-    k.vbuf = cg_var(cg, vt, "V");
-    k.mbuf = cg_var(cg, mt, "M");
-    LLVMSetAlignment(k.vbuf, 64);
-    LLVMSetAlignment(k.mbuf, 64);
+    LLVMValueRef scratch = scratch_alloc(cg, WG_P * k.MT * (k.C + ob));
+    k.vbuf = scratch;
+    k.mbuf = at(cg, scratch, cg_i64(cg, WG_P * k.MT * k.C));
 
     CgAccLoop li, lt, lc, lk, lp, lb;
     cg_acc_loop_begin(cg, &li, cg->begin, cg->end, NULL, 0);
@@ -456,6 +480,9 @@ CgKernel cg_emit_conv2d_winograd(Cg *cg, int32_t node)
     cg_acc_loop_end(cg, &lt, NULL);
     cg_acc_loop_end(cg, &lk, NULL);
     cg_acc_loop_end(cg, &li, NULL);
+    LLVMTypeRef fty;
+    LLVMValueRef fr = libc_fn(cg, "free", cg->t_void, &cg->t_ptr, 1, &fty);
+    LLVMBuildCall2(cg->b, fty, fr, &scratch, 1, "");
     cg_kernel_end(cg);
     return (CgKernel){fn, k.runs * k.KG};
 }
