@@ -94,7 +94,8 @@ static const char usage[] =
     "                      driver (libcuda.so.1) where it runs\n"
     "  --gpu-arch=sm_XX    CUDA architecture, sm_70 .. sm_120 (default sm_80)\n"
     "  --gpu-math=tf32|f32 conv2d/dense on TF32 tensor cores (default) or in plain f32\n"
-    "  -O0 .. -O3          LLVM optimization level (default -O2); the passes always run\n"
+    "  -O0 .. -O3          LLVM optimization level (default -O2: the passes vector code\n"
+    "                      needs; -O3: LLVM's whole pipeline); the graph passes always run\n"
     "  --cpu=NAME          target CPU (default: this machine's), e.g. x86-64-v3\n"
     "  --features=+F,-G    target features added to the CPU's, e.g. +avx2,+fma\n"
     "  --conv-algo=A       3×3 stride-1 conv2d: auto (default), direct or winograd\n"
@@ -114,7 +115,8 @@ static const char usage[] =
     "  --max-source=BYTES  bytes of one source file (16M, at most 1G)\n"
     "  --no-cache          compile even when the compile cache holds this model.so, and\n"
     "                      leave it out of the cache ($XDG_CACHE_HOME/cnnc, cnnc(1))\n"
-    "  -v                  say on standard error what the compiler does\n"
+    "  -v                  say on standard error what the compiler does, and the time\n"
+    "                      of each phase\n"
     "  --help, --version\n";
 
 /* The rest of --help, a literal of its own (see CliParser.usage_more). */
