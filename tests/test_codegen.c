@@ -121,7 +121,9 @@ static const Case cases[] = {
      "  g = relu(conv2d(f, 58, kernel=1) as c2 + f)\n"
      "  h = conv2d(g, 58, kernel=3, pad=1, groups=58) as dw2\n"
      "  k = conv2d(h, 24, kernel=3, pad=1, groups=2) as grouped\n"
-     "  return a, b, c, d, g, k\n"
+     "  s = channel_shuffle(conv2d(x, 32, kernel=1) as c3, 2)\n"
+     "  t = s + conv2d(x, 32, kernel=1) as c4\n"
+     "  return a, b, c, d, g, k, t\n"
      "}\n"},
 };
 #define NCASES ((int)(sizeof cases / sizeof cases[0]))
