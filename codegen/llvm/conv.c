@@ -63,6 +63,11 @@ static void conv_init(Conv *k, Cg *cg, int32_t id)
     k->os = cg_item_stride(cg, id);
     if (a->epi.residual)
         k->rs = cg_item_stride(cg, n->inputs[ir_residual_input(n)]);
+    /* With one item the strides between items multiply zero: leaving them out makes
+     * the kernels of equal shapes inside concat buffers of different sizes (DenseNet)
+     * the same code, generated once. */
+    if (k->N == 1)
+        k->xs = k->os = k->rs = 0;
     k->all_rows = k->pt == 0 && (k->OH - 1) * k->sh + (k->KH - 1) * k->dh <= k->H - 1;
 }
 
