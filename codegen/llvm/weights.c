@@ -48,6 +48,21 @@ const char *cg_symbol(const Cg *cg, const char *base, char *buf, size_t n)
     return buf;
 }
 
+/* Grows the blob to hold `need` bytes, keeping its start 64-byte aligned (the code
+ * loads weights with aligned vector moves). */
+static void blob_reserve(CgBlob *b, int64_t need)
+{
+    if (need <= b->cap) return;
+    int64_t cap = b->cap ? b->cap : 1 << 20;
+    while (cap < need) cap *= 2;
+    size_t shift = b->raw ? (size_t)(b->data - b->raw) : 0;
+    b->raw = ir_xrealloc(b->raw, (size_t)cap + BLOB_ALIGN);
+    char *data = (char *)(((uintptr_t)b->raw + BLOB_ALIGN - 1) & ~(uintptr_t)(BLOB_ALIGN - 1));
+    if ((size_t)(data - b->raw) != shift) memmove(data, b->raw + shift, (size_t)b->size);
+    b->data = data;
+    b->cap = cap;
+}
+
 /* The external, 64-byte-aligned byte array every weight pointer is based on.
  * Default visibility in the module, so position-independent code reaches it
  * through the GOT wherever the JIT puts it; model.so defines it hidden, and
@@ -62,22 +77,14 @@ static LLVMValueRef weights_symbol(Cg *cg)
     LLVMSetAlignment(cg->weights_sym, BLOB_ALIGN);
     cg->blob = ir_xcalloc(1, sizeof *cg->blob);
     cg->blob->refs = 1;
+    /* Room for every parameter once, packed or not, so that hundreds of MB are not moved
+     * each time the blob doubles (a layout that pads its weights may still grow it). */
+    int64_t bytes = 0;
+    for (int32_t i = 0; i < cg->g->nnodes; i++)
+        if (cg->g->nodes[i].op == OP_PARAM && cg->g->nodes[i].data)
+            bytes += ir_numel(&cg->g->nodes[i].type) * (int64_t)sizeof(float) + BLOB_ALIGN;
+    blob_reserve(cg->blob, bytes);
     return cg->weights_sym;
-}
-
-/* Grows the blob to hold `need` bytes, keeping its start 64-byte aligned (the code
- * loads weights with aligned vector moves). */
-static void blob_reserve(CgBlob *b, int64_t need)
-{
-    if (need <= b->cap) return;
-    int64_t cap = b->cap ? b->cap : 1 << 20;
-    while (cap < need) cap *= 2;
-    size_t shift = b->raw ? (size_t)(b->data - b->raw) : 0;
-    b->raw = ir_xrealloc(b->raw, (size_t)cap + BLOB_ALIGN);
-    char *data = (char *)(((uintptr_t)b->raw + BLOB_ALIGN - 1) & ~(uintptr_t)(BLOB_ALIGN - 1));
-    if ((size_t)(data - b->raw) != shift) memmove(data, b->raw + shift, (size_t)b->size);
-    b->data = data;
-    b->cap = cap;
 }
 
 static int64_t blob_append(CgBlob *b, const void *data, int64_t bytes)
