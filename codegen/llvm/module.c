@@ -928,9 +928,9 @@ LLVMMemoryBufferRef cg_emit_memory(Cg *cg, LLVMCodeGenFileType kind, char *err, 
  * own, in a context of its own, so the parts go on in parallel, and the linker joins the
  * objects. Functions are dealt to parts by a fixed rule (largest first, to the part with
  * the fewest instructions so far; `run` and the data to part 0), so the objects are the
- * same whatever the number of threads. Kernels get hidden, global names (prefixed with
- * the model's name: the three models of a training model.so link together) for `run`
- * to reach them from another object. */
+ * same whatever the number of threads. Kernels get hidden, global names (cnnc.NAME.kernel
+ * with the model's name: the three models of a training model.so link together) for
+ * `run` to reach them from another object. */
 
 /* Instructions per part below which splitting costs more than it saves. */
 #define PART_MIN_INSTRUCTIONS 4000
@@ -1050,7 +1050,8 @@ static LLVMMemoryBufferRef part_bitcode(Cg *cg)
         size_t len;
         const char *name = LLVMGetValueName2(f, &len);
         char *global = ir_xmalloc(len + 64);
-        snprintf(global, len + 64, "cnnc_%s%s%.*s", cg->name, cg->name[0] ? "_" : "", (int)len,
+        /* A dot: no C symbol of the runtime can have the name. */
+        snprintf(global, len + 64, "cnnc.%s%s%.*s", cg->name, cg->name[0] ? "." : "", (int)len,
                  name);
         LLVMSetValueName2(f, global, strlen(global));
         free(global);
