@@ -68,10 +68,17 @@ static int32_t conv_block(const Lay *l, const Node *n)
     return b && divides(cin / groups, b) ? b : 0;
 }
 
+/* The block conv2d `n` reads its input in. A conv with a plain output (its
+ * channels no block divides) still reads the full blocks its producer wrote:
+ * its kernel transposes tiles into the plain output, so no reorder is needed. */
 static int32_t conv_input_block(const Lay *l, const Node *n)
 {
     int32_t b = block_of(&n->type);
-    return divides(l->g->nodes[n->inputs[0]].type.dims[1], b) ? b : 0;
+    const Node *x = &l->g->nodes[n->inputs[0]];
+    if (!b && n->attrs.conv.groups == 1 && l->g->nodes[n->inputs[1]].op == OP_PARAM &&
+        block_of(&x->type) == l->b && divides(x->type.dims[1], l->b))
+        return l->b;
+    return divides(x->type.dims[1], b) ? b : 0;
 }
 
 /* Ops that compute each channel on its own, in any channel order and block:

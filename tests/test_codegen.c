@@ -123,7 +123,11 @@ static const Case cases[] = {
      "  k = conv2d(h, 24, kernel=3, pad=1, groups=2) as grouped\n"
      "  s = channel_shuffle(conv2d(x, 32, kernel=1) as c3, 2)\n"
      "  t = s + conv2d(x, 32, kernel=1) as c4\n"
-     "  return a, b, c, d, g, k, t\n"
+     "  u = relu(conv2d(x, 32, kernel=3, pad=1) as c5)\n"
+     "  v = conv2d(u, 24, kernel=3, stride=2, pad=1) as c6\n"
+     "  w = relu(conv2d(u, 24, kernel=1) as c7 + conv2d(x, 24, kernel=1) as c8)\n"
+     "  z = tanh(conv2d(u, 40, kernel=1) as c9)\n"
+     "  return a, b, c, d, g, k, t, v, w, z\n"
      "}\n"},
 };
 #define NCASES ((int)(sizeof cases / sizeof cases[0]))

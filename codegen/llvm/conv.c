@@ -18,6 +18,7 @@ typedef struct Conv {
     int64_t xs, os, rs; /* elements between batch items of x, out, residual */
     bool depthwise, all_rows; /* all_rows: no row of the kernel window ever falls into padding */
     bool plane;               /* one work item covers the whole (small) output plane */
+    bool plain_out; /* the output is plain: O need not divide by b, tiles are transposed */
     LLVMValueRef x, out, res, w, bias;
     LLVMValueRef nb, ocb, oh, ih0, khlo, khhi; /* of the current work item */
 } Conv;
@@ -99,8 +100,10 @@ static LLVMValueRef pack_direct(Conv *k)
     const Node *wn = input(k, 1);
     if (!wn->data)
         ICE("conv2d %s: weight %s is not bound", k->n->name, wn->name);
-    int64_t cpg = wn->type.dims[1], kk = k->KH * k->KW, total = k->O * cpg * kk;
+    int64_t cpg = wn->type.dims[1], kk = k->KH * k->KW, total = k->OB * k->b * cpg * kk;
     float *p = ir_xmalloc((size_t)total * sizeof(float));
+    for (int64_t i = k->O * cpg * kk; i < total; i++) /* a partial last block: zero weights */
+        p[i] = 0.0f;
     int64_t cb_n = k->depthwise ? 1 : k->CB, bi = k->depthwise ? 1 : k->bi;
     for (int64_t o = 0; o < k->O; o++)
         for (int64_t c = 0; c < cpg; c++)
@@ -124,7 +127,17 @@ static LLVMValueRef bias_global(Conv *k)
     const Node *bn = input(k, 2);
     if (!bn->data)
         ICE("conv2d %s: bias %s is not bound", k->n->name, bn->name);
-    return cg_weights(k->cg, bn->name, bn->data, k->O);
+    if (!k->b || k->O % k->b == 0) /* the generic kernel (no blocks) or whole blocks */
+        return cg_weights(k->cg, bn->name, bn->data, k->O);
+    int64_t n = k->OB * k->b; /* a partial last block reads zeros past O */
+    float *p = ir_xmalloc((size_t)n * sizeof(float));
+    for (int64_t i = 0; i < n; i++)
+        p[i] = i < k->O ? bn->data[i] : 0.0f;
+    char name[512];
+    snprintf(name, sizeof name, "%s.pad%lld", bn->name, (long long)n);
+    LLVMValueRef gl = cg_weights(k->cg, name, p, n);
+    free(p);
+    return gl;
 }
 
 /* ---- the blocked kernels ----------------------------------------------- */
@@ -289,10 +302,81 @@ static void init_acc(Conv *k, int64_t T, LLVMValueRef *acc)
     }
 }
 
+static uint32_t low_lanes(int64_t n)
+{
+    return n >= 32 ? UINT32_MAX : (UINT32_C(1) << n) - 1;
+}
+
+/* Rows r[0..n) (n a power of two) of an n × n matrix become its columns:
+ * log2(n) stages, each exchanging the off-diagonal h × h blocks of every
+ * 2h × 2h block (Eklundh), one two-input shuffle per row and stage. */
+static void transpose(Cg *cg, LLVMValueRef *r, int32_t n)
+{
+    LLVMTypeRef i32 = LLVMInt32TypeInContext(cg->ctx);
+    for (int32_t h = n / 2; h >= 1; h /= 2) {
+        LLVMValueRef lo[64], hi[64];
+        for (int32_t x = 0; x < n; x++) { /* lanes n.. of a shuffle are its second input */
+            lo[x] = LLVMConstInt(i32, (unsigned)((x & h) ? n + x - h : x), 0);
+            hi[x] = LLVMConstInt(i32, (unsigned)((x & h) ? n + x : x + h), 0);
+        }
+        LLVMValueRef mlo = LLVMConstVector(lo, (unsigned)n), mhi = LLVMConstVector(hi, (unsigned)n);
+        for (int32_t i = 0; i < n; i++) {
+            if (i & h)
+                continue;
+            LLVMValueRef a = r[i], b = r[i + h];
+            r[i] = LLVMBuildShuffleVector(cg->b, a, b, mlo, "");
+            r[i + h] = LLVMBuildShuffleVector(cg->b, a, b, mhi, "");
+        }
+    }
+}
+
+/* A finished tile into a plain output: each run of up to b pixels of block
+ * ocb + j (b vectors of channels) is transposed into b vectors of pixels,
+ * one per channel, and each goes through the epilogue to its channel's row.
+ * Channels past O (a partial last block) are not stored. */
+static void store_tile_plain(Conv *k, LLVMValueRef ow0, int64_t T, LLVMValueRef *acc)
+{
+    Cg *cg = k->cg;
+    int32_t b = (int32_t)k->b;
+    int64_t tail = k->O % k->b, plane = k->OH * k->OW;
+    for (int64_t j = 0; j < k->oct; j++) {
+        LLVMValueRef blk = addc(cg, k->ocb, j);
+        LLVMValueRef full = LLVMBuildICmp(cg->b, LLVMIntSLT, blk, cg_i64(cg, k->OB - 1), "");
+        for (int64_t q = 0; q < T; q += b) {
+            int64_t m = T - q < b ? T - q : b;
+            LLVMValueRef r[64];
+            for (int32_t i = 0; i < b; i++)
+                r[i] = i < m ? acc[(q + i) * k->oct + j] : LLVMConstNull(LLVMTypeOf(acc[0]));
+            transpose(cg, r, b);
+            LLVMValueRef pix = add(cg, mulc(cg, k->oh, k->OW), addc(cg, ow0, q));
+            for (int32_t c = 0; c < b; c++) {
+                LLVMBasicBlockRef join = NULL;
+                if (tail && c >= tail)
+                    join = cg_if_begin(cg, full);
+                LLVMValueRef ch = addc(cg, mulc(cg, blk, k->b), c);
+                LLVMValueRef at = add(cg, mulc(cg, ch, plane), pix);
+                LLVMValueRef res = NULL;
+                if (k->res)
+                    res = cg_load_lanes(cg, k->res, add(cg, mulc(cg, k->nb, k->rs), at), 1, b,
+                                        low_lanes(m));
+                LLVMValueRef v = cg_epilogue(cg, &k->a->epi, r[c], res);
+                cg_store_lanes(cg, v, k->out, add(cg, mulc(cg, k->nb, k->os), at), 1,
+                               low_lanes(m));
+                if (join)
+                    cg_if_end(cg, join);
+            }
+        }
+    }
+}
+
 /* Epilogue and the one store of a finished tile. */
 static void store_tile(Conv *k, LLVMValueRef ow0, int64_t T, LLVMValueRef *acc)
 {
     Cg *cg = k->cg;
+    if (k->plain_out) {
+        store_tile_plain(k, ow0, T, acc);
+        return;
+    }
     for (int64_t j = 0; j < k->oct; j++) {
         LLVMValueRef oo = out_offset(k, j, ow0, k->os);
         LLVMValueRef ro = k->res ? out_offset(k, j, ow0, k->rs) : NULL;
@@ -437,7 +521,7 @@ static void emit_plane(Conv *k)
 static CgKernel emit_blocked(Conv *k)
 {
     Cg *cg = k->cg;
-    k->OB = k->O / k->b;
+    k->OB = (k->O + k->b - 1) / k->b;
     k->w = pack_direct(k);
     k->bias = bias_global(k);
     LLVMValueRef fn = cg_kernel_begin(cg, k->n->name);
@@ -596,6 +680,19 @@ static bool all_plain(const Conv *k)
     return k->n->type.layout == LAYOUT_PLAIN;
 }
 
+/* A conv whose output channels no block divides (24, 40 of MobileNets and
+ * EfficientNet) reading blocks of the full vector: the direct kernel with
+ * zero weights in its last block, its tiles transposed into the plain output
+ * (layout.c has it read the blocks its producer wrote, no reorder). */
+static bool plain_out_of_blocks(const Conv *k, int64_t b)
+{
+    const TensorType *xt = &input(k, 0)->type;
+    if (k->n->type.layout != LAYOUT_PLAIN || k->a->groups != 1 || !blocked_as(xt, b) ||
+        b != k->cg->vec || b < 2 || b > 16 || (b & (b - 1)))
+        return false;
+    return !k->a->epi.residual || input(k, k->n->ninputs - 1)->type.layout == LAYOUT_PLAIN;
+}
+
 CgKernel cg_emit_conv2d(Cg *cg, int32_t node)
 {
     if (!cg_weights_constant(cg, node))
@@ -614,6 +711,15 @@ CgKernel cg_emit_conv2d(Cg *cg, int32_t node)
         k.bi = xt->layout == LAYOUT_PLAIN ? 1 : b;
         k.CB = k.C / k.bi;
         k.OB = k.O / b;
+        flatten_pointwise(&k);
+        choose_tile(&k);
+        return emit_blocked(&k);
+    }
+    if (plain_out_of_blocks(&k, b)) {
+        k.b = k.bi = b;
+        k.CB = k.C / b;
+        k.OB = (k.O + b - 1) / b;
+        k.plain_out = true;
         flatten_pointwise(&k);
         choose_tile(&k);
         return emit_blocked(&k);
