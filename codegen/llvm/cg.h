@@ -73,6 +73,7 @@ typedef struct CgBlob {
     char *raw;
     int64_t size, cap;
     int32_t refs;
+    struct CgHasher *hasher; /* hashes the blob while it is filled (weights.c) */
 } CgBlob;
 #define CG_MODEL_SYMBOL "cnnc_model"
 /* `base` ("cnnc_model", CG_WEIGHTS_SYMBOL) as cg names it: base_NAME with CgTarget.name. */

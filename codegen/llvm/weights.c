@@ -1,6 +1,7 @@
 /* weights.c: the weights blob of a model. Kernels ask for their packed weights
  * by name and get a constant pointer into one external symbol; the bytes stay
  * in a plain buffer until the linker, the JIT or cg_embed_weights places them. */
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,104 @@ typedef struct CgWeightRef {
     int64_t offset;
 } CgWeightRef;
 
+/* ---- the checksum, computed while the blob fills --------------------------- */
+
+/* FNV-1a (cnnc/abi.h) goes one byte at a time, about a second for 500 MB, and the
+ * blob is complete only once the last kernel is built. So a thread hashes each part
+ * of the blob as soon as it is appended, while the next kernels are built, and
+ * cg_weights_fnv1a waits only for the rest. The blob moves when it grows: the thread
+ * reads it only between appends, under the lock. */
+#define HASH_CHUNK (4 << 20)
+
+typedef struct CgHasher {
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    const CgBlob *blob;
+    int64_t ready, done; /* bytes appended, bytes hashed */
+    bool busy, stop;
+    uint64_t h;
+} CgHasher;
+
+static uint64_t fnv1a_more(uint64_t h, const uint8_t *p, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 0x100000001b3u;
+    return h;
+}
+
+static void *hasher_run(void *arg)
+{
+    CgHasher *t = arg;
+    pthread_mutex_lock(&t->mu);
+    for (;;) {
+        while (t->done == t->ready && !t->stop)
+            pthread_cond_wait(&t->cv, &t->mu);
+        if (t->done == t->ready) break;
+        const uint8_t *from = (const uint8_t *)t->blob->data + t->done;
+        int64_t n = t->ready - t->done < HASH_CHUNK ? t->ready - t->done : HASH_CHUNK;
+        t->busy = true;
+        pthread_mutex_unlock(&t->mu);
+        uint64_t h = fnv1a_more(t->h, from, n);
+        pthread_mutex_lock(&t->mu);
+        t->h = h;
+        t->done += n;
+        t->busy = false;
+        pthread_cond_broadcast(&t->cv);
+    }
+    pthread_mutex_unlock(&t->mu);
+    return NULL;
+}
+
+/* NULL when no thread could be started: cg_weights_fnv1a then hashes the blob itself. */
+static CgHasher *hasher_start(const CgBlob *b)
+{
+    CgHasher *t = ir_xcalloc(1, sizeof *t);
+    t->blob = b;
+    t->h = rt_weights_fnv1a(NULL, 0);
+    pthread_mutex_init(&t->mu, NULL);
+    pthread_cond_init(&t->cv, NULL);
+    if (pthread_create(&t->thread, NULL, hasher_run, t) == 0) return t;
+    pthread_mutex_destroy(&t->mu);
+    pthread_cond_destroy(&t->cv);
+    free(t);
+    return NULL;
+}
+
+/* Before the blob moves: returns with the lock held and the thread between chunks. */
+static void hasher_hold(CgHasher *t)
+{
+    if (!t) return;
+    pthread_mutex_lock(&t->mu);
+    while (t->busy)
+        pthread_cond_wait(&t->cv, &t->mu);
+}
+
+/* After an append: the thread may hash up to `size`. */
+static void hasher_release(CgHasher *t, int64_t size)
+{
+    if (!t) return;
+    t->ready = size;
+    pthread_cond_broadcast(&t->cv);
+    pthread_mutex_unlock(&t->mu);
+}
+
+/* Waits for the thread to hash everything appended and end; the hash of it. */
+static uint64_t hasher_finish(CgHasher *t, int64_t *hashed)
+{
+    pthread_mutex_lock(&t->mu);
+    t->stop = true;
+    pthread_cond_broadcast(&t->cv);
+    pthread_mutex_unlock(&t->mu);
+    pthread_join(t->thread, NULL);
+    pthread_mutex_destroy(&t->mu);
+    pthread_cond_destroy(&t->cv);
+    *hashed = t->done;
+    uint64_t h = t->h;
+    free(t);
+    return h;
+}
+
 CgBlob *cg_blob_ref(CgBlob *b)
 {
     if (b) b->refs++;
@@ -25,6 +124,10 @@ CgBlob *cg_blob_ref(CgBlob *b)
 void cg_blob_unref(CgBlob *b)
 {
     if (!b || --b->refs > 0) return;
+    if (b->hasher) {
+        int64_t hashed;
+        hasher_finish(b->hasher, &hashed);
+    }
     free(b->raw);
     free(b);
 }
@@ -84,16 +187,26 @@ static LLVMValueRef weights_symbol(Cg *cg)
         if (cg->g->nodes[i].op == OP_PARAM && cg->g->nodes[i].data)
             bytes += ir_numel(&cg->g->nodes[i].type) * (int64_t)sizeof(float) + BLOB_ALIGN;
     blob_reserve(cg->blob, bytes);
+    cg->blob->hasher = hasher_start(cg->blob);
     return cg->weights_sym;
 }
 
 static int64_t blob_append(CgBlob *b, const void *data, int64_t bytes)
 {
     int64_t at = (b->size + BLOB_ALIGN - 1) / BLOB_ALIGN * BLOB_ALIGN;
-    blob_reserve(b, at + bytes);
+    if (at + bytes > b->cap) {
+        hasher_hold(b->hasher);
+        blob_reserve(b, at + bytes);
+        hasher_release(b->hasher, b->size);
+    }
+    /* The thread reads only below b->size, which these bytes are above. */
     memset(b->data + b->size, 0, (size_t)(at - b->size));
     memcpy(b->data + at, data, (size_t)bytes);
     b->size = at + bytes;
+    if (b->hasher) {
+        pthread_mutex_lock(&b->hasher->mu);
+        hasher_release(b->hasher, b->size);
+    }
     return at;
 }
 
@@ -119,8 +232,13 @@ LLVMValueRef cg_weights(Cg *cg, const char *name, const float *data, int64_t n)
 
 uint64_t cg_weights_fnv1a(const Cg *cg)
 {
-    return cg->blob ? rt_weights_fnv1a((const uint8_t *)cg->blob->data, cg->blob->size)
-                    : rt_weights_fnv1a(NULL, 0);
+    CgBlob *b = cg->blob;
+    if (!b) return rt_weights_fnv1a(NULL, 0);
+    uint64_t h = rt_weights_fnv1a(NULL, 0);
+    int64_t hashed = 0;
+    if (b->hasher) h = hasher_finish(b->hasher, &hashed);
+    b->hasher = NULL;
+    return fnv1a_more(h, (const uint8_t *)b->data + hashed, b->size - hashed);
 }
 
 void cg_embed_weights(Cg *cg)
