@@ -3,7 +3,10 @@
  *     void kernel(void **args, i64 begin, i64 end)
  * that the generated `run` hands to rt_run_kernel (runtime/rt.h). args[0] is
  * the node's output buffer, args[1 + i] the buffer of its input i (each already
- * offset to where the value lives, per Node.mem); weights are globals. */
+ * offset to where the value lives, per Node.mem). Emitters reach packed weights
+ * as constant pointers (cg_weights); once a kernel is built, module.c turns them
+ * into pointers loaded from the slots after the inputs, so that nodes of the same
+ * code share one kernel. */
 #ifndef CNNC_CG_H
 #define CNNC_CG_H
 

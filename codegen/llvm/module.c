@@ -299,7 +299,7 @@ typedef struct WeightSlots {
     /* Constant expressions on the weights already turned into instructions of the kernel. */
     LLVMValueRef *from, *to;
     int32_t nmap, capmap;
-    LLVMBuilderRef b;    /* inserts before `anchor`, the first instruction the kernel had */
+    LLVMBuilderRef b; /* inserts before `anchor`, the first instruction the kernel had */
     LLVMValueRef anchor;
     int32_t first; /* the slot of root[0]: the node's inputs + 1 */
 } WeightSlots;
