@@ -135,29 +135,30 @@ static LLVMValueRef pack_weights(Wino *k)
         ICE("conv2d %s: weight %s is not bound", k->n->name, wn->name);
     int64_t ob = k->oct * k->b, total = WG_P * k->C * k->O;
     float *p = ir_xmalloc((size_t)total * sizeof(float));
-    for (int64_t o = 0; o < k->O; o++)
-        for (int64_t c = 0; c < k->C; c++) {
-            const float *g = wn->data + (o * k->C + c) * WG_R * WG_R;
-            double t[WG_A][WG_R];
-            for (int i = 0; i < WG_A; i++)
-                for (int j = 0; j < WG_R; j++) {
-                    double s = 0;
-                    for (int r = 0; r < WG_R; r++)
-                        s += G[i][r] * g[r * WG_R + j];
-                    t[i][j] = s;
-                }
-            for (int i = 0; i < WG_A; i++)
-                for (int j = 0; j < WG_A; j++) {
-                    double s = 0;
-                    for (int r = 0; r < WG_R; r++)
-                        s += t[i][r] * G[j][r];
-                    int64_t dst = ((o / ob * WG_P + i * WG_A + j) * k->C + c) * ob + o % ob;
-                    p[dst] = (float)s;
-                }
-        }
+    /* output channels innermost: the 36 points' values go to 36 sequential streams */
+    for (int64_t kc = 0; kc < k->O / ob; kc++)
+        for (int64_t c = 0; c < k->C; c++)
+            for (int64_t o = kc * ob; o < (kc + 1) * ob; o++) {
+                const float *g = wn->data + (o * k->C + c) * WG_R * WG_R;
+                double t[WG_A][WG_R];
+                for (int i = 0; i < WG_A; i++)
+                    for (int j = 0; j < WG_R; j++) {
+                        double s = 0;
+                        for (int r = 0; r < WG_R; r++)
+                            s += G[i][r] * g[r * WG_R + j];
+                        t[i][j] = s;
+                    }
+                for (int i = 0; i < WG_A; i++)
+                    for (int j = 0; j < WG_A; j++) {
+                        double s = 0;
+                        for (int r = 0; r < WG_R; r++)
+                            s += t[i][r] * G[j][r];
+                        int64_t dst = ((o / ob * WG_P + i * WG_A + j) * k->C + c) * ob + o % ob;
+                        p[dst] = (float)s;
+                    }
+            }
     char name[512];
-    snprintf(name, sizeof name, "%s.wino%lldx%lld", wn->name, (long long)k->b,
-             (long long)k->oct);
+    snprintf(name, sizeof name, "%s.wino%lldx%lld", wn->name, (long long)k->b, (long long)k->oct);
     LLVMValueRef gl = cg_weights(k->cg, name, p, total);
     free(p);
     return gl;
