@@ -129,6 +129,15 @@ static const Case cases[] = {
      "  z = tanh(conv2d(u, 40, kernel=1) as c9)\n"
      "  return a, b, c, d, g, k, t, v, w, z\n"
      "}\n"},
+    {"grouped", /* groups of whole blocks: the direct kernel over each group's blocks */
+     "network grouped(x: f32[N=2, 6, 11, 23]) {\n"
+     "  a = relu(conv2d(x, 64, kernel=3, pad=1) as c1)\n"
+     "  b = relu(conv2d(a, 64, kernel=3, stride=2, pad=1, groups=4) as g1)\n"
+     "  c = conv2d(b, 128, kernel=1, groups=2) as g2\n"
+     "  d = relu(conv2d(c, 128, kernel=3, pad=1, groups=8) as g3 + c)\n"
+     "  e = conv2d(a, 32, kernel=3, pad=[1, 0, 1, 2], dilation=2, groups=2) as g4\n"
+     "  return d, e\n"
+     "}\n"},
 };
 #define NCASES ((int)(sizeof cases / sizeof cases[0]))
 

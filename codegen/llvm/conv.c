@@ -13,7 +13,8 @@ typedef struct Conv {
     const ConvAttrs *a;
     int64_t N, C, H, W, O, OH, OW, KH, KW, sh, sw, dh, dw, pt, pl;
     int64_t b, bi;      /* output block (the vector lanes); input block (b, or 1: plain) */
-    int64_t CB, OB;     /* input channel blocks, output channel blocks */
+    int64_t CB, OB;     /* input channel blocks (of a group), output channel blocks */
+    int64_t OBg;        /* grouped direct conv: output blocks per group (0: one group) */
     int64_t oct, tile;  /* output blocks and pixels of one register tile */
     int64_t xs, os, rs; /* elements between batch items of x, out, residual */
     bool depthwise, all_rows; /* all_rows: no row of the kernel window ever falls into padding */
@@ -151,7 +152,7 @@ static LLVMValueRef bias_global(Conv *k)
 static int64_t choose_chunk(const Conv *k)
 {
     int64_t groups = k->OB / k->oct;
-    int64_t per = k->oct * k->b * k->C * k->KH * k->KW * (int64_t)sizeof(float);
+    int64_t per = k->oct * k->b * k->CB * k->bi * k->KH * k->KW * (int64_t)sizeof(float);
     int64_t c = CHUNK_WEIGHT_BYTES / per;
     c = c < 1 ? 1 : c > groups ? groups : c;
     while (groups % c)
@@ -218,13 +219,24 @@ static LLVMValueRef tile_base(Conv *k, LLVMValueRef base, LLVMValueRef index)
     return LLVMBuildGEP2(k->cg->b, k->cg->t_f32, base, &index, 1, "");
 }
 
+/* Input block icb of the group of output block ocb (a grouped conv reads
+ * only its group's CB blocks). */
+static LLVMValueRef group_block(Conv *k, LLVMValueRef icb)
+{
+    if (!k->OBg)
+        return icb;
+    LLVMValueRef g = LLVMBuildSDiv(k->cg->b, k->ocb, cg_i64(k->cg, k->OBg), "");
+    return add(k->cg, mulc(k->cg, g, k->CB), icb);
+}
+
 /* One kernel row (icb, kh) of a direct-conv tile: broadcast an input value,
  * FMA it with the weight vectors of the tile's output blocks. */
 static void taps_direct(Conv *k, LLVMValueRef icb, LLVMValueRef kh, LLVMValueRef ow0,
                         int64_t ow0c, int64_t T, LLVMValueRef *acc)
 {
     Cg *cg = k->cg;
-    LLVMValueRef row = add(cg, mulc(cg, icb, k->H), add(cg, k->ih0, mulc(cg, kh, k->dh)));
+    LLVMValueRef row =
+        add(cg, mulc(cg, group_block(k, icb), k->H), add(cg, k->ih0, mulc(cg, kh, k->dh)));
     LLVMValueRef xo = add(cg, mulc(cg, k->nb, k->xs), mulc(cg, row, k->W * k->bi));
     xo = add(cg, xo, mulc(cg, addc(cg, mulc(cg, ow0, k->sw), -k->pl), k->bi));
     LLVMValueRef wrow = add(cg, mulc(cg, add(cg, mulc(cg, k->ocb, k->CB), icb), k->KH), kh);
@@ -465,7 +477,8 @@ static void emit_row(Conv *k)
 static void taps_plane(Conv *k, LLVMValueRef icb, int64_t pix0, int64_t T, LLVMValueRef *acc)
 {
     Cg *cg = k->cg;
-    LLVMValueRef xo = add(cg, mulc(cg, k->nb, k->xs), mulc(cg, icb, k->H * k->W * k->bi));
+    LLVMValueRef xo =
+        add(cg, mulc(cg, k->nb, k->xs), mulc(cg, group_block(k, icb), k->H * k->W * k->bi));
     LLVMValueRef xp = tile_base(k, k->x, xo);
     LLVMValueRef wo = mulc(cg, add(cg, mulc(cg, k->ocb, k->CB), icb), k->KH * k->KW * k->bi * k->b);
     LLVMValueRef wp = tile_base(k, k->w, wo);
@@ -545,7 +558,7 @@ static CgKernel emit_blocked(Conv *k)
 static void choose_tile(Conv *k)
 {
     int64_t regs = k->cg->nregs;
-    k->oct = k->depthwise || k->OB % 2 ? 1 : 2;
+    k->oct = k->depthwise || k->OB % 2 || k->OBg % 2 ? 1 : 2;
     k->tile = (regs - 5) / k->oct;
     if (k->depthwise)
         k->tile = regs / 2;
@@ -706,10 +719,15 @@ CgKernel cg_emit_conv2d(Cg *cg, int32_t node)
     bool out_blocked = blocked_as(yt, b) && b <= 16;
     bool direct = k.a->groups == 1 && (blocked_as(xt, b) || xt->layout == LAYOUT_PLAIN);
     k.depthwise = k.a->groups == k.C && k.C == k.O && blocked_as(xt, b);
-    if (out_blocked && (direct || k.depthwise)) {
+    /* Groups of whole blocks on both sides (ResNeXt's 32 × 4 is not; 32 × 16 is):
+     * the direct kernel over each group's own input blocks. */
+    bool grouped = k.a->groups > 1 && !k.depthwise && blocked_as(xt, b) &&
+                   (k.C / k.a->groups) % b == 0 && (k.O / k.a->groups) % b == 0;
+    if (out_blocked && (direct || k.depthwise || grouped)) {
         k.b = b;
         k.bi = xt->layout == LAYOUT_PLAIN ? 1 : b;
-        k.CB = k.C / k.bi;
+        k.CB = (k.depthwise ? k.C : k.C / k.a->groups) / k.bi;
+        k.OBg = grouped ? k.O / k.a->groups / b : 0;
         k.OB = k.O / b;
         flatten_pointwise(&k);
         choose_tile(&k);
