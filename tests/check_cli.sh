@@ -118,6 +118,13 @@ fi
 # Sizes: a tensor over the limit fails the same way whatever is asked (tests/bad has the
 # messages); one within it but larger than memory is a clear error of 'cnnc run'.
 expect 1 "--batch=18446744073709551615 is too large" -- models/mlp.cnn --emit=ir --batch=18446744073709551615
+# --conv-algo: the plan names the Winograd layers: all 13 3×3 stride-1 convs of ResNet-18
+# under winograd, none under direct.
+expect 1 "--conv-algo expects auto, direct or winograd, got 'fft'" -- models/resnet18.cnn --emit=plan --conv-algo=fft
+"$cnnc" models/resnet18.cnn --random-weights=0 --emit=plan --conv-algo=winograd > "$tmp/w.plan" 2>&1
+"$cnnc" models/resnet18.cnn --random-weights=0 --emit=plan --conv-algo=direct > "$tmp/d.plan" 2>&1
+if [ "$(grep -c ' conv2d\.winograd ' "$tmp/w.plan")" = 13 ] && ! grep -q winograd "$tmp/d.plan"; then
+  pass=$((pass + 1)); else echo "FAIL: --conv-algo=winograd|direct in --emit=plan"; fail=$((fail + 1)); fi
 expect 1 "more than cnnc supports (2^38)" -- tests/bad/huge_input.cnn --emit=plan
 expect 1 "more than cnnc supports (2^38)" -- tests/bad/huge_input.cnn --random-weights=0 -o "$tmp/h.so"
 expect 1 "more than cnnc supports (2^38)" -- run tests/bad/huge_input.cnn
