@@ -1,7 +1,10 @@
 /* conv.c: conv2d kernels. Blocked (NCHWc) convolutions, including the first
- * layer that reads a plain input, run a direct convolution whose output tile
- * (pixels along W × channel vectors) stays in registers over the whole
- * reduction; depthwise has its own kernel; anything else takes a scalar path. */
+ * layer that reads a plain input, groups of whole blocks, and convs from
+ * blocks into a plain output (channels no block divides, tiles transposed in
+ * registers), run a direct convolution whose output tile (pixels along W ×
+ * channel vectors) stays in registers over the whole reduction; depthwise has
+ * its own kernel; plain values take conv_train.c's implicit GEMM (vectors of
+ * pixels); anything else a scalar path. */
 #include <stdio.h>
 #include <stdlib.h>
 
