@@ -1,6 +1,7 @@
 /* pool.c: kernels of max, average, adaptive-average and global-average
  * pooling. A blocked value pools a whole channel block per vector; a plain
- * value pools one channel at a time. Items are (batch, group, output row). */
+ * value pools one channel at a time, max pooling with vectors of output
+ * pixels along the row. Items are (batch, group, output row). */
 #include <math.h>
 
 #include "cg.h"
