@@ -43,6 +43,10 @@ void pass_winograd_split(int64_t C, int64_t O, int64_t b, int64_t tiles, int32_t
                          int32_t max_acc, WinoSplit *s)
 {
     s->oct = (O / b) % 2 ? 1 : 2;
+    /* Fewer tiles than half a register tile (7×7 planes: 4 tiles an image) take 4 output
+     * blocks, so that each broadcast value feeds 4 FMAs. */
+    if (tiles < (nregs - 6) / 4 && (O / b) % 4 == 0)
+        s->oct = 4;
     int64_t tmax = (nregs - 6) / s->oct;
     if (tmax * s->oct > max_acc)
         tmax = max_acc / s->oct;

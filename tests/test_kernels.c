@@ -492,6 +492,11 @@ static void conv_winograd(void **state)
         c = conv_case(1, 12, 6, 6, 4); /* blocks of 4 */
         c.block = 4;
         check_winograd(&c, f);
+        c = conv_case(1, 32, 7, 7, 64); /* 4 tiles: 4 output blocks per chunk (16 lanes) */
+        check_winograd(&c, f);
+        c = conv_case(1, 16, 3, 4, 32); /* 1 tile: 4 output blocks per chunk (8 lanes) */
+        c.epi = (Epilogue){.residual = true, .post = OP_RELU};
+        check_winograd(&c, f);
         c = conv_case(1, 128, 14, 14, 64); /* deep: 128 products per point */
         c.epi = (Epilogue){.act = OP_SILU};
         check_winograd(&c, f);
