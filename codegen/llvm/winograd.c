@@ -10,7 +10,8 @@
  * U[kc][36][C][oct·b]: for chunk kc of oct output blocks, point p, input
  * channel c, the oct·b output channels contiguous.
  *
- * A work item is (batch item, a run of MT tiles of the row-major tile grid).
+ * A work item is a run of MT tiles (numbered row-major over the planes of the
+ * whole batch) and a group of output chunks (pass_winograd_split, passes/).
  * It transforms the input tiles of the run into V[36][MT][C] (vector
  * arithmetic on the b channels of a block: Bᵀ d B is adds and multiplies by
  * constants on vectors), a heap buffer that stays in L2; then per chunk of
