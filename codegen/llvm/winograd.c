@@ -406,6 +406,8 @@ static void wino_init(Wino *k, Cg *cg, int32_t id)
     k->os = cg_item_stride(cg, id);
     if (k->a->epi.residual)
         k->rs = cg_item_stride(cg, n->inputs[ir_residual_input(n)]);
+    if (k->N == 1) /* as in conv.c: equal shapes in different concat buffers, one kernel */
+        k->xs = k->os = k->rs = 0;
     k->TH = (k->OH + WG_M - 1) / WG_M;
     k->TW = (k->OW + WG_M - 1) / WG_M;
     k->NT = k->TH * k->TW;
