@@ -266,6 +266,11 @@ LLVMValueRef cg_load_lanes(Cg *cg, LLVMValueRef base, LLVMValueRef off, int64_t 
                            int32_t lanes, uint32_t mask);
 void cg_store_lanes(Cg *cg, LLVMValueRef v, LLVMValueRef base, LLVMValueRef off, int64_t stride,
                     uint32_t mask);
+/* The mask of lanes [0, n) for cg_load_lanes / cg_store_lanes (util.c). */
+uint32_t cg_low_lanes(int64_t n);
+/* Rows r[0..n) of an n × n matrix (n a power of two, at most 64) become its columns,
+ * in place (util.c). */
+void cg_transpose(Cg *cg, LLVMValueRef *r, int32_t n);
 /* All `lanes` at base[off + i·stride] where the whole span of lanes·stride floats
  * may be read: one plain load and a shuffle. */
 LLVMValueRef cg_load_span(Cg *cg, LLVMValueRef base, LLVMValueRef off, int64_t stride,

@@ -317,34 +317,6 @@ static void init_acc(Conv *k, int64_t T, LLVMValueRef *acc)
     }
 }
 
-static uint32_t low_lanes(int64_t n)
-{
-    return n >= 32 ? UINT32_MAX : (UINT32_C(1) << n) - 1;
-}
-
-/* Rows r[0..n) (n a power of two) of an n × n matrix become its columns:
- * log2(n) stages, each exchanging the off-diagonal h × h blocks of every
- * 2h × 2h block (Eklundh), one two-input shuffle per row and stage. */
-static void transpose(Cg *cg, LLVMValueRef *r, int32_t n)
-{
-    LLVMTypeRef i32 = LLVMInt32TypeInContext(cg->ctx);
-    for (int32_t h = n / 2; h >= 1; h /= 2) {
-        LLVMValueRef lo[64], hi[64];
-        for (int32_t x = 0; x < n; x++) { /* lanes n.. of a shuffle are its second input */
-            lo[x] = LLVMConstInt(i32, (unsigned)((x & h) ? n + x - h : x), 0);
-            hi[x] = LLVMConstInt(i32, (unsigned)((x & h) ? n + x : x + h), 0);
-        }
-        LLVMValueRef mlo = LLVMConstVector(lo, (unsigned)n), mhi = LLVMConstVector(hi, (unsigned)n);
-        for (int32_t i = 0; i < n; i++) {
-            if (i & h)
-                continue;
-            LLVMValueRef a = r[i], b = r[i + h];
-            r[i] = LLVMBuildShuffleVector(cg->b, a, b, mlo, "");
-            r[i + h] = LLVMBuildShuffleVector(cg->b, a, b, mhi, "");
-        }
-    }
-}
-
 /* A finished tile into a plain output: each run of up to b pixels of block
  * ocb + j (b vectors of channels) is transposed into b vectors of pixels,
  * one per channel, and each goes through the epilogue to its channel's row.
@@ -362,7 +334,7 @@ static void store_tile_plain(Conv *k, LLVMValueRef ow0, int64_t T, LLVMValueRef 
             LLVMValueRef r[64];
             for (int32_t i = 0; i < b; i++)
                 r[i] = i < m ? acc[(q + i) * k->oct + j] : LLVMConstNull(LLVMTypeOf(acc[0]));
-            transpose(cg, r, b);
+            cg_transpose(cg, r, (int32_t)b);
             LLVMValueRef pix = add(cg, mulc(cg, k->oh, k->OW), addc(cg, ow0, q));
             for (int32_t c = 0; c < b; c++) {
                 LLVMBasicBlockRef join = NULL;
@@ -373,10 +345,10 @@ static void store_tile_plain(Conv *k, LLVMValueRef ow0, int64_t T, LLVMValueRef 
                 LLVMValueRef res = NULL;
                 if (k->res)
                     res = cg_load_lanes(cg, k->res, add(cg, mulc(cg, k->nb, k->rs), at), 1, b,
-                                        low_lanes(m));
+                                        cg_low_lanes(m));
                 LLVMValueRef v = cg_epilogue(cg, &k->a->epi, r[c], res);
                 cg_store_lanes(cg, v, k->out, add(cg, mulc(cg, k->nb, k->os), at), 1,
-                               low_lanes(m));
+                               cg_low_lanes(m));
                 if (join)
                     cg_if_end(cg, join);
             }

@@ -177,34 +177,6 @@ static CgKernel emit_relayout(Cg *cg, int32_t id)
     return (CgKernel){fn, vi.N * vi.C * vi.H};
 }
 
-/* Rows r[0..n) (n a power of two) of an n × n matrix become its columns:
- * log2(n) stages, each exchanging the off-diagonal h × h blocks of every
- * 2h × 2h block (Eklundh), one two-input shuffle per row and stage. */
-static void transpose(Cg *cg, LLVMValueRef *r, int32_t n)
-{
-    LLVMTypeRef i32 = LLVMInt32TypeInContext(cg->ctx);
-    for (int32_t h = n / 2; h >= 1; h /= 2) {
-        LLVMValueRef lo[64], hi[64];
-        for (int32_t x = 0; x < n; x++) { /* lanes n.. of a shuffle are its second input */
-            lo[x] = LLVMConstInt(i32, (unsigned)((x & h) ? n + x - h : x), 0);
-            hi[x] = LLVMConstInt(i32, (unsigned)((x & h) ? n + x : x + h), 0);
-        }
-        LLVMValueRef mlo = LLVMConstVector(lo, (unsigned)n), mhi = LLVMConstVector(hi, (unsigned)n);
-        for (int32_t i = 0; i < n; i++) {
-            if (i & h)
-                continue;
-            LLVMValueRef a = r[i], b = r[i + h];
-            r[i] = LLVMBuildShuffleVector(cg->b, a, b, mlo, "");
-            r[i + h] = LLVMBuildShuffleVector(cg->b, a, b, mhi, "");
-        }
-    }
-}
-
-static uint32_t low_lanes(int64_t n)
-{
-    return n >= 32 ? UINT32_MAX : (UINT32_C(1) << n) - 1;
-}
-
 /* Reorder between plain and blocks of L channels (the vector lanes): one item
  * per (n, block, h) row, in tiles of L pixels × L channels, each loaded as L
  * vectors, transposed in registers and stored as L vectors; a row's last
@@ -235,17 +207,17 @@ static CgKernel emit_reorder_tiles(Cg *cg, int32_t id)
             } else { /* row i: channel c0 + i, its pixels from w0 */
                 LLVMValueRef at = cg_view_at(cg, pv, pp, n, cg_iadd(cg, c0, cg_i64(cg, i)), h, w);
                 r[i] = m == L ? cg_load(cg, at, L) : cg_load_lanes(cg, at, cg_i64(cg, 0), 1, L,
-                                                                    low_lanes(m));
+                                                                    cg_low_lanes(m));
             }
         }
-        transpose(cg, r, L);
+        cg_transpose(cg, r, L);
         for (int32_t i = 0; i < L; i++) {
             if (to_plain) {
                 LLVMValueRef at = cg_view_at(cg, pv, pp, n, cg_iadd(cg, c0, cg_i64(cg, i)), h, w);
                 if (m == L)
                     cg_store(cg, r[i], at);
                 else
-                    cg_store_lanes(cg, r[i], at, cg_i64(cg, 0), 1, low_lanes(m));
+                    cg_store_lanes(cg, r[i], at, cg_i64(cg, 0), 1, cg_low_lanes(m));
             } else if (i < m) {
                 cg_store(cg, r[i], cg_view_at(cg, bv, bp, n, g, h, cg_i64(cg, w0 + i)));
             }

@@ -550,3 +550,31 @@ LLVMValueRef cg_input_ptr(Cg *cg, int32_t id, int32_t k)
     snprintf(name, sizeof name, "%s.raw", x->name);
     return cg_weights(cg, name, x->data, ir_numel(&x->type));
 }
+
+uint32_t cg_low_lanes(int64_t n)
+{
+    return n >= 32 ? UINT32_MAX : (UINT32_C(1) << n) - 1;
+}
+
+/* Rows r[0..n) (n a power of two) of an n × n matrix become its columns:
+ * log2(n) stages, each exchanging the off-diagonal h × h blocks of every
+ * 2h × 2h block (Eklundh), one two-input shuffle per row and stage. */
+void cg_transpose(Cg *cg, LLVMValueRef *r, int32_t n)
+{
+    LLVMTypeRef i32 = LLVMInt32TypeInContext(cg->ctx);
+    for (int32_t h = n / 2; h >= 1; h /= 2) {
+        LLVMValueRef lo[64], hi[64];
+        for (int32_t x = 0; x < n; x++) { /* lanes n.. of a shuffle are its second input */
+            lo[x] = LLVMConstInt(i32, (unsigned)((x & h) ? n + x - h : x), 0);
+            hi[x] = LLVMConstInt(i32, (unsigned)((x & h) ? n + x : x + h), 0);
+        }
+        LLVMValueRef mlo = LLVMConstVector(lo, (unsigned)n), mhi = LLVMConstVector(hi, (unsigned)n);
+        for (int32_t i = 0; i < n; i++) {
+            if (i & h)
+                continue;
+            LLVMValueRef a = r[i], b = r[i + h];
+            r[i] = LLVMBuildShuffleVector(cg->b, a, b, mlo, "");
+            r[i + h] = LLVMBuildShuffleVector(cg->b, a, b, mhi, "");
+        }
+    }
+}
