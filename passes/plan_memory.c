@@ -9,7 +9,11 @@
  *      the arena (and used by no other concat, not an output) becomes a view
  *      at the concat's offset + its channel offset, with batch_stride = the
  *      concat's per-item element count. The concat's buffer then lives from
- *      its first view's definition to the last read of it or any view.
+ *      its first view's definition to the last read of it or any view. An
+ *      input that is itself a concat becomes a view too, so DenseNet's chain
+ *      concat(concat(concat(x0, x1), x2), x3) is one buffer that every layer
+ *      writes its channels into, and no concat copies (each used to copy all
+ *      the channels before it: quadratic in the block's layers).
  *   3. Greedy by size: buffers, largest first, each at the lowest 64-byte
  *      aligned offset that overlaps no placed buffer of intersecting
  *      lifetime. Graph.arena_bytes is the highest end.
@@ -121,7 +125,7 @@ static bool can_be_view(const Planner *p, const Node *c, int32_t k)
     const Graph *g = p->g;
     int32_t v = c->inputs[k];
     const Node *n = &g->nodes[v];
-    if (n->mem.kind != MEM_ARENA || n->op == OP_CONCAT || p->view_of[v] >= 0 ||
+    if (n->mem.kind != MEM_ARENA || p->view_of[v] >= 0 ||
         is_output(g, v) || n->type.layout != c->type.layout || n->type.block != c->type.block)
         return false;
     for (int32_t j = 0; j < c->ninputs; j++)
@@ -165,6 +169,16 @@ static int cmp_offset(const void *a, const void *b)
     return x->offset < y->offset ? -1 : x->offset > y->offset;
 }
 
+/* The concat whose buffer a view lies in (a concat may be a view of the next:
+ * DenseNet's concat(concat(a, b), c)), and the view's byte offset there. */
+static int32_t root_of(const Planner *p, int32_t v, int64_t *off)
+{
+    *off = 0;
+    for (; p->view_of[v] >= 0; v = p->view_of[v])
+        *off += p->view_off[v];
+    return v;
+}
+
 /* The buffers: arena values that are not views, a concat's covering its views. */
 static int32_t collect(const Planner *p, Buf *bufs)
 {
@@ -180,7 +194,8 @@ static int32_t collect(const Planner *p, Buf *bufs)
     for (int32_t i = 0; i < g->nnodes; i++) {
         if (p->view_of[i] < 0)
             continue;
-        Buf *b = &bufs[slot[p->view_of[i]]];
+        int64_t off;
+        Buf *b = &bufs[slot[root_of(p, i, &off)]];
         b->def = i < b->def ? i : b->def;
         b->last = p->last[i] > b->last ? p->last[i] : b->last;
     }
@@ -236,12 +251,12 @@ static void write_plan(Planner *p, const Buf *bufs, int32_t n)
     for (int32_t i = 0; i < n; i++)
         g->nodes[bufs[i].node].mem.offset = bufs[i].offset;
     for (int32_t i = 0; i < g->nnodes; i++) {
-        int32_t c = p->view_of[i];
-        if (c < 0)
+        if (p->view_of[i] < 0)
             continue;
+        int64_t off;
         Node *v = &g->nodes[i];
-        const Node *cn = &g->nodes[c];
-        v->mem.offset = cn->mem.offset + p->view_off[i];
+        const Node *cn = &g->nodes[root_of(p, i, &off)];
+        v->mem.offset = cn->mem.offset + off;
         v->mem.batch_stride = ir_numel(&cn->type) / cn->type.dims[0];
     }
 }

@@ -78,6 +78,17 @@ static const Case cases[] = {
              "  k = softmax(h, axis=2)\n"
              "  return f, g, k, c\n"
              "}\n"},
+    {"concat_chain", /* DenseNet: each concat a view of the next, read by every kind of op */
+     "network concat_chain(x: f32[N=2, 16, 7, 9]) {\n"
+     "  a = relu(batchnorm(x) as n0)\n"
+     "  c1 = concat(x, conv2d(a, 16, kernel=3, pad=1) as l1)\n"
+     "  b = relu(batchnorm(c1) as n1)\n"
+     "  c2 = concat(c1, conv2d(b, 16, kernel=1) as l2)\n"
+     "  d = maxpool(c2, kernel=3, stride=1, pad=1) + conv2d(c2, 48, kernel=3, pad=1, groups=48) as dw\n"
+     "  c3 = concat(c2, relu(conv2d(d, 16, kernel=3, pad=1) as l3))\n"
+     "  c4 = concat(c3, conv2d(global_avgpool(c3), 64, kernel=1) as l4 * c3)\n"
+     "  return flatten(global_avgpool(c4)), conv2d(c4, 8, kernel=1) as l5\n"
+     "}\n"},
     {"layers",
      "network layers(x: f32[N=2, 16, 6, 5]) {\n"
      "  c = relu(conv2d(x, 16, kernel=3, pad=1) as c1)\n"

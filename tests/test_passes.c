@@ -22,7 +22,7 @@ static void check_model(const char *path)
 
 static void test_small_models(void **state)
 {
-    static const char *const names[] = {"simplify", "fold_bn", "fuse", "layout"};
+    static const char *const names[] = {"simplify", "fold_bn", "fuse", "layout", "concat_chain"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         char path[256];
         snprintf(path, sizeof path, GOLDEN_DIR "%s.cnn", names[i]);
@@ -211,6 +211,28 @@ static void test_plan_concat_in_place(void **state)
     ir_graph_free(g);
 }
 
+/* A concat of a concat is a view of it: the chain is one buffer, the outer
+ * concat's, and each item of every value in it is the outer one's apart. */
+static void test_plan_concat_chain(void **state)
+{
+    Model m = {.path = GOLDEN_DIR "concat_chain.cnn"};
+    for (int32_t block = 0; block <= 8; block += 8) {
+        Graph *g = model_load(&m);
+        assert_true(optimize(g, block, ALL_ON));
+        const Node *c3 = &g->nodes[node_named(g, "concat_2")];
+        const char *const in_place[] = {"stem", "concat_0", "concat_1", "l1", "l2", "l3"};
+        const int64_t chan[] = {0, 0, 0, 16, 24, 32};
+        for (int i = 0; i < 6; i++) {
+            const Node *v = &g->nodes[node_named(g, in_place[i])];
+            assert_int_equal(v->mem.kind, MEM_ARENA);
+            assert_int_equal(v->mem.offset, c3->mem.offset + chan[i] * 6 * 6 * 4);
+            assert_int_equal(v->mem.batch_stride, 48 * 6 * 6);
+        }
+        assert_int_equal(c3->mem.batch_stride, 0);
+        ir_graph_free(g);
+    }
+}
+
 /* The checker finds two live values sharing bytes, and misalignment. */
 static void test_check_plan_catches(void **state)
 {
@@ -273,6 +295,7 @@ int main(void)
         cmocka_unit_test(test_pipeline_options),
         cmocka_unit_test(test_golden),
         cmocka_unit_test(test_plan_concat_in_place),
+        cmocka_unit_test(test_plan_concat_chain),
         cmocka_unit_test(test_check_plan_catches),
         cmocka_unit_test(test_small_models),
         cmocka_unit_test(test_mlp),
