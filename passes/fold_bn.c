@@ -7,7 +7,13 @@
  *   - a mul by a weight of one value per channel ([C, 1, 1], ConvNeXt's layer
  *     scale): s = that weight, t = 0.
  * The new weights are new PARAMs ("<conv>.weight.folded", "<conv>.bias.folded");
- * the old ones go when nothing else uses them. Anything else stays as it is. */
+ * the old ones go when nothing else uses them.
+ *
+ * A batchnorm with nothing to fold into whose only user is an activation (DenseNet's
+ * norm1 → relu before each layer, over the whole concat so far) becomes a 1×1
+ * depthwise conv2d of weight s and bias t, where the channels fill whole blocks:
+ * fuse then gives it the activation, and the two passes over the value that the
+ * batchnorm and the relu made are one. Anything else stays as it is. */
 #include "passes.h"
 
 #include <math.h>
@@ -141,9 +147,54 @@ static void fold_scale(Graph *g, int32_t mul, int32_t conv, int32_t scale, const
     rescale(g, mul, conv, s, t, f);
 }
 
+/* Batchnorm `bn` (bound statistics, no producer to fold into) as a 1×1 depthwise
+ * conv2d in place, when its only user is an activation and its channels fill whole
+ * blocks of `block` (the depthwise kernel's layout). */
+static bool bn_to_depthwise(Graph *g, const int32_t *uses, int32_t bn, int32_t block,
+                            const Folder *f)
+{
+    const Node *b = &g->nodes[bn];
+    int64_t C = b->type.dims[1];
+    if (block <= 1 || b->type.rank != 4 || C % block || uses[bn] != 1)
+        return false;
+    for (int32_t k = 1; k < 5; k++)
+        if (!bound_param(g, b->inputs[k]))
+            return false;
+    int32_t user = -1;
+    PASS_FOR_USERS(f->users, bn, e)
+        user = f->users->user[e];
+    if (user < 0 || !ir_op_is_act(g->nodes[user].op))
+        return false;
+    const float *gamma = g->nodes[b->inputs[1]].data, *beta = g->nodes[b->inputs[2]].data;
+    const float *mean = g->nodes[b->inputs[3]].data, *var = g->nodes[b->inputs[4]].data;
+    float *w = ir_alloc(f->tmp, (size_t)C * sizeof *w), *t = ir_alloc(f->tmp, (size_t)C * sizeof *t);
+    for (int64_t c = 0; c < C; c++) {
+        double s = (double)gamma[c] / sqrt((double)var[c] + (double)b->attrs.bn.eps);
+        w[c] = (float)s;
+        t[c] = (float)((double)beta[c] - (double)mean[c] * s);
+    }
+    const char *name = b->name ? b->name : "batchnorm";
+    SrcLoc loc = b->loc;
+    int32_t wid = pass_add_param(g, f->names, ir_strfmt(f->tmp, "%s.weight.folded", name),
+                                 ir_type_f32(4, (int64_t[]){C, 1, 1, 1}), w, loc);
+    int32_t bid = pass_add_param(g, f->names, ir_strfmt(f->tmp, "%s.bias.folded", name),
+                                 ir_type_f32(1, (int64_t[]){C}), t, loc);
+    Node *n = &g->nodes[bn]; /* the array may have moved */
+    for (int32_t k = 1; k < 5; k++)
+        f->dead[n->inputs[k]] = true;
+    int32_t *ins = ir_alloc(g->arena, 3 * sizeof *ins);
+    ins[0] = n->inputs[0], ins[1] = wid, ins[2] = bid;
+    n->op = OP_CONV2D;
+    n->inputs = ins;
+    n->ninputs = 3;
+    memset(&n->attrs, 0, sizeof n->attrs);
+    n->attrs.conv = (ConvAttrs){.kernel = {1, 1}, .stride = {1, 1}, .dilation = {1, 1},
+                                .groups = (int32_t)C};
+    return true;
+}
+
 bool pass_fold_bn(Graph *g, const PassOptions *opt, Diag *d)
 {
-    (void)opt;
     (void)d;
     Arena *tmp = ir_arena_new();
     int32_t *uses = pass_use_counts(g, tmp);
@@ -157,8 +208,11 @@ bool pass_fold_bn(Graph *g, const PassOptions *opt, Diag *d)
             conv = bn_producer(g, uses, i);
         else if (g->nodes[i].op == OP_MUL)
             conv = mul_producer(g, uses, i, &scale);
-        if (conv < 0)
+        if (conv < 0) {
+            if (g->nodes[i].op == OP_BATCHNORM && bn_to_depthwise(g, uses, i, opt->block, &f))
+                changed = true;
             continue;
+        }
         if (scale >= 0)
             fold_scale(g, i, conv, scale, &f);
         else
