@@ -49,6 +49,13 @@ same "$tmp/a.so" "$tmp/c.so"
 CNNC_NO_CACHE=1 compile none "$tmp/c2.so" "$m" --weights=$w
 same "$tmp/a.so" "$tmp/c2.so"
 [ -x "$tmp/b.so" ] && ok || bad "a model.so from the cache is not executable as the linker makes it"
+# The outputs and the entry are one read-only file (hard links), modified when given.
+[ "$(stat -c %i "$tmp/a.so")" = "$(stat -c %i "$cache/$akey.entry")" ] &&
+  [ "$(stat -c %i "$tmp/b.so")" = "$(stat -c %i "$cache/$akey.entry")" ] && ok ||
+  bad "the model.so of a miss and of a hit are not hard links to the entry"
+[ -z "$(find "$tmp/b.so" -perm /222)" ] && ok || bad "a model.so shared with the cache is writable"
+[ "$tmp/b.so" -nt "$m" ] && ok || bad "a model.so from the cache is older than its model"
+[ -n "$(find "$tmp/c.so" -perm -200)" ] && ok || bad "--no-cache wrote a read-only model.so"
 
 # The model and weights under other names: what they hold is the same, so a hit.
 cp "$m" "$tmp/renamed.cnn"
@@ -91,25 +98,40 @@ compile miss "$tmp/t3.so" models/mlp.cnn --train --optimizer=sgd
 "$cnnc" models/mlp.cnn --train --optimizer=adam -o "$tmp/t4.so" --no-cache
 same "$tmp/t1.so" "$tmp/t4.so"
 
+# From here a.so, a name of the entry, changes with it: c.so (--no-cache) is the reference.
 # A corrupt entry (one byte of the model.so in it changed) is found, removed and
 # replaced; the model.so is still the right one.
 entry=$cache/$akey.entry
 if [ ! -f "$entry" ]; then bad "no entry $entry"; else
+  chmod u+w "$entry"
   printf 'X' | dd of="$entry" bs=1 seek=10000 conv=notrunc status=none
   compile miss "$tmp/j.so" "$m" --weights=$w
   grep -q "corrupt" "$tmp/err" && ok || bad "the corrupt entry was not noted"
-  same "$tmp/a.so" "$tmp/j.so"
+  same "$tmp/c.so" "$tmp/j.so"
   compile hit "$tmp/k.so" "$m" --weights=$w
-  same "$tmp/a.so" "$tmp/k.so"
+  same "$tmp/c.so" "$tmp/k.so"
   # Truncated: the same.
+  chmod u+w "$entry"
   truncate -s 5000 "$entry"
   compile miss "$tmp/l.so" "$m" --weights=$w
-  same "$tmp/a.so" "$tmp/l.so"
+  same "$tmp/c.so" "$tmp/l.so"
   compile hit "$tmp/l2.so" "$m" --weights=$w
-  # Only a header.
+  # Only the start.
+  chmod u+w "$entry"
   truncate -s 100 "$entry"
   compile miss "$tmp/l3.so" "$m" --weights=$w
-  same "$tmp/a.so" "$tmp/l3.so"
+  same "$tmp/c.so" "$tmp/l3.so"
+  # Changed through the name of a model.so, the size kept: found by its time.
+  chmod u+w "$tmp/l3.so"
+  printf 'Y' | dd of="$tmp/l3.so" bs=1 seek=20000 conv=notrunc status=none
+  compile miss "$tmp/l4.so" "$m" --weights=$w
+  grep -q "corrupt" "$tmp/err" && ok || bad "an entry changed through a model.so was not noted"
+  compile hit "$tmp/l5.so" "$m" --weights=$w
+  same "$tmp/c.so" "$tmp/l5.so"
+  # The meta file lost: a miss, compiled and stored again.
+  rm -f "$cache/$akey.meta"
+  compile miss "$tmp/l3.so" "$m" --weights=$w
+  same "$tmp/c.so" "$tmp/l3.so"
 fi
 
 # A hit whose -o cannot be written fails as the compile would.
@@ -124,7 +146,7 @@ touch "$tmp/file"
 XDG_CACHE_HOME=$tmp/file/xdg "$cnnc" "$m" --weights=$w -o "$tmp/m.so" 2> "$tmp/err" && ok ||
   bad "compiling with an unusable cache folder failed"
 [ -s "$tmp/err" ] && bad "an unusable cache folder printed: $(head -1 "$tmp/err")" || ok
-same "$tmp/a.so" "$tmp/m.so"
+same "$tmp/c.so" "$tmp/m.so"
 # A relative XDG_CACHE_HOME is ignored (XDG); HOME's .cache is used then.
 (cd "$tmp" && XDG_CACHE_HOME=rel HOME=$tmp/home "$cnnc" "$OLDPWD/$m" --weights="$OLDPWD/$w" \
   -o "$tmp/n.so") && [ ! -e "$tmp/rel" ] && [ -n "$(ls "$tmp/home/.cache/cnnc")" ] && ok ||
@@ -134,7 +156,7 @@ same "$tmp/a.so" "$tmp/m.so"
 # first (the least recently used); an entry larger than the limit is not stored.
 export XDG_CACHE_HOME=$tmp/small
 cache=$tmp/small/cnnc
-size=$(stat -c %s "$tmp/a.so")
+size=$(stat -c %s "$tmp/c.so")
 CNNC_CACHE_MAX=$((size * 3 / 2)) compile miss "$tmp/o1.so" "$m" --weights=$w
 CNNC_CACHE_MAX=$((size * 3 / 2)) compile miss "$tmp/o2.so" "$m" --weights=$w -O1
 [ "$(entries)" -eq 1 ] && ok || bad "the limit kept $(entries) entries, expected 1"
@@ -148,8 +170,24 @@ CNNC_CACHE_MAX=0 compile none "$tmp/o6.so" "$m" --weights=$w
 export XDG_CACHE_HOME=$tmp/conc
 for i in 1 2 3; do "$cnnc" "$m" --weights=$w -o "$tmp/p$i.so" & done
 wait
-for i in 1 2 3; do same "$tmp/a.so" "$tmp/p$i.so"; done
+for i in 1 2 3; do same "$tmp/c.so" "$tmp/p$i.so"; done
 [ -z "$(find "$tmp/conc" -name '.tmp-*')" ] && ok || bad "temporary files left in the cache"
+[ -z "$(find "$tmp" -maxdepth 1 -name '*.tmp-*')" ] && ok || bad "temporary files left next to -o"
+
+# A cache on another file system than -o (/dev/shm, where there is one): no hard links,
+# copies; the model.so stays the compiler's own writable file.
+if [ -d /dev/shm ] && [ -w /dev/shm ] &&
+  [ "$(stat -c %d /dev/shm)" != "$(stat -c %d "$tmp")" ]; then
+  shm=$(mktemp -d /dev/shm/cnnc-cache-test.XXXXXX)
+  XDG_CACHE_HOME=$shm compile miss "$tmp/s1.so" "$m" --weights=$w
+  XDG_CACHE_HOME=$shm compile hit "$tmp/s2.so" "$m" --weights=$w
+  grep -q "copied" "$tmp/err" && ok || bad "a hit across file systems was not a copy"
+  same "$tmp/c.so" "$tmp/s1.so"
+  same "$tmp/c.so" "$tmp/s2.so"
+  [ -n "$(find "$tmp/s1.so" -perm -200)" ] && [ -n "$(find "$tmp/s2.so" -perm -200)" ] && ok ||
+    bad "a model.so copied to or from the cache is read-only"
+  rm -rf "$shm"
+fi
 
 echo "cache: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -21,22 +21,24 @@
 
 extern char **environ;
 
-#define CACHE_MAGIC "CNNCACH1"
+#define CACHE_MAGIC "CNNCACH2"
 #define CACHE_DEFAULT_MAX (UINT64_C(5) << 30)
 #define CHUNK (256u << 10)
-/* The model.so starts a page into the entry, where a file system that shares blocks
- * between files could take them whole. */
-#define HEADER_BYTES 4096
 #define STALE_TEMP_SECONDS 3600
 
-/* The first 64 bytes of an entry; the model.so follows at HEADER_BYTES. */
-typedef struct EntryHeader {
+/* KEY.meta: what KEY.entry (the model.so's bytes, nothing else) must be. The stamp is
+ * the entry's inode, size and modification time when it was last known whole: any
+ * write to it through any name changes the time, and then the bytes are hashed
+ * again before they are used. */
+typedef struct EntryMeta {
     char magic[8];
     uint64_t size;            /* bytes of the model.so */
     unsigned char digest[32]; /* its SHA-256 */
     unsigned char key[16];    /* the start of the key it is stored under */
-} EntryHeader;
-_Static_assert(sizeof(EntryHeader) == 64, "cache entry header layout");
+    uint64_t ino, dev;
+    int64_t mtime_s, mtime_ns;
+} EntryMeta;
+_Static_assert(sizeof(EntryMeta) == 96, "cache entry meta layout");
 
 static double now(void)
 {
@@ -239,11 +241,12 @@ char *cache_dir(void)
     return NULL;
 }
 
-static char *entry_path(const char *dir, const CacheKey *k)
+/* dir/KEY.suffix, malloc'd. */
+static char *entry_path(const char *dir, const CacheKey *k, const char *suffix)
 {
     char name[80];
-    snprintf(name, sizeof name, "%s.entry", k->hex);
-    return concat(dir, "/", name);
+    snprintf(name, sizeof name, "/%s%s", k->hex, suffix);
+    return concat(dir, name, "");
 }
 
 /* mkdir -p of the cache folder. */
@@ -263,14 +266,13 @@ static bool make_dirs(const char *dir)
     return ok;
 }
 
-/* Writes the n bytes at p to fd at offset `to`, hashing them on the way (a chunk
- * hashed, then written while still in the CPU's cache); false on a write error. */
-static bool write_hashed(int fd, off_t to, const unsigned char *p, uint64_t n,
-                         unsigned char digest[32])
+/* Writes the n bytes at p to fd, hashing them on the way (a chunk hashed, then
+ * written while still in the CPU's cache); false on a write error. */
+static bool write_hashed(int fd, const unsigned char *p, uint64_t n, unsigned char digest[32])
 {
     EVP_MD_CTX *c = EVP_MD_CTX_new();
     EVP_DigestInit_ex(c, EVP_sha256(), NULL);
-    bool ok = lseek(fd, to, SEEK_SET) == to;
+    bool ok = true;
     for (uint64_t at = 0; ok && at < n; at += CHUNK) {
         size_t len = n - at < CHUNK ? (size_t)(n - at) : CHUNK;
         EVP_DigestUpdate(c, p + at, len);
@@ -291,6 +293,20 @@ static unsigned char *map_file(int fd, uint64_t size)
     return p;
 }
 
+/* The SHA-256 of the file fd of `size` bytes; false when it cannot be read. */
+static bool hash_file(int fd, uint64_t size, unsigned char digest[32])
+{
+    unsigned char *map = map_file(fd, size);
+    if (!map) return false;
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    EVP_DigestInit_ex(c, EVP_sha256(), NULL);
+    EVP_DigestUpdate(c, map, (size_t)size);
+    EVP_DigestFinal_ex(c, digest, NULL);
+    EVP_MD_CTX_free(c);
+    munmap(map, (size_t)size);
+    return true;
+}
+
 static mode_t library_mode(void)
 {
     mode_t mask = umask(0);
@@ -298,46 +314,108 @@ static mode_t library_mode(void)
     return 0777 & ~mask;
 }
 
+static void set_stamp(EntryMeta *m, const struct stat *st)
+{
+    m->ino = (uint64_t)st->st_ino, m->dev = (uint64_t)st->st_dev;
+    m->mtime_s = (int64_t)st->st_mtim.tv_sec, m->mtime_ns = (int64_t)st->st_mtim.tv_nsec;
+}
+
+static bool stamp_matches(const EntryMeta *m, const struct stat *st)
+{
+    return m->ino == (uint64_t)st->st_ino && m->dev == (uint64_t)st->st_dev &&
+           m->mtime_s == (int64_t)st->st_mtim.tv_sec &&
+           m->mtime_ns == (int64_t)st->st_mtim.tv_nsec && m->size == (uint64_t)st->st_size;
+}
+
+/* `out` becomes another name of the entry: a hard link made under a temporary name,
+ * renamed over `out`. False where links cannot be made (another file system, one
+ * without them). */
+static bool link_out(const char *entry, const char *out)
+{
+    char *tmp = concat(out, ".tmp-XXXXXX", "");
+    int fd = ir_temp_create(tmp);
+    bool ok = fd >= 0 && close(fd) == 0 && unlink(tmp) == 0 && link(entry, tmp) == 0 &&
+              rename(tmp, out) == 0;
+    /* Renaming a name over another of the same file leaves both: out already was
+     * this entry. */
+    if (fd >= 0) ir_temp_release(tmp, true);
+    free(tmp);
+    return ok;
+}
+
+/* `out` as a file of its own, copied from the entry's n bytes mapped at p; false when
+ * the copy's hash is not `want` (then nothing is written). */
+static bool copy_out(const unsigned char *p, uint64_t n, const unsigned char want[32],
+                     const char *out, bool *intact)
+{
+    char *tmp = concat(out, ".tmp-XXXXXX", "");
+    int fd = ir_temp_create(tmp);
+    unsigned char digest[32];
+    bool copied = fd >= 0 && write_hashed(fd, p, n, digest);
+    *intact = !copied || !memcmp(digest, want, 32);
+    bool ok = copied && *intact && fchmod(fd, library_mode()) == 0;
+    if (fd >= 0) ok = close(fd) == 0 && ok;
+    ok = ok && rename(tmp, out) == 0;
+    if (fd >= 0) ir_temp_release(tmp, !ok);
+    free(tmp);
+    return ok;
+}
+
+/* A hit is a hard link to the entry, made in a few hundred microseconds whatever the
+ * model.so's size (VGG-16's is 730 MB, whose copy took 0.8 s): the entry is read-only,
+ * and its stamp in KEY.meta says whether it is still the file stored. Where no link
+ * can be made it is copied, and hashed on the way. */
 bool cache_fetch(const char *dir, const CacheKey *k, const char *out, bool verbose)
 {
     double t0 = now();
-    char *path = entry_path(dir, k);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    char *path = entry_path(dir, k, ".entry"), *mpath = entry_path(dir, k, ".meta");
+    int mfd = open(mpath, O_RDWR | O_CLOEXEC);
+    int fd = mfd >= 0 ? open(path, O_RDONLY | O_CLOEXEC) : -1;
     if (fd < 0) {
         note(verbose, "miss %s (key of %.1f MB in %.3f s)", k->hex, (double)k->bytes / 1e6,
              k->seconds);
-        free(path);
+        if (mfd >= 0) close(mfd);
+        free(path), free(mpath);
         return false;
     }
-    EntryHeader h;
+    EntryMeta m;
     struct stat st;
-    bool whole = fstat(fd, &st) == 0 && pread(fd, &h, sizeof h, 0) == (ssize_t)sizeof h &&
-                 !memcmp(h.magic, CACHE_MAGIC, 8) && !memcmp(h.key, k->digest, sizeof h.key) &&
-                 st.st_size > HEADER_BYTES && h.size == (uint64_t)st.st_size - HEADER_BYTES;
-    unsigned char *map = whole ? map_file(fd, (uint64_t)st.st_size) : NULL;
-    char *tmp = concat(out, ".tmp-XXXXXX", "");
-    int tfd = map ? ir_temp_create(tmp) : -1;
+    bool whole = fstat(fd, &st) == 0 && pread(mfd, &m, sizeof m, 0) == (ssize_t)sizeof m &&
+                 !memcmp(m.magic, CACHE_MAGIC, 8) && !memcmp(m.key, k->digest, sizeof m.key) &&
+                 S_ISREG(st.st_mode) && st.st_size > 0 && m.size == (uint64_t)st.st_size;
+    bool stamped = whole && stamp_matches(&m, &st);
     unsigned char digest[32];
-    bool copied = tfd >= 0 && write_hashed(tfd, 0, map + HEADER_BYTES, h.size, digest);
-    bool intact = whole && (!copied || !memcmp(digest, h.digest, sizeof digest));
-    bool ok = copied && intact && fchmod(tfd, library_mode()) == 0;
-    if (tfd >= 0) ok = close(tfd) == 0 && ok;
-    ok = ok && rename(tmp, out) == 0;
-    if (tfd >= 0) ir_temp_release(tmp, !ok);
-    if (map) munmap(map, (size_t)st.st_size);
-    if (ok) futimens(fd, NULL); /* last used now: eviction goes by it */
+    bool intact = stamped || (whole && hash_file(fd, m.size, digest) &&
+                              !memcmp(digest, m.digest, sizeof digest));
+    bool linked = intact && link_out(path, out), ok = linked;
+    if (intact && !linked) {
+        unsigned char *map = map_file(fd, m.size);
+        ok = map && copy_out(map, m.size, m.digest, out, &intact);
+        if (map) munmap(map, (size_t)m.size);
+    }
+    if (ok && linked) {
+        /* Modified now, as a file just written (make goes by it), and stamped so. */
+        if (futimens(fd, NULL) == 0 && fstat(fd, &st) == 0) set_stamp(&m, &st);
+        else memset(&m.ino, 0, sizeof m.ino);
+    } else if (ok && !stamped) {
+        set_stamp(&m, &st); /* hashed whole just now */
+    }
+    /* Rewriting the meta also marks the entry used now: eviction goes by it. */
+    if (ok) (void)!pwrite(mfd, &m, sizeof m, 0);
     close(fd);
+    close(mfd);
     if (!intact) {
         unlink(path);
+        unlink(mpath);
         note(verbose, "miss %s (a corrupt entry, removed)", k->hex);
     } else if (!ok) {
         note(verbose, "miss %s (the entry could not be copied to '%s')", k->hex, out);
     } else {
-        note(verbose, "hit %s (key of %.1f MB in %.3f s, %.1f MB copied in %.3f s)", k->hex,
-             (double)k->bytes / 1e6, k->seconds, (double)h.size / 1e6, now() - t0);
+        note(verbose, "hit %s (key of %.1f MB in %.3f s, %.1f MB %s in %.3f s)", k->hex,
+             (double)k->bytes / 1e6, k->seconds, (double)m.size / 1e6,
+             linked ? "linked" : "copied", now() - t0);
     }
-    free(tmp);
-    free(path);
+    free(path), free(mpath);
     return ok;
 }
 
@@ -362,7 +440,8 @@ static bool has_suffix(const char *s, const char *suffix)
 }
 
 /* Removes the least recently used entries until the rest fit in `max` bytes (`keep`,
- * the entry just stored, last of all), and temporaries that a killed cnnc left. */
+ * the entry just stored, last of all); temporaries that a killed cnnc left, and an
+ * entry or meta without the other, once they are an hour old. */
 static void evict(const char *dir, uint64_t max, const char *keep)
 {
     DIR *d = opendir(dir);
@@ -373,26 +452,76 @@ static void evict(const char *dir, uint64_t max, const char *keep)
     time_t t = time(NULL);
     struct dirent *de;
     while ((de = readdir(d))) {
-        struct stat st;
-        bool entry = has_suffix(de->d_name, ".entry"), temp = !strncmp(de->d_name, ".tmp-", 5);
-        if ((!entry && !temp) || fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+        struct stat st, est;
+        bool meta = has_suffix(de->d_name, ".meta"), entry = has_suffix(de->d_name, ".entry");
+        bool temp = !strncmp(de->d_name, ".tmp-", 5);
+        if ((!meta && !entry && !temp) ||
+            fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
             continue;
-        if (temp) {
+        size_t len = strlen(de->d_name) - (meta ? 5 : entry ? 6 : 0);
+        char other[300];
+        snprintf(other, sizeof other, "%.*s%s", (int)len, de->d_name, meta ? ".entry" : ".meta");
+        bool paired = !temp && len < 200 && fstatat(dirfd(d), other, &est, AT_SYMLINK_NOFOLLOW) == 0;
+        if (!paired) {
             if (st.st_mtime + STALE_TEMP_SECONDS < t) unlinkat(dirfd(d), de->d_name, 0);
             continue;
         }
+        if (entry) continue; /* counted with its meta */
         if (n == cap) es = ir_xrealloc(es, (cap = cap ? 2 * cap : 64) * sizeof *es);
-        es[n++] = (Entry){ir_xstrdup(de->d_name), strcmp(de->d_name, keep) ? st.st_mtime : t + 1,
-                          (uint64_t)st.st_size};
-        total += (uint64_t)st.st_size;
+        es[n++] = (Entry){ir_xstrdup(other), strcmp(other, keep) ? st.st_mtime : t + 1,
+                          (uint64_t)est.st_size + (uint64_t)st.st_size};
+        total += es[n - 1].size;
     }
     qsort(es, n, sizeof *es, older_first);
-    for (size_t i = 0; i < n && total > max; i++)
-        if (unlinkat(dirfd(d), es[i].name, 0) == 0) total -= es[i].size;
+    for (size_t i = 0; i < n && total > max; i++) {
+        size_t len = strlen(es[i].name) - 6;
+        char meta[300];
+        snprintf(meta, sizeof meta, "%.*s.meta", (int)len, es[i].name);
+        if (unlinkat(dirfd(d), meta, 0) == 0) total -= es[i].size;
+        unlinkat(dirfd(d), es[i].name, 0);
+    }
     for (size_t i = 0; i < n; i++)
         free(es[i].name);
     free(es);
     closedir(d);
+}
+
+/* A file of the cache folder, written whole under a temporary name and renamed into
+ * place; the entry itself read-only, as every hard link to it. */
+static bool store_file(const char *dir, const char *dest, const void *p, uint64_t n,
+                       unsigned char digest[32], EntryMeta *stamp)
+{
+    char *tmp = concat(dir, "/.tmp-XXXXXX", "");
+    int fd = ir_temp_create(tmp);
+    bool ok = fd >= 0 && (digest ? write_hashed(fd, p, n, digest) : ir_write_all(fd, p, n));
+    struct stat st;
+    if (ok && stamp)
+        ok = fchmod(fd, library_mode() & 0555) == 0 && fstat(fd, &st) == 0;
+    if (fd >= 0) ok = close(fd) == 0 && ok;
+    ok = ok && rename(tmp, dest) == 0;
+    if (fd >= 0) ir_temp_release(tmp, !ok);
+    if (ok && stamp) set_stamp(stamp, &st);
+    free(tmp);
+    return ok;
+}
+
+/* The model.so just written (open as fd) becomes the entry: a hard link to it, made
+ * read-only and hashed where it lies, so that nothing is copied and a second compile
+ * to the same -o replaces the file by itself. False where no link can be made. */
+static bool link_in(const char *dir, const char *path, int fd, const char *entry, EntryMeta *m)
+{
+    char *tmp = concat(dir, "/.tmp-XXXXXX", "");
+    int t = ir_temp_create(tmp);
+    struct stat st;
+    bool linked = t >= 0 && close(t) == 0 && unlink(tmp) == 0 && link(path, tmp) == 0;
+    bool ok = linked && fchmod(fd, library_mode() & 0555) == 0 && fstat(fd, &st) == 0 &&
+              (uint64_t)st.st_size == m->size && hash_file(fd, m->size, m->digest) &&
+              rename(tmp, entry) == 0;
+    if (linked && !ok) (void)!fchmod(fd, library_mode()); /* -o stays as it was written */
+    if (t >= 0) ir_temp_release(tmp, !ok);
+    if (ok) set_stamp(m, &st);
+    free(tmp);
+    return ok;
 }
 
 void cache_store(const char *dir, const CacheKey *k, const char *path, bool verbose)
@@ -404,31 +533,27 @@ void cache_store(const char *dir, const CacheKey *k, const char *path, bool verb
         if (in >= 0) close(in);
         return;
     }
-    EntryHeader h = {.magic = CACHE_MAGIC, .size = (uint64_t)st.st_size};
-    memcpy(h.key, k->digest, sizeof h.key);
-    if (h.size + HEADER_BYTES > max) {
-        note(verbose, "not stored: %.1f MB is more than CNNC_CACHE_MAX", (double)h.size / 1e6);
+    EntryMeta m = {.magic = CACHE_MAGIC, .size = (uint64_t)st.st_size};
+    memcpy(m.key, k->digest, sizeof m.key);
+    if (m.size + sizeof m > max) {
+        note(verbose, "not stored: %.1f MB is more than CNNC_CACHE_MAX", (double)m.size / 1e6);
         close(in);
         return;
     }
-    char *tmp = concat(dir, "/.tmp-XXXXXX", "");
-    unsigned char *map = map_file(in, h.size), header[HEADER_BYTES] = {0};
-    int out = map && make_dirs(dir) ? ir_temp_create(tmp) : -1;
-    bool ok = out >= 0 && write_hashed(out, HEADER_BYTES, map, h.size, h.digest);
-    memcpy(header, &h, sizeof h);
-    ok = ok && pwrite(out, header, sizeof header, 0) == (ssize_t)sizeof header;
-    if (out >= 0) ok = close(out) == 0 && ok;
-    if (map) munmap(map, (size_t)h.size);
-    char *entry = entry_path(dir, k);
-    ok = ok && rename(tmp, entry) == 0;
-    if (out >= 0) ir_temp_release(tmp, !ok);
+    char *entry = entry_path(dir, k, ".entry"), *meta = entry_path(dir, k, ".meta");
+    bool ok = make_dirs(dir);
+    if (ok && !link_in(dir, path, in, entry, &m)) {
+        unsigned char *map = map_file(in, m.size);
+        ok = map && store_file(dir, entry, map, m.size, m.digest, &m);
+        if (map) munmap(map, (size_t)m.size);
+    }
+    ok = ok && store_file(dir, meta, &m, sizeof m, NULL, NULL);
     close(in);
     if (ok) {
-        note(verbose, "stored %s (%.1f MB)", k->hex, (double)h.size / 1e6);
+        note(verbose, "stored %s (%.1f MB)", k->hex, (double)m.size / 1e6);
         evict(dir, max, entry + strlen(dir) + 1);
     } else {
         note(verbose, "not stored: cannot write to '%s'", dir);
     }
-    free(entry);
-    free(tmp);
+    free(entry), free(meta);
 }

@@ -2,12 +2,15 @@
  * that decides its bytes: the compiler itself (its version, the executable's bytes,
  * LLVM's version), the target, the runtime archive linked in, the linker named by $CC,
  * the command line (file names left out) and the graph as loaded, every parameter's
- * bytes included. A second compile of the same model copies the stored file instead.
+ * bytes included. A second compile of the same model gives the stored file instead.
  *
- * Entries live in $XDG_CACHE_HOME/cnnc (default ~/.cache/cnnc), one file KEY.entry
- * each: a 64-byte header (magic, payload size, payload SHA-256) and the model.so. Each
+ * Entries live in $XDG_CACHE_HOME/cnnc (default ~/.cache/cnnc): KEY.entry, the model.so
+ * itself, read-only, and KEY.meta (magic, size, SHA-256, and the entry's inode and
+ * modification time when it was last known whole). The model.so of -o and the entry
+ * are hard links of one file where the file system allows, copies elsewhere. Each file
  * is written to a temporary file and renamed into place, so a concurrent cnnc sees an
- * entry whole or not at all; one whose size or hash is wrong is ignored and removed.
+ * entry whole or not at all; one changed since its stamp is hashed again, and one
+ * whose size or hash is wrong is ignored and removed.
  * Past CNNC_CACHE_MAX bytes (default 5G) the least recently used entries go. Every
  * failure of the cache (no home, a folder not writable, a full disk) leaves the compile
  * as it would be without it. */
@@ -50,12 +53,13 @@ bool cache_key(const Graph *g, const CacheInputs *in, CacheKey *k);
  * but "" or "0", no $XDG_CACHE_HOME and no $HOME, CNNC_CACHE_MAX=0). */
 char *cache_dir(void);
 
-/* On a hit, writes the stored model.so to `out` (through a temporary file, renamed)
- * and returns true. A missing entry, or one found corrupt (then removed), is a miss.
+/* On a hit, makes `out` a hard link to the stored model.so, or else a copy (through a
+ * temporary name, renamed), and returns true. A missing entry, or one found corrupt (then removed), is a miss.
  * `verbose` notes on standard error what happened. */
 bool cache_fetch(const char *dir, const CacheKey *k, const char *out, bool verbose);
 
-/* Stores the file `path` (the model.so just written) under k, then evicts the least
+/* Stores the file `path` (the model.so just written) under k, as a hard link made
+ * read-only where it can (else a copy), then evicts the least
  * recently used entries beyond the size limit. Failures are silent unless verbose. */
 void cache_store(const char *dir, const CacheKey *k, const char *path, bool verbose);
 
