@@ -23,7 +23,8 @@ Every engine's output on the same images is checked against PyTorch's eager outp
 (max|d| / max|ref| <= --tol) before it is timed; a peer that disagrees is not timed and
 its column says "wrong". Latency is the median of the timed runs after 3 warm-up runs;
 each measurement takes --runs runs, fewer (at least 5) when they would take longer than
---budget seconds. A peer that is missing (no --peer-python, no onnxruntime or openvino in
+--budget seconds: a model of a few milliseconds gets hundreds of runs, so that one
+interruption of a shared machine does not move its median. A peer that is missing (no --peer-python, no onnxruntime or openvino in
 it, an export that fails) is skipped with a message and its columns say "—".
 
 bench/RESULTS.md gets: each row's latencies, the best peer (least latency of PyTorch, ORT
@@ -42,7 +43,7 @@ first (--estimate: only that), the time left after each row. Every compile of th
 caches into a temporary $XDG_CACHE_HOME, not the user's.
 
     /usr/bin/python3 bench/run.py [--build=build] [--models=resnet50,mobilenet_v2]
-                                  [--batches=1,8] [--threads=1,2] [--runs=20] [--budget=10]
+                                  [--batches=1,8] [--threads=1,2] [--runs=200] [--budget=4]
                                   [--profile-only | --merge] [--gpu | --gpu-only]
                                   [--peer-python=.venv-bench/bin/python] [--tol=1e-3]
                                   [--state=FILE] [--fresh] [--estimate] [--out=bench/RESULTS.md]
@@ -608,8 +609,8 @@ def main():
     ap.add_argument("--models", default=",".join(zoo()))
     ap.add_argument("--batches", default="1,8")
     ap.add_argument("--threads", default="1,2")
-    ap.add_argument("--runs", type=int, default=20)
-    ap.add_argument("--budget", type=float, default=10.0,
+    ap.add_argument("--runs", type=int, default=200)
+    ap.add_argument("--budget", type=float, default=4.0,
                     help="seconds one measurement may take; fewer runs (5 at least) past it")
     ap.add_argument("--tol", type=float, default=1e-3,
                     help="max|d| / max|PyTorch| an engine's output may differ by")
