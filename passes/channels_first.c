@@ -86,6 +86,9 @@ static bool rewrite(Graph *g, PassUsers *u, const int32_t *uses, int32_t t1, boo
 bool pass_channels_first(Graph *g, const PassOptions *opt, Diag *d)
 {
     (void)opt;
+    /* Nodes no output needs would count as users: an ONNX import leaves the Div of
+     * GELU's pattern that its gelu replaced reading the dense before it. */
+    pass_remove_unused(g, NULL);
     Arena *tmp = ir_arena_new();
     int32_t *uses = pass_use_counts(g, tmp);
     PassUsers *u = pass_users(g, tmp);
