@@ -87,7 +87,8 @@ static const Case cases[] = {
      "  d = maxpool(c2, kernel=3, stride=1, pad=1) + conv2d(c2, 48, kernel=3, pad=1, groups=48) as dw\n"
      "  c3 = concat(c2, relu(conv2d(d, 16, kernel=3, pad=1) as l3))\n"
      "  c4 = concat(c3, conv2d(global_avgpool(c3), 64, kernel=1) as l4 * c3)\n"
-     "  return flatten(global_avgpool(c4)), conv2d(c4, 8, kernel=1) as l5\n"
+     "  t = avgpool(conv2d(c3, 32, kernel=1) as l6, kernel=[1, 3])\n"
+     "  return flatten(global_avgpool(c4)), conv2d(c4, 8, kernel=1) as l5, t\n"
      "}\n"},
     {"layers",
      "network layers(x: f32[N=2, 16, 6, 5]) {\n"

@@ -229,6 +229,9 @@ static void test_plan_concat_chain(void **state)
             assert_int_equal(v->mem.batch_stride, 48 * 6 * 6);
         }
         assert_int_equal(c3->mem.batch_stride, 0);
+        const Node *tr = &g->nodes[node_named(g, "tr")];
+        assert_int_equal(g->nodes[tr->inputs[0]].op, OP_AVGPOOL);
+        assert_int_equal(tr->type.dims[2], 3);
         ir_graph_free(g);
     }
 }
