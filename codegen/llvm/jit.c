@@ -1,6 +1,8 @@
 /* jit.c: a lowered module run in-process. The object code `cnnc -o model.so` would link is
  * linked into memory by LLVM ORC (one LLJIT per model, so models never share symbols);
- * undefined symbols bind to the caller's table, then to the process. */
+ * undefined symbols bind to the caller's table, then to the process. The objects are
+ * those cg_emit_objects makes, in parts on as many threads as `cnnc -o` uses, so the
+ * REPL compiles as fast; calls between them go through RuntimeDyld's stubs. */
 #define _DEFAULT_SOURCE /* MAP_ANONYMOUS, MAP_NORESERVE */
 #include <errno.h>
 #include <stdlib.h>
@@ -280,21 +282,29 @@ CgJit *cg_jit_new(Cg *cg, const CgJitSymbol *syms, int32_t nsyms, char *err, siz
                  LLVMGetTarget(cg->mod), host);
     LLVMDisposeMessage(host);
     if (!here || !check_syms(syms, nsyms, err, n)) return NULL;
-    LLVMMemoryBufferRef obj = cg_emit_memory(cg, LLVMObjectFile, err, n);
-    if (!obj) return NULL;
+    LLVMMemoryBufferRef objs[CG_MAX_PARTS];
+    int32_t nobjs = cg_emit_objects(cg, objs, err, n);
+    if (!nobjs) return NULL;
     CgJit *j = ir_xcalloc(1, sizeof *j);
-    /* Sections with contents hold at most the object's bytes, and stubs and GOT entries
-     * take less than the relocation records they serve; the slack covers page rounding
-     * (and zero-filled sections, which generated code has none of). */
-    j->reserve = 2 * LLVMGetBufferSize(obj) + ((size_t)64 << 20);
+    /* Each object gets a reservation of its own. Sections with contents hold at most the
+     * object's bytes, and stubs and GOT entries take less than the relocation records
+     * they serve; the slack covers page rounding (and zero-filled sections, which
+     * generated code has none of). */
+    size_t largest = 0;
+    for (int32_t i = 0; i < nobjs; i++)
+        if (LLVMGetBufferSize(objs[i]) > largest) largest = LLVMGetBufferSize(objs[i]);
+    j->reserve = 2 * largest + ((size_t)64 << 20);
     collect_defined(j, cg->mod);
     CgJitSymbol *all = with_weights(j, cg, syms, &nsyms);
     bool ok = create(j, err, n) && !failed(define_syms(j, all, nsyms), "JIT symbols", err, n);
     free(all);
-    if (!ok) LLVMDisposeMemoryBuffer(obj);
     LLVMOrcJITDylibRef jd = ok ? LLVMOrcLLJITGetMainJITDylib(j->lljit) : NULL;
-    if (!ok || failed(LLVMOrcLLJITAddObjectFile(j->lljit, jd, obj), "JIT", err, n) ||
-        !link_all(j, err, n)) {
+    int32_t added = 0;
+    for (; ok && added < nobjs; added++) /* each buffer is ORC's once added, even on failure */
+        ok = !failed(LLVMOrcLLJITAddObjectFile(j->lljit, jd, objs[added]), "JIT", err, n);
+    for (int32_t i = added; i < nobjs; i++)
+        LLVMDisposeMemoryBuffer(objs[i]);
+    if (!ok || !link_all(j, err, n)) {
         cg_jit_free(j);
         return NULL;
     }
