@@ -331,7 +331,8 @@ typedef enum {
     MEM_INPUT,     /* the caller's input buffer number `index` */
     MEM_OUTPUT,    /* the caller's output buffer number `index` */
     MEM_WEIGHTS,   /* a PARAM: embedded in the model */
-    MEM_ALIAS,     /* no storage of its own: a view of input 0 (flatten, reorder-free reshapes) */
+    MEM_ALIAS,     /* no storage of its own: a view of input 0 (flatten, reorder-free reshapes,
+                      channel slices), mem.offset bytes into each of its items */
 } MemKind;
 
 typedef struct MemLoc {

@@ -88,9 +88,10 @@ void pass_print_plan(const Graph *g, FILE *out);
  * Where a producer's layout differs from what a user reads, a reorder node
  * (named "<producer>.to_plain" or "<producer>.to_nchw<k>c") is inserted. */
 
-/* Memory plan contract (plan_memory.c): MEM_ALIAS nodes (flatten, dropout, and
- * reorders that move no byte: same layout, or H=W=1) resolve to their input
- * 0's storage. An input of a channel concat is written in place when its mem
+/* Memory plan contract (plan_memory.c): MEM_ALIAS nodes (flatten, dropout,
+ * reorders that move no byte: same layout, or H=W=1, and slices of whole channels,
+ * mem.offset bytes into each item) resolve to their input 0's storage, whose items
+ * they keep. An input of a channel concat is written in place when its mem
  * is MEM_ARENA at the concat's offset + channel offset with batch_stride equal
  * to the concat's per-item element count; other inputs are copied. */
 

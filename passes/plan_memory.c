@@ -57,11 +57,31 @@ static int64_t bytes_of(const Node *n)
     return bytes;
 }
 
-/* A reorder between equal layouts, or of a [N,C,1,1] value, moves no byte. */
+/* Bytes from the start of an item of a slice's input to the start of the slice, when
+ * the slice is a run of whole channels (of whole blocks, when blocked) that readers
+ * can take in place, with the input's item stride; -1 otherwise. */
+static int64_t slice_offset(const Node *n, const Graph *g)
+{
+    const TensorType *in = &g->nodes[n->inputs[0]].type, *t = &n->type;
+    int32_t axis = n->attrs.slice.axis < 0 ? n->attrs.slice.axis + t->rank : n->attrs.slice.axis;
+    if (axis != 1 || t->rank < 2 || in->layout != t->layout || in->block != t->block)
+        return -1;
+    int64_t start = n->attrs.slice.start, end = n->attrs.slice.end, inner = 1;
+    if (t->layout == LAYOUT_NCHWC && (start % t->block || end % t->block))
+        return -1;
+    for (int32_t i = 2; i < t->rank; i++)
+        inner *= t->dims[i];
+    return start * inner * (int64_t)sizeof(float);
+}
+
+/* A reorder between equal layouts, or of a [N,C,1,1] value, moves no byte; a slice of
+ * whole channels is a view (ShuffleNet's chunks). */
 static bool is_alias(const Node *n, const Graph *g)
 {
     if (n->op == OP_FLATTEN || n->op == OP_DROPOUT)
         return true;
+    if (n->op == OP_SLICE)
+        return slice_offset(n, g) >= 0;
     if (n->op == OP_RESHAPE_AS) { /* plain values with the same batch: the same bytes */
         const TensorType *in = &g->nodes[n->inputs[0]].type;
         return in->layout == LAYOUT_PLAIN && n->type.layout == LAYOUT_PLAIN && in->rank &&
@@ -90,6 +110,8 @@ static void assign_kinds(Planner *p)
             n->mem.index = ninputs++;
         } else if (is_alias(n, g)) {
             n->mem.kind = MEM_ALIAS;
+            if (n->op == OP_SLICE)
+                n->mem.offset = slice_offset(n, g);
             p->base[i] = p->base[n->inputs[0]];
         } else {
             n->mem.kind = MEM_ARENA;

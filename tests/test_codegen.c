@@ -90,6 +90,16 @@ static const Case cases[] = {
      "  t = avgpool(conv2d(c3, 32, kernel=1) as l6, kernel=[1, 3])\n"
      "  return flatten(global_avgpool(c4)), conv2d(c4, 8, kernel=1) as l5, t\n"
      "}\n"},
+    {"slices", /* channel slices are views with their input's item stride */
+     "network slices(x: f32[N=2, 10, 6, 7]) {\n"
+     "  a = relu(conv2d(x, 32, kernel=3, pad=1) as c1)\n"
+     "  p = chunk(a, 2)\n"
+     "  b = conv2d(p[1], 16, kernel=1) as c2 + p[0]\n"
+     "  s = split(x, [3, 7])\n"
+     "  c = concat(maxpool(s[1], kernel=2), avgpool(s[0], kernel=2))\n"
+     "  d = dense(flatten(global_avgpool(split(a, [24, 8])[0])), 5) as fc + dense(flatten(global_avgpool(split(b, [8, 8])[1])), 5) as fc2\n"
+     "  return b, c, d, sigmoid(s[1])\n"
+     "}\n"},
     {"layers",
      "network layers(x: f32[N=2, 16, 6, 5]) {\n"
      "  c = relu(conv2d(x, 16, kernel=3, pad=1) as c1)\n"

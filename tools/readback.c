@@ -24,8 +24,8 @@ static Place place_of(const Graph *g, int32_t id)
     p.off += p.store->mem.offset;
     if (p.store->mem.batch_stride)
         p.item = p.store->mem.batch_stride;
-    else if (n->type.rank > 0 && n->type.dims[0] > 0)
-        p.item = ir_numel(&n->type) / n->type.dims[0];
+    else if (p.store->type.rank > 0 && p.store->type.dims[0] > 0)
+        p.item = ir_numel(&p.store->type) / p.store->type.dims[0];
     return p;
 }
 

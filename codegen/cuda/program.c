@@ -55,7 +55,7 @@ int64_t cu_item_stride(const CuGen *g, int32_t id)
     int64_t off;
     const Node *nd = cu_storage(g, id, &off);
     if (nd->mem.batch_stride) return nd->mem.batch_stride;
-    const TensorType *t = &g->g->nodes[id].type;
+    const TensorType *t = &nd->type; /* the storage's items (a slice views its input's) */
     return t->rank && t->dims[0] ? ir_numel(t) / t->dims[0] : ir_numel(t);
 }
 

@@ -467,7 +467,8 @@ int64_t cg_item_stride(const Cg *cg, int32_t node)
     while (nd->mem.kind == MEM_ALIAS)
         nd = &cg->g->nodes[nd->inputs[0]];
     if (nd->mem.batch_stride) return nd->mem.batch_stride;
-    const TensorType *t = &cg->g->nodes[node].type;
+    /* The storage's item: a view (a slice of channels) has the items of what it views. */
+    const TensorType *t = &nd->type;
     return t->dims[0] ? ir_numel(t) / t->dims[0] : 0;
 }
 
