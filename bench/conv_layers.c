@@ -1,13 +1,17 @@
-/* conv_layers.c: GFLOP/s of the conv2d and dense kernels on ResNet-50-like
- * layers (batch 1, random data), on 1 and 2 threads of the runtime's pool,
+/* conv_layers.c: GFLOP/s of the conv2d and dense kernels on ResNet-50- and
+ * ConvNeXt-like layers (random data), on 1 and 2 threads of the runtime's pool,
  * against the FMA peak measured on this machine. Not part of the test suite.
  *
  *   cmake --build build-conv --target test_kernels     (builds the libraries)
- *   B=build-conv; cc -O2 -mavx2 -mfma -Iir -Icodegen/llvm -Itests -Iruntime -Ifrontend \
- *      -I/usr/lib/llvm-16/include bench/conv_layers.c $B/codegen/llvm/libcnnc_cg_llvm.a \
+ *   B=build-conv; cc -O2 -mavx2 -mfma -Iinclude -Iir -Icodegen/llvm -Itests -Iruntime \
+ *      -Ifrontend -I/usr/lib/llvm-16/include bench/conv_layers.c \
+ *      $B/codegen/llvm/libcnnc_cg_llvm.a $B/passes/libcnnc_passes.a \
  *      $B/frontend/libcnnc_frontend.a $B/ir/libcnnc_ir.a $B/runtime/libcnnc_rt.a \
- *      -L/usr/lib/llvm-16/lib -lLLVM-16 -ldl -lpthread -lm -o /tmp/conv_layers
- *   /tmp/conv_layers [repeats [layer-name-part]]
+ *      $B/support/*.a -L/usr/lib/llvm-16/lib -lLLVM-16 -ldl -lpthread -lm -o /tmp/conv_layers
+ *   /tmp/conv_layers [repeats [layer-name-part [batch [relu|gelu]]]]
+ *
+ * A batch above 1 shows layers whose activations outgrow the caches; gelu shows
+ * what the epilogue costs next to a short reduction (ConvNeXt's 1x1 convs).
  */
 #include <immintrin.h>
 #include <pthread.h>
@@ -49,6 +53,9 @@ static const Layer layers[] = {
 /* The machine is shared: one thread is timed in its own CPU time (what other
  * processes take is not counted), two threads in wall time. */
 static clockid_t clock_id = CLOCK_MONOTONIC;
+
+static int64_t batch = 1;     /* argv[3] */
+static Op epilogue = OP_RELU; /* argv[4] */
 
 static double now(void)
 {
@@ -103,8 +110,8 @@ static double peak(int threads)
 static int32_t build(Graph *g, const Layer *l)
 {
     SrcLoc no = {0};
-    int64_t xd[4] = {1, l->C, l->HW, l->HW};
-    int32_t x = l->dense ? ir_add_input(g, "x", ir_type_f32(2, (int64_t[]){1, l->C}), no)
+    int64_t xd[4] = {batch, l->C, l->HW, l->HW};
+    int32_t x = l->dense ? ir_add_input(g, "x", ir_type_f32(2, (int64_t[]){batch, l->C}), no)
                          : ir_add_input(g, "x", ir_type_f32(4, xd), no);
     int64_t wd[4] = {l->O, l->C / l->groups, l->k, l->k};
     int32_t ins[3] = {x, ir_add_param(g, "w", ir_type_f32(l->dense ? 2 : 4, wd), no),
@@ -116,7 +123,7 @@ static int32_t build(Graph *g, const Layer *l)
         a->stride[0] = a->stride[1] = l->s;
         a->pad[0] = a->pad[1] = a->pad[2] = a->pad[3] = l->k / 2;
         a->groups = l->groups;
-        a->epi.act = OP_RELU;
+        a->epi.act = epilogue;
     } else {
         g->nodes[id].attrs.dense.epi.act = OP_RELU;
     }
@@ -181,7 +188,8 @@ static void bench(const Layer *l, int reps, double peak1, double peak2)
         x[i] = (float)((i * 7919) % 1000) / 1000.0f - 0.5f;
     void *args[4] = {y, x, NULL, NULL};
     int64_t pix = l->dense ? 1 : n->type.dims[2] * n->type.dims[3];
-    double flops = 2.0 * (double)l->O * (double)pix * (double)(l->C / l->groups) * l->k * l->k;
+    double flops = 2.0 * (double)batch * (double)l->O * (double)pix *
+                   (double)(l->C / l->groups) * l->k * l->k;
     clock_id = CLOCK_THREAD_CPUTIME_ID;
     double t1 = time_layer(&k, args, 1, reps), b1 = best_of;
     clock_id = CLOCK_MONOTONIC;
@@ -200,6 +208,8 @@ int main(int argc, char **argv)
 {
     int reps = argc > 1 ? atoi(argv[1]) : 15;
     reps = reps < 1 ? 1 : reps > 64 ? 64 : reps;
+    batch = argc > 3 && atoi(argv[3]) > 0 ? atoi(argv[3]) : 1;
+    epilogue = argc > 4 && !strcmp(argv[4], "gelu") ? OP_GELU : OP_RELU;
     double w1 = peak(1), w2 = peak(2);
     clock_id = CLOCK_THREAD_CPUTIME_ID;
     double p1 = peak(1);
