@@ -96,8 +96,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ir_diag_init(&d, out);
     OnnxModel *m = onnx_read_buffer("fuzz.onnx", data, size, dir, 1 << 20, &d);
     fflush(out);
-    if (!m != (d.nerrors > 0) || strstr(text, "protobuf-c rejects"))
-        abort(); /* a model comes back exactly when no error was reported */
+    /* A model comes back exactly when no error was reported, and the reader's own checks
+     * leave protobuf-c nothing to reject: its message would be the first and only one
+     * (matched at the start, as a name the input holds may quote the same words). */
+    static const char rejected[] = "fuzz.onnx: error: cannot decode the model: protobuf-c";
+    if (!m != (d.nerrors > 0) || (text && !strncmp(text, rejected, sizeof rejected - 1)))
+        abort();
     if (m) {
         volatile size_t sum = strlen(m->producer) + strlen(m->graph_name);
         for (int32_t k = 0; k < m->nnodes; k++)
