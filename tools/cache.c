@@ -330,15 +330,22 @@ static bool stamp_matches(const EntryMeta *m, const struct stat *st)
 /* `out` becomes another name of the entry: a hard link made under a temporary name,
  * renamed over `out`. False where links cannot be made (another file system, one
  * without them). */
+/* A hard link to `src` under a fresh registered temporary name made from the template
+ * `tmp` (*made: the name was taken, and is the caller's to release). */
+static bool link_temp(const char *src, char *tmp, bool *made)
+{
+    int fd = ir_temp_create(tmp);
+    *made = fd >= 0;
+    return fd >= 0 && close(fd) == 0 && unlink(tmp) == 0 && link(src, tmp) == 0;
+}
+
 static bool link_out(const char *entry, const char *out)
 {
     char *tmp = concat(out, ".tmp-XXXXXX", "");
-    int fd = ir_temp_create(tmp);
-    bool ok = fd >= 0 && close(fd) == 0 && unlink(tmp) == 0 && link(entry, tmp) == 0 &&
-              rename(tmp, out) == 0;
+    bool made, ok = link_temp(entry, tmp, &made) && rename(tmp, out) == 0;
     /* Renaming a name over another of the same file leaves both: out already was
      * this entry. */
-    if (fd >= 0) ir_temp_release(tmp, true);
+    if (made) ir_temp_release(tmp, true);
     free(tmp);
     return ok;
 }
@@ -511,14 +518,13 @@ static bool store_file(const char *dir, const char *dest, const void *p, uint64_
 static bool link_in(const char *dir, const char *path, int fd, const char *entry, EntryMeta *m)
 {
     char *tmp = concat(dir, "/.tmp-XXXXXX", "");
-    int t = ir_temp_create(tmp);
     struct stat st;
-    bool linked = t >= 0 && close(t) == 0 && unlink(tmp) == 0 && link(path, tmp) == 0;
+    bool made, linked = link_temp(path, tmp, &made);
     bool ok = linked && fchmod(fd, library_mode() & 0555) == 0 && fstat(fd, &st) == 0 &&
               (uint64_t)st.st_size == m->size && hash_file(fd, m->size, m->digest) &&
               rename(tmp, entry) == 0;
     if (linked && !ok) (void)!fchmod(fd, library_mode()); /* -o stays as it was written */
-    if (t >= 0) ir_temp_release(tmp, !ok);
+    if (made) ir_temp_release(tmp, !ok);
     if (ok) set_stamp(m, &st);
     free(tmp);
     return ok;
