@@ -8,10 +8,11 @@
  *      $B/codegen/llvm/libcnnc_cg_llvm.a $B/passes/libcnnc_passes.a \
  *      $B/frontend/libcnnc_frontend.a $B/ir/libcnnc_ir.a $B/runtime/libcnnc_rt.a \
  *      $B/support/*.a -L/usr/lib/llvm-16/lib -lLLVM-16 -ldl -lpthread -lm -o /tmp/conv_layers
- *   /tmp/conv_layers [repeats [layer-name-part [batch [relu|gelu]]]]
+ *   /tmp/conv_layers [repeats [layer-name-part [batch [relu|gelu [hot|cold]]]]]
  *
  * A batch above 1 shows layers whose activations outgrow the caches; gelu shows
- * what the epilogue costs next to a short reduction (ConvNeXt's 1x1 convs).
+ * what the epilogue costs next to a short reduction (ConvNeXt's 1x1 convs);
+ * cold, what weights read from memory cost.
  */
 #include <immintrin.h>
 #include <pthread.h>
@@ -150,12 +151,39 @@ static double median(double *v, int n)
 
 static double best_of; /* the fastest run of the last time_layer */
 
-static double time_layer(const KhKernel *k, void **args, int threads, int reps)
+/* argv[5] "cold": before each run, 64 MiB are read, so that the weights come
+ * from memory, as in a network whose weights outgrow the last-level cache
+ * (ResNet-50 at batch 1); the activations are then read again, as a layer
+ * finds its input in the caches. */
+static bool cold;
+static volatile float flush_sink;
+#define FLUSH_FLOATS (16L << 20)
+
+static void flush_caches(float *x, int64_t xn)
+{
+    static float *buf;
+    if (!cold)
+        return;
+    if (!buf) {
+        buf = malloc(FLUSH_FLOATS * sizeof(float));
+        for (long i = 0; i < FLUSH_FLOATS; i++)
+            buf[i] = 1.0f;
+    }
+    float s = 0.0f;
+    for (long i = 0; i < FLUSH_FLOATS; i += 16)
+        s += buf[i];
+    for (int64_t i = 0; i < xn; i += 16)
+        s += x[i];
+    flush_sink = s;
+}
+
+static double time_layer(const KhKernel *k, void **args, int threads, int reps, int64_t xn)
 {
     RtPool *pool = rt_pool_new(threads);
     double t[64];
     rt_parallel_for(pool, k->items, (RtKernel)k->fn, args);
     for (int r = 0; r < reps; r++) {
+        flush_caches(args[1], xn);
         double t0 = now();
         rt_parallel_for(pool, k->items, (RtKernel)k->fn, args);
         t[r] = now() - t0;
@@ -191,9 +219,9 @@ static void bench(const Layer *l, int reps, double peak1, double peak2)
     double flops = 2.0 * (double)batch * (double)l->O * (double)pix *
                    (double)(l->C / l->groups) * l->k * l->k;
     clock_id = CLOCK_THREAD_CPUTIME_ID;
-    double t1 = time_layer(&k, args, 1, reps), b1 = best_of;
+    double t1 = time_layer(&k, args, 1, reps, xn), b1 = best_of;
     clock_id = CLOCK_MONOTONIC;
-    double t2 = time_layer(&k, args, 2, reps), b2 = best_of;
+    double t2 = time_layer(&k, args, 2, reps, xn), b2 = best_of;
     double g1 = flops / t1 / 1e9, g2 = flops / t2 / 1e9;
     printf("%-20s %7.3f ms %6.1f GF/s %5.1f%% best %6.1f | "
            "2T %7.3f ms %6.1f GF/s %5.1f%% best %6.1f\n",
@@ -210,6 +238,7 @@ int main(int argc, char **argv)
     reps = reps < 1 ? 1 : reps > 64 ? 64 : reps;
     batch = argc > 3 && atoi(argv[3]) > 0 ? atoi(argv[3]) : 1;
     epilogue = argc > 4 && !strcmp(argv[4], "gelu") ? OP_GELU : OP_RELU;
+    cold = argc > 5 && !strcmp(argv[5], "cold");
     double w1 = peak(1), w2 = peak(2);
     clock_id = CLOCK_THREAD_CPUTIME_ID;
     double p1 = peak(1);

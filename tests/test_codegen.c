@@ -100,6 +100,15 @@ static const Case cases[] = {
      "  d = dense(flatten(global_avgpool(split(a, [24, 8])[0])), 5) as fc + dense(flatten(global_avgpool(split(b, [8, 8])[1])), 5) as fc2\n"
      "  return b, c, d, sigmoid(s[1])\n"
      "}\n"},
+    {"kchunk", /* small planes with many channels: the reduction in chunks (conv.c) */
+     "network kchunk(x: f32[N=2, 64, 13, 11]) {\n"
+     "  a = relu(conv2d(x, 256, kernel=3, stride=2, pad=1) as c1)\n"
+     "  b = relu(conv2d(a, 512, kernel=1) as c2)\n"
+     "  c = relu(conv2d(b, 256, kernel=1) as c3 + a)\n"
+     "  d = conv2d(c, 256, kernel=3, pad=2, dilation=2) as c4 + c\n"
+     "  e = conv2d(d, 256, kernel=3, stride=2, pad=1) as c5\n"
+     "  return d, e\n"
+     "}\n"},
     {"layers",
      "network layers(x: f32[N=2, 16, 6, 5]) {\n"
      "  c = relu(conv2d(x, 16, kernel=3, pad=1) as c1)\n"

@@ -219,6 +219,8 @@ LLVMValueRef cg_epilogue(Cg *cg, const Epilogue *e, LLVMValueRef acc, LLVMValueR
 int32_t cg_lanes_of(LLVMValueRef v);                         /* 1 for a scalar */
 LLVMValueRef cg_call1(Cg *cg, const char *intrinsic, LLVMValueRef a); /* "llvm.fabs" etc. */
 void cg_prefetch(Cg *cg, LLVMValueRef p);
+void cg_prefetch_l2(Cg *cg, LLVMValueRef p); /* into L2, not L1 */
+void cg_prefetch_w(Cg *cg, LLVMValueRef p);  /* a line about to be written */
 LLVMValueRef cg_exp(Cg *cg, LLVMValueRef x);                 /* e^x, ~1 ulp, scalar or vector */
 LLVMValueRef cg_hsum(Cg *cg, LLVMValueRef v);                /* sum of the lanes, as a scalar */
 /* Elements from one batch item of `node`'s value to the next (honours

@@ -165,13 +165,29 @@ LLVMValueRef cg_call1(Cg *cg, const char *name, LLVMValueRef a)
 
 /* A read prefetch of the cache line at p into all levels (llvm.prefetch, which
  * never faults: p may point past the tensor). */
-void cg_prefetch(Cg *cg, LLVMValueRef p)
+static void prefetch(Cg *cg, LLVMValueRef p, int locality, int write)
 {
     LLVMTypeRef fty;
     LLVMValueRef fn = intrinsic(cg, "llvm.prefetch", LLVMTypeOf(p), &fty);
-    LLVMValueRef args[4] = {p, LLVMConstInt(cg->t_i32, 0, 0), LLVMConstInt(cg->t_i32, 3, 0),
+    LLVMValueRef args[4] = {p, LLVMConstInt(cg->t_i32, (unsigned long long)write, 0),
+                            LLVMConstInt(cg->t_i32, (unsigned long long)locality, 0),
                             LLVMConstInt(cg->t_i32, 1, 0)};
     LLVMBuildCall2(cg->b, fty, fn, args, 4, "");
+}
+
+void cg_prefetch(Cg *cg, LLVMValueRef p)
+{
+    prefetch(cg, p, 3, 0);
+}
+
+void cg_prefetch_w(Cg *cg, LLVMValueRef p)
+{
+    prefetch(cg, p, 3, 1);
+}
+
+void cg_prefetch_l2(Cg *cg, LLVMValueRef p)
+{
+    prefetch(cg, p, 2, 0);
 }
 
 LLVMValueRef cg_fma(Cg *cg, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c)
