@@ -592,13 +592,17 @@ static void emit_kchunked(Conv *k, LLVMValueRef item)
     cg_acc_loop_begin(cg, &lr, cg_i64(cg, 0), cg_i64(cg, k->OH), NULL, 0);
     k->oh = lr.iv;
     /* The next chunk's weights, into L2 while this chunk's second row runs
-     * (its first reads them from L1 and L2; the last chunk's fetch goes past
-     * the group's weights, which a prefetch may). */
+     * (its first reads them from L1 and L2); during the last chunk, the first
+     * chunk of the next group, which this thread most likely takes next (a
+     * prefetch past the weights, from the last group, is harmless). */
+    int64_t per = k->KH * k->KW * k->bi * k->b;
     LLVMValueRef pf = LLVMBuildAnd(
         cg->b, LLVMBuildICmp(cg->b, LLVMIntEQ, k->nb, cg_i64(cg, 0), ""),
         LLVMBuildICmp(cg->b, LLVMIntEQ, k->oh, cg_i64(cg, k->OH > 1 ? 1 : 0), ""), "");
-    k->wpf = LLVMBuildSelect(cg->b, pf, cg_i64(cg, k->kc * k->KH * k->KW * k->bi * k->b),
-                             cg_i64(cg, 0), "");
+    LLVMValueRef ahead = LLVMBuildSelect(
+        cg->b, k->last, cg_i64(cg, (k->oct * k->CB - (chunks - 1) * k->kc) * per),
+        cg_i64(cg, k->kc * per), "");
+    k->wpf = LLVMBuildSelect(cg->b, pf, ahead, cg_i64(cg, 0), "");
     decode_row(k);
     emit_row(k);
     cg_acc_loop_end(cg, &lr, NULL);

@@ -291,6 +291,15 @@ static void gemm_tile(Wino *k, LLVMValueRef kc, LLVMValueRef p, LLVMValueRef tb)
     cg_acc_loop_begin(cg, &l, cg_i64(cg, 0), cg_i64(cg, k->C / U), acc, na);
     LLVMValueRef vq = at(cg, vp, imul(cg, l.iv, U));
     LLVMValueRef uq = at(cg, up, imul(cg, l.iv, U * ob));
+    /* The first register tile of a point prefetches the next point's weights
+     * (in U's order, also the next chunk's first), which a small plane (14×14
+     * at batch 1: two register tiles) would otherwise wait for from memory;
+     * the others prefetch lines already in L1. */
+    LLVMValueRef ahead = LLVMBuildSelect(cg->b, LLVMBuildICmp(cg->b, LLVMIntEQ, tb, cg_i64(cg, 0), ""),
+                                         cg_i64(cg, k->C * ob), cg_i64(cg, 0), "");
+    LLVMValueRef pq = at(cg, uq, ahead);
+    for (int64_t q = 0; q < U * ob; q += 16)
+        cg_prefetch_l2(cg, at(cg, pq, cg_i64(cg, q)));
     for (int64_t c = 0; c < U; c++) {
         LLVMValueRef wv[4];
         for (int64_t j = 0; j < k->oct; j++)
