@@ -107,7 +107,8 @@ static const Case cases[] = {
      "  c = relu(conv2d(b, 256, kernel=1) as c3 + a)\n"
      "  d = conv2d(c, 256, kernel=3, pad=2, dilation=2) as c4 + c\n"
      "  e = conv2d(d, 256, kernel=3, stride=2, pad=1) as c5\n"
-     "  return d, e\n"
+     "  f = relu(conv2d(b, 256, kernel=1, stride=2) as c6 + e)\n"
+     "  return d, f\n"
      "}\n"},
     {"layers",
      "network layers(x: f32[N=2, 16, 6, 5]) {\n"

@@ -527,6 +527,9 @@ static void taps_plane(Conv *k, LLVMValueRef icb, int64_t pix0, int64_t T, LLVMV
             for (int64_t i = 0; i < k->bi; i++) {
                 LLVMValueRef wv[8];
                 int64_t tap = ((kh * k->KW + kw) * k->bi + i) * k->b;
+                for (int64_t j = 0; j < k->oct && k->wpf; j++)
+                    cg_prefetch_l2(cg, tile_base(k, tile_base(k, wp, k->wpf),
+                                                 cg_i64(cg, tap + j * wstride)));
                 for (int64_t j = 0; j < k->oct; j++)
                     wv[j] = load_pinned(k, wp, tap + j * wstride, (int32_t)k->b);
                 for (int64_t p = 0; p < T; p++) {
@@ -551,7 +554,9 @@ static void emit_plane_tile(Conv *k, int64_t pix0, int64_t T)
     int32_t na = (int32_t)(T * k->oct);
     init_acc(k, cg_i64(cg, pix0), T, acc);
     CgAccLoop lc;
-    cg_acc_loop_begin(cg, &lc, cg_i64(cg, 0), cg_i64(cg, k->CB), acc, na);
+    LLVMValueRef lo = k->kc ? mulc(cg, k->cc, k->kc) : cg_i64(cg, 0);
+    LLVMValueRef hi = k->kc ? addc(cg, lo, k->kc) : cg_i64(cg, k->CB);
+    cg_acc_loop_begin(cg, &lc, lo, hi, acc, na);
     taps_plane(k, lc.iv, pix0, T, acc);
     cg_acc_loop_end(cg, &lc, acc);
     store_tile(k, cg_i64(cg, pix0), T, acc);
@@ -589,7 +594,7 @@ static void emit_kchunked(Conv *k, LLVMValueRef item)
     k->last = LLVMBuildICmp(cg->b, LLVMIntEQ, lc.iv, cg_i64(cg, chunks - 1), "last");
     cg_acc_loop_begin(cg, &ln, cg_i64(cg, 0), cg_i64(cg, k->N), NULL, 0);
     k->nb = ln.iv;
-    cg_acc_loop_begin(cg, &lr, cg_i64(cg, 0), cg_i64(cg, k->OH), NULL, 0);
+    cg_acc_loop_begin(cg, &lr, cg_i64(cg, 0), cg_i64(cg, k->plane ? 1 : k->OH), NULL, 0);
     k->oh = lr.iv;
     /* The next chunk's weights, into L2 while this chunk's second row runs
      * (its first reads them from L1 and L2); during the last chunk, the first
@@ -598,13 +603,18 @@ static void emit_kchunked(Conv *k, LLVMValueRef item)
     int64_t per = k->KH * k->KW * k->bi * k->b;
     LLVMValueRef pf = LLVMBuildAnd(
         cg->b, LLVMBuildICmp(cg->b, LLVMIntEQ, k->nb, cg_i64(cg, 0), ""),
-        LLVMBuildICmp(cg->b, LLVMIntEQ, k->oh, cg_i64(cg, k->OH > 1 ? 1 : 0), ""), "");
+        LLVMBuildICmp(cg->b, LLVMIntEQ, k->oh, cg_i64(cg, k->OH > 1 && !k->plane ? 1 : 0), ""),
+        "");
     LLVMValueRef ahead = LLVMBuildSelect(
         cg->b, k->last, cg_i64(cg, (k->oct * k->CB - (chunks - 1) * k->kc) * per),
         cg_i64(cg, k->kc * per), "");
     k->wpf = LLVMBuildSelect(cg->b, pf, ahead, cg_i64(cg, 0), "");
-    decode_row(k);
-    emit_row(k);
+    if (k->plane) {
+        emit_plane(k);
+    } else {
+        decode_row(k);
+        emit_row(k);
+    }
     cg_acc_loop_end(cg, &lr, NULL);
     cg_acc_loop_end(cg, &ln, NULL);
     cg_acc_loop_end(cg, &lc, NULL);
@@ -651,7 +661,7 @@ static CgKernel emit_blocked(Conv *k)
 static void choose_kchunk(Conv *k)
 {
     k->kc = 0;
-    if (k->depthwise || k->plane || k->plain_out || k->bi < 2 || k->OBg ||
+    if (k->depthwise || (k->plane && k->KH * k->KW > 1) || k->plain_out || k->bi < 2 || k->OBg ||
         k->N * k->OH * k->OW > KCHUNK_PIXELS || k->OB / k->oct < KCHUNK_MIN_GROUPS)
         return;
     int64_t per = k->oct * k->b * k->KH * k->KW * k->bi * (int64_t)sizeof(float);
@@ -680,6 +690,11 @@ static void choose_tile(Conv *k)
     int64_t tiles = (k->OH * k->OW + k->tile - 1) / k->tile;
     k->plane = !k->depthwise && k->cg->nregs <= 16 && k->OW < 2 * k->tile && tiles <= 10 &&
                tiles * k->KH * k->KW * k->bi <= 1024;
+    /* A strided 1×1 conv (ResNet's downsampling at 7×7) cannot flatten its
+     * plane into long rows: its tiles cross rows instead. */
+    if (!k->depthwise && k->KH == 1 && k->KW == 1 && k->OW < k->tile && tiles <= 10 &&
+        tiles * k->bi <= 1024)
+        k->plane = true;
     choose_kchunk(k);
 }
 
