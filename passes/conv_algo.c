@@ -1,5 +1,6 @@
 /* conv_algo.c: chooses per conv2d between the direct convolution and Winograd
- * F(4×4, 3×3) (ConvAttrs.winograd), after the layout pass has fixed the blocks.
+ * F(4×4, 3×3) (ConvAttrs.winograd), after the layout pass has fixed the blocks;
+ * and gives strided 1×1 convs a gather of the pixels they read (below).
  * Winograd takes 3×3, stride-1, undilated, ungrouped convs whose input and output
  * (and residual) are blocked alike and whose weights are constants: the LLVM
  * backend's kernel (codegen/llvm/winograd.c). PassOptions.conv_algo says which:
@@ -116,9 +117,56 @@ static bool winograd_fits(const Graph *g, const Node *n)
     return is_constant(g, n->inputs[1]) && (bias < 0 || is_constant(g, n->inputs[bias]));
 }
 
+/* A blocked 1×1 conv of stride s > 1 (ResNet's downsampling) reads every s-th
+ * pixel of every s-th row: its rows cannot be flattened into the long rows
+ * that fill a register tile (conv.c), and each cache line it loads holds
+ * pixels it skips. It becomes a 1×1 conv of stride 1 over those pixels,
+ * gathered first by a maxpool of kernel 1 and stride s (one pass over what
+ * the conv reads). ResNet-50's layer2-4 downsampling convs, 2 threads: batch 1
+ * 0.60, 0.69, 0.55 ms -> 0.51 each, the gathers 0.04 ms in all; batch 8 16.4
+ * -> 12.8 ms, the gathers 0.95 ms. */
+static bool gathers_first(const Graph *g, const Node *n)
+{
+    const ConvAttrs *a = &n->attrs.conv;
+    const TensorType *xt = &g->nodes[n->inputs[0]].type;
+    return n->op == OP_CONV2D && n->type.rank == 4 && n->type.layout == LAYOUT_NCHWC &&
+           blocked_as(xt, n->type.block) && a->kernel[0] == 1 && a->kernel[1] == 1 &&
+           (a->stride[0] > 1 || a->stride[1] > 1) && !a->pad[0] && !a->pad[1] && !a->pad[2] &&
+           !a->pad[3];
+}
+
+static void gather_first(Graph *g, PassNames *names, int32_t id)
+{
+    int32_t x = g->nodes[id].inputs[0];
+    const char *base = ir_strfmt(g->arena, "%s.gather", g->nodes[id].name);
+    int32_t p = ir_add_node(g, OP_MAXPOOL, &x, 1, pass_unique_name(g, names, base),
+                            g->nodes[id].loc);
+    Node *pool = &g->nodes[p], *n = &g->nodes[id];
+    PoolAttrs *a = &pool->attrs.pool;
+    *a = (PoolAttrs){.kernel = {1, 1}, .dilation = {1, 1}};
+    a->stride[0] = n->attrs.conv.stride[0];
+    a->stride[1] = n->attrs.conv.stride[1];
+    pool->type = g->nodes[x].type;
+    pool->type.dims[2] = n->type.dims[2];
+    pool->type.dims[3] = n->type.dims[3];
+    n->inputs[0] = p;
+    n->attrs.conv.stride[0] = n->attrs.conv.stride[1] = 1;
+}
+
 bool pass_conv_algo(Graph *g, const PassOptions *opt, Diag *d)
 {
     (void)d;
+    Arena *tmp = ir_arena_new();
+    PassNames *names = pass_name_set(g, tmp);
+    bool added = false;
+    for (int32_t i = 0, n = g->nnodes; i < n; i++)
+        if (gathers_first(g, &g->nodes[i])) {
+            gather_first(g, names, i);
+            added = true;
+        }
+    if (added)
+        pass_toposort(g);
+    ir_arena_free(tmp);
     for (int32_t i = 0; i < g->nnodes; i++) {
         Node *n = &g->nodes[i];
         if (n->op != OP_CONV2D)

@@ -15,7 +15,7 @@ const PassInfo pass_pipeline[] = {
     {"fuse", pass_fuse, false, "fuse activations and residual adds into conv2d/dense"},
     {"dce", pass_dce, false, "remove nodes no output needs"},
     {"layout", pass_layout, true, "choose blocked NCHW[b]c layouts, insert reorders"},
-    {"conv_algo", pass_conv_algo, false, "compute 3×3 stride-1 conv2d as Winograd F(4×4, 3×3) where it pays"},
+    {"conv_algo", pass_conv_algo, false, "compute 3×3 stride-1 conv2d as Winograd F(4×4, 3×3) where it pays; strided 1×1 conv2d after a gather"},
     {"plan_memory", pass_plan_memory, true, "assign arena offsets to every value"},
 };
 
