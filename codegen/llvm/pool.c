@@ -72,6 +72,39 @@ static LLVMValueRef max_window(Cg *cg, Pool *p, LLVMValueRef ow)
     return LLVMBuildLoad2(cg->b, p->vt, acc, "max");
 }
 
+/* max_window for a blocked value: windows that lie wholly inside the input
+ * (all but the edges) take their taps unrolled, without the bounds tests and
+ * the loops that made ResNet-50's 3×3/2 maxpool at batch 8 as slow as a
+ * 1×1 conv (3.3 ms on one thread). */
+static LLVMValueRef max_window_blocked(Cg *cg, Pool *p, LLVMValueRef ow)
+{
+    const PoolAttrs *a = &p->nd->attrs.pool;
+    int64_t hi_h = p->vi.H - (int64_t)(a->kernel[0] - 1) * a->dilation[0];
+    int64_t hi_w = p->vi.W - (int64_t)(a->kernel[1] - 1) * a->dilation[1];
+    if (hi_h <= 0 || hi_w <= 0)
+        return max_window(cg, p, ow);
+    LLVMValueRef h0 =
+        LLVMBuildSub(cg->b, cg_imul(cg, p->oh, a->stride[0]), cg_i64(cg, a->pad[0]), "");
+    LLVMValueRef w0 = LLVMBuildSub(cg->b, cg_imul(cg, ow, a->stride[1]), cg_i64(cg, a->pad[1]), "");
+    LLVMValueRef inside =
+        LLVMBuildAnd(cg->b, in_range(cg, h0, hi_h), in_range(cg, w0, hi_w), "inside");
+    LLVMValueRef res = cg_var(cg, p->vt, "m");
+    LLVMBasicBlockRef join = cg_if_begin(cg, inside);
+    LLVMValueRef m = NULL;
+    for (int32_t kh = 0; kh < a->kernel[0]; kh++)
+        for (int32_t kw = 0; kw < a->kernel[1]; kw++) {
+            LLVMValueRef x = load_in(cg, p, cg_iadd(cg, h0, cg_i64(cg, kh * a->dilation[0])),
+                                     cg_iadd(cg, w0, cg_i64(cg, kw * a->dilation[1])));
+            m = m ? max_keep_nan(cg, m, x) : x;
+        }
+    LLVMBuildStore(cg->b, m, res);
+    cg_if_end(cg, join);
+    join = cg_if_begin(cg, LLVMBuildNot(cg->b, inside, ""));
+    LLVMBuildStore(cg->b, max_window(cg, p, ow), res);
+    cg_if_end(cg, join);
+    return LLVMBuildLoad2(cg->b, p->vt, res, "max");
+}
+
 /* The input rectangle [hs, he) x [ws, we) of a window and its divisor. */
 typedef struct Window {
     LLVMValueRef hs, he, ws, we, divisor;
@@ -225,8 +258,9 @@ static CgKernel emit_window_pool(Cg *cg, int32_t id)
     cg_divmod(cg, it.iv, p.vo.H, &ng, &p.oh);
     cg_divmod(cg, ng, p.vo.groups, &p.n, &p.g);
     CgLoop ow = cg_loop_begin(cg, cg_i64(cg, 0), cg_i64(cg, p.vo.W), 1, "ow");
-    LLVMValueRef v =
-        p.nd->op == OP_MAXPOOL ? max_window(cg, &p, ow.iv) : mean_window(cg, &p, ow.iv);
+    LLVMValueRef v = p.nd->op != OP_MAXPOOL ? mean_window(cg, &p, ow.iv)
+                     : p.vi.blk > 1         ? max_window_blocked(cg, &p, ow.iv)
+                                            : max_window(cg, &p, ow.iv);
     cg_store(cg, v, cg_view_at(cg, &p.vo, p.out, p.n, p.g, p.oh, ow.iv));
     cg_loop_end(cg, &ow);
     cg_loop_end(cg, &it);
