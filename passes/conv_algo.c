@@ -38,8 +38,10 @@
  * read once per item, so longer is better); the runs are of equal length, and the register tile
  * (T tiles × oct blocks of accumulators, leaving registers for the oct weight
  * vectors and the broadcast) divides MT, so few padding tiles are computed.
- * Where the runs are too few to keep the threads busy, the output chunks
- * split into KG groups, each item transforming the input again. */
+ * A work item is one chunk of output blocks of one run (KG = the chunks), so
+ * that even one run of a small plane keeps the threads busy; a thread
+ * transforms the input of a run once for all its items of that run, so the
+ * transform is repeated only across threads (in parallel). */
 void pass_winograd_split(int64_t C, int64_t O, int64_t b, int64_t tiles, int32_t nregs,
                          int32_t max_acc, WinoSplit *s)
 {
@@ -63,12 +65,7 @@ void pass_winograd_split(int64_t C, int64_t O, int64_t b, int64_t tiles, int32_t
     s->T = (mt + blocks - 1) / blocks;
     s->MT = blocks * s->T;
     int64_t chunks = O / b / s->oct;
-    s->KG = 1;
-    while (s->runs * s->KG < WINO_MIN_ITEMS && s->KG < chunks) {
-        s->KG++;
-        while (chunks % s->KG)
-            s->KG++;
-    }
+    s->KG = chunks;
 }
 
 /* Whether Winograd is expected to be faster than the direct conv for this layer,
@@ -85,7 +82,7 @@ static bool winograd_pays(const Graph *g, const Node *n, int32_t lanes)
     /* cycles, as vector instructions over the instructions per cycle each sustains */
     double direct = 9 * C * O * (double)(N * OH * OW) / b / WINO_DIRECT_FMA_PER_CYCLE;
     double gemm = 36 * C * O * padded / b / WINO_GEMM_FMA_PER_CYCLE;
-    double trans = padded * ((double)s.KG * C + O) / b * WINO_TRANSFORM_CYCLES;
+    double trans = padded * (C + O) / b * WINO_TRANSFORM_CYCLES;
     double stream = (double)s.runs * 36 * C * O * 4 / WINO_WEIGHT_BYTES_PER_CYCLE;
     return gemm + trans + stream < WINO_MARGIN * direct;
 }

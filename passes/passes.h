@@ -52,19 +52,13 @@ bool pass_plan_memory(Graph *g, const PassOptions *opt, Diag *d);  /* arena offs
 /* How the LLVM backend's Winograd kernel (codegen/llvm/winograd.c) splits `tiles` 4×4
  * output tiles (over the whole batch) of a conv of C input and O output channels in
  * blocks of b, with nregs vector registers and at most max_acc accumulators: oct output
- * blocks per chunk, T tiles per register tile, runs of MT tiles, KG groups of chunks;
- * runs·KG work items, each with V[36][MT][C] and M[36][MT][oct·b] in its scratch
+ * blocks per chunk, T tiles per register tile, runs of MT tiles, KG chunks; runs·KG
+ * work items of one chunk each, V[36][MT][C] and M[36][MT][oct·b] in the scratch
  * (WINO_SCRATCH_BYTES, or two register tiles of channels past it). */
 typedef struct WinoSplit {
     int64_t oct, T, MT, runs, KG;
 } WinoSplit;
 #define WINO_SCRATCH_BYTES (1024 * 1024)
-/* Work items a small plane's runs split into (KG groups of output chunks, each
- * transforming the input again): enough for two threads with some to balance;
- * each more repeats the input transform and the per-item setup. ResNet-50's
- * 256→256 14×14 layers at batch 1 (AVX-512): 8 items 0.86 ms on 1 thread
- * and 0.46 on 2, 4 items 0.72 and 0.37. */
-#define WINO_MIN_ITEMS 4
 void pass_winograd_split(int64_t C, int64_t O, int64_t b, int64_t tiles, int32_t nregs,
                          int32_t max_acc, WinoSplit *s);
 

@@ -475,12 +475,17 @@ CgKernel cg_emit_conv2d_winograd(Cg *cg, int32_t node)
     k.t0 = imul(cg, run, k.MT);
     int64_t per_group = k.OB / k.oct / k.KG;
     k.kc0 = imul(cg, kg, per_group);
-    /* input transform of the item's tiles */
+    /* input transform of the run's tiles, once for the thread's items of the run:
+     * at its first item in the range, or where a new run starts */
+    LLVMValueRef fresh = LLVMBuildOr(cg->b, LLVMBuildICmp(cg->b, LLVMIntEQ, li.iv, cg->begin, ""),
+                                     LLVMBuildICmp(cg->b, LLVMIntEQ, kg, cg_i64(cg, 0), ""), "");
+    LLVMBasicBlockRef join = cg_if_begin(cg, fresh);
     cg_acc_loop_begin(cg, &lt, cg_i64(cg, 0), cg_i64(cg, k.MT), NULL, 0);
     cg_acc_loop_begin(cg, &lc, cg_i64(cg, 0), cg_i64(cg, k.CB), NULL, 0);
     input_tile(&k, lt.iv, lc.iv);
     cg_acc_loop_end(cg, &lc, NULL);
     cg_acc_loop_end(cg, &lt, NULL);
+    cg_if_end(cg, join);
     /* per chunk of output blocks: the 36 GEMMs, then the output transform */
     cg_acc_loop_begin(cg, &lk, k.kc0, iaddc(cg, k.kc0, per_group), NULL, 0);
     cg_acc_loop_begin(cg, &lp, cg_i64(cg, 0), cg_i64(cg, WG_P), NULL, 0);
