@@ -690,8 +690,9 @@ static void choose_tile(Conv *k)
     int64_t tiles = (k->OH * k->OW + k->tile - 1) / k->tile;
     k->plane = !k->depthwise && k->cg->nregs <= 16 && k->OW < 2 * k->tile && tiles <= 10 &&
                tiles * k->KH * k->KW * k->bi <= 1024;
-    /* A strided 1×1 conv (ResNet's downsampling at 7×7) cannot flatten its
-     * plane into long rows: its tiles cross rows instead. */
+    /* A 1×1 conv whose plane flatten_pointwise could not cut into long rows
+     * (strided, where conv_algo left it so; a pixel count with no divisor
+     * between the row and 64) tiles it across rows instead. */
     if (!k->depthwise && k->KH == 1 && k->KW == 1 && k->OW < k->tile && tiles <= 10 &&
         tiles * k->bi <= 1024)
         k->plane = true;
