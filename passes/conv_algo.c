@@ -124,9 +124,11 @@ static bool winograd_fits(const Graph *g, const Node *n)
  * -> 12.8 ms, the gathers 0.95 ms. */
 static bool gathers_first(const Graph *g, const Node *n)
 {
+    if (n->op != OP_CONV2D)
+        return false;
     const ConvAttrs *a = &n->attrs.conv;
     const TensorType *xt = &g->nodes[n->inputs[0]].type;
-    return n->op == OP_CONV2D && n->type.rank == 4 && n->type.layout == LAYOUT_NCHWC &&
+    return n->type.rank == 4 && n->type.layout == LAYOUT_NCHWC &&
            blocked_as(xt, n->type.block) && a->kernel[0] == 1 && a->kernel[1] == 1 &&
            (a->stride[0] > 1 || a->stride[1] > 1) && !a->pad[0] && !a->pad[1] && !a->pad[2] &&
            !a->pad[3];
