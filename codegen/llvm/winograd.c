@@ -12,8 +12,9 @@
  * channel c, the oct·b output channels contiguous.
  *
  * A work item is a run of MT tiles (numbered row-major over the planes of the
- * whole batch) and a group of output chunks (pass_winograd_split, passes/).
- * It transforms the input tiles of the run into V[36][MT][C] (vector
+ * whole batch) and one chunk of output blocks (pass_winograd_split, passes/).
+ * A thread transforms the input tiles of a run, once for its items of the run,
+ * into V[36][MT][C] (vector
  * arithmetic on the b channels of a block: Bᵀ d B is adds and multiplies by
  * constants on vectors), a heap buffer that stays in L2; then per chunk of
  * output blocks, for each point a GEMM M[p][MT][oct·b] = V[p] × U[kc][p] with
@@ -64,7 +65,7 @@ typedef struct Wino {
     int64_t MT, runs, KG;      /* tiles of a work item, runs of them, groups of chunks */
     int64_t xs, os, rs;
     LLVMValueRef x, out, res, u, bias, vbuf, mbuf;
-    LLVMValueRef t0, kc0; /* of the current item: first tile, first chunk */
+    LLVMValueRef t0; /* of the current item: its run's first tile */
 } Wino;
 
 static LLVMValueRef iadd(Cg *cg, LLVMValueRef a, LLVMValueRef b)
@@ -468,13 +469,11 @@ CgKernel cg_emit_conv2d_winograd(Cg *cg, int32_t node)
     k.vbuf = scratch;
     k.mbuf = at(cg, scratch, cg_i64(cg, WG_P * k.MT * k.C));
 
-    CgAccLoop li, lt, lc, lk, lp, lb;
+    CgAccLoop li, lt, lc, lp, lb;
     cg_acc_loop_begin(cg, &li, cg->begin, cg->end, NULL, 0);
     LLVMValueRef run, kg;
     cg_divmod(cg, li.iv, k.KG, &run, &kg);
     k.t0 = imul(cg, run, k.MT);
-    int64_t per_group = k.OB / k.oct / k.KG;
-    k.kc0 = imul(cg, kg, per_group);
     /* input transform of the run's tiles, once for the thread's items of the run:
      * at its first item in the range, or where a new run starts */
     LLVMValueRef fresh = LLVMBuildOr(cg->b, LLVMBuildICmp(cg->b, LLVMIntEQ, li.iv, cg->begin, ""),
@@ -486,18 +485,16 @@ CgKernel cg_emit_conv2d_winograd(Cg *cg, int32_t node)
     cg_acc_loop_end(cg, &lc, NULL);
     cg_acc_loop_end(cg, &lt, NULL);
     cg_if_end(cg, join);
-    /* per chunk of output blocks: the 36 GEMMs, then the output transform */
-    cg_acc_loop_begin(cg, &lk, k.kc0, iaddc(cg, k.kc0, per_group), NULL, 0);
+    /* the item's chunk kg of output blocks: the 36 GEMMs, then the output transform */
     cg_acc_loop_begin(cg, &lp, cg_i64(cg, 0), cg_i64(cg, WG_P), NULL, 0);
     cg_acc_loop_begin(cg, &lb, cg_i64(cg, 0), cg_i64(cg, k.MT / k.T), NULL, 0);
-    gemm_tile(&k, lk.iv, lp.iv, lb.iv);
+    gemm_tile(&k, kg, lp.iv, lb.iv);
     cg_acc_loop_end(cg, &lb, NULL);
     cg_acc_loop_end(cg, &lp, NULL);
     cg_acc_loop_begin(cg, &lt, cg_i64(cg, 0), cg_i64(cg, k.MT), NULL, 0);
     for (int64_t j = 0; j < k.oct; j++)
-        output_tile(&k, lk.iv, lt.iv, j);
+        output_tile(&k, kg, lt.iv, j);
     cg_acc_loop_end(cg, &lt, NULL);
-    cg_acc_loop_end(cg, &lk, NULL);
     cg_acc_loop_end(cg, &li, NULL);
     LLVMTypeRef fty;
     LLVMValueRef fr = libc_fn(cg, "free", cg->t_void, &cg->t_ptr, 1, &fty);
