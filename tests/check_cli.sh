@@ -2,6 +2,7 @@
 # The driver's command line: good runs, bad flags, determinism, output files.
 set -u
 cnnc=$1
+cnnrun=${2:-} # to run what was compiled (optional)
 cd "$(dirname "$0")/.." || exit 1
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -73,6 +74,21 @@ if [ -z "$deps" ]; then pass=$((pass + 1)); else
 exported=$(nm -D --defined-only "$tmp/a.so" | awk '{print $3}' | grep -v '^cnn_' || true)
 if [ -z "$exported" ]; then pass=$((pass + 1)); else
   echo "FAIL: model.so exports: $exported"; fail=$((fail + 1)); fi
+# The weights are written into the linked file in place: the last loadable segment
+# holds file bytes for all of its memory, none of it left for the loader to zero.
+# strip keeps them, and the stripped model computes the same values.
+last_load=$(readelf -lW "$tmp/a.so" | awk '$1 == "LOAD" {f = $5; m = $6} END {print f, m}')
+if [ -n "$last_load" ] && [ "${last_load% *}" = "${last_load#* }" ]; then pass=$((pass + 1)); else
+  echo "FAIL: the last segment's file bytes do not cover its memory: $last_load"; fail=$((fail + 1)); fi
+if [ -n "$cnnrun" ] && strip -o "$tmp/s.so" "$tmp/a.so"; then
+  "$cnnrun" "$tmp/a.so" --output "$tmp/a.npy" > /dev/null 2>&1
+  "$cnnrun" "$tmp/s.so" --verify --output "$tmp/s.npy" > "$tmp/out" 2>&1
+  if grep -q "checksum verified" "$tmp/out" && cmp -s "$tmp/a.npy" "$tmp/s.npy"; then
+    pass=$((pass + 1))
+  else
+    echo "FAIL: the stripped model.so differs"; sed 's/^/    /' "$tmp/out" | head -5; fail=$((fail + 1))
+  fi
+fi
 if ls "$tmp" | grep -q 'tmp-'; then echo "FAIL: temporary files left"; fail=$((fail + 1)); fi
 expect 1 "unknown pass 'nosuch' (passes: channels_first, lower, simplify" -- models/mlp.cnn --random-weights=0 --disable-pass=nosuch -o "$tmp/x.so"
 expect 1 "--dump-after: unknown pass 'nosuch'" -- models/mlp.cnn --random-weights=0 --dump-after=nosuch -o "$tmp/x.so"

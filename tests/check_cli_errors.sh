@@ -51,19 +51,19 @@ expect 1 "$toolarge" -- $mnist --emit=ir-opt -o "$out/m.ir"
 expect 1 "$toolarge" -- run $mlp -o "$out/y.npy" --batch=32
 # -o model.so: the object code in $TMPDIR fails first ...
 expect 2 "temporary object file '$scratch/cnnc-" -- $mnist -o "$out/m.so"
-# ... with room for the code object, the weights object next to the output fails ...
-expect 64 ".data0.o': $toolarge" -- $mnist -o "$out/m.so"
-# ... and with room for both, the linker's output.
+# ... with room for the code object, the linker's output fails ...
+expect 64 "linking '$out/m.so' failed:" -- $mnist -o "$out/m.so"
+# ... and with room for the linked code, the weights written into it.
 "$cnnc" $mnist --emit=obj -o "$tmp/full.o" && "$cnnc" $mnist -o "$tmp/full.so"
 o=$(stat -c %s "$tmp/full.o") so=$(stat -c %s "$tmp/full.so")
 if [ "$so" -gt $((o + 2048)) ]; then
-  expect $(((o + so) / 2 / 1024)) "$toolarge" -- $mnist -o "$out/m.so"
+  expect $(((o + so) / 2 / 1024)) "cannot write '$out/m.so': $toolarge" -- $mnist -o "$out/m.so"
 else
   echo "note: model.so ($so bytes) not larger than its object ($o); linker case skipped"
 fi
 # The REPL's :export links as cnnc -o does.
 expect 2 "temporary object file '$scratch/cnnc-" -- repl $mnist -c ":export $out/m.so"
-expect 64 ".data0.o': $toolarge" -- repl $mnist -c ":export $out/m.so"
+expect 64 "linking '$out/m.so' failed:" -- repl $mnist -c ":export $out/m.so"
 # A full device, written in place.
 expect 0 "/dev/full: cannot write: No space left on device" -- $mlp --emit=asm -o /dev/full
 expect 0 "/dev/full: cannot write: No space left on device" -- $mlp --emit=obj -o /dev/full

@@ -62,7 +62,7 @@ expect_field() {
 
 # build NAME MODEL ARGS...: builds $tmp/NAME.so, and checks its exports, libraries and image.
 build() {
-  local so="$tmp/$1.so" model=$2
+  local name=$1 so="$tmp/$1.so" model=$2
   shift 2
   if ! "$cnnc" "models/$model.cnn" --random-weights=1 --target=cuda -o "$so" "$@" \
        2> "$tmp/err"; then
@@ -70,13 +70,14 @@ build() {
   fi
   local other
   other=$(nm -D --defined-only "$so" | awk '$3 !~ /^cnn_/ {print $3}')
-  [ -z "$other" ] || bad "$1.so exports more than cnn_*: $other"
-  nm -D --defined-only "$so" | grep -q ' T cnn_model_create$' || bad "$1.so lacks cnn_model_create"
+  [ -z "$other" ] || bad "$name.so exports more than cnn_*: $other"
+  nm -D --defined-only "$so" | grep -q ' T cnn_model_create$' || bad "$name.so lacks cnn_model_create"
   other=$(readelf -d "$so" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' |
           grep -Ev '^(libc|libm|libpthread|libdl)\.so|^ld-linux')
-  [ -z "$other" ] || bad "$1.so needs $other"
-  nm "$so" | grep -q ' r cnnc_gpu_image$' || bad "$1.so has no local cnnc_gpu_image"
-  nm "$so" | grep -q ' cnnc_model$' && bad "$1.so defines cnnc_model"
+  [ -z "$other" ] || bad "$name.so needs $other"
+  # local: read-only, or (the bytes written into the linked file) data
+  nm "$so" | grep -qE ' [rd] cnnc_gpu_image$' || bad "$name.so has no local cnnc_gpu_image"
+  nm "$so" | grep -q ' cnnc_model$' && bad "$name.so defines cnnc_model"
   for f in magic=CNNCGPU version=1 symbol_aligned=1 symbol_size_ok=1 ptx_ok=1 cubin_ok=1 \
            aligned=1; do
     expect_field "$so" "${f%%=*}" "${f#*=}"

@@ -3,6 +3,7 @@
  * library linked in whole and the data written as an ELF object of its own. */
 #include <elf.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -127,7 +128,7 @@ typedef struct ElfNames {
     uint32_t shstr_bytes, str_bytes, name[NSEC];
 } ElfNames;
 
-static void elf_names(ElfNames *e, const char *symbol)
+static void elf_names(ElfNames *e, const char *symbol, const char *prefix)
 {
     if (strlen(symbol) > MAX_SYMBOL) ICE("symbol name '%s' too long", symbol);
     memset(e, 0, sizeof *e);
@@ -135,7 +136,7 @@ static void elf_names(ElfNames *e, const char *symbol)
     uint32_t at = 1;
     for (int i = SEC_DATA; i < NSEC; i++) {
         e->name[i] = at;
-        at += (uint32_t)(i == SEC_DATA ? sprintf(e->shstrtab + at, ".rodata.%s", symbol)
+        at += (uint32_t)(i == SEC_DATA ? sprintf(e->shstrtab + at, "%s.%s", prefix, symbol)
                                        : sprintf(e->shstrtab + at, "%s", names[i])) + 1;
     }
     e->shstr_bytes = at;
@@ -149,15 +150,27 @@ static Elf64_Shdr section(uint32_t name, uint32_t type, uint64_t flags, uint64_t
                         .sh_size = size, .sh_addralign = align};
 }
 
+/* How a data symbol's bytes reach model.so. DATA_COPY: in a read-only section of the
+ * object, which the linker copies. DATA_RESERVE: the object reserves the address range
+ * only (zero-initialized, as .bss, and on x86-64 in the large .lbss that the linker
+ * puts last), and place_data writes the bytes into the linked file itself: hundreds of
+ * MB of weights are then written once, not written, read and written again. */
+typedef enum { DATA_COPY, DATA_RESERVE } DataMode;
+
+#ifndef SHF_X86_64_LARGE
+#define SHF_X86_64_LARGE 0x10000000 /* the x86-64 psABI's flag of large sections */
+#endif
+
 /* An object defining `symbol` (hidden, 64-byte aligned) as `size` bytes:
  * written directly, so the bytes pass through no assembler. Layout: header,
- * data, symbols, string tables, section headers. */
+ * data (none when reserved), symbols, string tables, section headers. */
 static bool write_elf(FILE *f, const char *symbol, const void *bytes, uint64_t size,
-                      uint16_t machine)
+                      uint16_t machine, DataMode mode)
 {
     ElfNames e;
-    elf_names(&e, symbol);
-    uint64_t data = 64, sym = (data + size + 7) / 8 * 8;
+    bool reserve = mode == DATA_RESERVE;
+    elf_names(&e, symbol, !reserve ? ".rodata" : machine == EM_X86_64 ? ".lbss" : ".bss");
+    uint64_t data = 64, sym = (data + (reserve ? 0 : size) + 7) / 8 * 8;
     uint64_t str = sym + 2 * sizeof(Elf64_Sym), shstr = str + e.str_bytes;
     uint64_t shdr = (shstr + e.shstr_bytes + 7) / 8 * 8;
     Elf64_Ehdr eh = {.e_ident = {ELFMAG0, ELFMAG1, ELFMAG2, ELFMAG3, ELFCLASS64, ELFDATA2LSB,
@@ -169,7 +182,12 @@ static bool write_elf(FILE *f, const char *symbol, const void *bytes, uint64_t s
                          {.st_name = 1, .st_info = ELF64_ST_INFO(STB_GLOBAL, STT_OBJECT),
                           .st_other = STV_HIDDEN, .st_shndx = SEC_DATA, .st_size = size}};
     Elf64_Shdr sh[NSEC] = {{0},
-                           section(e.name[SEC_DATA], SHT_PROGBITS, SHF_ALLOC, data, size, 64),
+                           reserve ? section(e.name[SEC_DATA], SHT_NOBITS,
+                                             SHF_ALLOC | SHF_WRITE |
+                                                 (machine == EM_X86_64 ? SHF_X86_64_LARGE : 0),
+                                             data, size, 64)
+                                   : section(e.name[SEC_DATA], SHT_PROGBITS, SHF_ALLOC, data,
+                                             size, 64),
                            section(e.name[SEC_NOTE], SHT_PROGBITS, 0, sym, 0, 1),
                            section(e.name[SEC_SYMTAB], SHT_SYMTAB, 0, sym, sizeof syms, 8),
                            section(e.name[SEC_STRTAB], SHT_STRTAB, 0, str, e.str_bytes, 1),
@@ -178,8 +196,9 @@ static bool write_elf(FILE *f, const char *symbol, const void *bytes, uint64_t s
     sh[SEC_SYMTAB].sh_info = 1; /* the first global symbol */
     sh[SEC_SYMTAB].sh_entsize = sizeof(Elf64_Sym);
     static const char zeros[64];
-    return fwrite(&eh, sizeof eh, 1, f) == 1 && fwrite(bytes, 1, size, f) == size &&
-           fwrite(zeros, 1, sym - data - size, f) == sym - data - size &&
+    uint64_t held = reserve ? 0 : size;
+    return fwrite(&eh, sizeof eh, 1, f) == 1 && fwrite(bytes, 1, held, f) == held &&
+           fwrite(zeros, 1, sym - data - held, f) == sym - data - held &&
            fwrite(syms, sizeof syms, 1, f) == 1 && fwrite(e.strtab, e.str_bytes, 1, f) == 1 &&
            fwrite(e.shstrtab, e.shstr_bytes, 1, f) == 1 &&
            fwrite(zeros, 1, shdr - shstr - e.shstr_bytes, f) == shdr - shstr - e.shstr_bytes &&
@@ -198,13 +217,13 @@ typedef struct LinkInput {
     uint16_t machine;
 } LinkInput;
 
-static bool write_object(const CgLinkData *d, uint16_t machine, const char *path, char *err,
-                         size_t n)
+static bool write_object(const CgLinkData *d, uint16_t machine, DataMode mode, const char *path,
+                         char *err, size_t n)
 {
     int fd = ir_temp_open(path);
     FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
     errno = 0;
-    bool ok = f && write_elf(f, d->symbol, d->bytes, d->size, machine) && fflush(f) == 0;
+    bool ok = f && write_elf(f, d->symbol, d->bytes, d->size, machine, mode) && fflush(f) == 0;
     int saved = errno ? errno : EIO;
     if ((f ? fclose(f) : fd >= 0 ? close(fd) : 0) != 0 && ok) saved = errno, ok = false;
     if (!ok) snprintf(err, n, "cannot write '%s': %s", path, strerror(saved));
@@ -216,8 +235,8 @@ static bool write_object(const CgLinkData *d, uint16_t machine, const char *path
  * none written). */
 typedef char DataPath[4200];
 
-static bool link_argv(const LinkInput *in, const char *runtime, const char *tmp, DataPath *dobj,
-                      char **argv, char *ccbuf, char *err, size_t n)
+static bool link_argv(const LinkInput *in, DataMode mode, const char *runtime, const char *tmp,
+                      DataPath *dobj, char **argv, char *ccbuf, char *err, size_t n)
 {
     int a = compiler_words(ccbuf, argv, MAX_ARGS);
     const char *rest[] = {"-shared", "-o", tmp, NULL};
@@ -229,7 +248,8 @@ static bool link_argv(const LinkInput *in, const char *runtime, const char *tmp,
         dobj[i][0] = 0;
         if (!in->data[i].size) continue;
         snprintf(dobj[i], sizeof dobj[i], "%s.data%d.o", tmp, (int)i);
-        if (!write_object(&in->data[i], in->machine, dobj[i], err, n)) return dobj[i][0] = 0, false;
+        if (!write_object(&in->data[i], in->machine, mode, dobj[i], err, n))
+            return dobj[i][0] = 0, false;
         argv[a++] = dobj[i];
     }
     const char *tail[] = {"-Wl,--whole-archive", runtime, "-Wl,--no-whole-archive", "-lm",
@@ -240,23 +260,226 @@ static bool link_argv(const LinkInput *in, const char *runtime, const char *tmp,
     return true;
 }
 
+/* ---- reserved data written into the linked file ---------------------------- */
+
+typedef enum { PLACED, PLACE_LAYOUT, PLACE_FAILED } Placed;
+
+static bool pread_all(int fd, void *p, uint64_t size, uint64_t off)
+{
+    for (char *c = p; size > 0;) {
+        ssize_t k = pread(fd, c, size, (off_t)off);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) return errno = k ? errno : EIO, false;
+        c += k, size -= (uint64_t)k, off += (uint64_t)k;
+    }
+    return true;
+}
+
+static bool pwrite_all(int fd, const void *p, uint64_t size, uint64_t off)
+{
+    for (const char *c = p; size > 0;) {
+        ssize_t k = pwrite(fd, c, size, (off_t)off);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) return errno = k ? errno : EIO, false;
+        c += k, size -= (uint64_t)k, off += (uint64_t)k;
+    }
+    return true;
+}
+
+/* A linked shared object as place_data reads and rewrites it. */
+typedef struct Linked {
+    int fd;
+    uint64_t size;
+    Elf64_Ehdr eh;
+    Elf64_Phdr *ph;
+    Elf64_Shdr *sh;
+    char *syms, *names; /* .symtab and its string table */
+    uint64_t nsyms, names_bytes;
+} Linked;
+
+static bool within(uint64_t off, uint64_t bytes, uint64_t size)
+{
+    return off <= size && bytes <= size - off;
+}
+
+/* Reads the headers and the symbol table; false (errno 0) when the file is not
+ * the 64-bit ELF object with a symbol table that a linker makes. */
+static bool read_linked(Linked *l)
+{
+    Elf64_Ehdr *e = &l->eh;
+    errno = 0;
+    if (!pread_all(l->fd, e, sizeof *e, 0)) return false;
+    if (memcmp(e->e_ident, ELFMAG, SELFMAG) || e->e_ident[EI_CLASS] != ELFCLASS64 ||
+        e->e_phentsize != sizeof(Elf64_Phdr) || e->e_shentsize != sizeof(Elf64_Shdr) ||
+        !e->e_shnum || e->e_shstrndx >= e->e_shnum ||
+        !within(e->e_phoff, (uint64_t)e->e_phnum * sizeof(Elf64_Phdr), l->size) ||
+        !within(e->e_shoff, (uint64_t)e->e_shnum * sizeof(Elf64_Shdr), l->size))
+        return errno = 0, false;
+    l->ph = ir_xmalloc((size_t)e->e_phnum * sizeof *l->ph + 1);
+    l->sh = ir_xmalloc((size_t)e->e_shnum * sizeof *l->sh);
+    if (!pread_all(l->fd, l->ph, (uint64_t)e->e_phnum * sizeof *l->ph, e->e_phoff) ||
+        !pread_all(l->fd, l->sh, (uint64_t)e->e_shnum * sizeof *l->sh, e->e_shoff))
+        return false;
+    for (int i = 0; i < e->e_shnum; i++) {
+        const Elf64_Shdr *s = &l->sh[i];
+        if (s->sh_type != SHT_SYMTAB) continue;
+        if (s->sh_link >= e->e_shnum || s->sh_entsize != sizeof(Elf64_Sym)) break;
+        const Elf64_Shdr *str = &l->sh[s->sh_link];
+        if (!within(s->sh_offset, s->sh_size, l->size) ||
+            !within(str->sh_offset, str->sh_size, l->size))
+            break;
+        l->nsyms = s->sh_size / sizeof(Elf64_Sym);
+        l->names_bytes = str->sh_size;
+        l->syms = ir_xmalloc(s->sh_size + 1);
+        l->names = ir_xmalloc(str->sh_size + 1);
+        l->names[str->sh_size] = 0;
+        return pread_all(l->fd, l->syms, s->sh_size, s->sh_offset) &&
+               pread_all(l->fd, l->names, str->sh_size, str->sh_offset);
+    }
+    return errno = 0, false;
+}
+
+/* The address of `symbol`; false when the symbol table holds no such name. */
+static bool symbol_address(const Linked *l, const char *symbol, uint64_t *addr)
+{
+    for (uint64_t i = 0; i < l->nsyms; i++) {
+        Elf64_Sym y;
+        memcpy(&y, l->syms + i * sizeof y, sizeof y);
+        if (y.st_name < l->names_bytes && !strcmp(l->names + y.st_name, symbol))
+            return *addr = y.st_value, true;
+    }
+    return false;
+}
+
+/* The loadable segment whose bytes end last in the file, or -1. */
+static int last_segment(const Linked *l)
+{
+    int last = -1;
+    for (int i = 0; i < l->eh.e_phnum; i++)
+        if (l->ph[i].p_type == PT_LOAD &&
+            (last < 0 || l->ph[i].p_offset + l->ph[i].p_filesz >
+                             l->ph[last].p_offset + l->ph[last].p_filesz))
+            last = i;
+    return last;
+}
+
+/* Gives segment `seg` file bytes for all of its memory: the zero-initialized end of it
+ * (.bss, and the data objects reserved there) becomes file content, zeros but for the
+ * data, and what followed the segment in the file (sections not loaded, the section
+ * headers) moves `delta` bytes on. */
+static bool fill_segment(Linked *l, int seg, const LinkInput *in, const uint64_t *addr,
+                         uint64_t delta)
+{
+    Elf64_Phdr *p = &l->ph[seg];
+    uint64_t end = p->p_offset + p->p_filesz, tail = l->size - end;
+    char *rest = ir_xmalloc(tail + 1);
+    bool ok = pread_all(l->fd, rest, tail, end) && ftruncate(l->fd, (off_t)end) == 0 &&
+              ftruncate(l->fd, (off_t)(end + delta + tail)) == 0;
+    for (int32_t i = 0; ok && i < in->ndata; i++)
+        if (in->data[i].size)
+            ok = pwrite_all(l->fd, in->data[i].bytes, in->data[i].size,
+                            p->p_offset + (addr[i] - p->p_vaddr));
+    ok = ok && pwrite_all(l->fd, rest, tail, end + delta);
+    free(rest);
+    for (int i = 0; i < l->eh.e_shnum; i++) {
+        Elf64_Shdr *s = &l->sh[i];
+        if (s->sh_type == SHT_NOBITS && (s->sh_flags & SHF_ALLOC) && !(s->sh_flags & SHF_TLS) &&
+            s->sh_addr >= p->p_vaddr && s->sh_addr + s->sh_size <= p->p_vaddr + p->p_memsz) {
+            s->sh_type = SHT_PROGBITS;
+            s->sh_offset = p->p_offset + (s->sh_addr - p->p_vaddr);
+        } else if (s->sh_offset >= end && s->sh_type != SHT_NULL) {
+            s->sh_offset += delta;
+        }
+    }
+    p->p_filesz = p->p_memsz;
+    if (l->eh.e_shoff >= end) l->eh.e_shoff += delta;
+    return ok && pwrite_all(l->fd, l->sh, (uint64_t)l->eh.e_shnum * sizeof *l->sh, l->eh.e_shoff) &&
+           pwrite_all(l->fd, l->ph, (uint64_t)l->eh.e_phnum * sizeof *l->ph, l->eh.e_phoff) &&
+           pwrite_all(l->fd, &l->eh, sizeof l->eh, 0);
+}
+
+/* Writes the bytes of the data objects linked as DATA_RESERVE into `path` (the
+ * linker's output, to become `out`, the name errors give). The
+ * linker put their address ranges at the zero-initialized end of the last segment;
+ * where it did anything else (PLACE_LAYOUT), nothing is changed and the caller links
+ * again with the bytes copied. */
+static Placed place_data(const char *path, const char *out, const LinkInput *in, char *err,
+                         size_t n)
+{
+    Linked l = {.fd = open(path, O_RDWR | O_CLOEXEC)};
+    struct stat st;
+    Placed r = PLACE_FAILED;
+    if (l.fd < 0 || fstat(l.fd, &st) != 0) goto done;
+    l.size = (uint64_t)st.st_size;
+    if (!read_linked(&l)) {
+        if (!errno) r = PLACE_LAYOUT;
+        goto done;
+    }
+    r = PLACE_LAYOUT;
+    int seg = last_segment(&l);
+    if (seg < 0) goto done;
+    const Elf64_Phdr *p = &l.ph[seg];
+    uint64_t addr[MAX_LINK_PARTS] = {0}, end = p->p_offset + p->p_filesz;
+    for (int32_t i = 0; i < in->ndata; i++)
+        if (in->data[i].size &&
+            (!symbol_address(&l, in->data[i].symbol, &addr[i]) ||
+             addr[i] < p->p_vaddr + p->p_filesz || addr[i] > p->p_vaddr + p->p_memsz ||
+             in->data[i].size > p->p_vaddr + p->p_memsz - addr[i]))
+            goto done;
+    /* After the segment's bytes, only what is not loaded: moved by whole pages, which
+     * keeps every alignment it asks for. */
+    for (int i = 0; i < l.eh.e_shnum; i++) {
+        const Elf64_Shdr *s = &l.sh[i];
+        if (s->sh_type != SHT_NOBITS && s->sh_offset + s->sh_size > end &&
+            ((s->sh_flags & SHF_ALLOC) || s->sh_addralign > 4096))
+            goto done;
+    }
+    for (int i = 0; i < l.eh.e_phnum; i++)
+        if (i != seg && l.ph[i].p_filesz && l.ph[i].p_offset + l.ph[i].p_filesz > end) goto done;
+    if (end > l.size || l.eh.e_phoff + (uint64_t)l.eh.e_phnum * sizeof *l.ph > end) goto done;
+    uint64_t delta = (p->p_memsz - p->p_filesz + 4095) / 4096 * 4096;
+    r = fill_segment(&l, seg, in, addr, delta) ? PLACED : PLACE_FAILED;
+done:
+    if (r == PLACE_FAILED) snprintf(err, n, "cannot write '%s': %s", out, strerror(errno));
+    if (l.fd >= 0 && close(l.fd) != 0 && r == PLACED) {
+        snprintf(err, n, "cannot write '%s': %s", out, strerror(errno));
+        r = PLACE_FAILED;
+    }
+    free(l.ph), free(l.sh), free(l.syms), free(l.names);
+    return r;
+}
+
+/* Runs the linker once, the data objects written in `mode` and removed again. */
+static bool link_once(const LinkInput *in, DataMode mode, const char *runtime, const char *tmp,
+                      char *err, size_t n)
+{
+    char ccbuf[1024];
+    DataPath dobj[MAX_LINK_PARTS] = {{0}};
+    char *argv[MAX_ARGS + 16 + MAX_LINK_PARTS + MAX_LINK_OBJECTS];
+    bool ok = link_argv(in, mode, runtime, tmp, dobj, argv, ccbuf, err, n) &&
+              run_captured(argv, err, n);
+    for (int32_t i = 0; i < in->ndata; i++)
+        if (dobj[i][0]) ir_temp_release(dobj[i], true);
+    return ok;
+}
+
 /* Every file made on the way (data objects, linker output) is a registered
- * temporary; `out` appears by rename, whole, or not at all. */
+ * temporary; `out` appears by rename, whole, or not at all. Data objects are reserved
+ * and written in place (place_data); a linker that lays them out otherwise gets them
+ * to copy. */
 static bool link_so(const LinkInput *in, const char *runtime, const char *out, char *err,
                     size_t n)
 {
-    char tmp[4096], ccbuf[1024];
-    DataPath dobj[MAX_LINK_PARTS] = {{0}};
+    char tmp[4096];
     if (snprintf(tmp, sizeof tmp, "%s.tmp-XXXXXX", out) >= (int)sizeof tmp)
         return snprintf(err, n, "output path too long: '%s'", out), false;
     int fd = ir_temp_create(tmp);
     if (fd < 0) return snprintf(err, n, "cannot write '%s': %s", out, strerror(errno)), false;
     close(fd);
-    char *argv[MAX_ARGS + 16 + MAX_LINK_PARTS + MAX_LINK_OBJECTS];
-    bool ok = link_argv(in, runtime, tmp, dobj, argv, ccbuf, err, n) &&
-              run_captured(argv, err, n);
-    for (int32_t i = 0; i < in->ndata; i++)
-        if (dobj[i][0]) ir_temp_release(dobj[i], true);
+    bool ok = link_once(in, DATA_RESERVE, runtime, tmp, err, n);
+    Placed placed = ok && in->ndata ? place_data(tmp, out, in, err, n) : PLACED;
+    if (placed == PLACE_FAILED) ok = false;
+    if (ok && placed == PLACE_LAYOUT) ok = link_once(in, DATA_COPY, runtime, tmp, err, n);
     /* mkstemp made the file 0600; give it the usual mode of a library. */
     mode_t mask = umask(0);
     umask(mask);
