@@ -3,6 +3,7 @@
  * order, the `cnnc_model` description (with its kernel table) the runtime
  * reads, and emission. */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -307,7 +308,7 @@ typedef struct WeightSlots {
 typedef struct SeenKernel {
     uint64_t hash;
     int64_t items;
-    char *text; /* the kernel's IR from its parameter list on */
+    char *text; /* the kernel's IR from its parameter list on, once printed */
     LLVMValueRef fn;
 } SeenKernel;
 
@@ -448,15 +449,48 @@ static bool use_weight_slots(Cg *cg, LLVMValueRef fn, WeightSlots *w)
     return true;
 }
 
-static uint64_t fnv1a(const char *s)
+/* A cheap fingerprint of a kernel's code: per instruction its opcode, type and operand
+ * count, and the values of integer constants among its operands (shapes and strides
+ * are such constants). Kernels that differ in it differ; kernels that share it are
+ * compared by their printed IR, which decides. */
+static uint64_t mix(uint64_t h, uint64_t v)
 {
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+    h ^= v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
+    return h * 0xff51afd7ed558ccdull;
+}
+
+static uint64_t fingerprint(LLVMValueRef fn)
+{
+    uint64_t h = mix(0, LLVMCountParams(fn));
+    for (LLVMBasicBlockRef bb = LLVMGetFirstBasicBlock(fn); bb; bb = LLVMGetNextBasicBlock(bb))
+        for (LLVMValueRef in = LLVMGetFirstInstruction(bb); in; in = LLVMGetNextInstruction(in)) {
+            int n = LLVMGetNumOperands(in);
+            h = mix(h, (uint64_t)LLVMGetInstructionOpcode(in) << 32 ^
+                           (uint64_t)LLVMGetTypeKind(LLVMTypeOf(in)) << 16 ^ (uint64_t)n);
+            for (int i = 0; i < n; i++) {
+                LLVMValueRef op = LLVMGetOperand(in, i);
+                if (op && LLVMIsAConstantInt(op) &&
+                    LLVMGetIntTypeWidth(LLVMTypeOf(op)) <= 64)
+                    h = mix(h, (uint64_t)LLVMConstIntGetZExtValue(op));
+            }
+        }
     return h;
 }
 
+/* The kernel's IR from its parameter list on (its name is not part of its code). */
+static char *kernel_text(LLVMValueRef fn)
+{
+    char *text = LLVMPrintValueToString(fn);
+    const char *code = strstr(text, "(ptr ");
+    if (!code) ICE("kernel without parameters:\n%s", text);
+    char *copy = ir_xstrdup(code);
+    LLVMDisposeMessage(text);
+    return copy;
+}
+
 /* The kernel that runs node `id` (just built as k.fn): k.fn itself, or an identical kernel
- * built before, k.fn then deleted. `w` receives the weight pointers to pass in its slots. */
+ * built before, k.fn then deleted. `w` receives the weight pointers to pass in its slots.
+ * Kernels are printed only to tell apart two of the same fingerprint. */
 static LLVMValueRef dedup_kernel(Cg *cg, Dedup *d, int32_t id, CgKernel k, WeightSlots *w)
 {
     memset(w, 0, sizeof *w);
@@ -464,23 +498,24 @@ static LLVMValueRef dedup_kernel(Cg *cg, Dedup *d, int32_t id, CgKernel k, Weigh
     w->first = cg->g->nodes[id].ninputs + 1;
     cg->args = LLVMGetParam(k.fn, 0);
     if (!use_weight_slots(cg, k.fn, w)) return k.fn;
-    char *text = LLVMPrintValueToString(k.fn);
-    /* From the parameter list on: the kernel's name is not part of its code. */
-    const char *code = strstr(text, "(ptr ");
-    if (!code) ICE("kernel without parameters:\n%s", text);
-    uint64_t h = fnv1a(code);
-    for (int32_t i = 0; i < d->n; i++)
-        if (d->k[i].hash == h && d->k[i].items == k.items && !strcmp(d->k[i].text, code)) {
-            LLVMDisposeMessage(text);
+    uint64_t h = fingerprint(k.fn);
+    char *code = NULL;
+    for (int32_t i = 0; i < d->n; i++) {
+        SeenKernel *s = &d->k[i];
+        if (s->hash != h || s->items != k.items) continue;
+        if (!code) code = kernel_text(k.fn);
+        if (!s->text) s->text = kernel_text(s->fn);
+        if (!strcmp(s->text, code)) {
+            free(code);
             LLVMDeleteFunction(k.fn);
-            return d->k[i].fn;
+            return s->fn;
         }
+    }
     if (d->n == d->cap) {
         d->cap = d->cap ? 2 * d->cap : 64;
         d->k = ir_xrealloc(d->k, (size_t)d->cap * sizeof *d->k);
     }
-    d->k[d->n++] = (SeenKernel){h, k.items, ir_xstrdup(code), k.fn};
-    LLVMDisposeMessage(text);
+    d->k[d->n++] = (SeenKernel){h, k.items, code, k.fn};
     return k.fn;
 }
 
@@ -1001,6 +1036,22 @@ static void *part_run(void *arg)
     return NULL;
 }
 
+/* The parts still to compile: each thread takes the next until none is left, so two
+ * threads share four parts two and two, whichever finishes first taking the next. */
+typedef struct PartQueue {
+    Part *parts;
+    int32_t n;
+    atomic_int next;
+} PartQueue;
+
+static void *part_worker(void *arg)
+{
+    PartQueue *q = arg;
+    for (int32_t i; (i = atomic_fetch_add(&q->next, 1)) < q->n;)
+        part_run(&q->parts[i]);
+    return NULL;
+}
+
 static int64_t instructions(LLVMValueRef f)
 {
     int64_t n = 0;
@@ -1096,21 +1147,21 @@ int32_t cg_emit_objects(Cg *cg, LLVMMemoryBufferRef *objs, char *err, size_t n)
     LLVMDisposeMessage(triple);
     LLVMDisposeMessage(cpu);
     LLVMDisposeMessage(features);
-    /* The calling thread takes part 0; threads as many as the cores (or as
-     * $CNNC_COMPILE_THREADS says), less that one. */
+    /* Threads as many as the cores (or as $CNNC_COMPILE_THREADS says), the calling
+     * thread one of them. */
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     const char *env = getenv("CNNC_COMPILE_THREADS");
     if (env && *env) cores = strtol(env, NULL, 10);
     int32_t nthreads = cores < 1 ? 1 : cores > nparts ? nparts : (int32_t)cores;
+    PartQueue q = {.parts = parts, .n = nparts};
+    atomic_init(&q.next, 0);
     pthread_t tid[CG_MAX_PARTS];
     bool started[CG_MAX_PARTS] = {0};
-    for (int32_t p = 1; p < nparts; p++)
-        started[p] = p < nthreads && pthread_create(&tid[p], NULL, part_run, &parts[p]) == 0;
-    part_run(&parts[0]);
-    for (int32_t p = 1; p < nparts; p++)
-        if (!started[p]) part_run(&parts[p]);
-    for (int32_t p = 1; p < nparts; p++)
-        if (started[p]) pthread_join(tid[p], NULL);
+    for (int32_t t = 1; t < nthreads; t++)
+        started[t] = pthread_create(&tid[t], NULL, part_worker, &q) == 0;
+    part_worker(&q);
+    for (int32_t t = 1; t < nthreads; t++)
+        if (started[t]) pthread_join(tid[t], NULL);
     int32_t ok = nparts;
     double slowest = 0, opt_time = 0, cg_time = 0;
     for (int32_t p = 0; p < nparts; p++) {
