@@ -75,6 +75,7 @@ typedef struct CgBlob {
     char *data; /* 64-byte aligned, inside raw */
     char *raw;
     int64_t size, cap;
+    int64_t open; /* end of the room cg_weights_begin gave out, 0 when none */
     int32_t refs;
     struct CgHasher *hasher; /* hashes the blob while it is filled (weights.c) */
 } CgBlob;
@@ -256,6 +257,12 @@ LLVMValueRef cg_view_at(Cg *cg, const CgView *v, LLVMValueRef base, LLVMValueRef
 /* A pointer to `n` floats (packed weights) at a 64-byte-aligned place of the weights
  * blob, copied there; the same name twice returns the same place. */
 LLVMValueRef cg_weights(Cg *cg, const char *name, const float *data, int64_t n);
+/* The same, for weights packed in place: room for `n` floats in the blob, which the
+ * caller fills whole (every element) and then closes with cg_weights_end, before
+ * anything else is added. NULL when weights of that name exist already: nothing to
+ * fill. *ptr: the pointer the code uses, in both cases. */
+float *cg_weights_begin(Cg *cg, const char *name, int64_t n, LLVMValueRef *ptr);
+void cg_weights_end(Cg *cg);
 /* 64-bit FNV-1a of the packed weights (of nothing, without any): what
  * cnn_model_verify recomputes from the model.so. */
 uint64_t cg_weights_fnv1a(const Cg *cg);

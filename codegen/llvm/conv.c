@@ -108,22 +108,28 @@ static LLVMValueRef pack_direct(Conv *k)
     if (!wn->data)
         ICE("conv2d %s: weight %s is not bound", k->n->name, wn->name);
     int64_t cpg = wn->type.dims[1], kk = k->KH * k->KW, total = k->OB * k->b * cpg * kk;
-    float *p = ir_xmalloc((size_t)total * sizeof(float));
-    for (int64_t i = k->O * cpg * kk; i < total; i++) /* a partial last block: zero weights */
-        p[i] = 0.0f;
-    int64_t cb_n = k->depthwise ? 1 : k->CB, bi = k->depthwise ? 1 : k->bi;
-    for (int64_t o = 0; o < k->O; o++)
-        for (int64_t c = 0; c < cpg; c++)
-            for (int64_t t = 0; t < kk; t++) {
-                int64_t dst = (((o / k->b) * cb_n + c / bi) * kk + t) * bi * k->b +
-                              (c % bi) * k->b + o % k->b;
-                p[dst] = wn->data[(o * cpg + c) * kk + t];
-            }
     char name[512];
     snprintf(name, sizeof name, "%s.%s%lld", wn->name, k->depthwise ? "dw" : "oihw",
              (long long)k->b);
-    LLVMValueRef gl = cg_weights(k->cg, name, p, total);
-    free(p);
+    LLVMValueRef gl;
+    float *p = cg_weights_begin(k->cg, name, total, &gl);
+    if (!p)
+        return gl;
+    /* In the packed order, so the blob is written once, front to back. A partial last
+     * block gets zero weights. */
+    int64_t cb_n = k->depthwise ? 1 : k->CB, bi = k->depthwise ? 1 : k->bi;
+    if (cb_n * bi != cpg)
+        ICE("conv2d %s: %lld input channels in blocks of %lld", k->n->name, (long long)cpg,
+            (long long)bi);
+    for (int64_t ob = 0, dst = 0; ob < k->OB; ob++)
+        for (int64_t cb = 0; cb < cb_n; cb++)
+            for (int64_t t = 0; t < kk; t++)
+                for (int64_t ci = 0; ci < bi; ci++)
+                    for (int64_t ol = 0; ol < k->b; ol++, dst++) {
+                        int64_t o = ob * k->b + ol, c = cb * bi + ci;
+                        p[dst] = o < k->O && c < cpg ? wn->data[(o * cpg + c) * kk + t] : 0.0f;
+                    }
+    cg_weights_end(k->cg);
     return gl;
 }
 

@@ -45,14 +45,19 @@ static LLVMValueRef pack_weights(Dense *d)
     if (!wn->data)
         ICE("dense %s: weight %s is not bound", d->n->name, wn->name);
     int64_t total = d->OB * d->I * d->b;
-    float *p = ir_xcalloc((size_t)total, sizeof(float));
-    for (int64_t o = 0; o < d->O; o++)
-        for (int64_t i = 0; i < d->I; i++)
-            p[((o / d->b) * d->I + i) * d->b + o % d->b] = wn->data[o * d->I + i];
     char name[512];
     snprintf(name, sizeof name, "%s.oi%lldo", wn->name, (long long)d->b);
-    LLVMValueRef g = cg_weights(d->cg, name, p, total);
-    free(p);
+    LLVMValueRef g;
+    float *p = cg_weights_begin(d->cg, name, total, &g);
+    if (!p)
+        return g;
+    for (int64_t ob = 0, dst = 0; ob < d->OB; ob++) /* in the packed order */
+        for (int64_t i = 0; i < d->I; i++)
+            for (int64_t ol = 0; ol < d->b; ol++, dst++) {
+                int64_t o = ob * d->b + ol;
+                p[dst] = o < d->O ? wn->data[o * d->I + i] : 0.0f;
+            }
+    cg_weights_end(d->cg);
     return g;
 }
 

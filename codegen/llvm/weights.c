@@ -191,8 +191,11 @@ static LLVMValueRef weights_symbol(Cg *cg)
     return cg->weights_sym;
 }
 
-static int64_t blob_append(CgBlob *b, const void *data, int64_t bytes)
+/* Room for `bytes` at the next 64-byte boundary: its offset. The bytes count as the
+ * blob's (for the hasher) only once blob_close says they are written. */
+static int64_t blob_open(CgBlob *b, int64_t bytes)
 {
+    if (b->open) ICE("weights added before the last ones were closed");
     int64_t at = (b->size + BLOB_ALIGN - 1) / BLOB_ALIGN * BLOB_ALIGN;
     if (at + bytes > b->cap) {
         hasher_hold(b->hasher);
@@ -201,13 +204,18 @@ static int64_t blob_append(CgBlob *b, const void *data, int64_t bytes)
     }
     /* The thread reads only below b->size, which these bytes are above. */
     memset(b->data + b->size, 0, (size_t)(at - b->size));
-    memcpy(b->data + at, data, (size_t)bytes);
-    b->size = at + bytes;
+    b->open = at + bytes;
+    return at;
+}
+
+static void blob_close(CgBlob *b)
+{
+    b->size = b->open;
+    b->open = 0;
     if (b->hasher) {
         pthread_mutex_lock(&b->hasher->mu);
         hasher_release(b->hasher, b->size);
     }
-    return at;
 }
 
 static LLVMValueRef blob_ptr(Cg *cg, int64_t offset)
@@ -216,18 +224,38 @@ static LLVMValueRef blob_ptr(Cg *cg, int64_t offset)
     return LLVMConstInBoundsGEP2(LLVMInt8TypeInContext(cg->ctx), weights_symbol(cg), &idx, 1);
 }
 
-LLVMValueRef cg_weights(Cg *cg, const char *name, const float *data, int64_t n)
+float *cg_weights_begin(Cg *cg, const char *name, int64_t n, LLVMValueRef *ptr)
 {
     for (int32_t i = 0; i < cg->nwrefs; i++)
-        if (strcmp(cg->wrefs[i].name, name) == 0) return blob_ptr(cg, cg->wrefs[i].offset);
+        if (strcmp(cg->wrefs[i].name, name) == 0) {
+            *ptr = blob_ptr(cg, cg->wrefs[i].offset);
+            return NULL;
+        }
     weights_symbol(cg);
     if (cg->nwrefs == cg->capwrefs) {
         cg->capwrefs = cg->capwrefs ? 2 * cg->capwrefs : 64;
         cg->wrefs = ir_xrealloc(cg->wrefs, (size_t)cg->capwrefs * sizeof *cg->wrefs);
     }
-    int64_t at = blob_append(cg->blob, data, n * (int64_t)sizeof(float));
+    int64_t at = blob_open(cg->blob, n * (int64_t)sizeof(float));
     cg->wrefs[cg->nwrefs++] = (CgWeightRef){ir_xstrdup(name), at};
-    return blob_ptr(cg, at);
+    *ptr = blob_ptr(cg, at);
+    return (float *)(cg->blob->data + at);
+}
+
+void cg_weights_end(Cg *cg)
+{
+    blob_close(cg->blob);
+}
+
+LLVMValueRef cg_weights(Cg *cg, const char *name, const float *data, int64_t n)
+{
+    LLVMValueRef ptr;
+    float *room = cg_weights_begin(cg, name, n, &ptr);
+    if (room) {
+        memcpy(room, data, (size_t)n * sizeof(float));
+        cg_weights_end(cg);
+    }
+    return ptr;
 }
 
 uint64_t cg_weights_fnv1a(const Cg *cg)

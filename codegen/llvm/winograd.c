@@ -137,7 +137,15 @@ static LLVMValueRef pack_weights(Wino *k)
     if (!wn->data)
         ICE("conv2d %s: weight %s is not bound", k->n->name, wn->name);
     int64_t ob = k->oct * k->b, total = WG_P * k->C * k->O;
-    float *p = ir_xmalloc((size_t)total * sizeof(float));
+    char name[512];
+    snprintf(name, sizeof name, "%s.wino%lldx%lld", wn->name, (long long)k->b, (long long)k->oct);
+    LLVMValueRef gl;
+    float *p = cg_weights_begin(k->cg, name, total, &gl);
+    if (!p)
+        return gl;
+    if (k->O % ob)
+        ICE("conv2d %s: %lld output channels in groups of %lld", k->n->name, (long long)k->O,
+            (long long)ob);
     /* output channels innermost: the 36 points' values go to 36 sequential streams */
     for (int64_t kc = 0; kc < k->O / ob; kc++)
         for (int64_t c = 0; c < k->C; c++)
@@ -160,10 +168,7 @@ static LLVMValueRef pack_weights(Wino *k)
                         p[dst] = (float)s;
                     }
             }
-    char name[512];
-    snprintf(name, sizeof name, "%s.wino%lldx%lld", wn->name, (long long)k->b, (long long)k->oct);
-    LLVMValueRef gl = cg_weights(k->cg, name, p, total);
-    free(p);
+    cg_weights_end(k->cg);
     return gl;
 }
 
