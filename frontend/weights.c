@@ -62,28 +62,29 @@ static Usage usage(const Graph *g, const Node *user, int32_t slot)
     }
 }
 
-static double uniform(Rng *r, double lo, double hi)
-{
-    return lo + (hi - lo) * ir_rng_uniform(r);
-}
-
-static double draw(Rng *r, Usage u)
+/* The range [lo, hi) a parameter of this use draws from. */
+static void range(Usage u, double *lo, double *hi)
 {
     switch (u.role) {
     case W_KAIMING: {
         double bound = sqrt(6.0 / (double)u.fan_in);
-        return uniform(r, -bound, bound);
+        *lo = -bound, *hi = bound;
+        return;
     }
     case W_BIAS:
-        return uniform(r, -1.0 / sqrt((double)u.fan_in), 1.0 / sqrt((double)u.fan_in));
+        *lo = -1.0 / sqrt((double)u.fan_in), *hi = 1.0 / sqrt((double)u.fan_in);
+        return;
     case W_BN_GAMMA:
-        return uniform(r, 0.5, 1.0);
+        *lo = 0.5, *hi = 1.0;
+        return;
     case W_BN_VAR:
-        return uniform(r, 0.5, 1.5);
+        *lo = 0.5, *hi = 1.5;
+        return;
     case W_BN_BETA:
     case W_BN_MEAN:
     case W_OTHER:
-        return uniform(r, -0.1, 0.1);
+        *lo = -0.1, *hi = 0.1;
+        return;
     }
     ICE("unknown weight role %d", (int)u.role);
 }
@@ -109,8 +110,10 @@ static void fill(Graph *g, uint64_t seed, bool only_unbound)
         if (!n->data)
             n->data = ir_alloc(g->arena, (size_t)count * sizeof(float) + 1);
         Rng r = ir_rng(seed, n->name);
+        double lo, hi;
+        range(use[i], &lo, &hi);
         for (int64_t k = 0; k < count; k++)
-            n->data[k] = (float)draw(&r, use[i]);
+            n->data[k] = (float)(lo + (hi - lo) * ir_rng_uniform(&r));
     }
     free(use);
 }
