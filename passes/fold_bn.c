@@ -92,22 +92,22 @@ static void rescale(Graph *g, int32_t user, int32_t conv, const double *s, const
 {
     const Node *c = &g->nodes[conv];
     const Node *w = &g->nodes[c->inputs[1]];
-    const float *bias = c->ninputs == 3 ? g->nodes[c->inputs[2]].data : NULL;
+    const float *bias = c->ninputs == 3 ? g->nodes[c->inputs[2]].data : NULL, *wd = w->data;
     int64_t O = w->type.dims[0], per = ir_numel(&w->type) / O;
-    float *nw = ir_alloc(f->tmp, (size_t)(O * per) * sizeof *nw);
-    float *nb = ir_alloc(f->tmp, (size_t)O * sizeof *nb);
-    for (int64_t o = 0; o < O; o++) {
-        for (int64_t i = 0; i < per; i++)
-            nw[o * per + i] = (float)((double)w->data[o * per + i] * s[o]);
-        nb[o] = (float)((bias ? (double)bias[o] : 0.0) * s[o] + t[o]);
-    }
     int64_t bdims[1] = {O};
     const char *cname = c->name ? c->name : "folded";
     TensorType wt = w->type;
     SrcLoc loc = c->loc;
-    int32_t wid = pass_add_param(g, f->names, ir_strfmt(f->tmp, "%s.weight.folded", cname), wt, nw, loc);
-    int32_t bid = pass_add_param(g, f->names, ir_strfmt(f->tmp, "%s.bias.folded", cname),
-                                 ir_type_f32(1, bdims), nb, loc);
+    float *nw, *nb; /* the new parameters' values, computed in place */
+    int32_t wid = pass_new_param(g, f->names, ir_strfmt(f->tmp, "%s.weight.folded", cname), wt,
+                                 loc, &nw);
+    int32_t bid = pass_new_param(g, f->names, ir_strfmt(f->tmp, "%s.bias.folded", cname),
+                                 ir_type_f32(1, bdims), loc, &nb);
+    for (int64_t o = 0; o < O; o++) {
+        for (int64_t i = 0; i < per; i++)
+            nw[o * per + i] = (float)((double)wd[o * per + i] * s[o]);
+        nb[o] = (float)((bias ? (double)bias[o] : 0.0) * s[o] + t[o]);
+    }
     Node *cn = &g->nodes[conv]; /* the array may have moved */
     for (int32_t k = 1; k < cn->ninputs; k++)
         f->dead[cn->inputs[k]] = true;

@@ -128,6 +128,10 @@ PassNames *pass_name_set(const Graph *g, Arena *a);
  * or `base.1`, `base.2`... if taken. Call pass_toposort before verifying. */
 int32_t pass_add_param(Graph *g, PassNames *names, const char *base, TensorType type,
                        const float *data, SrcLoc loc);
+/* A new parameter as pass_add_param makes, its values left for the caller to write (every
+ * one): *values points at them. For values computed straight into place. */
+int32_t pass_new_param(Graph *g, PassNames *names, const char *base, TensorType type,
+                       SrcLoc loc, float **values);
 /* `base`, or the first free `base.K`, now taken in `names`. */
 const char *pass_unique_name(Graph *g, PassNames *names, const char *base);
 

@@ -225,15 +225,22 @@ const char *pass_unique_name(Graph *g, PassNames *names, const char *base)
     return name;
 }
 
-int32_t pass_add_param(Graph *g, PassNames *names, const char *base, TensorType type,
-                       const float *data, SrcLoc loc)
+int32_t pass_new_param(Graph *g, PassNames *names, const char *base, TensorType type,
+                       SrcLoc loc, float **values)
 {
     const char *name = pass_unique_name(g, names, base);
     int32_t id = ir_add_param(g, name, type, loc);
     size_t bytes = (size_t)ir_numel(&type) * sizeof(float);
-    float *copy = ir_alloc(g->arena, bytes ? bytes : 1);
-    memcpy(copy, data, bytes);
-    g->nodes[id].data = copy;
+    *values = g->nodes[id].data = ir_alloc(g->arena, bytes ? bytes : 1);
+    return id;
+}
+
+int32_t pass_add_param(Graph *g, PassNames *names, const char *base, TensorType type,
+                       const float *data, SrcLoc loc)
+{
+    float *values;
+    int32_t id = pass_new_param(g, names, base, type, loc, &values);
+    memcpy(values, data, (size_t)ir_numel(&type) * sizeof(float));
     return id;
 }
 
