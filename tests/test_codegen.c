@@ -8,6 +8,8 @@
  * checked in test_codegen_variants.c. */
 #include "codegen_harness.h"
 
+#include <malloc.h>
+
 /* ---- small models against the interpreter --------------------------------- */
 
 typedef struct Case {
@@ -259,6 +261,45 @@ static void test_weights_checksum(void **state)
     remove(bad);
 }
 
+/* The packed weights of a case, lowered with fresh heap memory filled with `fill`
+ * (glibc's M_PERTURB): malloc'd. */
+static char *packed_weights(const Case *c, int fill, int64_t *size)
+{
+    mallopt(M_PERTURB, fill);
+    const Build b = {.block = -1, .opt = 1};
+    Graph *g = load(c->name, c->text, &b);
+    optimize(g, &b);
+    Diag d;
+    ir_diag_init(&d, stderr);
+    CgTarget t = {.opt_level = 1};
+    Cg cg;
+    assert_true(cg_lower(&cg, g, &t, &d));
+    *size = cg.blob ? cg.blob->size : 0;
+    char *copy = ir_xmalloc((size_t)*size + 1);
+    if (*size) memcpy(copy, cg.blob->data, (size_t)*size);
+    cg_free(&cg);
+    ir_diag_fini(&d);
+    ir_graph_free(g);
+    mallopt(M_PERTURB, 0);
+    return copy;
+}
+
+/* Every byte of the packed weights is written, padding included (a partial block's
+ * lanes are zeros): the blob is the same whatever the heap held before. A byte left
+ * as malloc gave it differs between two fills of fresh memory. */
+static void test_weights_written(void **state)
+{
+    for (int i = 0; i < NCASES; i++) {
+        int64_t na, nb;
+        char *a = packed_weights(&cases[i], 0x5a, &na), *b = packed_weights(&cases[i], 0xa5, &nb);
+        assert_int_equal(na, nb);
+        for (int64_t k = 0; k < na; k++)
+            if (a[k] != b[k]) fail_msg("%s: byte %lld of the weights was never written",
+                                       cases[i].name, (long long)k);
+        free(a), free(b);
+    }
+}
+
 static void test_small_host(void **state)
 {
     (void)state;
@@ -319,7 +360,7 @@ static void test_squeezenet(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_weights_checksum),
+        cmocka_unit_test(test_weights_checksum), cmocka_unit_test(test_weights_written),
         cmocka_unit_test(test_small_host), cmocka_unit_test(test_small_plain),
         cmocka_unit_test(test_small_avx2), cmocka_unit_test(test_small_sse_O0),
         cmocka_unit_test(test_zoo_small),  cmocka_unit_test(test_squeezenet),
