@@ -61,14 +61,21 @@ static void optimize(Graph *g, const Build *b)
     ir_diag_fini(&d);
 }
 
+/* Codegen of an optimized graph for build `b` into cg, its diagnostics to d (open
+ * until cg_free). */
+static void lower_graph(Graph *g, const Build *b, Diag *d, Cg *cg)
+{
+    ir_diag_init(d, stderr);
+    CgTarget t = {.cpu = b->cpu, .opt_level = b->opt};
+    assert_true(cg_lower(cg, g, &t, d));
+}
+
 /* Codegen of an optimized graph and link into tmpdir/NAME.so; returns the path. */
 static char *link_so(const char *name, Graph *g, const Build *b)
 {
     Diag d;
-    ir_diag_init(&d, stderr);
-    CgTarget t = {.cpu = b->cpu, .opt_level = b->opt};
     Cg cg;
-    assert_true(cg_lower(&cg, g, &t, &d));
+    lower_graph(g, b, &d, &cg);
     char err[4096], *so = ir_xmalloc(512);
     snprintf(so, 512, "%s/%s.so", tmpdir, name);
     if (!cg_link_shared(&cg, RUNTIME_LIB, so, err, sizeof err)) fail_msg("link: %s", err);

@@ -218,10 +218,8 @@ static void test_weights_checksum(void **state)
     Graph *g = load(cases[0].name, cases[0].text, &b);
     optimize(g, &b);
     Diag d;
-    ir_diag_init(&d, stderr);
-    CgTarget t = {.opt_level = 1};
     Cg cg;
-    assert_true(cg_lower(&cg, g, &t, &d));
+    lower_graph(g, &b, &d, &cg);
     char so[512], bad[512], err[4096], head[64];
     assert_true(cg.blob && cg.blob->size > 1024);
     memcpy(head, cg.blob->data + 512, sizeof head);
@@ -270,10 +268,8 @@ static char *packed_weights(const Case *c, int fill, int64_t *size)
     Graph *g = load(c->name, c->text, &b);
     optimize(g, &b);
     Diag d;
-    ir_diag_init(&d, stderr);
-    CgTarget t = {.opt_level = 1};
     Cg cg;
-    assert_true(cg_lower(&cg, g, &t, &d));
+    lower_graph(g, &b, &d, &cg);
     *size = cg.blob ? cg.blob->size : 0;
     char *copy = ir_xmalloc((size_t)*size + 1);
     if (*size) memcpy(copy, cg.blob->data, (size_t)*size);

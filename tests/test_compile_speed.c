@@ -44,10 +44,8 @@ static void test_shared_kernels(void **state)
     Graph *g = load("repeated", repeated, &b);
     optimize(g, &b);
     Diag d;
-    ir_diag_init(&d, stderr);
-    CgTarget t = {.opt_level = 2};
     Cg cg;
-    assert_true(cg_lower(&cg, g, &t, &d));
+    lower_graph(g, &b, &d, &cg);
     int32_t functions, calls;
     count_kernels(cg.mod, &functions, &calls);
     /* c1 alone, c2..c5 as one (the reorders the layout pass adds, if any, come on top). */
@@ -100,10 +98,8 @@ static void test_parts_deterministic(void **state)
     Graph *g = load_model("squeezenet1_1", NULL, 1, 0);
     optimize(g, &b);
     Diag d;
-    ir_diag_init(&d, stderr);
-    CgTarget t = {.opt_level = 2};
     Cg cg;
-    assert_true(cg_lower(&cg, g, &t, &d));
+    lower_graph(g, &b, &d, &cg);
     LLVMMemoryBufferRef one[CG_MAX_PARTS], two[CG_MAX_PARTS];
     char err[4096];
     assert_int_equal(setenv("CNNC_COMPILE_THREADS", "1", 1), 0);
