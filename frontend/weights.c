@@ -6,10 +6,7 @@
 #include "support.h"
 
 #include <math.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdlib.h>
-#include <unistd.h>
 
 /* The scales keep activations in a sane range through deep networks, with a
  * uniform[-1, 1] input:
@@ -100,26 +97,16 @@ typedef struct Draw {
     double lo, hi;
 } Draw;
 
-/* The draws still to do: each thread takes the next until none is left. Every
- * parameter has a stream of its own, so the values do not depend on the threads. */
-typedef struct Draws {
-    Draw *d;
-    int32_t n;
-    atomic_int next;
-} Draws;
-
-static void *draw_some(void *arg)
+/* Draw i of `draws`. Every parameter has a stream of its own, so the values do not
+ * depend on which thread draws them. */
+static void draw_values(void *draws, int32_t i)
 {
-    Draws *q = arg;
-    for (int32_t i; (i = atomic_fetch_add(&q->next, 1)) < q->n;) {
-        Draw *d = &q->d[i];
-        for (int64_t k = 0; k < d->count; k++)
-            d->data[k] = (float)(d->lo + (d->hi - d->lo) * ir_rng_uniform(&d->r));
-    }
-    return NULL;
+    Draw *d = &((Draw *)draws)[i];
+    for (int64_t k = 0; k < d->count; k++)
+        d->data[k] = (float)(d->lo + (d->hi - d->lo) * ir_rng_uniform(&d->r));
 }
 
-/* Below this many values in all, one thread draws them. */
+/* Below this many values in all, one thread draws them; above, at most this many. */
 #define DRAW_PARALLEL_VALUES (1 << 20)
 #define DRAW_MAX_THREADS 4
 
@@ -136,7 +123,8 @@ static void fill(Graph *g, uint64_t seed, bool only_unbound)
                 use[p] = usage(g, n, k);
         }
     }
-    Draws q = {.d = ir_xcalloc((size_t)g->nnodes + 1, sizeof *q.d)};
+    Draw *draws = ir_xcalloc((size_t)g->nnodes + 1, sizeof *draws);
+    int32_t ndraws = 0;
     int64_t values = 0;
     for (int32_t i = 0; i < g->nnodes; i++) {
         Node *n = &g->nodes[i];
@@ -145,23 +133,17 @@ static void fill(Graph *g, uint64_t seed, bool only_unbound)
         int64_t count = ir_numel(&n->type);
         if (!n->data)
             n->data = ir_alloc(g->arena, (size_t)count * sizeof(float) + 1);
-        Draw *d = &q.d[q.n++];
+        Draw *d = &draws[ndraws++];
         *d = (Draw){n->data, count, ir_rng(seed, n->name), 0, 0};
         range(use[i], &d->lo, &d->hi);
         values += count;
     }
     free(use);
-    atomic_init(&q.next, 0);
-    long cores = values < DRAW_PARALLEL_VALUES ? 1 : sysconf(_SC_NPROCESSORS_ONLN);
-    int32_t nthreads = cores < 1 ? 1 : cores > DRAW_MAX_THREADS ? DRAW_MAX_THREADS : (int32_t)cores;
-    pthread_t tid[DRAW_MAX_THREADS];
-    bool started[DRAW_MAX_THREADS] = {0};
-    for (int32_t t = 1; t < nthreads; t++)
-        started[t] = pthread_create(&tid[t], NULL, draw_some, &q) == 0;
-    draw_some(&q);
-    for (int32_t t = 1; t < nthreads; t++)
-        if (started[t]) pthread_join(tid[t], NULL);
-    free(q.d);
+    int32_t threads = ir_compile_threads();
+    ir_parallel_for(ndraws, values < DRAW_PARALLEL_VALUES ? 1
+                            : threads < DRAW_MAX_THREADS ? threads : DRAW_MAX_THREADS,
+                    draw_values, draws);
+    free(draws);
 }
 
 void fe_random_weights(Graph *g, uint64_t seed)

@@ -463,4 +463,11 @@ void ir_temp_remove_on_exit(void);
 /* write(2) of all n bytes, retried after EINTR; false with errno on failure. */
 bool ir_write_all(int fd, const void *data, size_t n);
 
+/* fn(ctx, i) for every i in [0, n), on up to `threads` threads, the calling one among
+ * them: each takes the next i until none is left, so the work balances itself. Returns
+ * when every call has; a thread that cannot be started leaves its share to the others. */
+void ir_parallel_for(int32_t n, int32_t threads, void (*fn)(void *ctx, int32_t i), void *ctx);
+/* Threads for the compiler's own work: $CNNC_COMPILE_THREADS, else one per core. */
+int32_t ir_compile_threads(void);
+
 #endif

@@ -2,11 +2,8 @@
  * node (through the emitters), the `run` function that calls them in node
  * order, the `cnnc_model` description (with its kernel table) the runtime
  * reads, and emission. */
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <llvm-c/Analysis.h>
 #include <llvm-c/BitReader.h>
@@ -986,9 +983,11 @@ static void part_fail(Part *p, const char *what, char *msg)
     if (!p->error[0]) snprintf(p->error, sizeof p->error, "%s: %s", what, msg ? msg : "");
 }
 
-static void *part_run(void *arg)
+/* Part i of `parts`, on whichever thread ir_parallel_for gives it: two threads share
+ * four parts two and two, whichever finishes first taking the next. */
+static void part_run(void *parts, int32_t i)
 {
-    Part *p = arg;
+    Part *p = &((Part *)parts)[i];
     double t0 = cg_seconds();
     LLVMContextRef ctx = LLVMContextCreate();
     LLVMContextSetDiagnosticHandler(ctx, on_llvm_diag, p->error);
@@ -999,12 +998,12 @@ static void *part_run(void *arg)
         part_fail(p, "reading a part of the module", NULL);
         LLVMDisposeMemoryBuffer(mb);
         LLVMContextDispose(ctx);
-        return NULL;
+        return;
     }
     LLVMDisposeMemoryBuffer(mb);
-    int32_t i = 0;
-    for (LLVMValueRef f = LLVMGetFirstFunction(m); f; f = LLVMGetNextFunction(f), i++)
-        if (!LLVMIsDeclaration(f) && (i >= p->nfns || p->owner[i] != p->index))
+    int32_t k = 0;
+    for (LLVMValueRef f = LLVMGetFirstFunction(m); f; f = LLVMGetNextFunction(f), k++)
+        if (!LLVMIsDeclaration(f) && (k >= p->nfns || p->owner[k] != p->index))
             LLVMSetLinkage(f, LLVMAvailableExternallyLinkage);
     if (p->index != 0) /* the data is part 0's */
         for (LLVMValueRef g = LLVMGetFirstGlobal(m); g; g = LLVMGetNextGlobal(g))
@@ -1033,23 +1032,6 @@ static void *part_run(void *arg)
     LLVMContextDispose(ctx);
     p->optimize = t1 - t0;
     p->codegen = cg_seconds() - t1;
-    return NULL;
-}
-
-/* The parts still to compile: each thread takes the next until none is left, so two
- * threads share four parts two and two, whichever finishes first taking the next. */
-typedef struct PartQueue {
-    Part *parts;
-    int32_t n;
-    atomic_int next;
-} PartQueue;
-
-static void *part_worker(void *arg)
-{
-    PartQueue *q = arg;
-    for (int32_t i; (i = atomic_fetch_add(&q->next, 1)) < q->n;)
-        part_run(&q->parts[i]);
-    return NULL;
 }
 
 static int64_t instructions(LLVMValueRef f)
@@ -1147,21 +1129,7 @@ int32_t cg_emit_objects(Cg *cg, LLVMMemoryBufferRef *objs, char *err, size_t n)
     LLVMDisposeMessage(triple);
     LLVMDisposeMessage(cpu);
     LLVMDisposeMessage(features);
-    /* Threads as many as the cores (or as $CNNC_COMPILE_THREADS says), the calling
-     * thread one of them. */
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    const char *env = getenv("CNNC_COMPILE_THREADS");
-    if (env && *env) cores = strtol(env, NULL, 10);
-    int32_t nthreads = cores < 1 ? 1 : cores > nparts ? nparts : (int32_t)cores;
-    PartQueue q = {.parts = parts, .n = nparts};
-    atomic_init(&q.next, 0);
-    pthread_t tid[CG_MAX_PARTS];
-    bool started[CG_MAX_PARTS] = {0};
-    for (int32_t t = 1; t < nthreads; t++)
-        started[t] = pthread_create(&tid[t], NULL, part_worker, &q) == 0;
-    part_worker(&q);
-    for (int32_t t = 1; t < nthreads; t++)
-        if (started[t]) pthread_join(tid[t], NULL);
+    ir_parallel_for(nparts, ir_compile_threads(), part_run, parts);
     int32_t ok = nparts;
     double slowest = 0, opt_time = 0, cg_time = 0;
     for (int32_t p = 0; p < nparts; p++) {
