@@ -264,26 +264,18 @@ static bool link_argv(const LinkInput *in, DataMode mode, const char *runtime, c
 
 typedef enum { PLACED, PLACE_LAYOUT, PLACE_FAILED } Placed;
 
-static bool pread_all(int fd, void *p, uint64_t size, uint64_t off)
+/* pread of all `size` bytes at `off` (a regular file reads whole, short only at its
+ * end); false with errno. */
+static bool read_at(int fd, void *p, uint64_t size, uint64_t off)
 {
-    for (char *c = p; size > 0;) {
-        ssize_t k = pread(fd, c, size, (off_t)off);
-        if (k < 0 && errno == EINTR) continue;
-        if (k <= 0) return errno = k ? errno : EIO, false;
-        c += k, size -= (uint64_t)k, off += (uint64_t)k;
-    }
-    return true;
+    ssize_t k = pread(fd, p, size, (off_t)off);
+    if (k >= 0 && (uint64_t)k != size) errno = EIO;
+    return k >= 0 && (uint64_t)k == size;
 }
 
-static bool pwrite_all(int fd, const void *p, uint64_t size, uint64_t off)
+static bool write_at(int fd, const void *p, uint64_t size, uint64_t off)
 {
-    for (const char *c = p; size > 0;) {
-        ssize_t k = pwrite(fd, c, size, (off_t)off);
-        if (k < 0 && errno == EINTR) continue;
-        if (k <= 0) return errno = k ? errno : EIO, false;
-        c += k, size -= (uint64_t)k, off += (uint64_t)k;
-    }
-    return true;
+    return lseek(fd, (off_t)off, SEEK_SET) == (off_t)off && ir_write_all(fd, p, size);
 }
 
 /* A linked shared object as place_data reads and rewrites it. */
@@ -308,7 +300,7 @@ static bool read_linked(Linked *l)
 {
     Elf64_Ehdr *e = &l->eh;
     errno = 0;
-    if (!pread_all(l->fd, e, sizeof *e, 0)) return false;
+    if (!read_at(l->fd, e, sizeof *e, 0)) return false;
     if (memcmp(e->e_ident, ELFMAG, SELFMAG) || e->e_ident[EI_CLASS] != ELFCLASS64 ||
         e->e_phentsize != sizeof(Elf64_Phdr) || e->e_shentsize != sizeof(Elf64_Shdr) ||
         !e->e_shnum || e->e_shstrndx >= e->e_shnum ||
@@ -317,8 +309,8 @@ static bool read_linked(Linked *l)
         return errno = 0, false;
     l->ph = ir_xmalloc((size_t)e->e_phnum * sizeof *l->ph + 1);
     l->sh = ir_xmalloc((size_t)e->e_shnum * sizeof *l->sh);
-    if (!pread_all(l->fd, l->ph, (uint64_t)e->e_phnum * sizeof *l->ph, e->e_phoff) ||
-        !pread_all(l->fd, l->sh, (uint64_t)e->e_shnum * sizeof *l->sh, e->e_shoff))
+    if (!read_at(l->fd, l->ph, (uint64_t)e->e_phnum * sizeof *l->ph, e->e_phoff) ||
+        !read_at(l->fd, l->sh, (uint64_t)e->e_shnum * sizeof *l->sh, e->e_shoff))
         return false;
     for (int i = 0; i < e->e_shnum; i++) {
         const Elf64_Shdr *s = &l->sh[i];
@@ -333,8 +325,8 @@ static bool read_linked(Linked *l)
         l->syms = ir_xmalloc(s->sh_size + 1);
         l->names = ir_xmalloc(str->sh_size + 1);
         l->names[str->sh_size] = 0;
-        return pread_all(l->fd, l->syms, s->sh_size, s->sh_offset) &&
-               pread_all(l->fd, l->names, str->sh_size, str->sh_offset);
+        return read_at(l->fd, l->syms, s->sh_size, s->sh_offset) &&
+               read_at(l->fd, l->names, str->sh_size, str->sh_offset);
     }
     return errno = 0, false;
 }
@@ -373,13 +365,13 @@ static bool fill_segment(Linked *l, int seg, const LinkInput *in, const uint64_t
     Elf64_Phdr *p = &l->ph[seg];
     uint64_t end = p->p_offset + p->p_filesz, tail = l->size - end;
     char *rest = ir_xmalloc(tail + 1);
-    bool ok = pread_all(l->fd, rest, tail, end) && ftruncate(l->fd, (off_t)end) == 0 &&
+    bool ok = read_at(l->fd, rest, tail, end) && ftruncate(l->fd, (off_t)end) == 0 &&
               ftruncate(l->fd, (off_t)(end + delta + tail)) == 0;
     for (int32_t i = 0; ok && i < in->ndata; i++)
         if (in->data[i].size)
-            ok = pwrite_all(l->fd, in->data[i].bytes, in->data[i].size,
+            ok = write_at(l->fd, in->data[i].bytes, in->data[i].size,
                             p->p_offset + (addr[i] - p->p_vaddr));
-    ok = ok && pwrite_all(l->fd, rest, tail, end + delta);
+    ok = ok && write_at(l->fd, rest, tail, end + delta);
     free(rest);
     for (int i = 0; i < l->eh.e_shnum; i++) {
         Elf64_Shdr *s = &l->sh[i];
@@ -393,9 +385,9 @@ static bool fill_segment(Linked *l, int seg, const LinkInput *in, const uint64_t
     }
     p->p_filesz = p->p_memsz;
     if (l->eh.e_shoff >= end) l->eh.e_shoff += delta;
-    return ok && pwrite_all(l->fd, l->sh, (uint64_t)l->eh.e_shnum * sizeof *l->sh, l->eh.e_shoff) &&
-           pwrite_all(l->fd, l->ph, (uint64_t)l->eh.e_phnum * sizeof *l->ph, l->eh.e_phoff) &&
-           pwrite_all(l->fd, &l->eh, sizeof l->eh, 0);
+    return ok && write_at(l->fd, l->sh, (uint64_t)l->eh.e_shnum * sizeof *l->sh, l->eh.e_shoff) &&
+           write_at(l->fd, l->ph, (uint64_t)l->eh.e_phnum * sizeof *l->ph, l->eh.e_phoff) &&
+           write_at(l->fd, &l->eh, sizeof l->eh, 0);
 }
 
 /* Writes the bytes of the data objects linked as DATA_RESERVE into `path` (the
