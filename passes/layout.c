@@ -11,7 +11,8 @@
  *
  *   1. Forward over the nodes, decide each output's layout: conv2d is blocked
  *      when its channels divide by b and its weight is a constant; ops that work per channel or per element
- *      (pools, activations, batchnorm, same-shape add/mul, channel concat) and
+ *      (pools, activations, batchnorm, add/mul/sub/div of same-shape or per-channel
+ *      [N, C, 1, 1] operands, channel concat) and
  *      layernorm over the channels follow their inputs; everything else, and
  *      every non-4-d value, is plain.
  *   2. For every use, the layout the user reads (passes.h lists them) is
@@ -81,22 +82,35 @@ static int32_t conv_input_block(const Lay *l, const Node *n)
     return divides(x->type.dims[1], b) ? b : 0;
 }
 
+/* An operand of broadcasting op `n` that holds one value per channel, [N or
+ * 1, C, 1, 1], against a larger output: the CPU kernel (eltwise.c) loads a
+ * block of it per channel block, so the op can run blocked (the
+ * squeeze-and-excitation scale of MobileNetV3 and EfficientNet, x · s). */
+static bool per_channel_operand(const Node *n, const TensorType *in)
+{
+    const TensorType *y = &n->type;
+    return ir_ops[n->op].fusion == FC_BROADCAST && in->rank == 4 && y->rank == 4 &&
+           (in->dims[0] == 1 || in->dims[0] == y->dims[0]) && in->dims[1] == y->dims[1] &&
+           in->dims[2] == 1 && in->dims[3] == 1 && !ir_dims_eq(in, y);
+}
+
 /* Ops that compute each channel on its own, in any channel order and block:
- * blocked as their first blocked data input (the others are reordered to
- * match), when every data input's channels divide by that block. */
+ * blocked as their first blocked full-size data input (the others are
+ * reordered to match), when every data input's channels divide by that block
+ * and every other operand has the output's shape or is per channel. */
 static int32_t follow_inputs(const Lay *l, const Node *n)
 {
     int32_t b = 0;
     for (int32_t k = 0; k < n->ninputs && !b; k++) {
         const Node *in = &l->g->nodes[n->inputs[k]];
-        if (in->op != OP_PARAM)
+        if (in->op != OP_PARAM && !per_channel_operand(n, &in->type))
             b = block_of(&in->type);
     }
     if (!b || !divides(n->type.dims[1], b))
         return 0;
     for (int32_t k = 0; k < n->ninputs; k++) {
         const Node *in = &l->g->nodes[n->inputs[k]];
-        if (in->op == OP_PARAM)
+        if (in->op == OP_PARAM || per_channel_operand(n, &in->type))
             continue;
         if (ir_ops[n->op].fusion == FC_BROADCAST && !ir_dims_eq(&in->type, &n->type))
             return 0;
