@@ -98,47 +98,70 @@ static bool conv_shapes_ok(const Interp *in, const Node *n)
     return ir_bias_input(n) < 0 || ir_numel(arg_type(in, n, 2)) == w->dims[0];
 }
 
-/* One output element: the sum over the input channels of its group and the
- * kernel window, taps that fall into the zero padding skipped. */
-static double conv_point(const ConvAttrs *a, const TensorType *x, const TensorType *w,
-                         const float *xv, const float *wv, int64_t b, int64_t o, int64_t oh,
-                         int64_t ow)
+/* The sums of one output row (batch item b, channel o, row oh) into acc[OW]:
+ * over the input channels of its group and the kernel window, taps that fall
+ * into the zero padding skipped. Each element adds its products (in double)
+ * in the order c, kernel row, kernel column, as a loop over that one element
+ * would; running the columns innermost over the whole row only makes the
+ * loop contiguous in the input. */
+static void conv_row(const ConvAttrs *a, const TensorType *x, const TensorType *w,
+                     const float *xv, const float *wv, int64_t b, int64_t o, int64_t oh,
+                     int64_t OW, double *acc)
 {
     int64_t cpg = w->dims[1], opg = w->dims[0] / a->groups;
     int64_t c0 = (o / opg) * cpg, kh = w->dims[2], kw = w->dims[3];
-    int64_t H = x->dims[2], W = x->dims[3];
-    double sum = 0.0;
-    for (int64_t c = 0; c < cpg; c++)
+    int64_t H = x->dims[2], W = x->dims[3], sw = a->stride[1];
+    for (int64_t ow = 0; ow < OW; ow++)
+        acc[ow] = 0.0;
+    for (int64_t c = 0; c < cpg; c++) {
+        const float *xc = xv + (b * x->dims[1] + c0 + c) * H * W;
+        const float *wc = wv + (o * cpg + c) * kh * kw;
         for (int64_t i = 0; i < kh; i++) {
             int64_t ih = oh * a->stride[0] - a->pad[0] + i * a->dilation[0];
             if (ih < 0 || ih >= H)
                 continue;
+            const float *xr = xc + ih * W;
             for (int64_t j = 0; j < kw; j++) {
-                int64_t iw = ow * a->stride[1] - a->pad[1] + j * a->dilation[1];
-                if (iw < 0 || iw >= W)
-                    continue;
-                sum += (double)xv[((b * x->dims[1] + c0 + c) * H + ih) * W + iw] *
-                       (double)wv[((o * cpg + c) * kh + i) * kw + j];
+                /* the columns ow whose input column ow·sw + off lies in [0, W) */
+                int64_t off = j * a->dilation[1] - a->pad[1];
+                int64_t lo = off < 0 ? (-off + sw - 1) / sw : 0;
+                int64_t hi = W - 1 - off < 0 ? 0 : (W - 1 - off) / sw + 1;
+                hi = hi < OW ? hi : OW;
+                double wt = (double)wc[i * kw + j];
+                if (sw == 1) /* contiguous: the compiler vectorizes it */
+                    for (int64_t ow = lo; ow < hi; ow++)
+                        acc[ow] += (double)xr[ow + off] * wt;
+                else
+                    for (int64_t ow = lo; ow < hi; ow++)
+                        acc[ow] += (double)xr[ow * sw + off] * wt;
             }
         }
-    return sum;
+    }
 }
 
 static bool run_conv2d(Interp *in, const Node *n, float *out)
 {
     if (!conv_shapes_ok(in, n))
         return interp_fail(in, n, "inconsistent input, weight and output shapes");
+    const ConvAttrs *a = &n->attrs.conv;
+    if (a->stride[0] < 1 || a->stride[1] < 1)
+        return interp_fail(in, n, "stride %d×%d is not positive", a->stride[0], a->stride[1]);
     const TensorType *x = arg_type(in, n, 0), *w = arg_type(in, n, 1), *y = &n->type;
     const float *xv = arg(in, n, 0), *wv = arg(in, n, 1);
     const float *bv = ir_bias_input(n) >= 0 ? arg(in, n, 2) : NULL, *rv = residual_of(in, n);
+    int64_t OW = y->dims[3];
+    double *acc = ir_try_malloc((OW > 0 ? (size_t)OW : 1) * sizeof *acc);
+    if (!acc)
+        return interp_fail(in, n, "cannot allocate a row of %lld sums", (long long)OW);
     int64_t at = 0;
     for (int64_t b = 0; b < y->dims[0]; b++)
         for (int64_t o = 0; o < y->dims[1]; o++)
-            for (int64_t oh = 0; oh < y->dims[2]; oh++)
-                for (int64_t ow = 0; ow < y->dims[3]; ow++, at++) {
-                    double s = conv_point(&n->attrs.conv, x, w, xv, wv, b, o, oh, ow);
-                    out[at] = epilogue(&n->attrs.conv.epi, bv ? s + (double)bv[o] : s, rv, at);
-                }
+            for (int64_t oh = 0; oh < y->dims[2]; oh++) {
+                conv_row(a, x, w, xv, wv, b, o, oh, OW, acc);
+                for (int64_t ow = 0; ow < OW; ow++, at++)
+                    out[at] = epilogue(&a->epi, bv ? acc[ow] + (double)bv[o] : acc[ow], rv, at);
+            }
+    free(acc);
     return true;
 }
 
@@ -184,15 +207,35 @@ static bool run_dense(Interp *in, const Node *n, float *out)
         return interp_fail(in, n, "inconsistent output, bias or residual shape");
     const float *xv = arg(in, n, 0), *wv = arg(in, n, 1);
     const float *bv = bias ? arg(in, n, 2) : NULL, *rv = residual_of(in, n);
+    /* The sums of the `inner` positions of (r, o) at once, each adding its
+     * products in the order of i, as one loop per position would: the
+     * innermost loop runs along the input's contiguous positions. */
+    double *acc = ir_try_malloc((inner > 0 ? (size_t)inner : 1) * sizeof *acc);
+    if (!acc)
+        return interp_fail(in, n, "cannot allocate %lld sums", (long long)inner);
     for (int64_t r = 0; r < outer; r++)
-        for (int64_t o = 0; o < O; o++)
-            for (int64_t j = 0; j < inner; j++) {
+        for (int64_t o = 0; o < O; o++) {
+            if (inner == 1) { /* a dot product: one sum, kept in a register */
                 double s = bv ? (double)bv[o] : 0.0;
                 for (int64_t i = 0; i < I; i++)
-                    s += (double)xv[(r * I + i) * inner + j] * (double)wv[o * I + i];
-                int64_t at = (r * O + o) * inner + j;
-                out[at] = epilogue(&n->attrs.dense.epi, s, rv, at);
+                    s += (double)xv[r * I + i] * (double)wv[o * I + i];
+                out[r * O + o] = epilogue(&n->attrs.dense.epi, s, rv, r * O + o);
+                continue;
             }
+            for (int64_t j = 0; j < inner; j++)
+                acc[j] = bv ? (double)bv[o] : 0.0;
+            for (int64_t i = 0; i < I; i++) {
+                const float *xr = xv + (r * I + i) * inner;
+                double wt = (double)wv[o * I + i];
+                for (int64_t j = 0; j < inner; j++)
+                    acc[j] += (double)xr[j] * wt;
+            }
+            for (int64_t j = 0; j < inner; j++) {
+                int64_t at = (r * O + o) * inner + j;
+                out[at] = epilogue(&n->attrs.dense.epi, acc[j], rv, at);
+            }
+        }
+    free(acc);
     return true;
 }
 
