@@ -49,75 +49,122 @@ static bool conv_grad_shapes_ok(const ConvAttrs *a, const TensorType *dy, const 
            w->dims[3] == a->kernel[1];
 }
 
-/* Calls f for every (dy element, weight tap, input element) the forward conv2d
- * multiplied together: the one loop nest both gradients share. */
-typedef struct ConvTap { int64_t y, w, x; } ConvTap;
+/* The gradients of conv2d sum the products of every (dy element, weight tap,
+ * input element) the forward conv multiplied together. Each accumulator adds
+ * its products in the order of the loop nest (b, o, oh, ow, c, kernel row,
+ * kernel column): the loops below are arranged so that every element still
+ * does, while the inner loops run without recomputing the indices. */
+typedef struct ConvDims {
+    int64_t cpg, opg, kh, kw, C, H, W, O, OH, OW, N;
+} ConvDims;
 
-static void conv_taps(const ConvAttrs *a, const TensorType *dy, const TensorType *w,
-                      const TensorType *x, void (*f)(void *ctx, ConvTap t), void *ctx)
+static ConvDims conv_dims(const TensorType *dy, const TensorType *w, const TensorType *x,
+                          int32_t groups)
 {
-    int64_t cpg = w->dims[1], opg = w->dims[0] / a->groups, kh = w->dims[2], kw = w->dims[3];
-    int64_t C = x->dims[1], H = x->dims[2], W = x->dims[3], O = dy->dims[1];
-    int64_t OH = dy->dims[2], OW = dy->dims[3];
-    for (int64_t b = 0; b < dy->dims[0]; b++)
-        for (int64_t o = 0; o < O; o++)
-            for (int64_t oh = 0; oh < OH; oh++)
-                for (int64_t ow = 0; ow < OW; ow++)
-                    for (int64_t c = 0; c < cpg; c++)
-                        for (int64_t i = 0; i < kh; i++) {
-                            int64_t ih = oh * a->stride[0] - a->pad[0] + i * a->dilation[0];
-                            if (ih < 0 || ih >= H)
-                                continue;
-                            for (int64_t j = 0; j < kw; j++) {
-                                int64_t iw = ow * a->stride[1] - a->pad[1] + j * a->dilation[1];
-                                if (iw < 0 || iw >= W)
-                                    continue;
-                                ConvTap t = {((b * O + o) * OH + oh) * OW + ow,
-                                             ((o * cpg + c) * kh + i) * kw + j,
-                                             ((b * C + (o / opg) * cpg + c) * H + ih) * W + iw};
-                                f(ctx, t);
+    return (ConvDims){w->dims[1], w->dims[0] / groups, w->dims[2], w->dims[3], x->dims[1],
+                      x->dims[2], x->dims[3], dy->dims[1], dy->dims[2], dy->dims[3],
+                      dy->dims[0]};
+}
+
+/* The output columns ow whose input column ow·s + off lies in [0, W): [*lo, *hi). */
+static void valid_cols(int64_t off, int64_t s, int64_t W, int64_t OW, int64_t *lo, int64_t *hi)
+{
+    *lo = off < 0 ? (-off + s - 1) / s : 0;
+    *hi = W - 1 - off < 0 ? 0 : (W - 1 - off) / s + 1;
+    if (*hi > OW)
+        *hi = OW;
+}
+
+/* dx[b, c, ih, iw] += dy[b, o, oh, ow] · w[o, c, i, j]: for one input element the
+ * products arrive with (o, oh, ow) ascending, as in the loop nest above. */
+static void conv_grad_input(const ConvAttrs *a, const ConvDims *d, const float *dy,
+                            const float *w, double *dx)
+{
+    int64_t sh = a->stride[0], sw = a->stride[1];
+    for (int64_t b = 0; b < d->N; b++)
+        for (int64_t o = 0; o < d->O; o++)
+            for (int64_t oh = 0; oh < d->OH; oh++) {
+                const float *dyr = dy + ((b * d->O + o) * d->OH + oh) * d->OW;
+                for (int64_t c = 0; c < d->cpg; c++) {
+                    int64_t cx = (o / d->opg) * d->cpg + c;
+                    for (int64_t i = 0; i < d->kh; i++) {
+                        int64_t ih = oh * sh - a->pad[0] + i * a->dilation[0];
+                        if (ih < 0 || ih >= d->H)
+                            continue;
+                        double *dxr = dx + ((b * d->C + cx) * d->H + ih) * d->W;
+                        const float *wr = w + ((o * d->cpg + c) * d->kh + i) * d->kw;
+                        for (int64_t ow = 0; ow < d->OW; ow++) {
+                            double g = (double)dyr[ow];
+                            int64_t iw0 = ow * sw - a->pad[1];
+                            for (int64_t j = 0; j < d->kw; j++) {
+                                int64_t iw = iw0 + j * a->dilation[1];
+                                if (iw >= 0 && iw < d->W)
+                                    dxr[iw] += g * (double)wr[j];
                             }
                         }
+                    }
+                }
+            }
 }
 
-typedef struct ConvAcc { const float *dy, *other; double *acc; } ConvAcc;
-
-static void acc_grad_input(void *ctx, ConvTap t)
+/* dw[o, c, i, j] += dy[b, o, oh, ow] · x[b, c, ih, iw]: for one weight the
+ * products arrive with (b, oh, ow) ascending, as in the loop nest above. */
+static void conv_grad_weight(const ConvAttrs *a, const ConvDims *d, const float *dy,
+                             const float *x, double *dw)
 {
-    ConvAcc *c = ctx;
-    c->acc[t.x] += (double)c->dy[t.y] * (double)c->other[t.w];
-}
-
-static void acc_grad_weight(void *ctx, ConvTap t)
-{
-    ConvAcc *c = ctx;
-    c->acc[t.w] += (double)c->dy[t.y] * (double)c->other[t.x];
+    int64_t sh = a->stride[0], sw = a->stride[1];
+    for (int64_t b = 0; b < d->N; b++)
+        for (int64_t o = 0; o < d->O; o++)
+            for (int64_t c = 0; c < d->cpg; c++) {
+                const float *xc = x + (b * d->C + (o / d->opg) * d->cpg + c) * d->H * d->W;
+                for (int64_t i = 0; i < d->kh; i++)
+                    for (int64_t j = 0; j < d->kw; j++) {
+                        int64_t lo, hi, off = j * a->dilation[1] - a->pad[1];
+                        valid_cols(off, sw, d->W, d->OW, &lo, &hi);
+                        double *acc = &dw[((o * d->cpg + c) * d->kh + i) * d->kw + j];
+                        double s = *acc;
+                        for (int64_t oh = 0; oh < d->OH; oh++) {
+                            int64_t ih = oh * sh - a->pad[0] + i * a->dilation[0];
+                            if (ih < 0 || ih >= d->H)
+                                continue;
+                            const float *dyr = dy + ((b * d->O + o) * d->OH + oh) * d->OW;
+                            const float *xr = xc + ih * d->W + off;
+                            for (int64_t ow = lo; ow < hi; ow++)
+                                s += (double)dyr[ow] * (double)xr[ow * sw];
+                        }
+                        *acc = s;
+                    }
+            }
 }
 
 /* dy, weight, x → dL/dx */
 bool interp_run_conv2d_grad_input(Interp *in, const Node *n, float *out)
 {
     const TensorType *dy = arg_type(in, n, 0), *w = arg_type(in, n, 1), *x = arg_type(in, n, 2);
-    if (!conv_grad_shapes_ok(&n->attrs.conv, dy, w, x) || ir_numel(&n->type) != ir_numel(x))
+    if (!conv_grad_shapes_ok(&n->attrs.conv, dy, w, x) || ir_numel(&n->type) != ir_numel(x) ||
+        n->attrs.conv.stride[0] < 1 || n->attrs.conv.stride[1] < 1)
         return interp_fail(in, n, "inconsistent gradient, weight and input shapes");
-    ConvAcc c = {arg(in, n, 0), arg(in, n, 1), acc_new(in, n, ir_numel(x))};
-    if (!c.acc)
+    double *acc = acc_new(in, n, ir_numel(x));
+    if (!acc)
         return false;
-    conv_taps(&n->attrs.conv, dy, w, x, acc_grad_input, &c);
-    return acc_store(c.acc, out, ir_numel(x));
+    ConvDims d = conv_dims(dy, w, x, n->attrs.conv.groups);
+    conv_grad_input(&n->attrs.conv, &d, arg(in, n, 0), arg(in, n, 1), acc);
+    return acc_store(acc, out, ir_numel(x));
 }
 
 /* dy, x, weight → dL/dweight */
 bool interp_run_conv2d_grad_weight(Interp *in, const Node *n, float *out)
 {
     const TensorType *dy = arg_type(in, n, 0), *x = arg_type(in, n, 1), *w = arg_type(in, n, 2);
-    if (!conv_grad_shapes_ok(&n->attrs.conv, dy, w, x) || ir_numel(&n->type) != ir_numel(w))
+    if (!conv_grad_shapes_ok(&n->attrs.conv, dy, w, x) || ir_numel(&n->type) != ir_numel(w) ||
+        n->attrs.conv.stride[0] < 1 || n->attrs.conv.stride[1] < 1)
         return interp_fail(in, n, "inconsistent gradient, input and weight shapes");
-    ConvAcc c = {arg(in, n, 0), arg(in, n, 1), acc_new(in, n, ir_numel(w))};
-    if (!c.acc)
+    double *acc = acc_new(in, n, ir_numel(w));
+    if (!acc)
         return false;
-    conv_taps(&n->attrs.conv, dy, w, x, acc_grad_weight, &c);
-    return acc_store(c.acc, out, ir_numel(w));
+    ConvDims d = conv_dims(dy, w, x, n->attrs.conv.groups);
+    conv_grad_weight(&n->attrs.conv, &d, arg(in, n, 0), arg(in, n, 1), acc);
+    return acc_store(acc, out, ir_numel(w));
 }
 
 /* out[M, N] = sum over k of a[i * ai + k * ak] * b[k * bk + j] in double: the products
