@@ -122,11 +122,8 @@ static void conv_row(const ConvAttrs *a, const TensorType *x, const TensorType *
                 continue;
             const float *xr = xc + ih * W;
             for (int64_t j = 0; j < kw; j++) {
-                /* the columns ow whose input column ow·sw + off lies in [0, W) */
-                int64_t off = j * a->dilation[1] - a->pad[1];
-                int64_t lo = off < 0 ? (-off + sw - 1) / sw : 0;
-                int64_t hi = W - 1 - off < 0 ? 0 : (W - 1 - off) / sw + 1;
-                hi = hi < OW ? hi : OW;
+                int64_t lo, hi, off = j * a->dilation[1] - a->pad[1];
+                interp_valid_cols(off, sw, W, OW, &lo, &hi);
                 double wt = (double)wc[i * kw + j];
                 if (sw == 1) /* contiguous: the compiler vectorizes it */
                     for (int64_t ow = lo; ow < hi; ow++)

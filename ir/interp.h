@@ -37,6 +37,17 @@ static inline int64_t prod(const TensorType *t, int32_t from, int32_t to)
     return p;
 }
 
+/* The output columns ow of a conv whose input column ow·stride + off lies in
+ * [0, W): [lo, hi), at most OW (stride >= 1). */
+static inline void interp_valid_cols(int64_t off, int64_t stride, int64_t W, int64_t OW,
+                                     int64_t *lo, int64_t *hi)
+{
+    *lo = off < 0 ? (-off + stride - 1) / stride : 0;
+    *hi = W - 1 - off < 0 ? 0 : (W - 1 - off) / stride + 1;
+    if (*hi > OW)
+        *hi = OW;
+}
+
 /* Element strides of `t` seen through `y`'s dims (numpy broadcasting); false if
  * incompatible. */
 bool interp_broadcast_strides(const TensorType *t, const TensorType *y, int64_t *strides);

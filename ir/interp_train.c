@@ -66,15 +66,6 @@ static ConvDims conv_dims(const TensorType *dy, const TensorType *w, const Tenso
                       dy->dims[0]};
 }
 
-/* The output columns ow whose input column ow·s + off lies in [0, W): [*lo, *hi). */
-static void valid_cols(int64_t off, int64_t s, int64_t W, int64_t OW, int64_t *lo, int64_t *hi)
-{
-    *lo = off < 0 ? (-off + s - 1) / s : 0;
-    *hi = W - 1 - off < 0 ? 0 : (W - 1 - off) / s + 1;
-    if (*hi > OW)
-        *hi = OW;
-}
-
 /* dx[b, c, ih, iw] += dy[b, o, oh, ow] · w[o, c, i, j]: for one input element the
  * products arrive with (o, oh, ow) ascending, as in the loop nest above. */
 static void conv_grad_input(const ConvAttrs *a, const ConvDims *d, const float *dy,
@@ -120,7 +111,7 @@ static void conv_grad_weight(const ConvAttrs *a, const ConvDims *d, const float 
                 for (int64_t i = 0; i < d->kh; i++)
                     for (int64_t j = 0; j < d->kw; j++) {
                         int64_t lo, hi, off = j * a->dilation[1] - a->pad[1];
-                        valid_cols(off, sw, d->W, d->OW, &lo, &hi);
+                        interp_valid_cols(off, sw, d->W, d->OW, &lo, &hi);
                         double *acc = &dw[((o * d->cpg + c) * d->kh + i) * d->kw + j];
                         double s = *acc;
                         for (int64_t oh = 0; oh < d->OH; oh++) {
