@@ -1,7 +1,8 @@
 /* check_plan.c: validates a memory plan independently of how it was made:
  * every value has a place of the right kind, arena values are aligned and in
  * bounds, and no two values alive at the same time share a byte, except a
- * concat and the inputs written in place inside it. */
+ * concat and the inputs written in place inside it, and an elementwise op and
+ * the input it overwrites. */
 #include "passes.h"
 
 #include <stdlib.h>
@@ -64,6 +65,22 @@ static bool is_input_of(const Node *c, int32_t v)
     return false;
 }
 
+/* An elementwise op b may have the span of input a, of which it is the last
+ * reader (pass_overwrites). */
+static bool overwritten(const Graph *g, const int32_t *last, int32_t a, int32_t b)
+{
+    const Node *nb = &g->nodes[b];
+    if (last[a] != b)
+        return false;
+    for (int32_t k = 0; k < nb->ninputs; k++)
+        if (nb->inputs[k] == a && pass_overwrites(g, nb, k)) {
+            PassSpan sa = pass_span_of(&g->nodes[a]), sb = pass_span_of(nb);
+            return sa.off == sb.off && sa.len == sb.len && sa.stride == sb.stride &&
+                   sa.count == sb.count;
+        }
+    return false;
+}
+
 /* A concat and an input of it may share bytes when the input lies inside it. */
 static bool in_place(const Graph *g, int32_t a, int32_t b)
 {
@@ -89,6 +106,7 @@ static bool check_overlaps(const Graph *g, Diag *d)
             continue;
         for (int32_t b = a + 1; b < g->nnodes && b <= last[a]; b++) {
             if (g->nodes[b].mem.kind != MEM_ARENA || in_place(g, a, b) ||
+                overwritten(g, last, a, b) ||
                 !pass_spans_overlap(pass_span_of(&g->nodes[a]), pass_span_of(&g->nodes[b])))
                 continue;
             ir_error(d, g->nodes[b].loc, "memory plan: '%s' overwrites '%s', which is still "

@@ -14,7 +14,12 @@
  *      concat(concat(concat(x0, x1), x2), x3) is one buffer that every layer
  *      writes its channels into, and no concat copies (each used to copy all
  *      the channels before it: quadratic in the block's layers).
- *   3. Greedy by size: buffers, largest first, each at the lowest 64-byte
+ *   3. An elementwise op writes over its full-size input where it is that
+ *      value's last reader (pass_overwrites: squeeze-and-excitation's x · s,
+ *      a standalone activation): the input becomes a view at offset 0 of the
+ *      op's buffer, which then lives from the input's definition. Not for
+ *      graph inputs, concats or values written into one, nor with keep_values.
+ *   4. Greedy by size: buffers, largest first, each at the lowest 64-byte
  *      aligned offset that overlaps no placed buffer of intersecting
  *      lifetime. Graph.arena_bytes is the highest end.
  *
@@ -175,6 +180,25 @@ static void plan_concat(Planner *p, int32_t id)
     }
 }
 
+/* Step 3 for node `id`: its first input it may overwrite. */
+static void plan_overwrite(Planner *p, int32_t id)
+{
+    const Graph *g = p->g;
+    const Node *n = &g->nodes[id];
+    if (n->mem.kind != MEM_ARENA || p->view_of[id] >= 0)
+        return;
+    for (int32_t k = 0; k < n->ninputs; k++) {
+        int32_t x = n->inputs[k];
+        const Node *xn = &g->nodes[x];
+        if (xn->mem.kind != MEM_ARENA || p->view_of[x] >= 0 || xn->op == OP_CONCAT ||
+            p->last[x] != id || is_output(g, x) || !pass_overwrites(g, n, k))
+            continue;
+        p->view_of[x] = id;
+        p->view_off[x] = 0;
+        return;
+    }
+}
+
 static int cmp_buf(const void *a, const void *b)
 {
     const Buf *x = a, *y = b;
@@ -279,7 +303,9 @@ static void write_plan(Planner *p, const Buf *bufs, int32_t n)
         Node *v = &g->nodes[i];
         const Node *cn = &g->nodes[root_of(p, i, &off)];
         v->mem.offset = cn->mem.offset + off;
-        v->mem.batch_stride = ir_numel(&cn->type) / cn->type.dims[0];
+        /* in a concat: its items; over by an elementwise op: its own (dense) */
+        int64_t item = ir_numel(&cn->type) / cn->type.dims[0];
+        v->mem.batch_stride = item != ir_numel(&v->type) / v->type.dims[0] ? item : 0;
     }
 }
 
@@ -294,6 +320,9 @@ bool pass_plan_memory(Graph *g, const PassOptions *opt, Diag *d)
     for (int32_t i = g->nnodes - 1; i >= 0; i--)
         if (g->nodes[i].op == OP_CONCAT)
             plan_concat(&p, i);
+    if (!opt->keep_values)
+        for (int32_t i = 0; i < g->nnodes; i++)
+            plan_overwrite(&p, i);
     Buf *bufs = ir_alloc(tmp, cap * sizeof *bufs);
     int32_t n = collect(&p, bufs);
     if (opt->keep_values)

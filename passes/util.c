@@ -269,3 +269,17 @@ bool pass_spans_overlap(PassSpan a, PassSpan b)
         }
     return false;
 }
+
+/* Whether `n` can compute into the storage of its input k: it writes each
+ * element from the same element of that input alone (an activation; add, sub,
+ * mul or div where input k has the output's shape and storage, the other one
+ * the same or broadcast), so every kernel reads an element before it writes
+ * it, in the same thread. The planner also needs k's value dead after n. */
+bool pass_overwrites(const Graph *g, const Node *n, int32_t k)
+{
+    bool binary = n->op == OP_ADD || n->op == OP_SUB || n->op == OP_MUL || n->op == OP_DIV;
+    if (!(binary || (ir_op_is_act(n->op) && n->ninputs == 1)) || k < 0 || k >= n->ninputs)
+        return false;
+    const TensorType *x = &g->nodes[n->inputs[k]].type, *y = &n->type;
+    return ir_type_eq(x, y) && x->layout == y->layout && x->block == y->block;
+}

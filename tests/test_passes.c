@@ -263,6 +263,43 @@ static void test_check_plan_catches(void **state)
     ir_graph_free(g);
 }
 
+/* An elementwise op that is the last reader of its input computes over it
+ * (c over b, d over c); one that is not may not (b over a, which d reads). */
+static void test_plan_overwrite(void **state)
+{
+    Graph *g = parse("graph o {\n"
+                     "  %0 = input \"x\" : f32[2,64]\n"
+                     "  %1 = relu(%0) \"a\" : f32[2,64]\n"
+                     "  %2 = sigmoid(%1) \"b\" : f32[2,64]\n"
+                     "  %3 = tanh(%2) \"c\" : f32[2,64]\n"
+                     "  %4 = add(%3, %1) \"d\" : f32[2,64]\n"
+                     "  return %4 \"d\"\n"
+                     "}\n");
+    assert_true(optimize(g, 8, ALL_ON));
+    Node *a = &g->nodes[node_named(g, "a")], *b = &g->nodes[node_named(g, "b")];
+    Node *c = &g->nodes[node_named(g, "c")], *d4 = &g->nodes[node_named(g, "d")];
+    assert_int_equal(a->mem.kind, MEM_ARENA); /* not over the graph's input */
+    assert_int_equal(c->mem.offset, b->mem.offset);
+    assert_int_equal(d4->mem.offset, c->mem.offset);
+    assert_int_not_equal(b->mem.offset, a->mem.offset);
+    assert_int_equal(g->arena_bytes, 2 * 512);
+    char *text = NULL;
+    size_t len = 0;
+    Diag d;
+    ir_diag_init(&d, open_memstream(&text, &len));
+    assert_true(pass_check_plan(g, &d));
+    int64_t saved = b->mem.offset;
+    b->mem.offset = c->mem.offset = d4->mem.offset = a->mem.offset;
+    assert_false(pass_check_plan(g, &d));
+    b->mem.offset = c->mem.offset = d4->mem.offset = saved;
+    assert_true(pass_check_plan(g, &d));
+    fclose(d.out);
+    assert_non_null(strstr(text, "'b' overwrites 'a'"));
+    free(text);
+    ir_diag_fini(&d);
+    ir_graph_free(g);
+}
+
 /* Disabling a required pass is an error; names map to indices. */
 static void test_pipeline_options(void **state)
 {
@@ -300,6 +337,7 @@ int main(void)
         cmocka_unit_test(test_plan_concat_in_place),
         cmocka_unit_test(test_plan_concat_chain),
         cmocka_unit_test(test_check_plan_catches),
+        cmocka_unit_test(test_plan_overwrite),
         cmocka_unit_test(test_small_models),
         cmocka_unit_test(test_mlp),
         cmocka_unit_test(test_mnist_cnn),
