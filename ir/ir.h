@@ -125,6 +125,9 @@ double ir_numel_approx(int32_t rank, const int64_t *dims);
 int64_t ir_mul_sat(int64_t a, int64_t b);
 bool ir_type_eq(const TensorType *a, const TensorType *b);
 bool ir_dims_eq(const TensorType *a, const TensorType *b); /* same logical dims, any layout */
+/* `s` holds one value per channel of the rank-4 `y` (C > 1): its dims, right-aligned
+ * (numpy broadcasting), are [N or 1, C, 1, 1]. */
+bool ir_is_per_channel(const TensorType *s, const TensorType *y);
 TensorType ir_type_f32(int32_t rank, const int64_t *dims);
 /* "f32[1,3,224,224]" (and "@nchw16c" / "@nhwc" for other layouts) */
 char *ir_type_str(const TensorType *t, char *buf, size_t n);

@@ -82,6 +82,16 @@ bool ir_dims_eq(const TensorType *a, const TensorType *b)
     return true;
 }
 
+bool ir_is_per_channel(const TensorType *s, const TensorType *y)
+{
+    if (y->rank != 4 || s->rank > 4 || y->dims[1] <= 1)
+        return false;
+    int64_t d[4]; /* s's dims right-aligned to rank 4 */
+    for (int32_t i = 0; i < 4; i++)
+        d[i] = i - (4 - s->rank) >= 0 ? s->dims[i - (4 - s->rank)] : 1;
+    return (d[0] == 1 || d[0] == y->dims[0]) && d[1] == y->dims[1] && d[2] == 1 && d[3] == 1;
+}
+
 bool ir_type_eq(const TensorType *a, const TensorType *b)
 {
     return a->dtype == b->dtype && a->layout == b->layout && a->block == b->block &&

@@ -88,10 +88,8 @@ static int32_t conv_input_block(const Lay *l, const Node *n)
  * squeeze-and-excitation scale of MobileNetV3 and EfficientNet, x · s). */
 static bool per_channel_operand(const Node *n, const TensorType *in)
 {
-    const TensorType *y = &n->type;
-    return ir_ops[n->op].fusion == FC_BROADCAST && in->rank == 4 && y->rank == 4 &&
-           (in->dims[0] == 1 || in->dims[0] == y->dims[0]) && in->dims[1] == y->dims[1] &&
-           in->dims[2] == 1 && in->dims[3] == 1 && !ir_dims_eq(in, y);
+    return ir_ops[n->op].fusion == FC_BROADCAST && ir_is_per_channel(in, &n->type) &&
+           !ir_dims_eq(in, &n->type);
 }
 
 /* Ops that compute each channel on its own, in any channel order and block:

@@ -280,6 +280,5 @@ bool pass_overwrites(const Graph *g, const Node *n, int32_t k)
     bool binary = n->op == OP_ADD || n->op == OP_SUB || n->op == OP_MUL || n->op == OP_DIV;
     if (!(binary || (ir_op_is_act(n->op) && n->ninputs == 1)) || k < 0 || k >= n->ninputs)
         return false;
-    const TensorType *x = &g->nodes[n->inputs[k]].type, *y = &n->type;
-    return ir_type_eq(x, y) && x->layout == y->layout && x->block == y->block;
+    return ir_type_eq(&g->nodes[n->inputs[k]].type, &n->type); /* dims and storage */
 }

@@ -193,16 +193,6 @@ static void aligned_dims(const TensorType *t, int32_t r, int64_t *d)
     }
 }
 
-/* True if `small` is [N or 1, C, 1, 1] against the rank-4 output `y`. */
-static bool is_per_channel(const TensorType *s, const TensorType *y)
-{
-    if (y->rank != 4 || s->rank > 4) return false;
-    int64_t d[4];
-    aligned_dims(s, 4, d);
-    return (d[0] == 1 || d[0] == y->dims[0]) && d[1] == y->dims[1] && y->dims[1] > 1 && d[2] == 1 &&
-           d[3] == 1;
-}
-
 static bool same_storage(const TensorType *a, const TensorType *b)
 {
     return ir_type_eq(a, b) && a->layout == b->layout && a->block == b->block;
@@ -267,7 +257,7 @@ static CgKernel emit_binary(Cg *cg, int32_t id)
     if (same_storage(a, y) && same_storage(b, y)) return emit_stream(cg, id, 2);
     for (int32_t big = 0; big < 2; big++) {
         const TensorType *s = big ? a : b;
-        if (same_storage(big ? b : a, y) && is_per_channel(s, y)) {
+        if (same_storage(big ? b : a, y) && ir_is_per_channel(s, y)) {
             int64_t d[4];
             aligned_dims(s, 4, d);
             int64_t stride = d[0] == 1 ? 0 : cg_item_stride(cg, nd->inputs[1 - big]);
