@@ -1,17 +1,22 @@
 // emulate.h: runs generated CUDA C on the CPU, for tests of the index arithmetic
 // where no GPU is present. Included by host C++ before the program's source:
-// the blocks of a grid run one after another, the threads of a block as POSIX
-// threads (so __syncthreads is a barrier and __shared__ memory is a static
-// shared by them), and the warp-wide operations (shuffles, TF32 mma) exchange
-// values through per-warp slots between two barriers of the warp's 32 threads,
-// assembling the matrices from fragments as the PTX ISA specifies them.
+// the blocks of a grid run one after another, the threads of a block as
+// cooperative fibers of the calling thread (ucontext), each switching out only
+// at a barrier, so __syncthreads is a barrier and __shared__ memory is a static
+// shared by them. The warp-wide operations (shuffles, TF32 mma) exchange values
+// through per-warp slots between two barriers of the warp's 32 threads,
+// assembling the matrices from fragments as the PTX ISA specifies them. A block
+// whose threads all wait at barriers that cannot complete aborts with a message.
 #ifndef CNNC_CUDA_EMULATE_H
 #define CNNC_CUDA_EMULATE_H
 
 #include <math.h>
-#include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <ucontext.h>
 
 #define CU_EMULATE 1
 #define __global__
@@ -31,18 +36,39 @@ struct int4 {
     int x, y, z, w;
 };
 
-static thread_local CuDim threadIdx, blockIdx;
+static CuDim threadIdx, blockIdx;
 
 namespace cu_emu {
 const int max_threads = 1024;
-static pthread_barrier_t block_barrier;
-static pthread_barrier_t warp_barrier[max_threads / 32];
+const size_t stack_bytes = (size_t)64 << 10;
+struct Barrier {
+    unsigned arrived, generation;
+};
+static Barrier block_barrier, warp_barrier[max_threads / 32];
 static float slots[max_threads][16];
+static ucontext_t scheduler, fiber[max_threads];
+static bool finished[max_threads];
+static unsigned threads, current;
+// Barrier passes and finished threads: a round of the block without one is a deadlock.
+static unsigned long progress;
+
+// The current thread waits for `count` arrivals: the last releases the others, which
+// resume, each at its next turn, once the generation has moved on.
+static inline void barrier_wait(Barrier &b, unsigned count)
+{
+    unsigned generation = b.generation;
+    if (++b.arrived == count) {
+        b.arrived = 0, b.generation++;
+    } else {
+        while (b.generation == generation) swapcontext(&fiber[current], &scheduler);
+    }
+    progress++;
+}
 } // namespace cu_emu
 
 static inline void __syncthreads()
 {
-    pthread_barrier_wait(&cu_emu::block_barrier);
+    cu_emu::barrier_wait(cu_emu::block_barrier, cu_emu::threads);
 }
 
 static inline float __int_as_float(int v)
@@ -68,7 +94,7 @@ static inline unsigned __float_as_uint(float f)
 
 static inline void cu_warp_sync()
 {
-    pthread_barrier_wait(&cu_emu::warp_barrier[threadIdx.x / 32]);
+    cu_emu::barrier_wait(cu_emu::warp_barrier[threadIdx.x / 32], 32);
 }
 
 static inline float __shfl_xor_sync(unsigned, float v, int lane_mask)
@@ -115,46 +141,60 @@ static inline void cu_mma_tf32(float *c, const float *a, const float *b)
 }
 
 namespace cu_emu {
-struct Launch {
-    void (*fn)(void *ctx);
-    void *ctx;
-    const unsigned *grid;
-    unsigned tid;
-};
-static pthread_barrier_t end_barrier;
+static void (*launch_fn)(void *);
+static void *launch_ctx;
+static char *stacks;
 
-// A thread runs its part of every block; the blocks are separated by a barrier
-// so that no thread starts the next block while the shared memory is in use.
-static void *thread_main(void *p)
+static void fiber_main()
 {
-    Launch *l = (Launch *)p;
-    threadIdx = CuDim{l->tid, 0, 0};
-    for (unsigned z = 0; z < l->grid[2]; z++)
-        for (unsigned y = 0; y < l->grid[1]; y++)
-            for (unsigned x = 0; x < l->grid[0]; x++) {
-                blockIdx = CuDim{x, y, z};
-                l->fn(l->ctx);
-                pthread_barrier_wait(&end_barrier);
-            }
-    return nullptr;
-}
+    launch_fn(launch_ctx);
+    finished[current] = true;
+    progress++;
+} // returns to the scheduler (uc_link)
 
-// Runs fn (which calls the kernel) for every thread of every block.
-static inline void launch(const unsigned *grid, unsigned threads, void (*fn)(void *), void *ctx)
+// Runs fn (which calls the kernel) for every thread of every block: each block's
+// threads start as fibers, then take turns, in order, until all have returned.
+static inline void launch(const unsigned *grid, unsigned nthreads, void (*fn)(void *), void *ctx)
 {
-    static pthread_t th[max_threads];
-    static Launch ls[max_threads];
-    pthread_barrier_init(&block_barrier, nullptr, threads);
-    pthread_barrier_init(&end_barrier, nullptr, threads);
-    for (unsigned w = 0; w < threads / 32; w++) pthread_barrier_init(&warp_barrier[w], nullptr, 32);
-    for (unsigned t = 0; t < threads; t++) {
-        ls[t] = Launch{fn, ctx, grid, t};
-        pthread_create(&th[t], nullptr, thread_main, &ls[t]);
+    if (!stacks) {
+        void *m = mmap(nullptr, max_threads * stack_bytes, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (m == MAP_FAILED) {
+            fprintf(stderr, "emulate.h: no memory for %d fiber stacks\n", max_threads);
+            abort();
+        }
+        stacks = (char *)m;
     }
-    for (unsigned t = 0; t < threads; t++) pthread_join(th[t], nullptr);
-    pthread_barrier_destroy(&block_barrier);
-    pthread_barrier_destroy(&end_barrier);
-    for (unsigned w = 0; w < threads / 32; w++) pthread_barrier_destroy(&warp_barrier[w]);
+    threads = nthreads, launch_fn = fn, launch_ctx = ctx;
+    block_barrier = Barrier{0, 0};
+    for (unsigned w = 0; w < max_threads / 32; w++) warp_barrier[w] = Barrier{0, 0};
+    for (unsigned z = 0; z < grid[2]; z++)
+        for (unsigned y = 0; y < grid[1]; y++)
+            for (unsigned x = 0; x < grid[0]; x++) {
+                blockIdx = CuDim{x, y, z};
+                for (unsigned t = 0; t < threads; t++) {
+                    getcontext(&fiber[t]);
+                    fiber[t].uc_stack.ss_sp = stacks + t * stack_bytes;
+                    fiber[t].uc_stack.ss_size = stack_bytes;
+                    fiber[t].uc_link = &scheduler;
+                    makecontext(&fiber[t], fiber_main, 0);
+                    finished[t] = false;
+                }
+                for (unsigned left = threads; left;) {
+                    unsigned long before = progress;
+                    for (unsigned t = 0; t < threads; t++) {
+                        if (finished[t]) continue;
+                        current = t, threadIdx = CuDim{t, 0, 0};
+                        swapcontext(&scheduler, &fiber[t]);
+                        left -= finished[t];
+                    }
+                    if (left && progress == before) {
+                        fprintf(stderr, "emulate.h: block (%u, %u, %u): %u of %u threads wait "
+                                "at barriers that cannot complete\n", x, y, z, left, threads);
+                        abort();
+                    }
+                }
+            }
 }
 } // namespace cu_emu
 
