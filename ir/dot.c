@@ -62,8 +62,9 @@ static void op_text(const Node *n, char *buf, size_t n_buf)
     else if (n->op == OP_MAXPOOL || n->op == OP_AVGPOOL)
         window_text(n->attrs.pool.kernel, n->attrs.pool.stride, win, sizeof win);
     epilogue_text(n, epi, sizeof epi);
-    snprintf(buf, n_buf, "%s%s%s%s%s", ir_ops[n->op].name, win[0] ? " " : "", win,
-             n->op == OP_CONV2D && n->attrs.conv.groups > 1 ? " grouped" : "", epi);
+    int len = snprintf(buf, n_buf, "%s%s%s%s%s", ir_ops[n->op].name, win[0] ? " " : "", win,
+                       n->op == OP_CONV2D && n->attrs.conv.groups > 1 ? " grouped" : "", epi);
+    if (len >= (int)n_buf && n_buf > 4) memcpy(buf + n_buf - 4, "...", 4); /* cut short */
 }
 
 static void print_box(const Graph *g, int32_t id, FILE *out)
