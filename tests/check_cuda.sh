@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One zoo model through the CUDA backend: its kernels compile with NVRTC to PTX
-# for sm_80 and sm_90 in both math modes, ptxas accepts each PTX for its
+# for sm_80 and sm_90, TF32 and f32, ptxas accepts each PTX for its
 # architecture, every kernel is headed by the node it implements, and the TF32
 # build uses tensor-core mma where the f32 build must not.
 # usage: check_cuda.sh CNNC PTXAS MODEL BATCH [all]    (status 77: skipped)

@@ -1,7 +1,7 @@
 /* test_cuda.c: the CUDA backend's pieces that a CPU can check: architecture
  * names, the packed weight order, tile and grid choice, and the generated
  * kernels themselves, compiled as host C++ with codegen/cuda/emulate.h (blocks
- * in turn, a block's threads as POSIX threads, warp operations through shared
+ * in turn, a block's threads as cooperative fibers, warp operations through shared
  * slots) and run on small models whose outputs must match the reference
  * interpreter: f32 within 1e-4, TF32 within 1e-2 of the output's scale; NaN
  * and infinities in the inputs give NaN and infinities exactly where the

@@ -7,6 +7,7 @@
 // through per-warp slots between two barriers of the warp's 32 threads,
 // assembling the matrices from fragments as the PTX ISA specifies them. A block
 // whose threads all wait at barriers that cannot complete aborts with a message.
+// The state is global: one launch at a time (the fake driver holds its lock).
 #ifndef CNNC_CUDA_EMULATE_H
 #define CNNC_CUDA_EMULATE_H
 
