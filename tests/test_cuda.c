@@ -13,9 +13,11 @@
 
 #include <dlfcn.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cu.h"
@@ -427,6 +429,57 @@ static void check_both(const char *name, const char *text, int64_t batch)
     check_model(name, text, batch, CU_MATH_TF32, 0);
 }
 
+/* The emulation itself (codegen/cuda/emulate.h): a block's threads meet at
+ * __syncthreads (shared memory read back reversed between barriers), lanes
+ * exchange through a shuffle, the blocks run in turn; and a block one of whose
+ * threads returns before a barrier the others wait at aborts instead of hanging. */
+static const char emu_source[] =
+    "__global__ void emu_reverse(float *__restrict__ o) {\n"
+    "    __shared__ float s[128];\n"
+    "    unsigned t = threadIdx.x;\n"
+    "    s[t] = (float)(t + 1000 * blockIdx.x);\n"
+    "    __syncthreads();\n"
+    "    float v = s[127 - t];\n"
+    "    __syncthreads();\n"
+    "    s[t] = v + __shfl_xor_sync(0xffffffffu, v, 1);\n"
+    "    __syncthreads();\n"
+    "    o[blockIdx.x * 128 + t] = s[(t + 64) % 128];\n"
+    "}\n"
+    "__global__ void emu_stuck(float *__restrict__ o) {\n"
+    "    if (threadIdx.x == 5) return;\n"
+    "    __syncthreads();\n"
+    "    o[threadIdx.x] = 1.0f;\n"
+    "}\n";
+
+static void test_emulation_barriers(void **state)
+{
+    CuKernel k[2] = {{.symbol = "emu_reverse", .grid = {3, 1, 1}, .block = {128, 1, 1}, .nargs = 1},
+                     {.symbol = "emu_stuck", .grid = {1, 1, 1}, .block = {64, 1, 1}, .nargs = 1}};
+    CuProgram p = {.source = (char *)emu_source, .nkernels = 2, .kernels = k};
+    void *lib = build_emulation(&p, "emulation");
+    float out[3 * 128];
+    float *ptrs[1] = {out};
+    cuda_emu_launch(lib, &k[0], ptrs);
+    for (unsigned b = 0; b < 3; b++)
+        for (unsigned t = 0; t < 128; t++) {
+            unsigned u = (t + 64) % 128;
+            assert_float_equal(out[b * 128 + t], (float)(254 - u - (u ^ 1u) + 2000 * b), 0);
+        }
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        if (!freopen("/dev/null", "w", stderr)) _exit(2);
+        alarm(30); /* a hang ends in SIGALRM, and fails */
+        cuda_emu_launch(lib, &k[1], ptrs);
+        _exit(0);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
+    dlclose(lib);
+}
+
 /* Odd sizes everywhere: partial tiles in M, K and the reduction; stride,
  * padding and dilation; bias and fused activations. */
 static void test_emulated_conv(void **state)
@@ -775,6 +828,7 @@ int main(void)
         cmocka_unit_test(test_nvrtc_compile),
         cmocka_unit_test(test_kernel_labels),
 #ifdef CNNC_CXX
+        cmocka_unit_test(test_emulation_barriers),
         cmocka_unit_test(test_emulated_conv),
         cmocka_unit_test(test_emulated_blocks),
         cmocka_unit_test(test_emulated_misc),
