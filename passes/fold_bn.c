@@ -7,7 +7,10 @@
  *   - a mul by a weight of one value per channel ([C, 1, 1], ConvNeXt's layer
  *     scale): s = that weight, t = 0.
  * The new weights are new PARAMs ("<conv>.weight.folded", "<conv>.bias.folded");
- * the old ones go when nothing else uses them.
+ * the old ones go when nothing else uses them. Where the conv is the old weight's
+ * only user and no other node holds its values, W' is computed in place and the
+ * new PARAM takes the old one's buffer: the weights of a whole network (100 MB in
+ * ResNet-50) are then not copied.
  *
  * A batchnorm with nothing to fold into whose only user is an activation (DenseNet's
  * norm1 → relu before each layer, over the whole concat so far) becomes a 1×1
@@ -86,6 +89,23 @@ typedef struct Folder {
     PassNames *names;
 } Folder;
 
+/* Whether param `w`'s values may be rewritten: it has one use, and no other node
+ * shares its buffer (lowering lets a reshaped weight share its source's). Counted
+ * afresh: `w` may be a weight folded once already, newer than the pass's counts. */
+static bool sole_holder(const Graph *g, int32_t w)
+{
+    int32_t uses = 0;
+    for (int32_t i = 0; i < g->noutputs; i++)
+        uses += g->outputs[i].node == w;
+    for (int32_t i = 0; i < g->nnodes; i++) {
+        const Node *n = &g->nodes[i];
+        if (i != w && n->data == g->nodes[w].data) return false;
+        for (int32_t k = 0; k < n->ninputs; k++)
+            uses += n->inputs[k] == w;
+    }
+    return uses == 1;
+}
+
 /* Replaces conv's weights by W * s, b * s + t and node `user` (the map) by the conv. */
 static void rescale(Graph *g, int32_t user, int32_t conv, const double *s, const double *t,
                     const Folder *f)
@@ -98,9 +118,15 @@ static void rescale(Graph *g, int32_t user, int32_t conv, const double *s, const
     const char *cname = c->name ? c->name : "folded";
     TensorType wt = w->type;
     SrcLoc loc = c->loc;
-    float *nw, *nb; /* the new parameters' values, computed in place */
-    int32_t wid = pass_new_param(g, f->names, ir_strfmt(f->tmp, "%s.weight.folded", cname), wt,
-                                 loc, &nw);
+    float *nw, *nb; /* the new parameters' values */
+    const char *wname = ir_strfmt(f->tmp, "%s.weight.folded", cname);
+    int32_t wid;
+    if (sole_holder(g, c->inputs[1])) {
+        wid = ir_add_param(g, pass_unique_name(g, f->names, wname), wt, loc);
+        nw = g->nodes[wid].data = (float *)wd; /* w is dead once the conv takes W' */
+    } else {
+        wid = pass_new_param(g, f->names, wname, wt, loc, &nw);
+    }
     int32_t bid = pass_new_param(g, f->names, ir_strfmt(f->tmp, "%s.bias.folded", cname),
                                  ir_type_f32(1, bdims), loc, &nb);
     for (int64_t o = 0; o < O; o++) {

@@ -189,6 +189,52 @@ static int32_t node_named(const Graph *g, const char *name)
     return id;
 }
 
+/* fold_bn computes W' in place only in a weight no other node uses: "w" feeds two
+ * convs, each folded with a batchnorm of its own, so the first fold copies it and the
+ * second (c2 then its only user) rescales it in place; "v" feeds one conv, and its
+ * buffer becomes the folded weight's at once. */
+static void test_fold_bn_in_place(void **state)
+{
+    Graph *g = parse("graph f {\n"
+                     "  %0 = input \"x\" : f32[1,1,2,2]\n"
+                     "  %1 = param \"w\" : f32[2,1,1,1]\n"
+                     "  %2 = param \"v\" : f32[2,1,1,1]\n"
+                     "  %3 = param \"g\" : f32[2]\n"
+                     "  %4 = param \"b\" : f32[2]\n"
+                     "  %5 = param \"m\" : f32[2]\n"
+                     "  %6 = param \"s\" : f32[2]\n"
+                     "  %7 = conv2d(%0, %1) {kernel=[1,1]} \"c1\" : f32[1,2,2,2]\n"
+                     "  %8 = batchnorm(%7, %3, %4, %5, %6) {eps=0} \"n1\" : f32[1,2,2,2]\n"
+                     "  %9 = conv2d(%0, %1) {kernel=[1,1]} \"c2\" : f32[1,2,2,2]\n"
+                     "  %10 = batchnorm(%9, %3, %4, %5, %6) {eps=0} \"n2\" : f32[1,2,2,2]\n"
+                     "  %11 = conv2d(%0, %2) {kernel=[1,1]} \"c3\" : f32[1,2,2,2]\n"
+                     "  %12 = batchnorm(%11, %3, %4, %5, %6) {eps=0} \"n3\" : f32[1,2,2,2]\n"
+                     "  %13 = add(%8, %10) \"a\" : f32[1,2,2,2]\n"
+                     "  %14 = add(%13, %12) \"y\" : f32[1,2,2,2]\n"
+                     "  return %14 \"y\"\n"
+                     "}\n");
+    bind(g, "w", (const float[]){2, 3});
+    bind(g, "v", (const float[]){5, 7});
+    bind(g, "g", (const float[]){1, 1});
+    bind(g, "b", (const float[]){0, 0});
+    bind(g, "m", (const float[]){0, 0});
+    bind(g, "s", (const float[]){4, 0.25f}); /* scales 1/2 and 2 */
+    const float *w = g->nodes[node_named(g, "w")].data, *v = g->nodes[node_named(g, "v")].data;
+    PassOptions opt;
+    pass_options_init(&opt);
+    assert_true(pass_fold_bn(g, &opt, NULL));
+    assert_true(ir_verify(g, NULL));
+    const Node *c1 = &g->nodes[node_named(g, "c1")], *c2 = &g->nodes[node_named(g, "c2")];
+    const Node *c3 = &g->nodes[node_named(g, "c3")];
+    const float *w1 = g->nodes[c1->inputs[1]].data, *w2 = g->nodes[c2->inputs[1]].data;
+    const float *w3 = g->nodes[c3->inputs[1]].data;
+    assert_true(w1 != w && w2 == w);
+    assert_true(w1[0] == 1 && w1[1] == 6 && w2[0] == 1 && w2[1] == 6);
+    assert_ptr_equal(w3, v); /* the sole one is the folded weight */
+    assert_true(w3[0] == 2.5f && w3[1] == 14);
+    ir_graph_free(g);
+}
+
 /* In layout.cnn the concat's inputs are convs: both are written in place. */
 static void test_plan_concat_in_place(void **state)
 {
@@ -332,6 +378,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_toposort_and_remove),
         cmocka_unit_test(test_fold_const),
+        cmocka_unit_test(test_fold_bn_in_place),
         cmocka_unit_test(test_pipeline_options),
         cmocka_unit_test(test_golden),
         cmocka_unit_test(test_plan_concat_in_place),
