@@ -7,7 +7,7 @@ set -euo pipefail
 profile=${1:-build}
 build_pkgs=(cmake make gcc flex bison libcmocka-dev llvm-16-dev clang-16 libedit-dev
             libprotobuf-c-dev protobuf-c-compiler libjpeg62-turbo-dev libpng-dev libzip-dev
-            openmpi-bin libopenmpi-dev libssl-dev)
+            openmpi-bin libopenmpi-dev libssl-dev libxxhash-dev)
 test_pkgs=(python3 python3-venv python3-numpy python3-torch python3-torchvision python3-sklearn
            libclang-rt-16-dev pkgconf)
 

@@ -1,7 +1,9 @@
-/* cache.c: the content-addressed compile cache of cnnc (cache.h). SHA-256 is
- * OpenSSL's libcrypto, which uses the CPU's SHA instructions where there are any:
- * hashing costs about 0.5 ms a megabyte there, under a tenth of a second for
- * ResNet-50's parameters. */
+/* cache.c: the content-addressed compile cache of cnnc (cache.h). Keys are SHA-256,
+ * from OpenSSL's libcrypto (which uses the CPU's SHA instructions where there are any,
+ * about 0.75 ms a megabyte): a key names what was compiled, and two inputs must never
+ * share one. An entry's digest only tells whether its bytes changed since they were
+ * stored, so it is XXH3-128 (libxxhash), five times faster: ResNet-50's model.so of
+ * 145 MB hashes in 0.02 s, not 0.11 s, and VGG-16's of 730 MB in 0.1 s, not 0.55 s. */
 #include "cache.h"
 
 #include <dirent.h>
@@ -18,10 +20,12 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
+#include <xxhash.h>
 
 extern char **environ;
 
-#define CACHE_MAGIC "CNNCACH2"
+#define CACHE_MAGIC "CNNCACH3"
 #define CACHE_DEFAULT_MAX (UINT64_C(5) << 30)
 #define CHUNK (256u << 10)
 #define STALE_TEMP_SECONDS 3600
@@ -33,12 +37,21 @@ extern char **environ;
 typedef struct EntryMeta {
     char magic[8];
     uint64_t size;            /* bytes of the model.so */
-    unsigned char digest[32]; /* its SHA-256 */
+    unsigned char digest[16]; /* its XXH3-128, canonical (big-endian) */
     unsigned char key[16];    /* the start of the key it is stored under */
     uint64_t ino, dev;
     int64_t mtime_s, mtime_ns;
 } EntryMeta;
-_Static_assert(sizeof(EntryMeta) == 96, "cache entry meta layout");
+_Static_assert(sizeof(EntryMeta) == 80, "cache entry meta layout");
+
+#define DIGEST_BYTES 16
+
+static void digest_of(const XXH3_state_t *x, unsigned char digest[DIGEST_BYTES])
+{
+    XXH128_canonical_t c;
+    XXH128_canonicalFromHash(&c, XXH3_128bits_digest(x));
+    memcpy(digest, c.digest, DIGEST_BYTES);
+}
 
 static double now(void)
 {
@@ -268,18 +281,19 @@ static bool make_dirs(const char *dir)
 
 /* Writes the n bytes at p to fd, hashing them on the way (a chunk hashed, then
  * written while still in the CPU's cache); false on a write error. */
-static bool write_hashed(int fd, const unsigned char *p, uint64_t n, unsigned char digest[32])
+static bool write_hashed(int fd, const unsigned char *p, uint64_t n,
+                         unsigned char digest[DIGEST_BYTES])
 {
-    EVP_MD_CTX *c = EVP_MD_CTX_new();
-    EVP_DigestInit_ex(c, EVP_sha256(), NULL);
+    XXH3_state_t x;
+    XXH3_INITSTATE(&x);
+    XXH3_128bits_reset(&x);
     bool ok = true;
     for (uint64_t at = 0; ok && at < n; at += CHUNK) {
         size_t len = n - at < CHUNK ? (size_t)(n - at) : CHUNK;
-        EVP_DigestUpdate(c, p + at, len);
+        XXH3_128bits_update(&x, p + at, len);
         ok = ir_write_all(fd, p + at, len);
     }
-    EVP_DigestFinal_ex(c, digest, NULL);
-    EVP_MD_CTX_free(c);
+    digest_of(&x, digest);
     return ok;
 }
 
@@ -293,16 +307,14 @@ static unsigned char *map_file(int fd, uint64_t size)
     return p;
 }
 
-/* The SHA-256 of the file fd of `size` bytes; false when it cannot be read. */
-static bool hash_file(int fd, uint64_t size, unsigned char digest[32])
+/* The XXH3-128 of the file fd of `size` bytes; false when it cannot be read. */
+static bool hash_file(int fd, uint64_t size, unsigned char digest[DIGEST_BYTES])
 {
     unsigned char *map = map_file(fd, size);
     if (!map) return false;
-    EVP_MD_CTX *c = EVP_MD_CTX_new();
-    EVP_DigestInit_ex(c, EVP_sha256(), NULL);
-    EVP_DigestUpdate(c, map, (size_t)size);
-    EVP_DigestFinal_ex(c, digest, NULL);
-    EVP_MD_CTX_free(c);
+    XXH128_canonical_t c;
+    XXH128_canonicalFromHash(&c, XXH3_128bits(map, (size_t)size));
+    memcpy(digest, c.digest, DIGEST_BYTES);
     munmap(map, (size_t)size);
     return true;
 }
@@ -352,14 +364,14 @@ static bool link_out(const char *entry, const char *out)
 
 /* `out` as a file of its own, copied from the entry's n bytes mapped at p; false when
  * the copy's hash is not `want` (then nothing is written). */
-static bool copy_out(const unsigned char *p, uint64_t n, const unsigned char want[32],
+static bool copy_out(const unsigned char *p, uint64_t n, const unsigned char want[DIGEST_BYTES],
                      const char *out, bool *intact)
 {
     char *tmp = concat(out, ".tmp-XXXXXX", "");
     int fd = ir_temp_create(tmp);
-    unsigned char digest[32];
+    unsigned char digest[DIGEST_BYTES];
     bool copied = fd >= 0 && write_hashed(fd, p, n, digest);
-    *intact = !copied || !memcmp(digest, want, 32);
+    *intact = !copied || !memcmp(digest, want, DIGEST_BYTES);
     bool ok = copied && *intact && fchmod(fd, library_mode()) == 0;
     if (fd >= 0) ok = close(fd) == 0 && ok;
     ok = ok && rename(tmp, out) == 0;
@@ -391,7 +403,7 @@ bool cache_fetch(const char *dir, const CacheKey *k, const char *out, bool verbo
                  !memcmp(m.magic, CACHE_MAGIC, 8) && !memcmp(m.key, k->digest, sizeof m.key) &&
                  S_ISREG(st.st_mode) && st.st_size > 0 && m.size == (uint64_t)st.st_size;
     bool stamped = whole && stamp_matches(&m, &st);
-    unsigned char digest[32];
+    unsigned char digest[DIGEST_BYTES];
     bool intact = stamped || (whole && hash_file(fd, m.size, digest) &&
                               !memcmp(digest, m.digest, sizeof digest));
     bool linked = intact && link_out(path, out), ok = linked;
@@ -496,7 +508,7 @@ static void evict(const char *dir, uint64_t max, const char *keep)
 /* A file of the cache folder, written whole under a temporary name and renamed into
  * place; the entry itself read-only, as every hard link to it. */
 static bool store_file(const char *dir, const char *dest, const void *p, uint64_t n,
-                       unsigned char digest[32], EntryMeta *stamp)
+                       unsigned char digest[DIGEST_BYTES], EntryMeta *stamp)
 {
     char *tmp = concat(dir, "/.tmp-XXXXXX", "");
     int fd = ir_temp_create(tmp);
