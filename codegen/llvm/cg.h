@@ -176,6 +176,12 @@ bool cg_link_image(const char *symbol, const void *bytes, size_t size, const cha
  * cg_lower; the module is then no longer for cg_link_shared or the JIT. */
 void cg_embed_weights(Cg *cg);
 
+/* ---- samecode.c ---------------------------------------------------------- */
+
+/* Whether functions a and b of one module are the same code: instruction by
+ * instruction, their own values matched by position, anything else by identity. */
+bool cg_same_code(LLVMValueRef a, LLVMValueRef b);
+
 /* ---- util.c: building blocks for kernels -------------------------------- */
 
 /* Starts `void NAME(void **args, i64 begin, i64 end)`, builder in its entry;

@@ -305,7 +305,6 @@ typedef struct WeightSlots {
 typedef struct SeenKernel {
     uint64_t hash;
     int64_t items;
-    char *text; /* the kernel's IR from its parameter list on, once printed */
     LLVMValueRef fn;
 } SeenKernel;
 
@@ -449,7 +448,7 @@ static bool use_weight_slots(Cg *cg, LLVMValueRef fn, WeightSlots *w)
 /* A cheap fingerprint of a kernel's code: per instruction its opcode, type and operand
  * count, and the values of integer constants among its operands (shapes and strides
  * are such constants). Kernels that differ in it differ; kernels that share it are
- * compared by their printed IR, which decides. */
+ * compared instruction by instruction (cg_same_code), which decides. */
 static uint64_t mix(uint64_t h, uint64_t v)
 {
     h ^= v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
@@ -485,9 +484,27 @@ static char *kernel_text(LLVMValueRef fn)
     return copy;
 }
 
+/* Whether kernels a and b are the same code. With CNNC_CHECK_DEDUP set (the tests set
+ * it), their printed IR must agree with the comparison, or the compiler stops. */
+static bool same_kernel(LLVMValueRef a, LLVMValueRef b)
+{
+    bool same = cg_same_code(a, b);
+    const char *check = getenv("CNNC_CHECK_DEDUP");
+    if (check && *check && strcmp(check, "0")) {
+        char *x = kernel_text(a), *y = kernel_text(b);
+        bool printed = !strcmp(x, y);
+        if (printed != same)
+            ICE("kernels %s and %s: compared %s, printed %s:\n%s\n%s", LLVMGetValueName(a),
+                LLVMGetValueName(b), same ? "the same" : "different",
+                printed ? "the same" : "different", x, y);
+        free(x);
+        free(y);
+    }
+    return same;
+}
+
 /* The kernel that runs node `id` (just built as k.fn): k.fn itself, or an identical kernel
- * built before, k.fn then deleted. `w` receives the weight pointers to pass in its slots.
- * Kernels are printed only to tell apart two of the same fingerprint. */
+ * built before, k.fn then deleted. `w` receives the weight pointers to pass in its slots. */
 static LLVMValueRef dedup_kernel(Cg *cg, Dedup *d, int32_t id, CgKernel k, WeightSlots *w)
 {
     memset(w, 0, sizeof *w);
@@ -496,14 +513,9 @@ static LLVMValueRef dedup_kernel(Cg *cg, Dedup *d, int32_t id, CgKernel k, Weigh
     cg->args = LLVMGetParam(k.fn, 0);
     if (!use_weight_slots(cg, k.fn, w)) return k.fn;
     uint64_t h = fingerprint(k.fn);
-    char *code = NULL;
     for (int32_t i = 0; i < d->n; i++) {
         SeenKernel *s = &d->k[i];
-        if (s->hash != h || s->items != k.items) continue;
-        if (!code) code = kernel_text(k.fn);
-        if (!s->text) s->text = kernel_text(s->fn);
-        if (!strcmp(s->text, code)) {
-            free(code);
+        if (s->hash == h && s->items == k.items && same_kernel(s->fn, k.fn)) {
             LLVMDeleteFunction(k.fn);
             return s->fn;
         }
@@ -512,7 +524,7 @@ static LLVMValueRef dedup_kernel(Cg *cg, Dedup *d, int32_t id, CgKernel k, Weigh
         d->cap = d->cap ? 2 * d->cap : 64;
         d->k = ir_xrealloc(d->k, (size_t)d->cap * sizeof *d->k);
     }
-    d->k[d->n++] = (SeenKernel){h, k.items, code, k.fn};
+    d->k[d->n++] = (SeenKernel){h, k.items, k.fn};
     return k.fn;
 }
 
@@ -525,7 +537,6 @@ static void weight_slots_free(WeightSlots *w)
 
 static void dedup_free(Dedup *d)
 {
-    for (int32_t i = 0; i < d->n; i++) free(d->k[i].text);
     free(d->k);
     LLVMDisposeBuilder(d->b);
 }
