@@ -8,7 +8,8 @@ tools/torch_check.py), writes its weights as safetensors, a random batch of imag
 PyTorch's output for it, and exports it with torch.onnx at opset 17. Then, for each batch
 size, cnnc compiles models/MODEL.cnn with those weights twice, timed: cold (an empty
 $XDG_CACHE_HOME) and cached (the same again; "—" when cnnc has no compile cache, that is
-no --no-cache option). For each thread count it times, each in a process of its own:
+no --no-cache option); each of the two is the median of COMPILE_REPEATS such pairs, each
+pair with a cache folder of its own, so that one slow start does not stand for the model. For each thread count it times, each in a process of its own:
 
   cnnc         the model.so, `cnnrun --bench`
   PyTorch      frozen TorchScript with optimize_for_inference (torch.set_num_threads)
@@ -64,6 +65,7 @@ import re
 import shutil
 import subprocess
 import sys
+import statistics
 import tempfile
 import time
 
@@ -328,19 +330,27 @@ def has_cache(cnnc):
     return "--no-cache" in r.stdout + r.stderr
 
 
-def compile_twice(cnnc, args, cached):
-    """Seconds of a cold compile (an empty $XDG_CACHE_HOME) and of the same compile again
-    (None without a cache)."""
-    with tempfile.TemporaryDirectory(prefix="cnnc-cache-") as cache:
-        env = dict(os.environ, XDG_CACHE_HOME=cache)
-        t0 = time.perf_counter()
-        run([cnnc] + args, env=env)
-        cold = time.perf_counter() - t0
-        if not cached:
-            return cold, None
-        t0 = time.perf_counter()
-        run([cnnc] + args, env=env)
-        return cold, time.perf_counter() - t0
+COMPILE_REPEATS = 3
+
+
+def compile_twice(cnnc, args, out, cached):
+    """Seconds of a cold compile to `out` (an empty $XDG_CACHE_HOME, no `out` yet) and of
+    the same compile again (None without a cache), each the median of COMPILE_REPEATS
+    pairs."""
+    colds, hits = [], []
+    for _ in range(COMPILE_REPEATS):
+        if os.path.exists(out):
+            os.remove(out)
+        with tempfile.TemporaryDirectory(prefix="cnnc-cache-") as cache:
+            env = dict(os.environ, XDG_CACHE_HOME=cache)
+            t0 = time.perf_counter()
+            run([cnnc] + args, env=env)
+            colds.append(time.perf_counter() - t0)
+            if cached:
+                t0 = time.perf_counter()
+                run([cnnc] + args, env=env)
+                hits.append(time.perf_counter() - t0)
+    return statistics.median(colds), statistics.median(hits) if cached else None
 
 
 def fingerprint(paths, settings):
@@ -433,10 +443,9 @@ def measure_model(a, tools, timers, model, tmp, state, peak, cached, progress):
         # Compile times of README's command (weights from a seed), then of the model timed.
         src = [os.path.join(ROOT, "models", model + ".cnn"), "--batch=%d" % b]
         times = dict(zip(("cold", "cached"), compile_twice(
-            cnnc, src + ["--random-weights=0", "-o", so], cached)))
-        os.remove(so)
+            cnnc, src + ["--random-weights=0", "-o", so], so, cached)))
         times.update(zip(("cold_w", "cached_w"), compile_twice(
-            cnnc, src + weights + ["-o", so], cached)))
+            cnnc, src + weights + ["-o", so], so, cached)))
         state.put_compiled(model, b, times)
         x, ref = f("x_b%d.npy" % b), f("ref_b%d.npy" % b)
         err = check_cnnc(cnnrun, so, x, ref, f("y.npy")) if have_ref else None
@@ -837,7 +846,9 @@ def compile_section(compiled, cached):
              "cold with an empty `$XDG_CACHE_HOME`, cached the same command again%s; then the "
              "same for the model timed above, its weights read from a .safetensors file "
              "(`--weights=FILE` in place of `--random-weights=0`), which the cache's key "
-             "hashes whole." % ("" if cached else " (\"—\": this cnnc has no compile cache)"),
+             "hashes whole. Each time is the median of %d such compiles, each with a cache "
+             "folder of its own and no model.so yet." % (
+                 "" if cached else " (\"—\": this cnnc has no compile cache)", COMPILE_REPEATS),
              "", table_header(COMPILE_COLUMNS).rstrip("\n")]
     for m, b, c in compiled:
         lines.append(compile_row(m, b, c))
