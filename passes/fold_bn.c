@@ -20,6 +20,8 @@
 #include "passes.h"
 
 #include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 static bool bound_param(const Graph *g, int32_t id)
@@ -84,26 +86,42 @@ static int32_t mul_producer(const Graph *g, const int32_t *uses, int32_t m, int3
 
 typedef struct Folder {
     Arena *tmp;
-    bool *dead;
+    bool *dead;         /* by node, for the nodes the pass may add too */
+    int32_t *uses;      /* of the graph's first n nodes, kept up to date */
+    const bool *shared; /* of the first n: a buffer another node holds too */
+    int32_t n;
     PassUsers *users;
     PassNames *names;
 } Folder;
 
-/* Whether param `w`'s values may be rewritten: it has one use, and no other node
- * shares its buffer (lowering lets a reshaped weight share its source's). Counted
- * afresh: `w` may be a weight folded once already, newer than the pass's counts. */
-static bool sole_holder(const Graph *g, int32_t w)
+/* Whether param `w`'s values may be rewritten: a weight an earlier fold made (its own
+ * buffer, one user), or one of the graph's with one use left whose buffer no other node
+ * shares (lowering lets a reshaped weight share its source's). */
+static bool sole_holder(const Folder *f, int32_t w)
 {
-    int32_t uses = 0;
-    for (int32_t i = 0; i < g->noutputs; i++)
-        uses += g->outputs[i].node == w;
-    for (int32_t i = 0; i < g->nnodes; i++) {
-        const Node *n = &g->nodes[i];
-        if (i != w && n->data == g->nodes[w].data) return false;
-        for (int32_t k = 0; k < n->ninputs; k++)
-            uses += n->inputs[k] == w;
-    }
-    return uses == 1;
+    return w >= f->n || (f->uses[w] == 1 && !f->shared[w]);
+}
+
+/* Which of the first n nodes hold a data buffer that another node holds too. */
+static int by_data(const void *a, const void *b)
+{
+    const Node *const *x = a, *const *y = b;
+    uintptr_t p = (uintptr_t)(*x)->data, q = (uintptr_t)(*y)->data;
+    return (p > q) - (p < q);
+}
+
+static bool *shared_buffers(const Graph *g, Arena *tmp)
+{
+    int32_t n = g->nnodes, m = 0;
+    bool *shared = ir_alloc(tmp, (size_t)n + 1);
+    const Node **held = ir_alloc(tmp, ((size_t)n + 1) * sizeof *held);
+    for (int32_t i = 0; i < n; i++)
+        if (g->nodes[i].data) held[m++] = &g->nodes[i];
+    qsort(held, (size_t)m, sizeof *held, by_data);
+    for (int32_t i = 1; i < m; i++)
+        if (held[i]->data == held[i - 1]->data)
+            shared[held[i] - g->nodes] = shared[held[i - 1] - g->nodes] = true;
+    return shared;
 }
 
 /* Replaces conv's weights by W * s, b * s + t and node `user` (the map) by the conv. */
@@ -121,7 +139,7 @@ static void rescale(Graph *g, int32_t user, int32_t conv, const double *s, const
     float *nw, *nb; /* the new parameters' values */
     const char *wname = ir_strfmt(f->tmp, "%s.weight.folded", cname);
     int32_t wid;
-    if (sole_holder(g, c->inputs[1])) {
+    if (sole_holder(f, c->inputs[1])) {
         wid = ir_add_param(g, pass_unique_name(g, f->names, wname), wt, loc);
         nw = g->nodes[wid].data = (float *)wd; /* w is dead once the conv takes W' */
     } else {
@@ -135,8 +153,10 @@ static void rescale(Graph *g, int32_t user, int32_t conv, const double *s, const
         nb[o] = (float)((bias ? (double)bias[o] : 0.0) * s[o] + t[o]);
     }
     Node *cn = &g->nodes[conv]; /* the array may have moved */
-    for (int32_t k = 1; k < cn->ninputs; k++)
+    for (int32_t k = 1; k < cn->ninputs; k++) {
         f->dead[cn->inputs[k]] = true;
+        if (cn->inputs[k] < f->n) f->uses[cn->inputs[k]]--;
+    }
     int32_t *ins = ir_alloc(g->arena, 3 * sizeof *ins);
     ins[0] = cn->inputs[0];
     ins[1] = wid;
@@ -225,9 +245,12 @@ bool pass_fold_bn(Graph *g, const PassOptions *opt, Diag *d)
     Arena *tmp = ir_arena_new();
     int32_t *uses = pass_use_counts(g, tmp);
     int32_t n = g->nnodes;
-    bool *dead = ir_alloc(tmp, (size_t)n + 1);
+    /* Each fold adds two nodes at most, and marks the weights it replaces, which may
+     * be those of a fold before (a conv followed by two batchnorms). */
+    bool *dead = ir_alloc(tmp, 3 * (size_t)n + 1);
     bool changed = false;
-    Folder f = {tmp, dead, pass_users(g, tmp), pass_name_set(g, tmp)};
+    Folder f = {tmp, dead, uses, shared_buffers(g, tmp), n, pass_users(g, tmp),
+                pass_name_set(g, tmp)};
     for (int32_t i = 0; i < n; i++) {
         int32_t conv = -1, scale = -1;
         if (g->nodes[i].op == OP_BATCHNORM)
@@ -248,9 +271,10 @@ bool pass_fold_bn(Graph *g, const PassOptions *opt, Diag *d)
     }
     if (changed) {
         /* The new weights were appended after their users: ids before the
-         * sort are those of `dead`. */
+         * sort are those of `dead` (a weight a fold made and a second replaced
+         * among them). */
         bool *cand = ir_alloc(tmp, (size_t)g->nnodes + 1);
-        memcpy(cand, dead, (size_t)n);
+        memcpy(cand, dead, (size_t)g->nnodes);
         pass_remove_unused(g, cand);
         pass_toposort(g);
     }

@@ -235,6 +235,41 @@ static void test_fold_bn_in_place(void **state)
     ir_graph_free(g);
 }
 
+/* A conv followed by two batchnorms folds twice: the second fold rescales, in place,
+ * the weight the first made, and the first fold's weight and bias go. */
+static void test_fold_bn_twice(void **state)
+{
+    Graph *g = parse("graph f {\n"
+                     "  %0 = input \"x\" : f32[1,1,2,2]\n"
+                     "  %1 = param \"w\" : f32[2,1,1,1]\n"
+                     "  %2 = param \"g\" : f32[2]\n"
+                     "  %3 = param \"b\" : f32[2]\n"
+                     "  %4 = param \"m\" : f32[2]\n"
+                     "  %5 = param \"s\" : f32[2]\n"
+                     "  %6 = conv2d(%0, %1) {kernel=[1,1]} \"c\" : f32[1,2,2,2]\n"
+                     "  %7 = batchnorm(%6, %2, %3, %4, %5) {eps=0} \"n1\" : f32[1,2,2,2]\n"
+                     "  %8 = batchnorm(%7, %2, %3, %4, %5) {eps=0} \"n2\" : f32[1,2,2,2]\n"
+                     "  return %8 \"y\"\n"
+                     "}\n");
+    bind(g, "w", (const float[]){2, 3});
+    bind(g, "g", (const float[]){1, 1});
+    bind(g, "b", (const float[]){1, 0});
+    bind(g, "m", (const float[]){0, 0});
+    bind(g, "s", (const float[]){4, 0.25f}); /* scales 1/2 and 2 */
+    const float *w = g->nodes[node_named(g, "w")].data;
+    PassOptions opt;
+    pass_options_init(&opt);
+    assert_true(pass_fold_bn(g, &opt, NULL));
+    assert_true(ir_verify(g, NULL));
+    assert_int_equal(g->nnodes, 4); /* x, the conv's weight and bias, the conv */
+    const Node *c = &g->nodes[node_named(g, "c")];
+    const float *wf = g->nodes[c->inputs[1]].data, *bf = g->nodes[c->inputs[2]].data;
+    assert_ptr_equal(wf, w);
+    assert_true(wf[0] == 0.5f && wf[1] == 12);
+    assert_true(bf[0] == 1.5f && bf[1] == 0); /* (0 * 1/2 + 1) * 1/2 + 1 */
+    ir_graph_free(g);
+}
+
 /* In layout.cnn the concat's inputs are convs: both are written in place. */
 static void test_plan_concat_in_place(void **state)
 {
@@ -379,6 +414,7 @@ int main(void)
         cmocka_unit_test(test_toposort_and_remove),
         cmocka_unit_test(test_fold_const),
         cmocka_unit_test(test_fold_bn_in_place),
+        cmocka_unit_test(test_fold_bn_twice),
         cmocka_unit_test(test_pipeline_options),
         cmocka_unit_test(test_golden),
         cmocka_unit_test(test_plan_concat_in_place),
