@@ -518,7 +518,11 @@ static void emit_row(Conv *k)
 
 /* The taps (kh, kw, i) of a tile of output pixels at known places of the
  * plane (pixel p at flattened index pix0 + p): rows and columns in the
- * padding are dropped at compile time. */
+ * padding are dropped at compile time. The input lanes i are a loop, PLANE_LANES
+ * at a time, around the unrolled taps (kh, kw): unrolled whole, the tiles of
+ * ResNet-50's 512-channel 3×3 convs at 7×7 on AVX2 made two kernels of 21,000 and
+ * 23,000 instructions, two thirds of the model's code and most of its compile time. */
+#define PLANE_LANES 2
 static void taps_plane(Conv *k, LLVMValueRef icb, int64_t pix0, int64_t T, LLVMValueRef *acc)
 {
     Cg *cg = k->cg;
@@ -528,9 +532,14 @@ static void taps_plane(Conv *k, LLVMValueRef icb, int64_t pix0, int64_t T, LLVMV
     LLVMValueRef wo = mulc(cg, add(cg, mulc(cg, k->ocb, k->CB), icb), k->KH * k->KW * k->bi * k->b);
     LLVMValueRef wp = tile_base(k, k->w, wo);
     int64_t wstride = k->CB * k->KH * k->KW * k->bi * k->b;
+    int64_t u = k->bi % PLANE_LANES ? 1 : PLANE_LANES;
+    CgAccLoop li;
+    cg_acc_loop_begin(cg, &li, cg_i64(cg, 0), cg_i64(cg, k->bi / u), acc, (int32_t)(T * k->oct));
+    xp = tile_base(k, xp, mulc(cg, li.iv, u));
+    wp = tile_base(k, wp, mulc(cg, li.iv, u * k->b));
     for (int64_t kh = 0; kh < k->KH; kh++)
         for (int64_t kw = 0; kw < k->KW; kw++)
-            for (int64_t i = 0; i < k->bi; i++) {
+            for (int64_t i = 0; i < u; i++) {
                 LLVMValueRef wv[8];
                 int64_t tap = ((kh * k->KW + kw) * k->bi + i) * k->b;
                 for (int64_t j = 0; j < k->oct && k->wpf; j++)
@@ -551,6 +560,7 @@ static void taps_plane(Conv *k, LLVMValueRef icb, int64_t pix0, int64_t T, LLVMV
                         acc[p * k->oct + j] = cg_fma(cg, bc, wv[j], acc[p * k->oct + j]);
                 }
             }
+    cg_acc_loop_end(cg, &li, acc);
 }
 
 static void emit_plane_tile(Conv *k, int64_t pix0, int64_t T)
