@@ -123,6 +123,7 @@ int64_t ir_numel_checked(int32_t rank, const int64_t *dims);
 double ir_numel_approx(int32_t rank, const int64_t *dims);
 /* a * b for a, b >= 0, or INT64_MAX when it does not fit (counts for reports). */
 int64_t ir_mul_sat(int64_t a, int64_t b);
+int64_t ir_add_sat(int64_t a, int64_t b); /* both >= 0; INT64_MAX on overflow */
 bool ir_type_eq(const TensorType *a, const TensorType *b);
 bool ir_dims_eq(const TensorType *a, const TensorType *b); /* same logical dims, any layout */
 /* `s` holds one value per channel of the rank-4 `y` (C > 1): its dims, right-aligned
@@ -213,6 +214,11 @@ typedef struct ConvAttrs {
     /* Computed as Winograd F(4×4, 3×3) rather than directly: set by the conv_algo pass
      * (passes/conv_algo.c) for the backends that have that kernel. */
     bool winograd;
+    /* A depthwise conv whose input 0, a 1×1 conv read by nothing else, is computed inside
+     * this conv's kernel a band of rows at a time and never stored (the producer's mem is
+     * MEM_INLINED): set by the fuse_dw pass (passes/fuse_dw.c) for the LLVM backend. The
+     * value computed is the same; only where the producer's output lives differs. */
+    bool fused_in;
 } ConvAttrs;
 
 /* dense: out[..., o, ...] = sum_i w[o, i] x[..., i, ...] over dim `axis` (-1: the last;
@@ -336,6 +342,8 @@ typedef enum {
     MEM_WEIGHTS,   /* a PARAM: embedded in the model */
     MEM_ALIAS,     /* no storage of its own: a view of input 0 (flatten, reorder-free reshapes,
                       channel slices), mem.offset bytes into each of its items */
+    MEM_INLINED,   /* never stored: computed inside the kernel of its one user (a conv2d
+                      with fused_in), which reads this node's inputs instead */
 } MemKind;
 
 typedef struct MemLoc {

@@ -48,6 +48,7 @@ const AttrField ir_attr_fields[] = {
     FIELD(AK_CONV, conv.groups, "groups", AF_INT, 1),
     EPILOGUE(AK_CONV, conv.epi),
     OPTIONAL(AK_CONV, conv.winograd, "winograd", AF_BOOL),
+    OPTIONAL(AK_CONV, conv.fused_in, "fused_in", AF_BOOL),
     EPILOGUE(AK_DENSE, dense.epi),
     OPTIONAL(AK_DENSE, dense.axis, "axis", AF_INT),
     FIELD(AK_POOL, pool.kernel, "kernel", AF_INT, 2),
@@ -131,7 +132,9 @@ int64_t ir_node_flops(const Graph *g, const Node *n)
     case OP_CONV2D: {
         const ConvAttrs *a = &n->attrs.conv;
         int64_t cin = x->dims[1] / (a->groups > 0 ? a->groups : 1);
-        return ir_mul_sat(ir_mul_sat(2 * out, cin), (int64_t)a->kernel[0] * a->kernel[1]);
+        int64_t own = ir_mul_sat(ir_mul_sat(2 * out, cin), (int64_t)a->kernel[0] * a->kernel[1]);
+        /* its kernel computes the 1×1 conv before it too */
+        return a->fused_in ? ir_add_sat(own, ir_node_flops(g, &g->nodes[n->inputs[0]])) : own;
     }
     case OP_DENSE: {
         int32_t axis = n->attrs.dense.axis < 0 ? n->attrs.dense.axis + x->rank : n->attrs.dense.axis;
@@ -174,8 +177,10 @@ static void append_part(char *buf, size_t size, const char *part)
 char *ir_node_label(const Node *n, char *buf, size_t size)
 {
     buf[0] = 0;
-    append_part(buf, size, n->op == OP_CONV2D && n->attrs.conv.winograd ? "conv2d.winograd"
-                                                                           : ir_ops[n->op].name);
+    append_part(buf, size, n->op != OP_CONV2D        ? ir_ops[n->op].name
+                           : n->attrs.conv.winograd  ? "conv2d.winograd"
+                           : n->attrs.conv.fused_in ? "conv2d.pw_dw"
+                                                     : ir_ops[n->op].name);
     const Epilogue *e = ir_epilogue(n);
     if (!e)
         return buf;

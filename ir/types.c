@@ -59,6 +59,14 @@ int64_t ir_mul_sat(int64_t a, int64_t b)
     return __builtin_mul_overflow(a, b, &p) ? INT64_MAX : p;
 }
 
+int64_t ir_add_sat(int64_t a, int64_t b)
+{
+    int64_t s;
+    if (a < 0 || b < 0)
+        ICE("ir_add_sat(%lld, %lld)", (long long)a, (long long)b);
+    return __builtin_add_overflow(a, b, &s) ? INT64_MAX : s;
+}
+
 int64_t ir_numel(const TensorType *t)
 {
     if (t->rank < 0 || t->rank > IR_MAX_RANK)

@@ -12,10 +12,23 @@ static const char *name_of(const Node *n)
     return n->name ? n->name : "?";
 }
 
-static bool check_kind(const Graph *g, int32_t id, int32_t *ninputs, Diag *d)
+/* inlined[i]: node i is input 0 of a fused_in conv (fuse_dw.c), which computes it. */
+static bool *inlined_nodes(const Graph *g)
+{
+    bool *inl = ir_xcalloc((size_t)g->nnodes + 1, sizeof *inl);
+    for (int32_t i = 0; i < g->nnodes; i++)
+        if (g->nodes[i].op == OP_CONV2D && g->nodes[i].attrs.conv.fused_in)
+            inl[g->nodes[i].inputs[0]] = true;
+    return inl;
+}
+
+static bool check_kind(const Graph *g, int32_t id, const bool *inlined, int32_t *ninputs,
+                       Diag *d)
 {
     const Node *n = &g->nodes[id];
-    MemKind want = n->op == OP_PARAM ? MEM_WEIGHTS : n->op == OP_INPUT ? MEM_INPUT : MEM_ARENA;
+    MemKind want = n->op == OP_PARAM ? MEM_WEIGHTS : n->op == OP_INPUT ? MEM_INPUT
+                   : inlined[id]     ? MEM_INLINED
+                                     : MEM_ARENA;
     bool ok = n->mem.kind == want || (want == MEM_ARENA && n->mem.kind == MEM_ALIAS &&
                                       n->ninputs >= 1);
     if (n->op == OP_INPUT && n->mem.index != (*ninputs)++)
@@ -51,6 +64,12 @@ static int32_t *last_uses(const Graph *g, int32_t *base)
         for (int32_t k = 0; k < n->ninputs; k++)
             if (last[base[n->inputs[k]]] < i)
                 last[base[n->inputs[k]]] = i;
+        /* a fused_in conv reads its inlined input's inputs */
+        const Node *in = n->op == OP_CONV2D && n->attrs.conv.fused_in ? &g->nodes[n->inputs[0]]
+                                                                      : NULL;
+        for (int32_t k = 0; in && k < in->ninputs; k++)
+            if (last[base[in->inputs[k]]] < i)
+                last[base[in->inputs[k]]] = i;
     }
     for (int32_t i = 0; i < g->noutputs; i++)
         last[base[g->outputs[i].node]] = g->nnodes;
@@ -123,12 +142,14 @@ bool pass_check_plan(const Graph *g, Diag *d)
 {
     bool ok = true;
     int32_t ninputs = 0;
+    bool *inlined = inlined_nodes(g);
     for (int32_t i = 0; i < g->nnodes; i++) {
         const Node *n = &g->nodes[i];
-        if (!check_kind(g, i, &ninputs, d))
+        if (!check_kind(g, i, inlined, &ninputs, d))
             ok = false;
         else if (n->mem.kind == MEM_ARENA && !check_bounds(g, i, d))
             ok = false;
     }
+    free(inlined);
     return ok && check_overlaps(g, d);
 }

@@ -47,7 +47,12 @@ bool pass_fuse(Graph *g, const PassOptions *opt, Diag *d);         /* epilogues 
 bool pass_dce(Graph *g, const PassOptions *opt, Diag *d);          /* nodes no output needs */
 bool pass_layout(Graph *g, const PassOptions *opt, Diag *d);       /* NCHWc blocking, reorders */
 bool pass_conv_algo(Graph *g, const PassOptions *opt, Diag *d);    /* direct or Winograd conv2d */
+bool pass_fuse_dw(Graph *g, const PassOptions *opt, Diag *d);      /* 1×1 conv into depthwise */
 bool pass_plan_memory(Graph *g, const PassOptions *opt, Diag *d);  /* arena offsets */
+/* Clears ConvAttrs.fused_in where the pair no longer qualifies (the graph changed, the IR
+ * text set it, fuse_dw was disabled after a run) or keep_values is asked: plan_memory
+ * runs it first, so that MEM_INLINED is given only where the LLVM backend fuses. */
+void pass_fuse_dw_check(Graph *g, bool keep_values);
 
 /* How the LLVM backend's Winograd kernel (codegen/llvm/winograd.c) splits `tiles` 4×4
  * output tiles (over the whole batch) of a conv of C input and O output channels in

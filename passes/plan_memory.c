@@ -113,6 +113,9 @@ static void assign_kinds(Planner *p)
         } else if (n->op == OP_INPUT) {
             n->mem.kind = MEM_INPUT;
             n->mem.index = ninputs++;
+        } else if (n->op == OP_CONV2D && n->attrs.conv.fused_in) {
+            n->mem.kind = MEM_ARENA;
+            g->nodes[n->inputs[0]].mem.kind = MEM_INLINED;
         } else if (is_alias(n, g)) {
             n->mem.kind = MEM_ALIAS;
             if (n->op == OP_SLICE)
@@ -135,6 +138,18 @@ static void find_last_uses(Planner *p)
             if (p->last[b] < i)
                 p->last[b] = i;
         }
+    /* A fused_in conv reads what its inlined input reads. */
+    for (int32_t i = 0; i < g->nnodes; i++) {
+        const Node *n = &g->nodes[i];
+        if (n->op != OP_CONV2D || !n->attrs.conv.fused_in)
+            continue;
+        const Node *in = &g->nodes[n->inputs[0]];
+        for (int32_t k = 0; k < in->ninputs; k++) {
+            int32_t b = p->base[in->inputs[k]];
+            if (p->last[b] < i)
+                p->last[b] = i;
+        }
+    }
     for (int32_t i = 0; i < g->noutputs; i++)
         p->last[p->base[g->outputs[i].node]] = g->nnodes;
 }
@@ -315,6 +330,7 @@ bool pass_plan_memory(Graph *g, const PassOptions *opt, Diag *d)
     size_t cap = (size_t)g->nnodes + 1;
     Planner p = {g, ir_alloc(tmp, cap * sizeof(int32_t)), ir_alloc(tmp, cap * sizeof(int32_t)),
                  ir_alloc(tmp, cap * sizeof(int32_t)), ir_alloc(tmp, cap * sizeof(int64_t))};
+    pass_fuse_dw_check(g, opt->keep_values);
     assign_kinds(&p);
     find_last_uses(&p);
     for (int32_t i = g->nnodes - 1; i >= 0; i--)
@@ -347,6 +363,7 @@ int64_t pass_plan_total_bytes(const Graph *g)
     for (int32_t i = 0; i < g->nnodes; i++) {
         const Node *n = &g->nodes[i];
         if (n->op != OP_PARAM && n->op != OP_INPUT && n->mem.kind != MEM_ALIAS &&
+            n->mem.kind != MEM_INLINED &&
             __builtin_add_overflow(total, bytes_of(n), &total))
             return INT64_MAX;
     }

@@ -12,17 +12,25 @@ static const char *mem_kind_name(MemKind k)
     case MEM_OUTPUT: return "output";
     case MEM_WEIGHTS: return "weights";
     case MEM_ALIAS: return "alias";
+    case MEM_INLINED: return "inlined";
     }
     ICE("bad memory kind %d", (int)k);
 }
 
-/* Index of the last node reading node `id` (or of the graph's end if it is an output). */
+/* Index of the last node reading node `id` (or of the graph's end if it is an output);
+ * a fused_in conv reads the inputs of the conv it computes. */
 static int32_t last_use(const Graph *g, int32_t id)
 {
     int32_t last = id;
-    for (int32_t i = id + 1; i < g->nnodes; i++)
-        for (int32_t k = 0; k < g->nodes[i].ninputs; k++)
-            if (g->nodes[i].inputs[k] == id) last = i;
+    for (int32_t i = id + 1; i < g->nnodes; i++) {
+        const Node *n = &g->nodes[i];
+        for (int32_t k = 0; k < n->ninputs; k++)
+            if (n->inputs[k] == id) last = i;
+        const Node *in = n->op == OP_CONV2D && n->attrs.conv.fused_in ? &g->nodes[n->inputs[0]]
+                                                                      : NULL;
+        for (int32_t k = 0; in && k < in->ninputs; k++)
+            if (in->inputs[k] == id) last = i;
+    }
     for (int32_t k = 0; k < g->noutputs; k++)
         if (g->outputs[k].node == id) last = g->nnodes;
     return last;
@@ -44,7 +52,10 @@ void pass_print_plan(const Graph *g, FILE *out)
         int64_t bytes = ir_numel(&n->type) * (int64_t)ir_dtype_size(n->type.dtype);
         int32_t last = last_use(g, i);
         fprintf(out, "%%%-5d %-36s %-14s %-8s %12lld %12lld  %d..%s", i, n->name,
-                n->op == OP_CONV2D && n->attrs.conv.winograd ? "conv2d.winograd" : ir_ops[n->op].name,
+                n->op != OP_CONV2D           ? ir_ops[n->op].name
+                : n->attrs.conv.winograd     ? "conv2d.winograd"
+                : n->attrs.conv.fused_in     ? "conv2d.pw_dw"
+                                             : ir_ops[n->op].name,
                 mem_kind_name(n->mem.kind),
                 n->mem.kind == MEM_ARENA ? (long long)n->mem.offset : 0LL, (long long)bytes, i,
                 last == g->nnodes ? "end" : "");

@@ -174,6 +174,28 @@ static const Case cases[] = {
      "  e = conv2d(a, 32, kernel=3, pad=[1, 0, 1, 2], dilation=2, groups=2) as g4\n"
      "  return d, e\n"
      "}\n"},
+    /* 1×1 convs computed inside the depthwise convs that read them (passes/fuse_dw.c,
+     * for outputs of 4 MiB or more): from a plain input, odd sizes, 5×5 stride 2,
+     * dilated with a residual; planes of one band (512×50×46 at 8 or 16 lanes), and of
+     * several (128×99×91, 128×90×100, 48×128×200), each band recomputing the rows it
+     * shares with the next, at stride 1 and 2 with uneven padding */
+    {"fuse_dw",
+     "network fuse_dw(x: f32[N=1, 12, 99, 91]) {\n"
+     "  e = silu(conv2d(x, 128, kernel=1) as expand)\n"
+     "  d = silu(conv2d(e, 128, kernel=5, stride=2, pad=2, groups=128) as dw)\n"
+     "  q = conv2d(d, 16, kernel=1) as reduce\n"
+     "  p = relu6(conv2d(q, 512, kernel=1) as expand2)\n"
+     "  r = conv2d(q, 512, kernel=1, groups=16) as side\n"
+     "  return conv2d(p, 512, kernel=3, pad=2, dilation=2, groups=512) as dw2 + r\n"
+     "}\n"},
+    {"fuse_dw_bands",
+     "network fuse_dw_bands(x: f32[N=1, 8, 90, 100], u: f32[N=1, 3, 128, 200]) {\n"
+     "  e = relu6(conv2d(x, 128, kernel=1) as expand)\n"
+     "  a = conv2d(e, 128, kernel=3, pad=1, groups=128) as dw\n"
+     "  f = conv2d(u, 48, kernel=1) as expand2\n"
+     "  b = hardswish(conv2d(f, 48, kernel=5, stride=2, pad=[1, 2, 0, 1], groups=48) as dw2)\n"
+     "  return a, b\n"
+     "}\n"},
 };
 #define NCASES ((int)(sizeof cases / sizeof cases[0]))
 

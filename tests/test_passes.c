@@ -22,7 +22,8 @@ static void check_model(const char *path)
 
 static void test_small_models(void **state)
 {
-    static const char *const names[] = {"simplify", "fold_bn", "fuse", "layout", "concat_chain"};
+    static const char *const names[] = {"simplify", "fold_bn", "fuse",
+                                        "layout",   "concat_chain", "fuse_dw"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         char path[256];
         snprintf(path, sizeof path, GOLDEN_DIR "%s.cnn", names[i]);
@@ -381,6 +382,81 @@ static void test_plan_overwrite(void **state)
     ir_graph_free(g);
 }
 
+/* fuse_dw takes a 1×1 conv into the depthwise conv that alone reads it, at blocked
+ * layouts only and not when every value must stay readable; the 1×1 conv's input
+ * lives until the depthwise conv runs, and the checker knows it. */
+static void test_fuse_dw(void **state)
+{
+    Model m = {.path = GOLDEN_DIR "fuse_dw.cnn"};
+    static const char *const fused[] = {"b1.dw", "b1.dw2"};
+    static const char *const inlined[] = {"b1.expand", "b1.expand2"};
+    static const char *const kept[] = {"two", "out", "b1.side", "b1.reduce"};
+    for (int32_t block = 0; block <= 16; block += 8) {
+        Graph *g = model_load(&m);
+        assert_true(optimize(g, block, ALL_ON));
+        for (int i = 0; i < 2; i++) {
+            const Node *d = &g->nodes[node_named(g, fused[i])];
+            const Node *e = &g->nodes[node_named(g, inlined[i])];
+            assert_int_equal(d->attrs.conv.fused_in, block > 0);
+            assert_int_equal(e->mem.kind, block > 0 ? MEM_INLINED : MEM_ARENA);
+        }
+        for (int i = 0; i < 4; i++)
+            assert_int_equal(g->nodes[node_named(g, kept[i])].mem.kind, MEM_ARENA);
+        assert_false(g->nodes[node_named(g, "dwa")].attrs.conv.fused_in);
+        assert_false(g->nodes[node_named(g, "dwo")].attrs.conv.fused_in);
+        assert_false(g->nodes[node_named(g, "dws")].attrs.conv.fused_in);
+        assert_int_equal(g->nodes[node_named(g, "small")].mem.kind, MEM_ARENA);
+        if (block == 16) {
+            /* b1.dw2 reads b1.reduce (through b1.expand2), which may not be overwritten */
+            Node *dw = &g->nodes[node_named(g, "b1.reduce")];
+            Node *dw2 = &g->nodes[node_named(g, "b1.dw2")];
+            int64_t saved = dw2->mem.offset;
+            char *text = NULL;
+            size_t len = 0;
+            Diag d;
+            ir_diag_init(&d, open_memstream(&text, &len));
+            assert_true(pass_check_plan(g, &d));
+            dw2->mem.offset = dw->mem.offset;
+            assert_false(pass_check_plan(g, &d));
+            dw2->mem.offset = saved;
+            /* a fused_in conv whose 1×1 conv has storage is a wrong plan */
+            g->nodes[node_named(g, "b1.expand")].mem.kind = MEM_ARENA;
+            assert_false(pass_check_plan(g, &d));
+            fclose(d.out);
+            assert_non_null(strstr(text, "'b1.dw2' overwrites 'b1.reduce'"));
+            assert_non_null(strstr(text, "'b1.expand' (conv2d) has storage kind"));
+            free(text);
+            ir_diag_fini(&d);
+        }
+        ir_graph_free(g);
+    }
+    /* keep_values: nothing fused. With fuse_dw off, a flag set by hand (as IR text may)
+     * stays where the pair qualifies and is cleared where it does not. */
+    for (int keep = 1; keep >= 0; keep--) {
+        Graph *g = model_load(&m);
+        PassOptions opt;
+        pass_options_init(&opt);
+        opt.block = 16;
+        opt.keep_values = keep;
+        if (!keep)
+            opt.disabled = UINT64_C(1) << pass_index("fuse_dw");
+        g->nodes[node_named(g, "dwa")].attrs.conv.fused_in = true;
+        g->nodes[node_named(g, "b1.dw")].attrs.conv.fused_in = true;
+        Diag d;
+        ir_diag_init(&d, stderr);
+        assert_true(pass_run_pipeline(g, &opt, &d) && pass_check_plan(g, &d));
+        ir_diag_fini(&d);
+        int32_t n = 0;
+        for (int32_t i = 0; i < g->nnodes; i++)
+            n += g->nodes[i].op == OP_CONV2D && g->nodes[i].attrs.conv.fused_in;
+        assert_int_equal(n, keep ? 0 : 1);
+        assert_false(g->nodes[node_named(g, "dwa")].attrs.conv.fused_in);
+        assert_int_equal(g->nodes[node_named(g, "b1.expand")].mem.kind,
+                         keep ? MEM_ARENA : MEM_INLINED);
+        ir_graph_free(g);
+    }
+}
+
 /* Disabling a required pass is an error; names map to indices. */
 static void test_pipeline_options(void **state)
 {
@@ -421,6 +497,7 @@ int main(void)
         cmocka_unit_test(test_plan_concat_chain),
         cmocka_unit_test(test_check_plan_catches),
         cmocka_unit_test(test_plan_overwrite),
+        cmocka_unit_test(test_fuse_dw),
         cmocka_unit_test(test_small_models),
         cmocka_unit_test(test_mlp),
         cmocka_unit_test(test_mnist_cnn),

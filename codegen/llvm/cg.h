@@ -228,6 +228,10 @@ LLVMValueRef cg_call1(Cg *cg, const char *intrinsic, LLVMValueRef a); /* "llvm.f
 void cg_prefetch(Cg *cg, LLVMValueRef p);
 void cg_prefetch_l2(Cg *cg, LLVMValueRef p); /* into L2, not L1 */
 void cg_prefetch_w(Cg *cg, LLVMValueRef p);  /* a line about to be written */
+/* `floats` of 64-byte-aligned heap scratch for one call of a kernel (a trap when there
+ * is no memory), and its release before the kernel returns. */
+LLVMValueRef cg_scratch_alloc(Cg *cg, int64_t floats);
+void cg_scratch_free(Cg *cg, LLVMValueRef p);
 LLVMValueRef cg_exp(Cg *cg, LLVMValueRef x);                 /* e^x, ~1 ulp, scalar or vector */
 LLVMValueRef cg_hsum(Cg *cg, LLVMValueRef v);                /* sum of the lanes, as a scalar */
 /* Elements from one batch item of `node`'s value to the next (honours

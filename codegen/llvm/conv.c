@@ -23,6 +23,7 @@ typedef struct Conv {
     bool depthwise, all_rows; /* all_rows: no row of the kernel window ever falls into padding */
     bool plane;               /* one work item covers the whole (small) output plane */
     bool plain_out; /* the output is plain: O need not divide by b, tiles are transposed */
+    bool fused;     /* the 1×1 conv of emit_fused: no chunked reduction */
     int64_t kc;     /* reduction in chunks of kc input blocks (0: whole), see emit_kchunked */
     LLVMValueRef x, out, res, w, bias;
     LLVMValueRef nb, ocb, oh, ih0, khlo, khhi; /* of the current work item */
@@ -677,8 +678,9 @@ static CgKernel emit_blocked(Conv *k)
 static void choose_kchunk(Conv *k)
 {
     k->kc = 0;
-    if (k->depthwise || (k->plane && k->KH * k->KW > 1) || k->plain_out || k->bi < 2 || k->OBg ||
-        k->N * k->OH * k->OW > KCHUNK_PIXELS || k->OB / k->oct < KCHUNK_MIN_GROUPS)
+    if (k->depthwise || k->fused || (k->plane && k->KH * k->KW > 1) || k->plain_out ||
+        k->bi < 2 || k->OBg || k->N * k->OH * k->OW > KCHUNK_PIXELS ||
+        k->OB / k->oct < KCHUNK_MIN_GROUPS)
         return;
     int64_t per = k->oct * k->b * k->KH * k->KW * k->bi * (int64_t)sizeof(float);
     int64_t kc = KCHUNK_WEIGHT_BYTES / per;
@@ -713,6 +715,131 @@ static void choose_tile(Conv *k)
         tiles * k->bi <= 1024)
         k->plane = true;
     choose_kchunk(k);
+}
+
+/* ---- a 1×1 conv computed inside the depthwise conv that reads it -------- */
+
+/* A work item is one band of output rows of the channel blocks of one register tile of
+ * the 1×1 conv (e: one or two blocks) of one batch item: e computes the input rows of
+ * the band, for those blocks only, into scratch, with its own epilogue; the depthwise
+ * conv (d) reads them there, a block at a time. A plane whose rows
+ * take at most FUSED_BAND_BYTES is one band; a larger one is cut into bands whose
+ * input rows fit, and the rows two bands share are computed by both. The scratch stays
+ * in L2, where the unfused pair wrote the 1×1 conv's whole output to memory and read it
+ * back (EfficientNet-B0's first expansion, batch 8: 38 MB). */
+#define FUSED_BAND_BYTES (256 * 1024)
+
+/* Input rows that `rows` consecutive output rows of the depthwise conv read, at most. */
+static int64_t band_rows_in(const Conv *d, int64_t rows)
+{
+    int64_t n = (rows - 1) * d->sh + (d->KH - 1) * d->dh + 1;
+    return n < d->H ? n : d->H;
+}
+
+/* max(a, lo) and min(a, hi) of i64 values */
+static LLVMValueRef at_least(Cg *cg, LLVMValueRef a, int64_t lo)
+{
+    return select_lt(cg, a, cg_i64(cg, lo), cg_i64(cg, lo), a);
+}
+
+static LLVMValueRef at_most(Cg *cg, LLVMValueRef a, int64_t hi)
+{
+    return select_lt(cg, cg_i64(cg, hi), a, cg_i64(cg, hi), a);
+}
+
+static CgKernel emit_fused(Cg *cg, int32_t node)
+{
+    Conv e, d;
+    conv_init(&d, cg, node);
+    int32_t pid = d.n->inputs[0];
+    if (cg->g->nodes[pid].mem.kind != MEM_INLINED || !cg_weights_constant(cg, node) ||
+        !cg_weights_constant(cg, pid))
+        ICE("conv2d %s: fused_in without an inlined 1×1 conv of constant weights", d.n->name);
+    conv_init(&e, cg, pid);
+    int64_t b = d.n->type.block;
+    e.b = b;
+    e.bi = input(&e, 0)->type.layout == LAYOUT_PLAIN ? 1 : b;
+    e.CB = e.C / e.bi;
+    e.OB = e.O / b;
+    e.fused = true;
+    d.b = d.bi = b;
+    d.depthwise = true;
+    d.CB = d.C / b;
+    d.OB = d.O / b;
+    int64_t row_bytes = d.W * b * (int64_t)sizeof(float), rows = d.OH;
+    if (band_rows_in(&d, rows) * row_bytes > FUSED_BAND_BYTES) {
+        rows = 1;
+        while (rows < d.OH && band_rows_in(&d, rows + 1) * row_bytes <= FUSED_BAND_BYTES)
+            rows++;
+        int64_t n = (d.OH + rows - 1) / rows;
+        rows = (d.OH + n - 1) / n;
+    }
+    int64_t bands = (d.OH + rows - 1) / rows;
+    if (bands == 1) /* the whole plane: its rows may be cut anew */
+        flatten_pointwise(&e);
+    choose_tile(&e);
+    choose_tile(&d);
+    if (bands > 1)
+        e.plane = false;
+    e.w = pack_direct(&e);
+    e.bias = bias_global(&e);
+    d.w = pack_direct(&d);
+    d.bias = bias_global(&d);
+
+    LLVMValueRef fn = cg_kernel_begin(cg, d.n->name);
+    d.out = cg_arg_ptr(cg, 0);
+    LLVMValueRef x = cg_arg_ptr(cg, 1); /* the 1×1 conv's input (module.c's run_call) */
+    d.res = d.a->epi.residual ? cg_arg_ptr(cg, d.n->ninputs) : NULL;
+    /* The e.oct blocks of an item lie a plane apart (as in the tensor); one band is all
+     * H rows, which the 1×1 conv computes whether or not they are read. */
+    int64_t plane = d.H * d.W * b, groups = d.OB / e.oct;
+    LLVMValueRef buf = cg_scratch_alloc(
+        cg, (e.oct - 1) * plane + (bands == 1 ? d.H : band_rows_in(&d, rows)) * d.W * b);
+    CgAccLoop l, lr, lj;
+    cg_acc_loop_begin(cg, &l, cg->begin, cg->end, NULL, 0);
+    LLVMValueRef band = LLVMBuildSRem(cg->b, l.iv, cg_i64(cg, bands), "band");
+    LLVMValueRef r = LLVMBuildSDiv(cg->b, l.iv, cg_i64(cg, bands), "");
+    LLVMValueRef cb = mulc(cg, LLVMBuildSRem(cg->b, r, cg_i64(cg, groups), ""), e.oct);
+    e.ocb = cb;
+    e.nb = d.nb = LLVMBuildSDiv(cg->b, r, cg_i64(cg, groups), "n");
+    LLVMValueRef oh_lo = mulc(cg, band, rows), oh_hi = at_most(cg, addc(cg, oh_lo, rows), d.OH);
+    LLVMValueRef ih_lo = cg_i64(cg, 0), ih_hi = cg_i64(cg, e.OH);
+    if (bands > 1) {
+        ih_lo = at_least(cg, addc(cg, mulc(cg, oh_lo, d.sh), -d.pt), 0);
+        ih_hi = at_most(cg, addc(cg, mulc(cg, oh_hi, d.sh),
+                                 (d.KH - 1) * d.dh + 1 - d.sh - d.pt), d.H);
+    }
+    /* Row ih_lo of block cb of item n is the scratch's first: the kernels' own offsets
+     * (their output's, their input's) shifted back by where that row would be. */
+    e.x = x;
+    e.os = 0;
+    e.out = tile_base(&e, buf, LLVMBuildNeg(cg->b, mulc(cg, add(cg, mulc(cg, e.ocb, e.OH), ih_lo),
+                                                         e.OW * b), ""));
+    d.xs = 0;
+    d.x = tile_base(&d, buf, LLVMBuildNeg(cg->b, mulc(cg, add(cg, mulc(cg, cb, d.H), ih_lo),
+                                                       d.W * b), ""));
+    if (e.plane) {
+        e.oh = cg_i64(cg, 0);
+        emit_plane(&e);
+    } else {
+        cg_acc_loop_begin(cg, &lr, ih_lo, ih_hi, NULL, 0);
+        e.oh = lr.iv;
+        decode_row(&e);
+        emit_row(&e);
+        cg_acc_loop_end(cg, &lr, NULL);
+    }
+    cg_acc_loop_begin(cg, &lj, cg_i64(cg, 0), cg_i64(cg, e.oct), NULL, 0);
+    d.ocb = add(cg, cb, lj.iv);
+    cg_acc_loop_begin(cg, &lr, oh_lo, oh_hi, NULL, 0);
+    d.oh = lr.iv;
+    decode_row(&d);
+    emit_row(&d);
+    cg_acc_loop_end(cg, &lr, NULL);
+    cg_acc_loop_end(cg, &lj, NULL);
+    cg_acc_loop_end(cg, &l, NULL);
+    cg_scratch_free(cg, buf);
+    cg_kernel_end(cg);
+    return (CgKernel){fn, d.N * groups * bands};
 }
 
 /* ---- the generic path: any layouts, groups, channels ------------------- */
@@ -850,6 +977,8 @@ static bool plain_out_of_blocks(const Conv *k, int64_t b)
 
 CgKernel cg_emit_conv2d(Cg *cg, int32_t node)
 {
+    if (cg->g->nodes[node].attrs.conv.fused_in)
+        return emit_fused(cg, node);
     if (!cg_weights_constant(cg, node))
         return cg_emit_conv2d_runtime(cg, node);
     if (cg->g->nodes[node].attrs.conv.winograd && cg_winograd_fits(cg, node))

@@ -275,7 +275,7 @@ bool cg_llvm_supports(Op op)
 static CgKernel emit_node(Cg *cg, int32_t i)
 {
     const Node *nd = &cg->g->nodes[i];
-    if (nd->mem.kind == MEM_ALIAS) return (CgKernel){0};
+    if (nd->mem.kind == MEM_ALIAS || nd->mem.kind == MEM_INLINED) return (CgKernel){0};
     if (!cg_llvm_supports(nd->op)) ICE("node %d: no LLVM emitter for op %d", i, (int)nd->op);
     return ir_op_is_act(nd->op) ? cg_emit_eltwise(cg, i) : emitters[nd->op](cg, i);
 }
@@ -589,6 +589,7 @@ static LLVMValueRef value_ptr(Cg *cg, const Run *r, int32_t id)
     }
     case MEM_UNPLANNED:
     case MEM_ALIAS:
+    case MEM_INLINED:
         break;
     }
     ICE("value of node '%s' has no memory planned", nd->name);
@@ -637,6 +638,9 @@ static void run_call(Cg *cg, const Run *r, int32_t id, int32_t seq, CgKernel k,
     LLVMPositionBuilderAtEnd(cg->b, here);
     for (int32_t i = 0; i <= nd->ninputs; i++) {
         int32_t v = i == 0 ? id : nd->inputs[i - 1];
+        /* a conv computing its inlined input (fuse_dw.c) reads that conv's input */
+        if (i == 1 && nd->op == OP_CONV2D && nd->attrs.conv.fused_in)
+            v = cg->g->nodes[v].inputs[0];
         /* A parameter the kernel takes from its packed weights is not passed again. */
         bool unread = i < 64 && !(cg->args_read >> i & 1) && cg->g->nodes[v].op == OP_PARAM;
         LLVMValueRef p = unread ? LLVMConstNull(cg->t_ptr) : value_ptr(cg, r, v);

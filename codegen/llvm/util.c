@@ -477,6 +477,40 @@ LLVMValueRef cg_hsum(Cg *cg, LLVMValueRef v)
     return v;
 }
 
+/* A C library function the kernel calls, declared once per module. */
+static LLVMValueRef libc_fn(Cg *cg, const char *name, LLVMTypeRef ret, LLVMTypeRef *params,
+                            unsigned n, LLVMTypeRef *ty)
+{
+    *ty = LLVMFunctionType(ret, params, n, 0);
+    LLVMValueRef f = LLVMGetNamedFunction(cg->mod, name);
+    return f ? f : LLVMAddFunction(cg->mod, name, *ty);
+}
+
+/* `floats` of 64-byte-aligned scratch from the heap, for one call of the kernel
+ * (on a thread's stack, up to 2 MB of it could overflow the stacks that threads
+ * get by default where the stack limit is unlimited). No memory: a trap, as
+ * results cannot be given. */
+LLVMValueRef cg_scratch_alloc(Cg *cg, int64_t floats)
+{
+    LLVMTypeRef ty, pi[2] = {cg->t_i64, cg->t_i64};
+    LLVMValueRef f = libc_fn(cg, "aligned_alloc", cg->t_ptr, pi, 2, &ty);
+    LLVMValueRef args[2] = {cg_i64(cg, 64), cg_i64(cg, (floats * 4 + 63) / 64 * 64)};
+    LLVMValueRef p = LLVMBuildCall2(cg->b, ty, f, args, 2, "scratch");
+    LLVMBasicBlockRef join = cg_if_begin(cg, LLVMBuildIsNull(cg->b, p, ""));
+    LLVMTypeRef tty;
+    LLVMValueRef trap = libc_fn(cg, "llvm.trap", cg->t_void, NULL, 0, &tty);
+    LLVMBuildCall2(cg->b, tty, trap, NULL, 0, "");
+    cg_if_end(cg, join);
+    return p;
+}
+
+void cg_scratch_free(Cg *cg, LLVMValueRef p)
+{
+    LLVMTypeRef ty;
+    LLVMValueRef f = libc_fn(cg, "free", cg->t_void, &cg->t_ptr, 1, &ty);
+    LLVMBuildCall2(cg->b, ty, f, &p, 1, "");
+}
+
 int64_t cg_item_stride(const Cg *cg, int32_t node)
 {
     const Node *nd = &cg->g->nodes[node];

@@ -379,33 +379,6 @@ static void output_tile(Wino *k, LLVMValueRef kc, LLVMValueRef tl, int64_t j)
 
 /* ---- the kernel -------------------------------------------------------- */
 
-/* A C library function the kernel calls, declared once per module. */
-static LLVMValueRef libc_fn(Cg *cg, const char *name, LLVMTypeRef ret, LLVMTypeRef *params,
-                            unsigned n, LLVMTypeRef *ty)
-{
-    *ty = LLVMFunctionType(ret, params, n, 0);
-    LLVMValueRef f = LLVMGetNamedFunction(cg->mod, name);
-    return f ? f : LLVMAddFunction(cg->mod, name, *ty);
-}
-
-/* `floats` of 64-byte-aligned scratch from the heap, for one call of the kernel
- * (on a thread's stack, up to 2 MB of it could overflow the stacks that threads
- * get by default where the stack limit is unlimited). No memory: a trap, as
- * results cannot be given. */
-static LLVMValueRef scratch_alloc(Cg *cg, int64_t floats)
-{
-    LLVMTypeRef ty, pi[2] = {cg->t_i64, cg->t_i64};
-    LLVMValueRef f = libc_fn(cg, "aligned_alloc", cg->t_ptr, pi, 2, &ty);
-    LLVMValueRef args[2] = {cg_i64(cg, 64), cg_i64(cg, (floats * 4 + 63) / 64 * 64)};
-    LLVMValueRef p = LLVMBuildCall2(cg->b, ty, f, args, 2, "scratch");
-    LLVMBasicBlockRef join = cg_if_begin(cg, LLVMBuildIsNull(cg->b, p, ""));
-    LLVMTypeRef tty;
-    LLVMValueRef trap = libc_fn(cg, "llvm.trap", cg->t_void, NULL, 0, &tty);
-    LLVMBuildCall2(cg->b, tty, trap, NULL, 0, "");
-    cg_if_end(cg, join);
-    return p;
-}
-
 static void wino_init(Wino *k, Cg *cg, int32_t id)
 {
     const Graph *g = cg->g;
@@ -470,7 +443,7 @@ CgKernel cg_emit_conv2d_winograd(Cg *cg, int32_t node)
     k.x = cg_arg_ptr(cg, 1);
     k.res = k.a->epi.residual ? cg_arg_ptr(cg, k.n->ninputs) : NULL;
     int64_t ob = k.oct * k.b;
-    LLVMValueRef scratch = scratch_alloc(cg, WG_P * k.MT * (k.C + ob));
+    LLVMValueRef scratch = cg_scratch_alloc(cg, WG_P * k.MT * (k.C + ob));
     k.vbuf = scratch;
     k.mbuf = at(cg, scratch, cg_i64(cg, WG_P * k.MT * k.C));
 
@@ -501,9 +474,7 @@ CgKernel cg_emit_conv2d_winograd(Cg *cg, int32_t node)
         output_tile(&k, kg, lt.iv, j);
     cg_acc_loop_end(cg, &lt, NULL);
     cg_acc_loop_end(cg, &li, NULL);
-    LLVMTypeRef fty;
-    LLVMValueRef fr = libc_fn(cg, "free", cg->t_void, &cg->t_ptr, 1, &fty);
-    LLVMBuildCall2(cg->b, fty, fr, &scratch, 1, "");
+    cg_scratch_free(cg, scratch);
     cg_kernel_end(cg);
     return (CgKernel){fn, k.runs * k.KG};
 }
