@@ -219,6 +219,11 @@ typedef struct ConvAttrs {
      * MEM_INLINED): set by the fuse_dw pass (passes/fuse_dw.c) for the LLVM backend. The
      * value computed is the same; only where the producer's output lives differs. */
     bool fused_in;
+    /* Its input 0 is a product x * s, s of shape [N, C, 1, 1] (squeeze-and-excitation's
+     * scale), that nothing else reads: the kernel reads x and s and scales the weights of
+     * input channel c by s[n, c] as it loads them, and the product is never stored
+     * (MEM_INLINED). Set by the fuse_scale pass (passes/fuse_scale.c). */
+    bool scaled_in;
 } ConvAttrs;
 
 /* dense: out[..., o, ...] = sum_i w[o, i] x[..., i, ...] over dim `axis` (-1: the last;
@@ -343,7 +348,7 @@ typedef enum {
     MEM_ALIAS,     /* no storage of its own: a view of input 0 (flatten, reorder-free reshapes,
                       channel slices), mem.offset bytes into each of its items */
     MEM_INLINED,   /* never stored: computed inside the kernel of its one user (a conv2d
-                      with fused_in), which reads this node's inputs instead */
+                      with fused_in or scaled_in), which reads this node's inputs instead */
 } MemKind;
 
 typedef struct MemLoc {
@@ -404,6 +409,12 @@ Epilogue *ir_epilogue(const Node *n);
 /* Input slots of a conv2d or dense: x, weight, bias?, residual? (-1: none). */
 int32_t ir_bias_input(const Node *n);
 int32_t ir_residual_input(const Node *n);
+/* The input a conv2d computes inside its own kernel (ConvAttrs.fused_in or scaled_in: its
+ * input 0, whose value is MEM_INLINED), or -1. */
+int32_t ir_inlined_input(const Node *n);
+/* Of a mul's two operands, the one of shape [N, C, 1, 1] that scales the other (of the
+ * mul's own shape, H or W above 1) per channel: 0 or 1; -1 if it is no such product. */
+int32_t ir_channel_scale_operand(const Graph *g, const Node *mul);
 /* Floating-point operations of one run of the node's kernel: 2 per multiply-add
  * of conv2d and dense and of their gradients, none for copies, else 1 per output
  * element; epilogues are not counted. Saturates at INT64_MAX. */

@@ -49,6 +49,7 @@ const AttrField ir_attr_fields[] = {
     EPILOGUE(AK_CONV, conv.epi),
     OPTIONAL(AK_CONV, conv.winograd, "winograd", AF_BOOL),
     OPTIONAL(AK_CONV, conv.fused_in, "fused_in", AF_BOOL),
+    OPTIONAL(AK_CONV, conv.scaled_in, "scaled_in", AF_BOOL),
     EPILOGUE(AK_DENSE, dense.epi),
     OPTIONAL(AK_DENSE, dense.axis, "axis", AF_INT),
     FIELD(AK_POOL, pool.kernel, "kernel", AF_INT, 2),
@@ -124,6 +125,27 @@ int32_t ir_residual_input(const Node *n)
     return e && e->residual ? n->ninputs - 1 : -1;
 }
 
+int32_t ir_inlined_input(const Node *n)
+{
+    if (n->op != OP_CONV2D || n->ninputs < 1 || !(n->attrs.conv.fused_in || n->attrs.conv.scaled_in))
+        return -1;
+    return n->inputs[0];
+}
+
+int32_t ir_channel_scale_operand(const Graph *g, const Node *m)
+{
+    if (m->op != OP_MUL || m->ninputs != 2 || m->type.rank != 4 ||
+        m->type.dims[2] * m->type.dims[3] < 2)
+        return -1;
+    for (int32_t k = 0; k < 2; k++) {
+        const TensorType *s = &g->nodes[m->inputs[k]].type, *x = &g->nodes[m->inputs[1 - k]].type;
+        if (s->rank == 4 && s->dims[0] == m->type.dims[0] && s->dims[1] == m->type.dims[1] &&
+            s->dims[2] == 1 && s->dims[3] == 1 && ir_type_eq(x, &m->type))
+            return k;
+    }
+    return -1;
+}
+
 int64_t ir_node_flops(const Graph *g, const Node *n)
 {
     int64_t out = ir_numel(&n->type);
@@ -134,7 +156,8 @@ int64_t ir_node_flops(const Graph *g, const Node *n)
         int64_t cin = x->dims[1] / (a->groups > 0 ? a->groups : 1);
         int64_t own = ir_mul_sat(ir_mul_sat(2 * out, cin), (int64_t)a->kernel[0] * a->kernel[1]);
         /* its kernel computes the 1×1 conv before it too */
-        return a->fused_in ? ir_add_sat(own, ir_node_flops(g, &g->nodes[n->inputs[0]])) : own;
+        return ir_inlined_input(n) >= 0 ? ir_add_sat(own, ir_node_flops(g, &g->nodes[n->inputs[0]]))
+                                        : own;
     }
     case OP_DENSE: {
         int32_t axis = n->attrs.dense.axis < 0 ? n->attrs.dense.axis + x->rank : n->attrs.dense.axis;
@@ -180,6 +203,7 @@ char *ir_node_label(const Node *n, char *buf, size_t size)
     append_part(buf, size, n->op != OP_CONV2D        ? ir_ops[n->op].name
                            : n->attrs.conv.winograd  ? "conv2d.winograd"
                            : n->attrs.conv.fused_in ? "conv2d.pw_dw"
+                           : n->attrs.conv.scaled_in ? "conv2d.scaled"
                                                      : ir_ops[n->op].name);
     const Epilogue *e = ir_epilogue(n);
     if (!e)

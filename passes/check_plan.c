@@ -12,13 +12,13 @@ static const char *name_of(const Node *n)
     return n->name ? n->name : "?";
 }
 
-/* inlined[i]: node i is input 0 of a fused_in conv (fuse_dw.c), which computes it. */
+/* inlined[i]: node i is computed inside a conv's kernel (ir_inlined_input). */
 static bool *inlined_nodes(const Graph *g)
 {
     bool *inl = ir_xcalloc((size_t)g->nnodes + 1, sizeof *inl);
     for (int32_t i = 0; i < g->nnodes; i++)
-        if (g->nodes[i].op == OP_CONV2D && g->nodes[i].attrs.conv.fused_in)
-            inl[g->nodes[i].inputs[0]] = true;
+        if (ir_inlined_input(&g->nodes[i]) >= 0)
+            inl[ir_inlined_input(&g->nodes[i])] = true;
     return inl;
 }
 
@@ -64,9 +64,8 @@ static int32_t *last_uses(const Graph *g, int32_t *base)
         for (int32_t k = 0; k < n->ninputs; k++)
             if (last[base[n->inputs[k]]] < i)
                 last[base[n->inputs[k]]] = i;
-        /* a fused_in conv reads its inlined input's inputs */
-        const Node *in = n->op == OP_CONV2D && n->attrs.conv.fused_in ? &g->nodes[n->inputs[0]]
-                                                                      : NULL;
+        /* a conv reads the inputs of the input it computes */
+        const Node *in = ir_inlined_input(n) >= 0 ? &g->nodes[n->inputs[0]] : NULL;
         for (int32_t k = 0; in && k < in->ninputs; k++)
             if (last[base[in->inputs[k]]] < i)
                 last[base[in->inputs[k]]] = i;

@@ -59,6 +59,7 @@ static bool pointwise(const Graph *g, const Node *p, int32_t b)
     return a->kernel[0] == 1 && a->kernel[1] == 1 && a->stride[0] == 1 && a->stride[1] == 1 &&
            a->dilation[0] == 1 && a->dilation[1] == 1 && !a->pad[0] && !a->pad[1] &&
            !a->pad[2] && !a->pad[3] && a->groups == 1 && !a->winograd && !a->fused_in &&
+           !a->scaled_in &&
            !a->epi.residual && constant_params(g, p) && blocked_as(&p->type, b) &&
            p->type.dims[1] % b == 0 && (plain || (blocked_as(xt, b) && xt->dims[1] % b == 0));
 }

@@ -53,6 +53,8 @@ bool pass_plan_memory(Graph *g, const PassOptions *opt, Diag *d);  /* arena offs
  * text set it, fuse_dw was disabled after a run) or keep_values is asked: plan_memory
  * runs it first, so that MEM_INLINED is given only where the LLVM backend fuses. */
 void pass_fuse_dw_check(Graph *g, bool keep_values);
+bool pass_fuse_scale(Graph *g, const PassOptions *opt, Diag *d); /* SE scale into conv */
+void pass_fuse_scale_check(Graph *g, const PassOptions *opt); /* as pass_fuse_dw_check */
 
 /* How the LLVM backend's Winograd kernel (codegen/llvm/winograd.c) splits `tiles` 4×4
  * output tiles (over the whole batch) of a conv of C input and O output channels in

@@ -17,6 +17,7 @@ const PassInfo pass_pipeline[] = {
     {"layout", pass_layout, true, "choose blocked NCHW[b]c layouts, insert reorders"},
     {"conv_algo", pass_conv_algo, false, "compute 3×3 stride-1 conv2d as Winograd F(4×4, 3×3) where it pays; strided 1×1 conv2d after a gather"},
     {"fuse_dw", pass_fuse_dw, false, "compute a 1×1 conv2d inside the depthwise conv2d that alone reads it, never storing its output"},
+    {"fuse_scale", pass_fuse_scale, false, "apply a per-channel scale of a conv2d's input (squeeze-and-excitation's) to its weights inside the kernel, never storing the scaled input"},
     {"plan_memory", pass_plan_memory, true, "assign arena offsets to every value"},
 };
 

@@ -113,7 +113,7 @@ static void assign_kinds(Planner *p)
         } else if (n->op == OP_INPUT) {
             n->mem.kind = MEM_INPUT;
             n->mem.index = ninputs++;
-        } else if (n->op == OP_CONV2D && n->attrs.conv.fused_in) {
+        } else if (ir_inlined_input(n) >= 0) {
             n->mem.kind = MEM_ARENA;
             g->nodes[n->inputs[0]].mem.kind = MEM_INLINED;
         } else if (is_alias(n, g)) {
@@ -138,10 +138,10 @@ static void find_last_uses(Planner *p)
             if (p->last[b] < i)
                 p->last[b] = i;
         }
-    /* A fused_in conv reads what its inlined input reads. */
+    /* A conv reads what the input it computes (ir_inlined_input) reads. */
     for (int32_t i = 0; i < g->nnodes; i++) {
         const Node *n = &g->nodes[i];
-        if (n->op != OP_CONV2D || !n->attrs.conv.fused_in)
+        if (ir_inlined_input(n) < 0)
             continue;
         const Node *in = &g->nodes[n->inputs[0]];
         for (int32_t k = 0; k < in->ninputs; k++) {
@@ -331,6 +331,7 @@ bool pass_plan_memory(Graph *g, const PassOptions *opt, Diag *d)
     Planner p = {g, ir_alloc(tmp, cap * sizeof(int32_t)), ir_alloc(tmp, cap * sizeof(int32_t)),
                  ir_alloc(tmp, cap * sizeof(int32_t)), ir_alloc(tmp, cap * sizeof(int64_t))};
     pass_fuse_dw_check(g, opt->keep_values);
+    pass_fuse_scale_check(g, opt);
     assign_kinds(&p);
     find_last_uses(&p);
     for (int32_t i = g->nnodes - 1; i >= 0; i--)

@@ -18,7 +18,7 @@ static const char *mem_kind_name(MemKind k)
 }
 
 /* Index of the last node reading node `id` (or of the graph's end if it is an output);
- * a fused_in conv reads the inputs of the conv it computes. */
+ * a conv reads the inputs of the input it computes (ir_inlined_input). */
 static int32_t last_use(const Graph *g, int32_t id)
 {
     int32_t last = id;
@@ -26,8 +26,7 @@ static int32_t last_use(const Graph *g, int32_t id)
         const Node *n = &g->nodes[i];
         for (int32_t k = 0; k < n->ninputs; k++)
             if (n->inputs[k] == id) last = i;
-        const Node *in = n->op == OP_CONV2D && n->attrs.conv.fused_in ? &g->nodes[n->inputs[0]]
-                                                                      : NULL;
+        const Node *in = ir_inlined_input(n) >= 0 ? &g->nodes[n->inputs[0]] : NULL;
         for (int32_t k = 0; in && k < in->ninputs; k++)
             if (in->inputs[k] == id) last = i;
     }
@@ -55,6 +54,7 @@ void pass_print_plan(const Graph *g, FILE *out)
                 n->op != OP_CONV2D           ? ir_ops[n->op].name
                 : n->attrs.conv.winograd     ? "conv2d.winograd"
                 : n->attrs.conv.fused_in     ? "conv2d.pw_dw"
+                : n->attrs.conv.scaled_in    ? "conv2d.scaled"
                                              : ir_ops[n->op].name,
                 mem_kind_name(n->mem.kind),
                 n->mem.kind == MEM_ARENA ? (long long)n->mem.offset : 0LL, (long long)bytes, i,

@@ -196,6 +196,18 @@ static const Case cases[] = {
      "  b = hardswish(conv2d(f, 48, kernel=5, stride=2, pad=[1, 2, 0, 1], groups=48) as dw2)\n"
      "  return a, b\n"
      "}\n"},
+    /* squeeze-and-excitation products of 3.3 MiB read by convs that scale their weights
+     * (passes/fuse_scale.c): to a blocked output, a 3×3 conv to 8 channels (a plain
+     * output at 16 lanes), and 24 plain channels with a residual */
+    {"fuse_scale",
+     "network fuse_scale(x: f32[N=2, 16, 112, 120]) {\n"
+     "  d = silu(conv2d(x, 32, kernel=1) as c0)\n"
+     "  s = sigmoid(conv2d(relu(conv2d(global_avgpool(d), 8, kernel=1) as fc1), 32, kernel=1) as fc2)\n"
+     "  a = conv2d(d * s, 32, kernel=1) as proj\n"
+     "  b = relu(conv2d(d * s, 8, kernel=3, pad=1) as proj3)\n"
+     "  e = conv2d(d * s, 24, kernel=1) as projp + conv2d(x, 24, kernel=1) as side\n"
+     "  return a, b, e\n"
+     "}\n"},
 };
 #define NCASES ((int)(sizeof cases / sizeof cases[0]))
 

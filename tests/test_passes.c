@@ -22,8 +22,8 @@ static void check_model(const char *path)
 
 static void test_small_models(void **state)
 {
-    static const char *const names[] = {"simplify", "fold_bn", "fuse",
-                                        "layout",   "concat_chain", "fuse_dw"};
+    static const char *const names[] = {"simplify",     "fold_bn", "fuse",      "layout",
+                                        "concat_chain", "fuse_dw", "fuse_scale"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         char path[256];
         snprintf(path, sizeof path, GOLDEN_DIR "%s.cnn", names[i]);
@@ -457,6 +457,62 @@ static void test_fuse_dw(void **state)
     }
 }
 
+/* fuse_scale takes a large per-channel product into the conv that alone reads it, at
+ * blocked layouts only; the product's operands live until the conv runs. */
+static void test_fuse_scale(void **state)
+{
+    Model m = {.path = GOLDEN_DIR "fuse_scale.cnn"};
+    for (int32_t block = 0; block <= 16; block += 8) {
+        Graph *g = model_load(&m);
+        assert_true(optimize(g, block, ALL_ON));
+        const Node *proj = &g->nodes[node_named(g, "proj")];
+        assert_int_equal(proj->attrs.conv.scaled_in, block > 0);
+        assert_int_equal(g->nodes[proj->inputs[0]].op, OP_MUL);
+        assert_int_equal(g->nodes[proj->inputs[0]].mem.kind, block > 0 ? MEM_INLINED : MEM_ARENA);
+        for (int32_t i = 0; i < g->nnodes; i++)
+            if (g->nodes[i].op == OP_MUL && i != proj->inputs[0])
+                assert_int_equal(g->nodes[i].mem.kind, MEM_ARENA);
+        assert_false(g->nodes[node_named(g, "two")].attrs.conv.scaled_in);
+        assert_false(g->nodes[node_named(g, "small")].attrs.conv.scaled_in);
+        if (block == 16) {
+            /* proj reads fc2 (the scale, through the product), which may not be
+             * overwritten before it runs */
+            Node *fc2 = &g->nodes[node_named(g, "fc2")];
+            Node *pn = &g->nodes[node_named(g, "proj")];
+            int64_t saved = pn->mem.offset;
+            char *text = NULL;
+            size_t len = 0;
+            Diag d;
+            ir_diag_init(&d, open_memstream(&text, &len));
+            assert_true(pass_check_plan(g, &d));
+            pn->mem.offset = fc2->mem.offset;
+            assert_false(pass_check_plan(g, &d));
+            pn->mem.offset = saved;
+            fclose(d.out);
+            assert_non_null(strstr(text, "'proj' overwrites 'fc2'"));
+            free(text);
+            ir_diag_fini(&d);
+        }
+        ir_graph_free(g);
+    }
+    /* with fuse_scale off, a flag set by hand stays where the product qualifies and is
+     * cleared where it does not */
+    Graph *g = model_load(&m);
+    PassOptions opt;
+    pass_options_init(&opt);
+    opt.block = 16;
+    opt.disabled = UINT64_C(1) << pass_index("fuse_scale");
+    g->nodes[node_named(g, "proj")].attrs.conv.scaled_in = true;
+    g->nodes[node_named(g, "two")].attrs.conv.scaled_in = true;
+    Diag d;
+    ir_diag_init(&d, stderr);
+    assert_true(pass_run_pipeline(g, &opt, &d) && pass_check_plan(g, &d));
+    ir_diag_fini(&d);
+    assert_true(g->nodes[node_named(g, "proj")].attrs.conv.scaled_in);
+    assert_false(g->nodes[node_named(g, "two")].attrs.conv.scaled_in);
+    ir_graph_free(g);
+}
+
 /* Disabling a required pass is an error; names map to indices. */
 static void test_pipeline_options(void **state)
 {
@@ -498,6 +554,7 @@ int main(void)
         cmocka_unit_test(test_check_plan_catches),
         cmocka_unit_test(test_plan_overwrite),
         cmocka_unit_test(test_fuse_dw),
+        cmocka_unit_test(test_fuse_scale),
         cmocka_unit_test(test_small_models),
         cmocka_unit_test(test_mlp),
         cmocka_unit_test(test_mnist_cnn),

@@ -26,6 +26,8 @@ typedef struct Conv {
     bool fused;     /* the 1×1 conv of emit_fused: no chunked reduction */
     int64_t kc;     /* reduction in chunks of kc input blocks (0: whole), see emit_kchunked */
     LLVMValueRef x, out, res, w, bias;
+    LLVMValueRef scale; /* ConvAttrs.scaled_in: s[n][c], ss floats between items (else NULL) */
+    int64_t ss;
     LLVMValueRef nb, ocb, oh, ih0, khlo, khhi; /* of the current work item */
     LLVMValueRef cc, first, last; /* kc: the chunk; whether it is the first, the last */
     LLVMValueRef wpf; /* kc: offset of the weights prefetched from those read (or NULL) */
@@ -72,11 +74,17 @@ static void conv_init(Conv *k, Cg *cg, int32_t id)
     k->os = cg_item_stride(cg, id);
     if (a->epi.residual)
         k->rs = cg_item_stride(cg, n->inputs[ir_residual_input(n)]);
+    if (a->scaled_in) { /* input 0 is x * s, computed here: x's items, and s's */
+        const Node *m = &g->nodes[n->inputs[0]];
+        int32_t si = ir_channel_scale_operand(g, m);
+        k->xs = cg_item_stride(cg, m->inputs[1 - si]);
+        k->ss = cg_item_stride(cg, m->inputs[si]);
+    }
     /* With one item the strides between items multiply zero: leaving them out makes
      * the kernels of equal shapes inside concat buffers of different sizes (DenseNet)
      * the same code, generated once. */
     if (k->N == 1)
-        k->xs = k->os = k->rs = 0;
+        k->xs = k->os = k->rs = k->ss = 0;
     k->all_rows = k->pt == 0 && (k->OH - 1) * k->sh + (k->KH - 1) * k->dh <= k->H - 1;
 }
 
@@ -252,6 +260,16 @@ static LLVMValueRef group_block(Conv *k, LLVMValueRef icb)
     return add(k->cg, mulc(k->cg, g, k->CB), icb);
 }
 
+/* ConvAttrs.scaled_in: s[n, c] of input lane `lane` of input block icb, splatted to the
+ * weight vectors it multiplies. */
+static LLVMValueRef channel_scale(Conv *k, LLVMValueRef icb, LLVMValueRef lane)
+{
+    Cg *cg = k->cg;
+    LLVMValueRef c = add(cg, mulc(cg, group_block(k, icb), k->bi), lane);
+    LLVMValueRef v = cg_load(cg, cg_gep(cg, k->scale, add(cg, mulc(cg, k->nb, k->ss), c)), 1);
+    return cg_splat(cg, v, (int32_t)k->b);
+}
+
 /* The input pixels the next tile of this row reads, a cache line each, for
  * the row of the input block a tile is reading now (xp: its first pixel,
  * lanes: floats per pixel). The rows of the input blocks lie pages apart,
@@ -289,6 +307,7 @@ static void taps_direct(Conv *k, LLVMValueRef icb, LLVMValueRef kh, LLVMValueRef
         xp = tile_base(k, xp, li.iv);
         wp = tile_base(k, wp, mulc(cg, li.iv, k->b));
     }
+    LLVMValueRef sv = k->scale ? channel_scale(k, icb, k->bi > 1 ? li.iv : cg_i64(cg, 0)) : NULL;
     if (k->wpf)
         for (int64_t j = 0; j < k->oct; j++)
             for (int64_t kw = 0; kw < k->KW; kw++)
@@ -296,8 +315,11 @@ static void taps_direct(Conv *k, LLVMValueRef icb, LLVMValueRef kh, LLVMValueRef
                                              cg_i64(cg, kw * k->bi * k->b + j * wstride)));
     for (int64_t kw = 0; kw < k->KW; kw++) {
         LLVMValueRef wv[8];
-        for (int64_t j = 0; j < k->oct; j++)
+        for (int64_t j = 0; j < k->oct; j++) {
             wv[j] = load_pinned(k, wp, kw * k->bi * k->b + j * wstride, (int32_t)k->b);
+            if (sv)
+                wv[j] = LLVMBuildFMul(cg->b, wv[j], sv, "");
+        }
         for (int64_t p = 0; p < T; p++) {
             if (ow0c >= 0 && !tap_ok(k, ow0c + p, kw))
                 continue;
@@ -538,6 +560,9 @@ static void taps_plane(Conv *k, LLVMValueRef icb, int64_t pix0, int64_t T, LLVMV
     cg_acc_loop_begin(cg, &li, cg_i64(cg, 0), cg_i64(cg, k->bi / u), acc, (int32_t)(T * k->oct));
     xp = tile_base(k, xp, mulc(cg, li.iv, u));
     wp = tile_base(k, wp, mulc(cg, li.iv, u * k->b));
+    LLVMValueRef sv[PLANE_LANES] = {NULL};
+    for (int64_t i = 0; i < u && k->scale; i++)
+        sv[i] = channel_scale(k, icb, addc(cg, mulc(cg, li.iv, u), i));
     for (int64_t kh = 0; kh < k->KH; kh++)
         for (int64_t kw = 0; kw < k->KW; kw++)
             for (int64_t i = 0; i < u; i++) {
@@ -546,8 +571,11 @@ static void taps_plane(Conv *k, LLVMValueRef icb, int64_t pix0, int64_t T, LLVMV
                 for (int64_t j = 0; j < k->oct && k->wpf; j++)
                     cg_prefetch_l2(cg, tile_base(k, tile_base(k, wp, k->wpf),
                                                  cg_i64(cg, tap + j * wstride)));
-                for (int64_t j = 0; j < k->oct; j++)
+                for (int64_t j = 0; j < k->oct; j++) {
                     wv[j] = load_pinned(k, wp, tap + j * wstride, (int32_t)k->b);
+                    if (sv[i])
+                        wv[j] = LLVMBuildFMul(cg->b, wv[j], sv[i], "");
+                }
                 for (int64_t p = 0; p < T; p++) {
                     int64_t oh = (pix0 + p) / k->OW, ow = (pix0 + p) % k->OW;
                     int64_t ih = oh * k->sh - k->pt + kh * k->dh;
@@ -647,6 +675,7 @@ static CgKernel emit_blocked(Conv *k)
     k->out = cg_arg_ptr(cg, 0);
     k->x = cg_arg_ptr(cg, 1);
     k->res = k->a->epi.residual ? cg_arg_ptr(cg, k->n->ninputs) : NULL;
+    k->scale = k->a->scaled_in ? cg_arg_ptr(cg, k->n->ninputs + 1) : NULL;
     CgAccLoop l;
     cg_acc_loop_begin(cg, &l, cg->begin, cg->end, NULL, 0);
     if (k->kc) {
@@ -977,8 +1006,13 @@ static bool plain_out_of_blocks(const Conv *k, int64_t b)
 
 CgKernel cg_emit_conv2d(Cg *cg, int32_t node)
 {
-    if (cg->g->nodes[node].attrs.conv.fused_in)
+    const ConvAttrs *ca = &cg->g->nodes[node].attrs.conv;
+    if (ca->fused_in)
         return emit_fused(cg, node);
+    if (ca->scaled_in && (!cg_weights_constant(cg, node) || ca->winograd ||
+                          cg->g->nodes[cg->g->nodes[node].inputs[0]].mem.kind != MEM_INLINED))
+        ICE("conv2d %s: scaled_in without an inlined product or constant weights",
+            cg->g->nodes[node].name);
     if (!cg_weights_constant(cg, node))
         return cg_emit_conv2d_runtime(cg, node);
     if (cg->g->nodes[node].attrs.conv.winograd && cg_winograd_fits(cg, node))
@@ -1013,6 +1047,8 @@ CgKernel cg_emit_conv2d(Cg *cg, int32_t node)
         choose_tile(&k);
         return emit_blocked(&k);
     }
+    if (ca->scaled_in)
+        ICE("conv2d %s: scaled_in, but not the blocked direct kernel", k.n->name);
     if (all_plain(&k))
         return cg_emit_conv2d_runtime(cg, node);
     return emit_generic(&k);

@@ -509,7 +509,7 @@ static LLVMValueRef dedup_kernel(Cg *cg, Dedup *d, int32_t id, CgKernel k, Weigh
 {
     memset(w, 0, sizeof *w);
     w->b = d->b;
-    w->first = cg->g->nodes[id].ninputs + 1;
+    w->first = cg->g->nodes[id].ninputs + 1 + cg_extra_slots(&cg->g->nodes[id]);
     cg->args = LLVMGetParam(k.fn, 0);
     if (!use_weight_slots(cg, k.fn, w)) return k.fn;
     uint64_t h = fingerprint(k.fn);
@@ -633,14 +633,21 @@ static void run_call(Cg *cg, const Run *r, int32_t id, int32_t seq, CgKernel k,
     LLVMBasicBlockRef here = LLVMGetInsertBlock(cg->b);
     LLVMPositionBuilder(cg->b, LLVMGetEntryBasicBlock(r->fn),
                         LLVMGetFirstInstruction(LLVMGetEntryBasicBlock(r->fn)));
-    LLVMTypeRef at = LLVMArrayType(cg->t_ptr, (unsigned)(nd->ninputs + 1 + w->n));
+    int32_t extra = cg_extra_slots(nd);
+    LLVMTypeRef at = LLVMArrayType(cg->t_ptr, (unsigned)(nd->ninputs + 1 + extra + w->n));
     LLVMValueRef args = LLVMBuildAlloca(cg->b, at, "args");
     LLVMPositionBuilderAtEnd(cg->b, here);
-    for (int32_t i = 0; i <= nd->ninputs; i++) {
-        int32_t v = i == 0 ? id : nd->inputs[i - 1];
-        /* a conv computing its inlined input (fuse_dw.c) reads that conv's input */
-        if (i == 1 && nd->op == OP_CONV2D && nd->attrs.conv.fused_in)
-            v = cg->g->nodes[v].inputs[0];
+    for (int32_t i = 0; i <= nd->ninputs + extra; i++) {
+        int32_t v = i == 0 ? id : i <= nd->ninputs ? nd->inputs[i - 1] : -1;
+        /* A conv computing its input 0 (fuse_dw.c, fuse_scale.c) reads what that input
+         * reads: a 1×1 conv's input; a product's value, and its scale in the extra slot. */
+        const Node *in = ir_inlined_input(nd) >= 0 ? &cg->g->nodes[nd->inputs[0]] : NULL;
+        if (in && nd->attrs.conv.fused_in && i == 1)
+            v = in->inputs[0];
+        if (in && nd->attrs.conv.scaled_in && (i == 1 || i > nd->ninputs)) {
+            int32_t k = ir_channel_scale_operand(cg->g, in);
+            v = in->inputs[i == 1 ? 1 - k : k];
+        }
         /* A parameter the kernel takes from its packed weights is not passed again. */
         bool unread = i < 64 && !(cg->args_read >> i & 1) && cg->g->nodes[v].op == OP_PARAM;
         LLVMValueRef p = unread ? LLVMConstNull(cg->t_ptr) : value_ptr(cg, r, v);

@@ -511,6 +511,11 @@ void cg_scratch_free(Cg *cg, LLVMValueRef p)
     LLVMBuildCall2(cg->b, ty, f, &p, 1, "");
 }
 
+int32_t cg_extra_slots(const Node *n)
+{
+    return n->op == OP_CONV2D && n->attrs.conv.scaled_in ? 1 : 0;
+}
+
 int64_t cg_item_stride(const Cg *cg, int32_t node)
 {
     const Node *nd = &cg->g->nodes[node];
