@@ -382,6 +382,39 @@ static void test_plan_overwrite(void **state)
     ir_graph_free(g);
 }
 
+/* What pass_check_plan says of g's plan; NULL when it accepts it. */
+static char *check_plan_text(const Graph *g)
+{
+    char *text = NULL;
+    size_t len = 0;
+    Diag d;
+    ir_diag_init(&d, open_memstream(&text, &len));
+    bool ok = pass_check_plan(g, &d);
+    fclose(d.out);
+    ir_diag_fini(&d);
+    if (ok) {
+        free(text);
+        return NULL;
+    }
+    return text;
+}
+
+/* The plan checks, and does not once `writer` is given `victim`'s bytes. */
+static void expect_plan_rejects(Graph *g, const char *writer, const char *victim)
+{
+    assert_null(check_plan_text(g));
+    Node *w = &g->nodes[node_named(g, writer)];
+    int64_t saved = w->mem.offset;
+    w->mem.offset = g->nodes[node_named(g, victim)].mem.offset;
+    char *text = check_plan_text(g), want[256];
+    w->mem.offset = saved;
+    snprintf(want, sizeof want, "'%s' overwrites '%s'", writer, victim);
+    assert_non_null(text);
+    assert_non_null(strstr(text, want));
+    free(text);
+    assert_null(check_plan_text(g));
+}
+
 /* fuse_dw takes a 1×1 conv into the depthwise conv that alone reads it, at blocked
  * layouts only and not when every value must stay readable; the 1×1 conv's input
  * lives until the depthwise conv runs, and the checker knows it. */
@@ -408,25 +441,12 @@ static void test_fuse_dw(void **state)
         assert_int_equal(g->nodes[node_named(g, "small")].mem.kind, MEM_ARENA);
         if (block == 16) {
             /* b1.dw2 reads b1.reduce (through b1.expand2), which may not be overwritten */
-            Node *dw = &g->nodes[node_named(g, "b1.reduce")];
-            Node *dw2 = &g->nodes[node_named(g, "b1.dw2")];
-            int64_t saved = dw2->mem.offset;
-            char *text = NULL;
-            size_t len = 0;
-            Diag d;
-            ir_diag_init(&d, open_memstream(&text, &len));
-            assert_true(pass_check_plan(g, &d));
-            dw2->mem.offset = dw->mem.offset;
-            assert_false(pass_check_plan(g, &d));
-            dw2->mem.offset = saved;
+            expect_plan_rejects(g, "b1.dw2", "b1.reduce");
             /* a fused_in conv whose 1×1 conv has storage is a wrong plan */
             g->nodes[node_named(g, "b1.expand")].mem.kind = MEM_ARENA;
-            assert_false(pass_check_plan(g, &d));
-            fclose(d.out);
-            assert_non_null(strstr(text, "'b1.dw2' overwrites 'b1.reduce'"));
+            char *text = check_plan_text(g);
             assert_non_null(strstr(text, "'b1.expand' (conv2d) has storage kind"));
             free(text);
-            ir_diag_fini(&d);
         }
         ir_graph_free(g);
     }
@@ -474,25 +494,8 @@ static void test_fuse_scale(void **state)
                 assert_int_equal(g->nodes[i].mem.kind, MEM_ARENA);
         assert_false(g->nodes[node_named(g, "two")].attrs.conv.scaled_in);
         assert_false(g->nodes[node_named(g, "small")].attrs.conv.scaled_in);
-        if (block == 16) {
-            /* proj reads fc2 (the scale, through the product), which may not be
-             * overwritten before it runs */
-            Node *fc2 = &g->nodes[node_named(g, "fc2")];
-            Node *pn = &g->nodes[node_named(g, "proj")];
-            int64_t saved = pn->mem.offset;
-            char *text = NULL;
-            size_t len = 0;
-            Diag d;
-            ir_diag_init(&d, open_memstream(&text, &len));
-            assert_true(pass_check_plan(g, &d));
-            pn->mem.offset = fc2->mem.offset;
-            assert_false(pass_check_plan(g, &d));
-            pn->mem.offset = saved;
-            fclose(d.out);
-            assert_non_null(strstr(text, "'proj' overwrites 'fc2'"));
-            free(text);
-            ir_diag_fini(&d);
-        }
+        if (block == 16) /* proj reads fc2 (the scale, through the product) */
+            expect_plan_rejects(g, "proj", "fc2");
         ir_graph_free(g);
     }
     /* with fuse_scale off, a flag set by hand stays where the product qualifies and is
