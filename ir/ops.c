@@ -155,7 +155,7 @@ int64_t ir_node_flops(const Graph *g, const Node *n)
         const ConvAttrs *a = &n->attrs.conv;
         int64_t cin = x->dims[1] / (a->groups > 0 ? a->groups : 1);
         int64_t own = ir_mul_sat(ir_mul_sat(2 * out, cin), (int64_t)a->kernel[0] * a->kernel[1]);
-        /* its kernel computes the 1×1 conv before it too */
+        /* its kernel computes its inlined input too (a 1×1 conv, or a product) */
         return ir_inlined_input(n) >= 0 ? ir_add_sat(own, ir_node_flops(g, &g->nodes[n->inputs[0]]))
                                         : own;
     }

@@ -87,31 +87,20 @@ static bool winograd_pays(const Graph *g, const Node *n, int32_t lanes)
     return gemm + trans + stream < WINO_MARGIN * direct;
 }
 
-static bool blocked_as(const TensorType *t, int32_t b)
-{
-    return t->layout == LAYOUT_NCHWC && t->block == b;
-}
-
-static bool is_constant(const Graph *g, int32_t id)
-{
-    return g->nodes[id].op == OP_PARAM && g->nodes[id].data;
-}
-
 /* The conditions of codegen/llvm/winograd.c's cg_winograd_fits. */
 static bool winograd_fits(const Graph *g, const Node *n)
 {
     const ConvAttrs *a = &n->attrs.conv;
     const TensorType *xt = &g->nodes[n->inputs[0]].type, *wt = &g->nodes[n->inputs[1]].type;
     int32_t b = n->type.block;
-    if (!blocked_as(&n->type, b) || !blocked_as(xt, b) || b > 16 || xt->dims[1] % 4)
+    if (!pass_blocked_as(&n->type, b) || !pass_blocked_as(xt, b) || b > 16 || xt->dims[1] % 4)
         return false;
     if (a->groups != 1 || wt->dims[2] != 3 || wt->dims[3] != 3 || a->stride[0] != 1 ||
         a->stride[1] != 1 || a->dilation[0] != 1 || a->dilation[1] != 1)
         return false;
-    if (a->epi.residual && !blocked_as(&g->nodes[n->inputs[ir_residual_input(n)]].type, b))
+    if (a->epi.residual && !pass_blocked_as(&g->nodes[n->inputs[ir_residual_input(n)]].type, b))
         return false;
-    int32_t bias = ir_bias_input(n);
-    return is_constant(g, n->inputs[1]) && (bias < 0 || is_constant(g, n->inputs[bias]));
+    return pass_constant_params(g, n);
 }
 
 /* A blocked 1×1 conv of stride s > 1 (ResNet's downsampling) reads every s-th
@@ -129,7 +118,7 @@ static bool gathers_first(const Graph *g, const Node *n)
     const ConvAttrs *a = &n->attrs.conv;
     const TensorType *xt = &g->nodes[n->inputs[0]].type;
     return n->type.rank == 4 && n->type.layout == LAYOUT_NCHWC &&
-           blocked_as(xt, n->type.block) && a->kernel[0] == 1 && a->kernel[1] == 1 &&
+           pass_blocked_as(xt, n->type.block) && a->kernel[0] == 1 && a->kernel[1] == 1 &&
            (a->stride[0] > 1 || a->stride[1] > 1) && !a->pad[0] && !a->pad[1] && !a->pad[2] &&
            !a->pad[3];
 }

@@ -29,24 +29,6 @@
 
 #define FUSE_MIN_BYTES (4 << 20)
 
-static bool blocked_as(const TensorType *t, int32_t b)
-{
-    return t->rank == 4 && t->layout == LAYOUT_NCHWC && t->block == b;
-}
-
-static bool constant(const Graph *g, int32_t id)
-{
-    return g->nodes[id].op == OP_PARAM && g->nodes[id].data;
-}
-
-/* Weights and bias bound at compile time (the kernel packs them). */
-static bool constant_params(const Graph *g, const Node *n)
-{
-    int32_t bias = ir_bias_input(n);
-    return n->ninputs >= 2 && constant(g, n->inputs[1]) &&
-           (bias < 0 || constant(g, n->inputs[bias]));
-}
-
 /* A 1×1, stride-1, unpadded, ungrouped conv, direct, without residual, from a plain or
  * `b`-blocked input to a `b`-blocked output of whole blocks. */
 static bool pointwise(const Graph *g, const Node *p, int32_t b)
@@ -60,8 +42,8 @@ static bool pointwise(const Graph *g, const Node *p, int32_t b)
            a->dilation[0] == 1 && a->dilation[1] == 1 && !a->pad[0] && !a->pad[1] &&
            !a->pad[2] && !a->pad[3] && a->groups == 1 && !a->winograd && !a->fused_in &&
            !a->scaled_in &&
-           !a->epi.residual && constant_params(g, p) && blocked_as(&p->type, b) &&
-           p->type.dims[1] % b == 0 && (plain || (blocked_as(xt, b) && xt->dims[1] % b == 0));
+           !a->epi.residual && pass_constant_params(g, p) && pass_blocked_as(&p->type, b) &&
+           p->type.dims[1] % b == 0 && (plain || (pass_blocked_as(xt, b) && xt->dims[1] % b == 0));
 }
 
 /* Whether depthwise conv `id` can take its input 0 in: `uses` counts the references
@@ -74,9 +56,9 @@ static bool pair_fits(const Graph *g, int32_t id, const int32_t *uses)
     const ConvAttrs *a = &n->attrs.conv;
     int32_t b = n->type.block, pid = n->inputs[0];
     const TensorType *xt = &g->nodes[pid].type;
-    if (b < 2 || b > 16 || !blocked_as(&n->type, b) || !blocked_as(xt, b) || a->winograd ||
-        a->groups < 2 || a->groups != xt->dims[1] || a->groups != n->type.dims[1] ||
-        xt->dims[1] % b || !constant_params(g, n))
+    if (b < 2 || b > 16 || !pass_blocked_as(&n->type, b) || !pass_blocked_as(xt, b) ||
+        a->winograd || a->groups < 2 || a->groups != xt->dims[1] ||
+        a->groups != n->type.dims[1] || xt->dims[1] % b || !pass_constant_params(g, n))
         return false;
     return uses[pid] == 1 && pointwise(g, &g->nodes[pid], b);
 }

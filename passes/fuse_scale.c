@@ -31,16 +31,6 @@
 
 #define FUSE_SCALE_MIN_BYTES (3 << 20)
 
-static bool blocked_as(const TensorType *t, int32_t b)
-{
-    return t->rank == 4 && t->layout == LAYOUT_NCHWC && t->block == b;
-}
-
-static bool constant(const Graph *g, int32_t id)
-{
-    return g->nodes[id].op == OP_PARAM && g->nodes[id].data;
-}
-
 /* Whether conv `id` can take its input 0 in as a scale, on a target of `lanes` f32 lanes.
  * `uses` counts the references to each node (inputs and graph outputs); `inlined` marks
  * nodes another conv computes. */
@@ -51,18 +41,18 @@ static bool scale_fits(const Graph *g, int32_t id, const int32_t *uses, const bo
     if (n->op != OP_CONV2D || n->ninputs < 2 || inlined[id])
         return false;
     const ConvAttrs *a = &n->attrs.conv;
-    int32_t mid = n->inputs[0], bias = ir_bias_input(n);
+    int32_t mid = n->inputs[0];
     const Node *m = &g->nodes[mid];
     int32_t b = m->type.block;
-    if (a->groups != 1 || a->winograd || a->fused_in || !constant(g, n->inputs[1]) ||
-        (bias >= 0 && !constant(g, n->inputs[bias])) || uses[mid] != 1 || inlined[mid])
+    if (a->groups != 1 || a->winograd || a->fused_in || !pass_constant_params(g, n) ||
+        uses[mid] != 1 || inlined[mid])
         return false;
-    if (b < 2 || b > 16 || (b & (b - 1)) || !blocked_as(&m->type, b) || m->type.dims[1] % b)
+    if (b < 2 || b > 16 || (b & (b - 1)) || !pass_blocked_as(&m->type, b) || m->type.dims[1] % b)
         return false;
     /* the output: blocked alike, or plain from whole blocks (conv.c's plain_out) */
     bool plain = n->type.rank == 4 && n->type.layout == LAYOUT_PLAIN;
     int32_t res = ir_residual_input(n);
-    bool out_ok = blocked_as(&n->type, b) ||
+    bool out_ok = pass_blocked_as(&n->type, b) ||
                   (plain && b == lanes &&
                    (res < 0 || g->nodes[n->inputs[res]].type.layout == LAYOUT_PLAIN));
     if (!out_ok)

@@ -106,6 +106,11 @@ bool pass_overwrites(const Graph *g, const Node *n, int32_t k);
 
 /* ---- util.c: graph surgery shared by the passes ---------------------------- */
 
+/* A rank-4 value in the NCHW[b]c layout of block b. */
+bool pass_blocked_as(const TensorType *t, int32_t b);
+/* A conv2d's or dense's weight and bias (if any) are bound parameters: constants the
+ * kernel can pack at compile time. */
+bool pass_constant_params(const Graph *g, const Node *n);
 /* uses[i]: how many inputs of nodes and graph outputs refer to node i. */
 int32_t *pass_use_counts(const Graph *g, Arena *a);
 /* Who uses each node, for rewrites that must not rescan the whole graph per

@@ -5,6 +5,22 @@
 
 #include <string.h>
 
+bool pass_blocked_as(const TensorType *t, int32_t b)
+{
+    return t->rank == 4 && t->layout == LAYOUT_NCHWC && t->block == b;
+}
+
+static bool bound(const Graph *g, int32_t id)
+{
+    return g->nodes[id].op == OP_PARAM && g->nodes[id].data;
+}
+
+bool pass_constant_params(const Graph *g, const Node *n)
+{
+    int32_t bias = ir_bias_input(n);
+    return n->ninputs >= 2 && bound(g, n->inputs[1]) && (bias < 0 || bound(g, n->inputs[bias]));
+}
+
 int32_t *pass_use_counts(const Graph *g, Arena *a)
 {
     int32_t *uses = ir_alloc(a, ((size_t)g->nnodes + 1) * sizeof *uses);

@@ -174,7 +174,7 @@ static CuArg storage_arg(CuGen *g, int32_t id)
         return (CuArg){CU_BUF_WEIGHTS, 0, blob_add(g, nd->name, nd->data, ir_numel(&nd->type))};
     case MEM_UNPLANNED:
     case MEM_ALIAS:
-    case MEM_INLINED: /* fuse_dw does not apply to the plain values of CUDA models */
+    case MEM_INLINED: /* fuse_dw and fuse_scale take only blocked values, never CUDA's */
         break;
     }
     ICE("value of node '%s' has no memory planned", nd->name);

@@ -231,10 +231,10 @@ void cg_prefetch_w(Cg *cg, LLVMValueRef p);  /* a line about to be written */
 /* `floats` of 64-byte-aligned heap scratch for one call of a kernel (a trap when there
  * is no memory), and its release before the kernel returns. */
 LLVMValueRef cg_scratch_alloc(Cg *cg, int64_t floats);
+void cg_scratch_free(Cg *cg, LLVMValueRef p);
 /* Kernel argument slots past a node's output and inputs that run_call fills: 1 for a conv
  * with ConvAttrs.scaled_in (the scale, slot ninputs + 1), else 0. */
 int32_t cg_extra_slots(const Node *n);
-void cg_scratch_free(Cg *cg, LLVMValueRef p);
 LLVMValueRef cg_exp(Cg *cg, LLVMValueRef x);                 /* e^x, ~1 ulp, scalar or vector */
 LLVMValueRef cg_hsum(Cg *cg, LLVMValueRef v);                /* sum of the lanes, as a scalar */
 /* Elements from one batch item of `node`'s value to the next (honours

@@ -637,11 +637,11 @@ static void run_call(Cg *cg, const Run *r, int32_t id, int32_t seq, CgKernel k,
     LLVMTypeRef at = LLVMArrayType(cg->t_ptr, (unsigned)(nd->ninputs + 1 + extra + w->n));
     LLVMValueRef args = LLVMBuildAlloca(cg->b, at, "args");
     LLVMPositionBuilderAtEnd(cg->b, here);
+    /* A conv computing its input 0 (fuse_dw.c, fuse_scale.c) reads what that input reads:
+     * a 1×1 conv's input; a product's value, and its scale in the extra slot. */
+    const Node *in = ir_inlined_input(nd) >= 0 ? &cg->g->nodes[nd->inputs[0]] : NULL;
     for (int32_t i = 0; i <= nd->ninputs + extra; i++) {
         int32_t v = i == 0 ? id : i <= nd->ninputs ? nd->inputs[i - 1] : -1;
-        /* A conv computing its input 0 (fuse_dw.c, fuse_scale.c) reads what that input
-         * reads: a 1×1 conv's input; a product's value, and its scale in the extra slot. */
-        const Node *in = ir_inlined_input(nd) >= 0 ? &cg->g->nodes[nd->inputs[0]] : NULL;
         if (in && nd->attrs.conv.fused_in && i == 1)
             v = in->inputs[0];
         if (in && nd->attrs.conv.scaled_in && (i == 1 || i > nd->ninputs)) {
