@@ -1,7 +1,8 @@
 /* winograd_layers.c: the 3×3 stride-1 conv2d layers of ResNet-18/50 and VGG-16,
- * direct against Winograd F(4×4, 3×3) (codegen/llvm/winograd.c), with what the
- * conv_algo pass's cost model chooses for each: the numbers that model was fitted
- * to. Also checks that both kernels agree. Not part of the test suite.
+ * direct against Winograd F(4×4, 3×3) and F(2×2, 3×3) (codegen/llvm/winograd.c),
+ * with what the conv_algo pass's cost model chooses for each: the numbers that
+ * model was fitted to. Also checks that the kernels agree. Not part of the test
+ * suite.
  *
  *   cmake --build build-wino --target cnnc      (builds the libraries)
  *   B=build-wino; cc -O2 -Iir -Icodegen/llvm -Ipasses -Itests -Iruntime -Ifrontend \
@@ -89,17 +90,19 @@ static void bench(const Layer *l, int reps, const char *features)
     pass_options_init(&po);
     po.block = b;
     pass_conv_algo(g, &po, &d);
-    bool chosen = a->winograd;
+    int32_t chosen = a->winograd;
     ir_diag_fini(&d);
-    KhKernel k[2];
+    KhKernel k[3];
     int64_t xn = ir_numel(&g->nodes[x].type), on = ir_numel(&n->type);
     float *xv = aligned_alloc(64, (size_t)(xn + 16) * 4);
-    float *y[2] = {aligned_alloc(64, (size_t)on * 4), aligned_alloc(64, (size_t)on * 4)};
+    float *y[3];
+    for (int w = 0; w < 3; w++)
+        y[w] = aligned_alloc(64, (size_t)on * 4);
     for (int64_t i = 0; i < xn; i++)
         xv[i] = (float)((i * 7919) % 1000) / 1000.0f - 0.5f;
-    double t1[2], t2[2];
-    for (int w = 0; w < 2; w++) {
-        a->winograd = w;
+    double t1[3], t2[3];
+    for (int w = 0; w < 3; w++) { /* direct, F(4×4), F(2×2) */
+        a->winograd = w == 0 ? 0 : w == 1 ? 4 : 2;
         if (!kh_compile(g, id, features, &k[w])) {
             fprintf(stderr, "compile failed\n");
             exit(1);
@@ -111,16 +114,17 @@ static void bench(const Layer *l, int reps, const char *features)
     }
     double err = 0, big = 0;
     for (int64_t i = 0; i < on; i++) {
-        err = fmax(err, fabs((double)y[0][i] - y[1][i]));
+        err = fmax(err, fmax(fabs((double)y[0][i] - y[1][i]), fabs((double)y[0][i] - y[2][i])));
         big = fmax(big, fabs((double)y[0][i]));
     }
     double flops = 2.0 * (double)(l->N * l->O * l->C * l->HW * l->HW * 9);
-    printf("N%-2lld %4lld->%-4lld %3lld | 1T direct %8.3f ms %6.1f GF/s  wino %8.3f ms %6.1f | "
-           "%5.2fx | 2T %8.3f %8.3f ms %5.2fx | model: %-8s | rel err %.2g\n",
+    printf("N%-2lld %4lld->%-4lld %3lld | 1T direct %7.3f ms %6.1f GF/s  F4 %7.3f  F2 %7.3f | "
+           "2T %7.3f %7.3f %7.3f ms | model: %-9s | rel err %.2g\n",
            (long long)l->N, (long long)l->C, (long long)l->O, (long long)l->HW, t1[0] * 1e3,
-           flops / t1[0] * 1e-9, t1[1] * 1e3, flops / t1[1] * 1e-9, t1[0] / t1[1], t2[0] * 1e3,
-           t2[1] * 1e3, t2[0] / t2[1], chosen ? "winograd" : "direct", err / big);
-    free(xv), free(y[0]), free(y[1]);
+           flops / t1[0] * 1e-9, t1[1] * 1e3, t1[2] * 1e3, t2[0] * 1e3, t2[1] * 1e3,
+           t2[2] * 1e3, chosen == 4 ? "winograd" : chosen == 2 ? "winograd2" : "direct",
+           err / big);
+    free(xv), free(y[0]), free(y[1]), free(y[2]);
     ir_graph_free(g);
 }
 

@@ -227,6 +227,9 @@ static bool infer_conv2d(const Ctx *c)
     const TensorType *x = in_type(c, 0);
     if (a->groups <= 0)
         return fail(c, "conv2d groups must be positive, got %d", (int)a->groups);
+    if (a->winograd != 0 && a->winograd != 2 && a->winograd != 4)
+        return fail(c, "conv2d winograd=%d is not a Winograd tile: 2 or 4 (0: none)",
+                    (int)a->winograd);
     if (x->dims[1] % a->groups != 0)
         return fail(c, "conv2d groups=%d does not divide the %lld input channels",
                     (int)a->groups, (long long)x->dims[1]);

@@ -211,9 +211,10 @@ typedef struct ConvAttrs {
     int32_t kernel[2], stride[2], dilation[2], pad[4];
     int32_t groups;
     Epilogue epi;
-    /* Computed as Winograd F(4×4, 3×3) rather than directly: set by the conv_algo pass
-     * (passes/conv_algo.c) for the backends that have that kernel. */
-    bool winograd;
+    /* Computed as Winograd F(m×m, 3×3) rather than directly, m = winograd (2 or 4; 0:
+     * directly): set by the conv_algo pass (passes/conv_algo.c) for the backends that have
+     * that kernel. */
+    int32_t winograd;
     /* A depthwise conv whose input 0, a 1×1 conv read by nothing else, is computed inside
      * this conv's kernel a band of rows at a time and never stored (the producer's mem is
      * MEM_INLINED): set by the fuse_dw pass (passes/fuse_dw.c) for the LLVM backend. The
@@ -419,6 +420,10 @@ int32_t ir_channel_scale_operand(const Graph *g, const Node *mul);
  * of conv2d and dense and of their gradients, none for copies, else 1 per output
  * element; epilogues are not counted. Saturates at INT64_MAX. */
 int64_t ir_node_flops(const Graph *g, const Node *n);
+/* The op part of a profile label: the op's name, or for a conv2d the kernel it
+ * runs: conv2d.winograd (F(4×4, 3×3)), conv2d.winograd2 (F(2×2, 3×3)),
+ * conv2d.pw_dw, conv2d.scaled. */
+const char *ir_op_label(const Node *n);
 /* The profile label of the node's kernel: its op, then what is fused into it
  * in the order the epilogue applies it, e.g. "conv2d+bias+add+relu". */
 char *ir_node_label(const Node *n, char *buf, size_t size);

@@ -47,7 +47,7 @@ const AttrField ir_attr_fields[] = {
     FIELD(AK_CONV, conv.pad, "pad", AF_INT, 4),
     FIELD(AK_CONV, conv.groups, "groups", AF_INT, 1),
     EPILOGUE(AK_CONV, conv.epi),
-    OPTIONAL(AK_CONV, conv.winograd, "winograd", AF_BOOL),
+    OPTIONAL(AK_CONV, conv.winograd, "winograd", AF_INT),
     OPTIONAL(AK_CONV, conv.fused_in, "fused_in", AF_BOOL),
     OPTIONAL(AK_CONV, conv.scaled_in, "scaled_in", AF_BOOL),
     EPILOGUE(AK_DENSE, dense.epi),
@@ -197,14 +197,22 @@ static void append_part(char *buf, size_t size, const char *part)
     snprintf(buf + len, size - len, "%s%s", len ? "+" : "", part);
 }
 
+const char *ir_op_label(const Node *n)
+{
+    if (n->op != OP_CONV2D)
+        return ir_ops[n->op].name;
+    const ConvAttrs *a = &n->attrs.conv;
+    return a->winograd == 2 ? "conv2d.winograd2"
+           : a->winograd    ? "conv2d.winograd"
+           : a->fused_in    ? "conv2d.pw_dw"
+           : a->scaled_in   ? "conv2d.scaled"
+                            : ir_ops[n->op].name;
+}
+
 char *ir_node_label(const Node *n, char *buf, size_t size)
 {
     buf[0] = 0;
-    append_part(buf, size, n->op != OP_CONV2D        ? ir_ops[n->op].name
-                           : n->attrs.conv.winograd  ? "conv2d.winograd"
-                           : n->attrs.conv.fused_in ? "conv2d.pw_dw"
-                           : n->attrs.conv.scaled_in ? "conv2d.scaled"
-                                                     : ir_ops[n->op].name);
+    append_part(buf, size, ir_op_label(n));
     const Epilogue *e = ir_epilogue(n);
     if (!e)
         return buf;

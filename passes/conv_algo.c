@@ -1,11 +1,14 @@
 /* conv_algo.c: chooses per conv2d between the direct convolution and Winograd
- * F(4×4, 3×3) (ConvAttrs.winograd), after the layout pass has fixed the blocks;
+ * F(4×4, 3×3) or F(2×2, 3×3) (ConvAttrs.winograd), after the layout pass has fixed
+ * the blocks;
  * and gives strided 1×1 convs a gather of the pixels they read (below).
  * Winograd takes 3×3, stride-1, undilated, ungrouped convs whose input and output
  * (and residual) are blocked alike and whose weights are constants: the LLVM
  * backend's kernel (codegen/llvm/winograd.c). PassOptions.conv_algo says which:
  * CONV_ALGO_DIRECT never, CONV_ALGO_WINOGRAD wherever it can, CONV_ALGO_AUTO where
- * the cost model below expects it to be faster.
+ * the cost model below expects it to be faster; CONV_ALGO_WINOGRAD4 and 2 wherever
+ * it can, in that form. Otherwise the form is F(4×4) unless the model expects
+ * F(2×2) to be clearly faster (below).
  *
  * The model counts the vector instructions of each kernel per batch item: the
  * direct conv's 9·C·O·P/b FMAs at the loop's efficiency; Winograd's 36·C·O FMAs
@@ -31,6 +34,21 @@
 #define WINO_WEIGHT_BYTES_PER_CYCLE 8.0
 #define WINO_MARGIN 0.85
 
+/* F(2×2, 3×3) takes 16 products for 4 outputs (2.25× fewer than direct, against
+ * F(4×4)'s 4×), but its transformed weights are 16·C·O floats, not 36·C·O: where a
+ * layer's weights are many and its tiles few (deep layers at batch 1), streaming them
+ * costs F(4×4) more than its fewer products save. On an Intel Xeon (AVX-512, 2
+ * threads, batch 1) ResNet-50's 256→256 14×14 convs took 0.47 ms as F(2×2) against
+ * 0.57 as F(4×4) (0.65 direct), its 128→128 28×28 ones 0.41 against 0.375, its
+ * 64→64 56×56 ones 0.43 against 0.31; at batch 8 F(4×4) was faster on every layer
+ * (256→256 14×14: 2.8 ms against 3.0). The two forms are compared with the weights
+ * streamed at WINO2_WEIGHT_BYTES_PER_CYCLE, which fits those times (the direct
+ * against Winograd choice keeps the 8 fitted on Zen 5), and F(2×2) must win by
+ * WINO2_MARGIN. Its transforms are adds only (and halves of the weights). */
+#define WINO2_WEIGHT_BYTES_PER_CYCLE 4.0
+#define WINO2_TRANSFORM_CYCLES 60.0
+#define WINO2_MARGIN 0.9
+
 /* The split of codegen/llvm/winograd.c into work items. Tiles are
  * numbered over the batch, so that small planes (7×7: 4 tiles) fill register
  * tiles from several images. A run of MT of them is as long as V[36][MT][C] and
@@ -42,8 +60,8 @@
  * that even one run of a small plane keeps the threads busy; a thread
  * transforms the input of a run once for all its items of that run, so the
  * transform is repeated only across threads (in parallel). */
-void pass_winograd_split(int64_t C, int64_t O, int64_t b, int64_t tiles, int32_t nregs,
-                         int32_t max_acc, WinoSplit *s)
+void pass_winograd_split(int64_t C, int64_t O, int64_t b, int64_t P, int64_t tiles,
+                         int32_t nregs, int32_t max_acc, WinoSplit *s)
 {
     s->oct = (O / b) % 2 ? 1 : 2;
     /* Fewer tiles than half a register tile (7×7 planes: 4 tiles an image) take 4 output
@@ -53,7 +71,7 @@ void pass_winograd_split(int64_t C, int64_t O, int64_t b, int64_t tiles, int32_t
     int64_t tmax = (nregs - 6) / s->oct;
     if (tmax * s->oct > max_acc)
         tmax = max_acc / s->oct;
-    int64_t per_tile = 36 * (C + s->oct * b) * (int64_t)sizeof(float);
+    int64_t per_tile = P * (C + s->oct * b) * (int64_t)sizeof(float);
     /* at least two register tiles: deep layers (512 channels: 13 tiles per MiB) would
      * stream their weights once per few tiles; 2 MiB there measured 6.0 ms against 7.8
      * for 512→512 28×28, while 64-channel layers lose a fifth past 1 MiB */
@@ -68,23 +86,46 @@ void pass_winograd_split(int64_t C, int64_t O, int64_t b, int64_t tiles, int32_t
     s->KG = chunks;
 }
 
-/* Whether Winograd is expected to be faster than the direct conv for this layer,
- * on a target of `lanes` f32 lanes (AVX-512: 32 vector registers, else 16). */
+/* The model's cycles of Winograd F(m×m, 3×3) for this layer, its transformed weights
+ * streamed at `bytes_per_cycle`, on a target of `lanes` f32 lanes (AVX-512: 32 vector
+ * registers, else 16): vector instructions over the instructions per cycle each
+ * sustains. */
+static double winograd_cycles(const Graph *g, const Node *n, int32_t lanes, int m,
+                              double bytes_per_cycle)
+{
+    const TensorType *xt = &g->nodes[n->inputs[0]].type;
+    int64_t N = n->type.dims[0], OH = n->type.dims[2], OW = n->type.dims[3];
+    double C = (double)xt->dims[1], O = (double)n->type.dims[1], b = n->type.block;
+    int64_t P = (m + 2) * (m + 2);
+    WinoSplit s;
+    pass_winograd_split(xt->dims[1], n->type.dims[1], n->type.block, P,
+                        N * ((OH + m - 1) / m) * ((OW + m - 1) / m), lanes >= 16 ? 32 : 16, 64,
+                        &s);
+    double padded = (double)(s.runs * s.MT);
+    double gemm = (double)P * C * O * padded / b / WINO_GEMM_FMA_PER_CYCLE;
+    double trans = padded * (C + O) / b * (m == 4 ? WINO_TRANSFORM_CYCLES : WINO2_TRANSFORM_CYCLES);
+    double stream = (double)s.runs * (double)P * C * O * 4 / bytes_per_cycle;
+    return gemm + trans + stream;
+}
+
+/* Whether Winograd is expected to be faster than the direct conv for this layer. */
 static bool winograd_pays(const Graph *g, const Node *n, int32_t lanes)
 {
     const TensorType *xt = &g->nodes[n->inputs[0]].type;
     int64_t N = n->type.dims[0], OH = n->type.dims[2], OW = n->type.dims[3];
     double C = (double)xt->dims[1], O = (double)n->type.dims[1], b = n->type.block;
-    WinoSplit s;
-    pass_winograd_split(xt->dims[1], n->type.dims[1], n->type.block,
-                        N * ((OH + 3) / 4) * ((OW + 3) / 4), lanes >= 16 ? 32 : 16, 64, &s);
-    double padded = (double)(s.runs * s.MT);
-    /* cycles, as vector instructions over the instructions per cycle each sustains */
     double direct = 9 * C * O * (double)(N * OH * OW) / b / WINO_DIRECT_FMA_PER_CYCLE;
-    double gemm = 36 * C * O * padded / b / WINO_GEMM_FMA_PER_CYCLE;
-    double trans = padded * (C + O) / b * WINO_TRANSFORM_CYCLES;
-    double stream = (double)s.runs * 36 * C * O * 4 / WINO_WEIGHT_BYTES_PER_CYCLE;
-    return gemm + trans + stream < WINO_MARGIN * direct;
+    return winograd_cycles(g, n, lanes, 4, WINO_WEIGHT_BYTES_PER_CYCLE) < WINO_MARGIN * direct;
+}
+
+/* The Winograd form of a layer that runs Winograd: 2 or 4 (above). */
+static int32_t winograd_form(const Graph *g, const Node *n, const PassOptions *opt)
+{
+    if (opt->conv_algo == CONV_ALGO_WINOGRAD2 || opt->conv_algo == CONV_ALGO_WINOGRAD4)
+        return opt->conv_algo == CONV_ALGO_WINOGRAD2 ? 2 : 4;
+    double f2 = winograd_cycles(g, n, opt->block, 2, WINO2_WEIGHT_BYTES_PER_CYCLE);
+    double f4 = winograd_cycles(g, n, opt->block, 4, WINO2_WEIGHT_BYTES_PER_CYCLE);
+    return f2 < WINO2_MARGIN * f4 ? 2 : 4;
 }
 
 /* The conditions of codegen/llvm/winograd.c's cg_winograd_fits. */
@@ -159,10 +200,12 @@ bool pass_conv_algo(Graph *g, const PassOptions *opt, Diag *d)
         Node *n = &g->nodes[i];
         if (n->op != OP_CONV2D)
             continue;
-        n->attrs.conv.winograd = false;
+        n->attrs.conv.winograd = 0;
         if (opt->conv_algo == CONV_ALGO_DIRECT || !winograd_fits(g, n))
             continue;
-        n->attrs.conv.winograd = opt->conv_algo == CONV_ALGO_WINOGRAD || winograd_pays(g, n, opt->block);
+        if (opt->conv_algo == CONV_ALGO_AUTO && !winograd_pays(g, n, opt->block))
+            continue;
+        n->attrs.conv.winograd = winograd_form(g, n, opt);
     }
     return true;
 }

@@ -8,7 +8,15 @@
 #include "ir.h"
 
 /* How conv2d layers are computed (conv_algo.c). */
-typedef enum { CONV_ALGO_AUTO, CONV_ALGO_DIRECT, CONV_ALGO_WINOGRAD } ConvAlgo;
+/* --conv-algo: auto, direct, winograd (the form chosen per layer), winograd4 or
+ * winograd2 (F(4×4, 3×3) or F(2×2, 3×3) wherever Winograd fits). */
+typedef enum {
+    CONV_ALGO_AUTO,
+    CONV_ALGO_DIRECT,
+    CONV_ALGO_WINOGRAD,
+    CONV_ALGO_WINOGRAD4,
+    CONV_ALGO_WINOGRAD2
+} ConvAlgo;
 
 typedef struct PassOptions {
     int32_t block;           /* channel block for NCHWc (the target's f32 lanes); 0: stay plain */
@@ -56,18 +64,19 @@ void pass_fuse_dw_check(Graph *g, bool keep_values);
 bool pass_fuse_scale(Graph *g, const PassOptions *opt, Diag *d); /* SE scale into conv */
 void pass_fuse_scale_check(Graph *g, const PassOptions *opt); /* as pass_fuse_dw_check */
 
-/* How the LLVM backend's Winograd kernel (codegen/llvm/winograd.c) splits `tiles` 4×4
+/* How the LLVM backend's Winograd kernel (codegen/llvm/winograd.c) splits `tiles`
  * output tiles (over the whole batch) of a conv of C input and O output channels in
- * blocks of b, with nregs vector registers and at most max_acc accumulators: oct output
- * blocks per chunk, T tiles per register tile, runs of MT tiles, KG chunks; runs·KG
- * work items of one chunk each, V[36][MT][C] and M[36][MT][oct·b] in the scratch
- * (WINO_SCRATCH_BYTES, or two register tiles of channels past it). */
+ * blocks of b, whose form has P points (36 for F(4×4, 3×3), 16 for F(2×2, 3×3)), with
+ * nregs vector registers and at most max_acc accumulators: oct output blocks per chunk,
+ * T tiles per register tile, runs of MT tiles, KG chunks; runs·KG work items of one
+ * chunk each, V[P][MT][C] and M[P][MT][oct·b] in the scratch (WINO_SCRATCH_BYTES, or
+ * two register tiles of channels past it). */
 typedef struct WinoSplit {
     int64_t oct, T, MT, runs, KG;
 } WinoSplit;
 #define WINO_SCRATCH_BYTES (1024 * 1024)
-void pass_winograd_split(int64_t C, int64_t O, int64_t b, int64_t tiles, int32_t nregs,
-                         int32_t max_acc, WinoSplit *s);
+void pass_winograd_split(int64_t C, int64_t O, int64_t b, int64_t P, int64_t tiles,
+                         int32_t nregs, int32_t max_acc, WinoSplit *s);
 
 /* Checks a memory plan: every value has storage, no two values whose
  * lifetimes overlap share bytes (views of concat excepted), all in bounds. */

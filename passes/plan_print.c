@@ -51,11 +51,7 @@ void pass_print_plan(const Graph *g, FILE *out)
         int64_t bytes = ir_numel(&n->type) * (int64_t)ir_dtype_size(n->type.dtype);
         int32_t last = last_use(g, i);
         fprintf(out, "%%%-5d %-36s %-14s %-8s %12lld %12lld  %d..%s", i, n->name,
-                n->op != OP_CONV2D           ? ir_ops[n->op].name
-                : n->attrs.conv.winograd     ? "conv2d.winograd"
-                : n->attrs.conv.fused_in     ? "conv2d.pw_dw"
-                : n->attrs.conv.scaled_in    ? "conv2d.scaled"
-                                             : ir_ops[n->op].name,
+                ir_op_label(n),
                 mem_kind_name(n->mem.kind),
                 n->mem.kind == MEM_ARENA ? (long long)n->mem.offset : 0LL, (long long)bytes, i,
                 last == g->nnodes ? "end" : "");

@@ -135,12 +135,17 @@ fi
 # messages); one within it but larger than memory is a clear error of 'cnnc run'.
 expect 1 "--batch=18446744073709551615 is too large" -- models/mlp.cnn --emit=ir --batch=18446744073709551615
 # --conv-algo: the plan names the Winograd layers: all 13 3×3 stride-1 convs of ResNet-18
-# under winograd, none under direct.
-expect 1 "--conv-algo expects auto, direct or winograd, got 'fft'" -- models/resnet18.cnn --emit=plan --conv-algo=fft
-"$cnnc" models/resnet18.cnn --random-weights=0 --emit=plan --conv-algo=winograd > "$tmp/w.plan" 2>&1
-"$cnnc" models/resnet18.cnn --random-weights=0 --emit=plan --conv-algo=direct > "$tmp/d.plan" 2>&1
-if [ "$(grep -c ' conv2d\.winograd ' "$tmp/w.plan")" = 13 ] && ! grep -q winograd "$tmp/d.plan"; then
-  pass=$((pass + 1)); else echo "FAIL: --conv-algo=winograd|direct in --emit=plan"; fail=$((fail + 1)); fi
+# under winograd (in either form), winograd4 (F(4×4, 3×3)) and winograd2 (F(2×2, 3×3)),
+# none under direct.
+expect 1 "--conv-algo expects auto, direct, winograd, winograd4 or winograd2, got 'fft'" -- models/resnet18.cnn --emit=plan --conv-algo=fft
+for algo in winograd winograd4 winograd2 direct; do
+  "$cnnc" models/resnet18.cnn --random-weights=0 --emit=plan --conv-algo=$algo > "$tmp/$algo.plan" 2>&1
+done
+if [ "$(grep -cE ' conv2d\.winograd2? ' "$tmp/winograd.plan")" = 13 ] &&
+   [ "$(grep -c ' conv2d\.winograd ' "$tmp/winograd4.plan")" = 13 ] &&
+   [ "$(grep -c ' conv2d\.winograd2 ' "$tmp/winograd2.plan")" = 13 ] &&
+   ! grep -q winograd "$tmp/direct.plan"; then
+  pass=$((pass + 1)); else echo "FAIL: --conv-algo=winograd|winograd4|winograd2|direct in --emit=plan"; fail=$((fail + 1)); fi
 expect 1 "more than cnnc supports (2^38)" -- tests/bad/huge_input.cnn --emit=plan
 expect 1 "more than cnnc supports (2^38)" -- tests/bad/huge_input.cnn --random-weights=0 -o "$tmp/h.so"
 expect 1 "more than cnnc supports (2^38)" -- run tests/bad/huge_input.cnn

@@ -196,7 +196,8 @@ check ":compare without fuse" has ir.out "all 11 values agree"
 session perf 0 -c ":load $mnist; :profile 3; :mem; :time 3; :time compile; :compare"
 # conv2 (3×3, stride 1, blocked) runs the direct or the Winograd kernel, as the cost model decides
 check ":profile lists conv2" awk 'NF == 5 && $1 == "conv2" && ($2 == "conv2d+bias+relu" ||
-  $2 == "conv2d.winograd+bias+relu") { f = 1 } END { exit !f }' "$tmp/perf.out"
+  $2 == "conv2d.winograd+bias+relu" || $2 == "conv2d.winograd2+bias+relu") { f = 1 }
+  END { exit !f }' "$tmp/perf.out"
 for k in "conv1 conv2d+bias+relu" "maxpool_0 maxpool" \
          "fc1 dense+bias+relu" "fc2 dense+bias"; do
   check ":profile lists $k" awk -v k="$k" 'NF == 5 && $1 " " $2 == k { f = 1 } END { exit !f }' \

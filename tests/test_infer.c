@@ -300,6 +300,12 @@ static void test_conv_groups(void **state)
     t->g->nodes[c].attrs.conv.groups = 0;
     expect_error(t, c, "conv2d groups must be positive, got 0");
     t_free(t);
+
+    t = t_new(); /* ConvAttrs.winograd is a tile side, as IR text may set it */
+    c = conv(t, "1,32,8,8", "8,32,3,3", 3, 1, 1);
+    t->g->nodes[c].attrs.conv.winograd = 3;
+    expect_error(t, c, "conv2d winograd=3 is not a Winograd tile: 2 or 4 (0: none)");
+    t_free(t);
 }
 
 /* ---- dense ---------------------------------------------------------------------- */

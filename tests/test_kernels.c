@@ -29,7 +29,7 @@ typedef struct ConvCase {
     bool in_blocked, out_blocked;
     int64_t extra_channels; /* output written inside a wider (concat) buffer */
     int32_t specials;       /* NaN, +inf and -inf among the input (and residual) values */
-    bool winograd;          /* ConvAttrs.winograd: the Winograd kernel where it fits */
+    int32_t winograd;       /* ConvAttrs.winograd: the Winograd F(m×m) kernel, m 2 or 4 */
     int32_t block;          /* blocks of this many channels; 0: the target's lanes */
 } ConvCase;
 
@@ -209,13 +209,13 @@ static void check_conv(const ConvCase *c, const char *features)
     if (c->winograd) { /* the case is one the conv_algo pass gives the Winograd kernel */
         PassOptions po;
         pass_options_init(&po);
-        po.conv_algo = CONV_ALGO_WINOGRAD;
+        po.conv_algo = c->winograd == 2 ? CONV_ALGO_WINOGRAD2 : CONV_ALGO_WINOGRAD4;
         po.block = b;
         Diag d;
         ir_diag_init(&d, stderr);
         assert_true(pass_conv_algo(g, &po, &d));
         ir_diag_fini(&d);
-        assert_true(g->nodes[id].attrs.conv.winograd);
+        assert_int_equal(g->nodes[id].attrs.conv.winograd, c->winograd);
     }
     KhKernel k;
     assert_true(kh_compile(g, id, features, &k));
@@ -455,14 +455,18 @@ static void conv_avx512(void **state)
     check_conv(&c, avx512);
 }
 
-/* Winograd F(4×4, 3×3) (codegen/llvm/winograd.c): planes that are no multiple
- * of the 4×4 tile, paddings 0, 1 and asymmetric, batches whose tiles share
- * register tiles, blocks smaller than the vectors, epilogues; on this machine's
- * vectors, AVX2's and AVX-512's. Each case must take the Winograd kernel. */
+/* Winograd F(4×4, 3×3) and F(2×2, 3×3) (codegen/llvm/winograd.c): planes that
+ * are no multiple of the tile, paddings 0, 1 and asymmetric, batches whose tiles
+ * share register tiles, blocks smaller than the vectors, epilogues; on this
+ * machine's vectors, AVX2's and AVX-512's. Each case must take the Winograd
+ * kernel, in each form. */
 static void check_winograd(ConvCase *c, const char *features)
 {
-    c->winograd = true;
-    check_conv(c, features);
+    for (int32_t m = 4; m >= 2; m -= 2) {
+        ConvCase one = *c;
+        one.winograd = m;
+        check_conv(&one, features);
+    }
 }
 
 static void conv_winograd(void **state)

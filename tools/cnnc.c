@@ -98,7 +98,8 @@ static const char usage[] =
     "                      needs; -O3: LLVM's whole pipeline); the graph passes always run\n"
     "  --cpu=NAME          target CPU (default: this machine's), e.g. x86-64-v3\n"
     "  --features=+F,-G    target features added to the CPU's, e.g. +avx2,+fma\n"
-    "  --conv-algo=A       3×3 stride-1 conv2d: auto (default), direct or winograd\n"
+    "  --conv-algo=A       3×3 stride-1 conv2d: auto (default), direct, winograd (F(4×4,\n"
+    "                      3×3) or F(2×2, 3×3) per layer), winograd4 or winograd2\n"
     "  --disable-pass=P    skip optimization pass P (repeatable)\n"
     "  --dump-after=P      print the graph IR after pass P to standard error\n"
     "  --batch=N           set the batch (leading symbolic) dimension of every input\n"
@@ -342,9 +343,10 @@ static bool parse_option(void *ctx, int argc, char **argv, int *i)
     if (is_opt_level(argv[*i])) return o->opt_level = argv[*i][2] - '0', true;
     if ((v = cli_flag_value("--cpu", argc, argv, i, &bad))) return o->cpu = v, true;
     if ((v = cli_flag_value("--conv-algo", argc, argv, i, &bad))) {
-        static const char *const algos[] = {"auto", "direct", "winograd"};
+        static const char *const algos[] = {"auto", "direct", "winograd", "winograd4",
+                                            "winograd2"};
         int k;
-        return set_choice("--conv-algo", v, algos, 3, &k) ? (o->conv_algo = (ConvAlgo)k, true)
+        return set_choice("--conv-algo", v, algos, 5, &k) ? (o->conv_algo = (ConvAlgo)k, true)
                                                          : false;
     }
     if ((v = cli_flag_value("--target", argc, argv, i, &bad))) return set_target(o, v);

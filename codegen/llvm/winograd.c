@@ -1,20 +1,23 @@
 /* winograd.c: 3×3, stride-1 convolutions of blocked (NCHWc) values as
- * Winograd F(4×4, 3×3): each 4×4 output tile comes from a 6×6 input tile d as
+ * Winograd F(m×m, 3×3), m = ConvAttrs.winograd: each m×m output tile comes from
+ * an a×a input tile d (a = m + 2, P = a² points) as
  *     Y = Aᵀ [ Σ_c (G g_c Gᵀ) ⊙ (Bᵀ d_c B) ] A
- * which takes 36 products per tile and input channel instead of 144.
+ * F(4×4) takes 36 products per tile and input channel instead of 144; F(2×2)
+ * 16 instead of 36, with 16·C·O transformed weights instead of 36·C·O, which
+ * deep layers at batch 1 stream faster (passes/conv_algo.c chooses).
  * F(6×6, 3×3) would take 64 for 36 outputs (5.06× fewer instead of 4×), but
  * its transforms multiply by up to 32 and divide by up to 180, and lose more
  * precision; with F(4×4) every zoo model stays within 3e-6 of the interpreter
  * (the limit is 1e-4).
  *
  * The weights are transformed at compile time (in double) to
- * U[kc][36][C][oct·b]: for chunk kc of oct output blocks, point p, input
+ * U[kc][P][C][oct·b]: for chunk kc of oct output blocks, point p, input
  * channel c, the oct·b output channels contiguous.
  *
  * A work item is a run of MT tiles (numbered row-major over the planes of the
  * whole batch) and one chunk of output blocks (pass_winograd_split, passes/).
  * A thread transforms the input tiles of a run, once for its items of the run,
- * into V[36][MT][C] (vector
+ * into V[P][MT][C] (vector
  * arithmetic on the b channels of a block: Bᵀ d B is adds and multiplies by
  * constants on vectors), a heap buffer that stays in L2; then per chunk of
  * output blocks, for each point a GEMM M[p][MT][oct·b] = V[p] × U[kc][p] with
@@ -29,34 +32,40 @@
 #include "cg.h"
 #include "passes.h"
 
-#define WG_M 4                 /* output tile side */
-#define WG_R 3                 /* kernel side */
-#define WG_A (WG_M + WG_R - 1) /* input tile side */
-#define WG_P (WG_A * WG_A)     /* points */
+#define WG_R 3      /* kernel side */
+#define WG_MAX_A 6  /* input tile side, at most */
+#define WG_MAX_P 36 /* points, at most */
 
-/* Bᵀ, G and Aᵀ of F(4, 3) with the interpolation points 0, ±1, ±2 (Lavin and Gray). */
-static const double BT[WG_A][WG_A] = {
-    {4, 0, -5, 0, 1, 0},  {0, -4, -4, 1, 1, 0}, {0, 4, -4, -1, 1, 0},
-    {0, -2, -1, 2, 1, 0}, {0, 2, -1, -2, 1, 0}, {0, 4, 0, -5, 0, 1},
-};
-static const double G[WG_A][WG_R] = {
-    {1.0 / 4, 0, 0},
-    {-1.0 / 6, -1.0 / 6, -1.0 / 6},
-    {-1.0 / 6, 1.0 / 6, -1.0 / 6},
-    {1.0 / 24, 1.0 / 12, 1.0 / 6},
-    {1.0 / 24, -1.0 / 12, 1.0 / 6},
-    {0, 0, 1},
-};
-static const double AT[WG_M][WG_A] = {
-    {1, 1, 1, 1, 1, 0},
-    {0, 1, -1, 2, -2, 0},
-    {0, 1, 1, 4, 4, 0},
-    {0, 1, -1, 8, -8, 1},
-};
+/* One form F(m×m, 3×3): output tile side m, input tile side a = m + 2, a² points;
+ * Bᵀ (a×a), G (a×3) and Aᵀ (m×a) row-major. */
+typedef struct WinoForm {
+    int m, a, p;
+    const double *bt, *g, *at;
+} WinoForm;
 
+/* F(4, 3) with the interpolation points 0, ±1, ±2 (Lavin and Gray). */
+static const double BT4[6 * 6] = {
+    4, 0, -5, 0, 1, 0, 0, -4, -4, 1, 1, 0, 0, 4, -4, -1, 1, 0,
+    0, -2, -1, 2, 1, 0, 0, 2, -1, -2, 1, 0, 0, 4, 0, -5, 0, 1,
+};
+static const double G4[6 * 3] = {
+    1.0 / 4,  0,        0,       -1.0 / 6, -1.0 / 6, -1.0 / 6, -1.0 / 6, 1.0 / 6, -1.0 / 6,
+    1.0 / 24, 1.0 / 12, 1.0 / 6, 1.0 / 24, -1.0 / 12, 1.0 / 6, 0,        0,       1,
+};
+static const double AT4[4 * 6] = {
+    1, 1, 1, 1, 1, 0, 0, 1, -1, 2, -2, 0, 0, 1, 1, 4, 4, 0, 0, 1, -1, 8, -8, 1,
+};
+/* F(2, 3) with the points 0, ±1: transforms of adds and halves only. */
+static const double BT2[4 * 4] = {1, 0, -1, 0, 0, 1, 1, 0, 0, -1, 1, 0, 0, 1, 0, -1};
+static const double G2[4 * 3] = {1, 0, 0, 0.5, 0.5, 0.5, 0.5, -0.5, 0.5, 0, 0, 1};
+static const double AT2[2 * 4] = {1, 1, 1, 0, 0, 1, -1, -1};
+
+static const WinoForm FORM4 = {4, 6, 36, BT4, G4, AT4};
+static const WinoForm FORM2 = {2, 4, 16, BT2, G2, AT2};
 
 typedef struct Wino {
     Cg *cg;
+    const WinoForm *f;
     const Node *n;
     const ConvAttrs *a;
     int64_t N, C, H, W, O, OH, OW, pt, pl;
@@ -121,7 +130,7 @@ static void combine(Cg *cg, const double *m, int rows, int cols, int ld, LLVMVal
 static void transform2d(Cg *cg, const double *m, int rows, int cols, LLVMValueRef *x,
                         LLVMValueRef *y)
 {
-    LLVMValueRef t[WG_A * WG_A];
+    LLVMValueRef t[WG_MAX_P];
     for (int j = 0; j < cols; j++) /* columns: t[i][j] = Σ_k m[i][k] x[k][j] */
         combine(cg, m, rows, cols, cols, x + j, cols, t + j, cols);
     for (int i = 0; i < rows; i++) /* rows: y[i][j] = Σ_k t[i][k] m[j][k] */
@@ -136,9 +145,11 @@ static LLVMValueRef pack_weights(Wino *k)
     const Node *wn = &k->cg->g->nodes[k->n->inputs[1]];
     if (!wn->data)
         ICE("conv2d %s: weight %s is not bound", k->n->name, wn->name);
-    int64_t ob = k->oct * k->b, total = WG_P * k->C * k->O;
+    const WinoForm *f = k->f;
+    int64_t ob = k->oct * k->b, total = f->p * k->C * k->O;
     char name[512];
-    snprintf(name, sizeof name, "%s.wino%lldx%lld", wn->name, (long long)k->b, (long long)k->oct);
+    snprintf(name, sizeof name, "%s.wino%d.%lldx%lld", wn->name, f->m, (long long)k->b,
+             (long long)k->oct);
     LLVMValueRef gl;
     float *p = cg_weights_begin(k->cg, name, total, &gl);
     if (!p)
@@ -146,25 +157,25 @@ static LLVMValueRef pack_weights(Wino *k)
     if (k->O % ob)
         ICE("conv2d %s: %lld output channels in groups of %lld", k->n->name, (long long)k->O,
             (long long)ob);
-    /* output channels innermost: the 36 points' values go to 36 sequential streams */
+    /* output channels innermost: the P points' values go to P sequential streams */
     for (int64_t kc = 0; kc < k->O / ob; kc++)
         for (int64_t c = 0; c < k->C; c++)
             for (int64_t o = kc * ob; o < (kc + 1) * ob; o++) {
                 const float *g = wn->data + (o * k->C + c) * WG_R * WG_R;
-                double t[WG_A][WG_R];
-                for (int i = 0; i < WG_A; i++)
+                double t[WG_MAX_A][WG_R];
+                for (int i = 0; i < f->a; i++)
                     for (int j = 0; j < WG_R; j++) {
                         double s = 0;
                         for (int r = 0; r < WG_R; r++)
-                            s += G[i][r] * g[r * WG_R + j];
+                            s += f->g[i * WG_R + r] * g[r * WG_R + j];
                         t[i][j] = s;
                     }
-                for (int i = 0; i < WG_A; i++)
-                    for (int j = 0; j < WG_A; j++) {
+                for (int i = 0; i < f->a; i++)
+                    for (int j = 0; j < f->a; j++) {
                         double s = 0;
                         for (int r = 0; r < WG_R; r++)
-                            s += t[i][r] * G[j][r];
-                        int64_t dst = ((o / ob * WG_P + i * WG_A + j) * k->C + c) * ob + o % ob;
+                            s += t[i][r] * f->g[j * WG_R + r];
+                        int64_t dst = ((o / ob * f->p + i * f->a + j) * k->C + c) * ob + o % ob;
                         p[dst] = (float)s;
                     }
             }
@@ -212,14 +223,14 @@ static LLVMBasicBlockRef if_else(Cg *cg, LLVMValueRef cond, LLVMBasicBlockRef *o
 static void store_v(Wino *k, LLVMValueRef tl, LLVMValueRef cb, LLVMValueRef *d)
 {
     Cg *cg = k->cg;
-    LLVMValueRef v[WG_P];
-    transform2d(cg, &BT[0][0], WG_A, WG_A, d, v);
+    LLVMValueRef v[WG_MAX_P];
+    transform2d(cg, k->f->bt, k->f->a, k->f->a, d, v);
     LLVMValueRef base = iadd(cg, imul(cg, tl, k->C), imul(cg, cb, k->b));
-    for (int p = 0; p < WG_P; p++)
+    for (int p = 0; p < k->f->p; p++)
         cg_store(cg, v[p], at(cg, k->vbuf, iaddc(cg, base, p * k->MT * k->C)));
 }
 
-/* V[p][tl][cb·b ..] for input block cb of tile tl of the item. A tile whose 6×6
+/* V[p][tl][cb·b ..] for input block cb of tile tl of the item. A tile whose a×a
  * inputs all lie inside the plane loads them as they are; one at an edge (or
  * past the last tile) reads zeros outside, through clamped addresses. */
 static void input_tile(Wino *k, LLVMValueRef tl, LLVMValueRef cb)
@@ -227,20 +238,21 @@ static void input_tile(Wino *k, LLVMValueRef tl, LLVMValueRef cb)
     Cg *cg = k->cg;
     LLVMValueRef nb, th, tw;
     tile_pos(k, iadd(cg, k->t0, tl), &nb, &th, &tw);
-    LLVMValueRef ih0 = iaddc(cg, imul(cg, th, WG_M), -k->pt);
-    LLVMValueRef iw0 = iaddc(cg, imul(cg, tw, WG_M), -k->pl);
+    int A = k->f->a;
+    LLVMValueRef ih0 = iaddc(cg, imul(cg, th, k->f->m), -k->pt);
+    LLVMValueRef iw0 = iaddc(cg, imul(cg, tw, k->f->m), -k->pl);
     LLVMValueRef plane = iadd(cg, imul(cg, nb, k->xs), imul(cg, cb, k->H * k->W * k->b));
-    LLVMValueRef d[WG_P];
+    LLVMValueRef d[WG_MAX_P];
     LLVMBasicBlockRef edge = NULL, join = NULL;
-    if (k->H >= WG_A && k->W >= WG_A) {
-        LLVMValueRef inside = LLVMBuildAnd(cg->b, in_range(cg, ih0, k->H - WG_A + 1),
-                                           in_range(cg, iw0, k->W - WG_A + 1), "");
+    if (k->H >= A && k->W >= A) {
+        LLVMValueRef inside = LLVMBuildAnd(cg->b, in_range(cg, ih0, k->H - A + 1),
+                                           in_range(cg, iw0, k->W - A + 1), "");
         join = if_else(cg, inside, &edge);
         LLVMValueRef p0 = iadd(cg, plane, imul(cg, iadd(cg, imul(cg, ih0, k->W), iw0), k->b));
         LLVMValueRef xp = at(cg, k->x, p0);
-        for (int i = 0; i < WG_A; i++)
-            for (int j = 0; j < WG_A; j++)
-                d[i * WG_A + j] =
+        for (int i = 0; i < A; i++)
+            for (int j = 0; j < A; j++)
+                d[i * A + j] =
                     cg_load(cg, at(cg, xp, cg_i64(cg, (i * k->W + j) * k->b)), (int32_t)k->b);
         store_v(k, tl, cb, d);
         LLVMBuildBr(cg->b, join);
@@ -248,21 +260,21 @@ static void input_tile(Wino *k, LLVMValueRef tl, LLVMValueRef cb)
     }
     LLVMValueRef zero = cg_i64(cg, 0);
     LLVMValueRef zv = LLVMConstNull(LLVMVectorType(cg->t_f32, (unsigned)k->b));
-    LLVMValueRef rok[WG_A], cok[WG_A], ri[WG_A], ci[WG_A];
-    for (int i = 0; i < WG_A; i++) {
+    LLVMValueRef rok[WG_MAX_A], cok[WG_MAX_A], ri[WG_MAX_A], ci[WG_MAX_A];
+    for (int i = 0; i < A; i++) {
         LLVMValueRef ih = iaddc(cg, ih0, i), iw = iaddc(cg, iw0, i);
         rok[i] = in_range(cg, ih, k->H);
         cok[i] = in_range(cg, iw, k->W);
         ri[i] = LLVMBuildSelect(cg->b, rok[i], ih, zero, "");
         ci[i] = LLVMBuildSelect(cg->b, cok[i], iw, zero, "");
     }
-    for (int i = 0; i < WG_A; i++)
-        for (int j = 0; j < WG_A; j++) {
+    for (int i = 0; i < A; i++)
+        for (int j = 0; j < A; j++) {
             LLVMValueRef pix = iadd(cg, imul(cg, ri[i], k->W), ci[j]);
             LLVMValueRef x = cg_load(cg, at(cg, k->x, iadd(cg, plane, imul(cg, pix, k->b))),
                                      (int32_t)k->b);
             LLVMValueRef ok = LLVMBuildAnd(cg->b, rok[i], cok[j], "");
-            d[i * WG_A + j] = LLVMBuildSelect(cg->b, ok, x, zv, "");
+            d[i * A + j] = LLVMBuildSelect(cg->b, ok, x, zv, "");
         }
     store_v(k, tl, cb, d);
     if (join) {
@@ -292,7 +304,7 @@ static void gemm_tile(Wino *k, LLVMValueRef kc, LLVMValueRef p, LLVMValueRef tb)
         acc[i] = LLVMConstNull(LLVMVectorType(cg->t_f32, (unsigned)k->b));
     LLVMValueRef vrow = iadd(cg, imul(cg, p, k->MT), imul(cg, tb, T));
     LLVMValueRef vp = at(cg, k->vbuf, imul(cg, vrow, k->C));
-    LLVMValueRef up = at(cg, k->u, imul(cg, iadd(cg, imul(cg, kc, WG_P), p), k->C * ob));
+    LLVMValueRef up = at(cg, k->u, imul(cg, iadd(cg, imul(cg, kc, k->f->p), p), k->C * ob));
     CgAccLoop l;
     cg_acc_loop_begin(cg, &l, cg_i64(cg, 0), cg_i64(cg, k->C / U), acc, na);
     LLVMValueRef vq = at(cg, vp, imul(cg, l.iv, U));
@@ -329,32 +341,34 @@ static void output_tile(Wino *k, LLVMValueRef kc, LLVMValueRef tl, int64_t j)
 {
     Cg *cg = k->cg;
     int64_t ob = k->oct * k->b;
-    LLVMValueRef m[WG_P], y[WG_M * WG_M];
+    const WinoForm *f = k->f;
+    int M = f->m;
+    LLVMValueRef m[WG_MAX_P], y[WG_MAX_P];
     LLVMValueRef mo = iaddc(cg, imul(cg, tl, ob), j * k->b);
-    for (int p = 0; p < WG_P; p++)
+    for (int p = 0; p < f->p; p++)
         m[p] = cg_load(cg, at(cg, k->mbuf, iaddc(cg, mo, p * k->MT * ob)), (int32_t)k->b);
-    transform2d(cg, &AT[0][0], WG_M, WG_A, m, y);
+    transform2d(cg, f->at, M, f->a, m, y);
     LLVMValueRef blk = iaddc(cg, imul(cg, kc, k->oct), j);
     if (k->bias) {
         LLVMValueRef bv = cg_load(cg, at(cg, k->bias, imul(cg, blk, k->b)), (int32_t)k->b);
-        for (int i = 0; i < WG_M * WG_M; i++)
+        for (int i = 0; i < M * M; i++)
             y[i] = LLVMBuildFAdd(cg->b, y[i], bv, "");
     }
     LLVMValueRef nb, th, tw;
     tile_pos(k, iadd(cg, k->t0, tl), &nb, &th, &tw);
-    LLVMValueRef oh0 = imul(cg, th, WG_M), ow0 = imul(cg, tw, WG_M);
+    LLVMValueRef oh0 = imul(cg, th, M), ow0 = imul(cg, tw, M);
     LLVMValueRef pl = imul(cg, blk, k->OH * k->OW);
     LLVMValueRef oo = imul(cg, nb, k->os), ro = k->res ? imul(cg, nb, k->rs) : NULL;
-    /* A whole tile inside the plane stores all 16 pixels; one at the edge tests each. */
+    /* A whole tile inside the plane stores all m² pixels; one at the edge tests each. */
     LLVMValueRef whole = LLVMBuildAnd(
-        cg->b, LLVMBuildICmp(cg->b, LLVMIntSLE, oh0, cg_i64(cg, k->OH - WG_M), ""),
-        LLVMBuildICmp(cg->b, LLVMIntSLE, ow0, cg_i64(cg, k->OW - WG_M), ""), "");
+        cg->b, LLVMBuildICmp(cg->b, LLVMIntSLE, oh0, cg_i64(cg, k->OH - M), ""),
+        LLVMBuildICmp(cg->b, LLVMIntSLE, ow0, cg_i64(cg, k->OW - M), ""), "");
     LLVMBasicBlockRef edge, join = if_else(cg, whole, &edge);
     for (int pass = 0; pass < 2; pass++) {
-        for (int r = 0; r < WG_M; r++) {
+        for (int r = 0; r < M; r++) {
             LLVMValueRef oh = iaddc(cg, oh0, r);
             LLVMValueRef rowok = LLVMBuildICmp(cg->b, LLVMIntSLT, oh, cg_i64(cg, k->OH), "");
-            for (int s = 0; s < WG_M; s++) {
+            for (int s = 0; s < M; s++) {
                 LLVMValueRef ow = iaddc(cg, ow0, s), ok = NULL;
                 LLVMBasicBlockRef pj = NULL;
                 if (pass) {
@@ -366,7 +380,7 @@ static void output_tile(Wino *k, LLVMValueRef kc, LLVMValueRef tl, int64_t j)
                 LLVMValueRef rv = NULL;
                 if (k->res)
                     rv = cg_load(cg, at(cg, k->res, iadd(cg, ro, pix)), (int32_t)k->b);
-                LLVMValueRef v = cg_epilogue(cg, &k->a->epi, y[r * WG_M + s], rv);
+                LLVMValueRef v = cg_epilogue(cg, &k->a->epi, y[r * M + s], rv);
                 cg_store(cg, v, at(cg, k->out, iadd(cg, oo, pix)));
                 if (pass)
                     cg_if_end(cg, pj);
@@ -396,11 +410,12 @@ static void wino_init(Wino *k, Cg *cg, int32_t id)
         k->rs = cg_item_stride(cg, n->inputs[ir_residual_input(n)]);
     if (k->N == 1) /* as in conv.c: equal shapes in different concat buffers, one kernel */
         k->xs = k->os = k->rs = 0;
-    k->TH = (k->OH + WG_M - 1) / WG_M;
-    k->TW = (k->OW + WG_M - 1) / WG_M;
+    k->f = k->a->winograd == 2 ? &FORM2 : &FORM4;
+    k->TH = (k->OH + k->f->m - 1) / k->f->m;
+    k->TW = (k->OW + k->f->m - 1) / k->f->m;
     k->NT = k->TH * k->TW;
     WinoSplit sp;
-    pass_winograd_split(k->C, k->O, k->b, k->N * k->NT, cg->nregs, CG_MAX_ACC, &sp);
+    pass_winograd_split(k->C, k->O, k->b, k->f->p, k->N * k->NT, cg->nregs, CG_MAX_ACC, &sp);
     k->oct = sp.oct, k->T = sp.T, k->MT = sp.MT, k->runs = sp.runs, k->KG = sp.KG;
 }
 
@@ -443,9 +458,9 @@ CgKernel cg_emit_conv2d_winograd(Cg *cg, int32_t node)
     k.x = cg_arg_ptr(cg, 1);
     k.res = k.a->epi.residual ? cg_arg_ptr(cg, k.n->ninputs) : NULL;
     int64_t ob = k.oct * k.b;
-    LLVMValueRef scratch = cg_scratch_alloc(cg, WG_P * k.MT * (k.C + ob));
+    LLVMValueRef scratch = cg_scratch_alloc(cg, k.f->p * k.MT * (k.C + ob));
     k.vbuf = scratch;
-    k.mbuf = at(cg, scratch, cg_i64(cg, WG_P * k.MT * k.C));
+    k.mbuf = at(cg, scratch, cg_i64(cg, k.f->p * k.MT * k.C));
 
     CgAccLoop li, lt, lc, lp, lb;
     cg_acc_loop_begin(cg, &li, cg->begin, cg->end, NULL, 0);
@@ -463,8 +478,8 @@ CgKernel cg_emit_conv2d_winograd(Cg *cg, int32_t node)
     cg_acc_loop_end(cg, &lc, NULL);
     cg_acc_loop_end(cg, &lt, NULL);
     cg_if_end(cg, join);
-    /* the item's chunk kg of output blocks: the 36 GEMMs, then the output transform */
-    cg_acc_loop_begin(cg, &lp, cg_i64(cg, 0), cg_i64(cg, WG_P), NULL, 0);
+    /* the item's chunk kg of output blocks: the P GEMMs, then the output transform */
+    cg_acc_loop_begin(cg, &lp, cg_i64(cg, 0), cg_i64(cg, k.f->p), NULL, 0);
     cg_acc_loop_begin(cg, &lb, cg_i64(cg, 0), cg_i64(cg, k.MT / k.T), NULL, 0);
     gemm_tile(&k, kg, lp.iv, lb.iv);
     cg_acc_loop_end(cg, &lb, NULL);
