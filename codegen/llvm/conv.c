@@ -699,10 +699,13 @@ static CgKernel emit_blocked(Conv *k)
  * batch, in groups enough to share among threads; chunks of weights that
  * stay in L1 (KCHUNK_WEIGHT_BYTES). Measured on ResNet-50 at batch 1 (AVX-512,
  * 2 threads): 512→512 3×3 at 7×7 0.79 → 0.56 ms, 1×1 512→2048 0.37 → 0.31;
- * at batch 8 no layer slower. */
+ * at batch 8 no layer slower. A chunk takes half of a 32 KiB L1, not all of
+ * it: the tile's inputs need the rest, and with 32 KiB chunks on a 48 KiB L1
+ * (Intel, AVX-512) ResNet-50's 1×1 convs at 7×7 and 14×14 ran 8% slower with
+ * their weights in L3 (bench/conv_layers.c, cold), the model at batch 1 4%. */
 #define KCHUNK_PIXELS 1600
 #define KCHUNK_MIN_GROUPS 8
-#define KCHUNK_WEIGHT_BYTES (32 * 1024)
+#define KCHUNK_WEIGHT_BYTES (16 * 1024)
 
 static void choose_kchunk(Conv *k)
 {
