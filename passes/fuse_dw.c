@@ -69,35 +69,30 @@ static bool pays(const Graph *g, int32_t id)
     return ir_numel(t) * (int64_t)sizeof(float) >= FUSE_MIN_BYTES;
 }
 
-bool pass_fuse_dw(Graph *g, const PassOptions *opt, Diag *d)
+/* ConvAttrs.fused_in of every conv where the pair fits and pays, none when `off`
+ * (recheck: of those that have it, where the pair still fits; a flag set by hand
+ * need not pay). */
+static void mark(Graph *g, bool off, bool recheck)
 {
-    (void)d;
     Arena *tmp = ir_arena_new();
     int32_t *uses = pass_use_counts(g, tmp);
     for (int32_t i = 0; i < g->nnodes; i++) {
         Node *n = &g->nodes[i];
-        if (n->op == OP_CONV2D)
+        if (n->op == OP_CONV2D && (!recheck || n->attrs.conv.fused_in))
             n->attrs.conv.fused_in =
-                opt->block > 1 && !opt->keep_values && pair_fits(g, i, uses) && pays(g, i);
+                !off && pair_fits(g, i, uses) && (recheck || pays(g, i));
     }
     ir_arena_free(tmp);
+}
+
+bool pass_fuse_dw(Graph *g, const PassOptions *opt, Diag *d)
+{
+    (void)d;
+    mark(g, opt->keep_values || opt->block < 2, false);
     return true;
 }
 
 void pass_fuse_dw_check(Graph *g, bool keep_values)
 {
-    Arena *tmp = NULL;
-    int32_t *uses = NULL;
-    for (int32_t i = 0; i < g->nnodes; i++) {
-        Node *n = &g->nodes[i];
-        if (n->op != OP_CONV2D || !n->attrs.conv.fused_in)
-            continue;
-        if (!uses) {
-            tmp = ir_arena_new();
-            uses = pass_use_counts(g, tmp);
-        }
-        n->attrs.conv.fused_in = !keep_values && pair_fits(g, i, uses);
-    }
-    if (tmp)
-        ir_arena_free(tmp);
+    mark(g, keep_values, true);
 }

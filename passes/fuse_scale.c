@@ -76,39 +76,30 @@ static bool *inlined_nodes(const Graph *g, Arena *a)
     return inl;
 }
 
-bool pass_fuse_scale(Graph *g, const PassOptions *opt, Diag *d)
+/* ConvAttrs.scaled_in of every conv (recheck: only of those that have it) as
+ * scale_fits says. */
+static void mark(Graph *g, const PassOptions *opt, bool recheck)
 {
-    (void)d;
     Arena *tmp = ir_arena_new();
     int32_t *uses = pass_use_counts(g, tmp);
     bool *inlined = inlined_nodes(g, tmp);
     for (int32_t i = 0; i < g->nnodes; i++) {
         Node *n = &g->nodes[i];
-        if (n->op == OP_CONV2D)
+        if (n->op == OP_CONV2D && (!recheck || n->attrs.conv.scaled_in))
             n->attrs.conv.scaled_in = opt->block > 1 && !opt->keep_values &&
                                       scale_fits(g, i, uses, inlined, opt->block);
     }
     ir_arena_free(tmp);
+}
+
+bool pass_fuse_scale(Graph *g, const PassOptions *opt, Diag *d)
+{
+    (void)d;
+    mark(g, opt, false);
     return true;
 }
 
 void pass_fuse_scale_check(Graph *g, const PassOptions *opt)
 {
-    Arena *tmp = NULL;
-    int32_t *uses = NULL;
-    bool *inlined = NULL;
-    for (int32_t i = 0; i < g->nnodes; i++) {
-        Node *n = &g->nodes[i];
-        if (n->op != OP_CONV2D || !n->attrs.conv.scaled_in)
-            continue;
-        if (!uses) {
-            tmp = ir_arena_new();
-            uses = pass_use_counts(g, tmp);
-            inlined = inlined_nodes(g, tmp);
-        }
-        n->attrs.conv.scaled_in =
-            opt->block > 1 && !opt->keep_values && scale_fits(g, i, uses, inlined, opt->block);
-    }
-    if (tmp)
-        ir_arena_free(tmp);
+    mark(g, opt, true);
 }
