@@ -205,8 +205,11 @@ def build_all(cnnc, configs, arch, tmp, log):
     return built, jobs
 
 
-def measure(cnnc, cnnrun, tmp, models, batches, maths, runs, warmup, model_flops, log):
-    """The rows of the GPU table and the notes for its text; raises Skipped without a GPU."""
+def measure(cnnc, cnnrun, tmp, models, batches, maths, runs, warmup, model_flops, log,
+            done=None):
+    """The rows of the GPU table and the notes for its text; raises Skipped without a GPU.
+    done(rows, info), when given, is called after each model with the rows so far, so that
+    a run stopped part way keeps what it measured."""
     device, arch, driver = probe()
     log("GPU: %s (%s, driver %s)" % (device, arch, driver))
     configs = [(m, b, x) for m in models for b in batches for x in maths]
@@ -229,9 +232,12 @@ def measure(cnnc, cnnrun, tmp, models, batches, maths, runs, warmup, model_flops
             row = (c, mine[c], theirs.get((c[1], c[2])), flops[c[1]], peak_tflops(device, c[2]))
             rows.append(row)
             log(row_text(row))
-    return rows, {"device": device, "arch": arch, "driver": driver, "jobs": jobs,
-                  "torch": "; ".join(sorted(n for n in notes if n)), "runs": runs,
-                  "warmup": warmup}
+        info = {"device": device, "arch": arch, "driver": driver, "jobs": jobs,
+                "torch": "; ".join(sorted(n for n in notes if n)), "runs": runs,
+                "warmup": warmup}
+        if done:
+            done(rows, info)
+    return rows, info
 
 
 def row_text(row):
@@ -269,6 +275,11 @@ def table_row(row):
         "%.1f" % tflops if tflops >= 1 else "%.3f" % tflops, of_peak, check, compile_s)
 
 
+def command():
+    """This run's command line, as it was typed (relative to the repository)."""
+    return " ".join(["python3", os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:])
+
+
 def section(rows, info):
     """The GPU section of RESULTS.md, as markdown."""
     peaks = [p for p in PEAKS if re.search(p[0], info["device"])][:1]
@@ -276,7 +287,7 @@ def section(rows, info):
                  "n/a: the device is not in bench/gpu.py's table of peaks")
     lines = [
         TITLE + "\n",
-        "Written by `/usr/bin/python3 bench/run.py --gpu` on %s: %s (%s, driver %s); %s. "
+        "Written by `%s` on %s: %s (%s, driver %s); %s. "
         "cnnc: `cnnrun --bench=%d --warmup=%d` (host buffers: input copy, one CUDA graph, "
         "output copy, synchronize). PyTorch: eval, no_grad, cudnn.benchmark, TF32 switches "
         "as the math column, %d warm-up then %d timed `net(x.cuda()).cpu()` from pageable "
@@ -287,9 +298,9 @@ def section(rows, info):
         "multiply-add) over cnnc's median; of peak is against the device's dense peak for "
         "the math (%s). Check: max|diff|/max|ref| of batch item 0 against tests/ref "
         "(tolerance 1e-4 f32, 5e-3 tf32). Compile s: `cnnc --target=cuda`, built %d at a "
-        "time.\n" % (time.strftime("%Y-%m-%d"), info["device"], info["arch"], info["driver"],
-                     info["torch"] or "PyTorch not measured", info["runs"], info["warmup"],
-                     info["warmup"], info["runs"], peak_text, info["jobs"]),
+        "time.\n" % (command(), time.strftime("%Y-%m-%d"), info["device"], info["arch"],
+                     info["driver"], info["torch"] or "PyTorch not measured", info["runs"],
+                     info["warmup"], info["warmup"], info["runs"], peak_text, info["jobs"]),
         "| model | batch | math | cnnc ms | cnnc img/s | PyTorch ms | PyTorch img/s | ratio "
         "| cnnc on device ms | PyTorch on device ms | TFLOP/s | of peak | check "
         "| compile s |",

@@ -291,6 +291,8 @@ class Timer:
         self.name, self.python, self.script, self.version = name, python, script, None
         if not python:
             return
+        if os.sep not in python:  # a command name: the one on PATH
+            python = self.python = shutil.which(python) or python
         if not os.access(python, os.X_OK):
             say("%s skipped: no %s (make bench-deps makes .venv-bench with it)" % (name, python))
             self.python = None
@@ -672,10 +674,11 @@ def main():
             merge_section(a.out, profile_section(cnnc, cnnrun, tmp, a.runs, peak))
         return
     if a.gpu_only:
+        # The section is merged after each model: a run stopped part way keeps its rows.
         with tempfile.TemporaryDirectory() as tmp:
-            section = gpu_section(a, cnnc, cnnrun, tmp)
-        if section:
-            merge_section(a.out, section, GPU_TITLE)
+            gpu_section(a, cnnc, cnnrun, tmp,
+                        lambda rows, info: merge_section(a.out, gpu.section(rows, info),
+                                                         GPU_TITLE))
         return
     cached = has_cache(cnnc)
     # Every compile of the run caches into a directory of its own, not the user's cache.
@@ -750,13 +753,14 @@ def measure_all(a, cnnc, cnnrun, models, batches, threads, cached):
         merge_section(a.out, profile_section(cnnc, cnnrun, tmp, a.runs, peak))
 
 
-def gpu_section(a, cnnc, cnnrun, tmp):
-    """The measured GPU section, or None (after saying why) when there is no GPU."""
+def gpu_section(a, cnnc, cnnrun, tmp, done=None):
+    """The measured GPU section, or None (after saying why) when there is no GPU; done as
+    gpu.measure's."""
     try:
         rows, info = gpu.measure(cnnc, cnnrun, tmp, a.gpu_models.split(","),
                                  [int(b) for b in a.gpu_batches.split(",")],
                                  a.gpu_math.split(","), a.gpu_runs, a.gpu_warmup, model_flops,
-                                 lambda line: print(line, flush=True))
+                                 lambda line: print(line, flush=True), done)
     except gpu.Skipped as e:
         out = os.path.relpath(a.out, ROOT) if a.out.startswith(ROOT + os.sep) else a.out
         print("GPU section skipped: no NVIDIA GPU/driver (%s); %s keeps its GPU section as "

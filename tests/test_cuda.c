@@ -97,23 +97,29 @@ static void test_conv_tiles(void **state)
     assert_int_equal(small.bn, 32);
 }
 
-/* Layers with too few tiles for a large GPU split their reduction; the splits
+/* Layers with too few warps for a large GPU split their reduction; the splits
  * cover it exactly, each in whole steps and at least 8 of them. */
 static void test_conv_split(void **state)
 {
-    /* ResNet-50 at batch 1: layer4's 3x3 (49 x 512, 4608 rows) and its first 1x1 */
-    CuSplit deep = cg_cuda_conv_split(2 * 16, 4608), wide = cg_cuda_conv_split(400, 4608);
-    assert_int_equal(deep.n, 9);
-    assert_int_equal(deep.chunk, 512);
-    assert_int_equal(wide.n, 1);
+    /* ResNet-50 at batch 1: layer4's 3x3 (49 x 512, 4608 rows: 32 warps) takes 36
+     * splits of 8 steps; at batch 32 (1568 x 512 in 64x64 tiles: 800 warps), 6 of 48;
+     * layer1's 1x1 at batch 32 (100352 x 64: 6272 warps) is not split */
+    CuSplit deep = cg_cuda_conv_split(32, 4608), b32 = cg_cuda_conv_split(800, 4608);
+    assert_int_equal(deep.n, 36);
+    assert_int_equal(deep.chunk, 128);
+    assert_int_equal(b32.n, 6);
+    assert_int_equal(b32.chunk, 768);
+    assert_int_equal(cg_cuda_conv_split(6272, 576).n, 1);
     assert_int_equal(cg_cuda_conv_split(8, 160).n, 1); /* too short to split */
-    for (int64_t blocks = 1; blocks < 200; blocks += 7)
+    for (int64_t warps = 1; warps < 6000; warps += 97)
         for (int64_t kdp = 16; kdp <= 16 * 600; kdp += 16 * 37) {
-            CuSplit s = cg_cuda_conv_split(blocks, kdp);
+            CuSplit s = cg_cuda_conv_split(warps, kdp);
             assert_true(s.n >= 1 && s.n <= 64);
             assert_int_equal(s.chunk % CU_CONV_BK, 0);
             assert_true((int64_t)(s.n - 1) * s.chunk < kdp && (int64_t)s.n * s.chunk >= kdp);
-            if (s.n > 1) assert_true(s.chunk >= 8 * CU_CONV_BK && blocks < 132);
+            if (s.n > 1) assert_true(s.chunk >= 8 * CU_CONV_BK && warps < 4096);
+            /* no more splits than it takes to reach 4096 warps */
+            if (s.n > 1) assert_true((int64_t)(s.n - 1) * warps < 4096);
         }
 }
 
@@ -138,9 +144,9 @@ static void check_geometry(const Graph *g, const CuProgram *p)
             int64_t M = nd->type.dims[0] * nd->type.dims[2] * nd->type.dims[3];
             int64_t K = nd->type.dims[1] / nd->attrs.conv.groups;
             CuTile t = cg_cuda_conv_tile(M, K);
-            CuSplit sp = cg_cuda_conv_split(
-                (M + t.bm - 1) / t.bm * ((K + t.bn - 1) / t.bn) * nd->attrs.conv.groups,
-                q[CU_CV_KDP]);
+            CuSplit sp = cg_cuda_conv_split((M + t.bm - 1) / t.bm * ((K + t.bn - 1) / t.bn) *
+                                                nd->attrs.conv.groups * (t.bm * t.bn / 1024),
+                                            q[CU_CV_KDP]);
             assert_int_equal(q[CU_CV_M], M);
             assert_int_equal(q[CU_CV_K], K);
             assert_int_equal(q[CU_CV_NSPLIT], sp.n);

@@ -184,13 +184,13 @@ typedef struct CuTile {
 } CuTile;
 CuTile cg_cuda_conv_tile(int64_t M, int64_t N);
 
-/* How the reduction of a GEMM with `blocks` output tiles and KDP = `kdp` rows
- * is split across blocks: `n` splits of `chunk` rows each (a multiple of
- * CU_CONV_BK), so that a layer with too few tiles for a large GPU still gets
- * about two blocks per SM; n == 1: not split. */
+/* How the reduction of a GEMM of `warps` 32x32 warp tiles (all its blocks')
+ * and KDP = `kdp` rows is split across blocks: `n` splits of `chunk` rows each
+ * (a multiple of CU_CONV_BK), so that a layer with too few warps to keep a
+ * large GPU busy still gets enough; n == 1: not split. */
 typedef struct CuSplit {
     int32_t n, chunk;
 } CuSplit;
-CuSplit cg_cuda_conv_split(int64_t blocks, int64_t kdp);
+CuSplit cg_cuda_conv_split(int64_t warps, int64_t kdp);
 
 #endif
