@@ -1,11 +1,20 @@
 /* simplify.c: removes nodes that compute nothing at inference: dropout is the
- * identity, and a relu of a relu is the inner relu. Their users (and graph
- * outputs) are rewired to the value they would have copied.
+ * identity, as is a pad of nothing (ONNX exports put one before each of
+ * DenseNet's average pools), and a relu of a relu is the inner relu. Their
+ * users (and graph outputs) are rewired to the value they would have copied.
  *
  * It also pools before a pointwise conv rather than after: avgpool(conv1x1(x))
  * is conv1x1(avgpool(x)), since an average of affine maps is the map of the
  * average, and the conv then runs on a quarter of the pixels (DenseNet's
- * transitions: a 2×2 pool after each 1×1 conv). */
+ * transitions: a 2×2 pool after each 1×1 conv).
+ *
+ * A concat of one value is that value, and a concat whose first inputs are
+ * those of another concat reads that concat instead: torchvision's DenseNet
+ * (and its ONNX export) concatenates every earlier feature map anew in each
+ * layer, concat(x, a), concat(x, a, b), ..., which becomes concat(concat(x, a),
+ * b): the chain the memory planner lays out as one buffer that each layer
+ * writes its channels into, where the flat form copies all earlier channels
+ * once per layer. */
 #include "passes.h"
 
 #include <string.h>
@@ -17,6 +26,11 @@ static int32_t same_value_as(const Graph *g, int32_t id)
     switch (n->op) {
     case OP_DROPOUT: return n->inputs[0];
     case OP_RELU: return g->nodes[n->inputs[0]].op == OP_RELU ? n->inputs[0] : -1;
+    case OP_CONCAT: return n->ninputs == 1 ? n->inputs[0] : -1;
+    case OP_PAD: {
+        const int32_t *p = n->attrs.pad.pad;
+        return p[0] || p[1] || p[2] || p[3] ? -1 : n->inputs[0];
+    }
     default: return -1;
     }
 }
@@ -54,13 +68,87 @@ static void pool_first(Graph *g, PassUsers *users, int32_t p)
     g->nodes[c].inputs[0] = p;
 }
 
+static int32_t concat_axis(const Node *c)
+{
+    return c->attrs.axis.axis < 0 ? c->attrs.axis.axis + c->type.rank : c->attrs.axis.axis;
+}
+
+/* A concat's inputs as they were before chain_concats rewrote any. */
+typedef struct Inputs {
+    int32_t *v, n;
+} Inputs;
+
+/* The live concat before `id`, on its axis, whose inputs were the first of
+ * concat `id`'s, the most of them (at least two, and fewer than all), or -1.
+ * Such a concat read `id`'s first input, so only that input's users are searched. */
+static int32_t longest_prefix(const Graph *g, const PassUsers *users, const bool *dead,
+                              const Inputs *orig, int32_t id)
+{
+    const Node *c = &g->nodes[id];
+    const Inputs *ci = &orig[id];
+    int32_t best = -1, best_n = 1;
+    PASS_FOR_USERS(users, ci->v[0], e) {
+        int32_t j = users->user[e];
+        const Node *p = &g->nodes[j];
+        const Inputs *pi = &orig[j];
+        if (j >= id || dead[j] || p->op != OP_CONCAT || pi->n <= best_n || pi->n >= ci->n ||
+            concat_axis(p) != concat_axis(c) || p->type.rank != c->type.rank)
+            continue;
+        int32_t k = 0;
+        while (k < pi->n && pi->v[k] == ci->v[k])
+            k++;
+        if (k == pi->n)
+            best = j, best_n = k;
+    }
+    return best;
+}
+
+/* concat(x1..xm, ..., xn) becomes concat(P, x(m+1)..xn) where P = concat(x1..xm)
+ * (as first written); the inputs shrink in place. `users` are those before. */
+static void chain_concats(Graph *g, const PassUsers *users, const bool *dead, Arena *tmp)
+{
+    Inputs *orig = ir_alloc(tmp, ((size_t)g->nnodes + 1) * sizeof *orig);
+    for (int32_t i = 0; i < g->nnodes; i++) {
+        const Node *c = &g->nodes[i];
+        orig[i] = (Inputs){NULL, 0};
+        if (c->op != OP_CONCAT)
+            continue;
+        orig[i].n = c->ninputs;
+        orig[i].v = ir_alloc(tmp, (size_t)c->ninputs * sizeof *orig[i].v);
+        memcpy(orig[i].v, c->inputs, (size_t)c->ninputs * sizeof *c->inputs);
+    }
+    for (int32_t i = 0; i < g->nnodes; i++) {
+        Node *c = &g->nodes[i];
+        if (c->op != OP_CONCAT || dead[i] || c->ninputs < 3)
+            continue;
+        int32_t p = longest_prefix(g, users, dead, orig, i);
+        if (p < 0)
+            continue;
+        int32_t m = orig[p].n;
+        c->inputs[0] = p;
+        memmove(c->inputs + 1, c->inputs + m, (size_t)(c->ninputs - m) * sizeof *c->inputs);
+        c->ninputs -= m - 1;
+    }
+}
+
 bool pass_simplify(Graph *g, const PassOptions *opt, Diag *d)
 {
     (void)opt;
     Arena *tmp = ir_arena_new();
     bool *dead = ir_alloc(tmp, (size_t)g->nnodes + 1);
-    int32_t *uses = pass_use_counts(g, tmp);
     PassUsers *users = pass_users(g, tmp);
+    for (int32_t i = 0; i < g->nnodes; i++) {
+        int32_t to = same_value_as(g, i);
+        if (to < 0)
+            continue;
+        pass_replace_uses(g, users, i, to);
+        dead[i] = true;
+    }
+    chain_concats(g, users, dead, tmp);
+    pass_remove_unused(g, dead);
+    /* then pools before convs, which an identity between them (a pad) hid */
+    int32_t *uses = pass_use_counts(g, tmp);
+    users = pass_users(g, tmp);
     bool moved = false;
     for (int32_t i = 0; i < g->nnodes; i++)
         if (pool_commutes(g, uses, i)) {
@@ -73,16 +161,7 @@ bool pass_simplify(Graph *g, const PassOptions *opt, Diag *d)
         pass_toposort(g);
         if (!ir_infer_shapes(g, d))
             ICE("the graph does not infer with pools before their convs");
-        users = pass_users(g, tmp);
     }
-    for (int32_t i = 0; i < g->nnodes; i++) {
-        int32_t to = same_value_as(g, i);
-        if (to < 0)
-            continue;
-        pass_replace_uses(g, users, i, to);
-        dead[i] = true;
-    }
-    pass_remove_unused(g, dead);
     ir_arena_free(tmp);
     return true;
 }

@@ -8,7 +8,8 @@ export on a seeded batch of 4 and on its first image; cnnc compiles it at --batc
 --batch=1 and cnnrun runs the two model.so on the same inputs (batch 4 on 2 threads,
 batch 1 on 1). Every output must give max|cnnc - ort| / max|ort| of at most 1e-4. ORT is
 itself checked against PyTorch at batch 1 (at 1e-4) so that a bad export cannot pass
-unnoticed.
+unnoticed. Where models/ has the same network in the language, the import's memory plan
+must need no more activation memory than that model's.
 Prints the time of each phase.
 
 A model is MODEL[:OPSET][:b1] (opset 17 by default; `b1`: batch 1 only, for models whose
@@ -104,12 +105,37 @@ def compare(what, got, ref, tol):
     return ok
 
 
+def arena_bytes(cnnc, args):
+    """The activation arena of cnnc's memory plan for `args`, or None (after saying why)."""
+    r = subprocess.run([cnnc] + args + ["--batch=1", "--emit=plan"], stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, text=True, errors="replace")
+    for line in r.stdout.splitlines():
+        if line.startswith("arena_bytes "):
+            return int(line.split()[1])
+    print("cnnc %s --emit=plan: FAIL: no arena_bytes:\n%s" % (" ".join(args), r.stdout[-2000:]))
+    return None
+
+
+def same_plan(label, cnnc, path, name):
+    """The import plans no more activation memory than the language's model of the same
+    network (models/NAME.cnn), where there is one: a pattern of the export that the passes
+    miss (a flat concat, a pad of nothing) shows as copies the language's model has not."""
+    cnn = os.path.join(ROOT, "models", name + ".cnn")
+    if not os.path.exists(cnn):
+        return True
+    got, want = arena_bytes(cnnc, [path]), arena_bytes(cnnc, [cnn, "--random-weights=0"])
+    ok = got is not None and want is not None and got <= want
+    print("%s: plan: %s: arena %s bytes, models/%s.cnn's %s" % (label, "ok" if ok else "FAIL",
+                                                              got, name, want))
+    return ok
+
+
 def check_in(label, name, opset, runs, build, tol, tmp, clock):
     """Exports the model into the folder `tmp` and runs it every way; True if all agree."""
     cnnc, cnnrun = (os.path.join(build, "tools", t) for t in ("cnnc", "cnnrun"))
     path = os.path.join(tmp, "model.onnx")
     x, torch_ref = export(name, opset, path, clock)
-    ok = True
+    ok = same_plan(label, cnnc, path, name)
     for batch, threads in runs:
         ref = ort_run(path, x[batch], threads)
         clock.lap("ONNX Runtime, batch %d, %d thread(s)" % (batch, threads))

@@ -22,8 +22,8 @@ static void check_model(const char *path)
 
 static void test_small_models(void **state)
 {
-    static const char *const names[] = {"simplify",     "fold_bn", "fuse",      "layout",
-                                        "concat_chain", "fuse_dw", "fuse_scale"};
+    static const char *const names[] = {"simplify",    "fold_bn",  "fuse",    "layout",
+                                        "concat_chain", "concat_flat", "fuse_dw", "fuse_scale"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         char path[256];
         snprintf(path, sizeof path, GOLDEN_DIR "%s.cnn", names[i]);
@@ -294,15 +294,16 @@ static void test_plan_concat_in_place(void **state)
 }
 
 /* A concat of a concat is a view of it: the chain is one buffer, the outer
- * concat's, and each item of every value in it is the outer one's apart. */
-static void test_plan_concat_chain(void **state)
+ * concat's (`last`), and each item of every value in it is the outer one's
+ * apart. `inner` are the two concats inside it. */
+static void check_concat_chain(const char *path, const char *last, const char *const inner[2])
 {
-    Model m = {.path = GOLDEN_DIR "concat_chain.cnn"};
+    Model m = {.path = path};
     for (int32_t block = 0; block <= 8; block += 8) {
         Graph *g = model_load(&m);
         assert_true(optimize(g, block, ALL_ON));
-        const Node *c3 = &g->nodes[node_named(g, "concat_2")];
-        const char *const in_place[] = {"stem", "concat_0", "concat_1", "l1", "l2", "l3"};
+        const Node *c3 = &g->nodes[node_named(g, last)];
+        const char *const in_place[] = {"stem", inner[0], inner[1], "l1", "l2", "l3"};
         const int64_t chan[] = {0, 0, 0, 16, 24, 32};
         for (int i = 0; i < 6; i++) {
             const Node *v = &g->nodes[node_named(g, in_place[i])];
@@ -316,6 +317,30 @@ static void test_plan_concat_chain(void **state)
         assert_int_equal(tr->type.dims[2], 3);
         ir_graph_free(g);
     }
+}
+
+static void test_plan_concat_chain(void **state)
+{
+    static const char *const inner[] = {"concat_0", "concat_1"};
+    check_concat_chain(GOLDEN_DIR "concat_chain.cnn", "concat_2", inner);
+}
+
+/* torchvision's flat concats (concat(c), concat(c, a), concat(c, a, b), ...)
+ * are planned as the chain: simplify drops the concat of one value and makes
+ * each concat read the one before; every concat has two inputs. */
+static void test_plan_concat_flat(void **state)
+{
+    static const char *const inner[] = {"concat_1", "concat_2"};
+    check_concat_chain(GOLDEN_DIR "concat_flat.cnn", "concat_3", inner);
+    Model m = {.path = GOLDEN_DIR "concat_flat.cnn"};
+    Graph *g = model_load(&m);
+    assert_true(optimize(g, 8, ALL_ON));
+    assert_int_equal(ir_find_node(g, "concat_0"), -1);
+    assert_int_equal(g->nodes[node_named(g, "concat_2")].inputs[0], node_named(g, "concat_1"));
+    for (int32_t i = 0; i < g->nnodes; i++)
+        if (g->nodes[i].op == OP_CONCAT)
+            assert_int_equal(g->nodes[i].ninputs, 2);
+    ir_graph_free(g);
 }
 
 /* The checker finds two live values sharing bytes, and misalignment. */
@@ -554,6 +579,7 @@ int main(void)
         cmocka_unit_test(test_golden),
         cmocka_unit_test(test_plan_concat_in_place),
         cmocka_unit_test(test_plan_concat_chain),
+        cmocka_unit_test(test_plan_concat_flat),
         cmocka_unit_test(test_check_plan_catches),
         cmocka_unit_test(test_plan_overwrite),
         cmocka_unit_test(test_fuse_dw),
