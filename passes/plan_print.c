@@ -3,6 +3,8 @@
  * its definition and its last use. */
 #include "passes.h"
 
+#include <stdlib.h>
+
 static const char *mem_kind_name(MemKind k)
 {
     switch (k) {
@@ -17,21 +19,23 @@ static const char *mem_kind_name(MemKind k)
     ICE("bad memory kind %d", (int)k);
 }
 
-/* Index of the last node reading node `id` (or of the graph's end if it is an output);
- * a conv reads the inputs of the input it computes (ir_inlined_input). */
-static int32_t last_use(const Graph *g, int32_t id)
+/* Per node, the index of the last node reading it (the graph's end for an output,
+ * itself when nothing reads it), in one pass; a conv reads the inputs of the input it
+ * computes (ir_inlined_input). */
+static int32_t *last_uses(const Graph *g)
 {
-    int32_t last = id;
-    for (int32_t i = id + 1; i < g->nnodes; i++) {
+    int32_t *last = ir_xmalloc(((size_t)g->nnodes + 1) * sizeof *last);
+    for (int32_t i = 0; i < g->nnodes; i++) {
         const Node *n = &g->nodes[i];
+        last[i] = i;
         for (int32_t k = 0; k < n->ninputs; k++)
-            if (n->inputs[k] == id) last = i;
+            last[n->inputs[k]] = i;
         const Node *in = ir_inlined_input(n) >= 0 ? &g->nodes[n->inputs[0]] : NULL;
         for (int32_t k = 0; in && k < in->ninputs; k++)
-            if (in->inputs[k] == id) last = i;
+            last[in->inputs[k]] = i;
     }
     for (int32_t k = 0; k < g->noutputs; k++)
-        if (g->outputs[k].node == id) last = g->nnodes;
+        last[g->outputs[k].node] = g->nnodes;
     return last;
 }
 
@@ -44,12 +48,13 @@ void pass_print_plan(const Graph *g, FILE *out)
             (long long)total);
     fprintf(out, "%-6s %-36s %-14s %-8s %12s %12s  %s\n", "node", "name", "op", "where", "offset",
             "bytes", "live");
+    int32_t *lasts = last_uses(g);
     for (int32_t i = 0; i < g->nnodes; i++) {
         const Node *n = &g->nodes[i];
         if (n->op == OP_PARAM) continue;
         char type[128];
         int64_t bytes = ir_numel(&n->type) * (int64_t)ir_dtype_size(n->type.dtype);
-        int32_t last = last_use(g, i);
+        int32_t last = lasts[i];
         fprintf(out, "%%%-5d %-36s %-14s %-8s %12lld %12lld  %d..%s", i, n->name,
                 ir_op_label(n),
                 mem_kind_name(n->mem.kind),
@@ -58,4 +63,5 @@ void pass_print_plan(const Graph *g, FILE *out)
         if (last < g->nnodes) fprintf(out, "%d", last);
         fprintf(out, "  %s\n", ir_type_str(&n->type, type, sizeof type));
     }
+    free(lasts);
 }

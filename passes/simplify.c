@@ -80,14 +80,20 @@ typedef struct Inputs {
 
 /* The live concat before `id`, on its axis, whose inputs were the first of
  * concat `id`'s, the most of them (at least two, and fewer than all), or -1.
- * Such a concat read `id`'s first input, so only that input's users are searched. */
+ * Such a concat read `id`'s first input, so only that input's users are searched,
+ * the first MAX_CANDIDATES of them: a DenseNet block has a few dozen, and a
+ * graph of many thousand concats of one value stays linear. */
+#define MAX_CANDIDATES 1024
+
 static int32_t longest_prefix(const Graph *g, const PassUsers *users, const bool *dead,
                               const Inputs *orig, int32_t id)
 {
     const Node *c = &g->nodes[id];
     const Inputs *ci = &orig[id];
-    int32_t best = -1, best_n = 1;
+    int32_t best = -1, best_n = 1, seen = 0;
     PASS_FOR_USERS(users, ci->v[0], e) {
+        if (++seen > MAX_CANDIDATES)
+            break;
         int32_t j = users->user[e];
         const Node *p = &g->nodes[j];
         const Inputs *pi = &orig[j];

@@ -136,10 +136,11 @@ for flag in --max-depth --max-steps --max-nodes --max-weights --max-source; do
 done
 
 # Long graphs within the limits are optimized in linear time: a chain of 10,000
-# conv/batchnorm/relu layers (30,000 nodes) and of 90,000 relus through the passes.
+# conv/batchnorm/relu layers (30,000 nodes) and of 90,000 relus through the passes, and
+# 20,000 concats of one value through the passes and the plan's printout.
 expect_fast() {
-  local name=$1 model=$2 start=$(date +%s%N)
-  timeout 60 "$cnnc" "$model" --random-weights=0 --emit=ir-opt > /dev/null 2> "$tmp/err"
+  local name=$1 model=$2 emit=${3:-ir-opt} start=$(date +%s%N)
+  timeout 60 "$cnnc" "$model" --random-weights=0 --emit="$emit" > /dev/null 2> "$tmp/err"
   local rc=$? ms=$((($(date +%s%N) - start) / 1000000))
   if [ $rc -ne 0 ]; then
     problem "$name" "exit status $rc: $(head -n 1 "$tmp/err" | cut -c 1-400)"
@@ -156,6 +157,10 @@ expect_fast "10000 conv/batchnorm/relu layers" "$tmp/convchain.cnn"
 printf 'network n(x: f32[1, 4, 8, 8]) {\n%s\n  return x\n}\n' \
   "$(yes '  x = relu(x)' | head -n 90000)" > "$tmp/reluchain.cnn"
 expect_fast "90000 relus" "$tmp/reluchain.cnn"
+printf '%s\n' 'network n(x: f32[1, 1, 2, 2]) {' '  y = relu(x)' '  s = x' \
+  '  for i in range(20000) {' '    s = s + concat(x, y, sigmoid(x))' '  }' '  return s' '}' \
+  > "$tmp/concats.cnn"
+expect_fast "20000 concats of one value" "$tmp/concats.cnn" plan
 
 echo "limits: $pass passed, $fail failed"
 [ $fail -eq 0 ]
