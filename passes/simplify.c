@@ -2,6 +2,7 @@
  * identity, as is a pad of nothing (ONNX exports put one before each of
  * DenseNet's average pools), and a relu of a relu is the inner relu. Their
  * users (and graph outputs) are rewired to the value they would have copied.
+ * A pool of a pad pads by itself (below).
  *
  * It also pools before a pointwise conv rather than after: avgpool(conv1x1(x))
  * is conv1x1(avgpool(x)), since an average of affine maps is the map of the
@@ -17,6 +18,7 @@
  * once per layer. */
 #include "passes.h"
 
+#include <math.h>
 #include <string.h>
 
 /* The node whose value equals node `id`'s, or -1 if it computes something. */
@@ -71,6 +73,37 @@ static void pool_first(Graph *g, PassUsers *users, int32_t p)
 static int32_t concat_axis(const Node *c)
 {
     return c->attrs.axis.axis < 0 ? c->attrs.axis.axis + c->type.rank : c->attrs.axis.axis;
+}
+
+/* A pool of an explicit pad becomes the pool padding by itself, where that computes the
+ * same: an average pool of a zero pad counts the zeros (count_include_pad), a max pool of
+ * a -inf pad ignores them (ONNX exports of Inception pad before each 3×3 average pool).
+ * Not with ceil_mode, whose extra windows would reach past the pad, nor when the pool's
+ * pads would exceed half its window. The pad goes if nothing else reads it (`dead`). */
+static void pad_into_pool(Graph *g, bool *dead)
+{
+    for (int32_t i = 0; i < g->nnodes; i++) {
+        Node *pool = &g->nodes[i];
+        if ((pool->op != OP_AVGPOOL && pool->op != OP_MAXPOOL) || pool->type.rank != 4)
+            continue;
+        int32_t pid = pool->inputs[0];
+        const Node *pad = &g->nodes[pid];
+        PoolAttrs *a = &pool->attrs.pool;
+        float fill = pool->op == OP_AVGPOOL ? 0.0f : -INFINITY;
+        if (pad->op != OP_PAD || pad->attrs.pad.value != fill || a->ceil_mode ||
+            a->pad[0] || a->pad[1] || a->pad[2] || a->pad[3])
+            continue;
+        bool fits = true;
+        for (int32_t k = 0; k < 4; k++)
+            fits = fits && 2 * (int64_t)pad->attrs.pad.pad[k] <=
+                               (int64_t)a->dilation[k % 2] * (a->kernel[k % 2] - 1) + 1;
+        if (!fits)
+            continue;
+        memcpy(a->pad, pad->attrs.pad.pad, sizeof a->pad);
+        a->count_include_pad = pool->op == OP_AVGPOOL || a->count_include_pad;
+        pool->inputs[0] = pad->inputs[0];
+        dead[pid] = true;
+    }
 }
 
 /* A concat's inputs as they were before chain_concats rewrote any. */
@@ -150,6 +183,7 @@ bool pass_simplify(Graph *g, const PassOptions *opt, Diag *d)
         pass_replace_uses(g, users, i, to);
         dead[i] = true;
     }
+    pad_into_pool(g, dead);
     chain_concats(g, users, dead, tmp);
     pass_remove_unused(g, dead);
     /* then pools before convs, which an identity between them (a pad) hid */

@@ -22,8 +22,9 @@ static void check_model(const char *path)
 
 static void test_small_models(void **state)
 {
-    static const char *const names[] = {"simplify",    "fold_bn",  "fuse",    "layout",
-                                        "concat_chain", "concat_flat", "fuse_dw", "fuse_scale"};
+    static const char *const names[] = {"simplify",    "fold_bn",     "fuse",    "layout",
+                                        "concat_chain", "concat_flat", "pad_pool", "fuse_dw",
+                                        "fuse_scale"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         char path[256];
         snprintf(path, sizeof path, GOLDEN_DIR "%s.cnn", names[i]);
