@@ -410,6 +410,9 @@ Epilogue *ir_epilogue(const Node *n);
 /* Input slots of a conv2d or dense: x, weight, bias?, residual? (-1: none). */
 int32_t ir_bias_input(const Node *n);
 int32_t ir_residual_input(const Node *n);
+/* The axis attribute of a concat or softmax counted from 0: a negative one counts
+ * from the end of the node's rank. */
+int32_t ir_node_axis(const Node *n);
 /* The input a conv2d computes inside its own kernel (ConvAttrs.fused_in or scaled_in: its
  * input 0, whose value is MEM_INLINED), or -1. */
 int32_t ir_inlined_input(const Node *n);

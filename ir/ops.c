@@ -125,6 +125,12 @@ int32_t ir_residual_input(const Node *n)
     return e && e->residual ? n->ninputs - 1 : -1;
 }
 
+int32_t ir_node_axis(const Node *n)
+{
+    int32_t axis = n->attrs.axis.axis;
+    return axis < 0 ? axis + n->type.rank : axis;
+}
+
 int32_t ir_inlined_input(const Node *n)
 {
     if (n->op != OP_CONV2D || n->ninputs < 1 || !(n->attrs.conv.fused_in || n->attrs.conv.scaled_in))

@@ -179,8 +179,7 @@ static bool can_be_view(const Planner *p, const Node *c, int32_t k)
 static void plan_concat(Planner *p, int32_t id)
 {
     const Node *c = &p->g->nodes[id];
-    int32_t axis = c->attrs.axis.axis < 0 ? c->attrs.axis.axis + c->type.rank : c->attrs.axis.axis;
-    if (axis != 1 || c->mem.kind != MEM_ARENA)
+    if (ir_node_axis(c) != 1 || c->mem.kind != MEM_ARENA)
         return;
     int64_t inner = 1, chan = 0;
     for (int32_t i = 2; i < c->type.rank; i++)

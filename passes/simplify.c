@@ -70,11 +70,6 @@ static void pool_first(Graph *g, PassUsers *users, int32_t p)
     g->nodes[c].inputs[0] = p;
 }
 
-static int32_t concat_axis(const Node *c)
-{
-    return c->attrs.axis.axis < 0 ? c->attrs.axis.axis + c->type.rank : c->attrs.axis.axis;
-}
-
 /* A pool of an explicit pad becomes the pool padding by itself, where that computes the
  * same: an average pool of a zero pad counts the zeros (count_include_pad), a max pool of
  * a -inf pad ignores them (ONNX exports of Inception pad before each 3×3 average pool).
@@ -100,70 +95,56 @@ static void pad_into_pool(Graph *g, bool *dead)
         if (!fits)
             continue;
         memcpy(a->pad, pad->attrs.pad.pad, sizeof a->pad);
-        a->count_include_pad = pool->op == OP_AVGPOOL || a->count_include_pad;
+        if (pool->op == OP_AVGPOOL)
+            a->count_include_pad = true;
         pool->inputs[0] = pad->inputs[0];
         dead[pid] = true;
     }
 }
 
-/* A concat's inputs as they were before chain_concats rewrote any. */
-typedef struct Inputs {
-    int32_t *v, n;
-} Inputs;
-
-/* The live concat before `id`, on its axis, whose inputs were the first of
+/* The live concat before `id`, on its axis, whose inputs are the first of
  * concat `id`'s, the most of them (at least two, and fewer than all), or -1.
- * Such a concat read `id`'s first input, so only that input's users are searched,
+ * Such a concat reads `id`'s first input, so only that input's users are searched,
  * the first MAX_CANDIDATES of them: a DenseNet block has a few dozen, and a
  * graph of many thousand concats of one value stays linear. */
 #define MAX_CANDIDATES 1024
 
 static int32_t longest_prefix(const Graph *g, const PassUsers *users, const bool *dead,
-                              const Inputs *orig, int32_t id)
+                              int32_t id)
 {
     const Node *c = &g->nodes[id];
-    const Inputs *ci = &orig[id];
     int32_t best = -1, best_n = 1, seen = 0;
-    PASS_FOR_USERS(users, ci->v[0], e) {
+    PASS_FOR_USERS(users, c->inputs[0], e) {
         if (++seen > MAX_CANDIDATES)
             break;
         int32_t j = users->user[e];
         const Node *p = &g->nodes[j];
-        const Inputs *pi = &orig[j];
-        if (j >= id || dead[j] || p->op != OP_CONCAT || pi->n <= best_n || pi->n >= ci->n ||
-            concat_axis(p) != concat_axis(c) || p->type.rank != c->type.rank)
+        if (j >= id || dead[j] || p->op != OP_CONCAT || p->ninputs <= best_n ||
+            p->ninputs >= c->ninputs || ir_node_axis(p) != ir_node_axis(c) ||
+            p->type.rank != c->type.rank)
             continue;
         int32_t k = 0;
-        while (k < pi->n && pi->v[k] == ci->v[k])
+        while (k < p->ninputs && p->inputs[k] == c->inputs[k])
             k++;
-        if (k == pi->n)
+        if (k == p->ninputs)
             best = j, best_n = k;
     }
     return best;
 }
 
-/* concat(x1..xm, ..., xn) becomes concat(P, x(m+1)..xn) where P = concat(x1..xm)
- * (as first written); the inputs shrink in place. `users` are those before. */
-static void chain_concats(Graph *g, const PassUsers *users, const bool *dead, Arena *tmp)
+/* concat(x1..xm, ..., xn) becomes concat(P, x(m+1)..xn) where P = concat(x1..xm); the
+ * inputs shrink in place. Last concat first, so that the concats it may read still have
+ * the inputs they were written with (and `users`, made before, still holds). */
+static void chain_concats(Graph *g, const PassUsers *users, const bool *dead)
 {
-    Inputs *orig = ir_alloc(tmp, ((size_t)g->nnodes + 1) * sizeof *orig);
-    for (int32_t i = 0; i < g->nnodes; i++) {
-        const Node *c = &g->nodes[i];
-        orig[i] = (Inputs){NULL, 0};
-        if (c->op != OP_CONCAT)
-            continue;
-        orig[i].n = c->ninputs;
-        orig[i].v = ir_alloc(tmp, (size_t)c->ninputs * sizeof *orig[i].v);
-        memcpy(orig[i].v, c->inputs, (size_t)c->ninputs * sizeof *c->inputs);
-    }
-    for (int32_t i = 0; i < g->nnodes; i++) {
+    for (int32_t i = g->nnodes - 1; i >= 0; i--) {
         Node *c = &g->nodes[i];
         if (c->op != OP_CONCAT || dead[i] || c->ninputs < 3)
             continue;
-        int32_t p = longest_prefix(g, users, dead, orig, i);
+        int32_t p = longest_prefix(g, users, dead, i);
         if (p < 0)
             continue;
-        int32_t m = orig[p].n;
+        int32_t m = g->nodes[p].ninputs;
         c->inputs[0] = p;
         memmove(c->inputs + 1, c->inputs + m, (size_t)(c->ninputs - m) * sizeof *c->inputs);
         c->ninputs -= m - 1;
@@ -184,7 +165,7 @@ bool pass_simplify(Graph *g, const PassOptions *opt, Diag *d)
         dead[i] = true;
     }
     pad_into_pool(g, dead);
-    chain_concats(g, users, dead, tmp);
+    chain_concats(g, users, dead);
     pass_remove_unused(g, dead);
     /* then pools before convs, which an identity between them (a pad) hid */
     int32_t *uses = pass_use_counts(g, tmp);
