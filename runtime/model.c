@@ -399,12 +399,12 @@ CNN_EXPORT cnn_status cnn_model_verify(const cnn_model *m)
         rt_set_error("CUDA models carry no checksum of their weights");
         return CNN_ERR_INVALID_ARGUMENT;
     }
-    uint64_t h = rt_weights_fnv1a(m->rt->weights, m->rt->weights_bytes);
-    if (h == m->rt->weights_fnv1a)
+    uint64_t h = rt_weights_hash(m->rt->weights, m->rt->weights_bytes);
+    if (h == m->rt->weights_hash)
         return CNN_OK;
-    rt_set_error("the %lld bytes of weights hash to %016llx (FNV-1a), cnnc stored %016llx",
+    rt_set_error("the %lld bytes of weights hash to %016llx (XXH64), cnnc stored %016llx",
                  (long long)m->rt->weights_bytes, (unsigned long long)h,
-                 (unsigned long long)m->rt->weights_fnv1a);
+                 (unsigned long long)m->rt->weights_hash);
     return CNN_ERR_CORRUPT;
 }
 

@@ -49,7 +49,7 @@ expect 1 "is not a cnnc model" -- "$(ldd "$cnnrun" | awk '/libc\.so/ {print $3}'
 # --verify: the weights against their checksum, before the run.
 expect 0 "weights: checksum verified" -- "$model" --verify
 check "verified, then run" grep -q "^meta: f32\[2\]" "$tmp/out"
-expect 1 "cnnrun: error: $badsum_model: cannot verify the weights: the model's weights are damaged (the 32 bytes of weights hash to a08142f9d1e2c02f (FNV-1a), cnnc stored 0123456789abcdef)" \
+expect 1 "cnnrun: error: $badsum_model: cannot verify the weights: the model's weights are damaged (the 32 bytes of weights hash to 4cc383ba0a198998 (XXH64), cnnc stored 0123456789abcdef)" \
   -- "$badsum_model" --verify
 expect 0 "meta: f32[2]" -- "$badsum_model"
 

@@ -276,9 +276,9 @@ LLVMValueRef cg_weights(Cg *cg, const char *name, const float *data, int64_t n);
  * fill. *ptr: the pointer the code uses, in both cases. */
 float *cg_weights_begin(Cg *cg, const char *name, int64_t n, LLVMValueRef *ptr);
 void cg_weights_end(Cg *cg);
-/* 64-bit FNV-1a of the packed weights (of nothing, without any): what
+/* XXH64 of the packed weights (rt_weights_hash; of nothing, without any): what
  * cnn_model_verify recomputes from the model.so. */
-uint64_t cg_weights_fnv1a(const Cg *cg);
+uint64_t cg_weights_hash(const Cg *cg);
 
 /* ---- gemm.c: matrix multiply and vector accesses for run-time weights --- */
 

@@ -819,7 +819,7 @@ static void check_model_layout(Cg *cg, LLVMTypeRef mt)
         offsetof(RtModel, pad_), offsetof(RtModel, inputs), offsetof(RtModel, outputs),
         offsetof(RtModel, arena_bytes), offsetof(RtModel, run), offsetof(RtModel, nkernels),
         offsetof(RtModel, pad2_), offsetof(RtModel, kernels), offsetof(RtModel, weights),
-        offsetof(RtModel, weights_bytes), offsetof(RtModel, weights_fnv1a),
+        offsetof(RtModel, weights_bytes), offsetof(RtModel, weights_hash),
     };
     static const size_t tensor_at[4] = {offsetof(RtTensor, name), offsetof(RtTensor, rank),
                                         offsetof(RtTensor, pad_), offsetof(RtTensor, dims)};
@@ -854,7 +854,7 @@ static void build_model(Cg *cg, LLVMValueRef run_fn, const KernelList *kl)
         kernel_table(cg, kl),
         cg->weights_sym ? cg->weights_sym : LLVMConstNull(cg->t_ptr),
         cg_i64(cg, cg->blob ? cg->blob->size : 0),
-        LLVMConstInt(cg->t_i64, cg_weights_fnv1a(cg), 0),
+        LLVMConstInt(cg->t_i64, cg_weights_hash(cg), 0),
     };
     char sym[64];
     LLVMValueRef gv = LLVMAddGlobal(cg->mod, mt, cg_symbol(cg, CG_MODEL_SYMBOL, sym, sizeof sym));

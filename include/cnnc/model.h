@@ -112,7 +112,7 @@ cnn_status cnn_model_run(cnn_model *m, const cnn_tensor *inputs, int32_t ninputs
 
 const char *cnn_status_string(cnn_status s);
 
-/* Recomputes the checksum (64-bit FNV-1a) of the weights embedded in the
+/* Recomputes the checksum (XXH64) of the weights embedded in the
  * model.so and compares it with the one cnnc stored next to them when it
  * packed them: CNN_OK, or CNN_ERR_CORRUPT with both values in
  * cnn_last_error. It reads every byte of the weights, so it is for checking a

@@ -292,4 +292,4 @@ def test_verify(mnist, mnist_path):
     with cnnc.load(bad) as m:
         with pytest.raises(cnnc.CorruptError, match="cnnc stored 0123456789abcdef") as e:
             m.verify()
-        assert e.value.status == cnnc.Status.CORRUPT and "FNV-1a" in e.value.detail
+        assert e.value.status == cnnc.Status.CORRUPT and "XXH64" in e.value.detail
