@@ -263,7 +263,8 @@ uint64_t cg_weights_hash(const Cg *cg)
     int64_t hashed = 0;
     if (b->hasher) h = hasher_finish(b->hasher, &hashed);
     b->hasher = NULL;
-    return rt_hash_final(&h, (const uint8_t *)b->data + hashed, b->size - hashed);
+    const uint8_t *rest = b->size > hashed ? (const uint8_t *)b->data + hashed : NULL;
+    return rt_hash_final(&h, rest, b->size - hashed);
 }
 
 void cg_embed_weights(Cg *cg)

@@ -173,8 +173,10 @@ static inline uint64_t rt_hash_final(const RtHash *h, const uint8_t *p, int64_t 
 {
     int64_t whole = n / 32 * 32;
     RtHash s = *h;
-    rt_hash_stripes(&s, p, whole);
-    p += whole, n -= whole;
+    if (whole) { /* never an offset to a null p (no bytes) */
+        rt_hash_stripes(&s, p, whole);
+        p += whole, n -= whole;
+    }
     uint64_t r;
     if (s.bytes) {
         r = rt_hash_rotl(s.v[0], 1) + rt_hash_rotl(s.v[1], 7) + rt_hash_rotl(s.v[2], 12) +
