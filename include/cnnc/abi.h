@@ -140,6 +140,16 @@ static inline uint64_t rt_hash_read64(const uint8_t *p)
     return w;
 }
 
+static inline uint32_t rt_hash_read32(const uint8_t *p)
+{
+    uint32_t w;
+    memcpy(&w, p, 4);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    w = __builtin_bswap32(w);
+#endif
+    return w;
+}
+
 static inline uint64_t rt_hash_round(uint64_t acc, uint64_t w)
 {
     return rt_hash_rotl(acc + w * RT_XXH_P2, 31) * RT_XXH_P1;
@@ -190,12 +200,7 @@ static inline uint64_t rt_hash_final(const RtHash *h, const uint8_t *p, int64_t 
     for (; n >= 8; p += 8, n -= 8)
         r = rt_hash_rotl(r ^ rt_hash_round(0, rt_hash_read64(p)), 27) * RT_XXH_P1 + RT_XXH_P4;
     if (n >= 4) {
-        uint32_t w;
-        memcpy(&w, p, 4);
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-        w = __builtin_bswap32(w);
-#endif
-        r = rt_hash_rotl(r ^ (uint64_t)w * RT_XXH_P1, 23) * RT_XXH_P2 + RT_XXH_P3;
+        r = rt_hash_rotl(r ^ (uint64_t)rt_hash_read32(p) * RT_XXH_P1, 23) * RT_XXH_P2 + RT_XXH_P3;
         p += 4, n -= 4;
     }
     for (; n > 0; p++, n--)
