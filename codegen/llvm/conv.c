@@ -739,14 +739,39 @@ static CgKernel emit_blocked(Conv *k)
  * from memory for few rows: planes of at most KCHUNK_PIXELS pixels over the
  * batch, in groups enough to share among threads; chunks of weights that
  * stay in L1 (KCHUNK_WEIGHT_BYTES). Measured on ResNet-50 at batch 1 (AVX-512,
- * 2 threads): 512→512 3×3 at 7×7 0.79 → 0.56 ms, 1×1 512→2048 0.37 → 0.31;
- * at batch 8 no layer slower. A chunk takes half of a 32 KiB L1, not all of
- * it: the tile's inputs need the rest, and with 32 KiB chunks on a 48 KiB L1
- * (Intel, AVX-512) ResNet-50's 1×1 convs at 7×7 and 14×14 ran 8% slower with
- * their weights in L3 (bench/conv_layers.c, cold), the model at batch 1 4%. */
+ * 2 threads): 512→512 3×3 at 7×7 0.79 → 0.56 ms, 1×1 512→2048 0.37 → 0.31.
+ * A chunk takes half of a 32 KiB L1, not all of it: the tile's inputs need
+ * the rest, and with 32 KiB chunks on a 48 KiB L1 (Intel, AVX-512) ResNet-50's
+ * 1×1 convs at 7×7 and 14×14 ran 8% slower with their weights in L3
+ * (bench/conv_layers.c, cold), the model at batch 1 4%.
+ *
+ * With more than one batch item the chunked pass costs what the plain one
+ * does not: each group of output blocks reads the whole batch's input again,
+ * from L3 or memory once it is larger than KCHUNK_INPUT_BYTES (an L2, or half
+ * of one), where the plain pass reads an item's input while it is in L2 and
+ * reads the weights again for each item instead. So a batch is chunked only
+ * where that moves no more bytes (chunk_pays). ResNet-50 at batch 8, 2 threads
+ * (Intel, AVX-512, cnnrun --profile): layer3's 1×1 1024→256 convs 2.9–3.2 →
+ * 2.5–2.6 ms, its 256→1024 2.7–2.9 → 2.5–2.7 (nine runs of ten), layer4's
+ * 2048→512 3.1–3.3 → 2.7–2.8; its 512→2048 (input 0.8 MB) and its 3×3 stride-2
+ * conv (9.4 MB of weights to read eight times) stay chunked; its 1×1 1024→2048
+ * shortcut, 5.3–5.6 → 5.7 ms, is the one layer that lost. */
 #define KCHUNK_PIXELS 1600
 #define KCHUNK_MIN_GROUPS 8
 #define KCHUNK_WEIGHT_BYTES (16 * 1024)
+#define KCHUNK_INPUT_BYTES (1024 * 1024)
+
+/* Whether the chunked pass reads no more bytes from beyond L2 than the plain
+ * one (above); per: the weight bytes of one input block of one group. */
+static bool chunk_pays(const Conv *k, int64_t per)
+{
+    if (k->N == 1)
+        return true;
+    int64_t groups = k->OB / k->oct, wt = per * groups * k->CB;
+    int64_t in = k->N * k->CB * k->bi * k->H * k->W * (int64_t)sizeof(float);
+    int64_t chunked = wt + (in <= KCHUNK_INPUT_BYTES ? in : in * groups);
+    return chunked <= wt * k->N + in;
+}
 
 static void choose_kchunk(Conv *k)
 {
@@ -756,6 +781,8 @@ static void choose_kchunk(Conv *k)
         k->OB / k->oct < KCHUNK_MIN_GROUPS)
         return;
     int64_t per = k->oct * k->b * k->KH * k->KW * k->bi * (int64_t)sizeof(float);
+    if (!chunk_pays(k, per))
+        return;
     int64_t kc = KCHUNK_WEIGHT_BYTES / per;
     kc = kc < 1 ? 1 : kc > k->CB ? k->CB : kc;
     while (k->CB % kc)
