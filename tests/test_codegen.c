@@ -208,12 +208,14 @@ static const Case cases[] = {
      "  e = conv2d(d * s, 24, kernel=1) as projp + conv2d(x, 24, kernel=1) as side\n"
      "  return a, b, e\n"
      "}\n"},
-    /* a scaled conv over 1,600 pixels, whose reduction runs in chunks (emit_kchunked) */
+    /* a scaled conv over two items' 400 pixels, whose reduction runs in chunks
+     * (emit_kchunked): 8 output groups or more with 8 or 16 lanes, and an input
+     * (800 KB) small enough that chunks pay at batch 2 (chunk_pays) */
     {"fuse_scale_chunked",
-     "network fuse_scale_chunked(z: f32[N=2, 512, 20, 40]) {\n"
-     "  d = relu(conv2d(z, 512, kernel=3, pad=1, groups=512) as dz)\n"
-     "  t = sigmoid(conv2d(global_avgpool(d), 512, kernel=1) as fcz)\n"
-     "  return conv2d(d * t, 128, kernel=1) as projk\n"
+     "network fuse_scale_chunked(z: f32[N=2, 256, 16, 25]) {\n"
+     "  d = relu(conv2d(z, 256, kernel=3, pad=1, groups=256) as dz)\n"
+     "  t = sigmoid(conv2d(global_avgpool(d), 256, kernel=1) as fcz)\n"
+     "  return conv2d(d * t, 256, kernel=1) as projk\n"
      "}\n"},
 };
 #define NCASES ((int)(sizeof cases / sizeof cases[0]))
