@@ -125,9 +125,9 @@ class Graph:
         """The one kernel that `node` feeds through elementwise nodes, if one: cnnc
         computes some convs inside the kernel of the conv that reads them (a 1×1 conv
         inside the depthwise conv after it)."""
-        found, todo, seen = set(), [node], set()
-        while todo and len(seen) < 64:
-            n = todo.pop()
+        found, frontier, seen = set(), [node], set()
+        while frontier and len(seen) < 64:
+            n = frontier.pop()
             if n.name in seen:
                 continue
             seen.add(n.name)
@@ -136,7 +136,7 @@ class Graph:
                     if u.name in kernels:
                         found.add(u.name)
                     elif u.op_type in EPILOGUE:
-                        todo.append(u)
+                        frontier.append(u)
         return found.pop() if len(found) == 1 else None
 
     def anchor(self, ort_name, kernels):
@@ -169,21 +169,19 @@ def main():
         prof = m.profile({m.inputs[0].name: x}, runs=a.runs, warmup=WARMUP)
         kernels = {k.name: k for k in prof}
         graph = Graph(onnx.load(path, load_external_data=False))
-        rows, ort_only, matched = {}, [], set()
+        rows, ort_only = {}, []  # rows: ONNX Runtime's ms summed per cnnc kernel
         for n, ms in ort_profile(path, x, a.threads, a.runs, tmp):
             k = graph.anchor(n, kernels)
             if k is None:
                 ort_only.append((n, ms))
             else:
-                rows.setdefault(k, 0.0)
-                rows[k] += ms
-                matched.add(k)
-        table = [(k.name, k.op, k.ms, rows[k.name]) for k in prof if k.name in matched]
+                rows[k] = rows.get(k, 0.0) + ms
+        table = [(k.name, k.op, k.ms, rows[k.name]) for k in prof if k.name in rows]
         if a.sort:
             table.sort(key=lambda r: r[3] - r[2])
         print("%s, batch %d, %d thread(s), medians of %d profiled runs (ms)" % (
             a.model, a.batch, a.threads, a.runs))
-        c_only = [k for k in prof if k.name not in matched]
+        c_only = [k for k in prof if k.name not in rows]
         nw = max([6] + [len(k.name) for k in prof] + [len(n) for n, _ in ort_only])
         print("%-*s  %-32s  %8s  %8s  %6s" % (nw, "kernel", "cnnc op", "cnnc", "ORT", "ratio"))
         for name, op, c, o in table:
