@@ -217,6 +217,18 @@ static const Case cases[] = {
      "  t = sigmoid(conv2d(global_avgpool(d), 256, kernel=1) as fcz)\n"
      "  return conv2d(d * t, 256, kernel=1) as projk\n"
      "}\n"},
+    /* reductions whose weights outgrow L1 (more than 32 KiB an output group) with too
+     * few output groups for emit_kchunked: with 16 lanes each row runs them in chunks
+     * (emit_row_chunked), 1×1 convs of 384 channels in three, with a residual, and 3×3
+     * convs of 128 in eight, strided and dilated, whose edge tiles drop taps */
+    {"row_chunked",
+     "network row_chunked(x: f32[N=2, 384, 9, 20]) {\n"
+     "  a = relu(conv2d(x, 128, kernel=1) as r0)\n"
+     "  b = relu(conv2d(x, 64, kernel=1) as r1 + conv2d(x, 64, kernel=1, bias=false) as r2)\n"
+     "  c = relu(conv2d(a, 32, kernel=3, stride=2, pad=1) as r3)\n"
+     "  d = conv2d(a, 32, kernel=3, pad=[2, 1, 2, 3], dilation=2) as r4 + conv2d(a, 32, kernel=1) as r5\n"
+     "  return b, c, d\n"
+     "}\n"},
 };
 #define NCASES ((int)(sizeof cases / sizeof cases[0]))
 

@@ -25,6 +25,7 @@ typedef struct Conv {
     bool plain_out; /* the output is plain: O need not divide by b, tiles are transposed */
     bool fused;     /* the 1×1 conv of emit_fused: no chunked reduction */
     int64_t kc;     /* reduction in chunks of kc input blocks (0: whole), see emit_kchunked */
+    bool row_kc;    /* kc: the chunks are a loop inside each row's work item (emit_row_chunked) */
     LLVMValueRef x, out, res, w, bias;
     LLVMValueRef scale; /* ConvAttrs.scaled_in: s[n][c], ss floats between items (else NULL) */
     int64_t ss;
@@ -706,6 +707,22 @@ static void emit_kchunked(Conv *k, LLVMValueRef item)
     cg_acc_loop_end(cg, &lc, NULL);
 }
 
+/* A row whose reduction runs in chunks of kc input blocks (choose_row_kchunk): each
+ * chunk over every tile of the row, the sums so far kept in the output, which stays
+ * in L1 between chunks. */
+static void emit_row_chunked(Conv *k)
+{
+    Cg *cg = k->cg;
+    int64_t chunks = k->CB / k->kc;
+    CgAccLoop lc;
+    cg_acc_loop_begin(cg, &lc, cg_i64(cg, 0), cg_i64(cg, chunks), NULL, 0);
+    k->cc = lc.iv;
+    k->first = LLVMBuildICmp(cg->b, LLVMIntEQ, lc.iv, cg_i64(cg, 0), "first");
+    k->last = LLVMBuildICmp(cg->b, LLVMIntEQ, lc.iv, cg_i64(cg, chunks - 1), "last");
+    emit_row(k);
+    cg_acc_loop_end(cg, &lc, NULL);
+}
+
 static CgKernel emit_blocked(Conv *k)
 {
     Cg *cg = k->cg;
@@ -719,18 +736,20 @@ static CgKernel emit_blocked(Conv *k)
     k->scale = k->a->scaled_in ? cg_arg_ptr(cg, k->n->ninputs + 1) : NULL;
     CgAccLoop l;
     cg_acc_loop_begin(cg, &l, cg->begin, cg->end, NULL, 0);
-    if (k->kc) {
+    if (k->kc && !k->row_kc) {
         emit_kchunked(k, l.iv);
     } else {
         decode_item(k, l.iv);
         if (k->plane)
             emit_plane(k);
+        else if (k->row_kc)
+            emit_row_chunked(k);
         else
             emit_row(k);
     }
     cg_acc_loop_end(cg, &l, NULL);
     cg_kernel_end(cg);
-    if (k->kc)
+    if (k->kc && !k->row_kc)
         return (CgKernel){fn, k->OB / k->oct};
     return (CgKernel){fn, k->N * (k->OB / k->oct) * (k->plane ? 1 : k->OH)};
 }
@@ -790,6 +809,36 @@ static void choose_kchunk(Conv *k)
     k->kc = kc;
 }
 
+/* A row's reduction in chunks whose weights stay in L1 (emit_row_chunked). Unchunked,
+ * a tile reads its output blocks' weights whole, from L2 once they outgrow L1 (1×1
+ * convs of 512 input channels and more, 3×3 convs of 128), a weight vector for every
+ * row of FMAs; in chunks of ROW_KCHUNK_WEIGHT_BYTES over every tile of the row, the
+ * weights are read from L1 and the tile's sums stored and loaded once a chunk.
+ * bench/conv_layers.c's layers against the whole reduction, one thread, medians of 9
+ * interleaved rounds (Intel Xeon, AVX-512): batch 8, 1×1 512→128 28×28 0.95, 1024→256
+ * 14×14 0.94, 2048→512 7×7 0.95, 384→1536 14×14 0.97, 3×3/2 256→256 0.95; batch 1,
+ * 1×1 512→128 0.93, 3×3/2 128→128 0.96; chunks of 8 or 32 KiB gained less, and
+ * reductions of 32 KiB or less (256→64) nothing. With 8 lanes (AVX2) a row of FMAs
+ * needs half the weight bytes, which L2 keeps up with: no gain was measured there
+ * (1.00–1.015), so only 16-lane blocks are chunked. */
+#define ROW_KCHUNK_WEIGHT_BYTES (16 * 1024)
+
+static void choose_row_kchunk(Conv *k)
+{
+    if (k->kc || k->b < 16 || k->depthwise || k->fused || k->plane || k->plain_out ||
+        k->bi < 2 || k->OBg)
+        return;
+    int64_t per = k->oct * k->b * k->KH * k->KW * k->bi * (int64_t)sizeof(float);
+    if (per * k->CB <= 2 * ROW_KCHUNK_WEIGHT_BYTES)
+        return;
+    int64_t kc = ROW_KCHUNK_WEIGHT_BYTES / per;
+    kc = kc < 1 ? 1 : kc;
+    while (k->CB % kc)
+        kc--;
+    k->kc = kc;
+    k->row_kc = true;
+}
+
 /* Register tile: T pixels × oct vectors of accumulators, leaving registers
  * for the oct weight vectors, the broadcast and address arithmetic. */
 static void choose_tile(Conv *k)
@@ -815,6 +864,7 @@ static void choose_tile(Conv *k)
         tiles * k->bi <= 1024)
         k->plane = true;
     choose_kchunk(k);
+    choose_row_kchunk(k);
 }
 
 /* ---- a 1×1 conv computed inside the depthwise conv that reads it -------- */
