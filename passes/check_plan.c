@@ -83,12 +83,19 @@ static bool is_input_of(const Node *c, int32_t v)
     return false;
 }
 
-/* An elementwise op b may have the span of input a, of which it is the last
- * reader (pass_overwrites). */
-static bool overwritten(const Graph *g, const int32_t *last, int32_t a, int32_t b)
+/* An elementwise op b, or a conv2d b with residual a, may have the span of input a,
+ * of which it is the last reader (pass_overwrites); the conv only if it reads a
+ * through no other input (plan_memory.c). */
+static bool overwritten(const Graph *g, const int32_t *base, const int32_t *last, int32_t a,
+                        int32_t b)
 {
     const Node *nb = &g->nodes[b];
     if (last[a] != b)
+        return false;
+    int32_t reads = 0;
+    for (int32_t k = 0; nb->op == OP_CONV2D && k < nb->ninputs; k++)
+        reads += base[nb->inputs[k]] == base[a];
+    if (reads > 1)
         return false;
     for (int32_t k = 0; k < nb->ninputs; k++)
         if (nb->inputs[k] == a && pass_overwrites(g, nb, k)) {
@@ -124,7 +131,7 @@ static bool check_overlaps(const Graph *g, Diag *d)
             continue;
         for (int32_t b = a + 1; b < g->nnodes && b <= last[a]; b++) {
             if (g->nodes[b].mem.kind != MEM_ARENA || in_place(g, a, b) ||
-                overwritten(g, last, a, b) ||
+                overwritten(g, base, last, a, b) ||
                 !pass_spans_overlap(pass_span_of(&g->nodes[a]), pass_span_of(&g->nodes[b])))
                 continue;
             ir_error(d, g->nodes[b].loc, "memory plan: '%s' overwrites '%s', which is still "

@@ -16,7 +16,9 @@
  *      the channels before it: quadratic in the block's layers).
  *   3. An elementwise op writes over its full-size input where it is that
  *      value's last reader (pass_overwrites: squeeze-and-excitation's x · s,
- *      a standalone activation): the input becomes a view at offset 0 of the
+ *      a standalone activation), and so does a blocked conv over its fused
+ *      residual (ResNet's block-closing convs) unless it reads that value
+ *      through another input too: the input becomes a view at offset 0 of the
  *      op's buffer, which then lives from the input's definition. Not for
  *      graph inputs, concats or values written into one, nor with keep_values.
  *   4. Greedy by size: buffers, largest first, each at the lowest 64-byte
@@ -194,6 +196,17 @@ static void plan_concat(Planner *p, int32_t id)
     }
 }
 
+/* Whether input k of `n` shares its storage with another input of n: a conv that
+ * adds its own input (or a view of it) as the residual reads neighbours of the
+ * elements it writes, and may not write over it. */
+static bool read_twice(const Planner *p, const Node *n, int32_t k)
+{
+    for (int32_t i = 0; i < n->ninputs; i++)
+        if (i != k && p->base[n->inputs[i]] == p->base[n->inputs[k]])
+            return true;
+    return false;
+}
+
 /* Step 3 for node `id`: its first input it may overwrite. */
 static void plan_overwrite(Planner *p, int32_t id)
 {
@@ -205,7 +218,8 @@ static void plan_overwrite(Planner *p, int32_t id)
         int32_t x = n->inputs[k];
         const Node *xn = &g->nodes[x];
         if (xn->mem.kind != MEM_ARENA || p->view_of[x] >= 0 || xn->op == OP_CONCAT ||
-            p->last[x] != id || is_output(g, x) || !pass_overwrites(g, n, k))
+            p->last[x] != id || is_output(g, x) || !pass_overwrites(g, n, k) ||
+            (n->op == OP_CONV2D && read_twice(p, n, k)))
             continue;
         p->view_of[x] = id;
         p->view_off[x] = 0;

@@ -441,6 +441,36 @@ static void expect_plan_rejects(Graph *g, const char *writer, const char *victim
     assert_null(check_plan_text(g));
 }
 
+/* A blocked conv with a fused residual writes over it where it is the residual's last
+ * reader (c3 over a, computed by c1), not where it also reads it as its input (c4 adds
+ * its own input) or where its register tile's weights outgrow 32 KiB (c6, 640 input
+ * channels); nor with plain layouts. The checker refuses c4 over c3. */
+static void test_plan_overwrite_conv(void **state)
+{
+    Model m = {.path = GOLDEN_DIR "overwrite_conv.cnn"};
+    for (int32_t block = 0; block <= 16; block += 8) {
+        Graph *g = model_load(&m);
+        assert_true(optimize(g, block, ALL_ON));
+        int64_t c1 = g->nodes[node_named(g, "c1")].mem.offset;
+        int64_t c3 = g->nodes[node_named(g, "c3")].mem.offset;
+        int64_t c4 = g->nodes[node_named(g, "c4")].mem.offset;
+        int64_t c6 = g->nodes[node_named(g, "c6")].mem.offset;
+        assert_int_equal(g->nodes[node_named(g, "c3")].attrs.conv.epi.residual, true);
+        if (block)
+            assert_int_equal(c3, c1);
+        else
+            assert_int_not_equal(c3, c1);
+        assert_int_not_equal(c4, c3);
+        assert_int_not_equal(c6, g->nodes[node_named(g, "c4")].mem.offset);
+        assert_int_equal(g->nodes[node_named(g, "c6")].attrs.conv.epi.residual, true);
+        assert_null(check_plan_text(g));
+        if (block)
+            expect_plan_rejects(g, "c4", "c3");
+        ir_graph_free(g);
+    }
+    (void)state;
+}
+
 /* fuse_dw takes a 1×1 conv into the depthwise conv that alone reads it, at blocked
  * layouts only and not when every value must stay readable; the 1×1 conv's input
  * lives until the depthwise conv runs, and the checker knows it. */
@@ -583,6 +613,7 @@ int main(void)
         cmocka_unit_test(test_plan_concat_flat),
         cmocka_unit_test(test_check_plan_catches),
         cmocka_unit_test(test_plan_overwrite),
+        cmocka_unit_test(test_plan_overwrite_conv),
         cmocka_unit_test(test_fuse_dw),
         cmocka_unit_test(test_fuse_scale),
         cmocka_unit_test(test_small_models),

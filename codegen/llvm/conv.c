@@ -26,6 +26,7 @@ typedef struct Conv {
     bool fused;     /* the 1×1 conv of emit_fused: no chunked reduction */
     int64_t kc;     /* reduction in chunks of kc input blocks (0: whole), see emit_kchunked */
     bool row_kc;    /* kc: the chunks are a loop inside each row's work item (emit_row_chunked) */
+    bool res_is_out; /* the output overwrites the residual (pass_overwrites): no chunks */
     LLVMValueRef x, out, res, w, bias;
     LLVMValueRef scale; /* ConvAttrs.scaled_in: s[n][c], ss floats between items (else NULL) */
     int64_t ss;
@@ -75,8 +76,12 @@ static void conv_init(Conv *k, Cg *cg, int32_t id)
     k->pt = a->pad[0], k->pl = a->pad[1];
     k->xs = cg_item_stride(cg, n->inputs[0]);
     k->os = cg_item_stride(cg, id);
-    if (a->epi.residual)
+    if (a->epi.residual) {
+        const Node *r = &g->nodes[n->inputs[ir_residual_input(n)]];
         k->rs = cg_item_stride(cg, n->inputs[ir_residual_input(n)]);
+        k->res_is_out = r->mem.kind == MEM_ARENA && n->mem.kind == MEM_ARENA &&
+                        r->mem.offset == n->mem.offset;
+    }
     if (a->scaled_in) { /* input 0 is x * s, computed here: x's items, and s's */
         const Node *m = &g->nodes[n->inputs[0]];
         int32_t si = ir_channel_scale_operand(g, m);
@@ -795,7 +800,7 @@ static bool chunk_pays(const Conv *k, int64_t per)
 static void choose_kchunk(Conv *k)
 {
     k->kc = 0;
-    if (k->depthwise || k->fused || (k->plane && k->KH * k->KW > 1) || k->plain_out ||
+    if (k->depthwise || k->fused || k->res_is_out || (k->plane && k->KH * k->KW > 1) || k->plain_out ||
         k->bi < 2 || k->OBg || k->N * k->OH * k->OW > KCHUNK_PIXELS ||
         k->OB / k->oct < KCHUNK_MIN_GROUPS)
         return;
@@ -825,8 +830,8 @@ static void choose_kchunk(Conv *k)
 
 static void choose_row_kchunk(Conv *k)
 {
-    if (k->kc || k->b < 16 || k->depthwise || k->fused || k->plane || k->plain_out ||
-        k->bi < 2 || k->OBg)
+    if (k->kc || k->b < 16 || k->depthwise || k->fused || k->res_is_out || k->plane ||
+        k->plain_out || k->bi < 2 || k->OBg)
         return;
     int64_t per = k->oct * k->b * k->KH * k->KW * k->bi * (int64_t)sizeof(float);
     if (per * k->CB <= 2 * ROW_KCHUNK_WEIGHT_BYTES)
