@@ -309,8 +309,8 @@ static bool conv_overwrites(const Graph *g, const Node *n, int32_t k)
     if (!a->epi.residual || k != ir_residual_input(n) || a->groups != 1 || a->winograd ||
         a->fused_in || a->scaled_in || t->layout != LAYOUT_NCHWC || !pass_blocked_as(xt, t->block))
         return false;
-    int64_t tile_weights = 2 * (int64_t)t->block * xt->dims[1] * a->kernel[0] * a->kernel[1] *
-                           (int64_t)sizeof(float);
+    int64_t tile_weights =
+        2 * (int64_t)t->block * xt->dims[1] * a->kernel[0] * a->kernel[1] * (int64_t)sizeof(float);
     return tile_weights <= OVERWRITE_WEIGHT_BYTES && ir_type_eq(&g->nodes[n->inputs[k]].type, t) &&
            pass_constant_params(g, n);
 }

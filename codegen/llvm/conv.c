@@ -77,10 +77,11 @@ static void conv_init(Conv *k, Cg *cg, int32_t id)
     k->xs = cg_item_stride(cg, n->inputs[0]);
     k->os = cg_item_stride(cg, id);
     if (a->epi.residual) {
-        const Node *r = &g->nodes[n->inputs[ir_residual_input(n)]];
-        k->rs = cg_item_stride(cg, n->inputs[ir_residual_input(n)]);
-        k->res_is_out = r->mem.kind == MEM_ARENA && n->mem.kind == MEM_ARENA &&
-                        r->mem.offset == n->mem.offset;
+        int32_t ri = n->inputs[ir_residual_input(n)];
+        const Node *r = &g->nodes[ri];
+        k->rs = cg_item_stride(cg, ri);
+        k->res_is_out =
+            r->mem.kind == MEM_ARENA && n->mem.kind == MEM_ARENA && r->mem.offset == n->mem.offset;
     }
     if (a->scaled_in) { /* input 0 is x * s, computed here: x's items, and s's */
         const Node *m = &g->nodes[n->inputs[0]];
@@ -800,8 +801,8 @@ static bool chunk_pays(const Conv *k, int64_t per)
 static void choose_kchunk(Conv *k)
 {
     k->kc = 0;
-    if (k->depthwise || k->fused || k->res_is_out || (k->plane && k->KH * k->KW > 1) || k->plain_out ||
-        k->bi < 2 || k->OBg || k->N * k->OH * k->OW > KCHUNK_PIXELS ||
+    if (k->depthwise || k->fused || k->res_is_out || (k->plane && k->KH * k->KW > 1) ||
+        k->plain_out || k->bi < 2 || k->OBg || k->N * k->OH * k->OW > KCHUNK_PIXELS ||
         k->OB / k->oct < KCHUNK_MIN_GROUPS)
         return;
     int64_t per = k->oct * k->b * k->KH * k->KW * k->bi * (int64_t)sizeof(float);
