@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <dlfcn.h>
 #include <math.h>
 #include <stdlib.h>
@@ -70,14 +71,17 @@ static void lower_graph(Graph *g, const Build *b, Diag *d, Cg *cg)
     assert_true(cg_lower(cg, g, &t, d));
 }
 
-/* Codegen of an optimized graph and link into tmpdir/NAME.so; returns the path. */
+/* Codegen of an optimized graph and link into tmpdir/NAME.K.so, K counting the links:
+ * a check that fails leaves its model.so open, and dlopen of the same path would hand
+ * the next build of the case that one again. Returns the path. */
 static char *link_so(const char *name, Graph *g, const Build *b)
 {
+    static int links;
     Diag d;
     Cg cg;
     lower_graph(g, b, &d, &cg);
     char err[4096], *so = ir_xmalloc(512);
-    snprintf(so, 512, "%s/%s.so", tmpdir, name);
+    snprintf(so, 512, "%s/%s.%d.so", tmpdir, name, links++);
     if (!cg_link_shared(&cg, RUNTIME_LIB, so, err, sizeof err)) fail_msg("link: %s", err);
     cg_free(&cg);
     ir_diag_fini(&d);
@@ -277,9 +281,20 @@ static int make_tmpdir(void **state)
     return mkdtemp(tmpdir) ? 0 : -1;
 }
 
+/* The folder and what failed checks left in it (their model.so files). */
 static int remove_tmpdir(void **state)
 {
     (void)state;
+    DIR *dir = opendir(tmpdir);
+    struct dirent *e;
+    char path[512];
+    while (dir && (e = readdir(dir)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+            snprintf(path, sizeof path, "%s/%s", tmpdir, e->d_name);
+            remove(path);
+        }
+    if (dir)
+        closedir(dir);
     return rmdir(tmpdir);
 }
 
