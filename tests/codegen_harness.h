@@ -10,7 +10,6 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-#include <dirent.h>
 #include <dlfcn.h>
 #include <math.h>
 #include <stdlib.h>
@@ -285,17 +284,7 @@ static int make_tmpdir(void **state)
 static int remove_tmpdir(void **state)
 {
     (void)state;
-    DIR *dir = opendir(tmpdir);
-    struct dirent *e;
-    char path[512];
-    while (dir && (e = readdir(dir)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-            snprintf(path, sizeof path, "%s/%s", tmpdir, e->d_name);
-            remove(path);
-        }
-    if (dir)
-        closedir(dir);
-    return rmdir(tmpdir);
+    return remove_test_dir(tmpdir);
 }
 
 #endif

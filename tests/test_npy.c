@@ -7,6 +7,8 @@
 
 #include <cmocka.h>
 
+#include "test_util.h"
+
 #include <dirent.h>
 #include <math.h>
 #include <stdlib.h>
@@ -191,18 +193,7 @@ static int make_tmpdir(void **state)
 /* Removes what the tests left (plain files and empty folders, one level). */
 static int remove_tmpdir(void **state)
 {
-    DIR *dir = opendir(tmpdir);
-    struct dirent *e;
-    char path[1024];
-    while (dir && (e = readdir(dir)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-            snprintf(path, sizeof path, "%s/%s", tmpdir, e->d_name);
-            if (unlink(path) != 0)
-                rmdir(path);
-        }
-    if (dir)
-        closedir(dir);
-    return rmdir(tmpdir);
+    return remove_test_dir(tmpdir);
 }
 
 /* Our files are byte-for-byte what numpy.save writes for the same array. */

@@ -1,20 +1,40 @@
 /* test_util.h: what many tests share: the graph they start from (a zoo model,
  * models/NAME.cnn, or a model given as text, at a batch size, with deterministic
  * random weights), a graph's text, the relative comparison of two arrays (also
- * with NaN and infinities), a graph's CUDA program, and diagnostics captured in
- * memory. Include after cmocka.h. */
+ * with NaN and infinities), a graph's CUDA program, diagnostics captured in
+ * memory, and the removal of a test's temporary folder. Include after cmocka.h. */
 #ifndef CNNC_TEST_UTIL_H
 #define CNNC_TEST_UTIL_H
 
+#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cuda.h"
 #include "frontend.h"
 #include "passes.h"
 #include "support.h"
+
+/* Removes folder `dir` and what the tests left in it (plain files, and empty folders
+ * one level down): rmdir's result for dir. */
+static inline int remove_test_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    char path[1024];
+    while (d && (e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+            if (unlink(path) != 0)
+                rmdir(path);
+        }
+    if (d)
+        closedir(d);
+    return rmdir(dir);
+}
 
 /* Diagnostics written to memory: c->text after a fflush(c->f) or release. */
 typedef struct Captured {

@@ -10,7 +10,6 @@
 
 #include "test_util.h"
 
-#include <dirent.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,17 +30,7 @@ static int make_tmpdir(void **state)
 
 static int remove_tmpdir(void **state)
 {
-    DIR *dir = opendir(tmpdir);
-    struct dirent *e;
-    char path[1024];
-    while (dir && (e = readdir(dir)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-            snprintf(path, sizeof path, "%s/%s", tmpdir, e->d_name);
-            unlink(path);
-        }
-    if (dir)
-        closedir(dir);
-    return rmdir(tmpdir);
+    return remove_test_dir(tmpdir);
 }
 
 static const char *tmp_path(const char *name)
