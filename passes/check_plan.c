@@ -84,8 +84,8 @@ static bool is_input_of(const Node *c, int32_t v)
 }
 
 /* An elementwise op b, or a conv2d b with residual a, may have the span of input a,
- * of which it is the last reader (pass_overwrites); the conv only if it reads a
- * through no other input (plan_memory.c). */
+ * of which it is the last reader (pass_overwrites), if no other input of b reads a's
+ * bytes (plan_memory.c). */
 static bool overwritten(const Graph *g, const int32_t *base, const int32_t *last, int32_t a,
                         int32_t b)
 {
@@ -93,7 +93,7 @@ static bool overwritten(const Graph *g, const int32_t *base, const int32_t *last
     if (last[a] != b)
         return false;
     int32_t reads = 0;
-    for (int32_t k = 0; nb->op == OP_CONV2D && k < nb->ninputs; k++)
+    for (int32_t k = 0; k < nb->ninputs; k++)
         reads += base[nb->inputs[k]] == base[a];
     if (reads > 1)
         return false;

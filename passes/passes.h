@@ -110,8 +110,8 @@ void pass_print_plan(const Graph *g, FILE *out);
  * is MEM_ARENA at the concat's offset + channel offset with batch_stride equal
  * to the concat's per-item element count; other inputs are copied. An
  * elementwise op that is the last reader of its full-size input k, or a blocked
- * conv2d of its fused residual k that reads that value through no other input
- * (pass_overwrites), may have that input's bytes: the two share one span. */
+ * conv2d of its fused residual k (pass_overwrites), may have that input's bytes
+ * where no other input reads them: the two share one span. */
 bool pass_overwrites(const Graph *g, const Node *n, int32_t k);
 
 /* ---- util.c: graph surgery shared by the passes ---------------------------- */

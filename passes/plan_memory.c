@@ -17,8 +17,8 @@
  *   3. An elementwise op writes over its full-size input where it is that
  *      value's last reader (pass_overwrites: squeeze-and-excitation's x · s,
  *      a standalone activation), and so does a blocked conv over its fused
- *      residual (ResNet's block-closing convs) unless it reads that value
- *      through another input too: the input becomes a view at offset 0 of the
+ *      residual (ResNet's block-closing convs), where no other input reads the
+ *      same bytes: the input becomes a view at offset 0 of the
  *      op's buffer, which then lives from the input's definition. Not for
  *      graph inputs, concats or values written into one, nor with keep_values.
  *   4. Greedy by size: buffers, largest first, each at the lowest 64-byte
@@ -196,9 +196,10 @@ static void plan_concat(Planner *p, int32_t id)
     }
 }
 
-/* Whether input k of `n` shares its storage with another input of n: a conv that
- * adds its own input (or a view of it) as the residual reads neighbours of the
- * elements it writes, and may not write over it. */
+/* Whether input k of `n` shares its storage with another input of n. Then n may not
+ * write over it: a conv that adds its own input as the residual reads neighbours of
+ * the elements it writes, and an elementwise op whose other operand is a view of the
+ * same bytes (y * split(y, [1, 31])[0], broadcast) reads elements it has written. */
 static bool read_twice(const Planner *p, const Node *n, int32_t k)
 {
     for (int32_t i = 0; i < n->ninputs; i++)
@@ -219,7 +220,7 @@ static void plan_overwrite(Planner *p, int32_t id)
         const Node *xn = &g->nodes[x];
         if (xn->mem.kind != MEM_ARENA || p->view_of[x] >= 0 || xn->op == OP_CONCAT ||
             p->last[x] != id || is_output(g, x) || !pass_overwrites(g, n, k) ||
-            (n->op == OP_CONV2D && read_twice(p, n, k)))
+            read_twice(p, n, k))
             continue;
         p->view_of[x] = id;
         p->view_off[x] = 0;

@@ -217,6 +217,16 @@ static const Case cases[] = {
      "  t = sigmoid(conv2d(global_avgpool(d), 256, kernel=1) as fcz)\n"
      "  return conv2d(d * t, 256, kernel=1) as projk\n"
      "}\n"},
+    /* an elementwise op and a conv that read the value they could be written over
+     * through a second input too (a slice of it broadcast, the conv's own input): each
+     * gets bytes of its own (plan_memory.c) */
+    {"overwrite_read_twice",
+     "network overwrite_read_twice(x: f32[N=2, 32, 5, 6]) {\n"
+     "  y = relu(x)\n"
+     "  a = y * split(y, [1, 31])[0]\n"
+     "  b = relu(conv2d(a, 32, kernel=3, pad=2, dilation=2) as c1 + a)\n"
+     "  return b\n"
+     "}\n"},
     /* reductions whose weights outgrow L1 (more than 32 KiB an output group) with too
      * few output groups for emit_kchunked: with 16 lanes each row runs them in chunks
      * (emit_row_chunked), 1×1 convs of 384 channels in three, with a residual, and 3×3
