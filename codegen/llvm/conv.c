@@ -798,6 +798,17 @@ static bool chunk_pays(const Conv *k, int64_t per)
     return chunked <= wt * k->N + in;
 }
 
+/* Input blocks a chunk of `bytes` of weights holds (per: an input block's), at least
+ * one, at most CB, and dividing CB. */
+static int64_t chunk_blocks(const Conv *k, int64_t bytes, int64_t per)
+{
+    int64_t kc = bytes / per;
+    kc = kc < 1 ? 1 : kc > k->CB ? k->CB : kc;
+    while (k->CB % kc)
+        kc--;
+    return kc;
+}
+
 static void choose_kchunk(Conv *k)
 {
     k->kc = 0;
@@ -808,11 +819,7 @@ static void choose_kchunk(Conv *k)
     int64_t per = k->oct * k->b * k->KH * k->KW * k->bi * (int64_t)sizeof(float);
     if (!chunk_pays(k, per))
         return;
-    int64_t kc = KCHUNK_WEIGHT_BYTES / per;
-    kc = kc < 1 ? 1 : kc > k->CB ? k->CB : kc;
-    while (k->CB % kc)
-        kc--;
-    k->kc = kc;
+    k->kc = chunk_blocks(k, KCHUNK_WEIGHT_BYTES, per);
 }
 
 /* A row's reduction in chunks whose weights stay in L1 (emit_row_chunked). Unchunked,
@@ -837,11 +844,7 @@ static void choose_row_kchunk(Conv *k)
     int64_t per = k->oct * k->b * k->KH * k->KW * k->bi * (int64_t)sizeof(float);
     if (per * k->CB <= 2 * ROW_KCHUNK_WEIGHT_BYTES)
         return;
-    int64_t kc = ROW_KCHUNK_WEIGHT_BYTES / per;
-    kc = kc < 1 ? 1 : kc;
-    while (k->CB % kc)
-        kc--;
-    k->kc = kc;
+    k->kc = chunk_blocks(k, ROW_KCHUNK_WEIGHT_BYTES, per);
     k->row_kc = true;
 }
 
