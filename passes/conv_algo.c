@@ -49,6 +49,18 @@
 #define WINO2_TRANSFORM_CYCLES 60.0
 #define WINO2_MARGIN 0.9
 
+/* The scratch of a run where the weights outweigh the transformed input
+ * (pass_winograd_split, below): such a layer (deep, small plane, batch 8) streams its
+ * transformed weights once per run, and fewer, longer runs stream fewer of them than
+ * their V, read again past L2, costs. Measured against 1 MiB (cnnrun --profile, 2
+ * threads, medians of 3 interleaved runs, Intel Xeon AVX-512, 2 MiB L2): ResNet-50 at
+ * batch 8, 256→256 14×14 (128 tiles, 6 runs → 2) 2.84–2.97 → 2.44–2.51 ms, 512→512
+ * 7×7 (32 tiles, 3 runs → 1) 4.07–4.14 → 3.38–3.68; VGG-16 at batch 8, 512→512 14×14
+ * 12.4–12.9 → 10.7–11.4; at batch 1 the same layers as F(2×2) in one run instead of F(4×4)
+ * in one, 2.16–2.22 → 1.86–1.88. Layers whose input outweighs the weights (ResNet's
+ * 56×56 and 28×28, VGG-16's 56×56 and up) lost 10–30% with 4 MiB. */
+#define WINO_WEIGHTY_SCRATCH_BYTES (4 * 1024 * 1024)
+
 /* The split of codegen/llvm/winograd.c into work items. Tiles are
  * numbered over the batch, so that small planes (7×7: 4 tiles) fill register
  * tiles from several images. A run of MT of them is as long as V[36][MT][C] and
@@ -74,8 +86,12 @@ void pass_winograd_split(int64_t C, int64_t O, int64_t b, int64_t P, int64_t til
     int64_t per_tile = P * (C + s->oct * b) * (int64_t)sizeof(float);
     /* at least two register tiles: deep layers (512 channels: 13 tiles per MiB) would
      * stream their weights once per few tiles; 2 MiB there measured 6.0 ms against 7.8
-     * for 512→512 28×28, while 64-channel layers lose a fifth past 1 MiB */
-    int64_t cap = WINO_SCRATCH_BYTES / per_tile;
+     * for 512→512 28×28, while 64-channel layers lose a fifth past 1 MiB. Where the
+     * weights outweigh the transformed input (O ≥ 2·tiles: deep layers at batch 8),
+     * each run streams more bytes of weights than its V spills past L2: the runs take
+     * WINO_WEIGHTY_SCRATCH_BYTES (above). */
+    int64_t budget = O >= 2 * tiles ? WINO_WEIGHTY_SCRATCH_BYTES : WINO_SCRATCH_BYTES;
+    int64_t cap = budget / per_tile;
     cap = cap < 2 * tmax ? 2 * tmax : cap;
     s->runs = (tiles + cap - 1) / cap;
     int64_t mt = (tiles + s->runs - 1) / s->runs;
