@@ -285,11 +285,28 @@ static LLVMValueRef channel_scale(Conv *k, LLVMValueRef icb, LLVMValueRef lane)
  * and the hardware prefetchers stop at pages: without this a batch larger
  * than the caches is read at half the memory's bandwidth (ResNet-50's 1×1
  * convs at batch 8 took 1.5 times as long). */
-static void prefetch_next_tile(Conv *k, LLVMValueRef xp, int64_t T, int64_t lanes)
+static void prefetch_next_tile(Conv *k, LLVMValueRef xp, LLVMValueRef ow0, int64_t T,
+                               int64_t lanes)
 {
+    Cg *cg = k->cg;
     int64_t per_line = 16 / lanes > 1 ? 16 / lanes : 1, ahead = T * k->sw;
+    LLVMValueRef next = cg_i64(cg, ahead * lanes);
+    if (k->row_kc) {
+        /* The row's last tile (but in the last chunk): the first tile of the next
+         * chunk of this row, its input kc blocks on, which otherwise waits for L2
+         * (bench/conv_layers.c at batch 8, one thread: 1024→256 14×14 4.99 → 4.88 ms,
+         * 2048→512 7×7 5.11 → 4.98; ResNet-50 at batch 8, 2 threads, cnnrun
+         * --profile, medians of 4 interleaved runs: the row-chunked 1×1 convs 0.96 to
+         * 0.99 of their time, the 3×3 stride-2 ones 0.94 to 1.01). */
+        LLVMValueRef end = LLVMBuildICmp(cg->b, LLVMIntSGE, addc(cg, ow0, T), cg_i64(cg, k->OW), "");
+        LLVMValueRef more = LLVMBuildAnd(cg->b, end, LLVMBuildNot(cg->b, k->last, ""), "");
+        LLVMValueRef first = LLVMBuildSub(cg->b, cg_i64(cg, k->kc * k->H * k->W * k->bi),
+                                          mulc(cg, ow0, k->sw * k->bi), "");
+        next = LLVMBuildSelect(cg->b, more, first, next, "");
+    }
+    LLVMValueRef base = tile_base(k, xp, next);
     for (int64_t q = 0; q < ahead + (k->KW - 1) * k->dw; q += per_line)
-        cg_prefetch(k->cg, tile_base(k, xp, cg_i64(k->cg, (ahead + q) * lanes)));
+        cg_prefetch(cg, tile_base(k, base, cg_i64(cg, q * lanes)));
 }
 
 /* The offset of the weights to prefetch at step `sub` (of `nsub`) of input block icb
@@ -328,7 +345,7 @@ static void taps_direct(Conv *k, LLVMValueRef icb, LLVMValueRef kh, LLVMValueRef
     LLVMValueRef wp = tile_base(k, k->w, mulc(cg, wrow, k->KW * k->bi * k->b));
     int64_t wstride = k->CB * k->KH * k->KW * k->bi * k->b;
     if (k->bi > 1)
-        prefetch_next_tile(k, xp, T, k->bi);
+        prefetch_next_tile(k, xp, ow0, T, k->bi);
     /* The input lanes are a loop: unrolled, 3×3 kernels grew to 10k instructions that
      * took LLVM seconds, for no speed measured on ResNet-50 (16.9 against 17.0 ms). */
     /* The prefetch's share: a kernel row's lines (chosen here, once), or where the
