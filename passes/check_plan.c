@@ -85,20 +85,15 @@ static bool is_input_of(const Node *c, int32_t v)
 
 /* An elementwise op b, or a conv2d b with residual a, may have the span of input a,
  * of which it is the last reader (pass_overwrites), if no other input of b reads a's
- * bytes (plan_memory.c). */
+ * bytes (pass_input_shared). */
 static bool overwritten(const Graph *g, const int32_t *base, const int32_t *last, int32_t a,
                         int32_t b)
 {
     const Node *nb = &g->nodes[b];
     if (last[a] != b)
         return false;
-    int32_t reads = 0;
     for (int32_t k = 0; k < nb->ninputs; k++)
-        reads += base[nb->inputs[k]] == base[a];
-    if (reads > 1)
-        return false;
-    for (int32_t k = 0; k < nb->ninputs; k++)
-        if (nb->inputs[k] == a && pass_overwrites(g, nb, k)) {
+        if (nb->inputs[k] == a && pass_overwrites(g, nb, k) && !pass_input_shared(base, nb, k)) {
             PassSpan sa = pass_span_of(&g->nodes[a]), sb = pass_span_of(nb);
             return sa.off == sb.off && sa.len == sb.len && sa.stride == sb.stride &&
                    sa.count == sb.count;

@@ -113,6 +113,13 @@ void pass_print_plan(const Graph *g, FILE *out);
  * conv2d of its fused residual k (pass_overwrites), may have that input's bytes
  * where no other input reads them: the two share one span. */
 bool pass_overwrites(const Graph *g, const Node *n, int32_t k);
+/* Whether input k of `n` shares its storage with another input of n (base[v]: the
+ * value whose storage v is, through aliases). Then n may not write over it: a conv
+ * that adds its own input as the residual reads neighbours of the elements it writes,
+ * and an elementwise op whose other operand is a view of the same bytes
+ * (y * split(y, [1, 31])[0], broadcast) reads elements it has written. The planner
+ * and the plan's checker both ask. */
+bool pass_input_shared(const int32_t *base, const Node *n, int32_t k);
 
 /* ---- util.c: graph surgery shared by the passes ---------------------------- */
 

@@ -196,18 +196,6 @@ static void plan_concat(Planner *p, int32_t id)
     }
 }
 
-/* Whether input k of `n` shares its storage with another input of n. Then n may not
- * write over it: a conv that adds its own input as the residual reads neighbours of
- * the elements it writes, and an elementwise op whose other operand is a view of the
- * same bytes (y * split(y, [1, 31])[0], broadcast) reads elements it has written. */
-static bool read_twice(const Planner *p, const Node *n, int32_t k)
-{
-    for (int32_t i = 0; i < n->ninputs; i++)
-        if (i != k && p->base[n->inputs[i]] == p->base[n->inputs[k]])
-            return true;
-    return false;
-}
-
 /* Step 3 for node `id`: its first input it may overwrite. */
 static void plan_overwrite(Planner *p, int32_t id)
 {
@@ -220,7 +208,7 @@ static void plan_overwrite(Planner *p, int32_t id)
         const Node *xn = &g->nodes[x];
         if (xn->mem.kind != MEM_ARENA || p->view_of[x] >= 0 || xn->op == OP_CONCAT ||
             p->last[x] != id || is_output(g, x) || !pass_overwrites(g, n, k) ||
-            read_twice(p, n, k))
+            pass_input_shared(p->base, n, k))
             continue;
         p->view_of[x] = id;
         p->view_off[x] = 0;

@@ -315,6 +315,14 @@ static bool conv_overwrites(const Graph *g, const Node *n, int32_t k)
            pass_constant_params(g, n);
 }
 
+bool pass_input_shared(const int32_t *base, const Node *n, int32_t k)
+{
+    for (int32_t i = 0; i < n->ninputs; i++)
+        if (i != k && base[n->inputs[i]] == base[n->inputs[k]])
+            return true;
+    return false;
+}
+
 /* Whether `n` can compute into the storage of its input k: it writes each
  * element from the same element of that input alone (an activation; add, sub,
  * mul or div where input k has the output's shape and storage, the other one
