@@ -241,6 +241,29 @@ static CgKernel emit_plain_max(Cg *cg, Pool *p)
     return (CgKernel){fn, p->vo.N * p->vo.groups * p->vo.H};
 }
 
+/* The lines of the input rows that the next output row reads and this one does not,
+ * under output pixel ow's window, for a blocked value: a block's rows lie pages apart,
+ * where the hardware prefetchers stop. ResNet-50's 3×3/2 maxpool, 2 threads (cnnrun
+ * --profile, 3 interleaved runs each way): batch 8 1.30–1.38 → 1.17–1.22 ms, batch 1
+ * 0.127–0.134 → 0.092–0.096. Not for windows one row high (the gathers of strided 1×1
+ * convs read every other line of a row, which the prefetchers follow: prefetched as
+ * well, they were 5–10% slower). */
+static void prefetch_next_rows(Cg *cg, Pool *p, LLVMValueRef ow)
+{
+    const PoolAttrs *a = &p->nd->attrs.pool;
+    int64_t span = (int64_t)(a->kernel[0] - 1) * a->dilation[0] + 1;
+    int64_t spanw = (int64_t)(a->kernel[1] - 1) * a->dilation[1] + 1;
+    int64_t s = a->stride[0], sw = a->stride[1];
+    if (span == 1)
+        return;
+    LLVMValueRef h0 = LLVMBuildSub(cg->b, cg_imul(cg, p->oh, s), cg_i64(cg, a->pad[0]), "");
+    LLVMValueRef w0 = LLVMBuildSub(cg->b, cg_imul(cg, ow, sw), cg_i64(cg, a->pad[1]), "");
+    for (int64_t r = span > s ? span : s; r < s + span; r++)
+        for (int64_t j = spanw > sw ? spanw - sw : 0; j < spanw; j++)
+            cg_prefetch(cg, cg_view_at(cg, &p->vi, p->in, p->n, p->g, cg_iadd(cg, h0, cg_i64(cg, r)),
+                                       cg_iadd(cg, w0, cg_i64(cg, j))));
+}
+
 static CgKernel emit_window_pool(Cg *cg, int32_t id)
 {
     Pool p = {.nd = &cg->g->nodes[id]};
@@ -258,26 +281,8 @@ static CgKernel emit_window_pool(Cg *cg, int32_t id)
     cg_divmod(cg, it.iv, p.vo.H, &ng, &p.oh);
     cg_divmod(cg, ng, p.vo.groups, &p.n, &p.g);
     CgLoop ow = cg_loop_begin(cg, cg_i64(cg, 0), cg_i64(cg, p.vo.W), 1, "ow");
-    const PoolAttrs *pa = &p.nd->attrs.pool;
-    int64_t span = (int64_t)(pa->kernel[0] - 1) * pa->dilation[0] + 1;
-    int64_t spanw = (int64_t)(pa->kernel[1] - 1) * pa->dilation[1] + 1;
-    if (p.vi.blk > 1 && span > 1) {
-        /* The lines of the input rows that the next output row reads and this one
-         * does not, under this pixel's window: the rows of a block lie pages apart,
-         * where the hardware prefetchers stop. ResNet-50's 3×3/2 maxpool, 2 threads
-         * (cnnrun --profile, 3 interleaved runs each way): batch 8 1.30–1.38 →
-         * 1.17–1.22 ms, batch 1 0.127–0.134 → 0.092–0.096. (The gathers of strided
-         * 1×1 convs, windows of one pixel, read every other line of a row, which the
-         * prefetchers follow: prefetched as well, they were 5–10% slower.) */
-        int64_t s = pa->stride[0], sw = pa->stride[1];
-        int64_t r0 = span > s ? span : s, r1 = s + span;
-        LLVMValueRef h0 = LLVMBuildSub(cg->b, cg_imul(cg, p.oh, s), cg_i64(cg, pa->pad[0]), "");
-        LLVMValueRef w0 = LLVMBuildSub(cg->b, cg_imul(cg, ow.iv, sw), cg_i64(cg, pa->pad[1]), "");
-        for (int64_t r = r0; r < r1; r++)
-            for (int64_t j = spanw > sw ? spanw - sw : 0; j < spanw; j++)
-                cg_prefetch(cg, cg_view_at(cg, &p.vi, p.in, p.n, p.g, cg_iadd(cg, h0, cg_i64(cg, r)),
-                                           cg_iadd(cg, w0, cg_i64(cg, j))));
-    }
+    if (p.vi.blk > 1)
+        prefetch_next_rows(cg, &p, ow.iv);
     LLVMValueRef v = p.nd->op != OP_MAXPOOL ? mean_window(cg, &p, ow.iv)
                      : p.vi.blk > 1         ? max_window_blocked(cg, &p, ow.iv)
                                             : max_window(cg, &p, ow.iv);
