@@ -179,10 +179,17 @@ static LLVMValueRef bias_global(Conv *k)
  * Work items run ((n, chunk), row, group in chunk), the last fastest. */
 #define CHUNK_WEIGHT_BYTES (192 * 1024)
 
+/* Weight bytes of one input block for a register tile's oct output blocks: what a
+ * chunked reduction's chunk is counted in. */
+static int64_t tile_block_bytes(const Conv *k)
+{
+    return k->oct * k->b * k->KH * k->KW * k->bi * (int64_t)sizeof(float);
+}
+
 static int64_t choose_chunk(const Conv *k)
 {
     int64_t groups = k->OB / k->oct;
-    int64_t per = k->oct * k->b * k->CB * k->bi * k->KH * k->KW * (int64_t)sizeof(float);
+    int64_t per = tile_block_bytes(k) * k->CB;
     int64_t c = CHUNK_WEIGHT_BYTES / per;
     c = c < 1 ? 1 : c > groups ? groups : c;
     while (groups % c)
@@ -833,7 +840,7 @@ static void choose_kchunk(Conv *k)
         k->plain_out || k->bi < 2 || k->OBg || k->N * k->OH * k->OW > KCHUNK_PIXELS ||
         k->OB / k->oct < KCHUNK_MIN_GROUPS)
         return;
-    int64_t per = k->oct * k->b * k->KH * k->KW * k->bi * (int64_t)sizeof(float);
+    int64_t per = tile_block_bytes(k);
     if (!chunk_pays(k, per))
         return;
     k->kc = chunk_blocks(k, KCHUNK_WEIGHT_BYTES, per);
@@ -858,7 +865,7 @@ static void choose_row_kchunk(Conv *k)
     if (k->kc || k->b < 16 || k->depthwise || k->fused || k->res_is_out || k->plane ||
         k->plain_out || k->bi < 2 || k->OBg)
         return;
-    int64_t per = k->oct * k->b * k->KH * k->KW * k->bi * (int64_t)sizeof(float);
+    int64_t per = tile_block_bytes(k);
     if (per * k->CB <= 2 * ROW_KCHUNK_WEIGHT_BYTES)
         return;
     k->kc = chunk_blocks(k, ROW_KCHUNK_WEIGHT_BYTES, per);
