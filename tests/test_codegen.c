@@ -419,6 +419,78 @@ static void test_squeezenet(void **state)
     check_zoo("squeezenet1_1", 4);
 }
 
+/* ---- the order of work items ---------------------------------------------- */
+
+/* A 1×1 conv whose output a Winograd conv reads, at a batch of 3 (ranges of unequal
+ * length on 2 threads; 3 threads give one image each). */
+static const char before_winograd[] = "network before_winograd(x: f32[N=3, 64, 28, 28]) {\n"
+                                      "  a = relu(conv2d(x, 64, kernel=1) as p)\n"
+                                      "  b = relu(conv2d(a, 64, kernel=3, pad=1) as w)\n"
+                                      "  return b\n"
+                                      "}\n";
+
+/* Whether function `name` of m has an instruction named "item" (cg_item's, backwards). */
+static bool runs_backwards(LLVMModuleRef m, const char *name)
+{
+    LLVMValueRef f = LLVMGetNamedFunction(m, name);
+    assert_non_null(f);
+    for (LLVMBasicBlockRef bb = LLVMGetFirstBasicBlock(f); bb; bb = LLVMGetNextBasicBlock(bb))
+        for (LLVMValueRef in = LLVMGetFirstInstruction(bb); in; in = LLVMGetNextInstruction(in)) {
+            size_t len;
+            const char *v = LLVMGetValueName2(in, &len);
+            if (!strcmp(v, "item"))
+                return true;
+        }
+    return false;
+}
+
+/* The conv before a Winograd conv runs each thread's items backwards (module.c), the
+ * Winograd conv forwards, and the model still computes the interpreter's values on 1, 2
+ * and 3 threads. */
+static void test_backwards_before_winograd(void **state)
+{
+    (void)state;
+    const Build b = {.block = -1, .opt = 0};
+    Graph *g = load("before_winograd", before_winograd, &b);
+    optimize(g, &b);
+    int32_t w = -1;
+    for (int32_t i = 0; i < g->nnodes; i++)
+        if (!strcmp(g->nodes[i].name, "w"))
+            w = i;
+    assert_true(w >= 0);
+    assert_int_not_equal(g->nodes[w].attrs.conv.winograd, 0);
+    Diag d;
+    Cg cg;
+    lower_graph(g, &b, &d, &cg);
+    assert_true(runs_backwards(cg.mod, "p"));
+    assert_false(runs_backwards(cg.mod, "w"));
+    cg_free(&cg);
+    ir_diag_fini(&d);
+    ir_graph_free(g);
+
+    char *so = build_so("before_winograd", before_winograd, &b);
+    Api a = open_so(so);
+    g = load("before_winograd", before_winograd, &b);
+    const Node *out = &g->nodes[g->outputs[0].node];
+    for (int32_t threads = 1; threads <= 3; threads++) {
+        float **ins;
+        int32_t no;
+        float **outs = run_so(&a, threads, &ins, &no);
+        InterpResult res;
+        char err[256];
+        if (!ir_interp(g, (const float *const *)ins, &res, err, sizeof err))
+            fail_msg("interp: %s", err);
+        expect_close("before_winograd", outs[0], res.values[g->outputs[0].node],
+                     ir_numel(&out->type));
+        ir_interp_free(&res);
+        free_all(outs, no);
+        free_all(ins, ir_num_inputs(g));
+    }
+    ir_graph_free(g);
+    dlclose(a.lib);
+    remove(so);
+    free(so);
+}
 
 int main(void)
 {
@@ -427,7 +499,7 @@ int main(void)
         cmocka_unit_test(test_small_host), cmocka_unit_test(test_small_plain),
         cmocka_unit_test(test_small_avx2), cmocka_unit_test(test_small_sse_O0),
         cmocka_unit_test(test_zoo_small),  cmocka_unit_test(test_squeezenet),
-        cmocka_unit_test(test_passes_off),
+        cmocka_unit_test(test_passes_off), cmocka_unit_test(test_backwards_before_winograd),
     };
     return cmocka_run_group_tests(tests, make_tmpdir, remove_tmpdir);
 }

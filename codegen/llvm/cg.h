@@ -48,6 +48,9 @@ typedef struct Cg {
     /* Common types. */
     LLVMTypeRef t_void, t_i1, t_i32, t_i64, t_f32, t_ptr, t_vf32, t_kernel;
     LLVMValueRef args, begin, end; /* parameters of the kernel being emitted */
+    /* The kernel being emitted runs each thread's range of work items backwards
+     * (cg_item): set for the direct convs that write a Winograd conv's input (module.c). */
+    bool reverse;
     /* Slots of `args` the kernel being emitted reads (bit i: slot i; slots past 63
      * count as read): a parameter's slot that no kernel reads gets no raw copy. */
     uint64_t args_read;
@@ -189,6 +192,9 @@ bool cg_same_code(LLVMValueRef a, LLVMValueRef b);
 LLVMValueRef cg_kernel_begin(Cg *cg, const char *name);
 void cg_kernel_end(Cg *cg);
 LLVMValueRef cg_arg_ptr(Cg *cg, int32_t i); /* args[i] as a ptr */
+/* The work item of step iv of the loop over [begin, end): iv, or with cg->reverse
+ * begin + end - 1 - iv. */
+LLVMValueRef cg_item(Cg *cg, LLVMValueRef iv);
 /* Input k of node `id`: its buffer, or the embedded global of a constant
  * (constants are not passed in args). */
 LLVMValueRef cg_input_ptr(Cg *cg, int32_t id, int32_t k);

@@ -766,10 +766,11 @@ static CgKernel emit_blocked(Conv *k)
     k->scale = k->a->scaled_in ? cg_arg_ptr(cg, k->n->ninputs + 1) : NULL;
     CgAccLoop l;
     cg_acc_loop_begin(cg, &l, cg->begin, cg->end, NULL, 0);
+    LLVMValueRef item = cg_item(cg, l.iv);
     if (k->kc && !k->row_kc) {
-        emit_kchunked(k, l.iv);
+        emit_kchunked(k, item);
     } else {
-        decode_item(k, l.iv);
+        decode_item(k, item);
         if (k->plane)
             emit_plane(k);
         else if (k->row_kc)

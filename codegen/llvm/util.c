@@ -58,6 +58,14 @@ LLVMValueRef cg_arg_ptr(Cg *cg, int32_t i)
     return p;
 }
 
+LLVMValueRef cg_item(Cg *cg, LLVMValueRef iv)
+{
+    if (!cg->reverse)
+        return iv;
+    LLVMValueRef last = LLVMBuildSub(cg->b, cg->end, cg_i64(cg, 1), "");
+    return LLVMBuildSub(cg->b, LLVMBuildAdd(cg->b, cg->begin, last, ""), iv, "item");
+}
+
 CgLoop cg_loop_begin(Cg *cg, LLVMValueRef lo, LLVMValueRef hi, int64_t step, const char *name)
 {
     CgLoop l = {0};
