@@ -421,13 +421,15 @@ static void test_squeezenet(void **state)
 
 /* ---- the order of work items ---------------------------------------------- */
 
-/* A 1×1 conv whose output a Winograd conv reads, at a batch of 3 (ranges of unequal
- * length on 2 threads; 3 threads give one image each). */
-static const char before_winograd[] = "network before_winograd(x: f32[N=3, 64, 28, 28]) {\n"
-                                      "  a = relu(conv2d(x, 64, kernel=1) as p)\n"
-                                      "  b = relu(conv2d(a, 64, kernel=3, pad=1) as w)\n"
-                                      "  return b\n"
-                                      "}\n";
+/* 1×1 convs whose outputs a Winograd conv (w) and a stride-2 3×3 conv (s) read, at a
+ * batch of 3 (ranges of unequal length on 2 threads; 3 threads give one image each). */
+static const char before_3x3[] = "network before_3x3(x: f32[N=3, 64, 28, 28]) {\n"
+                                 "  a = relu(conv2d(x, 64, kernel=1) as p)\n"
+                                 "  b = relu(conv2d(a, 64, kernel=3, pad=1) as w)\n"
+                                 "  c = relu(conv2d(b, 128, kernel=1) as q)\n"
+                                 "  d = relu(conv2d(c, 64, kernel=3, stride=2, pad=1) as s)\n"
+                                 "  return d\n"
+                                 "}\n";
 
 /* Whether function `name` of m has an instruction named "item" (cg_item's, backwards). */
 static bool runs_backwards(LLVMModuleRef m, const char *name)
@@ -444,14 +446,13 @@ static bool runs_backwards(LLVMModuleRef m, const char *name)
     return false;
 }
 
-/* The conv before a Winograd conv runs each thread's items backwards (module.c), the
- * Winograd conv forwards, and the model still computes the interpreter's values on 1, 2
- * and 3 threads. */
-static void test_backwards_before_winograd(void **state)
+/* The convs before 3×3 convs run each thread's items backwards (module.c), the 3×3 convs
+ * forwards, and the model still computes the interpreter's values on 1, 2 and 3 threads. */
+static void test_backwards_before_3x3(void **state)
 {
     (void)state;
     const Build b = {.block = -1, .opt = 0};
-    Graph *g = load("before_winograd", before_winograd, &b);
+    Graph *g = load("before_3x3", before_3x3, &b);
     optimize(g, &b);
     int32_t w = -1;
     for (int32_t i = 0; i < g->nnodes; i++)
@@ -464,13 +465,15 @@ static void test_backwards_before_winograd(void **state)
     lower_graph(g, &b, &d, &cg);
     assert_true(runs_backwards(cg.mod, "p"));
     assert_false(runs_backwards(cg.mod, "w"));
+    assert_true(runs_backwards(cg.mod, "q"));
+    assert_false(runs_backwards(cg.mod, "s"));
     cg_free(&cg);
     ir_diag_fini(&d);
     ir_graph_free(g);
 
-    char *so = build_so("before_winograd", before_winograd, &b);
+    char *so = build_so("before_3x3", before_3x3, &b);
     Api a = open_so(so);
-    g = load("before_winograd", before_winograd, &b);
+    g = load("before_3x3", before_3x3, &b);
     const Node *out = &g->nodes[g->outputs[0].node];
     for (int32_t threads = 1; threads <= 3; threads++) {
         float **ins;
@@ -480,7 +483,7 @@ static void test_backwards_before_winograd(void **state)
         char err[256];
         if (!ir_interp(g, (const float *const *)ins, &res, err, sizeof err))
             fail_msg("interp: %s", err);
-        expect_close("before_winograd", outs[0], res.values[g->outputs[0].node],
+        expect_close("before_3x3", outs[0], res.values[g->outputs[0].node],
                      ir_numel(&out->type));
         ir_interp_free(&res);
         free_all(outs, no);
@@ -499,7 +502,7 @@ int main(void)
         cmocka_unit_test(test_small_host), cmocka_unit_test(test_small_plain),
         cmocka_unit_test(test_small_avx2), cmocka_unit_test(test_small_sse_O0),
         cmocka_unit_test(test_zoo_small),  cmocka_unit_test(test_squeezenet),
-        cmocka_unit_test(test_passes_off), cmocka_unit_test(test_backwards_before_winograd),
+        cmocka_unit_test(test_passes_off), cmocka_unit_test(test_backwards_before_3x3),
     };
     return cmocka_run_group_tests(tests, make_tmpdir, remove_tmpdir);
 }

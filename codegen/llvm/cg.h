@@ -49,7 +49,7 @@ typedef struct Cg {
     LLVMTypeRef t_void, t_i1, t_i32, t_i64, t_f32, t_ptr, t_vf32, t_kernel;
     LLVMValueRef args, begin, end; /* parameters of the kernel being emitted */
     /* The kernel being emitted runs each thread's range of work items backwards
-     * (cg_item): set for the direct convs that write a Winograd conv's input (module.c). */
+     * (cg_item): set for the direct convs that write a 3×3 conv's input (module.c). */
     bool reverse;
     /* Slots of `args` the kernel being emitted reads (bit i: slot i; slots past 63
      * count as read): a parameter's slot that no kernel reads gets no raw copy. */

@@ -689,19 +689,23 @@ static void run_copy_output(Cg *cg, const Run *r, int32_t k)
 
 /* Each thread runs one contiguous range of a kernel's work items (rt_parallel_for), and
  * the direct convs' items go image by image, row by row: the last rows a thread wrote
- * are those still in its L2 when the next kernel starts. A Winograd conv reads its input
- * a run of tiles at a time, each input row of the run once, across rows pages apart
- * where the hardware prefetchers stop: from L3 or memory it waits for them. So a direct
- * conv whose output a Winograd conv reads runs its range backwards (cg_item), and
- * leaves in L2 the rows the Winograd conv, running forwards, reads first. ResNet-50,
- * 2 threads (Intel Xeon, AVX-512), cnnrun --bench medians of 10 interleaved rounds:
- * batch 1 25.35 -> 24.59 ms, batch 8 170.2 -> 167.6 (and in runs of 8 rounds 22.05 ->
- * 21.43, 157.2 -> 153.8); with --profile, layer3's Winograd convs took 0.81-0.95 of
- * their time at batch 1 and 0.93-0.96 at batch 8, the 1×1 convs before them 0.98-1.06
- * of theirs. (Every kernel against the one before it, forwards and backwards in turn,
- * lost as much elsewhere: the first conv, reading the image backwards, 1.13 times as
- * long; along VGG-16's and ResNet-18's chains of Winograd convs no change was measured,
- * and a chain's equal kernels would no longer be one.) */
+ * are those still in its L2 when the next kernel starts. A conv with a wider kernel than
+ * 1×1 reads each input row for several output rows, across rows pages apart where the
+ * hardware prefetchers stop (the Winograd kernel a run of tiles at a time, each row of
+ * the run once): from L3 or memory it waits for them. So a direct conv whose output such
+ * a conv reads runs its range backwards (cg_item), and leaves in L2 the rows the reader,
+ * running forwards, reads first; the reader of one that runs backwards runs forwards.
+ * ResNet-50, 2 threads (Intel Xeon, AVX-512), cnnrun --bench medians of interleaved
+ * rounds: the 1×1 convs before the Winograd convs backwards, batch 1 25.35 -> 24.59 ms,
+ * batch 8 170.2 -> 167.6 (10 rounds); then also those before the stride-2 and the
+ * batch-1 direct 3×3 convs, batch 1 24.68 -> 24.02 (8 rounds; in the other order 24.29
+ * -> 23.90), batch 8 168.2 -> 163.9. With --profile, layer3's Winograd convs took
+ * 0.81-0.95 of their time at batch 1, the direct 3×3 convs 0.95-0.98, the 1×1 convs
+ * before them 0.98-1.06 of theirs. (Every kernel against the one before it, forwards and
+ * backwards in turn, lost as much elsewhere: the first conv, reading the image
+ * backwards, 1.13 times as long. The Winograd kernel runs forwards: along VGG-16's and
+ * ResNet-18's chains of Winograd convs, alternating, no change was measured, and a
+ * chain's equal kernels would no longer be one.) */
 
 /* The node that wrote v's bytes: v, or for a view or a value computed inside its
  * reader, the node behind its first input. */
@@ -713,19 +717,28 @@ static int32_t writer(const Graph *g, int32_t v)
     return v;
 }
 
-/* back[i]: node i's kernel runs backwards (above); the caller frees it. */
-static bool *plan_backwards(Cg *cg)
+/* Whether node i is a conv2d that the Winograd kernel computes. */
+static bool is_winograd(const Cg *cg, int32_t i)
+{
+    const Node *n = &cg->g->nodes[i];
+    return n->op == OP_CONV2D && n->attrs.conv.winograd && cg_winograd_fits(cg, i);
+}
+
+/* back[i]: node i's kernel runs backwards (above); the caller frees it. From the last
+ * node to the first, so that a conv's own order is settled before its input's. */
+static bool *plan_backwards(const Cg *cg)
 {
     const Graph *g = cg->g;
     bool *back = ir_xcalloc((size_t)g->nnodes + 1, sizeof *back);
-    for (int32_t j = 0; j < g->nnodes; j++) {
+    for (int32_t j = g->nnodes - 1; j >= 0; j--) {
         const Node *n = &g->nodes[j];
-        if (n->op != OP_CONV2D || !n->attrs.conv.winograd || n->ninputs == 0 ||
-            n->mem.kind == MEM_ALIAS || n->mem.kind == MEM_INLINED || !cg_winograd_fits(cg, j))
+        const ConvAttrs *a = &n->attrs.conv;
+        if (n->op != OP_CONV2D || back[j] || n->ninputs == 0 || a->groups != 1 ||
+            (a->kernel[0] == 1 && a->kernel[1] == 1) || n->mem.kind == MEM_ALIAS ||
+            n->mem.kind == MEM_INLINED)
             continue;
         int32_t w = writer(g, n->inputs[0]);
-        const Node *wn = &g->nodes[w];
-        if (wn->op == OP_CONV2D && !(wn->attrs.conv.winograd && cg_winograd_fits(cg, w)))
+        if (g->nodes[w].op == OP_CONV2D && !is_winograd(cg, w))
             back[w] = true;
     }
     return back;
