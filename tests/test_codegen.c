@@ -471,28 +471,9 @@ static void test_backwards_before_3x3(void **state)
     ir_diag_fini(&d);
     ir_graph_free(g);
 
-    char *so = build_so("before_3x3", before_3x3, &b);
-    Api a = open_so(so);
-    g = load("before_3x3", before_3x3, &b);
-    const Node *out = &g->nodes[g->outputs[0].node];
-    for (int32_t threads = 1; threads <= 3; threads++) {
-        float **ins;
-        int32_t no;
-        float **outs = run_so(&a, threads, &ins, &no);
-        InterpResult res;
-        char err[256];
-        if (!ir_interp(g, (const float *const *)ins, &res, err, sizeof err))
-            fail_msg("interp: %s", err);
-        expect_close("before_3x3", outs[0], res.values[g->outputs[0].node],
-                     ir_numel(&out->type));
-        ir_interp_free(&res);
-        free_all(outs, no);
-        free_all(ins, ir_num_inputs(g));
-    }
-    ir_graph_free(g);
-    dlclose(a.lib);
-    remove(so);
-    free(so);
+    const Case c = {"before_3x3", before_3x3};
+    for (int32_t threads = 1; threads <= 3; threads++)
+        check_case(&c, &b, threads);
 }
 
 int main(void)
