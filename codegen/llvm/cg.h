@@ -246,6 +246,9 @@ LLVMValueRef cg_hsum(Cg *cg, LLVMValueRef v);                /* sum of the lanes
 /* Elements from one batch item of `node`'s value to the next (honours
  * Node.mem.batch_stride of values written into a concat, through aliases). */
 int64_t cg_item_stride(const Cg *cg, int32_t node);
+/* The node whose storage node `id`'s value is, following views (MEM_ALIAS); with
+ * `off`, the value's byte offset in that storage. */
+const Node *cg_storage_of(const Cg *cg, int32_t id, int64_t *off);
 
 /* Index arithmetic on i64 values (nsw); cg_divmod by a positive constant. */
 LLVMValueRef cg_iadd(Cg *cg, LLVMValueRef a, LLVMValueRef b);
@@ -356,6 +359,8 @@ CgKernel cg_emit_conv2d(Cg *cg, int32_t node);
  * constant weights) as Winograd F(4×4, 3×3); cg_emit_conv2d takes it for the nodes
  * the conv_algo pass marked (ConvAttrs.winograd) when cg_winograd_fits. */
 bool cg_winograd_fits(const Cg *cg, int32_t node);
+/* Whether node is a conv2d that cg_emit_conv2d gives the Winograd kernel. */
+bool cg_runs_winograd(const Cg *cg, int32_t node);
 CgKernel cg_emit_conv2d_winograd(Cg *cg, int32_t node);
 CgKernel cg_emit_dense(Cg *cg, int32_t node);
 /* conv_train.c, dense.c: kernels for weights that are graph inputs (training), plain layouts. */

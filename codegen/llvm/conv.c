@@ -1170,7 +1170,7 @@ CgKernel cg_emit_conv2d(Cg *cg, int32_t node)
             cg->g->nodes[node].name);
     if (!cg_weights_constant(cg, node))
         return cg_emit_conv2d_runtime(cg, node);
-    if (cg->g->nodes[node].attrs.conv.winograd && cg_winograd_fits(cg, node))
+    if (cg_runs_winograd(cg, node))
         return cg_emit_conv2d_winograd(cg, node);
     Conv k;
     conv_init(&k, cg, node);

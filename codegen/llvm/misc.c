@@ -74,25 +74,12 @@ static CgKernel emit_softmax(Cg *cg, int32_t id)
 
 /* ---- concat --------------------------------------------------------------- */
 
-/* Storage of a value after following views: node and byte offset. */
-static const Node *storage_of(const Cg *cg, int32_t id, int64_t *off)
-{
-    const Node *nd = &cg->g->nodes[id];
-    *off = 0;
-    while (nd->mem.kind == MEM_ALIAS) {
-        *off += nd->mem.offset;
-        nd = &cg->g->nodes[nd->inputs[0]];
-    }
-    *off += nd->mem.offset;
-    return nd;
-}
-
 /* True if input k already lives where the concat wants it. */
 static bool in_place(const Cg *cg, int32_t id, int32_t k, int64_t elem_off)
 {
     int64_t oc, oi;
-    const Node *c = storage_of(cg, id, &oc);
-    const Node *s = storage_of(cg, cg->g->nodes[id].inputs[k], &oi);
+    const Node *c = cg_storage_of(cg, id, &oc);
+    const Node *s = cg_storage_of(cg, cg->g->nodes[id].inputs[k], &oi);
     return c->mem.kind == MEM_ARENA && s->mem.kind == MEM_ARENA && oi == oc + elem_off * 4 &&
            cg_item_stride(cg, cg->g->nodes[id].inputs[k]) == cg_item_stride(cg, id);
 }

@@ -707,23 +707,6 @@ static void run_copy_output(Cg *cg, const Run *r, int32_t k)
  * ResNet-18's chains of Winograd convs, alternating, no change was measured, and a
  * chain's equal kernels would no longer be one.) */
 
-/* The node that wrote v's bytes: v, or for a view or a value computed inside its
- * reader, the node behind its first input. */
-static int32_t writer(const Graph *g, int32_t v)
-{
-    while ((g->nodes[v].mem.kind == MEM_ALIAS || g->nodes[v].mem.kind == MEM_INLINED) &&
-           g->nodes[v].ninputs > 0)
-        v = g->nodes[v].inputs[0];
-    return v;
-}
-
-/* Whether node i is a conv2d that the Winograd kernel computes. */
-static bool is_winograd(const Cg *cg, int32_t i)
-{
-    const Node *n = &cg->g->nodes[i];
-    return n->op == OP_CONV2D && n->attrs.conv.winograd && cg_winograd_fits(cg, i);
-}
-
 /* back[i]: node i's kernel runs backwards (above); the caller frees it. From the last
  * node to the first, so that a conv's own order is settled before its input's. */
 static bool *plan_backwards(const Cg *cg)
@@ -733,12 +716,11 @@ static bool *plan_backwards(const Cg *cg)
     for (int32_t j = g->nnodes - 1; j >= 0; j--) {
         const Node *n = &g->nodes[j];
         const ConvAttrs *a = &n->attrs.conv;
-        if (n->op != OP_CONV2D || back[j] || n->ninputs == 0 || a->groups != 1 ||
-            (a->kernel[0] == 1 && a->kernel[1] == 1) || n->mem.kind == MEM_ALIAS ||
-            n->mem.kind == MEM_INLINED)
+        if (n->op != OP_CONV2D || back[j] || a->groups != 1 ||
+            (a->kernel[0] == 1 && a->kernel[1] == 1) || n->mem.kind == MEM_INLINED)
             continue;
-        int32_t w = writer(g, n->inputs[0]);
-        if (g->nodes[w].op == OP_CONV2D && !is_winograd(cg, w))
+        int32_t w = (int32_t)(cg_storage_of(cg, n->inputs[0], NULL) - g->nodes);
+        if (g->nodes[w].op == OP_CONV2D && !cg_runs_winograd(cg, w))
             back[w] = true;
     }
     return back;

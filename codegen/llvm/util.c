@@ -524,11 +524,22 @@ int32_t cg_extra_slots(const Node *n)
     return n->op == OP_CONV2D && n->attrs.conv.scaled_in ? 1 : 0;
 }
 
+const Node *cg_storage_of(const Cg *cg, int32_t id, int64_t *off)
+{
+    const Node *nd = &cg->g->nodes[id];
+    int64_t o = 0;
+    while (nd->mem.kind == MEM_ALIAS) {
+        o += nd->mem.offset;
+        nd = &cg->g->nodes[nd->inputs[0]];
+    }
+    if (off)
+        *off = o + nd->mem.offset;
+    return nd;
+}
+
 int64_t cg_item_stride(const Cg *cg, int32_t node)
 {
-    const Node *nd = &cg->g->nodes[node];
-    while (nd->mem.kind == MEM_ALIAS)
-        nd = &cg->g->nodes[nd->inputs[0]];
+    const Node *nd = cg_storage_of(cg, node, NULL);
     if (nd->mem.batch_stride) return nd->mem.batch_stride;
     /* The storage's item: a view (a slice of channels) has the items of what it views. */
     const TensorType *t = &nd->type;

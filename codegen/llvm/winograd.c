@@ -447,6 +447,12 @@ bool cg_winograd_fits(const Cg *cg, int32_t node)
     return cg_weights_constant(cg, node) && xt->dims[1] % 4 == 0;
 }
 
+bool cg_runs_winograd(const Cg *cg, int32_t node)
+{
+    const Node *n = &cg->g->nodes[node];
+    return n->op == OP_CONV2D && n->attrs.conv.winograd && cg_winograd_fits(cg, node);
+}
+
 CgKernel cg_emit_conv2d_winograd(Cg *cg, int32_t node)
 {
     Wino k;
