@@ -239,6 +239,19 @@ static const Case cases[] = {
      "  d = conv2d(a, 32, kernel=3, pad=[2, 1, 2, 3], dilation=2) as r4 + conv2d(a, 32, kernel=1) as r5\n"
      "  return b, c, d\n"
      "}\n"},
+    /* 1×1 convs of 6-pixel × 4-block register tiles on 32 registers (choose_tile):
+     * rows of 17 pixels (tiles of 6, 6 and 5), a reduction of 384 in chunks, a
+     * residual, 120 channels into a plain output, and a 28×28 plane cut into rows of 56;
+     * a conv with too few work items for them (w4, 26) keeps 13 × 2 */
+    {"wide_pointwise",
+     "network wide_pointwise(x: f32[N=2, 384, 13, 17], y: f32[N=1, 64, 28, 28]) {\n"
+     "  a = relu(conv2d(x, 128, kernel=1) as w0)\n"
+     "  b = relu(conv2d(a, 128, kernel=1) as w1 + a)\n"
+     "  c = tanh(conv2d(b, 120, kernel=1) as w2)\n"
+     "  d = conv2d(y, 256, kernel=1) as w3\n"
+     "  e = conv2d(b, 64, kernel=1) as w4\n"
+     "  return b, c, d, e\n"
+     "}\n"},
 };
 #define NCASES ((int)(sizeof cases / sizeof cases[0]))
 

@@ -874,8 +874,10 @@ static void choose_row_kchunk(Conv *k)
 }
 
 /* Register tile: T pixels × oct vectors of accumulators, leaving registers
- * for the oct weight vectors, the broadcast and address arithmetic. */
-static void choose_tile(Conv *k)
+ * for the oct weight vectors, the broadcast and address arithmetic (wide: a 1×1
+ * conv's 6 × 4, below); then the plane tiling and the chunked reduction, which
+ * depend on it. */
+static void choose_shape(Conv *k, bool wide)
 {
     int64_t regs = k->cg->nregs;
     k->oct = k->depthwise || k->OB % 2 || k->OBg % 2 ? 1 : 2;
@@ -884,6 +886,10 @@ static void choose_tile(Conv *k)
         k->tile = regs / 2;
     if (k->tile * k->oct > CG_MAX_ACC)
         k->tile = CG_MAX_ACC / k->oct;
+    if (wide) {
+        k->oct = 4;
+        k->tile = 6;
+    }
     /* Plane tiling unrolls every tap for each tile: only for planes of a few
      * tiles whose rows would leave the register tile half empty. With 32
      * registers a 7-pixel row already gives 14 accumulators, and LLVM's
@@ -898,6 +904,32 @@ static void choose_tile(Conv *k)
         tiles * k->bi <= 1024)
         k->plane = true;
     choose_kchunk(k);
+}
+
+/* A 1×1 conv on 32 registers takes a tile of 6 pixels × 4 blocks, not 13 × 2. A step
+ * of the reduction loads T + oct vectors for T · oct FMAs, and on the Intel Xeon
+ * (AVX-512) each load costs about a fifth of an FMA cycle even from L1: alone and hot,
+ * the two shapes ran at 183 and 181 GFLOP/s of a 214 peak, and the 13 × 2 tile with
+ * one broadcast a step instead of 13 at 211. In ResNet-50 at batch 8 (2 threads,
+ * cnnrun --profile, ABBA rounds) the 1×1 convs at 56×56 took 0.81–0.96 of their time,
+ * at 28×28 0.92–0.98, at 14×14 and 7×7 0.97–1.03; the model 0.975–0.98. 7 × 4
+ * spills, 3 × 8 reads eight weight streams (1.3× slower), and the 3×3 convs gained
+ * nothing (0.94–1.06).
+ *
+ * Four blocks a group halve the work items, and a few items are shared unevenly among
+ * threads: so only where they stay many (at least 32, or 16 in fours), and not where
+ * the reduction is chunked whole (emit_kchunked), whose items are the output groups
+ * alone. MobileNetV2's 96→576 and 160→960 at batch 8 (9 and 15 chunked groups) took
+ * 1.05–1.11 of their time, EfficientNet-B0's 1152→192 at 7×7, batch 1 (3 items),
+ * 1.2–1.27. */
+static void choose_tile(Conv *k)
+{
+    bool wide = k->cg->nregs >= 32 && k->KH * k->KW == 1 && !k->depthwise && !k->fused &&
+                !k->OBg && k->bi == k->b && k->OB % 4 == 0;
+    choose_shape(k, wide);
+    int64_t items = k->N * (k->OB / 4) * (k->plane ? 1 : k->OH);
+    if (wide && (k->kc || (items < 32 && (items < 16 || items % 4))))
+        choose_shape(k, false);
     choose_row_kchunk(k);
 }
 
