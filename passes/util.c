@@ -295,7 +295,9 @@ bool pass_spans_overlap(PassSpan a, PassSpan b)
  * output's lines are those the tile has just read: ResNet's convs that close a block
  * read the block's input and wrote a third tensor of its size. Only where a register
  * tile's weights (two output blocks) fit in OVERWRITE_WEIGHT_BYTES: with more, the
- * chunks the kernel then forgoes were worth more. ResNet-50, 2 threads, cnnrun
+ * chunks the kernel then forgoes were worth more. (A 1×1 conv on 32 registers may take
+ * a tile of four blocks, codegen/llvm/conv.c's choose_tile, twice those bytes: ResNet-50's
+ * 256→1024 convs over their residual did not lose by it, 0.97–1.03 of their time.) ResNet-50, 2 threads, cnnrun
  * --profile, medians of 3 (batch 8) and 4 (batch 1) interleaved runs (Intel Xeon,
  * AVX-512): layer1's 64→256 convs 0.82–0.89 of their time at batch 8 and 0.84–0.87
  * at batch 1, layer2's 128→512 0.89–0.96 and 0.90–0.95, layer3's 256→1024 0.90–0.97
