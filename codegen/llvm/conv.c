@@ -880,15 +880,14 @@ static void choose_row_kchunk(Conv *k)
 static void choose_shape(Conv *k, bool wide)
 {
     int64_t regs = k->cg->nregs;
-    k->oct = k->depthwise || k->OB % 2 || k->OBg % 2 ? 1 : 2;
-    k->tile = (regs - 5) / k->oct;
-    if (k->depthwise)
-        k->tile = regs / 2;
-    if (k->tile * k->oct > CG_MAX_ACC)
-        k->tile = CG_MAX_ACC / k->oct;
     if (wide) {
         k->oct = 4;
         k->tile = 6;
+    } else {
+        k->oct = k->depthwise || k->OB % 2 || k->OBg % 2 ? 1 : 2;
+        k->tile = k->depthwise ? regs / 2 : (regs - 5) / k->oct;
+        if (k->tile * k->oct > CG_MAX_ACC)
+            k->tile = CG_MAX_ACC / k->oct;
     }
     /* Plane tiling unrolls every tap for each tile: only for planes of a few
      * tiles whose rows would leave the register tile half empty. With 32
