@@ -11,8 +11,9 @@ every node with SessionOptions.enable_profiling, on the same random input.
 ONNX Runtime names a node it rewrote after the tensor it writes (NAME_nchwc) or after
 the node a fusion started from (NAME/FusionName/). That node of the file, followed back
 through the elementwise nodes after it to a Conv, Gemm or pool, gives the cnnc kernel
-the time belongs to; a conv that cnnc computes inside the kernel of the conv reading it
-(a 1×1 conv inside the depthwise conv after it) goes to that kernel. Each row: the
+the time belongs to; a conv that cnnc computes inside the kernel of the node reading it
+(a 1×1 conv inside the depthwise conv after it, a conv inside the maxpool after it) goes
+to that kernel. Each row: the
 median milliseconds of both over the timed runs, and their ratio. The nodes of either
 side that have no counterpart (ONNX Runtime's layout reorders and unnamed fusions,
 cnnc's stride gathers) are listed after, so that both totals stay whole.
@@ -123,8 +124,8 @@ class Graph:
 
     def forward(self, node, kernels):
         """The one kernel that `node` feeds through elementwise nodes, if one: cnnc
-        computes some convs inside the kernel of the conv that reads them (a 1×1 conv
-        inside the depthwise conv after it)."""
+        computes some convs inside the kernel of the node that reads them (a 1×1 conv
+        inside the depthwise conv after it, a conv inside the maxpool after it)."""
         found, frontier, seen = set(), [node], set()
         while frontier and len(seen) < 64:
             n = frontier.pop()

@@ -235,6 +235,11 @@ typedef struct PoolAttrs {
     int32_t kernel[2], stride[2], dilation[2], pad[4];
     bool ceil_mode;
     bool count_include_pad; /* avgpool only */
+    /* A maxpool whose input 0, a conv2d read by nothing else, is computed inside this
+     * pool's kernel a band of rows at a time and never stored (the conv's mem is
+     * MEM_INLINED): set by the fuse_pool pass (passes/fuse_pool.c) for the LLVM backend.
+     * The value computed is the same; only where the conv's output lives differs. */
+    bool fused_in;
 } PoolAttrs;
 
 typedef struct BnAttrs { float eps; } BnAttrs;
@@ -349,7 +354,8 @@ typedef enum {
     MEM_ALIAS,     /* no storage of its own: a view of input 0 (flatten, reorder-free reshapes,
                       channel slices), mem.offset bytes into each of its items */
     MEM_INLINED,   /* never stored: computed inside the kernel of its one user (a conv2d
-                      with fused_in or scaled_in), which reads this node's inputs instead */
+                      with fused_in or scaled_in, a maxpool with fused_in), which reads
+                      this node's inputs instead */
 } MemKind;
 
 typedef struct MemLoc {
@@ -413,8 +419,8 @@ int32_t ir_residual_input(const Node *n);
 /* The axis attribute of a concat or softmax counted from 0: a negative one counts
  * from the end of the node's rank. */
 int32_t ir_node_axis(const Node *n);
-/* The input a conv2d computes inside its own kernel (ConvAttrs.fused_in or scaled_in: its
- * input 0, whose value is MEM_INLINED), or -1. */
+/* The input a conv2d or maxpool computes inside its own kernel (ConvAttrs.fused_in or
+ * scaled_in, PoolAttrs.fused_in: its input 0, whose value is MEM_INLINED), or -1. */
 int32_t ir_inlined_input(const Node *n);
 /* Of a mul's two operands, the one of shape [N, C, 1, 1] that scales the other (of the
  * mul's own shape, H or W above 1) per channel: 0 or 1; -1 if it is no such product. */

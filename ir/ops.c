@@ -58,6 +58,7 @@ const AttrField ir_attr_fields[] = {
     FIELD(AK_POOL, pool.pad, "pad", AF_INT, 4),
     FIELD(AK_POOL, pool.ceil_mode, "ceil_mode", AF_BOOL, 1),
     FIELD(AK_POOL, pool.count_include_pad, "count_include_pad", AF_BOOL, 1),
+    OPTIONAL(AK_POOL, pool.fused_in, "fused_in", AF_BOOL),
     FIELD(AK_BN, bn.eps, "eps", AF_FLOAT, 1),
     FIELD(AK_CLIP, clip.lo, "lo", AF_FLOAT, 1),
     FIELD(AK_CLIP, clip.hi, "hi", AF_FLOAT, 1),
@@ -133,7 +134,8 @@ int32_t ir_node_axis(const Node *n)
 
 int32_t ir_inlined_input(const Node *n)
 {
-    if (n->op != OP_CONV2D || n->ninputs < 1 || !(n->attrs.conv.fused_in || n->attrs.conv.scaled_in))
+    bool conv = n->op == OP_CONV2D && (n->attrs.conv.fused_in || n->attrs.conv.scaled_in);
+    if (n->ninputs < 1 || !(conv || (n->op == OP_MAXPOOL && n->attrs.pool.fused_in)))
         return -1;
     return n->inputs[0];
 }
@@ -192,6 +194,9 @@ int64_t ir_node_flops(const Graph *g, const Node *n)
     case OP_RESHAPE_AS:
     case OP_SLICE_GRAD:
         return 0;
+    case OP_MAXPOOL: /* with the conv its kernel computes (PoolAttrs.fused_in) */
+        return ir_inlined_input(n) >= 0 ? ir_add_sat(out, ir_node_flops(g, &g->nodes[n->inputs[0]]))
+                                        : out;
     default:
         return out;
     }
@@ -205,6 +210,8 @@ static void append_part(char *buf, size_t size, const char *part)
 
 const char *ir_op_label(const Node *n)
 {
+    if (n->op == OP_MAXPOOL && n->attrs.pool.fused_in)
+        return "maxpool.conv";
     if (n->op != OP_CONV2D)
         return ir_ops[n->op].name;
     const ConvAttrs *a = &n->attrs.conv;

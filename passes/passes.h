@@ -63,6 +63,8 @@ bool pass_plan_memory(Graph *g, const PassOptions *opt, Diag *d);  /* arena offs
 void pass_fuse_dw_check(Graph *g, bool keep_values);
 bool pass_fuse_scale(Graph *g, const PassOptions *opt, Diag *d); /* SE scale into conv */
 void pass_fuse_scale_check(Graph *g, const PassOptions *opt); /* as pass_fuse_dw_check */
+bool pass_fuse_pool(Graph *g, const PassOptions *opt, Diag *d);  /* conv into maxpool */
+void pass_fuse_pool_check(Graph *g, const PassOptions *opt);     /* as pass_fuse_dw_check */
 
 /* How the LLVM backend's Winograd kernel (codegen/llvm/winograd.c) splits `tiles`
  * output tiles (over the whole batch) of a conv of C input and O output channels in

@@ -18,6 +18,7 @@ const PassInfo pass_pipeline[] = {
     {"conv_algo", pass_conv_algo, false, "compute 3×3 stride-1 conv2d as Winograd F(4×4, 3×3) where it pays; strided 1×1 conv2d after a gather"},
     {"fuse_dw", pass_fuse_dw, false, "compute a 1×1 conv2d inside the depthwise conv2d that alone reads it, never storing its output"},
     {"fuse_scale", pass_fuse_scale, false, "apply a per-channel scale of a conv2d's input (squeeze-and-excitation's) to its weights inside the kernel, never storing the scaled input"},
+    {"fuse_pool", pass_fuse_pool, false, "compute a conv2d inside the maxpool that alone reads it, never storing its output"},
     {"plan_memory", pass_plan_memory, true, "assign arena offsets to every value"},
 };
 

@@ -334,6 +334,7 @@ bool pass_plan_memory(Graph *g, const PassOptions *opt, Diag *d)
                  ir_alloc(tmp, cap * sizeof(int32_t)), ir_alloc(tmp, cap * sizeof(int64_t))};
     pass_fuse_dw_check(g, opt->keep_values);
     pass_fuse_scale_check(g, opt);
+    pass_fuse_pool_check(g, opt);
     assign_kinds(&p);
     find_last_uses(&p);
     for (int32_t i = g->nnodes - 1; i >= 0; i--)

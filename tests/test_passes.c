@@ -24,7 +24,7 @@ static void test_small_models(void **state)
 {
     static const char *const names[] = {"simplify",    "fold_bn",     "fuse",    "layout",
                                         "concat_chain", "concat_flat", "pad_pool", "fuse_dw",
-                                        "fuse_scale"};
+                                        "fuse_scale",  "fuse_pool"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         char path[256];
         snprintf(path, sizeof path, GOLDEN_DIR "%s.cnn", names[i]);
@@ -349,7 +349,7 @@ static void test_check_plan_catches(void **state)
 {
     Model m = {.path = GOLDEN_DIR "layout.cnn"};
     Graph *g = model_load(&m);
-    assert_true(optimize(g, 8, ALL_ON));
+    assert_true(optimize(g, 8, pass_index("fuse_pool"))); /* the stem keeps its storage */
     Node *stem = &g->nodes[node_named(g, "stem")];
     Node *pool = &g->nodes[node_named(g, "maxpool_0")];
     int64_t saved = pool->mem.offset;
@@ -533,6 +533,64 @@ static void test_fuse_dw(void **state)
     }
 }
 
+/* fuse_pool takes a conv into the maxpool that alone reads it, at blocked layouts only
+ * and not when every value must stay readable; the conv's input lives until the pool
+ * runs. A flag set by hand on a pair that does not qualify is cleared. */
+static void test_fuse_pool(void **state)
+{
+    Model m = {.path = GOLDEN_DIR "fuse_pool.cnn"};
+    static const char *const inlined[] = {"stem", "wide"};
+    static const char *const kept[] = {"twice", "out", "grouped", "res", "avg"};
+    for (int32_t block = 0; block <= 16; block += 8) {
+        Graph *g = model_load(&m);
+        assert_true(optimize(g, block, ALL_ON));
+        for (int i = 0; i < 2; i++) {
+            int32_t c = node_named(g, inlined[i]);
+            assert_int_equal(g->nodes[c].mem.kind, block > 0 ? MEM_INLINED : MEM_ARENA);
+            int32_t readers = 0;
+            for (int32_t j = 0; j < g->nnodes; j++)
+                if (g->nodes[j].op == OP_MAXPOOL && g->nodes[j].inputs[0] == c) {
+                    assert_int_equal(g->nodes[j].attrs.pool.fused_in, block > 0);
+                    readers++;
+                }
+            assert_int_equal(readers, 1);
+        }
+        for (int i = 0; i < 5; i++)
+            assert_int_not_equal(g->nodes[node_named(g, kept[i])].mem.kind, MEM_INLINED);
+        if (block == 16) {
+            /* a fused pool whose conv has storage is a wrong plan */
+            g->nodes[node_named(g, "stem")].mem.kind = MEM_ARENA;
+            char *text = check_plan_text(g);
+            assert_non_null(strstr(text, "'stem' (conv2d) has storage kind"));
+            free(text);
+        }
+        ir_graph_free(g);
+    }
+    for (int keep = 1; keep >= 0; keep--) {
+        Graph *g = model_load(&m);
+        PassOptions opt;
+        pass_options_init(&opt);
+        opt.block = 16;
+        opt.keep_values = keep;
+        if (!keep)
+            opt.disabled = UINT64_C(1) << pass_index("fuse_pool");
+        for (int32_t j = 0; j < g->nnodes; j++)
+            if (g->nodes[j].op == OP_MAXPOOL)
+                g->nodes[j].attrs.pool.fused_in = true;
+        Diag d;
+        ir_diag_init(&d, stderr);
+        assert_true(pass_run_pipeline(g, &opt, &d) && pass_check_plan(g, &d));
+        ir_diag_fini(&d);
+        int32_t n = 0;
+        for (int32_t i = 0; i < g->nnodes; i++)
+            n += g->nodes[i].op == OP_MAXPOOL && g->nodes[i].attrs.pool.fused_in;
+        assert_int_equal(n, keep ? 0 : 2);
+        assert_int_equal(g->nodes[node_named(g, "stem")].mem.kind, keep ? MEM_ARENA : MEM_INLINED);
+        ir_graph_free(g);
+    }
+    (void)state;
+}
+
 /* fuse_scale takes a large per-channel product into the conv that alone reads it, at
  * blocked layouts only; the product's operands live until the conv runs. */
 static void test_fuse_scale(void **state)
@@ -616,6 +674,7 @@ int main(void)
         cmocka_unit_test(test_plan_overwrite_conv),
         cmocka_unit_test(test_fuse_dw),
         cmocka_unit_test(test_fuse_scale),
+        cmocka_unit_test(test_fuse_pool),
         cmocka_unit_test(test_small_models),
         cmocka_unit_test(test_mlp),
         cmocka_unit_test(test_mnist_cnn),

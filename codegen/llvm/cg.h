@@ -371,6 +371,13 @@ CgKernel cg_emit_dense_runtime(Cg *cg, int32_t node); /* dense whose weight is n
 CgKernel cg_emit_dense_grad_input(Cg *cg, int32_t node);
 CgKernel cg_emit_dense_grad_weight(Cg *cg, int32_t node);
 CgKernel cg_emit_pool(Cg *cg, int32_t node);    /* maxpool, avgpool, global, adaptive */
+/* A maxpool with the conv it reads (PoolAttrs.fused_in) as one kernel (conv.c). */
+CgKernel cg_emit_conv_pool(Cg *cg, int32_t node);
+/* The blocked maxpool `id`'s output rows [oh_lo, oh_hi) of channel group g of item n,
+ * from `in` read through the view vi (of the pool's input's shape; its storage may be
+ * another: a band of the fused conv's rows in scratch), into `out` (pool.c). */
+void cg_maxpool_rows(Cg *cg, int32_t id, const CgView *vi, LLVMValueRef in, LLVMValueRef n,
+                     LLVMValueRef g, LLVMValueRef oh_lo, LLVMValueRef oh_hi, LLVMValueRef out);
 CgKernel cg_emit_eltwise(Cg *cg, int32_t node); /* activations, add, mul, batchnorm */
 CgKernel cg_emit_misc(Cg *cg, int32_t node);    /* softmax, concat copies, reorder, flatten */
 CgKernel cg_emit_shape(Cg *cg, int32_t node);   /* transpose, slice, pad, channel_shuffle */

@@ -637,14 +637,16 @@ static void run_call(Cg *cg, const Run *r, int32_t id, int32_t seq, CgKernel k,
     LLVMTypeRef at = LLVMArrayType(cg->t_ptr, (unsigned)(nd->ninputs + 1 + extra + w->n));
     LLVMValueRef args = LLVMBuildAlloca(cg->b, at, "args");
     LLVMPositionBuilderAtEnd(cg->b, here);
-    /* A conv computing its input 0 (fuse_dw.c, fuse_scale.c) reads what that input reads:
-     * a 1×1 conv's input; a product's value, and its scale in the extra slot. */
+    /* A conv or maxpool computing its input 0 (fuse_dw.c, fuse_scale.c, fuse_pool.c) reads
+     * what that input reads: a conv's input; a product's value, and its scale in the
+     * extra slot. */
     const Node *in = ir_inlined_input(nd) >= 0 ? &cg->g->nodes[nd->inputs[0]] : NULL;
+    bool scaled = in && nd->op == OP_CONV2D && nd->attrs.conv.scaled_in;
     for (int32_t i = 0; i <= nd->ninputs + extra; i++) {
         int32_t v = i == 0 ? id : i <= nd->ninputs ? nd->inputs[i - 1] : -1;
-        if (in && nd->attrs.conv.fused_in && i == 1)
+        if (in && !scaled && i == 1)
             v = in->inputs[0];
-        if (in && nd->attrs.conv.scaled_in && (i == 1 || i > nd->ninputs)) {
+        if (scaled && (i == 1 || i > nd->ninputs)) {
             int32_t k = ir_channel_scale_operand(cg->g, in);
             v = in->inputs[i == 1 ? 1 - k : k];
         }

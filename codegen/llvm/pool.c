@@ -293,6 +293,22 @@ static CgKernel emit_window_pool(Cg *cg, int32_t id)
     return (CgKernel){fn, p.vo.N * p.vo.groups * p.vo.H};
 }
 
+void cg_maxpool_rows(Cg *cg, int32_t id, const CgView *vi, LLVMValueRef in, LLVMValueRef n,
+                     LLVMValueRef g, LLVMValueRef oh_lo, LLVMValueRef oh_hi, LLVMValueRef out)
+{
+    Pool p = {.nd = &cg->g->nodes[id], .vi = *vi, .in = in, .out = out, .n = n, .g = g};
+    p.vo = cg_view(cg, id);
+    if (p.vi.blk < 2 || p.vi.blk != p.vo.blk || p.nd->op != OP_MAXPOOL)
+        ICE("pool '%s': rows of a blocked maxpool expected", p.nd->name);
+    p.vt = LLVMVectorType(cg->t_f32, (unsigned)p.vi.blk);
+    CgLoop r = cg_loop_begin(cg, oh_lo, oh_hi, 1, "oh");
+    p.oh = r.iv;
+    CgLoop ow = cg_loop_begin(cg, cg_i64(cg, 0), cg_i64(cg, p.vo.W), 1, "ow");
+    cg_store(cg, max_window_blocked(cg, &p, ow.iv), cg_view_at(cg, &p.vo, out, n, g, p.oh, ow.iv));
+    cg_loop_end(cg, &ow);
+    cg_loop_end(cg, &r);
+}
+
 /* Mean over H*W per (batch, group): vectors along the block, or along the
  * plane of a plain channel with a horizontal sum at the end. */
 static CgKernel emit_global(Cg *cg, int32_t id)
@@ -336,6 +352,7 @@ CgKernel cg_emit_pool(Cg *cg, int32_t node)
 {
     const Node *nd = &cg->g->nodes[node];
     if (nd->op == OP_GLOBAL_AVGPOOL) return emit_global(cg, node);
+    if (ir_inlined_input(nd) >= 0) return cg_emit_conv_pool(cg, node);
     if (nd->op == OP_AVGPOOL &&
         (nd->attrs.pool.dilation[0] != 1 || nd->attrs.pool.dilation[1] != 1)) {
         ir_error(cg->diag, nd->loc, "avgpool with dilation is not supported");
