@@ -196,21 +196,23 @@ static const Case cases[] = {
      "  b = hardswish(conv2d(f, 48, kernel=5, stride=2, pad=[1, 2, 0, 1], groups=48) as dw2)\n"
      "  return a, b\n"
      "}\n"},
-    /* convs computed inside the maxpools that read them (passes/fuse_pool.c): a 7×7
-     * stride-2 stem from a plain input over two items, a 1×1 conv to a 2×2 ceil-mode
-     * pool, a dilated strided conv to a dilated pool, and a plane cut into bands (1 MiB
-     * of conv rows each) whose last window falls past the conv's rows */
+    /* convs computed inside the maxpools that read them (passes/fuse_pool.c, for outputs
+     * of 4 MiB or more): a 3×3 stride-2 conv from a plain input over two items, a 1×1
+     * conv to a 2×2 ceil-mode pool, a dilated conv of uneven padding to a dilated pool,
+     * and a plane cut into bands (for the threads: one register tile of channels) whose
+     * last window falls past the conv's rows */
     {"fuse_pool",
-     "network fuse_pool(x: f32[N=2, 3, 61, 47], y: f32[N=2, 16, 29, 35]) {\n"
-     "  a = maxpool(relu(conv2d(x, 32, kernel=7, stride=2, pad=3) as stem), kernel=3, "
+     "network fuse_pool(x: f32[N=2, 3, 257, 255], y: f32[N=2, 16, 129, 257],\n"
+     "                  z: f32[N=1, 3, 180, 190]) {\n"
+     "  a = maxpool(relu(conv2d(x, 32, kernel=3, stride=2, pad=1) as stem), kernel=3, "
      "stride=2, pad=1)\n"
-     "  b = maxpool(relu6(conv2d(y, 32, kernel=1) as c1), kernel=2, stride=2, ceil_mode=true)\n"
-     "  c = maxpool(conv2d(y, 48, kernel=3, stride=2, pad=[1, 0, 1, 2], dilation=2) as c2, "
-     "kernel=3, stride=2, pad=1, dilation=2)\n"
+     "  b = maxpool(relu6(conv2d(y, 16, kernel=1) as c1), kernel=2, stride=2, ceil_mode=true)\n"
+     "  c = maxpool(conv2d(z, 32, kernel=3, pad=[1, 0, 1, 2], dilation=2) as c2, kernel=3, "
+     "stride=2, pad=1, dilation=2)\n"
      "  return a, b, c\n"
      "}\n"},
     {"fuse_pool_bands",
-     "network fuse_pool_bands(x: f32[N=1, 3, 44, 420]) {\n"
+     "network fuse_pool_bands(x: f32[N=1, 3, 80, 420]) {\n"
      "  return maxpool(silu(conv2d(x, 32, kernel=1) as c1), kernel=3, stride=2, "
      "ceil_mode=true)\n"
      "}\n"},

@@ -1083,6 +1083,9 @@ static CgKernel emit_fused(Cg *cg, int32_t node)
  * for 16 pooled ones: 6% computed twice), 5.84 in bands of 1 MiB (57 for 56), which
  * L2 still holds. */
 #define POOL_BAND_BYTES (1024 * 1024)
+/* Work items enough for many threads: a batch item of a conv of few channel blocks
+ * (ResNet's stem: 2 register tiles) is cut into more bands than L2 asks for. */
+#define POOL_MIN_ITEMS 16
 
 CgKernel cg_emit_conv_pool(Cg *cg, int32_t node)
 {
@@ -1114,7 +1117,11 @@ CgKernel cg_emit_conv_pool(Cg *cg, int32_t node)
         int64_t n = (PH + rows - 1) / rows;
         rows = (PH + n - 1) / n;
     }
-    int64_t bands = (PH + rows - 1) / rows, groups = e.OB / e.oct;
+    int64_t groups = e.OB / e.oct, want = POOL_MIN_ITEMS / (e.N * groups);
+    want = want < PH ? want : PH; /* bands enough for the threads, of a row at least */
+    if ((PH + rows - 1) / rows < want)
+        rows = (PH + want - 1) / want;
+    int64_t bands = (PH + rows - 1) / rows;
     int64_t band_in = (rows - 1) * s + span < e.OH ? (rows - 1) * s + span : e.OH;
 
     LLVMValueRef fn = cg_kernel_begin(cg, pn->name);
