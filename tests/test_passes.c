@@ -471,6 +471,21 @@ static void test_plan_overwrite_conv(void **state)
     (void)state;
 }
 
+/* The pipeline at block 16 with keep_values, or without pass `off`; the plan must check. */
+static void run_keep_or_without(Graph *g, bool keep, const char *off)
+{
+    PassOptions opt;
+    pass_options_init(&opt);
+    opt.block = 16;
+    opt.keep_values = keep;
+    if (!keep)
+        opt.disabled = UINT64_C(1) << pass_index(off);
+    Diag d;
+    ir_diag_init(&d, stderr);
+    assert_true(pass_run_pipeline(g, &opt, &d) && pass_check_plan(g, &d));
+    ir_diag_fini(&d);
+}
+
 /* fuse_dw takes a 1×1 conv into the depthwise conv that alone reads it, at blocked
  * layouts only and not when every value must stay readable; the 1×1 conv's input
  * lives until the depthwise conv runs, and the checker knows it. */
@@ -510,18 +525,9 @@ static void test_fuse_dw(void **state)
      * stays where the pair qualifies and is cleared where it does not. */
     for (int keep = 1; keep >= 0; keep--) {
         Graph *g = model_load(&m);
-        PassOptions opt;
-        pass_options_init(&opt);
-        opt.block = 16;
-        opt.keep_values = keep;
-        if (!keep)
-            opt.disabled = UINT64_C(1) << pass_index("fuse_dw");
         g->nodes[node_named(g, "dwa")].attrs.conv.fused_in = true;
         g->nodes[node_named(g, "b1.dw")].attrs.conv.fused_in = true;
-        Diag d;
-        ir_diag_init(&d, stderr);
-        assert_true(pass_run_pipeline(g, &opt, &d) && pass_check_plan(g, &d));
-        ir_diag_fini(&d);
+        run_keep_or_without(g, keep, "fuse_dw");
         int32_t n = 0;
         for (int32_t i = 0; i < g->nnodes; i++)
             n += g->nodes[i].op == OP_CONV2D && g->nodes[i].attrs.conv.fused_in;
@@ -569,19 +575,10 @@ static void test_fuse_pool(void **state)
     }
     for (int keep = 1; keep >= 0; keep--) {
         Graph *g = model_load(&m);
-        PassOptions opt;
-        pass_options_init(&opt);
-        opt.block = 16;
-        opt.keep_values = keep;
-        if (!keep)
-            opt.disabled = UINT64_C(1) << pass_index("fuse_pool");
         for (int32_t j = 0; j < g->nnodes; j++)
             if (g->nodes[j].op == OP_MAXPOOL)
                 g->nodes[j].attrs.pool.fused_in = true;
-        Diag d;
-        ir_diag_init(&d, stderr);
-        assert_true(pass_run_pipeline(g, &opt, &d) && pass_check_plan(g, &d));
-        ir_diag_fini(&d);
+        run_keep_or_without(g, keep, "fuse_pool");
         int32_t n = 0;
         for (int32_t i = 0; i < g->nnodes; i++)
             n += g->nodes[i].op == OP_MAXPOOL && g->nodes[i].attrs.pool.fused_in;

@@ -23,7 +23,8 @@ typedef struct Conv {
     bool depthwise, all_rows; /* all_rows: no row of the kernel window ever falls into padding */
     bool plane;               /* one work item covers the whole (small) output plane */
     bool plain_out; /* the output is plain: O need not divide by b, tiles are transposed */
-    bool fused;     /* the 1×1 conv of emit_fused: no chunked reduction */
+    bool fused;     /* computed inside another node's kernel (init_inlined): no chunked
+                     * reduction, no wide tile */
     int64_t kc;     /* reduction in chunks of kc input blocks (0: whole), see emit_kchunked */
     bool row_kc;    /* kc: the chunks are a loop inside each row's work item (emit_row_chunked) */
     bool res_is_out; /* the output overwrites the residual (pass_overwrites): no chunks */
@@ -975,6 +976,18 @@ static LLVMValueRef at_most(Cg *cg, LLVMValueRef a, int64_t hi)
     return select_lt(cg, cg_i64(cg, hi), a, cg_i64(cg, hi), a);
 }
 
+/* A conv computed inside another node's kernel (emit_fused, cg_emit_conv_pool): the
+ * blocked direct kernel into blocks of b lanes, its reduction whole. */
+static void init_inlined(Conv *e, Cg *cg, int32_t id, int64_t b)
+{
+    conv_init(e, cg, id);
+    e->b = b;
+    e->bi = input(e, 0)->type.layout == LAYOUT_PLAIN ? 1 : b;
+    e->CB = e->C / e->bi;
+    e->OB = e->O / b;
+    e->fused = true;
+}
+
 static CgKernel emit_fused(Cg *cg, int32_t node)
 {
     Conv e, d;
@@ -983,13 +996,8 @@ static CgKernel emit_fused(Cg *cg, int32_t node)
     if (cg->g->nodes[pid].mem.kind != MEM_INLINED || !cg_weights_constant(cg, node) ||
         !cg_weights_constant(cg, pid))
         ICE("conv2d %s: fused_in without an inlined 1×1 conv of constant weights", d.n->name);
-    conv_init(&e, cg, pid);
     int64_t b = d.n->type.block;
-    e.b = b;
-    e.bi = input(&e, 0)->type.layout == LAYOUT_PLAIN ? 1 : b;
-    e.CB = e.C / e.bi;
-    e.OB = e.O / b;
-    e.fused = true;
+    init_inlined(&e, cg, pid, b);
     d.b = d.bi = b;
     d.depthwise = true;
     d.CB = d.C / b;
@@ -1095,13 +1103,8 @@ CgKernel cg_emit_conv_pool(Cg *cg, int32_t node)
     if (cg->g->nodes[cid].mem.kind != MEM_INLINED || !cg_weights_constant(cg, cid))
         ICE("maxpool %s: fused_in without an inlined conv of constant weights", pn->name);
     Conv e;
-    conv_init(&e, cg, cid);
-    int64_t b = e.n->type.block;
-    e.b = b;
-    e.bi = input(&e, 0)->type.layout == LAYOUT_PLAIN ? 1 : b;
-    e.CB = e.C / e.bi;
-    e.OB = e.O / b;
-    e.fused = true;
+    int64_t b = cg->g->nodes[cid].type.block;
+    init_inlined(&e, cg, cid, b);
     choose_tile(&e);
     e.plane = false;
     e.w = pack_direct(&e);
