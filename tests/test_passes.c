@@ -349,7 +349,7 @@ static void test_check_plan_catches(void **state)
 {
     Model m = {.path = GOLDEN_DIR "layout.cnn"};
     Graph *g = model_load(&m);
-    assert_true(optimize(g, 8, pass_index("fuse_pool"))); /* the stem keeps its storage */
+    assert_true(optimize(g, 8, ALL_ON));
     Node *stem = &g->nodes[node_named(g, "stem")];
     Node *pool = &g->nodes[node_named(g, "maxpool_0")];
     int64_t saved = pool->mem.offset;
