@@ -24,10 +24,8 @@
  * EfficientNet-B0 0.80 for 96×112×112, 0.93 to 1.03 past 28×28, together 0.94. At batch
  * 1, where all but the largest stay in L2 and L3 between the kernels, 0.83 (MobileNetV2)
  * and 0.93 (EfficientNet) for 96×112×112, 0.9 to 1.2 for the rest. So a pair is fused
- * when the 1×1 conv's output takes FUSE_MIN_BYTES in all. */
+ * when the 1×1 conv's output takes PASS_FUSE_MIN_BYTES in all. */
 #include "passes.h"
-
-#define FUSE_MIN_BYTES (4 << 20)
 
 /* A 1×1, stride-1, unpadded, ungrouped conv, direct, without residual, from a plain or
  * `b`-blocked input to a `b`-blocked output of whole blocks. */
@@ -63,12 +61,6 @@ static bool pair_fits(const Graph *g, int32_t id, const int32_t *uses)
     return uses[pid] == 1 && pointwise(g, &g->nodes[pid], b);
 }
 
-static bool pays(const Graph *g, int32_t id)
-{
-    const TensorType *t = &g->nodes[g->nodes[id].inputs[0]].type;
-    return ir_numel(t) * (int64_t)sizeof(float) >= FUSE_MIN_BYTES;
-}
-
 /* ConvAttrs.fused_in of every conv where the pair fits and pays, none when `off`
  * (recheck: of those that have it, where the pair still fits; a flag set by hand
  * need not pay). */
@@ -80,7 +72,7 @@ static void mark(Graph *g, bool off, bool recheck)
         Node *n = &g->nodes[i];
         if (n->op == OP_CONV2D && (!recheck || n->attrs.conv.fused_in))
             n->attrs.conv.fused_in =
-                !off && pair_fits(g, i, uses) && (recheck || pays(g, i));
+                !off && pair_fits(g, i, uses) && (recheck || pass_fusion_pays(g, i));
     }
     ir_arena_free(tmp);
 }

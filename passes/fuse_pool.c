@@ -24,10 +24,8 @@
  * beyond the noise (ResNet-50's pair 0.67–0.73 ms either way; SqueezeNet 0.982,
  * ResNet-18 1.007, DenseNet-121 0.991), and the fused kernel has fewer work items for
  * many threads (bands of a plane, not rows). So a pair is fused where the conv's output
- * takes FUSE_POOL_MIN_BYTES in all. */
+ * takes PASS_FUSE_MIN_BYTES in all. */
 #include "passes.h"
-
-#define FUSE_POOL_MIN_BYTES (4 << 20)
 
 /* The conv's and the pool's values blocked by b, the conv one of the direct kernel. */
 static bool pair_fits(const Graph *g, int32_t id, const int32_t *uses, int32_t b)
@@ -48,12 +46,6 @@ static bool pair_fits(const Graph *g, int32_t id, const int32_t *uses, int32_t b
            (plain || pass_blocked_as(xt, b)) && pass_constant_params(g, c);
 }
 
-static bool pays(const Graph *g, int32_t id)
-{
-    const TensorType *t = &g->nodes[g->nodes[id].inputs[0]].type;
-    return ir_numel(t) * (int64_t)sizeof(float) >= FUSE_POOL_MIN_BYTES;
-}
-
 /* PoolAttrs.fused_in of every maxpool where the pair fits and pays, none when `off`
  * (recheck: of those that have it, where the pair still fits; a flag set by hand need
  * not pay). */
@@ -64,7 +56,8 @@ static void mark(Graph *g, bool off, int32_t b, bool recheck)
     for (int32_t i = 0; i < g->nnodes; i++) {
         Node *n = &g->nodes[i];
         if (ir_ops[n->op].attrs == AK_POOL && (!recheck || n->attrs.pool.fused_in))
-            n->attrs.pool.fused_in = !off && pair_fits(g, i, uses, b) && (recheck || pays(g, i));
+            n->attrs.pool.fused_in =
+                !off && pair_fits(g, i, uses, b) && (recheck || pass_fusion_pays(g, i));
     }
     ir_arena_free(tmp);
 }

@@ -130,6 +130,11 @@ bool pass_blocked_as(const TensorType *t, int32_t b);
 /* A conv2d's or dense's weight and bias (if any) are bound parameters: constants the
  * kernel can pack at compile time. */
 bool pass_constant_params(const Graph *g, const Node *n);
+/* Whether node id's input 0, which a fused kernel would compute inside id's kernel and
+ * never store, takes PASS_FUSE_MIN_BYTES or more: then the unfused pair writes it to
+ * memory and reads it back, and fusing pays (fuse_dw.c and fuse_pool.c measured it). */
+#define PASS_FUSE_MIN_BYTES (4 << 20)
+bool pass_fusion_pays(const Graph *g, int32_t id);
 /* uses[i]: how many inputs of nodes and graph outputs refer to node i. */
 int32_t *pass_use_counts(const Graph *g, Arena *a);
 /* Who uses each node, for rewrites that must not rescan the whole graph per

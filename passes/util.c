@@ -21,6 +21,12 @@ bool pass_constant_params(const Graph *g, const Node *n)
     return n->ninputs >= 2 && bound(g, n->inputs[1]) && (bias < 0 || bound(g, n->inputs[bias]));
 }
 
+bool pass_fusion_pays(const Graph *g, int32_t id)
+{
+    const TensorType *t = &g->nodes[g->nodes[id].inputs[0]].type;
+    return ir_numel(t) * (int64_t)sizeof(float) >= PASS_FUSE_MIN_BYTES;
+}
+
 int32_t *pass_use_counts(const Graph *g, Arena *a)
 {
     int32_t *uses = ir_alloc(a, ((size_t)g->nnodes + 1) * sizeof *uses);
