@@ -154,7 +154,8 @@ int32_t ir_channel_scale_operand(const Graph *g, const Node *m)
     return -1;
 }
 
-int64_t ir_node_flops(const Graph *g, const Node *n)
+/* The node's own FLOPs, without an input its kernel computes (ir_node_flops). */
+static int64_t own_flops(const Graph *g, const Node *n)
 {
     int64_t out = ir_numel(&n->type);
     const TensorType *x = n->ninputs ? &g->nodes[n->inputs[0]].type : NULL;
@@ -162,10 +163,7 @@ int64_t ir_node_flops(const Graph *g, const Node *n)
     case OP_CONV2D: {
         const ConvAttrs *a = &n->attrs.conv;
         int64_t cin = x->dims[1] / (a->groups > 0 ? a->groups : 1);
-        int64_t own = ir_mul_sat(ir_mul_sat(2 * out, cin), (int64_t)a->kernel[0] * a->kernel[1]);
-        /* its kernel computes its inlined input too (a 1×1 conv, or a product) */
-        return ir_inlined_input(n) >= 0 ? ir_add_sat(own, ir_node_flops(g, &g->nodes[n->inputs[0]]))
-                                        : own;
+        return ir_mul_sat(ir_mul_sat(2 * out, cin), (int64_t)a->kernel[0] * a->kernel[1]);
     }
     case OP_DENSE: {
         int32_t axis = n->attrs.dense.axis < 0 ? n->attrs.dense.axis + x->rank : n->attrs.dense.axis;
@@ -194,12 +192,18 @@ int64_t ir_node_flops(const Graph *g, const Node *n)
     case OP_RESHAPE_AS:
     case OP_SLICE_GRAD:
         return 0;
-    case OP_MAXPOOL: /* with the conv its kernel computes (PoolAttrs.fused_in) */
-        return ir_inlined_input(n) >= 0 ? ir_add_sat(out, ir_node_flops(g, &g->nodes[n->inputs[0]]))
-                                        : out;
     default:
         return out;
     }
+}
+
+int64_t ir_node_flops(const Graph *g, const Node *n)
+{
+    /* a kernel that computes its input 0 (a 1×1 conv, a product, a conv before a maxpool)
+     * does that input's work too */
+    int64_t own = own_flops(g, n);
+    int32_t in = ir_inlined_input(n);
+    return in >= 0 ? ir_add_sat(own, ir_node_flops(g, &g->nodes[in])) : own;
 }
 
 static void append_part(char *buf, size_t size, const char *part)
