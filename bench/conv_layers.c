@@ -197,6 +197,10 @@ static void flush_caches(float *x, int64_t xn)
 static double time_layer(const KhKernel *k, void **args, int threads, int reps, int64_t xn)
 {
     RtPool *pool = rt_pool_new(threads);
+    if (!pool || !rt_pool_reserve_scratch(pool, k->scratch_bytes)) {
+        fprintf(stderr, "no memory for the thread pool\n");
+        exit(1);
+    }
     double t[64];
     rt_parallel_for(pool, k->items, (RtKernel)k->fn, args);
     for (int r = 0; r < reps; r++) {

@@ -112,10 +112,11 @@ static void bench(const Layer *l, const char *op, double flops, double peak, int
         args[i] = bufs[i];
     }
     double best = 1e30;
-    k.fn(args, 0, k.items);
+    void *scratch = kh_scratch(&k);
+    k.fn(args, 0, k.items, scratch);
     for (int r = 0; r < reps; r++) {
         double t0 = now();
-        k.fn(args, 0, k.items);
+        k.fn(args, 0, k.items, scratch);
         double t = now() - t0;
         best = t < best ? t : best;
     }
@@ -126,6 +127,7 @@ static void bench(const Layer *l, const char *op, double flops, double peak, int
     printf("\n");
     for (int32_t i = 0; i < 4; i++)
         free(bufs[i]);
+    free(scratch);
     kh_unload(&k);
     ir_graph_free(g);
 }

@@ -45,6 +45,10 @@ static double now(clockid_t id)
 static double time_kernel(const KhKernel *k, void **args, int threads, int reps)
 {
     RtPool *pool = rt_pool_new(threads);
+    if (!pool || !rt_pool_reserve_scratch(pool, k->scratch_bytes)) {
+        fprintf(stderr, "no memory for the thread pool\n");
+        exit(1);
+    }
     clockid_t id = threads == 1 ? CLOCK_THREAD_CPUTIME_ID : CLOCK_MONOTONIC;
     double t[64];
     rt_parallel_for(pool, k->items, (RtKernel)k->fn, args);

@@ -7,6 +7,8 @@
 #define CNNC_RT_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "cnnc/abi.h"
@@ -15,9 +17,10 @@
 /* Runs fn over [0, n) split statically and evenly across the pool's threads
  * (the caller's thread takes a share). Returns when all items are done.
  * Chunk i of min(n, threads) contiguous chunks runs on thread i, the caller's
- * being chunk 0; n <= 0 does nothing; a call made while the pool is busy (from
- * inside one of its kernels, or from a second thread) runs fn(args, 0, n) on
- * the calling thread. No allocation, no thread creation per call. */
+ * being chunk 0, with thread i's scratch; n <= 0 does nothing; a call made while
+ * the pool is busy (from inside one of its kernels, or from a second thread) runs
+ * fn(args, 0, n, NULL) on the calling thread. No allocation, no thread creation
+ * per call. */
 void rt_parallel_for(RtPool *pool, int64_t n, RtKernel fn, void *args);
 
 /* Every kernel call of the generated `run` goes through here: kernel number k
@@ -56,6 +59,13 @@ void rt_fill_info(const RtTensor *t, cnn_tensor_info *info);
 RtPool *rt_pool_new(int32_t nthreads); /* NULL on failure; 1: no worker threads */
 void rt_pool_free(RtPool *pool);
 int32_t rt_pool_threads(const RtPool *pool);
+/* Gives each thread of the pool at least `bytes` of scratch (the kernels' `scratch`
+ * argument), zeroed; false when out of memory (what it had is kept). Not while a
+ * call is in flight. */
+bool rt_pool_reserve_scratch(RtPool *pool, int64_t bytes);
+/* `bytes` of 64-byte-aligned memory for free(), on huge pages where it is large
+ * enough and the system gives them. */
+void *rt_alloc_large(size_t bytes);
 
 /* Per-kernel profiling counters of a pool (runtime-internal): while `c` is set,
  * rt_run_kernel(pool, k, ...) adds to c[k] (k < n; others are not counted). */

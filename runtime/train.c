@@ -270,7 +270,7 @@ static cnn_status allocate(cnn_trainer *t)
     t->grads = aligned(grads * sizeof(float));
     t->labels = aligned((size_t)rt_tensor_bytes(t->label));
     t->output = aligned((size_t)rt_tensor_bytes(t->out));
-    t->arena = (uint64_t)arena <= SIZE_MAX ? aligned((size_t)arena) : NULL;
+    t->arena = (uint64_t)arena <= SIZE_MAX ? rt_alloc_large((size_t)arena) : NULL;
     t->counters = calloc((size_t)num_kernels(t) + 1, sizeof *t->counters);
     if (!t->grad_at || !t->cur || !t->next || !t->store || !t->grads || !t->labels ||
         !t->output || !t->arena || !t->counters)
@@ -334,6 +334,11 @@ cnn_status rt_trainer_create(const RtTrain *desc, const cnn_train_options *opt, 
     if (s == CNN_OK) s = allocate(t);
     if (s == CNN_OK && !(t->pool = rt_pool_new(rt_threads(opt->num_threads))))
         s = CNN_ERR_THREADS;
+    /* one pool runs the three models' kernels */
+    if (s == CNN_OK && !(rt_pool_reserve_scratch(t->pool, desc->grad->scratch_bytes) &&
+                         rt_pool_reserve_scratch(t->pool, desc->apply->scratch_bytes) &&
+                         rt_pool_reserve_scratch(t->pool, desc->eval->scratch_bytes)))
+        s = CNN_ERR_OUT_OF_MEMORY;
     if (s != CNN_OK) {
         cnn_trainer_destroy(t);
         return s;

@@ -17,11 +17,12 @@
 
 #include "cg.h"
 
-typedef void (*KhFn)(void **args, int64_t begin, int64_t end);
+typedef void (*KhFn)(void **args, int64_t begin, int64_t end, void *scratch);
 
 typedef struct KhKernel {
     KhFn fn;
     int64_t items;
+    int64_t scratch_bytes; /* each calling thread's `scratch` (RtKernel) */
     void *so;
     int32_t vec;
 } KhKernel;
@@ -153,11 +154,18 @@ static bool kh_compile(const Graph *g, int32_t id, const char *features, KhKerne
         LLVMDisposeMessage(msg);
     }
     k->items = ck.items;
+    k->scratch_bytes = cg.scratch_bytes;
     k->vec = cg.vec;
     cg_embed_weights(&cg);
     ok = ok && kh_load(&cg, k);
     kh_cg_free(&cg);
     return ok;
+}
+
+/* A calling thread's scratch for k (free() it). */
+static inline void *kh_scratch(const KhKernel *k)
+{
+    return aligned_alloc(64, (size_t)(k->scratch_bytes + 63) / 64 * 64 + 64);
 }
 
 static void kh_unload(KhKernel *k)

@@ -120,8 +120,11 @@ static void set_blocked(TensorType *t, int32_t b)
 static void run_split(const KhKernel *k, void **args)
 {
     int64_t half = k->items / 2;
-    k->fn(args, 0, half);
-    k->fn(args, half, k->items);
+    void *scratch = kh_scratch(k);
+    assert_non_null(scratch);
+    k->fn(args, 0, half, scratch);
+    k->fn(args, half, k->items, scratch);
+    free(scratch);
 }
 
 /* Gives the graph the case's layouts and output placement (the interpreter

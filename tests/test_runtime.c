@@ -21,8 +21,9 @@ typedef struct Count {
     atomic_int calls;
 } Count;
 
-static void count_items(void *p, int64_t begin, int64_t end)
+static void count_items(void *p, int64_t begin, int64_t end, void *scratch)
 {
+    (void)scratch;
     Count *c = p;
     for (int64_t i = begin; i < end; i++)
         atomic_fetch_add(&c->hits[i], 1);
@@ -80,8 +81,9 @@ static void sleep_ms(int32_t ms)
     nanosleep(&ts, NULL);
 }
 
-static void record_thread(void *p, int64_t begin, int64_t end)
+static void record_thread(void *p, int64_t begin, int64_t end, void *scratch)
 {
+    (void)scratch;
     Who *w = p;
     w->ids[begin] = pthread_self();
     w->begins[begin] = begin;
@@ -117,14 +119,16 @@ typedef struct Nest {
     atomic_int inner;
 } Nest;
 
-static void inner(void *p, int64_t begin, int64_t end)
+static void inner(void *p, int64_t begin, int64_t end, void *scratch)
 {
+    (void)scratch;
     Nest *n = p;
     atomic_fetch_add(&n->inner, (int)(end - begin));
 }
 
-static void outer(void *p, int64_t begin, int64_t end)
+static void outer(void *p, int64_t begin, int64_t end, void *scratch)
 {
+    (void)scratch;
     Nest *n = p;
     for (int64_t i = begin; i < end; i++) {
         rt_parallel_for(n->same, 10, inner, n);
@@ -151,13 +155,86 @@ static void test_nested(void **state)
     rt_pool_free(b);
 }
 
+typedef struct Scratch {
+    RtPool *pool;
+    char *slot[4];   /* per item: the scratch it got */
+    char *nested[4]; /* per item: what a call nested inside it got */
+    int64_t bytes;   /* each item fills this much of its scratch */
+} Scratch;
+
+static void nested_scratch(void *p, int64_t begin, int64_t end, void *scratch)
+{
+    (void)end;
+    ((Scratch *)p)->nested[begin] = scratch ? scratch : (char *)1;
+}
+
+static void fill_scratch(void *p, int64_t begin, int64_t end, void *scratch)
+{
+    Scratch *s = p;
+    for (int64_t i = begin; i < end; i++) {
+        s->slot[i] = scratch;
+        if (scratch)
+            memset(scratch, (int)i + 1, (size_t)s->bytes);
+        s->nested[i] = NULL;
+        Scratch in = *s;
+        rt_parallel_for(s->pool, 1, nested_scratch, &in);
+        s->nested[i] = in.nested[0];
+    }
+}
+
+/* Each thread has scratch of its own, 64-byte aligned, the same in every call: a
+ * call nested in a kernel of the same pool gets none (its thread's is in use). */
+static void test_scratch(void **state)
+{
+    RtPool *pool = rt_pool_new(3);
+    assert_non_null(pool);
+    Scratch s = {.pool = pool, .bytes = 1000};
+    rt_parallel_for(pool, 3, fill_scratch, &s);
+    for (int i = 0; i < 3; i++)
+        assert_null(s.slot[i]); /* none reserved */
+    assert_true(rt_pool_reserve_scratch(pool, 1000));
+    char *first[3];
+    for (int rep = 0; rep < 2; rep++) {
+        rt_parallel_for(pool, 3, fill_scratch, &s);
+        for (int i = 0; i < 3; i++) {
+            assert_non_null(s.slot[i]);
+            assert_int_equal((uintptr_t)s.slot[i] % 64, 0);
+            assert_ptr_equal(s.nested[i], (char *)1); /* NULL */
+            for (int64_t j = 0; j < s.bytes; j++) /* no other thread wrote here */
+                assert_int_equal(s.slot[i][j], i + 1);
+            if (rep == 0)
+                first[i] = s.slot[i];
+            assert_ptr_equal(s.slot[i], first[i]);
+        }
+    }
+    /* one item runs on the caller with thread 0's scratch; a smaller reservation
+     * keeps it, one that cannot be met fails and keeps it too */
+    assert_true(rt_pool_reserve_scratch(pool, 10));
+    assert_false(rt_pool_reserve_scratch(pool, INT64_MAX));
+    assert_false(rt_pool_reserve_scratch(pool, -1));
+    rt_parallel_for(pool, 1, fill_scratch, &s);
+    assert_ptr_equal(s.slot[0], first[0]);
+    rt_pool_free(pool);
+    /* a pool of one thread */
+    pool = rt_pool_new(1);
+    assert_non_null(pool);
+    assert_true(rt_pool_reserve_scratch(pool, 64));
+    s = (Scratch){.pool = pool, .bytes = 64};
+    rt_parallel_for(pool, 2, fill_scratch, &s);
+    assert_non_null(s.slot[0]);
+    assert_ptr_equal(s.slot[1], s.slot[0]);
+    assert_ptr_equal(s.nested[0], (char *)1);
+    rt_pool_free(pool);
+}
+
 typedef struct Sum {
     const int32_t *v;
     int64_t *partial; /* per item */
 } Sum;
 
-static void square(void *p, int64_t begin, int64_t end)
+static void square(void *p, int64_t begin, int64_t end, void *scratch)
 {
+    (void)scratch;
     Sum *s = p;
     for (int64_t i = begin; i < end; i++)
         s->partial[i] = (int64_t)s->v[i] * s->v[i];
@@ -226,6 +303,7 @@ int main(void)
         cmocka_unit_test(test_cover),
         cmocka_unit_test(test_one_chunk_per_thread),
         cmocka_unit_test(test_nested),
+        cmocka_unit_test(test_scratch),
         cmocka_unit_test(test_two_pools_two_threads),
         cmocka_unit_test(test_create_free),
     };

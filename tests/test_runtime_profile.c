@@ -26,8 +26,9 @@ typedef struct Spin {
 } Spin;
 
 /* Every call busy-waits SPIN_NS, so a timed kernel call takes at least that. */
-static void spin_kernel(void *p, int64_t begin, int64_t end)
+static void spin_kernel(void *p, int64_t begin, int64_t end, void *scratch)
 {
+    (void)scratch;
     Spin *s = p;
     int64_t t0 = now_ns();
     while (now_ns() - t0 < SPIN_NS) {
@@ -70,8 +71,9 @@ static void test_run_kernel_counters(void **state)
 /* ---- rt_model_create over a description built in this process ---------------- */
 
 /* Writes 1..64 into the arena (two kernels), copies it to the output. */
-static void fill_kernel(void *p, int64_t begin, int64_t end)
+static void fill_kernel(void *p, int64_t begin, int64_t end, void *scratch)
 {
+    (void)scratch;
     float *a = p;
     for (int64_t i = begin; i < end; i++)
         a[i] = (float)(i + 1);
@@ -91,7 +93,7 @@ static const RtKernelInfo desc_kernels[] = {{"fill", "copy", 32, 32}, {"last", N
 static RtModel desc_model(void)
 {
     return (RtModel){RT_ABI_VERSION, 0, 1, 0, NULL, desc_out, 256, run_desc, 2, 0, desc_kernels,
-                     NULL, 0, 0};
+                     NULL, 0, 0, 0};
 }
 
 static void test_model_create(void **state)
@@ -142,6 +144,12 @@ static void test_model_create_errors(void **state)
     d = desc_model();
     d.nkernels = -1;
     assert_int_equal(rt_model_create(&d, NULL, &m), CNN_ERR_INVALID_ARGUMENT);
+    d = desc_model();
+    d.scratch_bytes = -1;
+    assert_int_equal(rt_model_create(&d, NULL, &m), CNN_ERR_INVALID_ARGUMENT);
+    d.scratch_bytes = INT64_MAX; /* more than any machine has */
+    assert_int_equal(rt_model_create(&d, NULL, &m), CNN_ERR_OUT_OF_MEMORY);
+    assert_null(m);
     d = desc_model();
     d.abi_version = 1;
     assert_int_equal(rt_model_create(&d, NULL, &m), CNN_ERR_VERSION);

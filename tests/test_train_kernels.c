@@ -273,12 +273,13 @@ typedef struct Part {
     KhFn fn;
     void **args;
     int64_t begin, end;
+    void *scratch;
 } Part;
 
 static void *run_part(void *p)
 {
     Part *w = p;
-    w->fn(w->args, w->begin, w->end);
+    w->fn(w->args, w->begin, w->end, w->scratch);
     return NULL;
 }
 
@@ -287,11 +288,15 @@ static void run_kernel(const KhKernel *k, void **args, int32_t threads)
     Part parts[2];
     pthread_t t[2];
     for (int32_t i = 0; i < threads; i++) {
-        parts[i] = (Part){k->fn, args, k->items * i / threads, k->items * (i + 1) / threads};
+        parts[i] = (Part){k->fn, args, k->items * i / threads, k->items * (i + 1) / threads,
+                          kh_scratch(k)};
+        assert_non_null(parts[i].scratch);
         assert_int_equal(pthread_create(&t[i], NULL, run_part, &parts[i]), 0);
     }
-    for (int32_t i = 0; i < threads; i++)
+    for (int32_t i = 0; i < threads; i++) {
         pthread_join(t[i], NULL);
+        free(parts[i].scratch);
+    }
 }
 
 /* The targets each kernel is compiled for: the host, AVX2 (8 lanes, 16

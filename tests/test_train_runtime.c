@@ -39,8 +39,9 @@ static void forward(const float *x, const float *w, const float *b, float *logit
         }
 }
 
-static void nothing(void *args, int64_t begin, int64_t end)
+static void nothing(void *args, int64_t begin, int64_t end, void *scratch)
 {
+    (void)scratch;
     (void)args, (void)begin, (void)end;
 }
 

@@ -47,7 +47,9 @@ typedef struct Cg {
     bool fma;      /* the target has fused multiply-add */
     /* Common types. */
     LLVMTypeRef t_void, t_i1, t_i32, t_i64, t_f32, t_ptr, t_vf32, t_kernel;
-    LLVMValueRef args, begin, end; /* parameters of the kernel being emitted */
+    LLVMValueRef args, begin, end, scratch; /* parameters of the kernel being emitted */
+    /* The most scratch (bytes) a kernel of the module takes: RtModel.scratch_bytes. */
+    int64_t scratch_bytes;
     /* The kernel being emitted runs each thread's range of work items backwards
      * (cg_item): set for the direct convs that write a 3×3 conv's input (module.c). */
     bool reverse;
@@ -234,10 +236,9 @@ LLVMValueRef cg_call1(Cg *cg, const char *intrinsic, LLVMValueRef a); /* "llvm.f
 void cg_prefetch(Cg *cg, LLVMValueRef p);
 void cg_prefetch_l2(Cg *cg, LLVMValueRef p); /* into L2, not L1 */
 void cg_prefetch_w(Cg *cg, LLVMValueRef p);  /* a line about to be written */
-/* `floats` of 64-byte-aligned heap scratch for one call of a kernel (a trap when there
- * is no memory), and its release before the kernel returns. */
-LLVMValueRef cg_scratch_alloc(Cg *cg, int64_t floats);
-void cg_scratch_free(Cg *cg, LLVMValueRef p);
+/* `floats` of the calling thread's 64-byte-aligned scratch (the kernel's `scratch`
+ * parameter, RtKernel), which the module's RtModel.scratch_bytes then covers. */
+LLVMValueRef cg_scratch(Cg *cg, int64_t floats);
 /* Kernel argument slots past a node's output and inputs that run_call fills: 1 for a conv
  * with ConvAttrs.scaled_in (the scale, slot ninputs + 1), else 0. */
 int32_t cg_extra_slots(const Node *n);

@@ -1029,7 +1029,7 @@ static CgKernel emit_fused(Cg *cg, int32_t node)
     /* The e.oct blocks of an item lie a plane apart (as in the tensor); one band is all
      * H rows, which the 1×1 conv computes whether or not they are read. */
     int64_t plane = d.H * d.W * b, groups = d.OB / e.oct;
-    LLVMValueRef buf = cg_scratch_alloc(
+    LLVMValueRef buf = cg_scratch(
         cg, (e.oct - 1) * plane + (bands == 1 ? d.H : band_rows_in(&d, rows)) * d.W * b);
     CgAccLoop l, lr, lj;
     cg_acc_loop_begin(cg, &l, cg->begin, cg->end, NULL, 0);
@@ -1073,7 +1073,6 @@ static CgKernel emit_fused(Cg *cg, int32_t node)
     cg_acc_loop_end(cg, &lr, NULL);
     cg_acc_loop_end(cg, &lj, NULL);
     cg_acc_loop_end(cg, &l, NULL);
-    cg_scratch_free(cg, buf);
     cg_kernel_end(cg);
     return (CgKernel){fn, d.N * groups * bands};
 }
@@ -1130,7 +1129,7 @@ CgKernel cg_emit_conv_pool(Cg *cg, int32_t node)
     LLVMValueRef fn = cg_kernel_begin(cg, pn->name);
     LLVMValueRef out = cg_arg_ptr(cg, 0);
     e.x = cg_arg_ptr(cg, 1); /* the conv's input (module.c's run_call) */
-    LLVMValueRef buf = cg_scratch_alloc(cg, e.oct * band_in * e.OW * b);
+    LLVMValueRef buf = cg_scratch(cg, e.oct * band_in * e.OW * b);
     CgAccLoop l, lr, lj;
     cg_acc_loop_begin(cg, &l, cg->begin, cg->end, NULL, 0);
     LLVMValueRef band = LLVMBuildSRem(cg->b, l.iv, cg_i64(cg, bands), "band");
@@ -1159,7 +1158,6 @@ CgKernel cg_emit_conv_pool(Cg *cg, int32_t node)
     cg_maxpool_rows(cg, node, &v, base, e.nb, add(cg, e.ocb, lj.iv), ph_lo, ph_hi, out);
     cg_acc_loop_end(cg, &lj, NULL);
     cg_acc_loop_end(cg, &l, NULL);
-    cg_scratch_free(cg, buf);
     cg_kernel_end(cg);
     return (CgKernel){fn, e.N * groups * bands};
 }

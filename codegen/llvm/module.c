@@ -166,8 +166,8 @@ void cg_init_types(Cg *cg)
     cg->t_f32 = LLVMFloatTypeInContext(c);
     cg->t_ptr = LLVMPointerTypeInContext(c, 0);
     cg->t_vf32 = LLVMVectorType(cg->t_f32, (unsigned)cg->vec);
-    LLVMTypeRef params[3] = {cg->t_ptr, cg->t_i64, cg->t_i64};
-    cg->t_kernel = LLVMFunctionType(cg->t_void, params, 3, 0);
+    LLVMTypeRef params[4] = {cg->t_ptr, cg->t_i64, cg->t_i64, cg->t_ptr};
+    cg->t_kernel = LLVMFunctionType(cg->t_void, params, 4, 0);
 }
 
 static bool init_cg(Cg *cg, const Graph *g, const CgTarget *t, Diag *d)
@@ -861,19 +861,20 @@ void cg_check_layout(Cg *cg, LLVMTypeRef t, const char *name, const size_t *at, 
 
 static void check_model_layout(Cg *cg, LLVMTypeRef mt)
 {
-    static const size_t at[14] = {
+    static const size_t at[15] = {
         offsetof(RtModel, abi_version), offsetof(RtModel, ninputs), offsetof(RtModel, noutputs),
         offsetof(RtModel, pad_), offsetof(RtModel, inputs), offsetof(RtModel, outputs),
         offsetof(RtModel, arena_bytes), offsetof(RtModel, run), offsetof(RtModel, nkernels),
         offsetof(RtModel, pad2_), offsetof(RtModel, kernels), offsetof(RtModel, weights),
         offsetof(RtModel, weights_bytes), offsetof(RtModel, weights_hash),
+        offsetof(RtModel, scratch_bytes),
     };
     static const size_t tensor_at[4] = {offsetof(RtTensor, name), offsetof(RtTensor, rank),
                                         offsetof(RtTensor, pad_), offsetof(RtTensor, dims)};
     static const size_t kernel_at[4] = {offsetof(RtKernelInfo, name), offsetof(RtKernelInfo, op),
                                         offsetof(RtKernelInfo, flops),
                                         offsetof(RtKernelInfo, items)};
-    cg_check_layout(cg, mt, "RtModel", at, 14, sizeof(RtModel));
+    cg_check_layout(cg, mt, "RtModel", at, 15, sizeof(RtModel));
     cg_check_layout(cg, tensor_type(cg), "RtTensor", tensor_at, 4, sizeof(RtTensor));
     cg_check_layout(cg, kernel_info_type(cg), "RtKernelInfo", kernel_at, 4, sizeof(RtKernelInfo));
 }
@@ -883,11 +884,11 @@ static void check_model_layout(Cg *cg, LLVMTypeRef mt)
 static void build_model(Cg *cg, LLVMValueRef run_fn, const KernelList *kl)
 {
     LLVMTypeRef i32 = cg->t_i32;
-    LLVMTypeRef f[14] = {i32, i32, i32, i32, cg->t_ptr, cg->t_ptr, cg->t_i64, cg->t_ptr,
-                         i32, i32, cg->t_ptr, cg->t_ptr, cg->t_i64, cg->t_i64};
-    LLVMTypeRef mt = LLVMStructTypeInContext(cg->ctx, f, 14, 0);
+    LLVMTypeRef f[15] = {i32, i32, i32, i32, cg->t_ptr, cg->t_ptr, cg->t_i64, cg->t_ptr,
+                         i32, i32, cg->t_ptr, cg->t_ptr, cg->t_i64, cg->t_i64, cg->t_i64};
+    LLVMTypeRef mt = LLVMStructTypeInContext(cg->ctx, f, 15, 0);
     check_model_layout(cg, mt);
-    LLVMValueRef v[14] = {
+    LLVMValueRef v[15] = {
         LLVMConstInt(i32, RT_ABI_VERSION, 0),
         LLVMConstInt(i32, (unsigned)ir_num_inputs(cg->g), 0),
         LLVMConstInt(i32, (unsigned)cg->g->noutputs, 0),
@@ -902,10 +903,11 @@ static void build_model(Cg *cg, LLVMValueRef run_fn, const KernelList *kl)
         cg->weights_sym ? cg->weights_sym : LLVMConstNull(cg->t_ptr),
         cg_i64(cg, cg->blob ? cg->blob->size : 0),
         LLVMConstInt(cg->t_i64, cg_weights_hash(cg), 0),
+        cg_i64(cg, cg->scratch_bytes),
     };
     char sym[64];
     LLVMValueRef gv = LLVMAddGlobal(cg->mod, mt, cg_symbol(cg, CG_MODEL_SYMBOL, sym, sizeof sym));
-    LLVMSetInitializer(gv, LLVMConstNamedStruct(mt, v, 14));
+    LLVMSetInitializer(gv, LLVMConstNamedStruct(mt, v, 15));
     LLVMSetGlobalConstant(gv, 1);
     LLVMSetVisibility(gv, LLVMHiddenVisibility);
     LLVMSetAlignment(gv, 8);

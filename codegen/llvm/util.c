@@ -37,9 +37,16 @@ LLVMValueRef cg_kernel_begin(Cg *cg, const char *name)
     cg->args_read = 0;
     cg->begin = LLVMGetParam(fn, 1);
     cg->end = LLVMGetParam(fn, 2);
+    cg->scratch = LLVMGetParam(fn, 3);
+    /* the thread's own scratch: no other pointer reaches it (as with a fresh allocation) */
+    LLVMAddAttributeAtIndex(
+        fn, 4, LLVMCreateEnumAttribute(cg->ctx, LLVMGetEnumAttributeKindForName("noalias", 7), 0));
+    LLVMAddAttributeAtIndex(
+        fn, 4, LLVMCreateEnumAttribute(cg->ctx, LLVMGetEnumAttributeKindForName("align", 5), 64));
     LLVMSetValueName2(cg->args, "args", 4);
     LLVMSetValueName2(cg->begin, "begin", 5);
     LLVMSetValueName2(cg->end, "end", 3);
+    LLVMSetValueName2(cg->scratch, "scratch", 7);
     return fn;
 }
 
@@ -486,37 +493,11 @@ LLVMValueRef cg_hsum(Cg *cg, LLVMValueRef v)
 }
 
 /* A C library function the kernel calls, declared once per module. */
-static LLVMValueRef libc_fn(Cg *cg, const char *name, LLVMTypeRef ret, LLVMTypeRef *params,
-                            unsigned n, LLVMTypeRef *ty)
+LLVMValueRef cg_scratch(Cg *cg, int64_t floats)
 {
-    *ty = LLVMFunctionType(ret, params, n, 0);
-    LLVMValueRef f = LLVMGetNamedFunction(cg->mod, name);
-    return f ? f : LLVMAddFunction(cg->mod, name, *ty);
-}
-
-/* `floats` of 64-byte-aligned scratch from the heap, for one call of the kernel
- * (on a thread's stack, up to 2 MB of it could overflow the stacks that threads
- * get by default where the stack limit is unlimited). No memory: a trap, as
- * results cannot be given. */
-LLVMValueRef cg_scratch_alloc(Cg *cg, int64_t floats)
-{
-    LLVMTypeRef ty, pi[2] = {cg->t_i64, cg->t_i64};
-    LLVMValueRef f = libc_fn(cg, "aligned_alloc", cg->t_ptr, pi, 2, &ty);
-    LLVMValueRef args[2] = {cg_i64(cg, 64), cg_i64(cg, (floats * 4 + 63) / 64 * 64)};
-    LLVMValueRef p = LLVMBuildCall2(cg->b, ty, f, args, 2, "scratch");
-    LLVMBasicBlockRef join = cg_if_begin(cg, LLVMBuildIsNull(cg->b, p, ""));
-    LLVMTypeRef tty;
-    LLVMValueRef trap = libc_fn(cg, "llvm.trap", cg->t_void, NULL, 0, &tty);
-    LLVMBuildCall2(cg->b, tty, trap, NULL, 0, "");
-    cg_if_end(cg, join);
-    return p;
-}
-
-void cg_scratch_free(Cg *cg, LLVMValueRef p)
-{
-    LLVMTypeRef ty;
-    LLVMValueRef f = libc_fn(cg, "free", cg->t_void, &cg->t_ptr, 1, &ty);
-    LLVMBuildCall2(cg->b, ty, f, &p, 1, "");
+    int64_t bytes = (floats * (int64_t)sizeof(float) + 63) / 64 * 64;
+    if (bytes > cg->scratch_bytes) cg->scratch_bytes = bytes;
+    return cg->scratch;
 }
 
 int32_t cg_extra_slots(const Node *n)

@@ -469,7 +469,7 @@ CgKernel cg_emit_conv2d_winograd(Cg *cg, int32_t node)
     k.x = cg_arg_ptr(cg, 1);
     k.res = k.a->epi.residual ? cg_arg_ptr(cg, k.n->ninputs) : NULL;
     int64_t ob = k.oct * k.b;
-    LLVMValueRef scratch = cg_scratch_alloc(cg, k.f->p * k.MT * (k.C + ob));
+    LLVMValueRef scratch = cg_scratch(cg, k.f->p * k.MT * (k.C + ob));
     k.vbuf = scratch;
     k.mbuf = at(cg, scratch, cg_i64(cg, k.f->p * k.MT * k.C));
 
@@ -500,7 +500,6 @@ CgKernel cg_emit_conv2d_winograd(Cg *cg, int32_t node)
         output_tile(&k, kg, lt.iv, j);
     cg_acc_loop_end(cg, &lt, NULL);
     cg_acc_loop_end(cg, &li, NULL);
-    cg_scratch_free(cg, scratch);
     cg_kernel_end(cg);
     return (CgKernel){fn, k.runs * k.KG};
 }

@@ -10,13 +10,16 @@
 #include <stdint.h>
 #include <string.h>
 
-#define RT_ABI_VERSION 5
+#define RT_ABI_VERSION 6
 #define RT_MAX_RANK 6
 
 typedef struct RtPool RtPool;
 
-/* A kernel processes work items [begin, end) of its own numbering. */
-typedef void (*RtKernel)(void *args, int64_t begin, int64_t end);
+/* A kernel processes work items [begin, end) of its own numbering. `scratch` is
+ * the calling thread's own RtModel.scratch_bytes of 64-byte-aligned memory, the
+ * same for every kernel that thread runs (NULL in a call nested inside another
+ * kernel of the same pool). */
+typedef void (*RtKernel)(void *args, int64_t begin, int64_t end, void *scratch);
 
 typedef struct RtTensor {
     const char *name;
@@ -52,6 +55,10 @@ typedef struct RtModel {
     const uint8_t *weights;
     int64_t weights_bytes;
     uint64_t weights_hash;
+    /* The most scratch one thread's call of a kernel takes (the Winograd
+     * kernel's transformed tiles, a fused kernel's band of rows): each thread of
+     * an instance's pool has this much, allocated with the instance. */
+    int64_t scratch_bytes;
 } RtModel;
 
 /* A training model.so (cnnc --train) holds three models -- grad (forward, loss,
@@ -98,7 +105,8 @@ _Static_assert(offsetof(RtKernelInfo, flops) == 16 && sizeof(RtKernelInfo) == 32
 _Static_assert(offsetof(RtModel, inputs) == 16 && offsetof(RtModel, arena_bytes) == 32 &&
                    offsetof(RtModel, run) == 40 && offsetof(RtModel, nkernels) == 48 &&
                    offsetof(RtModel, kernels) == 56 && offsetof(RtModel, weights) == 64 &&
-                   offsetof(RtModel, weights_hash) == 80 && sizeof(RtModel) == 88,
+                   offsetof(RtModel, weights_hash) == 80 &&
+                   offsetof(RtModel, scratch_bytes) == 88 && sizeof(RtModel) == 96,
                "RtModel layout");
 _Static_assert(offsetof(RtTrainParam, dims) == 16 && offsetof(RtTrainParam, init) == 64 &&
                    sizeof(RtTrainParam) == 72, "RtTrainParam layout");

@@ -25,19 +25,20 @@ typedef struct AddArgs {
     float add, mul;
 } AddArgs;
 
-static void scale_add(void *p, int64_t begin, int64_t end)
+static void scale_add(void *p, int64_t begin, int64_t end, void *scratch)
 {
+    (void)scratch;
     AddArgs *a = p;
     for (int64_t i = begin; i < end; i++)
         a->dst[i] = a->src[i] * a->mul + a->add;
 }
 
 /* A kernel of one work item that covers all 10 elements of y. */
-static void scale_all(void *p, int64_t begin, int64_t end)
+static void scale_all(void *p, int64_t begin, int64_t end, void *scratch)
 {
     (void)begin;
     (void)end;
-    scale_add(p, 0, 10);
+    scale_add(p, 0, 10, scratch);
 }
 
 __attribute__((visibility("default"))) void (*fake_model_hook)(void);
@@ -77,4 +78,4 @@ static const RtKernelInfo kernels[] = {
 static const char weights[] = "fake model weights, 32 bytes ok!";
 
 const RtModel cnnc_model = {FAKE_ABI, 2, 3, 0, inputs, outputs, FAKE_ARENA, run, 3, 0, kernels,
-                            (const uint8_t *)weights, sizeof weights - 1, FAKE_WEIGHTS_HASH};
+                            (const uint8_t *)weights, sizeof weights - 1, FAKE_WEIGHTS_HASH, 0};
