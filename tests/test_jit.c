@@ -177,6 +177,14 @@ static void test_bad_symbols(void **state)
     assert_int_equal(j.desc->abi_version, RT_ABI_VERSION);
     assert_int_equal(j.desc->ninputs, 1);
     assert_int_equal(j.desc->outputs[0].dims[1], 10);
+    /* conv2 (32→64, 24×24) runs Winograd F(4×4): each thread's scratch holds at least
+     * the 36 points of its 36 tiles for the 32 input channels */
+    bool winograd = false;
+    for (int32_t k = 0; k < j.desc->nkernels; k++)
+        winograd |= strstr(j.desc->kernels[k].op, "winograd") != NULL;
+    assert_true(winograd);
+    assert_true(j.desc->scratch_bytes >= 36 * 36 * 32 * 4);
+    assert_true(j.desc->scratch_bytes <= 4 << 20);
     char *ir = cg_print_ir(&j.cg);
     assert_non_null(strstr(ir, "@cnnc_model"));
     LLVMDisposeMessage(ir);
