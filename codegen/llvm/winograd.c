@@ -19,7 +19,7 @@
  * A thread transforms the input tiles of a run, once for its items of the run,
  * into V[P][MT][C] (vector
  * arithmetic on the b channels of a block: Bᵀ d B is adds and multiplies by
- * constants on vectors), a heap buffer that stays in L2; then per chunk of
+ * constants on vectors), in the thread's scratch, which stays in L2; then per chunk of
  * output blocks, for each point a GEMM M[p][MT][oct·b] = V[p] × U[kc][p] with
  * the direct convolution's register tile (broadcast one V value, FMA it with
  * oct weight vectors, T tiles × oct vectors of accumulators), and the output
