@@ -334,11 +334,11 @@ cnn_status rt_trainer_create(const RtTrain *desc, const cnn_train_options *opt, 
     if (s == CNN_OK) s = allocate(t);
     if (s == CNN_OK && !(t->pool = rt_pool_new(rt_threads(opt->num_threads))))
         s = CNN_ERR_THREADS;
-    /* one pool runs the three models' kernels */
-    if (s == CNN_OK && !(rt_pool_reserve_scratch(t->pool, desc->grad->scratch_bytes) &&
-                         rt_pool_reserve_scratch(t->pool, desc->apply->scratch_bytes) &&
-                         rt_pool_reserve_scratch(t->pool, desc->eval->scratch_bytes)))
-        s = CNN_ERR_OUT_OF_MEMORY;
+    /* one pool runs the three models' kernels: the scratch of the largest */
+    int64_t scratch = desc->grad->scratch_bytes;
+    if (desc->apply->scratch_bytes > scratch) scratch = desc->apply->scratch_bytes;
+    if (desc->eval->scratch_bytes > scratch) scratch = desc->eval->scratch_bytes;
+    if (s == CNN_OK && !rt_pool_reserve_scratch(t->pool, scratch)) s = CNN_ERR_OUT_OF_MEMORY;
     if (s != CNN_OK) {
         cnn_trainer_destroy(t);
         return s;
